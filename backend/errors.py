@@ -1,0 +1,69 @@
+"""Errors a user can cause, each with a human message and where it happened.
+
+The studio shows ``message`` next to the field that caused it and uses ``span`` to underline the exact
+characters; the CLI prints ``str(err)``. Nothing a user types may surface as a bare traceback, so every
+user-facing failure in the engine is one of these types.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+
+class StudioError(Exception):
+    """Base class: a problem in something the user supplied (never a bug in our code)."""
+
+    field: str = "input"
+
+    def __init__(self, message: str, *, span: tuple[int, int] | None = None,
+                 row: int | None = None, column: str | None = None, field: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.span = span
+        self.row = row
+        self.column = column
+        if field is not None:
+            self.field = field
+
+    def location(self) -> str:
+        parts = []
+        if self.span is not None:
+            parts.append(f"characters {self.span[0]}-{self.span[1]}")
+        if self.row is not None:
+            parts.append(f"row {self.row}")
+        if self.column is not None:
+            parts.append(f"column {self.column!r}")
+        return ", ".join(parts)
+
+    def __str__(self) -> str:
+        where = self.location()
+        return f"{self.field}: {self.message}" + (f" ({where})" if where else "")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"error": type(self).__name__, "field": self.field, "message": self.message,
+                "span": list(self.span) if self.span else None, "row": self.row, "column": self.column}
+
+
+class TemplateError(StudioError):
+    field = "template"
+
+
+class VerbalizerError(StudioError):
+    field = "verbalizer"
+
+
+class DatasetError(StudioError):
+    field = "data"
+
+
+class ConfigError(StudioError):
+    field = "config"
+
+
+class ModelError(StudioError):
+    field = "model"
+
+
+class EncodingError(StudioError):
+    """The wrapped example cannot be encoded (e.g. the fixed parts alone exceed max_length)."""
+
+    field = "template"
