@@ -1,0 +1,16 @@
+"""Prompt Studio storage: versioned templates and verbalizers, runs, metrics and artifacts.
+
+SQLAlchemy 2 over SQLite (WAL) by default or any SQLAlchemy URL (PostgreSQL to share runs between
+machines); Alembic migrations applied on open; a content-addressed artifact store. Nothing here imports
+torch, gradio or the backend. Entry point: :func:`open_store`.
+"""
+from __future__ import annotations
+
+from .errors import IntegrityError, InvalidInput, InvalidTransition, NotFound, StorageError
+from .paths import default_db_url, default_home
+from .store import Store, open_store
+from .types import ArtifactInfo, DatasetSnapshotInfo, RunInfo, StatusChange, VersionInfo
+
+__all__ = ["ArtifactInfo", "DatasetSnapshotInfo", "IntegrityError", "InvalidInput",
+           "InvalidTransition", "NotFound", "RunInfo", "StatusChange", "StorageError", "Store",
+           "VersionInfo", "default_db_url", "default_home", "open_store"]

@@ -1,0 +1,149 @@
+"""Content-addressed artifact files: ``<root>/<sha[:2]>/<sha256>``.
+
+Why content addressing: identical weights attached to two runs are stored once, a file's name proves
+what it must contain (so corruption is detectable years later), and a database row can never point at a
+half-written file: bytes go to a temporary file in ``<root>/tmp``, are fsynced, then atomically renamed
+into place (and the folder fsynced), and only then does the caller insert the row. A process killed at
+any point leaves at worst a stray temp file (removed by :meth:`ArtifactStore.clean_tmp`) or an
+unreferenced complete blob, never a row pointing at garbage.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import tempfile
+import time
+from pathlib import Path
+from typing import BinaryIO
+
+from .errors import IntegrityError, InvalidInput, NotFound
+
+CHUNK = 1 << 20
+_SHA_RE = re.compile(r"^[0-9a-f]{64}$")
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(CHUNK), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class ArtifactStore:
+    """Files named by their sha256 under ``root``; every read is verified."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+        self.tmp = self.root / "tmp"
+
+    def relpath(self, sha256: str) -> str:
+        if not _SHA_RE.match(sha256):
+            raise InvalidInput(f"{sha256!r} is not a sha256 hex digest (64 lowercase hex characters)")
+        return f"{sha256[:2]}/{sha256}"
+
+    def path_for(self, sha256: str) -> Path:
+        return self.root / self.relpath(sha256)
+
+    def put(self, src: Path | bytes | BinaryIO) -> tuple[str, int]:
+        """Store ``src`` (a file path, bytes or a binary stream); return ``(sha256, size)``."""
+        self.tmp.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(dir=self.tmp, prefix="put-")
+        tmp = Path(tmp_name)
+        try:
+            h, size = hashlib.sha256(), 0
+            with os.fdopen(fd, "wb") as out:
+                for chunk in _chunks(src):
+                    h.update(chunk)
+                    out.write(chunk)
+                    size += len(chunk)
+                out.flush()
+                os.fchmod(out.fileno(), 0o644)  # mkstemp makes 0600; blobs are shared read-only data
+                os.fsync(out.fileno())
+            sha = h.hexdigest()
+            final = self.path_for(sha)
+            if final.exists() and self._intact(final, sha, size):
+                tmp.unlink()  # identical content is stored once
+            else:
+                final.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(tmp, final)
+                _fsync_dir(final.parent)
+            return sha, size
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+
+    def verified_path(self, sha256: str) -> Path:
+        """The blob's path after checking its content still hashes to ``sha256``."""
+        path = self.path_for(sha256)
+        if not path.is_file():
+            raise NotFound(f"artifact {sha256} is missing from the store at {path}")
+        actual = sha256_file(path)
+        if actual != sha256:
+            raise IntegrityError(f"artifact file {path} is corrupt: its content hashes to {actual}, "
+                                 f"expected {sha256}")
+        return path
+
+    def read(self, sha256: str) -> bytes:
+        """The blob's bytes, verified against ``sha256`` (read once, hashed in memory)."""
+        path = self.path_for(sha256)
+        if not path.is_file():
+            raise NotFound(f"artifact {sha256} is missing from the store at {path}")
+        data = path.read_bytes()
+        actual = hashlib.sha256(data).hexdigest()
+        if actual != sha256:
+            raise IntegrityError(f"artifact file {path} is corrupt: its content hashes to {actual}, "
+                                 f"expected {sha256}")
+        return data
+
+    def clean_tmp(self, older_than_s: float = 3600.0) -> int:
+        """Remove temp files left by killed writers; return how many.
+
+        Only files untouched for ``older_than_s`` go, so a writer still streaming a large file in
+        another process keeps its temp file (pass 0 when no writer can be running).
+        """
+        if not self.tmp.is_dir():
+            return 0
+        n, cutoff = 0, time.time() - older_than_s
+        for p in self.tmp.iterdir():
+            try:
+                if p.stat().st_mtime <= cutoff:
+                    p.unlink()
+                    n += 1
+            except FileNotFoundError:
+                pass
+        return n
+
+    def blobs(self) -> list[Path]:
+        """Every complete blob in the store (for audits and tests)."""
+        return sorted(p for p in self.root.glob("??/*") if p.is_file() and _SHA_RE.match(p.name))
+
+    @staticmethod
+    def _intact(path: Path, sha: str, size: int) -> bool:
+        return path.stat().st_size == size and sha256_file(path) == sha
+
+
+def _chunks(src: Path | bytes | BinaryIO):
+    if isinstance(src, (bytes, bytearray, memoryview)):
+        yield bytes(src)
+        return
+    if isinstance(src, (str, os.PathLike)):
+        p = Path(src)
+        if not p.is_file():
+            raise NotFound(f"artifact source {p} does not exist or is not a file")
+        with open(p, "rb") as f:
+            yield from iter(lambda: f.read(CHUNK), b"")
+        return
+    if hasattr(src, "read"):
+        yield from iter(lambda: src.read(CHUNK), b"")
+        return
+    raise InvalidInput(f"artifact source must be a path, bytes or a binary file, not {type(src).__name__}")

@@ -1,0 +1,114 @@
+"""Engines that never answer "database is locked", and schema upgrades that many processes can race.
+
+SQLite: every connection gets WAL (readers never block the writer), foreign keys, a 30 s busy timeout
+and synchronous=NORMAL (durable at each WAL checkpoint, fast commits). pysqlite's own transaction
+handling is switched off and we emit BEGIN ourselves: plain (deferred) ``BEGIN`` for reads, and
+``BEGIN IMMEDIATE`` for writes, which takes the write lock up front. Why: a deferred transaction that
+reads and then writes must *upgrade* its lock, and SQLite fails such an upgrade at once with SQLITE_BUSY
+(busy_timeout cannot help, it would deadlock); taking the lock first makes concurrent writers queue.
+Writes therefore go through :func:`writer`, an engine view whose connections carry the option.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.pool import StaticPool
+
+from .errors import StorageError
+
+BEGIN_OPTION = "storage_begin_immediate"
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+# Any constant works: it names the PostgreSQL advisory lock that serialises concurrent schema upgrades.
+_PG_MIGRATION_LOCK = 0x50524F4D  # "PROM"
+
+
+def is_sqlite(engine: Engine | Connection) -> bool:
+    return engine.dialect.name == "sqlite"
+
+
+def make_engine(url: str) -> Engine:
+    """Create an engine for ``url`` with the settings above (file folders are created as needed)."""
+    try:
+        u = make_url(url)
+    except Exception as exc:  # sqlalchemy.exc.ArgumentError and friends
+        raise StorageError(f"database URL {url!r} is not a valid SQLAlchemy URL: {exc}") from None
+    if u.get_backend_name() != "sqlite":
+        try:
+            return create_engine(u, pool_pre_ping=True, pool_size=2, max_overflow=4)
+        except ModuleNotFoundError as exc:
+            raise StorageError(f"database URL {url!r} needs the driver {exc.name!r}, which is not "
+                               f"installed") from None
+    memory = u.database in (None, "", ":memory:")
+    if not memory and not str(u.database).startswith("file:"):
+        Path(u.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    kwargs: dict[str, Any] = {"connect_args": {"timeout": 30, "check_same_thread": False}}
+    if memory:  # one shared connection, or every checkout would see a new empty database
+        kwargs["poolclass"] = StaticPool
+    engine = create_engine(u, **kwargs)
+    event.listen(engine, "connect", _sqlite_on_connect)
+    event.listen(engine, "begin", _sqlite_on_begin)
+    return engine
+
+
+def writer(engine: Engine) -> Engine:
+    """The same engine (pool, events) whose transactions start with ``BEGIN IMMEDIATE`` on SQLite."""
+    return engine.execution_options(**{BEGIN_OPTION: True})
+
+
+def _sqlite_on_connect(dbapi_conn: Any, _record: Any) -> None:
+    dbapi_conn.isolation_level = None  # we emit BEGIN ourselves (see module docstring)
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA busy_timeout=30000")
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.close()
+
+
+def _sqlite_on_begin(conn: Connection) -> None:
+    immediate = conn.get_execution_options().get(BEGIN_OPTION, False)
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+def upgrade_schema(engine: Engine) -> None:
+    """Bring the schema to Alembic ``head``; safe when many processes call it at once.
+
+    The check and the upgrade run in one write transaction: on SQLite ``BEGIN IMMEDIATE`` makes the
+    others wait, and DDL is transactional, so a process killed mid-upgrade leaves the old schema; on
+    PostgreSQL an advisory transaction lock does the same. Whoever comes second finds ``head`` and does
+    nothing, which is also the fast path of every later start.
+    """
+    from alembic import command
+    from alembic.config import Config
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    head = ScriptDirectory.from_config(cfg).get_current_head()
+    with writer(engine).begin() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_MIGRATION_LOCK})
+        if MigrationContext.configure(conn).get_current_revision() == head:
+            return
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "head")
+
+
+def current_revision(engine: Engine) -> str | None:
+    from alembic.runtime.migration import MigrationContext
+
+    with engine.connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision()
+
+
+def dispose_after_fork(engine: Engine, owner_pid: int) -> bool:
+    """Drop pooled connections inherited through ``fork`` (sharing them corrupts both processes)."""
+    if os.getpid() != owner_pid:
+        engine.dispose(close=False)
+        return True
+    return False

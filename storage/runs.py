@@ -1,0 +1,244 @@
+"""Run lifecycle: creation, status transitions with history, claiming, cancellation, heartbeats.
+
+A run moves queued -> running -> succeeded | failed | cancelled (a queued run may also be failed or
+cancelled before it starts). Every change is appended to ``run_status_history`` with the host and pid
+that made it, so "who ran this, where, when" is answerable later; the run row keeps the current state.
+"""
+from __future__ import annotations
+
+import os
+import socket
+import time
+import uuid
+from collections.abc import Iterable
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from . import metrics as metrics_repo
+from .errors import InvalidInput, InvalidTransition, NotFound
+from .models import Artifact, Project, Run, RunTag, StatusEvent, Version
+from .types import RUN_STATUSES, TERMINAL_STATUSES, ArtifactInfo, RunInfo, StatusChange
+
+ALLOWED = {
+    "queued": {"running", "failed", "cancelled"},
+    "running": {"succeeded", "failed", "cancelled"},
+}
+
+
+def _here() -> tuple[str, int]:
+    return socket.gethostname(), os.getpid()
+
+
+def get_row(s: Session, run_id: int, *, lock: bool = False) -> Run:
+    q = select(Run).where(Run.id == run_id)
+    if lock:
+        q = q.with_for_update()
+    run = s.scalar(q)
+    if run is None:
+        raise NotFound(f"no run with id {run_id}")
+    return run
+
+
+def _project_id(s: Session, name: str | None) -> int | None:
+    if name is None:
+        return None
+    row = s.scalar(select(Project).where(Project.name == name))
+    if row is None:
+        row = Project(name=name, created_at=time.time())
+        s.add(row)
+        s.flush()
+    return row.id
+
+
+def _check_version(s: Session, version_id: int | None, kind: str) -> None:
+    if version_id is None:
+        return
+    from .models import Entity
+
+    v = s.get(Version, version_id)
+    if v is None or s.get(Entity, v.entity_id).kind != kind:
+        raise NotFound(f"no {kind} version with id {version_id}")
+
+
+def create(s: Session, config: dict[str, Any], *, method: str, seed: int | None = None,
+           model_id: str | None = None, model_revision: str | None = None,
+           template_version_id: int | None = None, verbalizer_version_id: int | None = None,
+           dataset_snapshot_id: int | None = None, parent_run_id: int | None = None,
+           tags: Iterable[str] = (), status: str = "queued", project: str | None = None,
+           uid: str | None = None, created_at: float | None = None) -> int:
+    if not isinstance(config, dict):
+        raise InvalidInput(f"run config must be a dict, not {type(config).__name__}")
+    if not method or not isinstance(method, str):
+        raise InvalidInput(f"run method must be a non-empty string, got {method!r}")
+    if status not in ("queued", "running"):
+        raise InvalidInput(f"a new run starts as 'queued' or 'running', not {status!r}")
+    _check_version(s, template_version_id, "template")
+    _check_version(s, verbalizer_version_id, "verbalizer")
+    if parent_run_id is not None:
+        get_row(s, parent_run_id)
+    if dataset_snapshot_id is not None:
+        from . import snapshots
+
+        snapshots.get(s, dataset_snapshot_id)
+    now = time.time()
+    host, pid = _here()
+    run = Run(uid=uid or str(uuid.uuid4()), project_id=_project_id(s, project), config=config,
+              status=status, method=method, seed=seed, model_id=model_id,
+              model_revision=model_revision, template_version_id=template_version_id,
+              verbalizer_version_id=verbalizer_version_id, dataset_snapshot_id=dataset_snapshot_id,
+              parent_run_id=parent_run_id, cancel_requested=False,
+              created_at=created_at if created_at is not None else now)
+    if status == "running":
+        run.host, run.pid, run.started_at, run.heartbeat_at = host, pid, now, now
+    s.add(run)
+    s.flush()
+    for tag in sorted(set(tags)):
+        s.add(RunTag(run_id=run.id, tag=str(tag)))
+    s.add(StatusEvent(run_id=run.id, status=status, at=now, host=host, pid=pid, note="created"))
+    s.flush()
+    return run.id
+
+
+def transition(s: Session, run: Run, status: str, error: str | None = None,
+               note: str | None = None) -> None:
+    """Apply a legal status change to a row locked by the caller's write transaction."""
+    if status not in RUN_STATUSES:
+        raise InvalidInput(f"unknown run status {status!r}; expected one of {', '.join(RUN_STATUSES)}")
+    if status not in ALLOWED.get(run.status, set()):
+        raise InvalidTransition(f"run {run.id} is {run.status}; it cannot become {status}"
+                                + (" (it has finished)" if run.status in TERMINAL_STATUSES else ""))
+    now = time.time()
+    host, pid = _here()
+    run.status = status
+    if status == "running":
+        run.host, run.pid, run.started_at, run.heartbeat_at = host, pid, now, now
+    else:
+        run.finished_at = now
+    if error is not None:
+        run.error = str(error)
+    s.add(StatusEvent(run_id=run.id, status=status, at=now, host=host, pid=pid,
+                      note=note if note is not None else error))
+
+
+def claim_next(s: Session, worker: str) -> int | None:
+    """Oldest queued run -> running, owned by ``worker``. The caller's transaction must hold the write
+    lock (SQLite ``BEGIN IMMEDIATE``) or, on PostgreSQL, ``SKIP LOCKED`` makes rivals pass over it."""
+    run = s.scalar(select(Run).where(Run.status == "queued").order_by(Run.id).limit(1)
+                   .with_for_update(skip_locked=True))
+    if run is None:
+        return None
+    transition(s, run, "running", note=f"claimed by {worker}")
+    run.worker = worker
+    return run.id
+
+
+def heartbeat(s: Session, run_id: int) -> None:
+    run = get_row(s, run_id, lock=True)
+    if run.status != "running":
+        raise InvalidTransition(f"run {run_id} is {run.status}; only a running run sends heartbeats")
+    run.heartbeat_at = time.time()
+    run.host, run.pid = _here()
+
+
+def fail_stale(s: Session, older_than_s: float) -> list[int]:
+    cutoff = time.time() - older_than_s
+    failed = []
+    for run in s.scalars(select(Run).where(Run.status == "running").with_for_update()):
+        last = run.heartbeat_at or run.started_at or run.created_at
+        if last < cutoff:
+            transition(s, run, "failed",
+                       error=f"worker stopped: no heartbeat for {time.time() - last:.0f} s "
+                             f"(host {run.host}, pid {run.pid})")
+            failed.append(run.id)
+    return failed
+
+
+def info(s: Session, run: Run, *, detail: bool = True,
+         metrics: dict[str, float] | None = None) -> RunInfo:
+    tags = tuple(s.scalars(select(RunTag.tag).where(RunTag.run_id == run.id).order_by(RunTag.tag)))
+    project = s.get(Project, run.project_id).name if run.project_id is not None else None
+    history: tuple[StatusChange, ...] = ()
+    artifacts: tuple[ArtifactInfo, ...] = ()
+    if detail:
+        history = tuple(StatusChange(status=e.status, at=e.at, host=e.host, pid=e.pid, note=e.note)
+                        for e in s.scalars(select(StatusEvent).where(StatusEvent.run_id == run.id)
+                                           .order_by(StatusEvent.id)))
+        artifacts = tuple(artifact_info(a) for a in s.scalars(
+            select(Artifact).where(Artifact.run_id == run.id).order_by(Artifact.id)))
+    if metrics is None:
+        metrics = metrics_repo.last_values(s, [run.id])[run.id]
+    return RunInfo(id=run.id, uid=run.uid, status=run.status, method=run.method, config=run.config,
+                   seed=run.seed, model_id=run.model_id, model_revision=run.model_revision,
+                   template_version_id=run.template_version_id,
+                   verbalizer_version_id=run.verbalizer_version_id,
+                   dataset_snapshot_id=run.dataset_snapshot_id, parent_run_id=run.parent_run_id,
+                   project=project, tags=tags, host=run.host, pid=run.pid, worker=run.worker,
+                   error=run.error, cancel_requested=bool(run.cancel_requested),
+                   created_at=run.created_at, started_at=run.started_at,
+                   finished_at=run.finished_at, heartbeat_at=run.heartbeat_at, metrics=metrics,
+                   history=history, artifacts=artifacts)
+
+
+def artifact_info(a: Artifact) -> ArtifactInfo:
+    return ArtifactInfo(id=a.id, run_id=a.run_id, kind=a.kind, name=a.name, sha256=a.sha256,
+                        size=a.size, path=a.path, created_at=a.created_at)
+
+
+def query(s: Session, *, status: str | None = None, method: str | None = None,
+          tag: str | None = None, project: str | None = None, model_id: str | None = None,
+          parent_run_id: int | None = None, limit: int | None = 100, offset: int = 0,
+          newest_first: bool = True) -> list[RunInfo]:
+    q = select(Run)
+    if status is not None:
+        q = q.where(Run.status == status)
+    if method is not None:
+        q = q.where(Run.method == method)
+    if model_id is not None:
+        q = q.where(Run.model_id == model_id)
+    if parent_run_id is not None:
+        q = q.where(Run.parent_run_id == parent_run_id)
+    if tag is not None:
+        q = q.where(Run.id.in_(select(RunTag.run_id).where(RunTag.tag == tag)))
+    if project is not None:
+        q = q.where(Run.project_id.in_(select(Project.id).where(Project.name == project)))
+    q = q.order_by(Run.id.desc() if newest_first else Run.id).offset(offset)
+    if limit is not None:
+        q = q.limit(limit)
+    rows = list(s.scalars(q))
+    last = metrics_repo.last_values(s, [r.id for r in rows])
+    return [info(s, r, detail=False, metrics=last[r.id]) for r in rows]
+
+
+def flatten(obj: Any, prefix: str = "") -> dict[str, Any]:
+    """``{"a": {"b": 1}}`` -> ``{"a.b": 1}``; lists stay values (compared whole)."""
+    if isinstance(obj, dict) and obj:
+        out: dict[str, Any] = {}
+        for k, v in obj.items():
+            out.update(flatten(v, f"{prefix}.{k}" if prefix else str(k)))
+        return out
+    return {prefix: obj}
+
+
+_MISSING = "<missing>"
+
+
+def compare(s: Session, run_ids: list[int]) -> dict[str, Any]:
+    """What differs between runs' configs (dotted keys, one value per run) plus their metric table."""
+    runs = [info(s, get_row(s, rid), detail=False) for rid in run_ids]
+    fields = [{"method": r.method, "seed": r.seed, "model_id": r.model_id,
+               "model_revision": r.model_revision, "template_version_id": r.template_version_id,
+               "verbalizer_version_id": r.verbalizer_version_id,
+               "dataset_snapshot_id": r.dataset_snapshot_id, "config": r.config} for r in runs]
+    flat = [flatten(f) for f in fields]
+    keys = sorted(set().union(*flat)) if flat else []
+    diff = {}
+    for k in keys:
+        values = [f.get(k, _MISSING) for f in flat]
+        if any(v != values[0] for v in values[1:]):
+            diff[k] = values
+    metric_keys = sorted(set().union(*(r.metrics for r in runs))) if runs else []
+    return {"runs": [r.id for r in runs], "status": [r.status for r in runs],
+            "config_diff": diff,
+            "metrics": {k: [r.metrics.get(k) for r in runs] for k in metric_keys}}

@@ -1,0 +1,280 @@
+"""The Store: the one API through which the backend and the studio touch persistent state.
+
+Each method is one short transaction: reads use a deferred transaction (they never block writers in WAL
+mode), writes use the write engine (``BEGIN IMMEDIATE`` on SQLite) so concurrent job processes queue on
+the lock instead of failing. Results are plain dataclasses / dicts (see ``storage.types``).
+"""
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from sqlalchemy import Engine, func, select, text
+from sqlalchemy.exc import IntegrityError as SAIntegrityError
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session
+
+from . import metrics as metrics_repo
+from . import runs as runs_repo
+from . import snapshots as snapshots_repo
+from . import versions as versions_repo
+from .artifacts import ArtifactStore
+from .engine import dispose_after_fork, make_engine, upgrade_schema, writer
+from .errors import InvalidInput, StorageError
+from .models import Artifact, Run
+from .paths import default_artifacts_dir, default_db_url
+from .types import ArtifactInfo, DatasetSnapshotInfo, RunInfo, VersionInfo
+
+
+def open_store(url: str | None = None, artifacts_dir: Path | None = None) -> Store:
+    """Open (creating and upgrading as needed) the store at ``url`` (default: the studio's)."""
+    url = url or default_db_url()
+    engine = make_engine(url)
+    try:
+        upgrade_schema(engine)
+    except OperationalError as exc:
+        engine.dispose()
+        raise StorageError(f"cannot open database {url}: {exc.orig}") from None
+    return Store(engine, Path(artifacts_dir) if artifacts_dir else default_artifacts_dir(url), url)
+
+
+class Store:
+    def __init__(self, engine: Engine, artifacts_dir: Path, url: str = "") -> None:
+        self.url = url or str(engine.url)
+        self.engine = engine
+        self._writer = writer(engine)
+        self._pid = os.getpid()
+        self.artifacts = ArtifactStore(artifacts_dir)
+
+    # -- sessions ------------------------------------------------------------------------------
+    def _check_fork(self) -> None:
+        if dispose_after_fork(self.engine, self._pid):
+            self._pid = os.getpid()
+
+    @contextmanager
+    def read(self) -> Iterator[Session]:
+        self._check_fork()
+        with Session(self.engine, expire_on_commit=False) as s, s.begin():
+            yield s
+
+    @contextmanager
+    def write(self) -> Iterator[Session]:
+        self._check_fork()
+        with Session(self._writer, expire_on_commit=False) as s, s.begin():
+            yield s
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- versions ------------------------------------------------------------------------------
+    def save_version(self, kind: str, name: str, content: str, message: str = "", author: str = "",
+                     parent: int | str | None = None) -> VersionInfo:
+        """Save ``content`` as the next version of ``name`` (identical content: existing version)."""
+        for attempt in range(5):  # a rival on PostgreSQL may take the same number: retry
+            try:
+                with self.write() as s:
+                    return versions_repo.save(s, kind, name, content, message, author, parent)
+            except SAIntegrityError:
+                if attempt == 4:
+                    raise
+        raise AssertionError("unreachable")
+
+    def get_version(self, kind: str, name: str, ref: int | str | None = None) -> VersionInfo:
+        with self.read() as s:
+            return versions_repo.get(s, kind, name, ref)
+
+    def get_version_by_id(self, version_id: int) -> VersionInfo:
+        with self.read() as s:
+            return versions_repo.get_by_id(s, version_id)
+
+    def list_versions(self, kind: str, name: str) -> list[VersionInfo]:
+        with self.read() as s:
+            return versions_repo.list_versions(s, kind, name)
+
+    def list_names(self, kind: str) -> list[str]:
+        with self.read() as s:
+            return versions_repo.list_names(s, kind)
+
+    def diff_versions(self, kind: str, name: str, a: int | str | None, b: int | str | None) -> str:
+        with self.read() as s:
+            return versions_repo.diff(s, kind, name, a, b)
+
+    def set_alias(self, kind: str, name: str, alias: str, version: int | str) -> VersionInfo:
+        with self.write() as s:
+            return versions_repo.set_alias(s, kind, name, alias, version)
+
+    # -- dataset snapshots ---------------------------------------------------------------------
+    def save_dataset_snapshot(self, source: str, columns: dict[str, Any], fingerprint: str,
+                              row_counts: dict[str, Any], labels: list[Any]) -> int:
+        with self.write() as s:
+            return snapshots_repo.save(s, source, columns, fingerprint, row_counts, labels)
+
+    def get_dataset_snapshot(self, snapshot_id: int) -> DatasetSnapshotInfo:
+        with self.read() as s:
+            return snapshots_repo.get(s, snapshot_id)
+
+    # -- runs ----------------------------------------------------------------------------------
+    def create_run(self, config: dict[str, Any], *, method: str, seed: int | None = None,
+                   model_id: str | None = None, model_revision: str | None = None,
+                   template_version_id: int | None = None, verbalizer_version_id: int | None = None,
+                   dataset_snapshot_id: int | None = None, parent_run_id: int | None = None,
+                   tags: Iterable[str] = (), status: str = "queued", project: str | None = None) -> int:
+        with self.write() as s:
+            return runs_repo.create(s, config, method=method, seed=seed, model_id=model_id,
+                                    model_revision=model_revision,
+                                    template_version_id=template_version_id,
+                                    verbalizer_version_id=verbalizer_version_id,
+                                    dataset_snapshot_id=dataset_snapshot_id,
+                                    parent_run_id=parent_run_id, tags=tags, status=status,
+                                    project=project)
+
+    def set_status(self, run_id: int, status: str, error: str | None = None) -> RunInfo:
+        with self.write() as s:
+            run = runs_repo.get_row(s, run_id, lock=True)
+            runs_repo.transition(s, run, status, error=error)
+            s.flush()
+            return runs_repo.info(s, run)
+
+    def claim_next_run(self, worker: str) -> int | None:
+        with self.write() as s:
+            return runs_repo.claim_next(s, worker)
+
+    def request_cancel(self, run_id: int) -> None:
+        """Ask a run to stop. A queued run is cancelled at once; a running job sees the flag."""
+        with self.write() as s:
+            run = runs_repo.get_row(s, run_id, lock=True)
+            run.cancel_requested = True
+            if run.status == "queued":
+                runs_repo.transition(s, run, "cancelled", note="cancelled before it started")
+
+    def cancel_requested(self, run_id: int) -> bool:
+        with self.read() as s:
+            return bool(runs_repo.get_row(s, run_id).cancel_requested)
+
+    def heartbeat(self, run_id: int) -> None:
+        with self.write() as s:
+            runs_repo.heartbeat(s, run_id)
+
+    def fail_stale_runs(self, older_than_s: float) -> list[int]:
+        with self.write() as s:
+            return runs_repo.fail_stale(s, older_than_s)
+
+    def get_run(self, run_id: int) -> RunInfo:
+        with self.read() as s:
+            return runs_repo.info(s, runs_repo.get_row(s, run_id))
+
+    def list_runs(self, status: str | None = None, method: str | None = None, tag: str | None = None,
+                  limit: int | None = 100, offset: int = 0, *, project: str | None = None,
+                  model_id: str | None = None, parent_run_id: int | None = None,
+                  newest_first: bool = True) -> list[RunInfo]:
+        with self.read() as s:
+            return runs_repo.query(s, status=status, method=method, tag=tag, project=project,
+                                   model_id=model_id, parent_run_id=parent_run_id, limit=limit,
+                                   offset=offset, newest_first=newest_first)
+
+    def compare_runs(self, ids: Iterable[int]) -> dict[str, Any]:
+        with self.read() as s:
+            return runs_repo.compare(s, list(ids))
+
+    # -- metrics and predictions ---------------------------------------------------------------
+    def append_metrics(self, run_id: int, events: Iterable[dict[str, Any]]) -> int:
+        """Append a batch of ``{"key", "step", "value", "wall_time"}`` events in one transaction."""
+        rows = metrics_repo.validate_events(run_id, events)
+        if not rows:
+            return 0
+        with self.write() as s:
+            runs_repo.get_row(s, run_id)
+            return metrics_repo.append(s, rows)
+
+    def get_metrics(self, run_id: int, keys: Iterable[str] | None = None,
+                    since_id: int | None = None) -> list[dict[str, Any]]:
+        with self.read() as s:
+            return metrics_repo.fetch(s, run_id, keys, since_id)
+
+    def add_predictions(self, run_id: int, rows: Iterable[dict[str, Any]]) -> int:
+        try:
+            with self.write() as s:
+                runs_repo.get_row(s, run_id)
+                return metrics_repo.add_predictions(s, run_id, rows)
+        except SAIntegrityError:
+            raise InvalidInput(f"run {run_id} already has a prediction for one of these example "
+                               f"indexes (each example is predicted once per run)") from None
+
+    def get_predictions(self, run_id: int) -> list[dict[str, Any]]:
+        with self.read() as s:
+            return metrics_repo.get_predictions(s, run_id)
+
+    # -- artifacts -----------------------------------------------------------------------------
+    def attach_artifact(self, run_id: int, kind: str, name: str,
+                        src: Path | bytes | BinaryIO) -> ArtifactInfo:
+        """Copy ``src`` into the store, then record it on the run (re-attaching equal bytes is a no-op;
+        another file under the same kind and name is refused: names never silently change meaning)."""
+        if not kind or not name:
+            raise InvalidInput("an artifact needs a non-empty kind and name")
+        with self.read() as s:
+            runs_repo.get_row(s, run_id)  # fail before copying gigabytes for a missing run
+        sha, size = self.artifacts.put(src)
+        with self.write() as s:
+            row = s.scalar(select(Artifact).where(Artifact.run_id == run_id, Artifact.kind == kind,
+                                                  Artifact.name == name))
+            if row is not None:
+                if row.sha256 != sha:
+                    raise InvalidInput(f"run {run_id} already has a {kind} artifact named {name!r} "
+                                       f"with different content ({row.sha256[:12]}); use a new name")
+                return runs_repo.artifact_info(row)
+            row = Artifact(run_id=run_id, kind=kind, name=name, sha256=sha, size=size,
+                           path=self.artifacts.relpath(sha), created_at=time.time())
+            s.add(row)
+            s.flush()
+            return runs_repo.artifact_info(row)
+
+    def artifact_path(self, sha256: str) -> Path:
+        return self.artifacts.verified_path(sha256)
+
+    def read_artifact(self, sha256: str) -> bytes:
+        return self.artifacts.read(sha256)
+
+    def list_artifacts(self, run_id: int) -> list[ArtifactInfo]:
+        with self.read() as s:
+            runs_repo.get_row(s, run_id)
+            return [runs_repo.artifact_info(a) for a in s.scalars(
+                select(Artifact).where(Artifact.run_id == run_id).order_by(Artifact.id))]
+
+    # -- bundles -------------------------------------------------------------------------------
+    def export_run(self, run_id: int, out_zip: Path) -> Path:
+        from .bundle import export_run
+
+        return export_run(self, run_id, Path(out_zip))
+
+    def import_bundle(self, zip_path: Path) -> int:
+        from .bundle import import_bundle
+
+        return import_bundle(self, Path(zip_path))
+
+    # -- maintenance ---------------------------------------------------------------------------
+    def check(self) -> dict[str, Any]:
+        """Audit: database integrity and every artifact row's file (used after crashes and by tests)."""
+        problems: list[str] = []
+        with self.read() as s:
+            if self.engine.dialect.name == "sqlite":
+                res = s.execute(text("PRAGMA integrity_check")).scalar()
+                if res != "ok":
+                    problems.append(f"sqlite integrity_check: {res}")
+            shas = sorted(set(s.scalars(select(Artifact.sha256))))
+            n_runs = s.scalar(select(func.count(Run.id)))
+        for sha in shas:
+            try:
+                self.artifacts.verified_path(sha)
+            except StorageError as exc:
+                problems.append(exc.message)
+        return {"ok": not problems, "problems": problems, "runs": n_runs, "artifacts": len(shas)}

@@ -1,0 +1,165 @@
+"""Immutable, numbered, content-hashed versions of templates and verbalizers, with aliases and diffs.
+
+Canonical content (what the sha256 covers): for a template, its exact text with line endings normalised
+to ``\\n`` (so a file saved on Windows is not a "new" version); for a verbalizer, the caller passes its
+canonical JSON (``json.dumps(obj, sort_keys=True, ensure_ascii=False)`` or any fixed form) and the
+text is hashed as given, after the same line-ending normalisation. Saving content equal to *any* earlier
+version of the same name returns that version unchanged: versions are never duplicated nor rewritten.
+"""
+from __future__ import annotations
+
+import difflib
+import hashlib
+import time
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from .errors import InvalidInput, NotFound
+from .models import Alias, Entity, Version
+from .types import KINDS, VersionInfo
+
+
+def canonical(content: str) -> str:
+    if not isinstance(content, str):
+        raise InvalidInput(f"version content must be text, not {type(content).__name__}")
+    return content.replace("\r\n", "\n").replace("\r", "\n")
+
+
+def content_sha256(content: str) -> str:
+    return hashlib.sha256(canonical(content).encode("utf-8")).hexdigest()
+
+
+def check_kind(kind: str) -> str:
+    if kind not in KINDS:
+        raise InvalidInput(f"kind must be one of {', '.join(KINDS)}, not {kind!r}")
+    return kind
+
+
+def check_name(name: str, what: str = "name") -> str:
+    if not isinstance(name, str) or not name.strip():
+        raise InvalidInput(f"{what} must be a non-empty string, got {name!r}")
+    return name
+
+
+def find_entity(s: Session, kind: str, name: str) -> Entity | None:
+    return s.scalar(select(Entity).where(Entity.kind == check_kind(kind), Entity.name == name))
+
+
+def _entity_or_raise(s: Session, kind: str, name: str) -> Entity:
+    ent = find_entity(s, kind, name)
+    if ent is None:
+        raise NotFound(f"no {kind} named {name!r}")
+    return ent
+
+
+def to_info(s: Session, v: Version, ent: Entity | None = None) -> VersionInfo:
+    ent = ent or s.get(Entity, v.entity_id)
+    parent = s.get(Version, v.parent_id).number if v.parent_id is not None else None
+    aliases = tuple(s.scalars(select(Alias.alias).where(Alias.version_id == v.id)
+                              .order_by(Alias.alias)))
+    return VersionInfo(id=v.id, kind=ent.kind, name=ent.name, number=v.number, sha256=v.sha256,
+                       content=v.content, parent=parent, message=v.message, author=v.author,
+                       created_at=v.created_at, aliases=aliases)
+
+
+def save(s: Session, kind: str, name: str, content: str, message: str = "", author: str = "",
+         parent: int | str | None = None, created_at: float | None = None) -> VersionInfo:
+    """Create the next version, or return the existing one with identical content.
+
+    ``parent`` (a number or alias) defaults to the latest version: the lineage the editor started from.
+    Must run in a write transaction (numbers are assigned by max+1 under the write lock).
+    """
+    check_kind(kind)
+    check_name(name)
+    text = canonical(content)
+    sha = content_sha256(text)
+    ent = find_entity(s, kind, name)
+    if ent is None:
+        ent = Entity(kind=kind, name=name, created_at=time.time())
+        s.add(ent)
+        s.flush()
+    existing = s.scalar(select(Version).where(Version.entity_id == ent.id, Version.sha256 == sha))
+    if existing is not None:
+        return to_info(s, existing, ent)
+    latest = s.scalar(select(func.max(Version.number)).where(Version.entity_id == ent.id)) or 0
+    parent_row = resolve(s, ent, parent) if parent is not None else (
+        s.scalar(select(Version).where(Version.entity_id == ent.id, Version.number == latest))
+        if latest else None)
+    v = Version(entity_id=ent.id, number=latest + 1, sha256=sha, content=text,
+                parent_id=parent_row.id if parent_row is not None else None, message=message or "",
+                author=author or "", created_at=created_at if created_at is not None else time.time())
+    s.add(v)
+    s.flush()
+    return to_info(s, v, ent)
+
+
+def resolve(s: Session, ent: Entity, ref: int | str | None) -> Version:
+    """A version of ``ent`` by number, alias, numeric string, or (``None``) the latest."""
+    q = select(Version).where(Version.entity_id == ent.id)
+    if ref is None:
+        v = s.scalar(q.order_by(Version.number.desc()).limit(1))
+        if v is None:
+            raise NotFound(f"{ent.kind} {ent.name!r} has no versions")
+        return v
+    if isinstance(ref, bool) or not isinstance(ref, (int, str)):
+        raise InvalidInput(f"version reference must be a number or an alias, not {ref!r}")
+    if isinstance(ref, str) and not ref.isdigit():
+        alias = s.scalar(select(Alias).where(Alias.entity_id == ent.id, Alias.alias == ref))
+        if alias is None:
+            raise NotFound(f"{ent.kind} {ent.name!r} has no alias {ref!r}")
+        return s.get(Version, alias.version_id)
+    v = s.scalar(q.where(Version.number == int(ref)))
+    if v is None:
+        raise NotFound(f"{ent.kind} {ent.name!r} has no version {int(ref)}")
+    return v
+
+
+def get(s: Session, kind: str, name: str, ref: int | str | None = None) -> VersionInfo:
+    ent = _entity_or_raise(s, kind, name)
+    return to_info(s, resolve(s, ent, ref), ent)
+
+
+def get_by_id(s: Session, version_id: int) -> VersionInfo:
+    v = s.get(Version, version_id)
+    if v is None:
+        raise NotFound(f"no version with id {version_id}")
+    return to_info(s, v)
+
+
+def list_versions(s: Session, kind: str, name: str) -> list[VersionInfo]:
+    ent = _entity_or_raise(s, kind, name)
+    rows = s.scalars(select(Version).where(Version.entity_id == ent.id).order_by(Version.number))
+    return [to_info(s, v, ent) for v in rows]
+
+
+def list_names(s: Session, kind: str) -> list[str]:
+    return list(s.scalars(select(Entity.name).where(Entity.kind == check_kind(kind))
+                          .order_by(Entity.name)))
+
+
+def diff(s: Session, kind: str, name: str, a: int | str | None, b: int | str | None) -> str:
+    """Unified diff from version ``a`` to version ``b`` (empty string when identical)."""
+    ent = _entity_or_raise(s, kind, name)
+    va, vb = resolve(s, ent, a), resolve(s, ent, b)
+    lines = difflib.unified_diff(va.content.splitlines(keepends=True),
+                                 vb.content.splitlines(keepends=True),
+                                 fromfile=f"{name}@v{va.number}", tofile=f"{name}@v{vb.number}")
+    return "".join(line if line.endswith("\n") else line + "\n\\ No newline at end of file\n"
+                   for line in lines)
+
+
+def set_alias(s: Session, kind: str, name: str, alias: str, version: int | str) -> VersionInfo:
+    """Point ``alias`` at ``version`` (creating or moving it). Aliases may not look like numbers."""
+    check_name(alias, "alias")
+    if alias.isdigit():
+        raise InvalidInput(f"alias {alias!r} would be confused with a version number")
+    ent = _entity_or_raise(s, kind, name)
+    target = resolve(s, ent, version)
+    row = s.scalar(select(Alias).where(Alias.entity_id == ent.id, Alias.alias == alias))
+    if row is None:
+        s.add(Alias(entity_id=ent.id, alias=alias, version_id=target.id, updated_at=time.time()))
+    else:
+        row.version_id, row.updated_at = target.id, time.time()
+    s.flush()
+    return to_info(s, target, ent)
