@@ -1,0 +1,425 @@
+"""Template language: OpenPrompt's syntax, parsed safely, plus a short form for typing.
+
+``parse_template`` turns template text into ``Segment``s without a tokenizer (cheap enough for every
+keystroke; all syntax errors carry the character span). ``compile_template`` then expands soft tokens with
+a tokenizer exactly as OpenPrompt's MixedTemplate does (text-initialised soft tokens become one soft
+token per sub-token, ``soft_id`` shares embeddings, ``duplicate``/``same`` repeat them).
+
+Template text is never ``eval``-ed: ``{...}`` bodies go through ``ast.literal_eval`` and a key whitelist.
+"""
+from __future__ import annotations
+
+import ast
+import difflib
+import re
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+from backend.errors import TemplateError
+
+KINDS = ("text", "placeholder", "meta", "mask", "special", "soft")
+OPTION_KEYS = ("shortenable", "post_processing", "add_prefix_space", "soft_id", "duplicate", "same")
+ALLOWED_KEYS = frozenset(KINDS + OPTION_KEYS)
+PLACEHOLDERS = ("text_a", "text_b")
+SHORT_SPECIALS = {"sep": "<sep>", "cls": "<cls>", "eos": "<eos>", "bos": "<bos>"}
+MAX_BODY_CHARS = 20_000
+_SHORT_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]*(\s*:.*)?$", re.S)
+_PUNCT = ".,;:!?\"'"
+
+
+def _rstrip_punct(s: str) -> str:
+    return s.rstrip().rstrip(_PUNCT)
+
+
+def _ensure_period(s: str) -> str:
+    s = s.rstrip()
+    return s if not s or s[-1] in ".!?" else s + "."
+
+
+def _first_lower(s: str) -> str:
+    return s[:1].lower() + s[1:]
+
+
+def _first_upper(s: str) -> str:
+    return s[:1].upper() + s[1:]
+
+
+# Named, side-effect-free transforms that replace OpenPrompt's ``post_processing`` lambdas.
+POST_PROCESSORS: dict[str, Any] = {
+    "strip": str.strip,
+    "lower": str.lower,
+    "upper": str.upper,
+    "capitalize": _first_upper,
+    "uncapitalize": _first_lower,
+    "title": str.title,
+    "rstrip_punct": _rstrip_punct,
+    "strip_punct": lambda s: s.strip().strip(_PUNCT),
+    "ensure_period": _ensure_period,
+    "collapse_spaces": lambda s: " ".join(s.split()),
+}
+# ``join`` / ``join_comma`` act on list values before the string transforms run.
+LIST_JOINERS = {"join": " ", "join_comma": ", ", "join_lines": "\n"}
+
+
+@dataclass(frozen=True)
+class Segment:
+    """One piece of a template as written: a text run or one ``{...}`` block."""
+
+    kind: str                        # one of KINDS
+    value: Any                       # text / field name / special token / soft init text (None = no text)
+    add_prefix_space: str            # "" or " " (OpenPrompt's rule: was there a space before it?)
+    span: tuple[int, int]            # characters in the template text
+    shortenable: bool | None = None  # explicit value if the user gave one
+    post_processing: tuple[str, ...] = ()
+    soft_id: int | None = None
+    duplicate: int | None = None
+    same: bool = False
+    explicit: tuple[str, ...] = ()   # option keys the user wrote (kept for OpenPrompt's parsed form)
+
+    @property
+    def is_shortenable(self) -> bool:
+        if self.shortenable is not None:
+            return self.shortenable
+        return self.kind == "placeholder"
+
+    def to_openprompt(self) -> dict[str, Any]:
+        """The dict OpenPrompt's ``parse_text`` would produce for this segment."""
+        d: dict[str, Any] = {"add_prefix_space": self.add_prefix_space}
+        d[self.kind] = self.value
+        for k in self.explicit:
+            if k == "shortenable":
+                d[k] = self.shortenable
+            elif k == "post_processing":
+                d[k] = list(self.post_processing)
+            elif k in ("soft_id", "duplicate", "same"):
+                d[k] = getattr(self, k)
+        return d
+
+
+@dataclass(frozen=True)
+class ParsedTemplate:
+    text: str
+    segments: tuple[Segment, ...]
+
+    @property
+    def mask_count(self) -> int:
+        return sum(1 for s in self.segments if s.kind == "mask")
+
+    @property
+    def has_soft(self) -> bool:
+        return any(s.kind == "soft" for s in self.segments)
+
+    def fields(self) -> dict[str, list[str]]:
+        """Which example fields the template reads: ``{"placeholder": [...], "meta": [...]}``."""
+        out: dict[str, list[str]] = {"placeholder": [], "meta": []}
+        for s in self.segments:
+            if s.kind in out and s.value not in out[s.kind]:
+                out[s.kind].append(s.value)
+        return out
+
+    def to_openprompt(self) -> list[dict[str, Any]]:
+        return [s.to_openprompt() for s in self.segments]
+
+
+# ---------------------------------------------------------------------------------------------- scanning
+
+def _find_block_end(text: str, start: int) -> int:
+    """Index of the ``}`` closing the ``{`` at ``start``; quotes and nested braces are respected."""
+    depth = 0
+    quote: str | None = None
+    i = start
+    n = len(text)
+    while i < n:
+        c = text[i]
+        if quote:
+            if c == "\\":
+                i += 2
+                continue
+            if c == quote:
+                quote = None
+        elif c in "\"'":
+            quote = c
+        elif c == "{":
+            depth += 1
+        elif c == "}":
+            depth -= 1
+            if depth == 0:
+                return i
+        i += 1
+    if quote:
+        raise TemplateError(f"unterminated string ({quote}) inside the {{...}} block that opens here",
+                            span=(start, n))
+    raise TemplateError("unbalanced brace: this '{' is never closed", span=(start, n))
+
+
+def _suggest(word: str, options: Iterable[str]) -> str:
+    close = difflib.get_close_matches(word, list(options), n=1, cutoff=0.6)
+    return f" — did you mean {close[0]!r}?" if close else ""
+
+
+def _short_form(body: str, span: tuple[int, int]) -> dict[str, Any]:
+    name, sep, arg = body.partition(":")
+    name = name.strip()
+    if name in PLACEHOLDERS and not sep:
+        return {"placeholder": name}
+    if name == "mask" and not sep:
+        return {"mask": None}
+    if name == "meta":
+        key = arg.strip()
+        if not key:
+            raise TemplateError("{meta:NAME} needs a field name after the colon", span=span)
+        return {"meta": key}
+    if name == "soft":
+        return {"soft": arg.lstrip() if sep and arg.strip() else None}
+    if name in SHORT_SPECIALS and not sep:
+        return {"special": SHORT_SPECIALS[name]}
+    if name in ("placeholder", "text", "special") and sep:
+        return {name: arg.strip() if name != "text" else arg}
+    known = list(PLACEHOLDERS) + ["mask", "meta", "soft"] + list(SHORT_SPECIALS)
+    raise TemplateError(
+        f"unknown field {{{name}}}{_suggest(name, known)} Short forms: {{text_a}}, {{text_b}}, {{mask}}, "
+        "{meta:NAME}, {soft}, {soft:init text}; or OpenPrompt's {\"placeholder\": \"text_a\"}", span=span)
+
+
+def _literal(body: str, span: tuple[int, int]) -> dict[str, Any]:
+    if len(body) > MAX_BODY_CHARS:
+        raise TemplateError(f"{{...}} block is too long ({len(body)} characters)", span=span)
+    if re.search(r"\blambda\b", body):
+        raise TemplateError("code is not allowed in templates; post_processing takes a name such as "
+                            f"{sorted(POST_PROCESSORS)[:4]}... (see the docs for the full list)", span=span)
+    try:
+        val = ast.literal_eval("{" + body + "}")
+    except Exception as exc:  # SyntaxError, ValueError, RecursionError, MemoryError, TypeError...
+        reason = getattr(exc, "msg", None) or type(exc).__name__
+        raise TemplateError(f"cannot read this {{...}} block ({reason}); write it like "
+                            "{\"placeholder\": \"text_a\"} or {\"mask\"}", span=span) from None
+    if isinstance(val, (set, frozenset)):
+        if not all(isinstance(k, str) for k in val):
+            raise TemplateError("a {...} set may only hold key names such as \"mask\"", span=span)
+        return {k: None for k in sorted(val)}
+    if not isinstance(val, dict) or not all(isinstance(k, str) for k in val):
+        raise TemplateError("a {...} block must hold key/value pairs with string keys", span=span)
+    return val
+
+
+def _build_segment(d: dict[str, Any], aps: str, span: tuple[int, int]) -> Segment:
+    unknown = [k for k in d if k not in ALLOWED_KEYS]
+    if unknown:
+        k = unknown[0]
+        raise TemplateError(f"unknown key {k!r}{_suggest(k, ALLOWED_KEYS)}", span=span)
+    kinds = [k for k in KINDS if k in d]
+    if not kinds and "soft_id" in d:
+        kinds = ["soft"]
+        d = {**d, "soft": None}
+    if not kinds:
+        raise TemplateError("this {...} block has no content key (one of text, placeholder, meta, mask, "
+                            "special, soft)", span=span)
+    if len(kinds) > 1:
+        raise TemplateError(f"a {{...}} block may hold only one of {', '.join(kinds)}", span=span)
+    kind = kinds[0]
+    value = d[kind]
+    explicit = tuple(k for k in OPTION_KEYS if k in d and k != "add_prefix_space")
+    if "add_prefix_space" in d:
+        aps = d["add_prefix_space"]
+        if not isinstance(aps, str):
+            raise TemplateError("add_prefix_space must be a string such as \" \" or \"\"", span=span)
+
+    if kind in ("text", "special") and not isinstance(value, str):
+        raise TemplateError(f"{kind} must be a string", span=span)
+    if kind == "placeholder":
+        if value not in PLACEHOLDERS:
+            raise TemplateError(f"unknown placeholder {value!r}{_suggest(str(value), PLACEHOLDERS)} "
+                                "(placeholders are text_a and text_b; other fields are {\"meta\": NAME})",
+                                span=span)
+    if kind == "meta" and (not isinstance(value, str) or not value):
+        raise TemplateError("meta must name a field, e.g. {\"meta\": \"title\"}", span=span)
+    if kind == "mask" and value not in (None, True, ""):
+        raise TemplateError("write the mask as {\"mask\"} or {mask}", span=span)
+    if kind == "mask":
+        value = None
+    if kind == "soft" and value is not None and not isinstance(value, str):
+        raise TemplateError("soft takes initialisation text or None", span=span)
+
+    shortenable = d.get("shortenable")
+    if shortenable is not None and not isinstance(shortenable, bool):
+        raise TemplateError("shortenable must be True or False", span=span)
+    if shortenable and kind in ("mask", "soft", "special"):
+        raise TemplateError(f"a {kind} segment can never be shortened", span=span)
+
+    post: tuple[str, ...] = ()
+    if "post_processing" in d:
+        pp = d["post_processing"]
+        names = [pp] if isinstance(pp, str) else pp
+        if not isinstance(names, (list, tuple)) or not all(isinstance(n, str) for n in names):
+            raise TemplateError("post_processing takes a name or a list of names", span=span)
+        allowed = set(POST_PROCESSORS) | set(LIST_JOINERS)
+        for n in names:
+            if n not in allowed:
+                raise TemplateError(f"unknown post_processing {n!r}{_suggest(n, allowed)}; available: "
+                                    f"{', '.join(sorted(allowed))}", span=span)
+        if kind not in ("placeholder", "meta"):
+            raise TemplateError("post_processing applies only to placeholder and meta fields", span=span)
+        post = tuple(names)
+
+    soft_id = d.get("soft_id")
+    if "soft_id" in d:
+        if isinstance(soft_id, bool) or not isinstance(soft_id, int) or soft_id < 1:
+            raise TemplateError(f"soft_id must be an integer >= 1, got {soft_id!r}", span=span)
+        if kind != "soft":
+            raise TemplateError("soft_id applies only to soft tokens", span=span)
+    duplicate = d.get("duplicate")
+    if "duplicate" in d:
+        if isinstance(duplicate, bool) or not isinstance(duplicate, int) or not 1 <= duplicate <= 1024:
+            raise TemplateError(f"duplicate must be an integer between 1 and 1024, got {duplicate!r}", span=span)
+        if kind != "soft" or value is not None:
+            raise TemplateError("duplicate applies only to soft tokens without init text, e.g. "
+                                "{\"soft\": None, \"duplicate\": 5}", span=span)
+    same = d.get("same", False)
+    if not isinstance(same, bool):
+        raise TemplateError("same must be True or False", span=span)
+    return Segment(kind=kind, value=value, add_prefix_space=aps, span=span, shortenable=shortenable,
+                   post_processing=post, soft_id=soft_id, duplicate=duplicate, same=same, explicit=explicit)
+
+
+def parse_template(text: str, *, require_mask: bool = True) -> ParsedTemplate:
+    """Parse template text (OpenPrompt syntax or the short form) into segments.
+
+    Whitespace handling is OpenPrompt's: spaces before a segment become its ``add_prefix_space`` and
+    text runs are right-stripped of spaces, so wrapped output matches OpenPrompt character for character.
+    """
+    if not isinstance(text, str):
+        raise TemplateError("the template must be text")
+    segments: list[Segment] = []
+    i, n = 0, len(text)
+    while i < n:
+        aps = " " if i > 0 and text[i - 1] == " " else ""
+        while i < n and text[i] == " ":
+            aps = " "
+            i += 1
+        if i == n:
+            break
+        if text[i] == "}":
+            raise TemplateError("unbalanced brace: '}' without a matching '{' (write a literal brace as "
+                                "{\"text\": \"}\"})", span=(i, i + 1))
+        if text[i] != "{":
+            j = i + 1
+            while j < n and text[j] not in "{}":
+                j += 1
+            segments.append(Segment(kind="text", value=text[i:j].rstrip(" "), add_prefix_space=aps,
+                                    span=(i, j)))
+            i = j
+            continue
+        j = _find_block_end(text, i)
+        span = (i, j + 1)
+        body = text[i + 1:j]
+        stripped = body.strip()
+        if not stripped:
+            raise TemplateError("empty {} block", span=span)
+        if stripped[0] not in "\"'" and _SHORT_NAME.match(stripped):
+            d = _short_form(stripped, span)
+        else:
+            d = _literal(body, span)
+        segments.append(_build_segment(d, aps, span))
+        i = j + 1
+    parsed = ParsedTemplate(text=text, segments=tuple(segments))
+    if require_mask and parsed.mask_count == 0:
+        raise TemplateError("the template has no {\"mask\"}: add one where the label word should go",
+                            span=(0, len(text)))
+    return parsed
+
+
+# ------------------------------------------------------------------------------------ soft-token expansion
+
+@dataclass(frozen=True)
+class Part:
+    """A segment after soft-token expansion: what ``wrap`` iterates over."""
+
+    segment: int            # index into ParsedTemplate.segments
+    kind: str
+    value: Any
+    add_prefix_space: str
+    shortenable: bool
+    post_processing: tuple[str, ...] = ()
+    soft_token_id: int = 0          # 0 = not soft; shared ids mean shared embeddings
+    init_token_id: int | None = None  # vocabulary row that initialises this soft token, if any
+
+    def to_openprompt(self, original: Segment) -> dict[str, Any]:
+        if self.kind == "soft":
+            return {"soft": self.value}
+        return original.to_openprompt()
+
+
+@dataclass(frozen=True)
+class Template:
+    """A parsed template whose soft tokens have been numbered for a given tokenizer."""
+
+    parsed: ParsedTemplate
+    parts: tuple[Part, ...]
+    num_soft_tokens: int
+    soft_init: dict[int, int] = field(default_factory=dict)  # soft id -> vocabulary id
+
+    @property
+    def text(self) -> str:
+        return self.parsed.text
+
+    @property
+    def has_soft(self) -> bool:
+        return self.num_soft_tokens > 0
+
+    def to_openprompt(self) -> list[dict[str, Any]]:
+        """OpenPrompt's parsed list (after MixedTemplate.prepare when soft tokens are present)."""
+        return [p.to_openprompt(self.parsed.segments[p.segment]) for p in self.parts]
+
+
+def compile_template(source: str | ParsedTemplate, tokenizer: Any = None) -> Template:
+    """Number soft tokens (MixedTemplate semantics) and split text-initialised ones per sub-token.
+
+    Without a tokenizer a text-initialised soft segment stays one soft token; pass the model's tokenizer
+    to get OpenPrompt's one-soft-token-per-sub-token expansion and the init vocabulary rows.
+    """
+    parsed = parse_template(source) if isinstance(source, str) else source
+    parts: list[Part] = []
+    count = 0
+    by_user_id: dict[int, list[int]] = {}
+    init: dict[int, int] = {}
+    for idx, seg in enumerate(parsed.segments):
+        if seg.kind != "soft":
+            parts.append(Part(segment=idx, kind=seg.kind, value=seg.value, add_prefix_space=seg.add_prefix_space,
+                              shortenable=seg.is_shortenable, post_processing=seg.post_processing))
+            continue
+        if seg.soft_id is not None and seg.soft_id in by_user_id:
+            for sid in by_user_id[seg.soft_id]:
+                parts.append(Part(segment=idx, kind="soft", value=None, add_prefix_space="", shortenable=False,
+                                  soft_token_id=sid))
+            continue
+        surfaces: list[str]
+        ids: list[int]
+        if seg.value is None:
+            reps = seg.duplicate or 1
+            if seg.same:
+                count += 1
+                ids = [count] * reps
+            else:
+                ids = list(range(count + 1, count + reps + 1))
+                count += reps
+            surfaces = [""] * reps
+            vocab: list[int | None] = [None] * reps
+        else:
+            if tokenizer is not None:
+                vocab_ids = tokenizer(seg.add_prefix_space + seg.value, add_special_tokens=False)["input_ids"]
+                surfaces = list(tokenizer.convert_ids_to_tokens(vocab_ids))
+                vocab = list(vocab_ids)
+            else:
+                surfaces, vocab = [seg.value], [None]
+            if not surfaces:
+                raise TemplateError("soft init text tokenizes to nothing", span=seg.span)
+            ids = list(range(count + 1, count + len(surfaces) + 1))
+            count += len(surfaces)
+        for sid, surface, vid in zip(ids, surfaces, vocab):
+            if vid is not None:
+                init[sid] = vid
+            parts.append(Part(segment=idx, kind="soft", value=surface, add_prefix_space="", shortenable=False,
+                              soft_token_id=sid, init_token_id=vid))
+        if seg.soft_id is not None:
+            by_user_id[seg.soft_id] = ids
+    return Template(parsed=parsed, parts=tuple(parts), num_soft_tokens=count, soft_init=init)
