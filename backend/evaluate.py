@@ -1,0 +1,201 @@
+"""Zero-shot (and trained-model) evaluation: class scores for every example, metrics, predictions."""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+import torch
+
+from backend.batching import EncodeSettings, collate, encode_examples, length_sorted_batches
+from backend.errors import ConfigError, DatasetError
+from backend.prompt_model import PromptModel
+from backend.prompts.encode import TokenizerInfo, describe_tokenizer
+from backend.prompts.example import Example
+
+CALIBRATION = (None, "content-free", "support")
+CONTENT_FREE = ("N/A", "", "[MASK]")
+
+
+@dataclass
+class EvalResult:
+    metrics: dict[str, Any]
+    predictions: list[dict[str, Any]] = field(default_factory=list)
+    classes: list[str] = field(default_factory=list)
+
+
+def gold_indices(examples: Sequence[Example], classes: Sequence[str]) -> list[int]:
+    """Map each example's label (a class name, or an index into ``classes``) to a class index."""
+    pos = {c: i for i, c in enumerate(classes)}
+    out = []
+    for row, ex in enumerate(examples):
+        lab = ex.label
+        if lab is None:
+            raise DatasetError("example has no label", row=row, column="label")
+        key = str(lab)
+        if key in pos:
+            out.append(pos[key])
+        elif isinstance(lab, int) and not isinstance(lab, bool) and 0 <= lab < len(classes):
+            out.append(lab)
+        else:
+            raise DatasetError(f"label {lab!r} is not one of the verbalizer's classes {list(classes)}",
+                               row=row, column="label")
+    return out
+
+
+def classification_metrics(gold: Sequence[int], pred: Sequence[int], classes: Sequence[str]) -> dict[str, Any]:
+    """Accuracy, macro-F1, per-class precision/recall/F1/support and the confusion matrix (rows = gold)."""
+    c = len(classes)
+    conf = [[0] * c for _ in range(c)]
+    for g, p in zip(gold, pred):
+        conf[g][p] += 1
+    per_class: dict[str, dict[str, float]] = {}
+    f1s = []
+    for k, name in enumerate(classes):
+        tp = conf[k][k]
+        predicted = sum(conf[r][k] for r in range(c))
+        support = sum(conf[k])
+        prec = tp / predicted if predicted else 0.0
+        rec = tp / support if support else 0.0
+        f1 = 2 * prec * rec / (prec + rec) if prec + rec else 0.0
+        per_class[name] = {"precision": prec, "recall": rec, "f1": f1, "support": support}
+        f1s.append(f1)
+    n = len(gold)
+    return {"n": n, "accuracy": (sum(conf[k][k] for k in range(c)) / n) if n else 0.0,
+            "macro_f1": sum(f1s) / c if c else 0.0, "per_class": per_class, "confusion": conf,
+            "classes": list(classes)}
+
+
+def _score(pm: PromptModel, encs: list, pad_id: int, batch_size: int, top_k: int,
+           progress: Callable[[int, int], None] | None = None) -> tuple[torch.Tensor, list]:
+    """Class log-probs for every encoding (in input order) and, if asked, top-k tokens at the mask."""
+    device = pm.label_rows.device
+    n = len(encs)
+    scores = torch.empty((n, len(pm.verbalizer.classes)))
+    tops: list = [None] * n
+    exact = pm.verbalizer.verbalizer.multi_token == "exact" and pm.kind == "causal" \
+        and pm.verbalizer.max_word_tokens > 1
+    done = 0
+    with torch.inference_mode():
+        for idx in length_sorted_batches([e.length for e in encs], batch_size):
+            chunk = [encs[i] for i in idx]
+            batch = collate(chunk, pad_id, device)
+            hidden = pm.mask_hidden(batch)
+            if exact:
+                s = pm.exact_class_scores(chunk, pad_id)
+            else:
+                s = pm.class_scores(pm.word_scores(pm.label_logits(hidden)))
+            scores[idx] = s.float().cpu()
+            if top_k:
+                probs = torch.softmax(pm.vocab_logits(hidden), dim=-1)
+                p, t = probs.topk(top_k, dim=-1)
+                for j, i in enumerate(idx):
+                    tops[i] = list(zip(t[j].tolist(), p[j].tolist()))
+            done += len(idx)
+            if progress:
+                progress(done, n)
+    return scores, tops
+
+
+def _content_free_examples(examples: Sequence[Example]) -> list[Example]:
+    meta_keys = set().union(*(ex.meta.keys() for ex in examples)) if examples else set()
+    return [Example(guid=f"cf{i}", text_a=t, text_b=t if any(e.text_b for e in examples) else "",
+                    meta={k: t for k in meta_keys}) for i, t in enumerate(CONTENT_FREE)]
+
+
+def calibration_prior(pm: PromptModel, tokenizer: Any, examples: Sequence[Example], settings: EncodeSettings,
+                      info: TokenizerInfo, pad_id: int, batch_size: int = 32) -> torch.Tensor:
+    """Mean class distribution on ``examples`` (content-free inputs or a support set): (C,) log-probs."""
+    encs = encode_examples(pm.template, list(examples), tokenizer, settings, info)
+    scores, _ = _score(pm, encs, pad_id, batch_size, 0)
+    return torch.log(scores.exp().mean(0).clamp_min(1e-12))
+
+
+def evaluate(pm: PromptModel, tokenizer: Any, examples: Sequence[Example], *, settings: EncodeSettings,
+             batch_size: int = 32, calibration: str | None = None, support: Sequence[Example] | None = None,
+             top_k: int = 0, precision_at: Sequence[int] = (), with_predictions: bool = True,
+             progress: Callable[[int, int], None] | None = None) -> EvalResult:
+    """Score ``examples`` and compute metrics; class probabilities are exact softmaxes over classes."""
+    if calibration not in CALIBRATION:
+        raise ConfigError(f"calibration must be one of content-free, support or none, not {calibration!r}")
+    if not examples:
+        raise DatasetError("no examples to evaluate")
+    classes = list(pm.verbalizer.classes)
+    gold = gold_indices(examples, classes)
+    info = describe_tokenizer(tokenizer)
+    pad_id = info.pad_id
+    t0 = time.perf_counter()
+    encs = encode_examples(pm.template, list(examples), tokenizer, settings, info)
+    scores, tops = _score(pm, encs, pad_id, batch_size, top_k, progress)
+    if calibration:
+        ref = support if calibration == "support" else _content_free_examples(examples)
+        if not ref:
+            raise ConfigError("support-set calibration needs support examples (e.g. the training split)")
+        prior = calibration_prior(pm, tokenizer, ref, settings, info, pad_id, batch_size)
+        scores = torch.log_softmax(scores - prior, dim=-1)
+    seconds = time.perf_counter() - t0
+    pred = scores.argmax(-1).tolist()
+    metrics = classification_metrics(gold, pred, classes)
+    for k in precision_at:
+        kk = min(k, len(classes))
+        topk = scores.topk(kk, dim=-1).indices
+        hits = sum(int(g in row) for g, row in zip(gold, topk.tolist()))
+        metrics[f"precision@{k}"] = hits / len(gold)
+    metrics.update({"seconds": seconds, "examples_per_s": len(examples) / seconds if seconds else math.inf,
+                    "truncated": sum(1 for e in encs if e.dropped),
+                    "calibration": calibration or "none"})
+    predictions = []
+    if with_predictions:
+        probs = scores.exp()
+        for i, ex in enumerate(examples):
+            row = {"index": i, "guid": ex.guid, "gold": classes[gold[i]], "predicted": classes[pred[i]],
+                   "probs": {c: float(probs[i, k]) for k, c in enumerate(classes)}}
+            if tops[i] is not None:
+                toks = tokenizer.convert_ids_to_tokens([t for t, _ in tops[i]])
+                row["top_k"] = [{"token": s, "id": t, "prob": p} for s, (t, p) in zip(toks, tops[i])]
+            predictions.append(row)
+    return EvalResult(metrics=metrics, predictions=predictions, classes=classes)
+
+
+def probe(pm: PromptModel, tokenizer: Any, examples: Sequence[Example], *, settings: EncodeSettings,
+          top_k: int = 10) -> list[dict[str, Any]]:
+    """Top-k tokens at the mask and label-word probabilities for a few examples (the studio's probe)."""
+    info = describe_tokenizer(tokenizer)
+    encs = encode_examples(pm.template, list(examples), tokenizer, settings, info)
+    out = []
+    with torch.inference_mode():
+        batch = collate(encs, info.pad_id, pm.label_rows.device)
+        hidden = pm.mask_hidden(batch)
+        vocab = torch.log_softmax(pm.vocab_logits(hidden), dim=-1)
+        cls = pm.class_scores(pm.word_scores(pm.label_logits(hidden)))
+        p, t = vocab.exp().topk(top_k, dim=-1)
+        for i, ex in enumerate(examples):
+            toks = tokenizer.convert_ids_to_tokens(t[i].tolist())
+            words = []
+            for c, (name, ids) in enumerate(zip(pm.verbalizer.classes, pm.verbalizer.token_ids)):
+                for w, word_ids in zip(pm.verbalizer.verbalizer.words[c], ids):
+                    words.append({"class": name, "word": w, "prob": float(vocab[i, word_ids[0]].exp())})
+            out.append({"guid": ex.guid, "top_k": [{"token": s, "id": int(tid), "prob": float(pp)}
+                                                   for s, tid, pp in zip(toks, t[i].tolist(), p[i].tolist())],
+                        "label_words": words,
+                        "class_probs": {name: float(cls[i, c].exp()) for c, name in enumerate(pm.verbalizer.classes)}})
+    return out
+
+
+def suggest_label_words(probes: list[dict[str, Any]], gold: Sequence[str], per_class: int = 5) -> dict[str, list[str]]:
+    """Mine label words: tokens that rank high at the mask for one class's examples and not the others'."""
+    mass: dict[str, dict[str, float]] = {}
+    for pr, g in zip(probes, gold):
+        for tok in pr["top_k"]:
+            word = tok["token"].replace("Ġ", "").replace("▁", "").replace("##", "").strip()
+            if word.isalpha():
+                mass.setdefault(g, {}).setdefault(word, 0.0)
+                mass[g][word] += tok["prob"]
+    out = {}
+    for cls, words in mass.items():
+        others = {w: sum(m.get(w, 0.0) for c, m in mass.items() if c != cls) for w in words}
+        ranked = sorted(words, key=lambda w: words[w] - others[w], reverse=True)
+        out[cls] = ranked[:per_class]
+    return out
+

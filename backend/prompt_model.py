@@ -1,0 +1,195 @@
+"""PromptModel: a pretrained LM + the template's soft tokens + a verbalizer -> class scores.
+
+Only what classification needs is computed: the LM head's input is captured at the mask position
+(the head's own B x L x V product is skipped by a pre-hook that hands it an empty slice), and logits are
+formed for the label-word rows of the output embedding only. Full-vocabulary logits at the mask are
+computed only when top-k tokens are asked for.
+"""
+from __future__ import annotations
+
+import contextlib
+from typing import Any, Iterator
+
+import torch
+from torch import nn
+
+from backend.prompts.template import Template
+from backend.prompts.verbalizer import CompiledVerbalizer
+
+
+@contextlib.contextmanager
+def capture_head_input(model: nn.Module) -> Iterator[dict[str, torch.Tensor]]:
+    """Capture the hidden state fed to the output embedding and skip the vocabulary projection."""
+    head = model.get_output_embeddings()
+    if head is None:
+        raise ValueError("this model has no LM head (output embeddings)")
+    box: dict[str, torch.Tensor] = {}
+
+    def hook(_module: nn.Module, args: tuple[Any, ...]) -> tuple[Any, ...]:
+        hidden = args[0]
+        box["hidden"] = hidden
+        return (hidden[..., :0, :],) + tuple(args[1:])
+
+    handle = head.register_forward_pre_hook(hook)
+    try:
+        yield box
+    finally:
+        handle.remove()
+
+
+def _init_soft_rows(emb: nn.Embedding, template: Template, input_emb: torch.Tensor, seed: int) -> None:
+    """Soft tokens start from real vocabulary rows (their init text, else random vocabulary rows).
+
+    Never from N(0, 1): PEFT's own benchmark shows random-normal init fails to learn.
+    """
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        vocab = input_emb.shape[0]
+        # Skip the first rows, which hold special / byte tokens in most vocabularies.
+        lo = min(1000, vocab // 4)
+        for sid in range(1, template.num_soft_tokens + 1):
+            row = template.soft_init.get(sid)
+            if row is None:
+                row = int(torch.randint(lo, vocab, (1,), generator=g))
+            emb.weight[sid] = input_emb[row].to(emb.weight.dtype)
+
+
+class PromptModel(nn.Module):
+    """Wraps a transformers model; ``forward(batch)`` returns class log-probabilities (B, C)."""
+
+    def __init__(self, plm: nn.Module, kind: str, template: Template, verbalizer: CompiledVerbalizer,
+                 *, seed: int = 0) -> None:
+        super().__init__()
+        self.plm = plm
+        self.kind = kind
+        self.template = template
+        self.verbalizer = verbalizer
+        input_emb = plm.get_input_embeddings().weight
+        self.soft_embedding: nn.Embedding | None = None
+        if template.num_soft_tokens:
+            self.soft_embedding = nn.Embedding(template.num_soft_tokens + 1, input_emb.shape[1]).to(
+                device=input_emb.device, dtype=input_emb.dtype)
+            _init_soft_rows(self.soft_embedding, template, input_emb.detach(), seed)
+        rows = verbalizer.first_token_ids
+        self.register_buffer("label_rows", torch.tensor(rows, dtype=torch.long), persistent=False)
+        index = {t: i for i, t in enumerate(rows)}
+        n_cls = len(verbalizer.token_ids)
+        n_words = max(len(ws) for ws in verbalizer.token_ids)
+        n_sub = verbalizer.max_word_tokens
+        sub = torch.zeros((n_cls, n_words, n_sub), dtype=torch.long)
+        sub_mask = torch.zeros((n_cls, n_words, n_sub), dtype=torch.bool)
+        word_mask = torch.zeros((n_cls, n_words), dtype=torch.bool)
+        for c, words in enumerate(verbalizer.token_ids):
+            for w, toks in enumerate(words):
+                word_mask[c, w] = True
+                for k, t in enumerate(toks):
+                    sub[c, w, k] = index[t]
+                    sub_mask[c, w, k] = True
+        self.register_buffer("sub_index", sub, persistent=False)
+        self.register_buffer("sub_mask", sub_mask, persistent=False)
+        self.register_buffer("word_mask", word_mask, persistent=False)
+
+    # ------------------------------------------------------------------ inputs
+
+    def input_embeds(self, input_ids: torch.Tensor, soft_token_ids: torch.Tensor) -> torch.Tensor:
+        embeds = self.plm.get_input_embeddings()(input_ids)
+        if self.soft_embedding is not None and bool((soft_token_ids > 0).any()):
+            soft = self.soft_embedding(soft_token_ids).to(embeds.dtype)
+            embeds = torch.where((soft_token_ids > 0).unsqueeze(-1), soft, embeds)
+        return embeds
+
+    def _model_inputs(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        inputs = {"attention_mask": batch["attention_mask"]}
+        if self.soft_embedding is not None:
+            inputs["inputs_embeds"] = self.input_embeds(batch["input_ids"], batch["soft_token_ids"])
+        else:
+            inputs["input_ids"] = batch["input_ids"]
+        if "decoder_input_ids" in batch:
+            inputs["decoder_input_ids"] = batch["decoder_input_ids"]
+        if self.kind == "causal":
+            inputs["use_cache"] = False
+        return inputs
+
+    def mask_hidden(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The LM head's input at the position where the label is read: (B, H)."""
+        with capture_head_input(self.plm) as box:
+            self.plm(**self._model_inputs(batch))
+        hidden = box["hidden"]
+        rows = torch.arange(hidden.shape[0], device=hidden.device)
+        return hidden[rows, batch["mask_pos"]]
+
+    def _head_rows(self, hidden: torch.Tensor, rows: torch.Tensor | None) -> torch.Tensor:
+        head = self.plm.get_output_embeddings()
+        weight = head.weight if rows is None else head.weight[rows]
+        out = hidden.to(weight.dtype) @ weight.T
+        bias = getattr(head, "bias", None)
+        if bias is not None:
+            out = out + (bias if rows is None else bias[rows])
+        return out.float()
+
+    def label_logits(self, hidden: torch.Tensor) -> torch.Tensor:
+        """Logits of the label-word sub-tokens only: (B, R)."""
+        return self._head_rows(hidden, self.label_rows)
+
+    def vocab_logits(self, hidden: torch.Tensor) -> torch.Tensor:
+        return self._head_rows(hidden, None)
+
+    # ------------------------------------------------------------------ scoring
+
+    def word_scores(self, row_logits: torch.Tensor) -> torch.Tensor:
+        """(B, R) label-row logits -> (B, C, W) log-prob of each word among the label words."""
+        sub = row_logits[:, self.sub_index]                 # B, C, W, T
+        mode = self.verbalizer.verbalizer.multi_token
+        if mode == "max":
+            sub = sub.masked_fill(~self.sub_mask, float("-inf")).amax(-1)
+        elif mode == "mean":
+            sub = (sub * self.sub_mask).sum(-1) / self.sub_mask.sum(-1).clamp(min=1)
+        else:  # first (and exact's first step when no teacher forcing is available)
+            sub = sub[..., 0]
+        sub = sub.masked_fill(~self.word_mask, float("-inf"))
+        flat = sub.flatten(1)
+        return torch.log_softmax(flat, dim=-1).view_as(sub)
+
+    def class_scores(self, word_logprobs: torch.Tensor) -> torch.Tensor:
+        """(B, C, W) word log-probs -> (B, C) class log-probs (renormalised over classes)."""
+        if self.verbalizer.verbalizer.aggregate == "mean":
+            masked = word_logprobs.masked_fill(~self.word_mask, 0.0)
+            scores = masked.sum(-1) / self.word_mask.sum(-1).clamp(min=1)
+        else:
+            scores = torch.logsumexp(word_logprobs, dim=-1)
+        return torch.log_softmax(scores, dim=-1)
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        hidden = self.mask_hidden(batch)
+        return self.class_scores(self.word_scores(self.label_logits(hidden)))
+
+    def exact_class_scores(self, encoded: list, pad_id: int) -> torch.Tensor:
+        """Causal models: score each label word by teacher forcing (sum of its sub-token log-probs).
+
+        Every (example, word) pair becomes one sequence ``prompt + word[:-1]``; the log-prob of sub-token k
+        is read at the position just before it, normalised over the whole vocabulary.
+        """
+        from backend.batching import collate
+        from backend.prompts.encode import Encoded
+
+        words = [(c, w, toks) for c, ws in enumerate(self.verbalizer.token_ids) for w, toks in enumerate(ws)]
+        seqs, reads = [], []
+        for e in encoded:
+            for _c, _w, toks in words:
+                extra = tuple(toks[:-1])
+                seqs.append(Encoded(input_ids=e.input_ids + extra, loss_ids=e.loss_ids + (0,) * len(extra),
+                                    soft_token_ids=e.soft_token_ids + (0,) * len(extra),
+                                    piece_index=e.piece_index + (-1,) * len(extra),
+                                    mask_positions=e.mask_positions, profile=e.profile))
+                reads.append([e.mask_positions[0] + k for k in range(len(toks))])
+        device = self.label_rows.device
+        batch = collate(seqs, pad_id, device)
+        with capture_head_input(self.plm) as box:
+            self.plm(**self._model_inputs(batch))
+        hidden = box["hidden"]
+        n_cls, n_words = self.word_mask.shape
+        out = torch.full((len(encoded), n_cls, n_words), float("-inf"), device=device)
+        for i, (read, (c, w, toks)) in enumerate(zip(reads, words * len(encoded))):
+            logp = torch.log_softmax(self.vocab_logits(hidden[i, read]), dim=-1)
+            out[i // len(words), c, w] = logp[torch.arange(len(toks)), torch.tensor(toks, device=device)].sum()
+        return self.class_scores(out)
