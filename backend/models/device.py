@@ -1,0 +1,64 @@
+"""Pick the device and dtype a model runs in.
+
+Defaults follow what is fast *and* numerically safe: on CUDA bf16 when the GPU supports it (same exponent
+range as fp32, so no overflow in attention logits), else fp16; on CPU fp32, because CPU half precision is
+slow on most machines and bf16 matmuls there lose accuracy for little gain.
+"""
+from __future__ import annotations
+
+import torch
+
+from backend.errors import ConfigError
+
+_DTYPES: dict[str, torch.dtype] = {
+    "float32": torch.float32, "fp32": torch.float32, "float": torch.float32,
+    "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
+    "float16": torch.float16, "fp16": torch.float16, "half": torch.float16,
+}
+
+
+def parse_dtype(dtype: str | torch.dtype | None) -> torch.dtype | None:
+    """``"bf16"`` / ``"bfloat16"`` / ``torch.bfloat16`` ... -> torch dtype; None or ``"auto"`` -> None."""
+    if dtype is None or isinstance(dtype, torch.dtype):
+        return dtype
+    key = str(dtype).strip().lower().removeprefix("torch.")
+    if key in ("", "auto"):
+        return None
+    if key not in _DTYPES:
+        raise ConfigError(f"unknown dtype {dtype!r}; use one of auto, float32, bfloat16, float16",
+                          field="dtype")
+    return _DTYPES[key]
+
+
+def parse_device(device: str | torch.device | None) -> torch.device:
+    """``None`` / ``"auto"`` -> CUDA when available else CPU; explicit CUDA without a GPU is an error."""
+    if device is None or (isinstance(device, str) and device.strip().lower() in ("", "auto")):
+        return torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu")
+    try:
+        dev = torch.device(device.strip().lower() if isinstance(device, str) else device)
+    except (RuntimeError, TypeError) as exc:
+        raise ConfigError(f"unknown device {device!r}; use auto, cpu, cuda or cuda:N", field="device") from exc
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ConfigError(f"device {device!r} requested but no CUDA GPU is available", field="device")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ConfigError(f"device {device!r} does not exist: {torch.cuda.device_count()} GPU(s) visible",
+                              field="device")
+    elif dev.type not in ("cpu", "mps"):
+        raise ConfigError(f"unsupported device {device!r}; use auto, cpu, cuda or cuda:N", field="device")
+    return dev
+
+
+def default_dtype(device: torch.device) -> torch.dtype:
+    """bf16 on GPUs that support it, fp16 on older GPUs, fp32 elsewhere."""
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return torch.float32
+
+
+def select_device(device: str | torch.device | None = None,
+                  dtype: str | torch.dtype | None = None) -> tuple[torch.device, torch.dtype]:
+    """Resolve the user's (possibly empty) device and dtype choice to concrete values."""
+    dev = parse_device(device)
+    dt = parse_dtype(dtype)
+    return dev, (dt if dt is not None else default_dtype(dev))

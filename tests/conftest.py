@@ -1,0 +1,30 @@
+"""Shared pytest setup: the repo root on sys.path (for ``tests.tiny``), the ``slow`` marker, and
+session-scoped real tokenizers so the slow ones load once."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "slow: takes more than ~10 s (still runs in CI)")
+
+
+@pytest.fixture(scope="session")
+def smol_tok():
+    from tests.tiny import smol_tokenizer
+
+    return smol_tokenizer()
+
+
+@pytest.fixture(scope="session")
+def bert_tok():
+    from tests.tiny import bert_tokenizer
+
+    return bert_tokenizer()
