@@ -1,0 +1,130 @@
+"""From a RunConfig to the engine's objects, and a zero-shot run recorded in storage.
+
+Shared by the CLI, the job runner and the studio's services, so all three resolve data, template and
+verbalizer the same way.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any, Callable, Sequence
+
+from backend.batching import EncodeSettings
+from backend.config import RunConfig
+from backend.errors import ConfigError, DatasetError
+from backend.evaluate import EvalResult, evaluate
+from backend.prompt_model import PromptModel
+from backend.prompts.example import Example
+from backend.prompts.template import Template, compile_template
+from backend.prompts.verbalizer import CompiledVerbalizer, Verbalizer, compile_verbalizer, parse_verbalizer
+
+OPEN_VOCAB = "labels"   # verbalizer value meaning: every distinct label is its own class and label word
+
+
+@dataclass
+class Split:
+    examples: list[Example]
+    label_names: list[str]
+    fingerprint: str
+    source: str
+    columns: dict[str, Any]
+
+
+def load_split(cfg: RunConfig, which: str) -> Split:
+    """Load the train or eval split named in the config (few-shot sampling applies to train only)."""
+    from backend.data import load_examples, sample_k_shot
+
+    src = cfg.data.eval if which == "eval" else cfg.data.train
+    if src is None:
+        raise ConfigError(f"data.{which}: missing")
+    split = cfg.data.eval_split if which == "eval" else cfg.data.train_split
+    loaded = load_examples(src, columns=cfg.data.columns or None, split=split,
+                           limit=cfg.data.limit if which == "eval" else None, label_names=cfg.data.label_names)
+    examples = list(loaded.examples)
+    if which == "train" and cfg.data.shots:
+        examples = sample_k_shot(examples, cfg.data.shots, cfg.data.seed)
+    return Split(examples=examples, label_names=list(loaded.label_names), fingerprint=loaded.fingerprint,
+                 source=src, columns=dict(cfg.data.columns or {}))
+
+
+def mask_prefix(template: Template) -> str:
+    """Leading space for label words: none when the text before the mask already ends in whitespace."""
+    before = ""
+    for part in template.parts:
+        if part.kind == "mask":
+            break
+        if part.kind == "text":
+            before = part.add_prefix_space + part.value
+        elif part.kind in ("placeholder", "meta", "soft", "special"):
+            before = "x"
+    return "" if before[-1:].isspace() else " "
+
+
+def build_verbalizer(spec: Any, classes: Sequence[str], examples: Sequence[Example] = ()) -> Verbalizer:
+    if spec == OPEN_VOCAB:
+        labels = sorted({str(e.label) for e in examples if e.label is not None})
+        if not labels:
+            raise DatasetError("open-vocabulary probing needs labelled examples")
+        return parse_verbalizer({lab: [lab] for lab in labels}, labels)
+    return parse_verbalizer(spec, list(classes) if classes else None)
+
+
+def build_prompt_model(loaded: Any, cfg: RunConfig, classes: Sequence[str], examples: Sequence[Example] = (),
+                       seed: int = 0) -> tuple[PromptModel, Template, CompiledVerbalizer]:
+    template = compile_template(cfg.template, loaded.tokenizer)
+    verb = build_verbalizer(cfg.verbalizer, classes, examples)
+    compiled = compile_verbalizer(verb, loaded.tokenizer, prefix=mask_prefix(template))
+    pm = PromptModel(loaded.model, loaded.kind, template, compiled, seed=seed)
+    return pm, template, compiled
+
+
+def settings_for(cfg: RunConfig, kind: str) -> EncodeSettings:
+    return EncodeSettings(profile=kind, max_length=cfg.max_length, truncate=cfg.truncate)
+
+
+def record_versions(store: Any, cfg: RunConfig, verb: Verbalizer, author: str = "") -> tuple[int, int]:
+    """Save (or find) the template and verbalizer as versions; returns their version ids."""
+    name = cfg.name or "default"
+    t = store.save_version("template", name, cfg.template, message="used by a run", author=author)
+    v = store.save_version("verbalizer", name, verb.canonical_json(), message="used by a run", author=author)
+    return t.id, v.id
+
+
+def run_zero_shot(cfg: RunConfig, *, loaded: Any = None, store: Any = None,
+                  progress: Callable[[int, int], None] | None = None) -> tuple[EvalResult, int | None]:
+    """Evaluate the config's template + verbalizer zero-shot; record everything when a store is given."""
+    if loaded is None:
+        from backend.models import load_model
+
+        loaded = load_model(cfg.model)
+    data = load_split(cfg, "eval")
+    support = None
+    if cfg.eval.calibration == "support":
+        support = load_split(cfg, "train").examples
+    pm, template, compiled = build_prompt_model(loaded, cfg, data.label_names, data.examples)
+    run_id = None
+    if store is not None:
+        tv, vv = record_versions(store, cfg, compiled.verbalizer)
+        snap = store.save_dataset_snapshot(data.source, data.columns, data.fingerprint,
+                                           {"eval": len(data.examples)}, list(compiled.classes))
+        run_id = store.create_run(cfg.to_dict(), method="zero-shot", model_id=loaded.model_id,
+                                  model_revision=loaded.revision, template_version_id=tv,
+                                  verbalizer_version_id=vv, dataset_snapshot_id=snap, tags=cfg.tags)
+        store.set_status(run_id, "running")
+    try:
+        result = evaluate(pm, loaded.tokenizer, data.examples, settings=settings_for(cfg, loaded.kind),
+                          batch_size=cfg.eval.batch_size, calibration=cfg.eval.calibration, support=support,
+                          top_k=cfg.eval.top_k, precision_at=cfg.eval.precision_at, progress=progress)
+    except BaseException as exc:
+        if store is not None and run_id is not None:
+            store.set_status(run_id, "failed", error=f"{type(exc).__name__}: {exc}")
+        raise
+    if store is not None and run_id is not None:
+        scalars = {k: v for k, v in result.metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+        store.append_metrics(run_id, [{"key": f"eval/{k}", "step": 0, "value": float(v)} for k, v in scalars.items()])
+        store.add_predictions(run_id, result.predictions)
+        store.attach_artifact(run_id, "report", "metrics.json",
+                              json.dumps(result.metrics, indent=2, default=str).encode())
+        store.set_status(run_id, "succeeded")
+    return result, run_id
+
