@@ -16,6 +16,7 @@ from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.exc import ArgumentError
 from sqlalchemy.pool import StaticPool
 
 from .errors import StorageError
@@ -34,7 +35,7 @@ def make_engine(url: str) -> Engine:
     """Create an engine for ``url`` with the settings above (file folders are created as needed)."""
     try:
         u = make_url(url)
-    except Exception as exc:  # sqlalchemy.exc.ArgumentError and friends
+    except ArgumentError as exc:
         raise StorageError(f"database URL {url!r} is not a valid SQLAlchemy URL: {exc}") from None
     if u.get_backend_name() != "sqlite":
         try:
@@ -42,6 +43,8 @@ def make_engine(url: str) -> Engine:
         except ModuleNotFoundError as exc:
             raise StorageError(f"database URL {url!r} needs the driver {exc.name!r}, which is not "
                                f"installed") from None
+        except ArgumentError as exc:
+            raise StorageError(f"database URL {url!r}: {exc}") from None
     memory = u.database in (None, "", ":memory:")
     if not memory and not str(u.database).startswith("file:"):
         Path(u.database).expanduser().parent.mkdir(parents=True, exist_ok=True)

@@ -97,6 +97,8 @@ class Run(Base):
     dataset_snapshot_id: Mapped[int | None] = mapped_column(ForeignKey("dataset_snapshots.id"),
                                                             nullable=True)
     parent_run_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id"), nullable=True)
+    # The parent's uid survives export/import even when the parent run is not in this database.
+    parent_uid: Mapped[str | None] = mapped_column(String(36), nullable=True, index=True)
     host: Mapped[str | None] = mapped_column(String(255), nullable=True)
     pid: Mapped[int | None] = mapped_column(Integer, nullable=True)
     worker: Mapped[str | None] = mapped_column(String(255), nullable=True)

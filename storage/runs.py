@@ -67,7 +67,8 @@ def create(s: Session, config: dict[str, Any], *, method: str, seed: int | None 
            template_version_id: int | None = None, verbalizer_version_id: int | None = None,
            dataset_snapshot_id: int | None = None, parent_run_id: int | None = None,
            tags: Iterable[str] = (), status: str = "queued", project: str | None = None,
-           uid: str | None = None, created_at: float | None = None) -> int:
+           uid: str | None = None, parent_uid: str | None = None,
+           created_at: float | None = None) -> int:
     if not isinstance(config, dict):
         raise InvalidInput(f"run config must be a dict, not {type(config).__name__}")
     if not method or not isinstance(method, str):
@@ -76,8 +77,8 @@ def create(s: Session, config: dict[str, Any], *, method: str, seed: int | None 
         raise InvalidInput(f"a new run starts as 'queued' or 'running', not {status!r}")
     _check_version(s, template_version_id, "template")
     _check_version(s, verbalizer_version_id, "verbalizer")
-    if parent_run_id is not None:
-        get_row(s, parent_run_id)
+    if parent_run_id is not None and parent_uid is None:
+        parent_uid = get_row(s, parent_run_id).uid
     if dataset_snapshot_id is not None:
         from . import snapshots
 
@@ -88,7 +89,7 @@ def create(s: Session, config: dict[str, Any], *, method: str, seed: int | None 
               status=status, method=method, seed=seed, model_id=model_id,
               model_revision=model_revision, template_version_id=template_version_id,
               verbalizer_version_id=verbalizer_version_id, dataset_snapshot_id=dataset_snapshot_id,
-              parent_run_id=parent_run_id, cancel_requested=False,
+              parent_run_id=parent_run_id, parent_uid=parent_uid, cancel_requested=False,
               created_at=created_at if created_at is not None else now)
     if status == "running":
         run.host, run.pid, run.started_at, run.heartbeat_at = host, pid, now, now
@@ -174,7 +175,7 @@ def info(s: Session, run: Run, *, detail: bool = True,
                    template_version_id=run.template_version_id,
                    verbalizer_version_id=run.verbalizer_version_id,
                    dataset_snapshot_id=run.dataset_snapshot_id, parent_run_id=run.parent_run_id,
-                   project=project, tags=tags, host=run.host, pid=run.pid, worker=run.worker,
+                   parent_uid=run.parent_uid, project=project, tags=tags, host=run.host, pid=run.pid, worker=run.worker,
                    error=run.error, cancel_requested=bool(run.cancel_requested),
                    created_at=run.created_at, started_at=run.started_at,
                    finished_at=run.finished_at, heartbeat_at=run.heartbeat_at, metrics=metrics,

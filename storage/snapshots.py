@@ -19,7 +19,7 @@ def canonical_json(obj: Any) -> str:
 
 
 def save(s: Session, source: str, columns: dict[str, Any], fingerprint: str,
-         row_counts: dict[str, Any], labels: list[Any]) -> int:
+         row_counts: dict[str, Any], labels: list[Any], created_at: float | None = None) -> int:
     """Insert a snapshot or return the id of the one with the same fingerprint and column mapping."""
     if not isinstance(columns, dict) or not isinstance(row_counts, dict):
         raise InvalidInput("dataset snapshot: columns and row_counts must be dicts")
@@ -31,7 +31,7 @@ def save(s: Session, source: str, columns: dict[str, Any], fingerprint: str,
     if row is None:
         row = DatasetSnapshot(source=str(source), columns=columns, columns_key=key,
                               fingerprint=fingerprint, row_counts=row_counts, labels=list(labels),
-                              created_at=time.time())
+                              created_at=time.time() if created_at is None else created_at)
         s.add(row)
         s.flush()
     return row.id

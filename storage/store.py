@@ -15,7 +15,7 @@ from typing import Any, BinaryIO
 
 from sqlalchemy import Engine, func, select, text
 from sqlalchemy.exc import IntegrityError as SAIntegrityError
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from . import metrics as metrics_repo
@@ -36,7 +36,7 @@ def open_store(url: str | None = None, artifacts_dir: Path | None = None) -> Sto
     engine = make_engine(url)
     try:
         upgrade_schema(engine)
-    except OperationalError as exc:
+    except DBAPIError as exc:
         engine.dispose()
         raise StorageError(f"cannot open database {url}: {exc.orig}") from None
     return Store(engine, Path(artifacts_dir) if artifacts_dir else default_artifacts_dir(url), url)

@@ -80,6 +80,7 @@ class RunInfo(_Dictable):
     verbalizer_version_id: int | None
     dataset_snapshot_id: int | None
     parent_run_id: int | None
+    parent_uid: str | None
     project: str | None
     tags: tuple[str, ...]
     host: str | None

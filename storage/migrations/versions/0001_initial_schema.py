@@ -86,6 +86,7 @@ def upgrade() -> None:
     sa.Column('verbalizer_version_id', sa.Integer(), nullable=True),
     sa.Column('dataset_snapshot_id', sa.Integer(), nullable=True),
     sa.Column('parent_run_id', sa.Integer(), nullable=True),
+    sa.Column('parent_uid', sa.String(length=36), nullable=True),
     sa.Column('host', sa.String(length=255), nullable=True),
     sa.Column('pid', sa.Integer(), nullable=True),
     sa.Column('worker', sa.String(length=255), nullable=True),
@@ -105,6 +106,7 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('runs', schema=None) as batch_op:
         batch_op.create_index('ix_runs_status', ['status', 'id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_runs_parent_uid'), ['parent_uid'], unique=False)
 
     op.create_table('artifacts',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -185,6 +187,7 @@ def downgrade() -> None:
     op.drop_table('artifacts')
     with op.batch_alter_table('runs', schema=None) as batch_op:
         batch_op.drop_index('ix_runs_status')
+        batch_op.drop_index(batch_op.f('ix_runs_parent_uid'))
 
     op.drop_table('runs')
     op.drop_table('aliases')

@@ -1,0 +1,98 @@
+"""Versioned templates and verbalizers: numbering, dedupe by content, lineage, diffs, aliases."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from storage import InvalidInput, NotFound
+from storage.testing import store  # noqa: F401  (fixture: SQLite, then PostgreSQL)
+
+
+def test_versions_are_numbered_per_name_and_hashed(store):
+    v1 = store.save_version("template", "sst2", 'It was {"mask"}.', message="first", author="ann")
+    v2 = store.save_version("template", "sst2", 'It was really {"mask"}.', message="stronger")
+    other = store.save_version("template", "imdb", 'It was {"mask"}.')
+    assert (v1.number, v2.number, other.number) == (1, 2, 1)
+    assert v1.sha256 == other.sha256 != v2.sha256
+    assert (v1.message, v1.author, v2.parent) == ("first", "ann", 1)
+    assert v1.parent is None
+    assert [v.number for v in store.list_versions("template", "sst2")] == [1, 2]
+    assert store.list_names("template") == ["imdb", "sst2"]
+    assert store.list_names("verbalizer") == []
+
+
+def test_identical_content_returns_the_existing_version(store):
+    v1 = store.save_version("template", "t", "a {\"mask\"}\n")
+    store.save_version("template", "t", "b {\"mask\"}\n")
+    again = store.save_version("template", "t", "a {\"mask\"}\r\n", message="ignored")
+    assert again.id == v1.id and again.number == 1 and again.message == ""
+    assert len(store.list_versions("template", "t")) == 2
+
+
+def test_verbalizer_canonical_json_dedupes(store):
+    words = {"negative": ["bad"], "positive": ["good", "great"]}
+    a = store.save_version("verbalizer", "v", json.dumps(words, sort_keys=True))
+    b = store.save_version("verbalizer", "v", json.dumps(dict(reversed(words.items())), sort_keys=True))
+    assert a.id == b.id
+    assert json.loads(store.get_version("verbalizer", "v").content) == words
+
+
+def test_get_by_number_alias_and_latest(store):
+    for i in range(3):
+        store.save_version("template", "t", f"v{i} {{\"mask\"}}")
+    assert store.get_version("template", "t").number == 3
+    assert store.get_version("template", "t", 2).content == 'v1 {"mask"}'
+    assert store.get_version("template", "t", "2").number == 2
+    store.set_alias("template", "t", "best", 1)
+    assert store.get_version("template", "t", "best").number == 1
+    moved = store.set_alias("template", "t", "best", 3)  # aliases move
+    assert moved.number == 3 and store.get_version("template", "t", "best").number == 3
+    assert store.get_version("template", "t", 3).aliases == ("best",)
+    assert store.get_version("template", "t", 1).aliases == ()
+
+
+def test_explicit_parent_records_the_branch_point(store):
+    store.save_version("template", "t", "one")
+    store.save_version("template", "t", "two")
+    v3 = store.save_version("template", "t", "one, edited", parent=1)
+    assert v3.number == 3 and v3.parent == 1
+
+
+def test_diff_between_any_two_versions(store):
+    store.save_version("template", "t", "line a\nline b\n")
+    store.save_version("template", "t", "line a\nline c\n")
+    d = store.diff_versions("template", "t", 1, 2)
+    assert "--- t@v1" in d and "+++ t@v2" in d and "-line b" in d and "+line c" in d
+    assert store.diff_versions("template", "t", 2, 2) == ""
+    assert "+line b" in store.diff_versions("template", "t", 2, 1)
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda s: s.get_version("template", "missing"), "no template named 'missing'"),
+    (lambda s: s.get_version("template", "t", 9), "has no version 9"),
+    (lambda s: s.get_version("template", "t", "prod"), "has no alias 'prod'"),
+    (lambda s: s.set_alias("template", "t", "prod", 7), "has no version 7"),
+])
+def test_missing_things_raise_not_found(store, call, message):
+    store.save_version("template", "t", "x")
+    with pytest.raises(NotFound, match=message):
+        call(store)
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda s: s.save_version("prompt", "t", "x"), "kind must be one of template, verbalizer"),
+    (lambda s: s.save_version("template", "", "x"), "name must be a non-empty string"),
+    (lambda s: s.save_version("template", "t", b"x"), "content must be text"),
+    (lambda s: s.set_alias("template", "t", "12", 1), "confused with a version number"),
+])
+def test_bad_input_is_a_clear_error(store, call, message):
+    store.save_version("template", "t", "x")
+    with pytest.raises(InvalidInput, match=message):
+        call(store)
+
+
+def test_versions_are_immutable_records(store):
+    v = store.save_version("template", "t", "x")
+    with pytest.raises(AttributeError):
+        v.content = "changed"  # type: ignore[misc]
