@@ -44,7 +44,7 @@ def open_store(url: str | None = None, artifacts_dir: Path | None = None) -> Sto
 
 class Store:
     def __init__(self, engine: Engine, artifacts_dir: Path, url: str = "") -> None:
-        self.url = url or str(engine.url)
+        self.url = url or engine.url.render_as_string(hide_password=False)
         self.engine = engine
         self._writer = writer(engine)
         self._pid = os.getpid()
@@ -193,7 +193,9 @@ class Store:
         if not rows:
             return 0
         with self.write() as s:
-            runs_repo.get_row(s, run_id)
+            # Locking the run row serialises appends per run (SQLite already has one writer), so ids
+            # grow in commit order per run on PostgreSQL too and ``since_id`` polling never skips one.
+            runs_repo.get_row(s, run_id, lock=True)
             return metrics_repo.append(s, rows)
 
     def get_metrics(self, run_id: int, keys: Iterable[str] | None = None,
