@@ -1,0 +1,26 @@
+"""A content hash of mapped examples: the dataset identity stored with every run.
+
+Computed over canonical JSON (sorted keys, fixed separators, UTF-8), so it is the same across runs,
+machines and Python versions, and changes whenever anything the engine sees changes: a text, a label,
+the row order, the column mapping's result, or the class names.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Sequence
+
+from backend.prompts.example import Example
+
+
+def fingerprint(examples: Iterable[Example], label_names: Sequence[str] | None = None) -> str:
+    """Hex sha256 over the examples (and the class names, when given)."""
+    h = hashlib.sha256()
+    if label_names is not None:
+        h.update(json.dumps({"label_names": list(label_names)}, ensure_ascii=False).encode())
+        h.update(b"\n")
+    for ex in examples:
+        line = json.dumps(ex.to_dict(), sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str)
+        h.update(line.encode())
+        h.update(b"\n")
+    return h.hexdigest()

@@ -1,0 +1,171 @@
+"""Every source format, and every way a file can be broken."""
+from __future__ import annotations
+
+import json
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from backend.data import load_examples, load_rows
+from backend.errors import DatasetError
+
+ROWS = [{"text_a": "good film", "label": "positive", "year": 2001},
+        {"text_a": "bad film", "label": "negative", "year": 1999}]
+
+
+def _write(path, rows, fmt):
+    if fmt == "jsonl":
+        path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    elif fmt == "json":
+        path.write_text(json.dumps(rows))
+    elif fmt in ("csv", "tsv"):
+        sep = "," if fmt == "csv" else "\t"
+        cols = list(rows[0])
+        path.write_text("\n".join([sep.join(cols)] + [sep.join(str(r[c]) for c in cols) for r in rows]) + "\n")
+    elif fmt == "parquet":
+        pq.write_table(pa.Table.from_pylist(rows), path)
+    return path
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "json", "csv", "tsv", "parquet"])
+def test_each_format_reads_the_same_rows(tmp_path, fmt):
+    path = _write(tmp_path / f"data.{fmt}", ROWS, fmt)
+    rows, columns = load_rows(str(path))
+    assert columns == ["text_a", "label", "year"]
+    assert [(r["text_a"], r["label"]) for r in rows] == [("good film", "positive"), ("bad film", "negative")]
+    data = load_examples(str(path))
+    assert [e.text_a for e in data.examples] == ["good film", "bad film"]
+    assert data.label_names == ["negative", "positive"]
+    assert data.columns == columns and data.source == str(path)
+
+
+def test_csv_cells_stay_text(tmp_path):
+    path = tmp_path / "d.csv"
+    path.write_text('text_a,label\n"007, licence to bore",negative\n1999,positive\n')
+    rows, _ = load_rows(str(path))
+    assert rows[1]["text_a"] == "1999"  # not the integer 1999
+    assert rows[0]["text_a"] == "007, licence to bore"
+
+
+def test_json_variants(tmp_path):
+    wrapped = tmp_path / "w.json"
+    wrapped.write_text(json.dumps({"data": ROWS}))
+    assert len(load_rows(str(wrapped))[0]) == 2
+    lines_as_json = _write(tmp_path / "l.json", ROWS, "jsonl")  # JSON Lines saved with a .json name
+    assert len(load_rows(str(lines_as_json))[0]) == 2
+
+
+def test_missing_keys_become_none(tmp_path):
+    path = tmp_path / "d.jsonl"
+    path.write_text('{"text_a": "x", "label": "a"}\n{"text_a": "y", "label": "b", "extra": 1}\n')
+    rows, columns = load_rows(str(path))
+    assert columns == ["text_a", "label", "extra"] and rows[0]["extra"] is None
+
+
+def test_blank_lines_and_bom_are_fine(tmp_path):
+    path = tmp_path / "d.jsonl"
+    path.write_bytes(b'\xef\xbb\xbf{"text_a": "x", "label": "a"}\n\n  \n{"text_a": "y", "label": "b"}\n')
+    assert len(load_rows(str(path))[0]) == 2
+
+
+def test_limit(tmp_path):
+    for fmt in ("jsonl", "json", "csv", "parquet"):
+        path = _write(tmp_path / f"d.{fmt}", ROWS * 5, fmt)
+        assert len(load_rows(str(path), limit=3)[0]) == 3
+    with pytest.raises(DatasetError, match="limit must be a positive"):
+        load_rows(str(path), limit=0)
+
+
+def test_directory_splits(tmp_path):
+    _write(tmp_path / "train.jsonl", ROWS, "jsonl")
+    _write(tmp_path / "dev.csv", ROWS[:1], "csv")
+    assert len(load_rows(str(tmp_path))[0]) == 2                 # default split: train
+    assert len(load_rows(str(tmp_path), split="dev")[0]) == 1
+    with pytest.raises(DatasetError, match="no split 'test'.*available splits: dev, train"):
+        load_rows(str(tmp_path), split="test")
+
+
+def test_builtin_sources():
+    rows, columns = load_rows("builtin:movie-reviews", split="dev")
+    assert columns == ["text_a", "label"] and len(rows) == 64
+    with pytest.raises(DatasetError, match="no built-in dataset 'nope'; available: builtin:movie-reviews"):
+        load_rows("builtin:nope")
+
+
+# ------------------------------------------------------------------------------------------ errors
+
+@pytest.mark.parametrize("name,content,message", [
+    ("d.jsonl", b'{"text_a": "x", "label": "a"}\n{"text_a": "y", "label": \n', "invalid JSON on line 2 of d.jsonl"),
+    ("d.jsonl", b'{"text_a": "x"}\n["text_a", "y"]\n', "line 2 of d.jsonl is a JSON list, expected an object"),
+    ("d.json", b'[{"text_a": "x"},\n {"text_a": ]', "invalid JSON in d.json at line 2"),
+    ("d.json", b'"just a string"', "must hold a list of objects"),
+    ("d.json", b'{"a": [], "b": []}', "exactly one list"),
+    ("d.csv", b"text_a,label\nfine,positive\nbroken,row,extra\n", "cannot parse d.csv.*line 3"),
+    ("d.csv", b"text_a,text_a\nx,y\n", "duplicate column names"),
+    ("d.parquet", b"PAR1 but not really", "not a readable Parquet file"),
+    ("d.jsonl", '{"text_a": "café"}\n'.encode("latin-1"), "not UTF-8"),
+    ("d.xlsx", b"x", "unsupported file type .xlsx"),
+])
+def test_broken_files_name_the_problem(tmp_path, name, content, message):
+    (tmp_path / name).write_bytes(content)
+    with pytest.raises(DatasetError, match=message):
+        load_rows(str(tmp_path / name))
+
+
+@pytest.mark.parametrize("name,content", [("e.jsonl", ""), ("e.jsonl", "\n\n"), ("e.csv", ""),
+                                          ("e.json", "[]"), ("e.csv", "text_a,label\n")])
+def test_empty_files(tmp_path, name, content):
+    (tmp_path / name).write_text(content)
+    with pytest.raises(DatasetError, match=f"{name} is empty"):
+        load_rows(str(tmp_path / name))
+
+
+def test_empty_parquet(tmp_path):
+    pq.write_table(pa.table({"text_a": pa.array([], pa.string())}), tmp_path / "e.parquet")
+    with pytest.raises(DatasetError, match="is empty"):
+        load_rows(str(tmp_path / "e.parquet"))
+
+
+@pytest.mark.parametrize("source", ["./missing.jsonl", "missing.csv", "/no/such/file.parquet"])
+def test_missing_file(source):
+    with pytest.raises(DatasetError, match="file not found"):
+        load_rows(source)
+
+
+def test_empty_source():
+    with pytest.raises(DatasetError, match="no data source given"):
+        load_rows("  ")
+
+
+def test_hub_dataset_offline(monkeypatch):
+    import datasets
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", True)
+    import huggingface_hub.constants
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    with pytest.raises(DatasetError, match="not cached and cannot be fetched offline") as err:
+        load_rows("prompt-studio-tests/never-downloaded-dataset")
+    assert err.value.field == "data"
+
+
+def test_hub_dataset_rows_decode_class_labels(monkeypatch):
+    import datasets
+
+    ds = datasets.Dataset.from_dict(
+        {"sentence": ["fine", "awful", "great"], "label": [1, 0, 1]},
+        features=datasets.Features({"sentence": datasets.Value("string"),
+                                    "label": datasets.ClassLabel(names=["negative", "positive"])}))
+    calls = []
+
+    def fake_load(repo, config=None, split=None):
+        calls.append((repo, config, split))
+        return ds
+
+    monkeypatch.setattr(datasets, "load_dataset", fake_load)
+    rows, columns = load_rows("hf:someone/sst:default", split="validation", limit=2)
+    assert calls == [("someone/sst", "default", "validation")]
+    assert columns == ["sentence", "label"]
+    assert rows == [{"sentence": "fine", "label": "positive"}, {"sentence": "awful", "label": "negative"}]
+    assert load_examples("someone/sst").examples[0].text_a == "fine"  # bare id; "sentence" guessed as text_a
