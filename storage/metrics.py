@@ -43,7 +43,7 @@ def validate_events(run_id: int, events: Iterable[Mapping[str, Any]]) -> list[di
 
 def append(s: Session, rows: list[dict[str, Any]]) -> int:
     if rows:
-        s.execute(insert(Metric), rows)
+        s.execute(insert(Metric.__table__), rows)  # Core insert: no ORM bookkeeping per row
     return len(rows)
 
 
