@@ -62,14 +62,31 @@ def test_model_without_lm_head_is_refused(tmp_path):
     assert "cls.predictions" in err.value.message
 
 
-def test_offline_hub_id_not_cached(tmp_path, monkeypatch):
+def _offline(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+
+
+def test_offline_hub_id_not_cached(tmp_path, monkeypatch):
+    _offline(monkeypatch)
     with pytest.raises(ModelError) as err:
         load_model("prompt-studio-tests/never-downloaded-model", device="cpu", cache_dir=tmp_path)
     assert "not in the local Hugging Face cache" in err.value.message
     assert "offline" in err.value.message
     assert err.value.field == "model"
+
+
+def test_cached_hub_model_loads_offline_with_its_commit(tmp_path, monkeypatch):
+    commit = "c0ffee" * 6 + "abcd"
+    repo = tmp_path / "hub" / "models--acme--tiny-bert"
+    tiny = _save_tiny("masked", bert_tokenizer(), repo / "snapshots" / commit)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(commit)
+    _offline(monkeypatch)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    loaded = load_model("acme/tiny-bert", device="cpu", cache_dir=tmp_path / "c")
+    assert (loaded.model_id, loaded.revision, loaded.kind) == ("acme/tiny-bert", commit, "masked")
+    assert torch.equal(_logits(loaded, "hub test"), _logits(tiny, "hub test"))
 
 
 def test_unreachable_hub_is_reported_as_such(tmp_path, monkeypatch):
@@ -156,3 +173,25 @@ def test_corrupt_weights_are_a_model_error(tmp_path):
     (tmp_path / "m" / "model.safetensors").write_bytes(b"\x00" * 64)
     with pytest.raises(ModelError, match="cannot load the weights"):
         load_model(str(tmp_path / "m"), device="cpu", cache_dir=tmp_path / "c")
+
+
+def test_gpu_load_goes_straight_to_the_device(monkeypatch):
+    """No GPU here: check the arguments a CUDA load would use (direct placement, target dtype)."""
+    from backend.models import loader
+    from backend.models.resolve import Source
+
+    seen = {}
+
+    class FakeAuto:
+        @staticmethod
+        def from_pretrained(location, **kwargs):
+            seen.update(kwargs, location=location)
+            return tiny_model("masked", bert_tokenizer()).model, {"missing_keys": set()}
+
+    monkeypatch.setitem(loader.AUTO_CLASSES, "masked", FakeAuto)
+    src = Source(model_id="m", location="/models/m", revision="r")
+    loader._load_weights(src, "masked", torch.device("cuda", 0), torch.bfloat16)
+    assert seen["device_map"] == torch.device("cuda", 0) and seen["dtype"] == torch.bfloat16
+    seen.clear()
+    loader._load_weights(src, "masked", torch.device("cpu"), torch.float32)
+    assert "device_map" not in seen and seen["dtype"] == torch.float32
