@@ -1,8 +1,150 @@
-"""Studio entry point (placeholder until the Gradio app lands): runs the zero-shot CLI on the built-in data."""
+"""Prompt Studio: the Gradio web app (a thin shell over ``backend.services``).
+
+``build_app(ctx)`` builds the Blocks from an explicit context (tests inject one with a tiny model);
+``main(argv)`` parses the launch options, opens the store, starts loading the model in the background and
+serves the page at once — fully offline (no analytics, no share link, no remote fonts or scripts).
+"""
 from __future__ import annotations
 
+import argparse
+import ipaddress
+import logging
+import os
+from pathlib import Path
+from typing import Any, Sequence
 
-def main(argv: list[str]) -> int:
-    from backend.cli import main as cli_main
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
-    return cli_main(["eval", "builtin"] + list(argv))
+import gradio as gr  # noqa: E402  (the environment above must be set before gradio is imported)
+
+from backend.services.context import StudioContext  # noqa: E402
+from studio.shared import Shared  # noqa: E402
+from studio.style import CSS, HEAD_JS  # noqa: E402
+from studio.tabs import data, evaluate, playground, runs, template, train, verbalizer  # noqa: E402
+
+log = logging.getLogger("studio")
+TITLE = "Prompt Studio"
+TABS = (("Data", data), ("Template", template), ("Verbalizer", verbalizer), ("Evaluate", evaluate),
+        ("Train", train), ("Runs", runs), ("Playground", playground))
+
+
+def build_app(ctx: StudioContext) -> gr.Blocks:
+    """The whole studio for ``ctx``; nothing is loaded here (the model loads in the background)."""
+    ctx.model.start()
+    with gr.Blocks(title=TITLE, analytics_enabled=False) as demo:
+        shared = Shared.create(ctx)
+        with gr.Tabs(elem_id="ps-tabs"):
+            for label, module in TABS:
+                tab_id = label.lower()
+                with gr.Tab(label, id=tab_id, elem_id=f"tab-{tab_id}"):
+                    module.build(ctx, shared)
+        shared.wire_load(demo)
+        demo.load(_opening(ctx), outputs=[shared.template_text, shared.label_words, shared.max_length],
+                  api_visibility="private")
+    return demo
+
+
+def _opening(ctx: StudioContext) -> Any:
+    """The page opens on the project's latest template and label words (the demo on first launch)."""
+    from backend.services import project
+
+    first = project.bootstrap(ctx)
+
+    def fill() -> tuple[Any, ...]:
+        res = project.opening(ctx, ctx.project)
+        if "error" in res:
+            res = first
+        if "error" in res:
+            return gr.skip(), gr.skip(), gr.skip()
+        return res["template"], res["label_words"], res["max_length"]
+    return fill
+
+
+# ------------------------------------------------------------------------------------------ launching
+
+def parse_args(argv: Sequence[str]) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python launch.py", description="Prompt Studio: design, train and "
+                                "compare prompts for a pretrained language model, offline.")
+    p.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=None, help="port (default: 7860 or the next free one)")
+    p.add_argument("--data-dir", default=None, help="where the studio keeps its database, uploads and "
+                   "artifacts (default: $PROMPT_STUDIO_HOME or ~/.prompt-studio)")
+    p.add_argument("--db", default=None, help="SQLAlchemy URL (default: a SQLite file in the data dir)")
+    p.add_argument("--model", default=None, help="base model: the embedded default, a local directory or "
+                   ".gguf, or a cached hub id")
+    p.add_argument("--auth", default=None, metavar="USER:PASSWORD",
+                   help="require a login (mandatory when --host is not a loopback address)")
+    p.add_argument("--max-upload-mb", type=float, default=50.0, help="largest dataset upload (default 50)")
+    return p.parse_args(list(argv))
+
+
+def check_args(args: argparse.Namespace) -> tuple[str, str] | None:
+    """Validate options that depend on each other; returns the (user, password) pair if any."""
+    auth = None
+    if args.auth is not None:
+        user, sep, password = args.auth.partition(":")
+        if not sep or not user or not password:
+            raise SystemExit("--auth must look like USER:PASSWORD")
+        auth = (user, password)
+    if not _is_loopback(args.host) and auth is None:
+        raise SystemExit(f"--host {args.host} exposes the studio beyond this machine: add --auth USER:PASSWORD")
+    if args.max_upload_mb <= 0:
+        raise SystemExit("--max-upload-mb must be positive")
+    return auth
+
+
+def _is_loopback(host: str) -> bool:
+    if host in ("localhost",):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def make_context(args: argparse.Namespace) -> StudioContext:
+    from backend.models import DEFAULT_MODEL
+    from backend.services.context import ModelSlot
+    from storage import open_store
+
+    data_dir = Path(args.data_dir).expanduser() if args.data_dir else None
+    if data_dir is not None:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        os.environ.setdefault("PROMPT_STUDIO_HOME", str(data_dir))
+    from storage import default_home
+
+    home = data_dir or default_home()
+    home.mkdir(parents=True, exist_ok=True)
+    url = args.db or f"sqlite:///{home / 'studio.db'}"
+    store = open_store(url)
+    return StudioContext(store=store, model=ModelSlot(args.model or DEFAULT_MODEL), data_dir=home,
+                         max_upload_mb=args.max_upload_mb)
+
+
+def launch(demo: gr.Blocks, ctx: StudioContext, *, host: str = "127.0.0.1", port: int | None = None,
+           auth: tuple[str, str] | None = None, block: bool = True) -> Any:
+    """Serve ``demo`` offline; ``block=False`` returns at once (tests, benchmarks)."""
+    return demo.queue(default_concurrency_limit=2).launch(
+        server_name=host, server_port=port, auth=auth, share=False, quiet=True, inbrowser=False,
+        prevent_thread_lock=not block, show_error=False, footer_links=["api"],
+        max_file_size=int(ctx.max_upload_mb * 1024 * 1024), allowed_paths=[str(ctx.exports_dir)],
+        css=CSS, head=HEAD_JS, theme=gr.themes.Soft(font=[gr.themes.Font("system-ui"), "sans-serif"],
+                                                   font_mono=[gr.themes.Font("ui-monospace"), "monospace"]),
+        ssr_mode=False)
+
+
+def main(argv: Sequence[str]) -> int:
+    args = parse_args(argv)
+    auth = check_args(args)
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    log.setLevel(logging.INFO)
+    ctx = make_context(args)
+    demo = build_app(ctx)
+    launch(demo, ctx, host=args.host, port=args.port, auth=auth, block=False)
+    print(f"Prompt Studio: {demo.local_url} (data in {ctx.data_dir}; Ctrl+C stops)", flush=True)
+    try:
+        demo.block_thread()
+    finally:
+        ctx.close()
+    return 0

@@ -1,0 +1,196 @@
+"""The studio's explicit context: the store, the base model (loaded in the background) and caches.
+
+One ``StudioContext`` is created by ``studio/app.py`` (or by a test, with a tiny model injected) and passed
+to every service function. Nothing here is a module global, so two apps in one process (tests) never
+share state, and everything a request reuses — the tokenizer, its ``TokenizerInfo``, tokenized texts,
+loaded datasets — lives in one visible place.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from backend.errors import ModelError
+from backend.models import DEFAULT_MODEL, LoadedModel
+from backend.prompts.encode import TokenizerInfo, describe_tokenizer
+from backend.services.tokens import MemoTokenizer
+from storage import Store
+
+log = logging.getLogger(__name__)
+
+LOADING_MESSAGE = "loading model..."
+
+
+class ModelSlot:
+    """The one base model of a studio session, loaded once in a background thread.
+
+    Why a thread: loading SmolLM2 takes seconds (tens on first use, when its GGUF is converted) and the
+    page must show at once; controls that need the model read ``status()`` and say "loading model..."
+    until ``ready``. Requests then reuse the same tokenizer and ``TokenizerInfo`` (never reloaded per
+    keystroke).
+    """
+
+    def __init__(self, spec: str = DEFAULT_MODEL, loader: Callable[[], LoadedModel] | None = None) -> None:
+        self.spec = spec
+        self._loader = loader or (lambda: _load_default(spec))
+        self._lock = threading.Lock()
+        # Held around every forward pass in the studio process: PromptModel hooks the shared base model's
+        # LM head for the duration of a call, so two concurrent calls would read each other's captures.
+        self.lock = threading.RLock()
+        self._done = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._loaded: LoadedModel | None = None
+        self._tokenizer: MemoTokenizer | None = None
+        self._info: TokenizerInfo | None = None
+        self._error: str | None = None
+
+    @classmethod
+    def ready(cls, loaded: LoadedModel) -> ModelSlot:
+        """A slot holding an already-loaded model (tests inject tiny models this way)."""
+        slot = cls(loaded.spec, loader=lambda: loaded)
+        slot._finish(loaded)
+        return slot
+
+    def start(self) -> None:
+        """Begin loading in the background (idempotent)."""
+        with self._lock:
+            if self._thread is not None or self._done.is_set():
+                return
+            self._thread = threading.Thread(target=self._run, name="studio-model-loader", daemon=True)
+            self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            self._finish(self._loader())
+        except ModelError as exc:
+            self._error = exc.message
+            self._done.set()
+        except Exception as exc:  # noqa: BLE001 - a broken model must not kill the page; say why
+            log.exception("loading model %s failed", self.spec)
+            self._error = f"cannot load model {self.spec!r}: {exc}"
+            self._done.set()
+
+    def _finish(self, loaded: LoadedModel) -> None:
+        start_id = getattr(loaded.model.config, "decoder_start_token_id", None) if loaded.kind == "seq2seq" \
+            else None
+        self._info = describe_tokenizer(loaded.tokenizer, start_id)
+        self._tokenizer = MemoTokenizer(loaded.tokenizer)
+        self._loaded = loaded
+        self._done.set()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until loaded or failed (tests and the CLI use this; request handlers never do)."""
+        self.start()
+        return self._done.wait(timeout)
+
+    def status(self) -> dict[str, Any]:
+        if self._loaded is not None:
+            return {"state": "ready", "model_id": self._loaded.model_id, "kind": self._loaded.kind,
+                    "message": f"model {self._loaded.model_id} ({self._loaded.kind}) on {self._loaded.device}"}
+        if self._error is not None:
+            return {"state": "failed", "model_id": self.spec, "kind": None, "message": self._error}
+        return {"state": "loading", "model_id": self.spec, "kind": None, "message": LOADING_MESSAGE}
+
+    def get(self) -> LoadedModel:
+        """The loaded model, or a ModelError saying it is still loading / why it failed."""
+        if self._loaded is None:
+            raise ModelError(self._error or LOADING_MESSAGE)
+        return self._loaded
+
+    @property
+    def tokenizer(self) -> MemoTokenizer:
+        self.get()
+        assert self._tokenizer is not None
+        return self._tokenizer
+
+    @property
+    def info(self) -> TokenizerInfo:
+        self.get()
+        assert self._info is not None
+        return self._info
+
+    @property
+    def profile(self) -> str:
+        """The encoding profile: the model kind names it (masked / causal / seq2seq)."""
+        return self.get().kind
+
+
+def _load_default(spec: str) -> LoadedModel:
+    from backend.models import load_model
+
+    return load_model(spec)
+
+
+class DatasetCache:
+    """Loaded datasets keyed by what was asked for (source, columns, split, limit); a few are kept.
+
+    Each browser keeps its own selection as a plain dict (a Gradio State); the loaded rows are shared.
+    """
+
+    def __init__(self, maxsize: int = 4, loader: Callable[..., Any] | None = None) -> None:
+        self.maxsize = maxsize
+        self._loader = loader
+        self._items: OrderedDict[str, Any] = OrderedDict()
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def key(selection: dict[str, Any]) -> str:
+        return json.dumps(selection, sort_keys=True, default=str)
+
+    def get(self, selection: dict[str, Any]) -> Any:
+        """The LoadedData for ``selection`` (``{"source", "columns", "split", "limit"}``), loading on a miss."""
+        k = self.key(selection)
+        with self._lock:
+            if k in self._items:
+                self._items.move_to_end(k)
+                return self._items[k]
+        loaded = self._load(selection)
+        with self._lock:
+            self._items[k] = loaded
+            while len(self._items) > self.maxsize:
+                self._items.popitem(last=False)
+        return loaded
+
+    def _load(self, selection: dict[str, Any]) -> Any:
+        loader = self._loader
+        if loader is None:
+            from backend.data import load_examples as loader
+        return loader(selection["source"], columns=selection.get("columns") or None,
+                      split=selection.get("split") or None, limit=selection.get("limit") or None)
+
+
+@dataclass
+class StudioContext:
+    """Everything a service call may touch, created once per app."""
+
+    store: Store
+    model: ModelSlot
+    data_dir: Path
+    datasets: DatasetCache = field(default_factory=DatasetCache)
+    project: str = "demo"
+    max_upload_mb: float = 50.0
+    jobs: Any = None   # the job runner handle (backend.jobs), when the app starts one
+
+    def close(self) -> None:
+        """Stop the job worker this app started (if any) and release the database."""
+        if self.jobs is not None and hasattr(self.jobs, "stop"):
+            self.jobs.stop()
+        self.store.close()
+
+    @property
+    def uploads_dir(self) -> Path:
+        path = self.data_dir / "uploads"
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    @property
+    def exports_dir(self) -> Path:
+        path = self.data_dir / "exports"
+        path.mkdir(parents=True, exist_ok=True)
+        return path

@@ -1,0 +1,90 @@
+"""Evaluate in the studio: a zero-shot run of the current template + label words (recorded in storage
+like any run), and the drill-down behind each confusion-matrix cell."""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from backend.config import RunConfig
+from backend.services.context import StudioContext
+from backend.services.results import service, user_error
+
+CELL_LIMIT = 25
+
+
+def result_view(metrics: dict[str, Any], run_id: int | None) -> dict[str, Any]:
+    """The metrics the Evaluate tab draws, JSON-able (per-class table, confusion matrix, scalars)."""
+    scalars = {k: v for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    return {"run_id": run_id, "metrics": scalars, "classes": metrics.get("classes", []),
+            "confusion": metrics.get("confusion", []), "per_class": metrics.get("per_class", {}),
+            "calibration": metrics.get("calibration", "none")}
+
+
+@service("evaluate")
+def zero_shot(ctx: StudioContext, cfg: RunConfig, progress: Callable[[int, int], None] | None = None
+              ) -> dict[str, Any]:
+    """Evaluate ``cfg`` with the already-loaded base model and record it as a zero-shot run."""
+    from backend.pipeline import run_zero_shot
+
+    loaded = ctx.model.get()
+    with ctx.model.lock:
+        result, run_id = run_zero_shot(cfg, loaded=loaded, store=ctx.store, progress=progress)
+    return result_view(result.metrics, run_id)
+
+
+@service("evaluate")
+def run_result(ctx: StudioContext, run_id: int) -> dict[str, Any]:
+    """The stored evaluation of any finished run (zero-shot or trained): metrics and confusion matrix
+    rebuilt from its predictions, so every run drills down the same way."""
+    from backend.evaluate import classification_metrics
+
+    run = ctx.store.get_run(int(run_id))
+    preds = ctx.store.get_predictions(run.id)
+    if not preds:
+        return user_error(f"run {run.id} ({run.status}) has no stored predictions to show", "evaluate")
+    classes = _classes(run.config, preds)
+    pos = {c: i for i, c in enumerate(classes)}
+    gold = [pos[str(p["gold"])] for p in preds]
+    pred = [pos[str(p["predicted"])] for p in preds]
+    metrics = classification_metrics(gold, pred, classes)
+    metrics["calibration"] = (run.config.get("eval") or {}).get("calibration") or "none"
+    return result_view(metrics, run.id)
+
+
+def _classes(config: dict[str, Any], preds: list[dict[str, Any]]) -> list[str]:
+    names = (config.get("data") or {}).get("label_names")
+    if names:
+        return [str(n) for n in names]
+    probs = preds[0].get("probs")
+    if isinstance(probs, dict):
+        return [str(k) for k in probs]
+    return sorted({str(p["gold"]) for p in preds} | {str(p["predicted"]) for p in preds})
+
+
+@service("evaluate")
+def cell_examples(ctx: StudioContext, run_id: int, gold: str, predicted: str, limit: int = CELL_LIMIT
+                  ) -> dict[str, Any]:
+    """The examples behind one confusion-matrix cell: wrapped input and class probabilities."""
+    from backend.prompts.template import compile_template
+    from backend.prompts.wrap import wrap
+
+    run = ctx.store.get_run(int(run_id))
+    preds = [p for p in ctx.store.get_predictions(run.id)
+             if str(p["gold"]) == str(gold) and str(p["predicted"]) == str(predicted)]
+    cfg = RunConfig.from_dict(run.config)
+    examples = eval_examples(ctx, cfg)
+    template = compile_template(cfg.template)
+    rows = []
+    for p in preds[:int(limit)]:
+        ex = examples[p["index"]] if 0 <= p["index"] < len(examples) else None
+        text = "".join(piece.text or "" for piece in wrap(template, ex).pieces) if ex is not None else ""
+        probs = p["probs"] if isinstance(p["probs"], dict) else {}
+        rows.append({"index": p["index"], "gold": p["gold"], "predicted": p["predicted"], "probs": probs,
+                     "input": text})
+    return {"run_id": run.id, "gold": gold, "predicted": predicted, "count": len(preds), "rows": rows}
+
+
+def eval_examples(ctx: StudioContext, cfg: RunConfig) -> list[Any]:
+    """The examples a config evaluates, through the context's dataset cache (same order as predictions)."""
+    sel = {"source": cfg.data.eval, "columns": cfg.data.columns or {}, "split": cfg.data.eval_split,
+           "limit": cfg.data.limit}
+    return list(ctx.datasets.get(sel).examples)

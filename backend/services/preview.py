@@ -1,0 +1,177 @@
+"""Template preview: parse, wrap and encode a few examples as the user types; lint; dataset lengths.
+
+Everything here reuses the engine (``parse_template`` / ``wrap`` / ``encode`` / ``token_views``) with the
+context's already-loaded tokenizer, so a keystroke costs a parse plus a handful of dictionary look-ups.
+Without a model yet (it loads in the background) the parse and the wrapped segments are still shown;
+only the tokens wait for the tokenizer.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Any, Sequence
+
+from backend.errors import EncodingError, StudioError, TemplateError
+from backend.prompts.encode import TRUNCATE_METHODS, encode, token_views
+from backend.prompts.example import Example
+from backend.prompts.template import ParsedTemplate, Template, compile_template, parse_template
+from backend.prompts.wrap import Wrapped, wrap
+from backend.services.context import StudioContext
+from backend.services.results import error_result, service
+
+MAX_PREVIEW_EXAMPLES = 8
+HISTOGRAM_LIMIT = 2000   # examples measured for the length histogram (a deterministic prefix)
+
+
+def _check_settings(max_length: Any, truncate: str) -> int:
+    try:
+        n = int(max_length)
+    except (TypeError, ValueError):
+        raise EncodingError(f"max length must be a whole number, got {max_length!r}", field="max_length") \
+            from None
+    if n < 1:
+        raise EncodingError("max length must be at least 1", field="max_length")
+    if truncate not in TRUNCATE_METHODS:
+        raise EncodingError(f"truncation must be one of {', '.join(TRUNCATE_METHODS)}", field="truncate")
+    return n
+
+
+def segments_of(parsed: ParsedTemplate) -> list[dict[str, Any]]:
+    return [{"index": i, "kind": s.kind, "value": s.value, "span": list(s.span),
+             "shortenable": s.is_shortenable} for i, s in enumerate(parsed.segments)]
+
+
+def pieces_of(wrapped: Wrapped) -> list[dict[str, Any]]:
+    return [{"text": p.text, "loss_ids": p.loss_ids, "shortenable_ids": p.shortenable_ids,
+             "soft_token_ids": p.soft_token_ids, "kind": p.kind, "segment": p.segment} for p in wrapped.pieces]
+
+
+def _preview_one(ctx: StudioContext, template: Template, row: int, ex: Example, max_length: int,
+                 truncate: str) -> dict[str, Any]:
+    out: dict[str, Any] = {"row": row, "label": ex.label, "pieces": [], "tokens": None, "error": None,
+                           "warnings": []}
+    try:
+        wrapped = wrap(template, ex)
+        out["pieces"] = pieces_of(wrapped)
+        if ctx.model.status()["state"] != "ready":
+            return out
+        tok = ctx.model.tokenizer
+        enc = encode(wrapped, tok, profile=ctx.model.profile, max_length=max_length, truncate=truncate,
+                     info=ctx.model.info)
+    except StudioError as exc:
+        out["error"] = exc.to_dict()
+        return out
+    out["tokens"] = [asdict(v) for v in token_views(enc, tok)]
+    out["length"] = enc.length
+    out["n_truncated"] = enc.n_truncated
+    out["warnings"] = list(enc.warnings)
+    return out
+
+
+def lint(parsed: ParsedTemplate, examples: Sequence[Example], profile: str | None) -> list[dict[str, Any]]:
+    """Problems that parse fine but make a poor prompt; each names the span it is about."""
+    found: list[dict[str, Any]] = []
+
+    def add(level: str, message: str, span: Sequence[int] | None) -> None:
+        found.append({"level": level, "message": message, "span": list(span) if span else None})
+
+    fields = parsed.fields()
+    meta_keys = set().union(*(ex.meta.keys() for ex in examples)) if examples else set()
+    for seg in parsed.segments:
+        if seg.kind == "meta" and examples and seg.value not in meta_keys:
+            have = ", ".join(sorted(map(str, meta_keys))) or "none"
+            add("error", f"unknown field {seg.value!r}: the data has no such column (meta fields: {have})",
+                seg.span)
+        if seg.kind == "placeholder" and seg.value == "text_b" and examples \
+                and not any(ex.text_b for ex in examples):
+            add("warning", "{text_b} is empty in every example: map a column to text_b on the Data tab",
+                seg.span)
+    if not fields["placeholder"] and not fields["meta"]:
+        add("warning", "the template reads no field of the example, so every input is identical", None)
+    masks = [s for s in parsed.segments if s.kind == "mask"]
+    if profile == "causal" and masks:
+        first = parsed.segments.index(masks[0])
+        before = [s for s in parsed.segments[:first] if not (s.kind == "text" and not s.value.strip())]
+        after = [s for s in parsed.segments[first + 1:] if not (s.kind == "text" and not s.value.strip())]
+        if not before:
+            add("error", "the mask comes first: a causal model needs text before it to predict the label",
+                masks[0].span)
+        if after:
+            add("warning", "causal models read the label right after the text before the mask; "
+                "everything after the mask is dropped", (after[0].span[0], after[-1].span[1]))
+    if examples:
+        blank = sum(1 for ex in examples if _renders_blank(parsed, ex))
+        if blank:
+            add("warning", f"{blank} of {len(examples)} examples render with every field empty", None)
+    return found
+
+
+def _renders_blank(parsed: ParsedTemplate, ex: Example) -> bool:
+    values = []
+    for seg in parsed.segments:
+        if seg.kind == "placeholder":
+            values.append(getattr(ex, seg.value, ""))
+        elif seg.kind == "meta":
+            values.append(ex.meta.get(seg.value))
+    return bool(values) and all(v is None or not str(v).strip() for v in values)
+
+
+def preview(ctx: StudioContext, text: str, examples: Sequence[tuple[int, Example]], max_length: Any = 256,
+            truncate: str = "tail", lint_examples: Sequence[Example] = ()) -> dict[str, Any]:
+    """Parse ``text`` and show how each chosen example is wrapped and tokenized.
+
+    A template error returns ``{"error": {..., "span": [start, end]}}`` (drawn under the exact
+    characters); per-example problems (a missing meta field, a template too long) stay on that example.
+    """
+    try:
+        limit = _check_settings(max_length, truncate)
+        parsed = parse_template(text)
+        tok = ctx.model.tokenizer if ctx.model.status()["state"] == "ready" else None
+        template = compile_template(parsed, tok)
+    except StudioError as exc:
+        return error_result(exc)
+    status = ctx.model.status()
+    profile = status["kind"]
+    rows = [_preview_one(ctx, template, row, ex, limit, truncate)
+            for row, ex in list(examples)[:MAX_PREVIEW_EXAMPLES]]
+    return {"segments": segments_of(parsed), "examples": rows, "profile": profile, "model": status,
+            "num_soft_tokens": template.num_soft_tokens,
+            "lint": lint(parsed, list(lint_examples) or [ex for _, ex in examples], profile)}
+
+
+@service("template")
+def length_stats(ctx: StudioContext, text: str, examples: Sequence[Example], max_length: Any = 256,
+                 truncate: str = "tail") -> dict[str, Any]:
+    """Encoded length of every example (up to HISTOGRAM_LIMIT): the histogram, the share truncated and the
+    rows that cannot be encoded at all (the template's fixed parts leave no room, so the mask is lost)."""
+    limit = _check_settings(max_length, truncate)
+    tok = ctx.model.tokenizer
+    template = compile_template(parse_template(text), tok)
+    sample = list(examples)[:HISTOGRAM_LIMIT]
+    wrapped: list[Wrapped | None] = []
+    lost: list[dict[str, Any]] = []
+    for row, ex in enumerate(sample):
+        try:
+            wrapped.append(wrap(template, ex))
+        except TemplateError as exc:
+            wrapped.append(None)
+            lost.append({"row": row, "message": exc.message})
+    tok.warm(p.text for w in wrapped if w is not None for p in w.pieces if p.text)
+    lengths: list[int] = []
+    full: list[int] = []
+    truncated = 0
+    profile = ctx.model.profile
+    for row, w in enumerate(wrapped):
+        if w is None:
+            continue
+        try:
+            enc = encode(w, tok, profile=profile, max_length=limit, truncate=truncate, info=ctx.model.info)
+        except EncodingError as exc:
+            lost.append({"row": row, "message": exc.message})
+            continue
+        lengths.append(enc.length)
+        full.append(enc.length + enc.n_truncated)
+        truncated += bool(enc.dropped)
+    n = len(sample)
+    return {"n": n, "total": len(examples), "lengths": lengths, "full_lengths": full, "max_length": limit,
+            "truncated": truncated, "share_truncated": truncated / n if n else 0.0,
+            "lost": len(lost), "lost_rows": sorted(lost, key=lambda d: d["row"])[:20]}

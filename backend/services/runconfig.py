@@ -1,0 +1,47 @@
+"""Build the RunConfig for what the studio shows: the one contract shared with the CLI and the runner.
+
+Every button that evaluates or trains goes through ``build``, so "copy as command" prints exactly what
+the run executes, and a run started from the studio can be repeated with ``python -m backend``.
+"""
+from __future__ import annotations
+
+import json
+import shlex
+from typing import Any
+
+from backend.config import RunConfig
+from backend.services.context import StudioContext
+from backend.services.versions import parse_label_words
+
+
+def build(ctx: StudioContext, *, template: str, label_words: str, selection: dict[str, Any],
+          max_length: Any = 256, truncate: str = "tail", name: str | None = None,
+          eval_split: str | None = None, train_split: str | None = None, eval_limit: int | None = None,
+          method: str = "zero-shot", options: dict[str, Any] | None = None,
+          train: dict[str, Any] | None = None, evaluation: dict[str, Any] | None = None,
+          label_names: list[str] | None = None, tags: list[str] | None = None) -> RunConfig:
+    """A validated RunConfig (ConfigError / VerbalizerError name the offending field)."""
+    source = selection.get("source")
+    data: dict[str, Any] = {"eval": source, "eval_split": eval_split or selection.get("split"),
+                            "columns": selection.get("columns") or {}, "label_names": label_names,
+                            "limit": eval_limit, "seed": int(selection.get("seed") or 13)}
+    if method != "zero-shot":
+        data.update(train=source, train_split=train_split, shots=selection.get("shots") or None)
+    raw: dict[str, Any] = {
+        "model": ctx.model.spec, "data": data, "template": template,
+        "verbalizer": parse_label_words(label_words), "max_length": int(max_length), "truncate": truncate,
+        "method": {"name": method, **(options or {})}, "name": name or ctx.project, "tags": tags or [],
+    }
+    if train:
+        raw["train"] = train
+    if evaluation:
+        raw["eval"] = evaluation
+    return RunConfig.from_dict(raw)
+
+
+def command(cfg: RunConfig, store_url: str | None = None) -> str:
+    """The shell lines that run ``cfg`` from the CLI: write the config, then evaluate or train it."""
+    verb = "eval" if cfg.method.name == "zero-shot" else "train"
+    db = f" --db {shlex.quote(store_url)}" if store_url else ""
+    body = json.dumps(cfg.to_dict(), indent=2, ensure_ascii=False)
+    return f"cat > run.json <<'JSON'\n{body}\nJSON\npython -m backend {verb} run.json{db}"

@@ -1,0 +1,123 @@
+"""Runs: the filtered table, comparison (overlaid curves, config differences, metric table), one run in
+detail (config, versions, metrics, predictions, artifacts with sha256), bundles, and re-running."""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+from backend.services.context import StudioContext
+from backend.services.results import service, user_error
+from storage import RunInfo
+
+HEADLINE = ("eval/accuracy", "eval/macro_f1", "accuracy", "macro_f1")
+
+
+def headline(metrics: dict[str, float]) -> dict[str, float | None]:
+    """Accuracy and macro-F1 whichever key family the run used (``eval/...`` or plain)."""
+    acc = next((metrics[k] for k in ("eval/accuracy", "dev/accuracy", "accuracy") if k in metrics), None)
+    f1 = next((metrics[k] for k in ("eval/macro_f1", "dev/macro_f1", "macro_f1") if k in metrics), None)
+    return {"accuracy": acc, "macro_f1": f1}
+
+
+def run_row(r: RunInfo) -> dict[str, Any]:
+    h = headline(r.metrics)
+    return {"id": r.id, "status": r.status, "method": r.method, "name": (r.config or {}).get("name"),
+            "model": r.model_id, "accuracy": h["accuracy"], "macro_f1": h["macro_f1"],
+            "created_at": r.created_at, "duration_s": _duration(r), "tags": list(r.tags)}
+
+
+def _duration(r: RunInfo) -> float | None:
+    if r.started_at is None:
+        return None
+    return (r.finished_at or time.time()) - r.started_at
+
+
+@service("runs")
+def table(ctx: StudioContext, status: str | None = None, method: str | None = None, text: str = "",
+          limit: int = 200) -> dict[str, Any]:
+    """Runs newest first; ``text`` matches the name, tags or id."""
+    runs = ctx.store.list_runs(status=status or None, method=method or None, limit=limit)
+    q = (text or "").strip().lower()
+    rows = [run_row(r) for r in runs]
+    if q:
+        rows = [r for r in rows if q in str(r["id"]) or q in str(r["name"] or "").lower()
+                or any(q in t.lower() for t in r["tags"])]
+    return {"runs": rows}
+
+
+def choices(ctx: StudioContext, status: str | None = None, limit: int = 200) -> list[str]:
+    """``"#12 lora demo (succeeded)"`` labels for run pickers (run_id_of reads them back)."""
+    return [f"#{r.id} {r.method} {(r.config or {}).get('name') or ''} ({r.status})".replace("  ", " ")
+            for r in ctx.store.list_runs(status=status, limit=limit)]
+
+
+def run_id_of(label: Any) -> int:
+    """The id in a picker label such as ``"#12 lora demo (succeeded)"`` (or a bare number)."""
+    from backend.errors import StudioError
+
+    text = str(label).strip().lstrip("#").split(" ")[0]
+    if not text.isdigit():
+        raise StudioError(f"{label!r} is not a run", field="runs")
+    return int(text)
+
+
+def _points(events: Sequence[dict[str, Any]]) -> dict[str, list[list[float]]]:
+    out: dict[str, list[list[float]]] = {}
+    for ev in events:
+        out.setdefault(ev["key"], []).append([int(ev["step"]), float(ev["value"])])
+    return out
+
+
+@service("runs")
+def detail(ctx: StudioContext, run_id: int) -> dict[str, Any]:
+    """Everything about one run: config, template and verbalizer versions, metrics, status history,
+    artifacts (with sha256), and how many predictions are stored."""
+    r = ctx.store.get_run(int(run_id))
+    versions = {}
+    for kind, vid in (("template", r.template_version_id), ("verbalizer", r.verbalizer_version_id)):
+        if vid is not None:
+            v = ctx.store.get_version_by_id(vid)
+            versions[kind] = {"name": v.name, "version": v.number, "content": v.content, "sha256": v.sha256}
+    return {"run": run_row(r), "config": r.config, "versions": versions, "metrics": dict(r.metrics),
+            "error": None, "run_error": r.error,
+            "history": [{"status": h.status, "at": h.at, "host": h.host, "note": h.note} for h in r.history],
+            "artifacts": [{"kind": a.kind, "name": a.name, "sha256": a.sha256, "size": a.size}
+                          for a in r.artifacts],
+            "predictions": len(ctx.store.get_predictions(r.id)),
+            "curves": _points(ctx.store.get_metrics(r.id))}
+
+
+@service("runs")
+def compare(ctx: StudioContext, run_ids: Sequence[int]) -> dict[str, Any]:
+    """Two or more runs side by side: only the config keys that differ, the metric table, and each
+    run's curves for overlaying."""
+    ids = [int(i) for i in run_ids]
+    if len(ids) < 2:
+        return user_error("select at least two runs to compare", "compare")
+    cmp = ctx.store.compare_runs(ids)
+    curves = {f"#{i}": _points(ctx.store.get_metrics(i)) for i in ids}
+    return {"runs": cmp["runs"], "status": cmp["status"], "config_diff": cmp["config_diff"],
+            "metrics": cmp["metrics"], "curves": curves}
+
+
+@service("bundle")
+def export_bundle(ctx: StudioContext, run_id: int) -> dict[str, Any]:
+    """Write the run's bundle (config, versions, metrics, predictions, artifacts) to a zip file."""
+    r = ctx.store.get_run(int(run_id))
+    out = ctx.exports_dir / f"run-{r.id}-{r.uid[:8]}.zip"
+    path = ctx.store.export_run(r.id, out)
+    return {"path": str(path), "size": Path(path).stat().st_size}
+
+
+@service("bundle")
+def import_bundle(ctx: StudioContext, path: str | Path) -> dict[str, Any]:
+    run_id = ctx.store.import_bundle(Path(path))
+    return {"run_id": run_id}
+
+
+@service("runs")
+def config_of(ctx: StudioContext, run_id: int) -> dict[str, Any]:
+    """A run's config, to edit and submit again ("re-run with changes")."""
+    r = ctx.store.get_run(int(run_id))
+    return {"config": r.config, "method": r.method, "run_id": r.id}

@@ -1,0 +1,55 @@
+"""Verbalizer services: label-word coverage for the loaded tokenizer, and the zero-shot probe (top-k
+tokens at the mask, label-word probabilities, suggested label words mined per class)."""
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+from backend.evaluate import probe as engine_probe
+from backend.evaluate import suggest_label_words
+from backend.prompts.example import Example
+from backend.prompts.template import compile_template
+from backend.prompts.verbalizer import coverage_report, parse_verbalizer
+from backend.services.context import StudioContext
+from backend.services.results import service
+from backend.services.versions import parse_label_words
+
+PROBE_MAX = 16
+
+
+@service("verbalizer")
+def coverage(ctx: StudioContext, label_words: str, template: str, classes: Sequence[str] | None = None
+             ) -> dict[str, Any]:
+    """Per label word: its sub-tokens, unknown tokens, first-token collisions with other classes."""
+    from backend.pipeline import mask_prefix
+
+    verb = parse_verbalizer(parse_label_words(label_words), list(classes) if classes else None)
+    tok = ctx.model.tokenizer
+    prefix = mask_prefix(compile_template(template, tok)) if template.strip() else " "
+    rows = coverage_report(verb, tok, prefix)
+    problems = [r for r in rows if r["n_subtokens"] > 1 or r["unknown"] or r["collides_with"]]
+    return {"rows": rows, "classes": list(verb.classes), "problems": len(problems), "prefix": prefix}
+
+
+@service("probe")
+def probe(ctx: StudioContext, template: str, label_words: str, examples: Sequence[tuple[int, Example]],
+          classes: Sequence[str] | None, max_length: Any = 256, truncate: str = "tail", top_k: int = 10
+          ) -> dict[str, Any]:
+    """Run the base model on a few examples: what it puts at the mask, and how the label words fare."""
+    from backend.batching import EncodeSettings
+    from backend.config import RunConfig
+    from backend.pipeline import build_prompt_model
+
+    loaded = ctx.model.get()
+    chosen = list(examples)[:PROBE_MAX]
+    cfg = RunConfig(template=template, verbalizer=parse_label_words(label_words), max_length=int(max_length),
+                    truncate=truncate)
+    exs = [ex for _, ex in chosen]
+    with ctx.model.lock:
+        pm, _, _ = build_prompt_model(loaded, cfg, list(classes or []), exs)
+        settings = EncodeSettings(profile=loaded.kind, max_length=int(max_length), truncate=truncate)
+        results = engine_probe(pm, ctx.model.tokenizer, exs, settings=settings, top_k=int(top_k))
+    gold = [str(ex.label) for ex in exs]
+    labelled = [(r, g) for r, g, ex in zip(results, gold, exs) if ex.label is not None]
+    suggestions = suggest_label_words([r for r, _ in labelled], [g for _, g in labelled]) if labelled else {}
+    rows = [{"row": row, "gold": ex.label, "text": ex.text_a, **res} for (row, ex), res in zip(chosen, results)]
+    return {"examples": rows, "suggestions": suggestions, "classes": list(pm.verbalizer.classes)}

@@ -1,0 +1,59 @@
+"""What the tabs share: the browser's data selection, the template and verbalizer being edited, and the
+model-status banner that turns model-dependent controls on once the background load finishes."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from html import escape
+from typing import Any, Callable
+
+import gradio as gr
+
+from backend.services import data as data_service
+from backend.services.context import StudioContext
+
+
+def banner_html(status: dict[str, Any]) -> str:
+    return f"<div class='ps-banner {escape(status['state'])}' id='ps-model-state' " \
+           f"data-state='{escape(status['state'])}'>{escape(status['message'])}</div>"
+
+
+@dataclass
+class Shared:
+    ctx: StudioContext
+    data_sel: gr.State
+    model_state: gr.Textbox          # "loading" / "ready" / "failed": tabs refresh on its change
+    banner: gr.HTML
+    timer: gr.Timer
+    # set by the tabs that own them, read by later tabs
+    template_text: gr.Textbox | None = None
+    template_name: gr.Textbox | None = None
+    max_length: gr.Number | None = None
+    truncate: gr.Dropdown | None = None
+    label_words: gr.Textbox | None = None
+    verbalizer_name: gr.Textbox | None = None
+    on_load: list[tuple[Callable[..., Any], list[Any], list[Any]]] = field(default_factory=list)
+
+    @classmethod
+    def create(cls, ctx: StudioContext) -> Shared:
+        try:
+            default = data_service.default_selection()
+        except ImportError:
+            default = {}
+        with gr.Row():
+            gr.Markdown("## Prompt Studio", elem_id="ps-title")
+            banner = gr.HTML(banner_html(ctx.model.status()), elem_id="ps-banner")
+        model_state = gr.Textbox(ctx.model.status()["state"], visible=False, elem_id="ps-model-state-box")
+        return cls(ctx=ctx, data_sel=gr.State(default), model_state=model_state, banner=banner,
+                   timer=gr.Timer(1.0, active=ctx.model.status()["state"] == "loading"))
+
+    def poll_model(self) -> tuple[str, str, Any]:
+        status = self.ctx.model.status()
+        return banner_html(status), status["state"], gr.Timer(active=status["state"] == "loading")
+
+    def wire_load(self, demo: gr.Blocks) -> None:
+        """Page load: show the model's current state and start polling it while it loads."""
+        outs = [self.banner, self.model_state, self.timer]
+        self.timer.tick(self.poll_model, outputs=outs, api_visibility="private", queue=False)
+        demo.load(self.poll_model, outputs=outs, api_visibility="private", queue=False)
+        for fn, inputs, outputs in self.on_load:
+            demo.load(fn, inputs=inputs, outputs=outputs, api_visibility="private")

@@ -1,0 +1,107 @@
+"""Template tab: the editor with errors at the exact span as you type, the live token preview of chosen
+examples, max length / truncation, the dataset-wide length histogram, lint, and versions."""
+from __future__ import annotations
+
+from typing import Any
+
+import gradio as gr
+
+from backend.prompts.encode import TRUNCATE_METHODS
+from backend.services import data as data_service
+from backend.services import preview as preview_service
+from backend.services.context import StudioContext
+from studio.shared import Shared
+from studio.tabs.common import as_int, guard, row_picker
+from studio.tabs.versioning import versions_panel
+from studio.views.messages import error_html, lint_html
+from studio.views.plots import length_histogram
+from studio.views.tokens import preview_html
+from studio.views.tables import kv_card
+
+HELP = ("Write the prompt around the input. Short form: `{text_a}`, `{text_b}`, `{mask}`, `{meta:NAME}`, "
+        "`{soft}`, `{soft:init text}`; OpenPrompt's `{\"placeholder\": \"text_a\", \"shortenable\": False}` "
+        "works too. The **mask** is where the model's answer (a label word) goes.")
+
+
+def build(ctx: StudioContext, shared: Shared) -> None:
+    gr.Markdown(HELP)
+    with gr.Row():
+        with gr.Column(scale=5):
+            name = gr.Textbox(ctx.project, label="Template name", elem_id="ps-template-name")
+            editor = gr.Textbox(label="Template", lines=4, max_lines=20, elem_id="ps-template",
+                                placeholder="{text_a} It was {mask}.")
+            feedback = gr.HTML(elem_id="ps-template-feedback")
+            with gr.Row():
+                max_length = gr.Number(256, label="Max length (tokens)", precision=0, minimum=8,
+                                       elem_id="ps-max-length")
+                truncate = gr.Dropdown(list(TRUNCATE_METHODS), value="tail", label="Truncation",
+                                       elem_id="ps-truncate")
+            rows = gr.Dropdown([], value=[], multiselect=True, label="Examples to preview",
+                               elem_id="ps-preview-rows", max_choices=preview_service.MAX_PREVIEW_EXAMPLES)
+            panel = versions_panel(ctx, "template", name, editor, [], lambda: None, lambda c: c)
+        with gr.Column(scale=6):
+            preview = gr.HTML(elem_id="ps-preview", min_height=120)
+            lengths_plot = gr.Plot(label="Encoded length over the dataset", elem_id="ps-lengths")
+            lengths_info = gr.HTML(elem_id="ps-lengths-info")
+    shared.template_text, shared.template_name = editor, name
+    shared.max_length, shared.truncate = max_length, truncate
+
+    @guard
+    def do_preview(text: str, picked: list[Any], max_len: Any, trunc: str, sel: dict[str, Any]) -> tuple[str, str]:
+        try:
+            chosen = data_service.pick(ctx, sel, [as_int(r, 0) for r in (picked or [])])
+            every = data_service.examples(ctx, sel)
+        except Exception as exc:  # a missing dataset must not hide the template's own errors
+            chosen, every = [], []
+            data_problem = error_html({"error": {"message": getattr(exc, "message", str(exc))}})
+        else:
+            data_problem = ""
+        res = preview_service.preview(ctx, text or "", chosen, max_len, trunc, lint_examples=every[:500])
+        if "error" in res:
+            return error_html(res, text or ""), preview_html(res)
+        return lint_html(res["lint"], text or "") + data_problem, preview_html(res)
+
+    @guard
+    def do_lengths(text: str, max_len: Any, trunc: str, sel: dict[str, Any]) -> tuple[Any, str]:
+        if ctx.model.status()["state"] != "ready":
+            return gr.skip(), f"<div class='ps-msg ps-info'>{ctx.model.status()['message']}</div>"
+        try:
+            every = data_service.examples(ctx, sel)
+        except Exception:  # noqa: BLE001 - the data tab shows why; here there is simply nothing to measure
+            return None, ""
+        res = preview_service.length_stats(ctx, text or "", every, max_len, trunc)
+        if "error" in res:
+            return gr.skip(), ""
+        items = [("examples measured", f"{res['n']} of {res['total']}"),
+                 ("truncated", f"{res['truncated']} ({res['share_truncated']:.1%})"),
+                 ("cannot be encoded (mask lost)", res["lost"])]
+        card = kv_card(items)
+        if res["lost_rows"]:
+            card += error_html({"error": {"message": f"row {res['lost_rows'][0]['row']}: "
+                                                     f"{res['lost_rows'][0]['message']}"}})
+        return length_histogram(res["lengths"], res["max_length"], res["full_lengths"]), card
+
+    @guard
+    def refresh_rows(sel: dict[str, Any], picked: list[Any]) -> Any:
+        return row_picker(ctx, sel, picked, 2)
+
+    preview_inputs = [editor, rows, max_length, truncate, shared.data_sel]
+    preview_outputs = [feedback, preview]
+    length_inputs = [editor, max_length, truncate, shared.data_sel]
+    editor.change(do_preview, preview_inputs, preview_outputs, trigger_mode="always_last", api_name="preview",
+                  concurrency_limit=None, show_progress="hidden") \
+        .then(do_lengths, length_inputs, [lengths_plot, lengths_info], trigger_mode="always_last",
+              api_name="lengths", show_progress="hidden")
+    for control in (max_length, truncate):
+        control.change(do_preview, preview_inputs, preview_outputs, trigger_mode="always_last",
+                       api_visibility="private", show_progress="hidden") \
+            .then(do_lengths, length_inputs, [lengths_plot, lengths_info], api_visibility="private",
+                  show_progress="hidden")
+    rows.change(do_preview, preview_inputs, preview_outputs, trigger_mode="always_last",
+                api_visibility="private", show_progress="hidden")
+    shared.data_sel.change(refresh_rows, [shared.data_sel, rows], [rows], api_visibility="private") \
+        .then(do_lengths, length_inputs, [lengths_plot, lengths_info], api_visibility="private")
+    shared.model_state.change(do_preview, preview_inputs, preview_outputs, api_visibility="private") \
+        .then(do_lengths, length_inputs, [lengths_plot, lengths_info], api_visibility="private")
+    shared.on_load.append((panel["refresh"], [name], panel["history_outputs"]))
+    shared.on_load.append((refresh_rows, [shared.data_sel, rows], [rows]))

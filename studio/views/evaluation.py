@@ -1,0 +1,36 @@
+"""Evaluation results: the metric card, the per-class table and the examples behind a matrix cell."""
+from __future__ import annotations
+
+from html import escape
+from typing import Any
+
+from studio.views.tables import html_table, kv_card, prob_bars
+
+
+def metrics_card(res: dict[str, Any]) -> str:
+    m = res["metrics"]
+    items = [("accuracy", m.get("accuracy")), ("macro-F1", m.get("macro_f1")), ("examples", m.get("n")),
+             ("calibration", res.get("calibration", "none"))]
+    if m.get("seconds") is not None:
+        items.append(("seconds", m["seconds"]))
+    if m.get("truncated"):
+        items.append(("inputs truncated", m["truncated"]))
+    title = f"Run {res['run_id']}" if res.get("run_id") is not None else "Result"
+    return kv_card(items, title)
+
+
+def per_class_html(res: dict[str, Any]) -> str:
+    rows = [[c, round(v["precision"], 4), round(v["recall"], 4), round(v["f1"], 4), v["support"]]
+            for c, v in res["per_class"].items()]
+    return html_table(["class", "precision", "recall", "F1", "support"], rows, "ps-per-class")
+
+
+def cell_html(res: dict[str, Any]) -> str:
+    head = (f"<div class='ps-msg ps-info'>{res['count']} examples with gold <b>{escape(str(res['gold']))}</b> "
+            f"predicted as <b>{escape(str(res['predicted']))}</b>"
+            + (f" (first {len(res['rows'])} shown)" if res["count"] > len(res["rows"]) else "") + "</div>")
+    items = "".join(
+        f"<div class='ps-example'><div class='ps-ex-head'>Example {r['index']}</div>"
+        f"<pre class='ps-marked'>{escape(r['input'])}</pre>{prob_bars(r['probs'], str(r['gold']))}</div>"
+        for r in res["rows"])
+    return head + items

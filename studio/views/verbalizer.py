@@ -1,0 +1,44 @@
+"""Coverage table, probe results and suggested label words."""
+from __future__ import annotations
+
+from html import escape
+from typing import Any, Sequence
+
+from studio.views.tables import html_table, prob_bars
+from studio.views.tokens import readable
+
+
+def coverage_html(res: dict[str, Any]) -> str:
+    rows = []
+    for r in res["rows"]:
+        flags = []
+        if r["n_subtokens"] > 1:
+            flags.append(f"{r['n_subtokens']} sub-tokens")
+        if r["unknown"]:
+            flags.append("unknown token")
+        if r["collides_with"]:
+            flags.append("first token shared with " + ", ".join(r["collides_with"]))
+        rows.append([r["class"], r["word"], " ".join(readable(t) for t in r["tokens"]),
+                     " ".join(map(str, r["token_ids"])), "; ".join(flags) or "ok"])
+    summary = (f"<div class='ps-msg ps-{'warning' if res['problems'] else 'ok'}'>"
+               f"{res['problems']} of {len(res['rows'])} label words need attention</div>")
+    return summary + html_table(["class", "word", "tokens", "ids", "check"], rows, "ps-coverage")
+
+
+def probe_html(res: dict[str, Any]) -> str:
+    parts = []
+    for ex in res["examples"]:
+        top = " ".join(f"<span class='ps-chip' title='id {t['id']}'>{escape(readable(t['token']))} "
+                       f"<small>{t['prob']:.2f}</small></span>" for t in ex["top_k"])
+        words = html_table(["class", "label word", "p(word at mask)"],
+                           [[w["class"], w["word"], round(w["prob"], 4)] for w in ex["label_words"]])
+        gold = None if ex["gold"] is None else str(ex["gold"])
+        parts.append(f"<div class='ps-example'><div class='ps-ex-head'>Row {ex['row']} · gold "
+                     f"<b>{escape(str(gold))}</b> · {escape(str(ex['text'])[:160])}</div>"
+                     f"<div>Top tokens at the mask:</div><div class='ps-chips'>{top}</div>"
+                     f"<div style='display:flex;gap:16px'>{words}{prob_bars(ex['class_probs'], gold)}</div></div>")
+    return "".join(parts)
+
+
+def suggestions_text(suggestions: dict[str, Sequence[str]]) -> str:
+    return "\n".join(f"{c}: {', '.join(ws)}" for c, ws in suggestions.items() if ws)

@@ -1,0 +1,71 @@
+"""Data service: built-in data, column mapping, browsing, K-shot, uploads (type and size checked)."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from backend.services import data
+from backend.services.testing import make_context
+
+
+@pytest.fixture
+def ctx(tmp_path):
+    return make_context(tmp_path / "studio", max_upload_mb=0.01)
+
+
+def test_default_selection_loads_the_demo_data(ctx):
+    res = data.load(ctx, data.default_selection())
+    assert res["n"] > 10 and res["label_names"] == ["negative", "positive"]
+    assert sum(res["distribution"].values()) == res["n"]
+    assert res["mapping"]["text_a"] == "text_a" and "dev" in res["splits"]
+
+
+def test_browse_filters_and_pages(ctx):
+    sel = data.default_selection()
+    page = data.browse(ctx, sel, "", 0, 5)
+    assert len(page["rows"]) == 5 and page["rows"][0]["row"] == 0
+    hits = data.browse(ctx, sel, "positive", 0, 100)
+    assert hits["matched"] and all(r["label"] == "positive" for r in hits["rows"])
+
+
+def test_k_shot_sampling_is_per_class_and_reproducible(ctx):
+    sel = dict(data.default_selection(), shots=3, seed=5)
+    res = data.load(ctx, sel)
+    assert res["n"] == 6 and set(res["distribution"].values()) == {3}
+    assert [e.text_a for e in data.examples(ctx, sel)] == [e.text_a for e in data.examples(ctx, dict(sel))]
+    too_many = data.load(ctx, dict(sel, shots=10_000))
+    assert "fewer than shots" in too_many["error"]["message"]
+
+
+def test_upload_mapping_and_meta(ctx, tmp_path):
+    path = tmp_path / "reviews.jsonl"
+    rows = [{"review": f"text {i}", "stars": "good" if i % 2 else "bad", "title": f"T{i}"} for i in range(6)]
+    path.write_text("\n".join(json.dumps(r) for r in rows))
+    saved = data.save_upload(ctx, path)
+    assert saved["source"].startswith(str(ctx.uploads_dir))
+    sel = {"source": saved["source"], "columns": data.mapping("review", data.NO_COLUMN, "stars", ["title"])}
+    res = data.load(ctx, sel)
+    assert res["label_names"] == ["bad", "good"] and res["columns"] == ["review", "stars", "title"]
+    ex = data.examples(ctx, sel)[1]
+    assert ex.text_a == "text 1" and ex.meta == {"title": "T1"}
+    wrong = data.load(ctx, {"source": saved["source"], "columns": data.mapping("text", None, None, [])})
+    assert "text" in wrong["error"]["message"] and wrong["error"]["field"] == "data"
+
+
+def test_upload_refuses_wrong_type_and_size(ctx, tmp_path):
+    exe = tmp_path / "x.exe"
+    exe.write_bytes(b"MZ")
+    assert data.save_upload(ctx, exe)["error"]["field"] == "upload"
+    big = tmp_path / "big.csv"
+    big.write_text("text,label\n" + "word,a\n" * 5000)
+    res = data.save_upload(ctx, big)
+    assert "limit" in res["error"]["message"] and res["error"]["field"] == "upload"
+
+
+def test_pick_names_a_missing_row(ctx):
+    from backend.errors import DatasetError
+
+    with pytest.raises(DatasetError) as err:
+        data.pick(ctx, data.default_selection(), [0, 9999])
+    assert err.value.row == 9999
