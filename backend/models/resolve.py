@@ -100,8 +100,8 @@ def _hub_source(spec: str) -> Source:
         if offline or "connect" in text.lower() or "cached files" in text:
             raise ModelError(_not_cached_message(repo_id, offline)) from exc
         raise ModelError(f"cannot load hub model {repo_id!r}: {text}") from exc
-    except ValueError as exc:
-        raise ModelError(f"cannot load hub model {repo_id!r}: {exc}") from exc
+    except Exception as exc:  # a broken or foreign config raises almost anything
+        raise ModelError(f"cannot load hub model {repo_id!r}: {type(exc).__name__}: {exc}") from exc
     cached = try_to_load_from_cache(repo_id, "config.json", revision=revision or None)
     if isinstance(cached, str):  # .../snapshots/<commit>/config.json: pin that commit for every file
         kwargs["revision"] = Path(cached).parent.name
