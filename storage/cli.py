@@ -96,6 +96,19 @@ def cmd_versions(store: Store, a: argparse.Namespace) -> None:
               f"{v.message}{alias}")
 
 
+def cmd_check(store: Store, a: argparse.Namespace) -> None:
+    report = store.check()
+    if a.json:
+        _print_json(report)
+    else:
+        print(f"{report['runs']} runs, {report['artifacts']} artifact files: "
+              + ("ok" if report["ok"] else "PROBLEMS"))
+        for problem in report["problems"]:
+            print(f"  {problem}")
+    if not report["ok"]:
+        raise SystemExit(1)
+
+
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--db", default=None, help=f"SQLAlchemy URL (default {default_db_url()})")
@@ -124,6 +137,8 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("kind", choices=["template", "verbalizer"])
     v.add_argument("name")
     v.set_defaults(func=cmd_versions)
+    c = sub.add_parser("check", parents=[common], help="verify the database and every artifact file")
+    c.set_defaults(func=cmd_check)
     return p
 
 

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, TypeVar
 
 from sqlalchemy import Engine, func, select, text
 from sqlalchemy.exc import IntegrityError as SAIntegrityError
@@ -28,6 +28,8 @@ from .errors import InvalidInput, StorageError
 from .models import Artifact, Run
 from .paths import default_artifacts_dir, default_db_url
 from .types import ArtifactInfo, DatasetSnapshotInfo, RunInfo, VersionInfo
+
+T = TypeVar("T")
 
 
 def open_store(url: str | None = None, artifacts_dir: Path | None = None) -> Store:
@@ -67,6 +69,22 @@ class Store:
         with Session(self._writer, expire_on_commit=False) as s, s.begin():
             yield s
 
+    def _write_retrying(self, fn: Callable[[Session], T], attempts: int = 5) -> T:
+        """Run ``fn`` in a write transaction, retrying when a unique constraint fails.
+
+        Why: get-or-create (entities, projects, snapshots) and "next version number" are race-free on
+        SQLite (one writer at a time) but on PostgreSQL two transactions can both decide to insert;
+        the loser's unique violation means "someone else just created it", so trying again finds it.
+        """
+        for attempt in range(attempts):
+            try:
+                with self.write() as s:
+                    return fn(s)
+            except SAIntegrityError:
+                if attempt == attempts - 1:
+                    raise
+        raise AssertionError("unreachable")
+
     def close(self) -> None:
         self.engine.dispose()
 
@@ -80,14 +98,8 @@ class Store:
     def save_version(self, kind: str, name: str, content: str, message: str = "", author: str = "",
                      parent: int | str | None = None) -> VersionInfo:
         """Save ``content`` as the next version of ``name`` (identical content: existing version)."""
-        for attempt in range(5):  # a rival on PostgreSQL may take the same number: retry
-            try:
-                with self.write() as s:
-                    return versions_repo.save(s, kind, name, content, message, author, parent)
-            except SAIntegrityError:
-                if attempt == 4:
-                    raise
-        raise AssertionError("unreachable")
+        return self._write_retrying(lambda s: versions_repo.save(s, kind, name, content, message,
+                                                                 author, parent))
 
     def get_version(self, kind: str, name: str, ref: int | str | None = None) -> VersionInfo:
         with self.read() as s:
@@ -116,8 +128,8 @@ class Store:
     # -- dataset snapshots ---------------------------------------------------------------------
     def save_dataset_snapshot(self, source: str, columns: dict[str, Any], fingerprint: str,
                               row_counts: dict[str, Any], labels: list[Any]) -> int:
-        with self.write() as s:
-            return snapshots_repo.save(s, source, columns, fingerprint, row_counts, labels)
+        return self._write_retrying(lambda s: snapshots_repo.save(s, source, columns, fingerprint,
+                                                                  row_counts, labels))
 
     def get_dataset_snapshot(self, snapshot_id: int) -> DatasetSnapshotInfo:
         with self.read() as s:
@@ -129,14 +141,12 @@ class Store:
                    template_version_id: int | None = None, verbalizer_version_id: int | None = None,
                    dataset_snapshot_id: int | None = None, parent_run_id: int | None = None,
                    tags: Iterable[str] = (), status: str = "queued", project: str | None = None) -> int:
-        with self.write() as s:
-            return runs_repo.create(s, config, method=method, seed=seed, model_id=model_id,
-                                    model_revision=model_revision,
-                                    template_version_id=template_version_id,
-                                    verbalizer_version_id=verbalizer_version_id,
-                                    dataset_snapshot_id=dataset_snapshot_id,
-                                    parent_run_id=parent_run_id, tags=tags, status=status,
-                                    project=project)
+        tags = list(tags)  # may be retried: a generator would be empty the second time
+        return self._write_retrying(lambda s: runs_repo.create(
+            s, config, method=method, seed=seed, model_id=model_id, model_revision=model_revision,
+            template_version_id=template_version_id, verbalizer_version_id=verbalizer_version_id,
+            dataset_snapshot_id=dataset_snapshot_id, parent_run_id=parent_run_id, tags=tags,
+            status=status, project=project))
 
     def set_status(self, run_id: int, status: str, error: str | None = None) -> RunInfo:
         with self.write() as s:

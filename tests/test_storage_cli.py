@@ -100,3 +100,13 @@ def test_errors_are_one_line_with_exit_status_2(populated, args, message):
 def test_bad_db_url_is_one_line(tmp_path):
     res = cli("runs", "--db", "nosuchdb://x", home=tmp_path)
     assert res.returncode == 2 and res.stderr.count("\n") == 1 and "nosuchdb" in res.stderr
+
+
+def test_check_reports_a_corrupt_artifact_with_exit_1(populated):
+    url, rid, home = populated
+    ok = cli("check", "--db", url, home=home)
+    assert ok.returncode == 0 and "2 runs, 1 artifact files: ok" in ok.stdout
+    with open_store(url) as st:
+        st.artifacts.path_for(st.list_artifacts(rid)[0].sha256).write_bytes(b"bitrot")
+    bad = cli("check", "--db", url, home=home)
+    assert bad.returncode == 1 and "PROBLEMS" in bad.stdout and "is corrupt" in bad.stdout

@@ -96,3 +96,15 @@ def test_versions_are_immutable_records(store):
     v = store.save_version("template", "t", "x")
     with pytest.raises(AttributeError):
         v.content = "changed"  # type: ignore[misc]
+
+
+def test_concurrent_saves_get_distinct_numbers(store):
+    from concurrent.futures import ThreadPoolExecutor
+
+    contents = [f"edit {i}" for i in range(12)] * 2  # each content saved twice, concurrently
+    with ThreadPoolExecutor(4) as pool:
+        saved = list(pool.map(lambda c: store.save_version("template", "race", c), contents))
+    by_content = {}
+    for v in saved:
+        assert by_content.setdefault(v.content, v.number) == v.number  # duplicates share a version
+    assert sorted(by_content.values()) == list(range(1, 13))
