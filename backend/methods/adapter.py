@@ -1,0 +1,83 @@
+"""Bottleneck adapters (Houlsby et al. 2019; Pfeiffer et al. 2020), a small own implementation.
+
+The maintained library (AdapterHub ``adapters``) pins transformers 4.x and does not load with our pinned
+transformers 5, so this is ~60 lines instead: a down-project / nonlinearity / up-project block added to
+the output of a sublayer, with the up-projection initialised to zero so the model is unchanged at step 0.
+Houlsby places one after the attention output and one after the feed-forward output of every layer,
+Pfeiffer only after the feed-forward output. Sublayers are found by name across BERT-, Llama-, GPT- and
+T5-style models; the adapters are applied with forward hooks, so the PLM's own code is untouched.
+"""
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import torch
+from torch import nn
+
+from backend.errors import ConfigError
+from backend.methods.base import Method, MethodContext
+from backend.prompt_model import PromptModel
+
+STYLES = ("houlsby", "pfeiffer")
+ATTN_OUT = re.compile(r"(attention\.output\.dense|self_attn\.o_proj|SelfAttention\.o|attn\.c_proj|attn\.out_proj)$")
+FFN_OUT = re.compile(r"(layer\.\d+\.output\.dense|mlp\.down_proj|DenseReluDense\.wo|mlp\.c_proj|mlp\.fc2|mlp\.dense_4h_to_h)$")
+
+
+class Bottleneck(nn.Module):
+    def __init__(self, dim: int, bottleneck: int) -> None:
+        super().__init__()
+        self.down = nn.Linear(dim, bottleneck)
+        self.up = nn.Linear(bottleneck, dim)
+        nn.init.normal_(self.down.weight, std=1e-2)
+        nn.init.zeros_(self.down.bias)
+        nn.init.zeros_(self.up.weight)
+        nn.init.zeros_(self.up.bias)
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        return h + self.up(torch.relu(self.down(h.to(self.down.weight.dtype)))).to(h.dtype)
+
+
+def adapter_sites(model: nn.Module, style: str) -> list[tuple[str, nn.Linear]]:
+    """(name, module) of every sublayer output that gets an adapter, in model order."""
+    pats = [FFN_OUT] if style == "pfeiffer" else [ATTN_OUT, FFN_OUT]
+    return [(n, m) for n, m in model.named_modules()
+            if isinstance(m, nn.Linear) and any(p.search(n) for p in pats)]
+
+
+class AdapterSet(nn.Module):
+    """The adapters of one model, keyed by the sublayer they follow; owns the hooks that apply them."""
+
+    def __init__(self, model: nn.Module, style: str, bottleneck: int) -> None:
+        super().__init__()
+        sites = adapter_sites(model, style)
+        if not sites:
+            raise ConfigError("adapter: no attention / feed-forward output layers found in this architecture",
+                              field="method")
+        self.blocks = nn.ModuleDict()
+        self._handles = []
+        for name, mod in sites:
+            key = name.replace(".", "__")
+            block = Bottleneck(mod.out_features, bottleneck).to(mod.weight.device)
+            self.blocks[key] = block
+            self._handles.append(mod.register_forward_hook(lambda _m, _a, out, b=block: b(out)))
+
+    def remove(self) -> None:
+        for h in self._handles:
+            h.remove()
+        self._handles = []
+
+
+class Adapter(Method):
+    name = "adapter"
+    default_lr = 1e-3
+    options = {"style": (str, "pfeiffer"), "bottleneck": (int, 64)}
+
+    def validate(self, opts: dict[str, Any]) -> None:
+        if opts["style"] not in STYLES:
+            raise ConfigError(f"method.style: must be houlsby or pfeiffer, not {opts['style']!r}")
+        if opts["bottleneck"] < 1:
+            raise ConfigError("method.bottleneck: must be at least 1")
+
+    def prepare(self, pm: PromptModel, opts: dict[str, Any], ctx: MethodContext) -> None:
+        pm.add_module("adapters", AdapterSet(pm.plm, opts["style"], opts["bottleneck"]))

@@ -1,0 +1,164 @@
+"""The training loop: AdamW, linear warmup/decay, gradient accumulation and clipping, evaluation every
+N steps, early stopping, best-checkpoint tracking, cancel within one step, exact resume.
+
+Batch order is a pure function of (seed, step): micro-batch ``m`` is batch ``m % n`` of epoch ``m // n``,
+whose order is a seeded shuffle of length-sorted batches. Together with the RNG state in the checkpoint
+this makes a resumed run take the same steps as an uninterrupted one, and the same config + seed give
+the same metrics on CPU.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from backend.batching import EncodeSettings, collate, length_sorted_batches
+from backend.evaluate import evaluate
+from backend.methods.build import TunedModel
+from backend.prompts.encode import Encoded
+from backend.prompts.example import Example
+from backend.training.checkpoint import (has_checkpoint, load_checkpoint, load_trainable_state, save_checkpoint,
+                                         trainable_state)
+from backend.training.events import Progress, Sink
+from backend.training.options import SOFT_PREFIXES, Resolved
+
+BEST = "best.safetensors"
+
+
+@dataclass
+class LoopResult:
+    status: str                      # "succeeded" | "cancelled"
+    steps: int
+    best_step: int | None = None
+    best_metric: float | None = None
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class TrainData:
+    encoded: list[Encoded]
+    labels: list[int]
+    dev: Sequence[Example]
+    settings: EncodeSettings
+    pad_id: int
+    eval_batch_size: int = 32
+
+
+def make_optimizer(tuned: TunedModel, opts: Resolved) -> tuple[torch.optim.Optimizer, Any]:
+    """AdamW with two groups (soft tokens / head at ``soft_lr``, the rest at ``lr``) and a linear
+    warmup-then-decay schedule."""
+    soft, rest = [], []
+    for name, p in tuned.trainable():
+        (soft if name.startswith(SOFT_PREFIXES) else rest).append(p)
+    groups = [g for g in ({"params": rest, "lr": opts.lr}, {"params": soft, "lr": opts.soft_lr}) if g["params"]]
+    optimizer = torch.optim.AdamW(groups, weight_decay=opts.weight_decay)
+    warm, total = opts.warmup_steps, opts.total_steps
+
+    def factor(step: int) -> float:
+        if step < warm:
+            return (step + 1) / (warm + 1)
+        return max(0.0, (total - step) / max(1, total - warm))
+
+    return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+class BatchPlan:
+    """Which examples form micro-batch ``m`` (deterministic; see the module docstring)."""
+
+    def __init__(self, lengths: Sequence[int], batch_size: int, seed: int) -> None:
+        self.lengths = list(lengths)
+        self.batch_size = batch_size
+        self.seed = seed
+        self.per_epoch = len(length_sorted_batches(self.lengths, batch_size))
+        self._cache: tuple[int, list[list[int]]] | None = None
+
+    def __call__(self, m: int) -> tuple[list[int], float]:
+        epoch, pos = divmod(m, self.per_epoch)
+        if self._cache is None or self._cache[0] != epoch:
+            self._cache = (epoch, length_sorted_batches(self.lengths, self.batch_size,
+                                                        shuffle_seed=self.seed * 1009 + epoch))
+        return self._cache[1][pos], epoch + pos / self.per_epoch
+
+
+def _evaluate(tuned: TunedModel, tokenizer: Any, data: TrainData) -> dict[str, Any]:
+    tuned.pm.eval()
+    try:
+        res = evaluate(tuned.pm, tokenizer, data.dev, settings=data.settings, batch_size=data.eval_batch_size,
+                       with_predictions=False)
+    finally:
+        tuned.pm.train()
+    return res.metrics
+
+
+def train_loop(tuned: TunedModel, tokenizer: Any, data: TrainData, opts: Resolved, *, seed: int,
+               sink: Sink, out_dir: Path, accelerator: Any,
+               cancel_check: Callable[[], bool] | None = None, resume: bool = False) -> LoopResult:
+    pm = tuned.pm
+    optimizer, scheduler = make_optimizer(tuned, opts)
+    plan = BatchPlan([e.length for e in data.encoded], opts.batch_size, seed)
+    state: dict[str, Any] = {"step": 0, "best_metric": None, "best_step": None, "bad_evals": 0, "history": []}
+    if resume and has_checkpoint(out_dir):
+        state = load_checkpoint(out_dir, pm, optimizer, scheduler)
+    pm_prepared, optimizer_prepared = accelerator.prepare(pm, optimizer)
+    labels = torch.tensor(data.labels, dtype=torch.long)
+    progress = Progress(sink, opts.total_steps, state["step"])
+    sink.emit("train/total_steps", opts.total_steps, state["step"])
+    device = accelerator.device
+    pm.train()
+    status = "succeeded"
+    while state["step"] < opts.total_steps:
+        if cancel_check is not None and cancel_check():
+            status = "cancelled"
+            break
+        step = state["step"]
+        loss_sum, tokens, epoch = 0.0, 0, 0.0
+        for micro in range(opts.grad_accum):
+            idx, epoch = plan(step * opts.grad_accum + micro)
+            batch = collate([data.encoded[i] for i in idx], data.pad_id, device)
+            with accelerator.autocast():
+                logp = pm_prepared(batch)
+                loss = torch.nn.functional.nll_loss(logp.float(), labels[idx].to(device)) / opts.grad_accum
+            accelerator.backward(loss)
+            loss_sum += float(loss.detach())
+            tokens += int(batch["attention_mask"].sum())
+        if opts.max_grad_norm > 0:
+            accelerator.clip_grad_norm_([p for _, p in tuned.trainable()], opts.max_grad_norm)
+        optimizer_prepared.step()
+        scheduler.step()
+        optimizer_prepared.zero_grad(set_to_none=True)
+        state["step"] = step + 1
+        progress.step(state["step"], loss=loss_sum, lr=scheduler.get_last_lr()[0], epoch=epoch, tokens=tokens)
+        stop = False
+        if opts.eval_every and (state["step"] % opts.eval_every == 0 or state["step"] == opts.total_steps):
+            stop = _eval_step(tuned, tokenizer, data, opts, state, progress, out_dir)
+        if stop or state["step"] % opts.checkpoint_every == 0 or state["step"] == opts.total_steps:
+            save_checkpoint(out_dir, pm, optimizer, scheduler, state)
+        if stop:
+            sink.emit("train/early_stopped", 1.0, state["step"])
+            break
+    sink.flush()
+    if state["best_step"] is not None and (Path(out_dir) / BEST).exists():
+        load_trainable_state(pm, load_file(str(Path(out_dir) / BEST)))
+    pm.eval()
+    return LoopResult(status=status, steps=state["step"], best_step=state["best_step"],
+                      best_metric=state["best_metric"], history=state["history"])
+
+
+def _eval_step(tuned: TunedModel, tokenizer: Any, data: TrainData, opts: Resolved, state: dict[str, Any],
+               progress: Progress, out_dir: Path) -> bool:
+    """Evaluate on the dev split, keep the best weights; True when early stopping says stop."""
+    metrics = _evaluate(tuned, tokenizer, data)
+    progress.metrics("eval", metrics, state["step"])
+    value = float(metrics.get(opts.metric, math.nan))
+    state["history"].append({"step": state["step"], opts.metric: value})
+    best = state["best_metric"]
+    if best is None or value > best:
+        state.update(best_metric=value, best_step=state["step"], bad_evals=0)
+        save_file(trainable_state(tuned.pm), str(Path(out_dir) / BEST))
+        return False
+    state["bad_evals"] += 1
+    return bool(opts.patience) and state["bad_evals"] >= opts.patience

@@ -1,0 +1,161 @@
+"""``run_training``: one RunConfig -> trained weights, metric events and a TrainResult.
+
+Used by ``python -m backend train`` (in process, with a progress bar) and by the job runner (in a child
+process, with a storage sink and a cancel flag read from the database).
+"""
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import torch
+
+from backend.batching import encode_examples
+from backend.config import RunConfig
+from backend.errors import DatasetError
+from backend.evaluate import evaluate, gold_indices
+from backend.methods.build import TunedModel, build_tuned_model
+from backend.prompts.encode import describe_tokenizer
+from backend.prompts.example import Example
+from backend.training.artifacts import save_trained
+from backend.training.events import MemorySink, Sink
+from backend.training.loop import TrainData, train_loop
+from backend.training.options import resolve
+
+
+@dataclass
+class TrainResult:
+    status: str                              # succeeded | cancelled
+    method: str
+    seed: int
+    metrics: dict[str, Any]                  # final dev metrics (best checkpoint), scalars only
+    steps: int = 0
+    best_step: int | None = None
+    best_metric: float | None = None
+    params: dict[str, float] = field(default_factory=dict)   # trainable / total / percent
+    wall_s: float = 0.0
+    output_dir: str = ""
+    history: list[dict[str, Any]] = field(default_factory=list)
+    predictions: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_dict(self, predictions: bool = False) -> dict[str, Any]:
+        d = asdict(self)
+        if not predictions:
+            d.pop("predictions")
+        return d
+
+
+@dataclass
+class RunData:
+    """Examples for a run: training (already few-shot sampled) and the dev split, plus class names."""
+
+    train: list[Example]
+    dev: list[Example]
+    classes: list[str] | None = None
+
+
+def load_run_data(cfg: RunConfig) -> RunData:
+    from backend.pipeline import load_split
+
+    train = load_split(cfg, "train")
+    dev = load_split(cfg, "eval") if cfg.data.eval else None
+    if dev is None:
+        raise DatasetError("training needs an evaluation split: set data.eval (the dev set)")
+    return RunData(train=train.examples, dev=dev.examples, classes=train.label_names or dev.label_names)
+
+
+def _load_model(cfg: RunConfig) -> Any:
+    """Training loads fp32 weights: trainable tensors inherit the PLM's dtype, and AdamW on bf16 rows
+    barely moves them; on GPU the forward pass still runs in bf16/fp16 under autocast."""
+    from backend.models import load_model
+
+    return load_model(cfg.model, dtype="float32")
+
+
+def _accelerator(cfg: RunConfig, device: torch.device) -> Any:
+    from accelerate import Accelerator
+
+    mp = cfg.train.mixed_precision
+    if mp is None:
+        mp = ("bf16" if torch.cuda.is_bf16_supported() else "fp16") if device.type == "cuda" else "no"
+    return Accelerator(cpu=device.type == "cpu", mixed_precision=mp)
+
+
+def scalar_metrics(metrics: dict[str, Any]) -> dict[str, float]:
+    return {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+
+
+def run_training(config: RunConfig, *, sink: Sink | None = None, cancel_check: Callable[[], bool] | None = None,
+                 resume_from: str | Path | None = None, loaded: Any = None, data: RunData | None = None,
+                 seed: int | None = None) -> TrainResult:
+    """Train ``config.method`` and evaluate the best checkpoint on the dev split.
+
+    ``resume_from``: an output folder of an interrupted run; training continues from its checkpoint
+    there (and writes there). ``loaded`` (a LoadedModel) and ``data`` skip loading (tests, sweeps);
+    ``seed`` overrides ``config.train.seed`` (the seeds sweep). Cancellation (``cancel_check()`` true)
+    is honoured before each optimizer step; the result then has status "cancelled".
+    """
+    t0 = time.perf_counter()
+    sink = sink or MemorySink()
+    seed = config.train.seed if seed is None else seed
+    data = data or load_run_data(config)
+    if not data.train and config.method.name != "zero-shot":
+        raise DatasetError("no training examples (check data.train and data.shots)")
+    loaded = loaded or _load_model(config)
+    out_dir = Path(resume_from or config.train.output_dir or tempfile.mkdtemp(prefix="ps-run-"))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tuned = _build(config, loaded, data, seed)
+    counts = tuned.counts()
+    for k, v in counts.items():
+        sink.emit(f"params/{k}", v, 0)
+    settings = _settings(config, loaded.kind)
+    info = describe_tokenizer(loaded.tokenizer)
+    accelerator = _accelerator(config, loaded.device)
+    status, steps, best_step, best_metric, history = "succeeded", 0, None, None, []
+    if tuned.method.trains and counts["trainable"] > 0:
+        opts = resolve(config.train, config.method.name, len(data.train))
+        encoded = encode_examples(tuned.pm.template, data.train, loaded.tokenizer, settings, info)
+        labels = gold_indices(data.train, list(tuned.verbalizer.classes))
+        dev = data.dev[:config.train.eval_limit] if config.train.eval_limit else data.dev
+        train_data = TrainData(encoded=encoded, labels=labels, dev=dev, settings=settings, pad_id=info.pad_id,
+                               eval_batch_size=config.eval.batch_size)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            res = train_loop(tuned, loaded.tokenizer, train_data, opts, seed=seed, sink=sink, out_dir=out_dir,
+                             accelerator=accelerator, cancel_check=cancel_check, resume=resume_from is not None)
+        status, steps, best_step, best_metric, history = (res.status, res.steps, res.best_step, res.best_metric,
+                                                          res.history)
+    tuned.pm.eval()
+    final = evaluate(tuned.pm, loaded.tokenizer, data.dev, settings=settings, batch_size=config.eval.batch_size)
+    metrics = scalar_metrics(final.metrics)
+    for k, v in metrics.items():
+        sink.emit(f"final/{k}", v, steps)
+    sink.flush()
+    save_trained(out_dir, tuned, config.to_dict(), model_id=getattr(loaded, "model_id", ""),
+                 revision=getattr(loaded, "revision", ""), metrics=final.metrics)
+    result = TrainResult(status=status, method=config.method.name, seed=seed, metrics=metrics, steps=steps,
+                         best_step=best_step, best_metric=best_metric, params=counts,
+                         wall_s=time.perf_counter() - t0, output_dir=str(out_dir), history=history,
+                         predictions=final.predictions)
+    (out_dir / "result.json").write_text(json.dumps(result.to_dict(), indent=2, default=str))
+    return result
+
+
+def _settings(config: RunConfig, kind: str) -> Any:
+    from backend.pipeline import settings_for
+
+    return settings_for(config, kind)
+
+
+def _build(config: RunConfig, loaded: Any, data: RunData, seed: int) -> TunedModel:
+    from backend.pipeline import build_verbalizer
+
+    examples: Sequence[Example] = list(data.train) + list(data.dev)
+    verb = build_verbalizer(config.verbalizer, data.classes or [], examples)
+    texts = [e.text_a for e in data.train[:8] if e.text_a]
+    return build_tuned_model(loaded.model, loaded.tokenizer, loaded.kind, config.template, verb,
+                             config.method.name, config.method.options, seed=seed, sample_texts=texts)
