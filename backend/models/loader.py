@@ -33,6 +33,8 @@ class LoadedModel:
 
 
 def _load_config(source: Source) -> Any:
+    if source.config is not None:
+        return source.config
     try:
         return AutoConfig.from_pretrained(source.location, **source.load_kwargs)
     except Exception as exc:  # see the note at the top

@@ -42,6 +42,7 @@ class Source:
     location: str                      # directory path or hub repo id
     revision: str                      # sha256 of the weights, or the hub commit
     load_kwargs: dict[str, Any] = field(default_factory=dict)   # revision / local_files_only for the hub
+    config: Any = None                 # already read while resolving (hub ids), so not read twice
 
 
 def embedded_gguf() -> Path:
@@ -94,7 +95,7 @@ def _hub_source(spec: str) -> Source:
     offline = hub_offline()
     kwargs: dict[str, Any] = {"revision": revision or None, "local_files_only": offline}
     try:
-        AutoConfig.from_pretrained(repo_id, **kwargs)
+        config = AutoConfig.from_pretrained(repo_id, **kwargs)
     except OSError as exc:
         text = str(exc)
         if offline or "connect" in text.lower() or "cached files" in text:
@@ -105,7 +106,8 @@ def _hub_source(spec: str) -> Source:
     cached = try_to_load_from_cache(repo_id, "config.json", revision=revision or None)
     if isinstance(cached, str):  # .../snapshots/<commit>/config.json: pin that commit for every file
         kwargs["revision"] = Path(cached).parent.name
-    return Source(model_id=repo_id, location=repo_id, revision=kwargs["revision"] or "main", load_kwargs=kwargs)
+    return Source(model_id=repo_id, location=repo_id, revision=kwargs["revision"] or "main", load_kwargs=kwargs,
+                  config=config)
 
 
 def resolve_spec(spec: str, cache_dir: Path) -> Source:
