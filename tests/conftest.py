@@ -1,5 +1,6 @@
 """Shared pytest setup: the repo root on sys.path (for ``tests.tiny``), the ``slow`` marker, and
-session-scoped real tokenizers so the slow ones load once."""
+session-scoped real tokenizers so the slow ones load once. The fixtures are shared by every test: a test
+that adds tokens or changes settings must take its own copy from ``tests.tiny`` instead."""
 from __future__ import annotations
 
 import sys
