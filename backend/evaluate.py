@@ -9,6 +9,7 @@ from typing import Any, Callable, Sequence
 import torch
 
 from backend.batching import EncodeSettings, collate, encode_examples, length_sorted_batches
+from backend.data import class_index
 from backend.errors import ConfigError, DatasetError
 from backend.prompt_model import PromptModel
 from backend.prompts.encode import TokenizerInfo, describe_tokenizer
@@ -27,20 +28,15 @@ class EvalResult:
 
 def gold_indices(examples: Sequence[Example], classes: Sequence[str]) -> list[int]:
     """Map each example's label (a class name, or an index into ``classes``) to a class index."""
-    pos = {c: i for i, c in enumerate(classes)}
     out = []
     for row, ex in enumerate(examples):
-        lab = ex.label
-        if lab is None:
+        if ex.label is None:
             raise DatasetError("example has no label", row=row, column="label")
-        key = str(lab)
-        if key in pos:
-            out.append(pos[key])
-        elif isinstance(lab, int) and not isinstance(lab, bool) and 0 <= lab < len(classes):
-            out.append(lab)
-        else:
-            raise DatasetError(f"label {lab!r} is not one of the verbalizer's classes {list(classes)}",
+        k = class_index(ex.label, list(classes))
+        if k is None:
+            raise DatasetError(f"label {ex.label!r} is not one of the verbalizer's classes {list(classes)}",
                                row=row, column="label")
+        out.append(k)
     return out
 
 
