@@ -27,10 +27,6 @@ MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 _PG_MIGRATION_LOCK = 0x50524F4D  # "PROM"
 
 
-def is_sqlite(engine: Engine | Connection) -> bool:
-    return engine.dialect.name == "sqlite"
-
-
 def make_engine(url: str) -> Engine:
     """Create an engine for ``url`` with the settings above (file folders are created as needed)."""
     try:

@@ -73,6 +73,7 @@ def _open_and_write(url: str, i: int) -> int:
     return rid
 
 
+@pytest.mark.slow
 def test_many_processes_opening_a_new_database_at_once(tmp_path):
     url = f"sqlite:///{tmp_path / 'race.db'}"
     with mp.get_context("spawn").Pool(4) as pool:
