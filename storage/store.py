@@ -211,6 +211,7 @@ class Store:
     def get_metrics(self, run_id: int, keys: Iterable[str] | None = None,
                     since_id: int | None = None) -> list[dict[str, Any]]:
         with self.read() as s:
+            runs_repo.get_row(s, run_id)  # an unknown run is an error, not "no metrics yet"
             return metrics_repo.fetch(s, run_id, keys, since_id)
 
     def add_predictions(self, run_id: int, rows: Iterable[dict[str, Any]]) -> int:
@@ -224,6 +225,7 @@ class Store:
 
     def get_predictions(self, run_id: int) -> list[dict[str, Any]]:
         with self.read() as s:
+            runs_repo.get_row(s, run_id)
             return metrics_repo.get_predictions(s, run_id)
 
     # -- artifacts -----------------------------------------------------------------------------

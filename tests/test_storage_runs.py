@@ -79,6 +79,10 @@ def test_unknown_status_and_missing_run(store):
         store.set_status(999, "running")
     with pytest.raises(NotFound, match="no template version with id 42"):
         store.create_run(CONFIG, method="m", template_version_id=42)
+    with pytest.raises(NotFound, match="no run with id 999"):
+        store.get_metrics(999)
+    with pytest.raises(NotFound, match="no run with id 999"):
+        store.append_metrics(999, [{"key": "loss", "step": 0, "value": 1.0}])
     with pytest.raises(InvalidInput, match="config must be a dict"):
         store.create_run("not a dict", method="m")
 
