@@ -8,7 +8,7 @@ import time
 import pytest
 
 from storage import open_store
-from storage.testing import store  # noqa: F401  (fixture: SQLite, then PostgreSQL)
+from storage.testing import sqlite_store, store  # noqa: F401  (fixtures)
 
 WRITERS, BATCHES, PER_BATCH = 4, 30, 25
 
@@ -74,3 +74,18 @@ def test_worker_processes_never_claim_the_same_run(store):
         claimed = [rid for got in pending.get(timeout=120) for rid in got]
     assert sorted(claimed) == queued
     assert {r.worker for r in store.list_runs(limit=None)} <= {"w0", "w1", "w2"}
+
+
+def _append_from_child(st, run_id: int) -> None:  # type: ignore[no-untyped-def]
+    st.append_metrics(run_id, [{"key": "child", "step": 0, "value": 1.0}])
+
+
+def test_a_store_inherited_through_fork_gets_fresh_connections(sqlite_store):
+    rid = sqlite_store.create_run({}, method="m", status="running")
+    sqlite_store.get_run(rid)  # a pooled connection now exists in the parent
+    child = mp.get_context("fork").Process(target=_append_from_child, args=(sqlite_store, rid))
+    child.start()
+    child.join(60)
+    assert child.exitcode == 0
+    sqlite_store.append_metrics(rid, [{"key": "parent", "step": 0, "value": 1.0}])
+    assert sorted(m["key"] for m in sqlite_store.get_metrics(rid)) == ["child", "parent"]
