@@ -119,6 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--saves", type=int, default=300)
     p.add_argument("--out", type=Path, default=RESULTS)
     a = p.parse_args(argv)
+    load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="bench-storage-") as tmp:
         work = Path(tmp)
         batched = append_throughput(work, a.writers, a.events, a.flush_every)
@@ -127,7 +128,8 @@ def main(argv: list[str] | None = None) -> int:
         bare = bare_sqlite_commit_latency(work, a.saves)
     result = {
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
-                    "sqlite": sqlite3.sqlite_version, "platform": platform.platform()},
+                    "sqlite": sqlite3.sqlite_version, "platform": platform.platform(),
+                    "load_avg_1min_before": round(load_before, 2)},
         "append": {"batched": batched, "one_commit_per_event": unbatched,
                    "speedup_vs_one_commit_per_event": round(batched["events_per_s"]
                                                             / unbatched["events_per_s"], 2),
@@ -151,7 +153,9 @@ def render(r: dict) -> str:
     nv, same, bare = vs["new_version"], vs["identical_content"], vs["bare_sqlite_insert_commit"]
     return f"""# Storage benchmark
 
-Machine: {m['cpus']} CPUs, Python {m['python']}, SQLite {m['sqlite']} ({m['platform']}).
+Machine: {m['cpus']} CPUs, Python {m['python']}, SQLite {m['sqlite']} ({m['platform']});
+1-minute load average before the run: {m['load_avg_1min_before']} (other work on the machine slows
+every row alike, which is why each figure has a baseline from the same run).
 Produced by `python bench/bench_storage.py`; raw numbers in `storage.json`.
 
 ## Metric-event append, {b['writers']} writer processes on one SQLite file
