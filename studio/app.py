@@ -46,15 +46,12 @@ def build_app(ctx: StudioContext) -> gr.Blocks:
 
 
 def _opening(ctx: StudioContext) -> Any:
-    """The page opens on the project's latest template and label words (the demo on first launch)."""
+    """On each page load the editors show the project's latest saved template and label words (a version
+    saved from another browser included)."""
     from backend.services import project
-
-    first = project.bootstrap(ctx)
 
     def fill() -> tuple[Any, ...]:
         res = project.opening(ctx, ctx.project)
-        if "error" in res:
-            res = first
         if "error" in res:
             return gr.skip(), gr.skip(), gr.skip()
         return res["template"], res["label_words"], res["max_length"]

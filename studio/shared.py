@@ -31,10 +31,14 @@ class Shared:
     truncate: gr.Dropdown | None = None
     label_words: gr.Textbox | None = None
     verbalizer_name: gr.Textbox | None = None
+    opening: dict[str, Any] = field(default_factory=dict)   # the project's latest template / label words
     on_load: list[tuple[Callable[..., Any], list[Any], list[Any]]] = field(default_factory=list)
 
     @classmethod
     def create(cls, ctx: StudioContext) -> Shared:
+        from backend.services import project
+
+        opening = project.bootstrap(ctx)
         try:
             default = data_service.default_selection()
         except ImportError:
@@ -44,7 +48,8 @@ class Shared:
             banner = gr.HTML(banner_html(ctx.model.status()), elem_id="ps-banner")
         model_state = gr.Textbox(ctx.model.status()["state"], visible=False, elem_id="ps-model-state-box")
         return cls(ctx=ctx, data_sel=gr.State(default), model_state=model_state, banner=banner,
-                   timer=gr.Timer(1.0, active=ctx.model.status()["state"] == "loading"))
+                   timer=gr.Timer(1.0, active=ctx.model.status()["state"] == "loading"),
+                   opening={} if "error" in opening else opening)
 
     def poll_model(self) -> tuple[str, str, Any]:
         status = self.ctx.model.status()

@@ -10,14 +10,14 @@ from backend.services.context import StudioContext
 from backend.services.results import service, user_error
 from storage import RunInfo
 
-HEADLINE = ("eval/accuracy", "eval/macro_f1", "accuracy", "macro_f1")
+PREFIXES = ("final/", "eval/", "")   # a trained run's final dev score first, then the latest evaluation
 
 
 def headline(metrics: dict[str, float]) -> dict[str, float | None]:
-    """Accuracy and macro-F1 whichever key family the run used (``eval/...`` or plain)."""
-    acc = next((metrics[k] for k in ("eval/accuracy", "dev/accuracy", "accuracy") if k in metrics), None)
-    f1 = next((metrics[k] for k in ("eval/macro_f1", "dev/macro_f1", "macro_f1") if k in metrics), None)
-    return {"accuracy": acc, "macro_f1": f1}
+    """Accuracy and macro-F1, whichever key family the run used."""
+    def pick(name: str) -> float | None:
+        return next((metrics[p + name] for p in PREFIXES if p + name in metrics), None)
+    return {"accuracy": pick("accuracy"), "macro_f1": pick("macro_f1")}
 
 
 def run_row(r: RunInfo) -> dict[str, Any]:
@@ -80,7 +80,7 @@ def detail(ctx: StudioContext, run_id: int) -> dict[str, Any]:
             v = ctx.store.get_version_by_id(vid)
             versions[kind] = {"name": v.name, "version": v.number, "content": v.content, "sha256": v.sha256}
     return {"run": run_row(r), "config": r.config, "versions": versions, "metrics": dict(r.metrics),
-            "error": None, "run_error": r.error,
+            "run_error": r.error,
             "history": [{"status": h.status, "at": h.at, "host": h.host, "note": h.note} for h in r.history],
             "artifacts": [{"kind": a.kind, "name": a.name, "sha256": a.sha256, "size": a.size}
                           for a in r.artifacts],

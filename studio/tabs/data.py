@@ -31,15 +31,15 @@ def build(ctx: StudioContext, shared: Shared) -> None:
             hub = gr.Textbox(label="Hub dataset id", placeholder="e.g. glue:sst2 (must be cached offline)",
                              elem_id="ps-data-hub", visible=False)
             with gr.Row():
-                split = gr.Dropdown([], value=None, label="Split", allow_custom_value=True, elem_id="ps-data-split")
+                split = gr.Dropdown([], allow_custom_value=True, value=None, label="Split", elem_id="ps-data-split")
                 limit = gr.Number(0, label="First N rows only (0 = all)", precision=0, minimum=0)
             load_btn = gr.Button("Load data", variant="primary", elem_id="ps-data-load")
             msg = gr.HTML(elem_id="ps-data-msg")
             with gr.Accordion("Column mapping", open=True):
-                col_a = gr.Dropdown([], label="text_a column", elem_id="ps-col-text-a")
-                col_b = gr.Dropdown([], label="text_b column", elem_id="ps-col-text-b")
-                col_label = gr.Dropdown([], label="label column", elem_id="ps-col-label")
-                col_meta = gr.Dropdown([], multiselect=True, label="meta columns (use as {meta:NAME})",
+                col_a = gr.Dropdown([], allow_custom_value=True, label="text_a column", elem_id="ps-col-text-a")
+                col_b = gr.Dropdown([], allow_custom_value=True, label="text_b column", elem_id="ps-col-text-b")
+                col_label = gr.Dropdown([], allow_custom_value=True, label="label column", elem_id="ps-col-label")
+                col_meta = gr.Dropdown([], allow_custom_value=True, multiselect=True, label="meta columns (use as {meta:NAME})",
                                        elem_id="ps-col-meta")
                 map_btn = gr.Button("Apply mapping", elem_id="ps-data-map")
             with gr.Accordion("K-shot sampling", open=False):

@@ -28,15 +28,17 @@ def build(ctx: StudioContext, shared: Shared) -> None:
     with gr.Row():
         with gr.Column(scale=5):
             name = gr.Textbox(ctx.project, label="Template name", elem_id="ps-template-name")
-            editor = gr.Textbox(label="Template", lines=4, max_lines=20, elem_id="ps-template",
+            editor = gr.Textbox(shared.opening.get("template", ""), label="Template", lines=4, max_lines=20,
+                                elem_id="ps-template",
                                 placeholder="{text_a} It was {mask}.")
             feedback = gr.HTML(elem_id="ps-template-feedback")
             with gr.Row():
-                max_length = gr.Number(256, label="Max length (tokens)", precision=0, minimum=8,
+                max_length = gr.Number(shared.opening.get("max_length", 256), label="Max length (tokens)",
+                                       precision=0, minimum=8,
                                        elem_id="ps-max-length")
                 truncate = gr.Dropdown(list(TRUNCATE_METHODS), value="tail", label="Truncation",
                                        elem_id="ps-truncate")
-            rows = gr.Dropdown([], value=[], multiselect=True, label="Examples to preview",
+            rows = gr.Dropdown([], allow_custom_value=True, value=[], multiselect=True, label="Examples to preview",
                                elem_id="ps-preview-rows", max_choices=preview_service.MAX_PREVIEW_EXAMPLES)
             panel = versions_panel(ctx, "template", name, editor, [], lambda: None, lambda c: c)
         with gr.Column(scale=6):

@@ -1,11 +1,215 @@
-"""Train tab (being wired)."""
+"""Train tab: method picker with per-method options, a cost card, "copy as command", one-click start,
+live progress (bar, ETA, loss and eval curves, log) polled from storage, cancel, resume, the queue."""
 from __future__ import annotations
+
+from typing import Any
 
 import gradio as gr
 
+from backend.services import runconfig
+from backend.services import runs as runs_service
+from backend.services import training as training_service
 from backend.services.context import StudioContext
+from backend.services.results import error_result
 from studio.shared import Shared
+from studio.tabs.common import as_int, guard
+from studio.views.messages import error_html, info_html
+from studio.views.plots import curves, empty
+from studio.views.training import cost_card, log_html, progress_html, queue_html
+
+POLL_S = 2.0
+
+
+def _option_input(opt: dict[str, Any], method: str) -> Any:
+    label = f"{opt['key']} (default {opt['default']})"
+    elem = f"ps-opt-{method}-{opt['key']}"
+    if opt["key"] == "head":
+        from backend.methods.base import HEADS
+
+        return gr.Dropdown(list(HEADS), value=opt["default"], label="head (words: label-word rows; soft: "
+                           "learned class vectors)", elem_id=elem)
+    if opt["type"] == "bool":
+        return gr.Checkbox(bool(opt["default"]), label=opt["key"], elem_id=elem)
+    if opt["type"] in ("int", "float"):
+        return gr.Number(opt["default"], label=label, precision=0 if opt["type"] == "int" else None, elem_id=elem)
+    default = ", ".join(opt["default"]) if isinstance(opt["default"], list) else (opt["default"] or "")
+    return gr.Textbox(default, label=label, elem_id=elem)
 
 
 def build(ctx: StudioContext, shared: Shared) -> None:
-    gr.Markdown("not available yet")
+    catalogue = training_service.methods()
+    labels = [(m["label"], m["name"]) for m in catalogue]
+    d = training_service.DEFAULT_TRAIN
+    with gr.Row():
+        with gr.Column(scale=5):
+            method = gr.Dropdown(labels, value=training_service.DEFAULT_METHOD, label="Method",
+                                 elem_id="ps-train-method")
+            groups, option_inputs = [], []
+            for m in catalogue:
+                with gr.Group(visible=m["name"] == training_service.DEFAULT_METHOD) as group:
+                    gr.Markdown(f"{m['doc'] or m['label']} · default learning rate {m['default_lr']:g}")
+                    own = [o for o in m["options"] if o["key"] not in training_service.COMMON_KEYS]
+                    common = [o for o in m["options"] if o["key"] in training_service.COMMON_KEYS]
+                    for row in (own, common):
+                        if row:
+                            with gr.Row():
+                                for opt in row:
+                                    option_inputs.append((m["name"], opt["key"], _option_input(opt, m["name"])))
+                groups.append(group)
+            with gr.Row():
+                steps = gr.Number(d["steps"], label="Steps", precision=0, minimum=1, elem_id="ps-train-steps")
+                batch = gr.Number(d["batch_size"], label="Batch size", precision=0, minimum=1)
+                lr = gr.Number(0, label="Learning rate (0: the method's default)", minimum=0,
+                               elem_id="ps-train-lr")
+                eval_every = gr.Number(d["eval_every"], label="Evaluate every N steps", precision=0, minimum=1,
+                                       elem_id="ps-train-eval-every")
+                seed = gr.Number(d["seed"], label="Seed", precision=0)
+            with gr.Row():
+                train_split = gr.Dropdown([], value=None, label="Train split", allow_custom_value=True,
+                                          elem_id="ps-train-split")
+                eval_split = gr.Dropdown([], value=None, label="Dev split", allow_custom_value=True,
+                                         elem_id="ps-train-dev-split")
+                eval_limit = gr.Number(0, label="Dev examples per evaluation (0 = all)", precision=0, minimum=0)
+            with gr.Row():
+                cost_btn = gr.Button("Estimate cost", elem_id="ps-train-cost")
+                cmd_btn = gr.Button("Copy as command", elem_id="ps-train-cmd")
+                start_btn = gr.Button("Start training", variant="primary", elem_id="ps-train-start")
+            msg = gr.HTML(elem_id="ps-train-msg")
+            cost = gr.HTML(elem_id="ps-train-cost-card")
+            command = gr.Code(language="shell", label="CLI command (with its config)", visible=False,
+                              elem_id="ps-train-command")
+        with gr.Column(scale=6):
+            with gr.Row():
+                watched = gr.Dropdown([], label="Showing run", allow_custom_value=True, elem_id="ps-train-run",
+                                      scale=3)
+                cancel_btn = gr.Button("Cancel", elem_id="ps-train-cancel", scale=1)
+                resume_btn = gr.Button("Resume", elem_id="ps-train-resume", scale=1)
+            status = gr.HTML(elem_id="ps-train-progress")
+            plot = gr.Plot(empty("Start a run to see its curves"), label="Loss and dev metrics",
+                           elem_id="ps-train-curves")
+            with gr.Accordion("Log", open=False):
+                log = gr.HTML(elem_id="ps-train-log")
+            queue = gr.HTML(elem_id="ps-train-queue")
+    timer = gr.Timer(POLL_S, active=False)
+    option_components = [c for _, _, c in option_inputs]
+
+    def _config(meth: str, opt_values: list[Any], st: Any, bs: Any, lr_: Any, ev: Any, sd: Any, tsp: Any,
+                esp: Any, elim: Any, template: str, words: str, sel: dict[str, Any], max_len: Any, trunc: str,
+                name: str) -> Any:
+        raw = {key: v for (m, key, _), v in zip(option_inputs, opt_values) if m == meth}
+        train = {"steps": as_int(st, d["steps"]), "batch_size": as_int(bs, d["batch_size"]),
+                 "eval_every": as_int(ev, 0) or None, "seed": as_int(sd, d["seed"]),
+                 "eval_limit": as_int(elim, 0) or None}
+        if lr_:
+            train["lr"] = float(lr_)
+        return runconfig.build(ctx, template=template or "", label_words=words or "", selection=sel,
+                               max_length=max_len, truncate=trunc, name=name, method=meth,
+                               options=training_service.option_values(meth, raw), train=train,
+                               train_split=tsp or None, eval_split=esp or None)
+
+    config_inputs = [method, *option_components, steps, batch, lr, eval_every, seed, train_split, eval_split,
+                     eval_limit, shared.template_text, shared.label_words, shared.data_sel, shared.max_length,
+                     shared.truncate, shared.template_name]
+    n_opts = len(option_components)
+
+    def _split_args(args: tuple[Any, ...]) -> tuple[Any, ...]:
+        return (args[0], list(args[1:1 + n_opts])) + tuple(args[1 + n_opts:])
+
+    def _try_config(args: tuple[Any, ...]) -> tuple[Any, str]:
+        try:
+            return _config(*_split_args(args)), ""
+        except Exception as exc:  # noqa: BLE001 - ConfigError / VerbalizerError / DatasetError
+            if hasattr(exc, "to_dict"):
+                return None, error_html(error_result(exc))
+            raise
+
+    @guard
+    def do_cost(*args: Any) -> tuple[str, str]:
+        if ctx.model.status()["state"] != "ready":
+            return info_html(ctx.model.status()["message"]), ""
+        cfg, problem = _try_config(args)
+        if cfg is None:
+            return problem, ""
+        res = training_service.plan(ctx, cfg)
+        return (error_html(res), "") if "error" in res else ("", cost_card(res))
+
+    @guard
+    def do_command(*args: Any) -> tuple[str, Any]:
+        cfg, problem = _try_config(args)
+        if cfg is None:
+            return problem, gr.Code(visible=False)
+        return "", gr.Code(training_service.command(ctx, cfg), visible=True)
+
+    @guard
+    def do_start(*args: Any) -> tuple[Any, ...]:
+        cfg, problem = _try_config(args)
+        if cfg is None:
+            return problem, gr.skip(), gr.skip()
+        res = training_service.submit(ctx, cfg)
+        if "error" in res:
+            return error_html(res), gr.skip(), gr.skip()
+        label = _label_for(res["run_id"])
+        return info_html(res["message"], "ok"), gr.Dropdown(choices=_run_choices(), value=label), gr.Timer(active=True)
+
+    def _run_choices() -> list[str]:
+        return [c for c in runs_service.choices(ctx) if " zero-shot " not in c]
+
+    def _label_for(run_id: int) -> str:
+        return next((c for c in _run_choices() if runs_service.run_id_of(c) == run_id), f"#{run_id}")
+
+    @guard
+    def do_poll(label: str) -> tuple[Any, ...]:
+        q = queue_html(training_service.queue(ctx))
+        if not label:
+            return "", gr.skip(), "", q, gr.Timer(active=False)
+        res = training_service.progress(ctx, runs_service.run_id_of(label))
+        if "error" in res:
+            return error_html(res), gr.skip(), "", q, gr.Timer(active=False)
+        pts = {k: [tuple(p) for p in v] for k, v in res["curves"].items()}
+        fig = curves({"run": pts}) if pts else empty("Waiting for the first training step...")
+        return progress_html(res), fig, log_html(res), q, gr.Timer(active=not res["done"])
+
+    @guard
+    def do_cancel(label: str) -> str:
+        if not label:
+            return info_html("No run selected.")
+        res = training_service.cancel(ctx, runs_service.run_id_of(label))
+        return error_html(res) if "error" in res else info_html(res["message"], "ok")
+
+    @guard
+    def do_resume(label: str) -> tuple[Any, ...]:
+        if not label:
+            return info_html("No run selected."), gr.skip(), gr.skip()
+        res = training_service.resume(ctx, runs_service.run_id_of(label))
+        if "error" in res:
+            return error_html(res), gr.skip(), gr.skip()
+        return (info_html(res["message"], "ok"), gr.Dropdown(choices=_run_choices(), value=_label_for(res["run_id"])),
+                gr.Timer(active=True))
+
+    @guard
+    def on_open(sel: dict[str, Any]) -> tuple[Any, ...]:
+        from backend.services import data as data_service
+
+        splits = data_service.splits(sel.get("source", "")) if sel else []
+        current = training_service.latest_training_run(ctx)
+        train_default = "train" if "train" in splits else (splits[0] if splits else None)
+        dev_default = sel.get("split") if sel and sel.get("split") in splits else (splits[-1] if splits else None)
+        return (gr.Dropdown(choices=_run_choices(), value=_label_for(current) if current else None),
+                gr.Dropdown(choices=splits, value=train_default), gr.Dropdown(choices=splits, value=dev_default))
+
+    def show_options(meth: str) -> list[Any]:
+        return [gr.Group(visible=m["name"] == meth) for m in catalogue]
+
+    poll_outputs = [status, plot, log, queue, timer]
+    method.change(show_options, [method], groups, api_visibility="private", queue=False)
+    cost_btn.click(do_cost, config_inputs, [msg, cost], api_name="estimate_cost")
+    cmd_btn.click(do_command, config_inputs, [msg, command], api_name="copy_command")
+    start_btn.click(do_start, config_inputs, [msg, watched, timer], api_name="start_training") \
+        .then(do_poll, [watched], poll_outputs, api_visibility="private")
+    watched.change(do_poll, [watched], poll_outputs, api_name="train_progress")
+    timer.tick(do_poll, [watched], poll_outputs, api_visibility="private", show_progress="hidden")
+    cancel_btn.click(do_cancel, [watched], [msg], api_name="cancel_training") \
+        .then(do_poll, [watched], poll_outputs, api_visibility="private")
+    resume_btn.click(do_resume, [watched], [msg, watched, timer], api_name="resume_training")
+    shared.data_sel.change(on_open, [shared.data_sel], [watched, train_split, eval_split], api_visibility="private")
+    shared.on_load.append((on_open, [shared.data_sel], [watched, train_split, eval_split]))

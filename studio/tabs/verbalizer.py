@@ -32,7 +32,8 @@ def build(ctx: StudioContext, shared: Shared) -> None:
     with gr.Row():
         with gr.Column(scale=5):
             name = gr.Textbox(ctx.project, label="Verbalizer name", elem_id="ps-verbalizer-name")
-            words = gr.Textbox(label="Label words", lines=5, max_lines=30, elem_id="ps-label-words",
+            words = gr.Textbox(shared.opening.get("label_words", ""), label="Label words", lines=5, max_lines=30,
+                               elem_id="ps-label-words",
                                placeholder="negative: bad, terrible\npositive: good, great")
             feedback = gr.HTML(elem_id="ps-verbalizer-feedback")
             panel = versions_panel(ctx, "verbalizer", name, words, [shared.data_sel],
@@ -40,7 +41,7 @@ def build(ctx: StudioContext, shared: Shared) -> None:
         with gr.Column(scale=6):
             coverage = gr.HTML(elem_id="ps-coverage")
             with gr.Row():
-                rows = gr.Dropdown([], value=[], multiselect=True, label="Examples to probe",
+                rows = gr.Dropdown([], allow_custom_value=True, value=[], multiselect=True, label="Examples to probe",
                                    max_choices=verbalizer_service.PROBE_MAX, elem_id="ps-probe-rows", scale=3)
                 top_k = gr.Number(10, label="top-k", precision=0, minimum=1, maximum=50, scale=1)
             probe_btn = gr.Button("Probe the model (zero-shot)", elem_id="ps-probe")

@@ -1,0 +1,252 @@
+"""Training from the studio: the method catalogue with per-method options, the cost card, the CLI
+command, submitting to the job runner, live progress read back from storage, cancel, resume, queue.
+
+Training itself never runs in the studio process: ``ctx.jobs`` hands the RunConfig to the job runner
+(a separate process that writes metric events to storage), and the page polls storage — so leaving or
+refreshing the page loses nothing, and a second browser sees the same run.
+"""
+from __future__ import annotations
+
+import copy
+import json
+import time
+from typing import Any
+
+from backend.config import RunConfig
+from backend.errors import ConfigError
+from backend.services.context import StudioContext
+from backend.services.results import service, user_error
+
+# What the picker shows, in order, for each registered method.
+LABELS = {
+    "prompt-tuning": "Soft prompt (prompt tuning: soft tokens before the input)",
+    "soft-prompt": "Soft tokens written in the template ({soft})",
+    "p-tuning": "P-tuning (soft tokens from a small encoder)",
+    "prefix-tuning": "Prefix tuning / P-tuning v2 (soft keys and values in every layer)",
+    "lora": "LoRA (low-rank updates to the attention weights)",
+    "adapter": "Adapters (small bottleneck layers)",
+    "bitfit": "BitFit (biases only)",
+    "ia3": "IA3 (learned rescaling of activations)",
+    "full": "Full fine-tuning (every weight)",
+}
+DEFAULT_METHOD = "prompt-tuning"
+# Defaults that learn on a small dataset in a few minutes on a CPU (the methods pick their own lr).
+DEFAULT_TRAIN = {"steps": 60, "batch_size": 8, "eval_every": 10, "seed": 42}
+ACTIVE = ("queued", "running")
+COMMON_KEYS = ("train_soft", "head")   # options every method takes (backend.methods.base.COMMON_OPTIONS)
+
+
+def _type_name(tp: Any) -> str:
+    types = tp if isinstance(tp, tuple) else (tp,)
+    if list in types:
+        return "list"
+    if bool in types:
+        return "bool"
+    if float in types:
+        return "float"
+    if int in types:
+        return "int"
+    return "str"
+
+
+def methods() -> list[dict[str, Any]]:
+    """Trainable methods with their options (name, type, default) and default learning rate."""
+    from backend.methods import REGISTRY
+    from backend.methods.base import COMMON_OPTIONS
+
+    out = []
+    for name, label in LABELS.items():
+        cls = REGISTRY.get(name)
+        if cls is None:
+            continue
+        opts = [{"key": k, "type": _type_name(tp), "default": d} for k, (tp, d) in cls.options.items()]
+        opts += [{"key": k, "type": _type_name(tp), "default": d} for k, (tp, d) in COMMON_OPTIONS.items()]
+        out.append({"name": name, "label": label, "default_lr": cls.default_lr, "kinds": list(cls.kinds),
+                    "options": opts, "doc": (cls.__doc__ or "").strip().split("\n")[0]})
+    return out
+
+
+def option_values(method: str, raw: dict[str, Any]) -> dict[str, Any]:
+    """Form values -> method options: blanks mean "the default", lists are typed comma-separated."""
+    schema = {o["key"]: o for m in methods() if m["name"] == method for o in m["options"]}
+    out: dict[str, Any] = {}
+    for key, value in raw.items():
+        spec = schema.get(key)
+        if spec is None or value is None or (isinstance(value, str) and not value.strip()):
+            continue
+        if spec["type"] == "list":
+            value = [v.strip() for v in str(value).split(",") if v.strip()]
+        elif spec["type"] == "int":
+            value = int(value)
+        elif spec["type"] == "float":
+            value = float(value)
+        if value != spec["default"]:
+            out[key] = value
+    return out
+
+
+@service("train")
+def plan(ctx: StudioContext, cfg: RunConfig) -> dict[str, Any]:
+    """The cost card before starting: trainable parameters and %, steps, tokens per epoch, and the time
+    it should take here (from this machine's throughput on earlier runs, else a one-batch measurement)."""
+    from backend.methods.build import build_tuned_model
+    from backend.training.options import resolve
+    from backend.training.run import load_run_data
+
+    loaded = ctx.model.get()
+    data = load_run_data(cfg)
+    from backend.pipeline import build_verbalizer
+
+    verb = build_verbalizer(cfg.verbalizer, data.classes or [], list(data.train) + list(data.dev))
+    with ctx.model.lock:  # the copy must not catch another request's temporary hooks
+        plm = copy.deepcopy(loaded.model)
+    tuned = build_tuned_model(plm, loaded.tokenizer, loaded.kind, cfg.template, verb, cfg.method.name,
+                              cfg.method.options, seed=cfg.train.seed)
+    counts = tuned.counts()
+    opts = resolve(cfg.train, cfg.method.name, len(data.train))
+    tokens = _tokens(ctx, tuned.pm.template, data.train, cfg, loaded.kind)
+    steps_per_epoch = max(1, -(-len(data.train) // (opts.batch_size * opts.grad_accum)))
+    epochs = opts.total_steps / steps_per_epoch
+    speed, source = _throughput(ctx, cfg, loaded.model_id)
+    if speed is None:
+        speed, source = _measure(tuned, loaded, data.train[:opts.batch_size], cfg), "measured on one batch now"
+    train_tokens = tokens * epochs
+    seconds = train_tokens / speed if speed else None
+    return {"trainable": counts["trainable"], "total": counts["total"], "percent": counts["percent"],
+            "train_examples": len(data.train), "dev_examples": len(data.dev), "tokens_per_epoch": tokens,
+            "steps": opts.total_steps, "epochs": epochs, "lr": opts.lr, "batch_size": opts.batch_size,
+            "tokens_per_s": speed, "speed_source": source, "estimated_s": seconds, "device": str(loaded.device)}
+
+
+def _tokens(ctx: StudioContext, template: Any, examples: list[Any], cfg: RunConfig, kind: str) -> int:
+    from backend.batching import EncodeSettings, encode_examples
+
+    settings = EncodeSettings(profile=kind, max_length=cfg.max_length, truncate=cfg.truncate)
+    return sum(e.length for e in encode_examples(template, examples, ctx.model.tokenizer, settings,
+                                                 ctx.model.info))
+
+
+def _throughput(ctx: StudioContext, cfg: RunConfig, model_id: str) -> tuple[float | None, str]:
+    """Tokens/s of the latest finished run of the same model and method on this store."""
+    for r in ctx.store.list_runs(status="succeeded", method=cfg.method.name, limit=20):
+        if r.model_id == model_id and r.metrics.get("train/tokens_per_s"):
+            return float(r.metrics["train/tokens_per_s"]), f"run #{r.id} on this machine"
+    return None, ""
+
+
+def _measure(tuned: Any, loaded: Any, batch_examples: list[Any], cfg: RunConfig) -> float | None:
+    """Time one forward + backward pass on a real batch (tokens per second)."""
+    from backend.batching import EncodeSettings, collate, encode_examples
+    from backend.prompts.encode import describe_tokenizer
+
+    if not batch_examples:
+        return None
+    settings = EncodeSettings(profile=loaded.kind, max_length=cfg.max_length, truncate=cfg.truncate)
+    info = describe_tokenizer(loaded.tokenizer)
+    encs = encode_examples(tuned.pm.template, batch_examples, loaded.tokenizer, settings, info)
+    batch = collate(encs, info.pad_id, loaded.device)
+    tuned.pm.train()
+    t0 = time.perf_counter()
+    scores = tuned.pm(batch)
+    if scores.requires_grad:
+        scores.sum().backward()
+    elapsed = time.perf_counter() - t0
+    tuned.pm.zero_grad(set_to_none=True)
+    return sum(e.length for e in encs) / elapsed if elapsed > 0 else None
+
+
+def command(ctx: StudioContext, cfg: RunConfig) -> str:
+    from backend.services.runconfig import command as cli_command
+
+    return cli_command(cfg, ctx.store.url)
+
+
+@service("train")
+def submit(ctx: StudioContext, cfg: RunConfig) -> dict[str, Any]:
+    """Queue ``cfg`` with the job runner; returns the new run id at once (training runs elsewhere)."""
+    if cfg.method.name == "zero-shot":
+        raise ConfigError("zero-shot has nothing to train: use the Evaluate tab", field="method")
+    if ctx.jobs is None:
+        return user_error("training is not available yet: this build has no job runner", "train")
+    run_id = ctx.jobs.submit(cfg)
+    return {"run_id": run_id, "message": f"Run #{run_id} queued."}
+
+
+@service("rerun")
+def submit_json(ctx: StudioContext, text: str) -> dict[str, Any]:
+    """Re-run with changes: a config edited as JSON; zero-shot configs are evaluated right here."""
+    try:
+        raw = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"not valid JSON: {exc.msg}", row=exc.lineno) from None
+    cfg = RunConfig.from_dict(raw)
+    if cfg.method.name == "zero-shot":
+        from backend.services.evaluate import zero_shot
+
+        res = zero_shot(ctx, cfg)
+        if "error" in res:
+            return res
+        return {"run_id": res["run_id"], "message": f"Evaluated as run #{res['run_id']}."}
+    return submit(ctx, cfg)
+
+
+@service("train")
+def cancel(ctx: StudioContext, run_id: int) -> dict[str, Any]:
+    if ctx.jobs is not None and hasattr(ctx.jobs, "cancel"):
+        ctx.jobs.cancel(int(run_id))
+    else:
+        ctx.store.request_cancel(int(run_id))
+    return {"run_id": int(run_id), "message": f"Cancel requested for run #{run_id}."}
+
+
+@service("train")
+def resume(ctx: StudioContext, run_id: int) -> dict[str, Any]:
+    if ctx.jobs is None or not hasattr(ctx.jobs, "resume"):
+        return user_error("resuming is not available yet: this build has no job runner", "train")
+    new_id = ctx.jobs.resume(int(run_id))
+    return {"run_id": new_id, "message": f"Run #{run_id} resumes as run #{new_id}."}
+
+
+@service("train")
+def progress(ctx: StudioContext, run_id: int) -> dict[str, Any]:
+    """Where a run stands, from storage: status, step / total, loss, ETA, the curves and a log."""
+    r = ctx.store.get_run(int(run_id))
+    events = ctx.store.get_metrics(r.id)
+    curves: dict[str, list[list[float]]] = {}
+    last: dict[str, float] = {}
+    step = 0
+    for ev in events:
+        curves.setdefault(ev["key"], []).append([ev["step"], ev["value"]])
+        last[ev["key"]] = ev["value"]
+        if ev["key"] == "train/loss":
+            step = max(step, int(ev["step"]))
+    total = int(last.get("train/total_steps", 0)) or int((r.config.get("train") or {}).get("steps") or 0)
+    log = [f"{time.strftime('%H:%M:%S', time.localtime(h.at))} {h.status}" + (f": {h.note}" if h.note else "")
+           for h in r.history]
+    return {"run_id": r.id, "status": r.status, "method": r.method, "step": step, "total_steps": total,
+            "fraction": min(1.0, step / total) if total else (1.0 if r.status == "succeeded" else 0.0),
+            "loss": last.get("train/loss"), "eta_s": last.get("train/eta_s") if r.status == "running" else None,
+            "tokens_per_s": last.get("train/tokens_per_s"), "error": r.error, "log": log,
+            "curves": {k: v for k, v in curves.items() if k == "train/loss" or k.startswith("eval/")},
+            "final": {k[len("final/"):]: v for k, v in last.items() if k.startswith("final/")},
+            "done": r.status not in ACTIVE}
+
+
+@service("train")
+def queue(ctx: StudioContext) -> dict[str, Any]:
+    """Queued and running runs, oldest first (the order the runner takes them)."""
+    rows = []
+    for status in ACTIVE:
+        for r in ctx.store.list_runs(status=status, limit=100, newest_first=False):
+            rows.append({"id": r.id, "status": r.status, "method": r.method,
+                         "name": (r.config or {}).get("name"), "created_at": r.created_at})
+    return {"runs": sorted(rows, key=lambda x: x["id"])}
+
+
+def latest_training_run(ctx: StudioContext) -> int | None:
+    """The run the Train tab should show on load: an active one, else the newest trained one."""
+    for status in ("running", "queued", None):
+        for r in ctx.store.list_runs(status=status, limit=20):
+            if r.method != "zero-shot":
+                return r.id
+    return None

@@ -1,0 +1,61 @@
+"""Train tab renderers: the cost card, the progress bar with ETA, the log, the queue."""
+from __future__ import annotations
+
+from html import escape
+from typing import Any
+
+from studio.views.tables import html_table, kv_card, when
+
+
+def duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "unknown"
+    seconds = int(round(seconds))
+    if seconds < 90:
+        return f"{seconds} s"
+    if seconds < 5400:
+        return f"{seconds // 60} min {seconds % 60:02d} s"
+    return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
+
+
+def cost_card(res: dict[str, Any]) -> str:
+    items = [("trainable parameters", f"{res['trainable']:,} of {res['total']:,} ({res['percent']:.3f}%)"),
+             ("training examples", res["train_examples"]), ("dev examples", res["dev_examples"]),
+             ("tokens per epoch", f"{res['tokens_per_epoch']:,}"),
+             ("steps", f"{res['steps']} (~{res['epochs']:.1f} epochs, batch {res['batch_size']}, lr {res['lr']:g})"),
+             ("estimated time", f"{duration(res['estimated_s'])} on {res['device']}"
+              + (f" at {res['tokens_per_s']:.0f} tokens/s ({res['speed_source']})" if res["tokens_per_s"] else ""))]
+    return kv_card(items, "Cost before starting")
+
+
+def progress_html(res: dict[str, Any]) -> str:
+    pct = int(round(100 * res["fraction"]))
+    status = res["status"]
+    bits = [f"Run #{res['run_id']} · {escape(res['method'])} · <b data-status='{escape(status)}' "
+            f"id='ps-train-status'>{escape(status)}</b>"]
+    if res["total_steps"]:
+        bits.append(f"step {res['step']}/{res['total_steps']}")
+    if res.get("loss") is not None:
+        bits.append(f"loss {res['loss']:.4f}")
+    if res.get("eta_s") is not None:
+        bits.append(f"ETA {duration(res['eta_s'])}")
+    if res.get("tokens_per_s"):
+        bits.append(f"{res['tokens_per_s']:.0f} tokens/s")
+    final = res.get("final") or {}
+    if "accuracy" in final:
+        bits.append(f"final accuracy {final['accuracy']:.4f}")
+    bar = f"<div class='ps-progress'><div style='width:{pct}%'></div></div>"
+    err = f"<div class='ps-msg ps-error'>{escape(res['error'])}</div>" if res.get("error") else ""
+    return f"<div class='ps-card' id='ps-train-card'>{' · '.join(bits)}{bar}{err}</div>"
+
+
+def log_html(res: dict[str, Any]) -> str:
+    return "<pre class='ps-marked' id='ps-train-log-text'>" + escape("\n".join(res["log"])) + "</pre>"
+
+
+def queue_html(res: dict[str, Any]) -> str:
+    if not res["runs"]:
+        return "<div class='ps-msg ps-info'>The queue is empty.</div>"
+    return html_table(["run", "status", "method", "name", "queued at"],
+                      [[f"#{r['id']}", r["status"], r["method"], r["name"] or "", when(r["created_at"])]
+                       for r in res["runs"]], "ps-queue")

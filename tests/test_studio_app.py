@@ -1,0 +1,153 @@
+"""The launched studio through gradio_client: every tab's main actions against a live app.
+
+One app per module (launching costs seconds), built from an injected context: a tiny random causal
+model over SmolLM2's real tokenizer and a fresh store, so nothing is downloaded or converted.
+"""
+from __future__ import annotations
+
+import os
+import re
+
+import pytest
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+
+@pytest.fixture(scope="module")
+def studio(tmp_path_factory, smol_tok):
+    from backend.services.testing import make_context
+    from studio.app import build_app, launch
+    from tests.tiny import tiny_model
+
+    ctx = make_context(tmp_path_factory.mktemp("studio"), tiny_model("causal", smol_tok))
+    demo = build_app(ctx)
+    launch(demo, ctx, port=None, block=False)
+    yield demo.local_url, ctx
+    demo.close()
+
+
+@pytest.fixture(scope="module")
+def client(studio):
+    from gradio_client import Client
+
+    return Client(studio[0], verbose=False)
+
+
+def _text(html: str) -> str:
+    return re.sub(r"<[^>]+>", " ", html)
+
+
+def test_template_preview_shows_chips_and_errors_at_the_span(client):
+    feedback, preview = client.predict("Review: {text_a} Verdict: {mask}", [0, 1], 64, "tail",
+                                       api_name="/preview")
+    assert "Template OK" in feedback
+    assert preview.count("class='ps-example'") == 2 and "ps-chip" in preview
+    feedback, preview = client.predict("Review: {text_a} Verdict: {mask", [0], 64, "tail", api_name="/preview")
+    assert "ps-error" in feedback and "never closed" in feedback
+    assert "<mark class='ps-mark ps-error'" in feedback and "{mask</mark>" in feedback
+    assert "Fix the template" in preview
+
+
+def test_length_histogram_summary(client):
+    _plot, info = client.predict("{text_a} Verdict: {mask}", 8, "tail", api_name="/lengths")
+    assert "truncated" in _text(info) and "examples measured" in _text(info)
+    assert re.search(r"truncated:\s*\d+\s*\((\d+\.\d)%\)", _text(info))
+
+
+def test_data_tab_loads_builtin_and_maps_columns(client):
+    out = client.predict("Built-in", "builtin:nli-mini", None, "", "train", 0, api_name="/load_data")
+    assert "Loaded builtin:nli-mini" in out[0] or "Loaded builtin:nli-mini" in str(out)
+    summary = next(o for o in out if isinstance(o, str) and "fingerprint" in o)
+    assert "nli-mini" in summary
+    page = client.predict("", api_name="/browse")
+    assert page["data"]  # rows of the loaded data
+    back = client.predict("Built-in", "builtin:movie-reviews", None, "", "dev", 0, api_name="/load_data")
+    assert any(isinstance(o, str) and "movie-reviews" in o for o in back)
+    kshot = client.predict(2, 7, api_name="/k_shot")
+    assert any(isinstance(o, str) and "K-shot of" in o for o in kshot)
+    client.predict("Built-in", "builtin:movie-reviews", None, "", "dev", 0, api_name="/load_data")
+
+
+def test_bad_upload_is_reported_next_to_the_field(client, tmp_path):
+    from gradio_client import handle_file
+    from gradio_client.exceptions import AppError
+
+    broken = tmp_path / "reviews.jsonl"
+    broken.write_text('{"text_a": "fine", "label": "a"}\n{"text_a": oops}\n')
+    out = client.predict("Upload", None, handle_file(str(broken)), "", None, 0, api_name="/load_data")
+    assert "ps-error" in out[0] and "line 2" in out[0]
+    wrong_type = tmp_path / "notes.txt"
+    wrong_type.write_text("hello")
+    with pytest.raises(AppError, match="Invalid file type"):
+        client.predict("Upload", None, handle_file(str(wrong_type)), "", None, 0, api_name="/load_data")
+
+
+def test_save_template_version_and_history(client):
+    msg, table, *_ = client.predict("demo", "{text_a} In short: {mask}", "shorter", api_name="/save_template")
+    assert "Saved as demo v" in msg
+    again, *_ = client.predict("demo", "{text_a} In short: {mask}", "same", api_name="/save_template")
+    assert "Unchanged" in again
+    bad, *_ = client.predict("demo", "{text_a} In short: {mask", "broken", api_name="/save_template")
+    assert "ps-error" in bad
+    assert any(row[1] == "shorter" for row in table["data"])
+    diff = client.predict("demo", "1", "2", api_name="/diff_template")
+    assert "In short" in diff
+
+
+def test_verbalizer_coverage_and_probe(client):
+    feedback, coverage = client.predict("negative: bad, terrible\npositive: good, great", "{text_a} It was {mask}",
+                                        api_name="/coverage")
+    assert feedback == "" and "terrible" in coverage and "ps-coverage" in coverage
+    feedback, _ = client.predict("negative bad", "{text_a} It was {mask}", api_name="/coverage")
+    assert "ps-error" in feedback
+    msg, probe, suggestions = client.predict("{text_a} It was {mask}", "negative: bad\npositive: good",
+                                             [0, 1], 5, 64, "tail", api_name="/probe")
+    assert msg == "" and probe.count("class='ps-example'") == 2 and "Top tokens at the mask" in probe
+
+
+def _evaluate(client, template="Review: {text_a} Verdict: {mask}"):
+    return client.predict("current template + label words (zero-shot)", "dev", 0, False, template,
+                          "negative: bad\npositive: good", 64, "tail", "demo", api_name="/evaluate")
+
+
+def test_evaluate_confusion_matrix_and_cell_drill_down(client):
+    out = _evaluate(client)
+    msg, card = out[0], out[1]
+    assert "Recorded as run" in msg and "accuracy" in card
+    run_id = int(re.search(r"run (\d+)", msg).group(1))
+    cell = client.predict("negative", "positive", api_name="/cell_examples")
+    assert "predicted as" in cell
+    assert f"Run {run_id}" in card
+
+
+def test_runs_table_compare_open_and_export(client):
+    _evaluate(client)
+    _evaluate(client, "{text_a} So: {mask}")
+    table, choices, *_ = client.predict("", "", "", api_name="/runs")
+    assert len(table["data"]) >= 2 and table["data"][0][1] == "succeeded"
+    ids = [row[0] for row in table["data"][:2]]
+    msg, _plot, diff, metrics, _keys = client.predict([f"#{i}" for i in ids], [], api_name="/compare")
+    assert msg == "" and "config.template" in diff and "accuracy" in metrics
+    one, *_ = client.predict(["#1"], [], api_name="/compare")
+    assert "at least two" in one
+    detail, _plot, config = client.predict(f"#{ids[0]}", api_name="/open_run")
+    assert "sha256" in detail and '"template"' in config
+    bundle, note = client.predict(f"#{ids[0]}", api_name="/export_bundle")
+    assert bundle and str(bundle).endswith(".zip") and "Bundle written" in note
+
+
+def test_train_tab_cost_card_command_and_start(client):
+    args = ["prompt-tuning"]
+    info = client.view_api(print_info=False, return_format="dict")["named_endpoints"]["/estimate_cost"]
+    n_params = len(info["parameters"])
+    # the options of every method, in order, then the training options: use each endpoint's defaults
+    defaults = [p.get("parameter_default") for p in info["parameters"]]
+    args = ["prompt-tuning"] + defaults[1:n_params]
+    labels = [p["label"] for p in info["parameters"]]
+    args[labels.index("Steps")] = 4
+    msg, cost = client.predict(*args, api_name="/estimate_cost")
+    assert msg == "" and "trainable parameters" in cost and "estimated time" in cost
+    msg, command = client.predict(*args, api_name="/copy_command")
+    assert "python -m backend train run.json" in str(command)
+    msg, *_ = client.predict(*args, api_name="/start_training")
+    assert "queued" in msg or "not available yet" in msg
