@@ -115,8 +115,12 @@ def make_context(args: argparse.Namespace) -> StudioContext:
     home.mkdir(parents=True, exist_ok=True)
     url = args.db or f"sqlite:///{home / 'studio.db'}"
     store = open_store(url)
-    return StudioContext(store=store, model=ModelSlot(args.model or DEFAULT_MODEL), data_dir=home,
-                         max_upload_mb=args.max_upload_mb)
+    from backend.services.jobs import JobRunner
+
+    ctx = StudioContext(store=store, model=ModelSlot(args.model or DEFAULT_MODEL), data_dir=home,
+                        max_upload_mb=args.max_upload_mb)
+    ctx.jobs = JobRunner(store, log_dir=home / "logs", project=ctx.project).start()
+    return ctx
 
 
 def launch(demo: gr.Blocks, ctx: StudioContext, *, host: str = "127.0.0.1", port: int | None = None,

@@ -175,7 +175,9 @@ class StudioContext:
     datasets: DatasetCache = field(default_factory=DatasetCache)
     project: str = "demo"
     max_upload_mb: float = 50.0
-    jobs: Any = None   # the job runner handle (backend.jobs), when the app starts one
+    jobs: Any = None     # the job runner (backend.services.jobs.JobRunner), when the app starts one
+    serving: Any = None  # the Playground's runs server, created on first use (backend.services.playground)
+    lock: threading.Lock = field(default_factory=threading.Lock)   # guards creating ``serving``
 
     def close(self) -> None:
         """Stop the job worker this app started (if any) and release the database."""

@@ -24,3 +24,22 @@ def _never() -> LoadedModel:
 
     threading.Event().wait()  # a model that is always "loading": the daemon thread just waits
     raise AssertionError("unreachable")
+
+
+def on_disk(loaded: LoadedModel, folder: Path) -> LoadedModel:
+    """Save a (tiny) model with its tokenizer and load it back by path, so the job runner's child
+    process, which loads the model from the run's config, can load it too."""
+    from backend.models import load_model
+
+    folder = Path(folder)
+    loaded.model.save_pretrained(str(folder))
+    loaded.tokenizer.save_pretrained(str(folder))
+    return load_model(str(folder), device="cpu", cache_dir=folder.parent / "model-cache")
+
+
+def with_jobs(ctx: StudioContext) -> StudioContext:
+    """Attach a started job runner (children log under ``<data_dir>/logs``)."""
+    from backend.services.jobs import JobRunner
+
+    ctx.jobs = JobRunner(ctx.store, log_dir=ctx.data_dir / "logs", project=ctx.project, poll_s=0.3).start()
+    return ctx

@@ -33,7 +33,8 @@ DEFAULT_METHOD = "prompt-tuning"
 # Defaults that learn on a small dataset in a few minutes on a CPU (the methods pick their own lr).
 DEFAULT_TRAIN = {"steps": 60, "batch_size": 8, "eval_every": 10, "seed": 42}
 ACTIVE = ("queued", "running")
-COMMON_KEYS = ("train_soft", "head")   # options every method takes (backend.methods.base.COMMON_OPTIONS)
+COMMON_KEYS = ("train_soft", "head")
+CURVES = ("train/loss", "eval/accuracy", "eval/macro_f1")   # what the live chart draws   # options every method takes (backend.methods.base.COMMON_OPTIONS)
 
 
 def _type_name(tp: Any) -> str:
@@ -192,16 +193,16 @@ def submit_json(ctx: StudioContext, text: str) -> dict[str, Any]:
 
 @service("train")
 def cancel(ctx: StudioContext, run_id: int) -> dict[str, Any]:
-    if ctx.jobs is not None and hasattr(ctx.jobs, "cancel"):
+    if ctx.jobs is not None:
         ctx.jobs.cancel(int(run_id))
-    else:
+    else:  # no runner here: the flag in the database still stops a run another worker executes
         ctx.store.request_cancel(int(run_id))
     return {"run_id": int(run_id), "message": f"Cancel requested for run #{run_id}."}
 
 
 @service("train")
 def resume(ctx: StudioContext, run_id: int) -> dict[str, Any]:
-    if ctx.jobs is None or not hasattr(ctx.jobs, "resume"):
+    if ctx.jobs is None:
         return user_error("resuming is not available yet: this build has no job runner", "train")
     new_id = ctx.jobs.resume(int(run_id))
     return {"run_id": new_id, "message": f"Run #{run_id} resumes as run #{new_id}."}
@@ -227,7 +228,7 @@ def progress(ctx: StudioContext, run_id: int) -> dict[str, Any]:
             "fraction": min(1.0, step / total) if total else (1.0 if r.status == "succeeded" else 0.0),
             "loss": last.get("train/loss"), "eta_s": last.get("train/eta_s") if r.status == "running" else None,
             "tokens_per_s": last.get("train/tokens_per_s"), "error": r.error, "log": log,
-            "curves": {k: v for k, v in curves.items() if k == "train/loss" or k.startswith("eval/")},
+            "curves": {k: v for k, v in curves.items() if k in CURVES},
             "final": {k[len("final/"):]: v for k, v in last.items() if k.startswith("final/")},
             "done": r.status not in ACTIVE}
 

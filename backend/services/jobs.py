@@ -1,0 +1,74 @@
+"""The studio's handle on the job runner: submit / cancel / resume, and a worker loop on a thread.
+
+Training runs in child processes (``backend.jobs``: one process per run, metrics streamed to storage);
+this object only claims queued runs and starts those processes, so the studio stays responsive and a
+crashed run never takes the page down. The queue lives in the database, so runs queued by the CLI or by
+another studio on the same database are picked up too.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+from pathlib import Path
+from typing import Any
+
+from backend.config import RunConfig
+
+log = logging.getLogger(__name__)
+
+
+class JobRunner:
+    def __init__(self, store: Any, *, log_dir: Path | None = None, concurrency: int | None = None,
+                 poll_s: float = 1.0, project: str | None = None) -> None:
+        from backend.jobs import Worker
+
+        self.store = store
+        self.project = project
+        self.poll_s = poll_s
+        self.worker = Worker(store, concurrency=concurrency, log_dir=log_dir)
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> JobRunner:
+        """Run the worker loop in a daemon thread (idempotent)."""
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._loop, name="studio-job-worker", daemon=True)
+            self._thread.start()
+        return self
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.worker.poll()
+            except Exception:  # noqa: BLE001 - a database hiccup must not stop the queue for good
+                log.exception("job worker poll failed; retrying")
+            self._wake.wait(self.poll_s)
+            self._wake.clear()
+
+    def submit(self, cfg: RunConfig) -> int:
+        from backend.jobs import submit
+
+        run_id = submit(self.store, cfg, project=self.project)
+        self._wake.set()
+        return run_id
+
+    def cancel(self, run_id: int) -> None:
+        from backend.jobs import cancel
+
+        cancel(self.store, run_id)
+
+    def resume(self, run_id: int) -> int:
+        from backend.jobs import resume
+
+        new_id = resume(self.store, run_id)
+        self._wake.set()
+        return new_id
+
+    def stop(self) -> None:
+        """Stop claiming runs and end the running children (their runs can be resumed later)."""
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        self.worker.stop()

@@ -1,0 +1,89 @@
+"""Playground: class probabilities for typed text from several trained runs, side by side.
+
+All runs share one base model held by a ``MultiRunServer`` (prompt-based runs add rows in front of the
+frozen model, LoRA / IA3 runs become named adapters; switching runs never reloads the base). The server
+gets its own copy of the base model, made once on first use, because attaching PEFT adapters rewrites
+the modules of the model it is given and the studio's zero-shot evaluations must keep the plain model.
+"""
+from __future__ import annotations
+
+import copy
+import threading
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+from backend.errors import ConfigError
+from backend.services.context import StudioContext
+from backend.services.results import service, user_error
+
+MAX_RUNS = 6
+
+
+@dataclass
+class RunsServer:
+    server: Any                       # backend.serving.MultiRunServer
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    attached: set[int] = field(default_factory=set)
+
+
+def _server(ctx: StudioContext) -> RunsServer:
+    with ctx.lock:
+        if ctx.serving is None:
+            from backend.serving import MultiRunServer
+
+            loaded = ctx.model.get()
+            with ctx.model.lock:  # copy while no request has hooks on the shared model
+                base = copy.copy(loaded)
+                base.model = copy.deepcopy(loaded.model)
+            ctx.serving = RunsServer(MultiRunServer(base))
+        return ctx.serving
+
+
+def runs(ctx: StudioContext) -> list[str]:
+    """Finished trained runs of this base model, as picker labels."""
+    from backend.services.runs import choices
+
+    model = ctx.model.spec
+    ok = {r.id for r in ctx.store.list_runs(status="succeeded", limit=200)
+          if r.method != "zero-shot" and (r.config or {}).get("model") == model}
+    from backend.services.runs import run_id_of
+
+    return [c for c in choices(ctx, status="succeeded") if run_id_of(c) in ok]
+
+
+def _attach(ctx: StudioContext, rs: RunsServer, run_id: int) -> None:
+    from backend.serving import materialize_run
+
+    if run_id in rs.attached:
+        return
+    info = ctx.store.get_run(run_id)
+    if info.status != "succeeded":
+        raise ConfigError(f"run #{run_id} is {info.status}; only finished runs can be served", field="run")
+    if (info.config or {}).get("model") != ctx.model.spec:
+        raise ConfigError(f"run #{run_id} was trained on {info.config.get('model')!r}, not on the loaded base "
+                          f"model {ctx.model.spec!r}", field="run")
+    folder = materialize_run(ctx.store, run_id, ctx.data_dir / "serving")
+    rs.server.attach(str(run_id), folder)
+    rs.attached.add(run_id)
+
+
+@service("playground")
+def predict(ctx: StudioContext, text: str, run_ids: Sequence[int], text_b: str = "") -> dict[str, Any]:
+    """Each run's class probabilities for ``text`` (runs are attached on first use, then reused)."""
+    if not (text or "").strip():
+        return user_error("type some text to classify", "text")
+    ids = [int(i) for i in run_ids]
+    if not ids:
+        return user_error("pick at least one trained run", "runs")
+    if len(ids) > MAX_RUNS:
+        return user_error(f"compare at most {MAX_RUNS} runs at once", "runs")
+    rs = _server(ctx)
+    out = []
+    with rs.lock:
+        for run_id in ids:
+            _attach(ctx, rs, run_id)
+            pred = rs.server.predict(str(run_id), [text], text_b or None)[0]
+            info = ctx.store.get_run(run_id)
+            out.append({"run_id": run_id, "method": info.method, "name": (info.config or {}).get("name"),
+                        "predicted": pred["predicted"], "probs": pred["probs"]})
+    return {"text": text, "results": out}

@@ -1,0 +1,79 @@
+"""Evaluate and Runs services: a recorded zero-shot run, its drill-down, comparison, bundles."""
+from __future__ import annotations
+
+import pytest
+
+from backend.services import data, evaluate, project, runconfig, runs
+from backend.services.testing import make_context
+
+
+@pytest.fixture
+def ctx(tmp_path, smol_tok):
+    from tests.tiny import tiny_model
+
+    ctx = make_context(tmp_path, tiny_model("causal", smol_tok))
+    project.bootstrap(ctx)
+    return ctx
+
+
+def _cfg(ctx, template="{text_a} It was {mask}", calibrate=False, limit=None):
+    return runconfig.build(ctx, template=template, label_words="negative: bad\npositive: good",
+                           selection=data.default_selection(), max_length=64, eval_limit=limit,
+                           evaluation={"calibration": "content-free" if calibrate else None})
+
+
+def test_zero_shot_is_recorded_and_rebuilt_from_predictions(ctx):
+    res = evaluate.zero_shot(ctx, _cfg(ctx))
+    assert res["classes"] == ["negative", "positive"] and res["run_id"]
+    assert sum(map(sum, res["confusion"])) == res["metrics"]["n"] == 64
+    again = evaluate.run_result(ctx, res["run_id"])
+    assert again["confusion"] == res["confusion"]
+    assert again["metrics"]["accuracy"] == pytest.approx(res["metrics"]["accuracy"])
+
+
+def test_calibration_is_an_option_and_limit_samples(ctx):
+    res = evaluate.zero_shot(ctx, _cfg(ctx, calibrate=True, limit=10))
+    assert res["calibration"] == "content-free" and res["metrics"]["n"] == 10
+
+
+def test_cell_lists_examples_with_wrapped_input_and_probabilities(ctx):
+    res = evaluate.zero_shot(ctx, _cfg(ctx, template="Review: {text_a} Verdict: {mask}"))
+    conf = res["confusion"]
+    g, p = next((i, j) for i in range(2) for j in range(2) if conf[i][j])
+    cell = evaluate.cell_examples(ctx, res["run_id"], res["classes"][g], res["classes"][p])
+    assert cell["count"] == conf[g][p] and cell["rows"]
+    row = cell["rows"][0]
+    assert row["input"].startswith("Review: ") and "Verdict:" in row["input"]
+    assert set(row["probs"]) == {"negative", "positive"} and sum(row["probs"].values()) == pytest.approx(1)
+    empty = evaluate.cell_examples(ctx, res["run_id"], "negative", "nonsense")
+    assert empty["count"] == 0
+
+
+def test_runs_table_detail_compare_and_bundle_round_trip(ctx, tmp_path):
+    a = evaluate.zero_shot(ctx, _cfg(ctx))["run_id"]
+    b = evaluate.zero_shot(ctx, _cfg(ctx, template="{text_a} Verdict: {mask}"))["run_id"]
+    rows = runs.table(ctx)["runs"]
+    assert [r["id"] for r in rows[:2]] == [b, a] and rows[0]["accuracy"] is not None
+    assert runs.table(ctx, text=str(a))["runs"][0]["id"] == a
+    assert runs.table(ctx, status="failed")["runs"] == []
+    detail = runs.detail(ctx, a)
+    assert detail["versions"]["template"]["content"] == "{text_a} It was {mask}"
+    assert detail["predictions"] == 64 and any(x["name"] == "metrics.json" for x in detail["artifacts"])
+    assert all(len(x["sha256"]) == 64 for x in detail["artifacts"])
+    cmp = runs.compare(ctx, [a, b])
+    assert list(cmp["config_diff"]) == ["config.template", "template_version_id"]
+    assert "eval/accuracy" in cmp["metrics"]
+    assert runs.compare(ctx, [a])["error"]["field"] == "compare"
+    bundle = runs.export_bundle(ctx, a)
+    other = make_context(tmp_path / "other")
+    imported = runs.import_bundle(other, bundle["path"])
+    assert runs.detail(other, imported["run_id"])["predictions"] == 64
+    assert runs.detail(ctx, 999)["error"]["field"] == "runs"
+
+
+def test_run_picker_labels_round_trip():
+    assert runs.run_id_of("#12 lora demo (succeeded)") == 12 and runs.run_id_of(7) == 7
+    from backend.errors import StudioError
+
+    with pytest.raises(StudioError):
+        runs.run_id_of("lora")

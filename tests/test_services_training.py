@@ -1,0 +1,119 @@
+"""Training services: method catalogue and options, the cost card, the CLI command, and a real tiny run
+through the job runner (child process) read back as progress, then served in the Playground."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+
+import pytest
+
+from backend.services import data, playground, project, runconfig, training
+from backend.services.testing import make_context, on_disk, with_jobs
+
+
+def test_catalogue_lists_every_trainable_method_with_typed_options():
+    cat = {m["name"]: m for m in training.methods()}
+    assert {"prompt-tuning", "p-tuning", "prefix-tuning", "lora", "adapter", "bitfit", "ia3", "full"} <= set(cat)
+    lora = {o["key"]: o for o in cat["lora"]["options"]}
+    assert lora["r"] == {"key": "r", "type": "int", "default": 8} and lora["target_modules"]["type"] == "list"
+    assert "head" in lora and cat["lora"]["default_lr"] > 0
+
+
+def test_option_values_keep_only_changes_and_type_them():
+    assert training.option_values("lora", {"r": 8, "alpha": 32.0, "target_modules": "q_proj, v_proj",
+                                           "dropout": None}) == {"alpha": 32.0, "target_modules": ["q_proj", "v_proj"]}
+    assert training.option_values("prompt-tuning", {"num_tokens": "4", "init_text": ""}) == {"num_tokens": 4}
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, smol_tok):
+    """A studio context whose base model is a tiny causal model saved on disk, with a job runner."""
+    from tests.tiny import tiny_model
+
+    folder = tmp_path_factory.mktemp("train")
+    loaded = on_disk(tiny_model("causal", smol_tok), folder / "tiny")
+    ctx = with_jobs(make_context(folder / "studio", loaded))
+    opening = project.bootstrap(ctx)
+    yield ctx, opening
+    ctx.close()
+
+
+def _cfg(ctx, opening, **train):
+    return runconfig.build(ctx, template=opening["template"], label_words=opening["label_words"],
+                           selection=dict(data.default_selection(), shots=4), method="prompt-tuning",
+                           options={"num_tokens": 4}, train_split="train",
+                           train={"steps": 4, "batch_size": 4, "eval_every": 2, **train})
+
+
+def test_cost_card_and_command(trained):
+    ctx, opening = trained
+    cfg = _cfg(ctx, opening)
+    plan = training.plan(ctx, cfg)
+    assert plan["trainable"] > 0 and 0 < plan["percent"] < 1
+    assert plan["train_examples"] == 8 and plan["tokens_per_epoch"] > 0 and plan["estimated_s"] > 0
+    cmd = training.command(ctx, cfg)
+    body = cmd.split("<<'JSON'\n", 1)[1].split("\nJSON\n", 1)[0]
+    assert json.loads(body)["method"]["name"] == "prompt-tuning"
+    assert cmd.endswith(f"python -m backend train run.json --db {ctx.store.url}")
+    # the printed config is exactly what the CLI reads
+    out = subprocess.run([sys.executable, "-c", "import json,sys; from backend.config import RunConfig; "
+                          "print(RunConfig.from_dict(json.loads(sys.stdin.read())).method.name)"],
+                         input=body, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "prompt-tuning"
+
+
+def test_zero_shot_cannot_be_submitted_for_training(trained):
+    ctx, opening = trained
+    cfg = runconfig.build(ctx, template=opening["template"], label_words=opening["label_words"],
+                          selection=data.default_selection())
+    assert training.submit(ctx, cfg)["error"]["field"] == "method"
+
+
+def _wait(ctx, run_id, timeout=180):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        p = training.progress(ctx, run_id)
+        if p["done"]:
+            return p
+        time.sleep(0.5)
+    raise AssertionError(f"run {run_id} did not finish: {training.progress(ctx, run_id)}")
+
+
+@pytest.mark.slow
+def test_train_progress_queue_and_playground(trained):
+    ctx, opening = trained
+    res = training.submit(ctx, _cfg(ctx, opening))
+    run_id = res["run_id"]
+    assert any(r["id"] == run_id for r in training.queue(ctx)["runs"]) or training.progress(ctx, run_id)["done"]
+    done = _wait(ctx, run_id)
+    assert done["status"] == "succeeded", done.get("error")
+    assert done["step"] == done["total_steps"] == 4 and done["fraction"] == 1.0
+    assert len(done["curves"]["train/loss"]) == 4 and done["curves"]["eval/accuracy"]
+    assert "accuracy" in done["final"] and any("succeeded" in line for line in done["log"])
+    assert training.latest_training_run(ctx) == run_id
+    assert f"#{run_id} prompt-tuning demo (succeeded)" in playground.runs(ctx)
+    out = playground.predict(ctx, "A wonderful film.", [run_id])
+    probs = out["results"][0]["probs"]
+    assert set(probs) == {"negative", "positive"} and sum(probs.values()) == pytest.approx(1, abs=1e-5)
+    assert playground.predict(ctx, "", [run_id])["error"]["field"] == "text"
+    assert playground.predict(ctx, "x", [])["error"]["field"] == "runs"
+
+
+@pytest.mark.slow
+def test_cancel_then_resume(trained):
+    ctx, opening = trained
+    run_id = training.submit(ctx, _cfg(ctx, opening, steps=400))["run_id"]
+    deadline = time.monotonic() + 120
+    while training.progress(ctx, run_id)["status"] != "running" and time.monotonic() < deadline:
+        time.sleep(0.2)
+    training.cancel(ctx, run_id)
+    done = _wait(ctx, run_id)
+    assert done["status"] == "cancelled"
+    resumed = training.resume(ctx, run_id)
+    assert resumed["run_id"] != run_id
+    training.cancel(ctx, resumed["run_id"])
+    assert _wait(ctx, resumed["run_id"])["status"] in ("cancelled", "succeeded")
+    assert ctx.store.get_run(resumed["run_id"]).parent_run_id == run_id
+    assert "no run with id" in training.resume(ctx, 9999)["error"]["message"]
