@@ -83,6 +83,7 @@ class Store:
             except SAIntegrityError:
                 if attempt == attempts - 1:
                     raise
+                time.sleep(0.01 * (attempt + 1))
         raise AssertionError("unreachable")
 
     def close(self) -> None:

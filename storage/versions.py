@@ -79,6 +79,8 @@ def save(s: Session, kind: str, name: str, content: str, message: str = "", auth
         ent = Entity(kind=kind, name=name, created_at=time.time())
         s.add(ent)
         s.flush()
+    else:  # PostgreSQL: serialise saves of one name (SQLite's BEGIN IMMEDIATE already does)
+        s.execute(select(Entity.id).where(Entity.id == ent.id).with_for_update())
     existing = s.scalar(select(Version).where(Version.entity_id == ent.id, Version.sha256 == sha))
     if existing is not None:
         return to_info(s, existing, ent)
