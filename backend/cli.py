@@ -16,11 +16,14 @@ from backend.errors import ConfigError, StudioError
 
 DEMO_CONFIG: dict[str, Any] = {
     "model": "smollm2-135m-instruct",
-    "data": {"eval": "builtin:movie-reviews", "eval_split": "dev"},
-    "template": "Review: {text_a}\nSentiment (positive or negative):{mask}",
-    "verbalizer": {"negative": ["negative"], "positive": ["positive"]},
+    "data": {"eval": "builtin:movie-reviews", "eval_split": "dev", "train": "builtin:movie-reviews",
+             "train_split": "train"},
+    "template": ("<|im_start|>user\nIs this movie review positive or negative? Answer with one word.\n"
+                 "{text_a}<|im_end|>\n<|im_start|>assistant\n{mask}"),
+    "verbalizer": {"negative": ["Negative"], "positive": ["Positive"]},
     "max_length": 256,
     "method": {"name": "zero-shot"},
+    "eval": {"calibration": "content-free"},
     "name": "demo",
 }
 
