@@ -112,6 +112,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     cfg = _config_from(args)
     if args.limit is not None:
         cfg.data.limit = args.limit
+    if args.predictions and not cfg.eval.top_k:
+        cfg.eval.top_k = 5  # the predictions file shows what the model wanted to say at the mask
     store = _open_store(args)
     result, run_id = run_zero_shot(cfg, store=store)
     out = dict(result.metrics)

@@ -113,6 +113,7 @@ def test_cli_eval_on_a_local_tiny_model(tmp_path):
     assert res["n"] == len(EXAMPLES) and 0 <= res["accuracy"] <= 1 and "confusion" in res
     preds = [json.loads(x) for x in (tmp_path / "p.jsonl").read_text().splitlines()]
     assert len(preds) == len(EXAMPLES) and set(preds[0]["probs"]) == {"negative", "positive"}
+    assert len(preds[0]["top_k"]) == 5 and {"token", "id", "prob"} <= set(preds[0]["top_k"][0])
     bad = {**cfg, "template": '{"placehoder": "text_a"} {mask}'}
     (tmp_path / "bad.json").write_text(json.dumps(bad))
     out = subprocess.run([sys.executable, "-m", "backend", "eval", str(tmp_path / "bad.json"), "--no-db"],
