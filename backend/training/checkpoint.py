@@ -100,6 +100,8 @@ def load_checkpoint(out_dir: Path, module: nn.Module, optimizer: torch.optim.Opt
         optimizer.state.setdefault(p, {})[field] = value
     if scheduler is not None and meta["scheduler"] is not None:
         scheduler.load_state_dict(meta["scheduler"])
+        for group, lr in zip(optimizer.param_groups, scheduler.get_last_lr()):
+            group["lr"] = lr   # the scheduler only writes lrs on step(); the next step needs them now
     rng = load_file(str(ckpt / "rng.safetensors"))
     torch.set_rng_state(rng["torch"])
     if "cuda" in rng and torch.cuda.is_available():

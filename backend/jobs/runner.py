@@ -1,0 +1,41 @@
+"""Start a run's child process and turn an abnormal exit into a failed run with the reason."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def spawn(store: Any, run_id: int, log_dir: Path | None = None, preexec_fn: Any = None) -> subprocess.Popen:
+    """``python -m backend.jobs.child`` for ``run_id``; output goes to ``<log_dir>/run-<id>.log``."""
+    cmd = [sys.executable, "-m", "backend.jobs.child", "--db", store.url, "--run", str(run_id),
+           "--artifacts", str(store.artifacts.root)]
+    out: Any = subprocess.DEVNULL
+    if log_dir is not None:
+        log_dir.mkdir(parents=True, exist_ok=True)
+        out = open(log_dir / f"run-{run_id}.log", "ab")  # noqa: SIM115 - owned by the child process
+    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    return subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, cwd=str(ROOT), env=env,
+                            preexec_fn=preexec_fn)
+
+
+def exit_reason(code: int) -> str:
+    if code < 0:
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = f"signal {-code}"
+        return f"the run's process was killed by {name}" + (" (out of memory or kill -9)" if code == -9 else "")
+    return f"the run's process exited with status {code}"
+
+
+def reap(store: Any, run_id: int, code: int) -> None:
+    """After a child exits: a run it left 'running' failed, and we say how it died."""
+    info = store.get_run(run_id)
+    if info.status == "running":
+        store.set_status(run_id, "failed", error=exit_reason(code))

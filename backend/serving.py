@@ -1,0 +1,181 @@
+"""Serving several trained runs on one loaded base model, switched per request.
+
+Prompt-based runs (zero-shot, soft prompts, prompt tuning, P-tuning) only add rows in front of the
+frozen model, and prefix runs only add a PEFT wrapper that injects nothing, so they share the base as
+is. LoRA (or IA3) runs become named adapters of one PEFT host model (loaded from each run's PEFT
+adapter folder); a request selects its adapter with ``set_adapter`` and every other request runs with
+the adapters disabled. Runs that rewrite base weights (adapter, bitfit, full) get a private copy of
+the base: sharing those would need weight swapping on every switch.
+
+``python -m backend predict --run ID --run ID --text ...`` prints each run's class probabilities.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import copy
+import json
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+import torch
+from peft import PeftModel, get_peft_model
+from peft import PeftConfig
+from safetensors.torch import load_file
+
+from backend.batching import collate, encode_examples
+from backend.errors import ConfigError
+from backend.methods.build import TunedModel, build_tuned_model
+from backend.methods.heads import attach_soft_verbalizer
+from backend.prompt_model import PromptModel
+from backend.prompts.encode import describe_tokenizer
+from backend.prompts.example import Example
+from backend.prompts.template import compile_template
+from backend.prompts.verbalizer import Verbalizer, compile_verbalizer, parse_verbalizer
+from backend.training.artifacts import load_trained, read_run_meta
+from backend.training.checkpoint import load_trainable_state
+
+SHARED = ("zero-shot", "soft-prompt", "prompt-tuning", "p-tuning", "prefix-tuning")
+HOSTED = ("lora", "ia3")
+
+
+@dataclass
+class Served:
+    pm: PromptModel
+    meta: dict[str, Any]
+    adapter: str | None = None         # PEFT adapter name on the host
+
+
+def _verbalizer(meta: dict[str, Any]) -> Verbalizer:
+    return parse_verbalizer(meta["verbalizer"], meta["classes"])
+
+
+class MultiRunServer:
+    """One base model, many trained runs; ``predict(key, texts)`` uses run ``key``."""
+
+    def __init__(self, loaded: Any) -> None:
+        self.loaded = loaded
+        self.base = loaded.model
+        self.tokenizer = loaded.tokenizer
+        self.kind = loaded.kind
+        self.info = describe_tokenizer(loaded.tokenizer)
+        self.host: PeftModel | None = None
+        self.runs: dict[str, Served] = {}
+
+    # ------------------------------------------------------------------ attaching runs
+
+    def attach(self, key: str, run_dir: str | Path) -> None:
+        meta = read_run_meta(Path(run_dir))
+        if meta["kind"] != self.kind:
+            raise ConfigError(f"run {key!r} was trained on a {meta['kind']} model; this server holds a "
+                              f"{self.kind} model", field="run")
+        method = meta["method"]
+        if method in SHARED:
+            tuned = load_trained(run_dir, self.base, self.tokenizer)
+            self.runs[key] = Served(tuned.pm, meta)
+        elif method in HOSTED:
+            self.runs[key] = self._attach_hosted(key, meta)
+        else:
+            tuned = load_trained(run_dir, copy.deepcopy(self.base), self.tokenizer)
+            self.runs[key] = Served(tuned.pm, meta)
+        self.runs[key].pm.eval()
+
+    def _attach_hosted(self, key: str, meta: dict[str, Any]) -> Served:
+        adapter_dir = Path(meta["_dir"]) / "adapter"
+        name = f"run_{len(self.runs)}_{key}".replace(".", "_")
+        if self.host is None:
+            cfg = PeftConfig.from_pretrained(str(adapter_dir))
+            self.host = get_peft_model(self.base, cfg, adapter_name=name)
+            self.host.load_adapter(str(adapter_dir), adapter_name=name, is_trainable=False)
+        else:
+            try:
+                self.host.load_adapter(str(adapter_dir), adapter_name=name, is_trainable=False)
+            except ValueError as exc:
+                raise ConfigError(f"run {key!r} cannot share this server's PEFT host: {exc}", field="run") from None
+        template = compile_template(meta["template_text"], self.tokenizer)
+        from backend.pipeline import mask_prefix
+
+        verb = compile_verbalizer(_verbalizer(meta), self.tokenizer, prefix=mask_prefix(template))
+        pm = PromptModel(self.host, self.kind, template, verb)
+        if meta["options"].get("head") == "soft":
+            attach_soft_verbalizer(pm)
+        weights = Path(meta["_dir"]) / "trainable.safetensors"
+        if weights.exists():
+            own = {k: v for k, v in load_file(str(weights)).items() if not k.startswith("plm.")}
+            load_trainable_state(pm, own)
+        return Served(pm, meta, adapter=name)
+
+    # ------------------------------------------------------------------ requests
+
+    @contextlib.contextmanager
+    def _selected(self, served: Served) -> Iterator[None]:
+        if self.host is None:
+            yield
+        elif served.adapter is not None:
+            self.host.set_adapter(served.adapter)
+            yield
+        else:
+            with self.host.disable_adapter():
+                yield
+
+    def scores(self, key: str, examples: Sequence[Example]) -> torch.Tensor:
+        """Class log-probabilities (N, C) of run ``key`` for ``examples``."""
+        if key not in self.runs:
+            raise ConfigError(f"no run {key!r} attached (attached: {', '.join(self.runs) or 'none'})", field="run")
+        served = self.runs[key]
+        settings_kind = served.pm.kind
+        from backend.batching import EncodeSettings
+
+        cfg = served.meta["config"]
+        settings = EncodeSettings(profile=settings_kind, max_length=cfg.get("max_length", 256),
+                                  truncate=cfg.get("truncate", "tail"))
+        encs = encode_examples(served.pm.template, list(examples), self.tokenizer, settings, self.info)
+        with torch.inference_mode(), self._selected(served):
+            return served.pm(collate(encs, self.info.pad_id, served.pm.label_rows.device)).float().cpu()
+
+    def predict(self, key: str, texts: Sequence[str], text_b: str | None = None) -> list[dict[str, Any]]:
+        examples = [Example(guid=i, text_a=t, text_b=text_b or "") for i, t in enumerate(texts)]
+        probs = self.scores(key, examples).exp()
+        classes = list(self.runs[key].pm.verbalizer.classes)
+        return [{"text": t, "predicted": classes[int(p.argmax())],
+                 "probs": {c: float(p[i]) for i, c in enumerate(classes)}} for t, p in zip(texts, probs)]
+
+
+def materialize_run(store: Any, run_id: int, dest: Path) -> Path:
+    """Copy a run's trained artifacts from the store into ``dest`` (verified by hash on read)."""
+    out = Path(dest) / f"run-{run_id}"
+    for art in store.list_artifacts(run_id):
+        if art.kind not in ("config", "weights", "adapter"):
+            continue
+        target = out / art.name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(store.artifact_path(art.sha256), target)
+    if not (out / "run.json").exists():
+        raise ConfigError(f"run {run_id} has no trained artifacts (is it finished?)", field="run")
+    return out
+
+
+def predict_command(args: argparse.Namespace) -> int:
+    from storage import open_store
+
+    from backend.models import load_model
+
+    store = open_store(args.db)
+    with tempfile.TemporaryDirectory(prefix="ps-serve-") as tmp:
+        dirs = {rid: materialize_run(store, rid, Path(tmp)) for rid in args.run}
+        models = {read_run_meta(d)["config"]["model"] for d in dirs.values()}
+        if len(models) != 1:
+            raise ConfigError(f"these runs use different base models {sorted(models)}; predict serves one",
+                              field="run")
+        server = MultiRunServer(load_model(models.pop()))
+        for rid, d in dirs.items():
+            server.attach(str(rid), d)
+        out = {str(rid): server.predict(str(rid), args.text, args.text_b) for rid in args.run}
+    print(json.dumps(out, indent=2))
+    return 0
+
+
+__all__ = ["MultiRunServer", "TunedModel", "build_tuned_model", "materialize_run", "predict_command"]

@@ -1,0 +1,61 @@
+"""``python -m backend train CONFIG [--seeds ...] [--resume RUN_ID] [--db URL | --no-db]``.
+
+Trains in this process with a progress bar on stderr and prints the result JSON on stdout. With a
+database (the default), the run is recorded like a worker's run: status, metric events, artifacts.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from backend.config import load_config
+from backend.training.events import TerminalSink
+from backend.training.run import run_training
+from backend.training.sweep import parse_seeds, run_seeds
+
+
+def train_command(args: argparse.Namespace) -> int:
+    if args.resume is not None:
+        return _resume(args)
+    cfg = load_config(args.config)
+    seeds = args.seeds or (",".join(str(s) for s in cfg.train.seeds) if cfg.train.seeds else None)
+    if seeds:
+        out = run_seeds(cfg, parse_seeds(seeds), sink_for_seed=lambda _s: TerminalSink())
+        print(json.dumps(out, indent=2, default=str))
+        return 0
+    if args.no_db:
+        result = run_training(cfg, sink=TerminalSink())
+        print(json.dumps(result.to_dict(), indent=2, default=str))
+        return 0 if result.status == "succeeded" else 1
+    store = _store(args)
+    from backend.jobs import submit
+
+    run_id = submit(store, cfg)
+    return _execute(store, run_id)
+
+
+def _store(args: argparse.Namespace) -> Any:
+    from storage import open_store
+
+    return open_store(args.db)
+
+
+def _execute(store: Any, run_id: int) -> int:
+    from backend.jobs.child import execute
+
+    status = execute(store, run_id, terminal=True)
+    info = store.get_run(run_id)
+    print(json.dumps({"run_id": run_id, "status": status, "error": info.error, "metrics": info.metrics},
+                     indent=2, default=str))
+    if status == "failed":
+        sys.stderr.write(f"run {run_id} failed: {(info.error or '').splitlines()[0] if info.error else ''}\n")
+    return 0 if status in ("succeeded", "cancelled") else 1
+
+
+def _resume(args: argparse.Namespace) -> int:
+    from backend.jobs import resume
+
+    store = _store(args)
+    return _execute(store, resume(store, args.resume))

@@ -1,0 +1,142 @@
+"""Training on tiny models: learning, determinism, save -> reload equality, cancel, resume, serving."""
+from __future__ import annotations
+
+import random
+
+import pytest
+import torch
+
+from backend.config import RunConfig
+from backend.prompts.example import Example
+from backend.serving import MultiRunServer
+from backend.training import MemorySink, RunData, load_trained, run_training
+from tests.tiny import tiny_model
+
+TEMPLATE = {"masked": "{text_a} {soft} It was {mask}.", "causal": "{text_a} {soft} It was {mask}"}
+
+
+def _examples(n: int, seed: int) -> list[Example]:
+    rng = random.Random(seed)
+    out = []
+    for i in range(n):
+        lab = rng.choice(["negative", "positive"])
+        w = rng.choice(["great fun", "lovely film"] if lab == "positive" else ["awful mess", "boring junk"])
+        out.append(Example(guid=i, text_a=f"this was a {w}", label=lab))
+    return out
+
+
+DATA = RunData(train=_examples(12, 0), dev=_examples(8, 1))
+
+
+def _cfg(kind: str, method: dict, tmp_path, **train) -> RunConfig:
+    return RunConfig.from_dict({"model": "tiny", "data": {"eval": "x"}, "template": TEMPLATE[kind],
+                                "verbalizer": {"negative": ["bad"], "positive": ["good"]}, "method": method,
+                                "train": {"steps": 4, "batch_size": 4, "output_dir": str(tmp_path), **train}})
+
+
+def _trained_state(kind, tok, method, tmp_path, **train):
+    lm = tiny_model(kind, tok)
+    sink = MemorySink()
+    res = run_training(_cfg(kind, method, tmp_path, **train), sink=sink, loaded=lm, data=DATA)
+    return res, sink, lm
+
+
+@pytest.mark.slow
+def test_loss_goes_down_and_events_arrive(bert_tok, tmp_path):
+    res, sink, _ = _trained_state("masked", bert_tok, {"name": "soft-prompt"}, tmp_path, steps=12, lr=0.05,
+                                  eval_every=6)
+    assert res.status == "succeeded" and res.steps == 12
+    losses = sink.values("train/loss")
+    assert len(losses) == 12 and min(losses[-3:]) < losses[0]
+    keys = {k for k, _, _ in sink.events}
+    for k in ("train/lr", "train/tokens_per_s", "train/eta_s", "train/elapsed_s", "train/epoch",
+              "eval/accuracy", "params/trainable", "params/percent", "final/accuracy"):
+        assert k in keys, k
+    assert res.best_step in (6, 12)
+    lrs = sink.values("train/lr")
+    assert lrs[-1] < max(lrs)   # linear decay
+
+
+def test_same_config_and_seed_give_same_metrics(bert_tok, tmp_path):
+    a, sa, _ = _trained_state("masked", bert_tok, {"name": "lora"}, tmp_path / "a")
+    b, sb, _ = _trained_state("masked", bert_tok, {"name": "lora"}, tmp_path / "b")
+    assert sa.values("train/loss") == sb.values("train/loss")
+    timing = ("seconds", "examples_per_s")
+    assert {k: v for k, v in a.metrics.items() if k not in timing} == \
+        {k: v for k, v in b.metrics.items() if k not in timing}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind,method", [("masked", {"name": "p-tuning"}), ("masked", {"name": "lora", "head": "soft"}),
+                                         ("masked", {"name": "adapter", "style": "houlsby"}),
+                                         ("masked", {"name": "bitfit"}), ("causal", {"name": "prefix-tuning"}),
+                                         ("causal", {"name": "prompt-tuning", "num_tokens": 4}),
+                                         ("causal", {"name": "ia3"})])
+def test_save_then_reload_gives_the_same_predictions(bert_tok, smol_tok, tmp_path, kind, method):
+    tok = bert_tok if kind == "masked" else smol_tok
+    res, _, lm = _trained_state(kind, tok, method, tmp_path, lr=0.01)
+    fresh = tiny_model(kind, tok)
+    tuned = load_trained(tmp_path, fresh.model, tok)
+    from backend.batching import EncodeSettings, collate, encode_examples
+    from backend.prompts.encode import describe_tokenizer
+
+    encs = encode_examples(tuned.pm.template, DATA.dev, tok, EncodeSettings(profile=kind))
+    batch = collate(encs, describe_tokenizer(tok).pad_id)
+    got = tuned.pm.eval()(batch)
+    want = torch.log(torch.tensor([[p["probs"]["negative"], p["probs"]["positive"]] for p in res.predictions]))
+    assert (got.exp() - want.exp()).abs().max() <= 1e-5
+    assert not list((tmp_path / "final").glob("*.bin")) and not list((tmp_path / "final").glob("*.pt"))
+    if method["name"] in ("lora", "ia3", "prefix-tuning"):
+        from peft import PeftModel
+
+        PeftModel.from_pretrained(tiny_model(kind, tok).model, str(tmp_path / "final" / "adapter"))
+
+
+def test_cancel_stops_within_one_step_and_resume_matches_uninterrupted(bert_tok, tmp_path):
+    full, sfull, _ = _trained_state("masked", bert_tok, {"name": "lora"}, tmp_path / "full", steps=6)
+    calls = {"n": 0}
+
+    def cancel_after_3() -> bool:
+        calls["n"] += 1
+        return calls["n"] > 3
+
+    lm = tiny_model("masked", bert_tok)
+    part = run_training(_cfg("masked", {"name": "lora"}, tmp_path / "part", steps=6), loaded=lm, data=DATA,
+                        cancel_check=cancel_after_3)
+    assert part.status == "cancelled" and part.steps == 3
+    sink = MemorySink()
+    resumed = run_training(_cfg("masked", {"name": "lora"}, tmp_path / "part", steps=6), sink=sink,
+                           loaded=tiny_model("masked", bert_tok), data=DATA, resume_from=tmp_path / "part")
+    assert resumed.status == "succeeded" and resumed.steps == 6
+    assert sink.values("train/loss") == sfull.values("train/loss")[3:]
+    assert resumed.metrics["accuracy"] == full.metrics["accuracy"]
+    from safetensors.torch import load_file
+
+    a = load_file(str(tmp_path / "full" / "final" / "trainable.safetensors"))
+    b = load_file(str(tmp_path / "part" / "final" / "trainable.safetensors"))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+@pytest.mark.slow
+def test_several_runs_served_on_one_base(smol_tok, tmp_path):
+    runs = {"soft": {"name": "soft-prompt"}, "lora1": {"name": "lora", "r": 4}, "lora2": {"name": "lora"},
+            "prefix": {"name": "prefix-tuning", "num_tokens": 4}}
+    for key, method in runs.items():
+        _trained_state("causal", smol_tok, method, tmp_path / key, lr=0.02)
+    server = MultiRunServer(tiny_model("causal", smol_tok))
+    for key in runs:
+        server.attach(key, tmp_path / key)
+    base_params = {id(p) for p in server.base.parameters()}
+    for key in ["lora1", "soft", "lora2", "prefix", "lora1"]:      # switch back and forth
+        got = server.scores(key, DATA.dev)
+        ref = load_trained(tmp_path / key, tiny_model("causal", smol_tok).model, smol_tok).pm.eval()
+        from backend.batching import EncodeSettings, collate, encode_examples
+        from backend.prompts.encode import describe_tokenizer
+
+        encs = encode_examples(ref.template, DATA.dev, smol_tok, EncodeSettings(profile="causal"))
+        with torch.no_grad():
+            want = ref(collate(encs, describe_tokenizer(smol_tok).pad_id))
+        assert (got - want).abs().max() <= 1e-5, key
+    assert base_params <= {id(p) for p in server.base.parameters()}   # the base was never reloaded
+    out = server.predict("lora2", ["what a lovely film"])
+    assert set(out[0]["probs"]) == {"negative", "positive"}
