@@ -5,6 +5,8 @@ inputs; sorting by length before batching keeps padding to a few tokens per batc
 """
 from __future__ import annotations
 
+import hashlib
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, Iterable, Sequence
 
@@ -48,11 +50,56 @@ class PieceTokenizer:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._tok, name)
 
+    def __len__(self) -> int:
+        return len(self._tok)
+
+
+class EncodeCache:
+    """Encodings keyed by the content hash of (wrapped pieces, settings, tokenizer): each distinct input
+    is tokenized once however often it is seen (training epochs, dataset-wide previews).
+
+    The key covers everything the encoding depends on, so a changed template or tokenizer can never
+    hit a stale entry. Caller-owned and size-bounded (least recently used entries are evicted).
+    """
+
+    def __init__(self, max_entries: int = 50_000) -> None:
+        self._items: OrderedDict[str, Encoded] = OrderedDict()
+        self._max = max_entries
+        self.hits = 0
+        self.misses = 0
+
+    @staticmethod
+    def key(wrapped: Any, settings: EncodeSettings, tokenizer: Any) -> str:
+        h = hashlib.sha1()
+        h.update(repr((settings, getattr(tokenizer, "name_or_path", ""), len(tokenizer))).encode())
+        for p in wrapped.pieces:
+            h.update(repr((p.text, p.loss_ids, p.shortenable_ids, p.soft_token_ids)).encode())
+        return h.hexdigest()
+
+    def get_or_encode(self, wrapped: Any, tokenizer: Any, settings: EncodeSettings,
+                      info: TokenizerInfo) -> Encoded:
+        k = self.key(wrapped, settings, tokenizer)
+        hit = self._items.get(k)
+        if hit is not None:
+            self.hits += 1
+            self._items.move_to_end(k)
+            return hit
+        self.misses += 1
+        enc = encode(wrapped, tokenizer, profile=settings.profile, max_length=settings.max_length,
+                     truncate=settings.truncate, info=info)
+        self._items[k] = enc
+        if len(self._items) > self._max:
+            self._items.popitem(last=False)
+        return enc
+
 
 def encode_examples(template: Template, examples: Sequence[Example], tokenizer: Any,
-                    settings: EncodeSettings, info: TokenizerInfo | None = None) -> list[Encoded]:
+                    settings: EncodeSettings, info: TokenizerInfo | None = None,
+                    cache: EncodeCache | None = None) -> list[Encoded]:
     info = info or describe_tokenizer(tokenizer)
     tok = PieceTokenizer(tokenizer)
+    if cache is not None:
+        return [cache.get_or_encode(wrap(template, ex), tok, settings, info) for ex in examples]
     return [encode(wrap(template, ex), tok, profile=settings.profile, max_length=settings.max_length,
                    truncate=settings.truncate, info=info) for ex in examples]
 

@@ -81,3 +81,18 @@ def test_token_views_show_truncated_tokens_in_place(bert_tok):
     first_cut = views.index(cut[0])
     assert views[first_cut - 1].piece == cut[0].piece and not views[first_cut - 1].truncated
     assert sum(1 for v in views if not v.truncated) == enc.length
+
+
+def test_encode_cache_hits_only_identical_inputs(bert_tok):
+    from backend.batching import EncodeCache, EncodeSettings, encode_examples
+
+    cache = EncodeCache()
+    exs = [Example(text_a="good"), Example(text_a="bad"), Example(text_a="good")]
+    st = EncodeSettings(profile="masked", max_length=32)
+    a = encode_examples(compile_template("{text_a} It was {mask}", bert_tok), exs, bert_tok, st, cache=cache)
+    assert (cache.misses, cache.hits) == (2, 1) and a[0] == a[2]
+    b = encode_examples(compile_template("{text_a} It is {mask}", bert_tok), exs[:1], bert_tok, st, cache=cache)
+    assert cache.misses == 3 and b[0].input_ids != a[0].input_ids
+    c = encode_examples(compile_template("{text_a} It was {mask}", bert_tok), exs[:1], bert_tok,
+                        EncodeSettings(profile="masked", max_length=5), cache=cache)
+    assert cache.misses == 4 and c[0].length == 5 and c[0].n_truncated == 1
