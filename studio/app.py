@@ -115,11 +115,14 @@ def make_context(args: argparse.Namespace) -> StudioContext:
     home.mkdir(parents=True, exist_ok=True)
     url = args.db or f"sqlite:///{home / 'studio.db'}"
     store = open_store(url)
-    from backend.services.jobs import JobRunner
-
     ctx = StudioContext(store=store, model=ModelSlot(args.model or DEFAULT_MODEL), data_dir=home,
                         max_upload_mb=args.max_upload_mb)
-    ctx.jobs = JobRunner(store, log_dir=home / "logs", project=ctx.project).start()
+    try:
+        from backend.services.jobs import JobRunner
+
+        ctx.jobs = JobRunner(store, log_dir=home / "logs", project=ctx.project).start()
+    except ImportError:  # a build without the job runner: the Train tab says training is not available
+        log.warning("no job runner in this build; training is disabled")
     return ctx
 
 

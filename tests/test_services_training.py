@@ -88,7 +88,7 @@ def test_train_progress_queue_and_playground(trained):
     run_id = res["run_id"]
     assert any(r["id"] == run_id for r in training.queue(ctx)["runs"]) or training.progress(ctx, run_id)["done"]
     done = _wait(ctx, run_id)
-    assert done["status"] == "succeeded", done.get("error")
+    assert done["status"] == "succeeded", done.get("run_error")
     assert done["step"] == done["total_steps"] == 4 and done["fraction"] == 1.0
     assert len(done["curves"]["train/loss"]) == 4 and done["curves"]["eval/accuracy"]
     assert "accuracy" in done["final"] and any("succeeded" in line for line in done["log"])

@@ -46,9 +46,12 @@ def table(ctx: StudioContext, status: str | None = None, method: str | None = No
     return {"runs": rows}
 
 
-def choices(ctx: StudioContext, status: str | None = None, limit: int = 200) -> list[str]:
-    """``"#12 lora demo (succeeded)"`` labels for run pickers (run_id_of reads them back)."""
-    return [f"#{r.id} {r.method} {(r.config or {}).get('name') or ''} ({r.status})".replace("  ", " ")
+def choices(ctx: StudioContext, status: str | None = None, limit: int = 200, with_status: bool = True
+            ) -> list[str]:
+    """``"#12 lora demo (succeeded)"`` labels for run pickers (run_id_of reads them back); pickers that
+    follow a live run leave the status out, since it changes while the label stays."""
+    return [" ".join(x for x in (f"#{r.id}", r.method, (r.config or {}).get("name") or "",
+                                 f"({r.status})" if with_status else "") if x)
             for r in ctx.store.list_runs(status=status, limit=limit)]
 
 

@@ -227,7 +227,7 @@ def progress(ctx: StudioContext, run_id: int) -> dict[str, Any]:
     return {"run_id": r.id, "status": r.status, "method": r.method, "step": step, "total_steps": total,
             "fraction": min(1.0, step / total) if total else (1.0 if r.status == "succeeded" else 0.0),
             "loss": last.get("train/loss"), "eta_s": last.get("train/eta_s") if r.status == "running" else None,
-            "tokens_per_s": last.get("train/tokens_per_s"), "error": r.error, "log": log,
+            "tokens_per_s": last.get("train/tokens_per_s"), "run_error": r.error, "log": log,
             "curves": {k: v for k, v in curves.items() if k in CURVES},
             "final": {k[len("final/"):]: v for k, v in last.items() if k.startswith("final/")},
             "done": r.status not in ACTIVE}

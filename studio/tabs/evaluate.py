@@ -102,7 +102,7 @@ def build(ctx: StudioContext, shared: Shared) -> None:
                            shared.data_sel, shared.max_length, shared.truncate, shared.template_name],
                  outputs, api_name="evaluate", show_progress_on=[msg])
     show_btn.click(do_cell, [current_run, gold, pred], [cell_out], api_name="cell_examples")
-    cell.input(from_click, [current_run, cell], [gold, pred, cell_out], api_visibility="private")
+    cell.change(from_click, [current_run, cell], [gold, pred, cell_out], api_visibility="private")
     target.focus(refresh_targets, [shared.data_sel], [target, split], api_visibility="private")
     shared.data_sel.change(refresh_targets, [shared.data_sel], [target, split], api_visibility="private")
     shared.on_load.append((refresh_targets, [shared.data_sel], [target, split]))

@@ -45,7 +45,7 @@ def progress_html(res: dict[str, Any]) -> str:
     if "accuracy" in final:
         bits.append(f"final accuracy {final['accuracy']:.4f}")
     bar = f"<div class='ps-progress'><div style='width:{pct}%'></div></div>"
-    err = f"<div class='ps-msg ps-error'>{escape(res['error'])}</div>" if res.get("error") else ""
+    err = f"<div class='ps-msg ps-error'>{escape(res['run_error'])}</div>" if res.get("run_error") else ""
     return f"<div class='ps-card' id='ps-train-card'>{' · '.join(bits)}{bar}{err}</div>"
 
 

@@ -1,0 +1,161 @@
+"""The studio in a real browser: Debian's chromium driven by Playwright (never a downloaded browser).
+
+Types a template and sees the token preview change, sees an error underlined at its span, saves a
+version, starts a tiny training run, watches its curve grow until the run finishes, and saves a
+screenshot of every tab under ``test-artifacts/screenshots/``.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+
+CHROMIUM = "/usr/bin/chromium"
+SHOTS = Path(__file__).resolve().parents[1] / "test-artifacts" / "screenshots"
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+TABS = ("Data", "Template", "Verbalizer", "Evaluate", "Train", "Runs", "Playground")
+
+pytestmark = pytest.mark.slow
+
+
+def _browser_or_skip() -> None:
+    if not (os.path.exists(CHROMIUM) or shutil.which("chromium")):
+        pytest.skip("Debian's chromium is not installed (apt-get install chromium); .ci/run installs it")
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        pytest.skip("playwright (the Python package) is not installed")
+
+
+@pytest.fixture(scope="module")
+def studio(tmp_path_factory, smol_tok):
+    _browser_or_skip()
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    from backend.services.testing import make_context, on_disk, with_jobs
+    from studio.app import build_app, launch
+    from tests.tiny import tiny_model
+
+    folder = tmp_path_factory.mktemp("browser")
+    loaded = on_disk(tiny_model("causal", smol_tok), folder / "tiny")
+    ctx = with_jobs(make_context(folder / "studio", loaded))
+    demo = build_app(ctx)
+    launch(demo, ctx, block=False)
+    yield demo.local_url
+    demo.close()
+    ctx.close()
+
+
+@pytest.fixture(scope="module")
+def page(studio):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        pg = browser.new_page(viewport={"width": 1400, "height": 1000})
+        outside: list[str] = []
+        pg.on("request", lambda r: None if r.url.startswith(studio) or r.url.startswith("data:")
+              else outside.append(r.url))
+        pg.goto(studio)
+        pg.wait_for_selector("#ps-model-state[data-state='ready']", timeout=60_000)
+        pg.outside_requests = outside  # type: ignore[attr-defined]
+        yield pg
+        browser.close()
+
+
+def _tab(page, name: str) -> None:
+    page.get_by_role("tab", name=name).click()
+
+
+def _shot(page, name: str) -> None:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / f"{name.lower()}.png"), full_page=True)
+
+
+def test_typing_a_template_updates_the_token_preview(page):
+    _tab(page, "Template")
+    page.wait_for_selector("#ps-preview .ps-chip", timeout=30_000)
+    editor = page.locator("#ps-template textarea")
+    editor.fill("Critique: {text_a} Verdict: {mask}")
+    page.wait_for_function("document.querySelector('#ps-preview').innerHTML.includes('Critique')", timeout=15_000)
+    chips = page.locator("#ps-preview .ps-example").first.locator(".ps-chip")
+    assert chips.count() > 3 and "Crit" in chips.first.inner_text()
+    assert page.locator("#ps-template-feedback").inner_text().strip() == "Template OK"
+    editor.fill("Critique: {text_a} Verdict: {mask")
+    page.wait_for_selector("#ps-template-feedback mark.ps-error", timeout=15_000)
+    assert page.locator("#ps-template-feedback mark.ps-error").inner_text() == "{mask"
+    editor.fill("Critique: {text_a} Verdict: {mask}")
+    page.wait_for_function("document.querySelector('#ps-template-feedback').innerText.includes('Template OK')",
+                           timeout=15_000)
+
+
+def test_saving_a_version(page):
+    _tab(page, "Template")
+    page.locator("#ps-template-message input, #ps-template-message textarea").first.fill("a critic's prompt")
+    page.locator("#ps-template-save").click()
+    page.wait_for_function("document.querySelector('#ps-template-save-msg').innerText.includes('Saved as demo v')",
+                           timeout=15_000)
+    _shot(page, "template")
+
+
+def test_a_tiny_training_run_grows_its_curve_and_finishes(page):
+    _tab(page, "Train")
+    steps = page.locator("#ps-train-steps input")
+    steps.fill("16")
+    page.locator("#ps-train-eval-every input").fill("4")
+    page.locator("#ps-opt-prompt-tuning-num_tokens input").fill("4")
+    page.locator("#ps-train-start").click()
+    page.wait_for_function("document.querySelector('#ps-train-msg').innerText.includes('queued')", timeout=30_000)
+    seen = []
+    deadline = time.monotonic() + 240
+    status = ""
+    while time.monotonic() < deadline:
+        n = page.evaluate("() => { const p = document.querySelector('#ps-train-curves .js-plotly-plot');"
+                          " if (!p || !p.data) return 0; const t = p.data.find(d => (d.name || '') === 'train/loss');"
+                          " return t ? t.x.length : 0; }")
+        seen.append(n)
+        status = page.evaluate("() => { const s = document.querySelector('#ps-train-status');"
+                               " return s ? s.dataset.status : ''; }")
+        if status in ("succeeded", "failed", "cancelled"):
+            break
+        time.sleep(0.5)
+    _shot(page, "train")
+    assert status == "succeeded", page.locator("#ps-train-progress").inner_text()
+    page.wait_for_timeout(2500)  # the last poll redraws the finished curve
+    final = page.evaluate("() => document.querySelector('#ps-train-curves .js-plotly-plot').data"
+                          ".find(d => d.name === 'train/loss').x.length")
+    assert final == 16
+    assert any(0 < n < final for n in seen), f"never saw a partial curve: {seen}"
+    assert "final accuracy" in page.locator("#ps-train-progress").inner_text()
+    _shot(page, "train")
+
+
+def test_every_tab_renders_offline_and_is_captured(page):
+    for name in TABS:
+        _tab(page, name)
+        page.wait_for_timeout(1500)
+        if name == "Evaluate":
+            page.locator("#ps-eval-run").click()
+            page.wait_for_selector("#ps-eval-card .ps-card", timeout=60_000)
+            page.wait_for_selector("#ps-confusion .js-plotly-plot .nsewdrag", timeout=30_000)
+            page.wait_for_timeout(1000)
+            box = page.locator("#ps-confusion .nsewdrag").first.bounding_box()
+            page.mouse.click(box["x"] + box["width"] * 0.25, box["y"] + box["height"] * 0.25)  # gold/pred 0/0
+            page.wait_for_function("document.querySelector('#ps-cell-out').innerText.includes('examples with gold')",
+                                   timeout=30_000)
+            assert "predicted as" in page.locator("#ps-cell-out").inner_text()
+        if name == "Runs":
+            page.locator("#ps-runs-refresh").click()
+            page.wait_for_timeout(1500)
+        if name == "Playground":
+            page.locator("#ps-play-text textarea").fill("A wonderful, moving film.")
+            page.locator("#ps-play-runs input").click()
+            page.locator("ul[role='listbox'] li").first.click()
+            page.locator("#ps-play-go").click()
+            page.wait_for_selector("#ps-play-cards .ps-card", timeout=60_000)
+            page.wait_for_timeout(1000)
+        _shot(page, name)
+    assert not page.outside_requests, f"the page reached outside the studio: {page.outside_requests[:5]}"
