@@ -195,3 +195,46 @@ def suggest_label_words(probes: list[dict[str, Any]], gold: Sequence[str], per_c
         out[cls] = ranked[:per_class]
     return out
 
+
+
+def evaluate_vocabulary(pm: PromptModel, tokenizer: Any, examples: Sequence[Example], *, settings: EncodeSettings,
+                        batch_size: int = 32, precision_at: Sequence[int] = (1, 10),
+                        prefix: str = " ") -> EvalResult:
+    """Open-vocabulary probing (LAMA, as in the P-tuning paper): the classes are the whole vocabulary.
+
+    A gold object counts when it is one token (with the leading space words take after text); objects
+    that split into several tokens can never be predicted and are reported, not silently dropped.
+    """
+    if not examples:
+        raise DatasetError("no examples to evaluate")
+    info = describe_tokenizer(tokenizer)
+    gold = []
+    for row, ex in enumerate(examples):
+        if ex.label is None:
+            raise DatasetError("example has no label", row=row, column="label")
+        ids = tokenizer(prefix + str(ex.label), add_special_tokens=False)["input_ids"]
+        gold.append(ids[0] if len(ids) == 1 else -1)
+    t0 = time.perf_counter()
+    encs = encode_examples(pm.template, list(examples), tokenizer, settings, info)
+    kmax = max(precision_at) if precision_at else 1
+    top = [None] * len(encs)
+    with torch.inference_mode():
+        for idx in length_sorted_batches([e.length for e in encs], batch_size):
+            batch = collate([encs[i] for i in idx], info.pad_id, pm.label_rows.device)
+            t = pm.vocab_logits(pm.mask_hidden(batch)).topk(kmax, dim=-1).indices.tolist()
+            for j, i in enumerate(idx):
+                top[i] = t[j]
+    seconds = time.perf_counter() - t0
+    n = len(examples)
+    metrics: dict[str, Any] = {"n": n, "single_token_gold": sum(g >= 0 for g in gold) / n,
+                               "seconds": seconds, "examples_per_s": n / seconds if seconds else math.inf}
+    for k in precision_at:
+        metrics[f"precision@{k}"] = sum(int(g >= 0 and g in t[:k]) for g, t in zip(gold, top)) / n
+    metrics["accuracy"] = sum(int(g >= 0 and t[0] == g) for g, t in zip(gold, top)) / n
+    predictions = []
+    for i, ex in enumerate(examples):
+        toks = tokenizer.convert_ids_to_tokens(top[i][:5])
+        predictions.append({"index": i, "guid": ex.guid, "gold": str(ex.label),
+                            "predicted": tokenizer.decode([top[i][0]]).strip(),
+                            "top_k": [{"token": s, "id": t} for s, t in zip(toks, top[i][:5])]})
+    return EvalResult(metrics=metrics, predictions=predictions, classes=[])

@@ -12,13 +12,14 @@ from typing import Any, Callable, Sequence
 from backend.batching import EncodeSettings
 from backend.config import RunConfig
 from backend.errors import ConfigError, DatasetError
-from backend.evaluate import EvalResult, evaluate
+from backend.evaluate import EvalResult, evaluate, evaluate_vocabulary
 from backend.prompt_model import PromptModel
 from backend.prompts.example import Example
 from backend.prompts.template import Template, compile_template
 from backend.prompts.verbalizer import CompiledVerbalizer, Verbalizer, compile_verbalizer, parse_verbalizer
 
 OPEN_VOCAB = "labels"   # verbalizer value meaning: every distinct label is its own class and label word
+WHOLE_VOCAB = "vocab"   # verbalizer value meaning: the classes are the whole vocabulary (LAMA probing)
 
 
 @dataclass
@@ -61,6 +62,9 @@ def mask_prefix(template: Template) -> str:
 
 
 def build_verbalizer(spec: Any, classes: Sequence[str], examples: Sequence[Example] = ()) -> Verbalizer:
+    if spec == WHOLE_VOCAB:
+        # The model scores every vocabulary row; this stand-in verbalizer only sizes the PromptModel.
+        return parse_verbalizer({"*": ["the"]}, ["*"])
     if spec == OPEN_VOCAB:
         labels = sorted({str(e.label) for e in examples if e.label is not None})
         if not labels:
@@ -112,9 +116,14 @@ def run_zero_shot(cfg: RunConfig, *, loaded: Any = None, store: Any = None,
                                   verbalizer_version_id=vv, dataset_snapshot_id=snap, tags=cfg.tags)
         store.set_status(run_id, "running")
     try:
-        result = evaluate(pm, loaded.tokenizer, data.examples, settings=settings_for(cfg, loaded.kind),
-                          batch_size=cfg.eval.batch_size, calibration=cfg.eval.calibration, support=support,
-                          top_k=cfg.eval.top_k, precision_at=cfg.eval.precision_at, progress=progress)
+        if cfg.verbalizer == WHOLE_VOCAB:
+            result = evaluate_vocabulary(pm, loaded.tokenizer, data.examples, settings=settings_for(cfg, loaded.kind),
+                                         batch_size=cfg.eval.batch_size, precision_at=cfg.eval.precision_at or (1, 10),
+                                         prefix=compiled.prefix)
+        else:
+            result = evaluate(pm, loaded.tokenizer, data.examples, settings=settings_for(cfg, loaded.kind),
+                              batch_size=cfg.eval.batch_size, calibration=cfg.eval.calibration, support=support,
+                              top_k=cfg.eval.top_k, precision_at=cfg.eval.precision_at, progress=progress)
     except BaseException as exc:
         if store is not None and run_id is not None:
             store.set_status(run_id, "failed", error=f"{type(exc).__name__}: {exc}")

@@ -119,3 +119,17 @@ def test_cli_eval_on_a_local_tiny_model(tmp_path):
     out = subprocess.run([sys.executable, "-m", "backend", "eval", str(tmp_path / "bad.json"), "--no-db"],
                          cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert out.returncode == 2 and "did you mean 'placeholder'" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_whole_vocabulary_probing_counts_only_single_token_objects():
+    from backend.evaluate import evaluate_vocabulary
+
+    tok = smol_tokenizer()
+    lm = tiny_model("causal", tok)
+    tpl = compile_template("{text_a} was born in{mask}", tok)
+    pm = PromptModel(lm.model, "causal", tpl, compile_verbalizer(parse_verbalizer({"*": ["the"]}, ["*"]), tok))
+    exs = [Example(text_a="Ada Lovelace", label="London"), Example(text_a="X", label="Zzyzxqwv")]
+    res = evaluate_vocabulary(pm, tok, exs, settings=EncodeSettings(profile="causal", max_length=32))
+    assert res.metrics["single_token_gold"] == 0.5
+    assert 0 <= res.metrics["precision@1"] <= res.metrics["precision@10"] <= 0.5
+    assert len(res.predictions[0]["top_k"]) == 5
