@@ -69,7 +69,9 @@ def main(argv: list[str]) -> int:
     if argv[:1] == ["test"]:
         import pytest
 
-        return int(pytest.main(["-p", "no:cacheprovider", str(ROOT / "tests"), *argv[1:]]))
+        args = argv[1:]
+        names_paths = any(not a.startswith("-") and (ROOT / a.split("::")[0]).exists() for a in args)
+        return int(pytest.main(["-p", "no:cacheprovider", *([] if names_paths else [str(ROOT / "tests")]), *args]))
     sys.path.insert(0, str(ROOT))
     from studio.app import main as studio_main
 
