@@ -45,7 +45,7 @@ tr.ps-seg-soft td { background: #f3eeff; }
 .ps-progress > div { height: 100%; background: #2e9a50; transition: width 0.5s; }
 .ps-diff { font-family: ui-monospace, monospace; white-space: pre-wrap; font-size: 0.85em; }
 .ps-diff .add { background: #e8f6ec; } .ps-diff .del { background: #fde8e8; }
-#ps-cell { display: none; }
+#ps-cell, #ps-lengths-trigger { display: none; }
 """
 
 # Clicking a confusion-matrix cell (a plotly figure) writes "gold|predicted" into a hidden textbox whose
@@ -68,6 +68,17 @@ HEAD_JS = """
     });
   }
   new MutationObserver(bind).observe(document.documentElement, { childList: true, subtree: true });
+  // The dataset-wide length histogram follows the editor once typing pauses, not on every keystroke:
+  // redrawing a plotly chart per character would delay the next token preview.
+  var pending = null;
+  document.addEventListener('input', function (ev) {
+    if (!ev.target.closest || !ev.target.closest('#ps-template')) return;
+    clearTimeout(pending);
+    pending = setTimeout(function () {
+      var button = document.querySelector('#ps-lengths-trigger');
+      if (button) button.click();
+    }, 700);
+  }, true);
 })();
 </script>
 """

@@ -8,6 +8,7 @@ another studio on the same database are picked up too.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from pathlib import Path
 from typing import Any
@@ -16,16 +17,38 @@ from backend.config import RunConfig
 
 log = logging.getLogger(__name__)
 
+NICENESS = 10   # training children yield the CPU to the page: a keystroke preview must not wait on them
+
+
+def _background_child() -> None:  # pragma: no cover - runs in the child between fork and exec
+    from backend.jobs.worker import _die_with_parent
+
+    _die_with_parent()
+    try:
+        os.nice(NICENESS)
+    except OSError:
+        pass
+
+
+def _studio_worker(store: Any, **kwargs: Any) -> Any:
+    """The job runner's Worker, with children started at a lower CPU priority than the studio."""
+    from backend.jobs import Worker
+    from backend.jobs.runner import spawn
+
+    class StudioWorker(Worker):
+        def _spawn(self, run_id: int) -> Any:
+            return spawn(self.store, run_id, self.log_dir, preexec_fn=_background_child)
+
+    return StudioWorker(store, **kwargs)
+
 
 class JobRunner:
     def __init__(self, store: Any, *, log_dir: Path | None = None, concurrency: int | None = None,
                  poll_s: float = 1.0, project: str | None = None) -> None:
-        from backend.jobs import Worker
-
         self.store = store
         self.project = project
         self.poll_s = poll_s
-        self.worker = Worker(store, concurrency=concurrency, log_dir=log_dir)
+        self.worker = _studio_worker(store, concurrency=concurrency, log_dir=log_dir)
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None

@@ -45,6 +45,7 @@ def build(ctx: StudioContext, shared: Shared) -> None:
             preview = gr.HTML(elem_id="ps-preview", min_height=120)
             lengths_plot = gr.Plot(label="Encoded length over the dataset", elem_id="ps-lengths")
             lengths_info = gr.HTML(elem_id="ps-lengths-info")
+            lengths_trigger = gr.Button("Measure lengths", elem_id="ps-lengths-trigger")
     shared.template_text, shared.template_name = editor, name
     shared.max_length, shared.truncate = max_length, truncate
 
@@ -90,10 +91,13 @@ def build(ctx: StudioContext, shared: Shared) -> None:
     preview_inputs = [editor, rows, max_length, truncate, shared.data_sel]
     preview_outputs = [feedback, preview]
     length_inputs = [editor, max_length, truncate, shared.data_sel]
+    # queue=False: a keystroke's preview is one plain HTTP request (no queue join + event stream); it is a
+    # millisecond of pure work, so it needs neither the queue's fairness nor its progress updates
     editor.change(do_preview, preview_inputs, preview_outputs, trigger_mode="always_last", api_name="preview",
-                  concurrency_limit=None, show_progress="hidden") \
-        .then(do_lengths, length_inputs, [lengths_plot, lengths_info], trigger_mode="always_last",
-              api_name="lengths", show_progress="hidden")
+                  queue=False, show_progress="hidden")
+    # the page clicks the hidden trigger when typing pauses (see studio.style.HEAD_JS)
+    lengths_trigger.click(do_lengths, length_inputs, [lengths_plot, lengths_info], trigger_mode="always_last",
+                          api_name="lengths", show_progress="hidden")
     for control in (max_length, truncate):
         control.change(do_preview, preview_inputs, preview_outputs, trigger_mode="always_last",
                        api_visibility="private", show_progress="hidden") \
@@ -105,5 +109,7 @@ def build(ctx: StudioContext, shared: Shared) -> None:
         .then(do_lengths, length_inputs, [lengths_plot, lengths_info], api_visibility="private")
     shared.model_state.change(do_preview, preview_inputs, preview_outputs, api_visibility="private") \
         .then(do_lengths, length_inputs, [lengths_plot, lengths_info], api_visibility="private")
+    panel["loaded"].then(do_lengths, length_inputs, [lengths_plot, lengths_info], api_visibility="private")
+    shared.on_load.append((do_lengths, length_inputs, [lengths_plot, lengths_info]))
     shared.on_load.append((panel["refresh"], [name], panel["history_outputs"]))
     shared.on_load.append((refresh_rows, [shared.data_sel, rows], [rows]))

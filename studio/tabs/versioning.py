@@ -90,5 +90,6 @@ def versions_panel(ctx: StudioContext, kind: str, name: gr.Textbox, content: gr.
     name.change(refresh, [name], history_outputs, api_visibility="private")
     diff_btn.click(do_diff, [name, ver_a, ver_b], [diff_out], api_name=f"diff_{kind}")
     alias_btn.click(do_alias, [name, alias, alias_ver], [alias_msg, *history_outputs], api_name=f"alias_{kind}")
-    load_btn.click(do_load, [name, alias_ver], [content, alias_msg], api_name=f"load_{kind}")
-    return {"refresh": refresh, "history_outputs": history_outputs, "save": save_btn, "table": table}
+    loaded = load_btn.click(do_load, [name, alias_ver], [content, alias_msg], api_name=f"load_{kind}")
+    return {"refresh": refresh, "history_outputs": history_outputs, "save": save_btn, "table": table,
+            "loaded": loaded}
