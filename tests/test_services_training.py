@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from backend.services import data, playground, project, runconfig, training
+from backend.services import data, evaluate, playground, project, runconfig, runs, training
 from backend.services.testing import make_context, on_disk, with_jobs
 
 
@@ -99,6 +99,20 @@ def test_train_progress_queue_and_playground(trained):
     assert set(probs) == {"negative", "positive"} and sum(probs.values()) == pytest.approx(1, abs=1e-5)
     assert playground.predict(ctx, "", [run_id])["error"]["field"] == "text"
     assert playground.predict(ctx, "x", [])["error"]["field"] == "runs"
+    # the run knows the template and label-word versions it was started with
+    detail = runs.detail(ctx, run_id)
+    assert detail["versions"]["template"]["content"] == opening["template"]
+    assert '"positive"' in detail["versions"]["verbalizer"]["content"]
+    assert any(a["name"] == "run.json" for a in detail["artifacts"])
+    # evaluating the trained run on a sample records an evaluation run that drills down like any other
+    scored = evaluate.trained_run(ctx, run_id, "dev", 10)
+    assert scored["metrics"]["n"] == 10 and scored["run_id"] != run_id
+    child = ctx.store.get_run(scored["run_id"])
+    assert child.method == "evaluation" and child.parent_run_id == run_id
+    g, p = scored["classes"][0], scored["classes"][0]
+    assert evaluate.cell_examples(ctx, scored["run_id"], g, p)["count"] == scored["confusion"][0][0]
+    assert all(f"#{scored['run_id']} " not in c for c in playground.runs(ctx))
+    assert evaluate.trained_run(ctx, scored["run_id"])["error"]["field"] == "evaluate"
 
 
 @pytest.mark.slow

@@ -32,6 +32,47 @@ def zero_shot(ctx: StudioContext, cfg: RunConfig, progress: Callable[[int, int],
 
 
 @service("evaluate")
+def trained_run(ctx: StudioContext, run_id: int, split: str | None = None, limit: int | None = None
+                ) -> dict[str, Any]:
+    """Score a finished trained run on a split (or its first ``limit`` examples) with the runs server
+    (the base model is not reloaded), and record it as an ``evaluation`` run whose parent is the trained
+    one, so its confusion matrix drills down like any other run's."""
+    from backend.evaluate import classification_metrics, gold_indices
+    from backend.services.playground import attach, server_for
+    from backend.services.runs import EVALUATION, is_trained
+
+    info = ctx.store.get_run(int(run_id))
+    if not is_trained(info.method):
+        return user_error(f"run #{info.id} is a {info.method} run: pick a trained run, or evaluate the "
+                          "current template", "evaluate")
+    cfg = RunConfig.from_dict(info.config)
+    if split:
+        cfg.data.eval_split = split
+    cfg.data.limit = limit or None
+    examples = eval_examples(ctx, cfg)
+    rs = server_for(ctx)
+    with rs.lock:
+        attach(ctx, rs, info.id)
+        served = rs.server.runs[str(info.id)]
+        classes = list(served.pm.verbalizer.classes)
+        scores = rs.server.scores(str(info.id), examples)
+    gold = gold_indices(examples, classes)
+    pred = scores.argmax(-1).tolist()
+    metrics = classification_metrics(gold, pred, classes)
+    probs = scores.exp()
+    new_id = ctx.store.create_run(cfg.to_dict(), method=EVALUATION, model_id=info.model_id,
+                                  parent_run_id=info.id, tags=[EVALUATION], status="running",
+                                  project=info.project)
+    scalars = {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float))}
+    ctx.store.append_metrics(new_id, [{"key": f"eval/{k}", "step": 0, "value": v} for k, v in scalars.items()])
+    ctx.store.add_predictions(new_id, [{"index": i, "gold": classes[g], "predicted": classes[p],
+                                        "probs": {c: float(probs[i, k]) for k, c in enumerate(classes)}}
+                                       for i, (g, p) in enumerate(zip(gold, pred))])
+    ctx.store.set_status(new_id, "succeeded")
+    return result_view(metrics, new_id)
+
+
+@service("evaluate")
 def run_result(ctx: StudioContext, run_id: int) -> dict[str, Any]:
     """The stored evaluation of any finished run (zero-shot or trained): metrics and confusion matrix
     rebuilt from its predictions, so every run drills down the same way."""

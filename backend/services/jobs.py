@@ -88,6 +88,17 @@ class JobRunner:
         self._wake.set()
         return new_id
 
+    def log_tail(self, run_id: int, lines: int = 40) -> list[str]:
+        """The last lines its process printed (warnings, tracebacks); empty if it wrote nothing here."""
+        if self.worker.log_dir is None:
+            return []
+        path = Path(self.worker.log_dir) / f"run-{run_id}.log"
+        try:
+            text = path.read_text(errors="replace")
+        except OSError:
+            return []
+        return [ln for ln in text.replace("\r", "\n").splitlines() if ln.strip()][-lines:]
+
     def stop(self) -> None:
         """Stop claiming runs and end the running children (their runs can be resumed later)."""
         self._stop.set()

@@ -26,7 +26,7 @@ class RunsServer:
     attached: set[int] = field(default_factory=set)
 
 
-def _server(ctx: StudioContext) -> RunsServer:
+def server_for(ctx: StudioContext) -> RunsServer:
     with ctx.lock:
         if ctx.serving is None:
             from backend.serving import MultiRunServer
@@ -41,17 +41,15 @@ def _server(ctx: StudioContext) -> RunsServer:
 
 def runs(ctx: StudioContext) -> list[str]:
     """Finished trained runs of this base model, as picker labels."""
-    from backend.services.runs import choices
+    from backend.services.runs import choices, run_id_of
 
-    model = ctx.model.spec
     ok = {r.id for r in ctx.store.list_runs(status="succeeded", limit=200)
-          if r.method != "zero-shot" and (r.config or {}).get("model") == model}
-    from backend.services.runs import run_id_of
-
-    return [c for c in choices(ctx, status="succeeded") if run_id_of(c) in ok]
+          if (r.config or {}).get("model") == ctx.model.spec}
+    return [c for c in choices(ctx, status="succeeded", trained_only=True) if run_id_of(c) in ok]
 
 
-def _attach(ctx: StudioContext, rs: RunsServer, run_id: int) -> None:
+def attach(ctx: StudioContext, rs: RunsServer, run_id: int) -> None:
+    """Attach a finished trained run of this base model to the server (once; later calls reuse it)."""
     from backend.serving import materialize_run
 
     if run_id in rs.attached:
@@ -78,13 +76,13 @@ def predict(ctx: StudioContext, text: str, run_ids: Sequence[int], text_b: str =
     if len(ids) > MAX_RUNS:
         return user_error(f"compare at most {MAX_RUNS} runs at once", "runs")
     try:
-        rs = _server(ctx)
+        rs = server_for(ctx)
     except ImportError:
         return user_error("serving trained runs is not available yet in this build", "runs")
     out = []
     with rs.lock:
         for run_id in ids:
-            _attach(ctx, rs, run_id)
+            attach(ctx, rs, run_id)
             pred = rs.server.predict(str(run_id), [text], text_b or None)[0]
             info = ctx.store.get_run(run_id)
             out.append({"run_id": run_id, "method": info.method, "name": (info.config or {}).get("name"),

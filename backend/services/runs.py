@@ -6,10 +6,13 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
+from backend.errors import StudioError
 from backend.services.context import StudioContext
 from backend.services.results import service, user_error
-from storage import RunInfo
+from storage import RunInfo, VersionInfo
 
+PREDICTION_ROWS = 100      # predictions listed in a run's detail (all of them drill down on Evaluate)
+EVALUATION = "evaluation"   # the method recorded for "evaluate trained run X on a split" (parent: X)
 PREFIXES = ("final/", "eval/", "")   # a trained run's final dev score first, then the latest evaluation
 
 
@@ -46,19 +49,22 @@ def table(ctx: StudioContext, status: str | None = None, method: str | None = No
     return {"runs": rows}
 
 
-def choices(ctx: StudioContext, status: str | None = None, limit: int = 200, with_status: bool = True
-            ) -> list[str]:
+def choices(ctx: StudioContext, status: str | None = None, limit: int = 200, with_status: bool = True,
+            trained_only: bool = False) -> list[str]:
     """``"#12 lora demo (succeeded)"`` labels for run pickers (run_id_of reads them back); pickers that
     follow a live run leave the status out, since it changes while the label stays."""
+    runs = [r for r in ctx.store.list_runs(status=status, limit=limit) if is_trained(r.method) or not trained_only]
     return [" ".join(x for x in (f"#{r.id}", r.method, (r.config or {}).get("name") or "",
-                                 f"({r.status})" if with_status else "") if x)
-            for r in ctx.store.list_runs(status=status, limit=limit)]
+                                 f"({r.status})" if with_status else "") if x) for r in runs]
+
+
+def is_trained(method: str) -> bool:
+    """Runs that produced weights (not zero-shot scoring, not an evaluation of another run)."""
+    return method not in ("zero-shot", EVALUATION)
 
 
 def run_id_of(label: Any) -> int:
     """The id in a picker label such as ``"#12 lora demo (succeeded)"`` (or a bare number)."""
-    from backend.errors import StudioError
-
     text = str(label).strip().lstrip("#").split(" ")[0]
     if not text.isdigit():
         raise StudioError(f"{label!r} is not a run", field="runs")
@@ -77,18 +83,44 @@ def detail(ctx: StudioContext, run_id: int) -> dict[str, Any]:
     """Everything about one run: config, template and verbalizer versions, metrics, status history,
     artifacts (with sha256), and how many predictions are stored."""
     r = ctx.store.get_run(int(run_id))
+    preds = ctx.store.get_predictions(r.id)
     versions = {}
     for kind, vid in (("template", r.template_version_id), ("verbalizer", r.verbalizer_version_id)):
-        if vid is not None:
-            v = ctx.store.get_version_by_id(vid)
+        v = ctx.store.get_version_by_id(vid) if vid is not None else _version_by_content(ctx, kind, r.config)
+        if v is not None:
             versions[kind] = {"name": v.name, "version": v.number, "content": v.content, "sha256": v.sha256}
     return {"run": run_row(r), "config": r.config, "versions": versions, "metrics": dict(r.metrics),
             "run_error": r.error,
             "history": [{"status": h.status, "at": h.at, "host": h.host, "note": h.note} for h in r.history],
             "artifacts": [{"kind": a.kind, "name": a.name, "sha256": a.sha256, "size": a.size}
                           for a in r.artifacts],
-            "predictions": len(ctx.store.get_predictions(r.id)),
+            "predictions": len(preds), "prediction_rows": [_prediction_row(p) for p in preds[:PREDICTION_ROWS]],
             "curves": _points(ctx.store.get_metrics(r.id))}
+
+
+def _prediction_row(p: dict[str, Any]) -> dict[str, Any]:
+    probs = p.get("probs") if isinstance(p.get("probs"), dict) else {}
+    return {"index": p["index"], "gold": p["gold"], "predicted": p["predicted"],
+            "confidence": max(probs.values()) if probs else None, "correct": str(p["gold"]) == str(p["predicted"])}
+
+
+def _version_by_content(ctx: StudioContext, kind: str, config: dict[str, Any]) -> VersionInfo | None:
+    """Runs queued through the job runner carry no version ids; their template and label words were
+    saved as versions of the run's name when submitted, so find the version with the same content."""
+    name = config.get("name")
+    if not name or name not in ctx.store.list_names(kind):
+        return None
+    if kind == "template":
+        content = config.get("template", "")
+    else:
+        from backend.pipeline import build_verbalizer
+
+        try:
+            content = build_verbalizer(config.get("verbalizer"), (config.get("data") or {}).get("label_names")
+                                       or []).canonical_json()
+        except StudioError:
+            return None
+    return next((v for v in ctx.store.list_versions(kind, name) if v.content == content), None)
 
 
 @service("runs")

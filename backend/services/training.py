@@ -33,8 +33,8 @@ DEFAULT_METHOD = "prompt-tuning"
 # Defaults that learn on a small dataset in a few minutes on a CPU (the methods pick their own lr).
 DEFAULT_TRAIN = {"steps": 60, "batch_size": 8, "eval_every": 10, "seed": 42}
 ACTIVE = ("queued", "running")
-COMMON_KEYS = ("train_soft", "head")
-CURVES = ("train/loss", "eval/accuracy", "eval/macro_f1")   # what the live chart draws   # options every method takes (backend.methods.base.COMMON_OPTIONS)
+COMMON_KEYS = ("train_soft", "head")   # options every method takes (backend.methods.base.COMMON_OPTIONS)
+CURVES = ("train/loss", "eval/accuracy", "eval/macro_f1")   # what the live chart draws
 
 
 def _type_name(tp: Any) -> str:
@@ -169,6 +169,11 @@ def submit(ctx: StudioContext, cfg: RunConfig) -> dict[str, Any]:
         raise ConfigError("zero-shot has nothing to train: use the Evaluate tab", field="method")
     if ctx.jobs is None:
         return user_error("training is not available yet: this build has no job runner", "train")
+    from backend.pipeline import build_verbalizer, record_versions
+
+    # the run's template and label words become versions (or find their existing ones), as zero-shot
+    # runs do, so the Runs tab can say which versions a run used
+    record_versions(ctx.store, cfg, build_verbalizer(cfg.verbalizer, cfg.data.label_names or []))
     run_id = ctx.jobs.submit(cfg)
     return {"run_id": run_id, "message": f"Run #{run_id} queued."}
 
@@ -224,6 +229,10 @@ def progress(ctx: StudioContext, run_id: int) -> dict[str, Any]:
     total = int(last.get("train/total_steps", 0)) or int((r.config.get("train") or {}).get("steps") or 0)
     log = [f"{time.strftime('%H:%M:%S', time.localtime(h.at))} {h.status}" + (f": {h.note}" if h.note else "")
            for h in r.history]
+    if ctx.jobs is not None:
+        tail = ctx.jobs.log_tail(r.id)
+        if tail:
+            log += ["", "--- process output (last lines) ---", *tail]
     return {"run_id": r.id, "status": r.status, "method": r.method, "step": step, "total_steps": total,
             "fraction": min(1.0, step / total) if total else (1.0 if r.status == "succeeded" else 0.0),
             "loss": last.get("train/loss"), "eta_s": last.get("train/eta_s") if r.status == "running" else None,
@@ -246,8 +255,10 @@ def queue(ctx: StudioContext) -> dict[str, Any]:
 
 def latest_training_run(ctx: StudioContext) -> int | None:
     """The run the Train tab should show on load: an active one, else the newest trained one."""
+    from backend.services.runs import is_trained
+
     for status in ("running", "queued", None):
         for r in ctx.store.list_runs(status=status, limit=20):
-            if r.method != "zero-shot":
+            if is_trained(r.method):
                 return r.id
     return None

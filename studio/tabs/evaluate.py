@@ -60,7 +60,16 @@ def build(ctx: StudioContext, shared: Shared) -> None:
     def do_eval(what: str, sp: str | None, n: Any, cal: bool, template: str, words: str, sel: dict[str, Any],
                 max_len: Any, trunc: str, name: str, progress: gr.Progress = gr.Progress()) -> tuple[Any, ...]:
         if what and what != CURRENT:
-            return _show(evaluate_service.run_result(ctx, runs_service.run_id_of(what)))
+            run_id = runs_service.run_id_of(what)
+            method = ctx.store.get_run(run_id).method
+            if not runs_service.is_trained(method):  # a zero-shot or evaluation run: show what it recorded
+                return _show(evaluate_service.run_result(ctx, run_id))
+            if ctx.model.status()["state"] != "ready":
+                return (info_html(ctx.model.status()["message"]),) + (gr.skip(),) * 7
+            res = evaluate_service.trained_run(ctx, run_id, sp or None, as_int(n, 0) or None)
+            note = "Calibration applies to zero-shot scoring only; this trained run was scored as is. " if cal \
+                else ""
+            return _show(res, f"{note}Recorded as run {res.get('run_id')} (evaluation of run #{run_id}).")
         if ctx.model.status()["state"] != "ready":
             return (info_html(ctx.model.status()["message"]),) + (gr.skip(),) * 7
         try:

@@ -152,7 +152,7 @@ def build(ctx: StudioContext, shared: Shared) -> None:
         return info_html(res["message"], "ok"), gr.Dropdown(choices=_run_choices(), value=label), gr.Timer(active=True)
 
     def _run_choices() -> list[str]:
-        return [c for c in runs_service.choices(ctx, with_status=False) if " zero-shot" not in c]
+        return runs_service.choices(ctx, with_status=False, trained_only=True)
 
     def _label_for(run_id: int) -> str:
         return next((c for c in _run_choices() if runs_service.run_id_of(c) == run_id), f"#{run_id}")

@@ -59,6 +59,13 @@ def detail_html(res: dict[str, Any]) -> str:
         parts.append(html_table(["kind", "name", "size", "sha256"],
                                 [[a["kind"], a["name"], a["size"], a["sha256"]] for a in res["artifacts"]],
                                 "ps-artifacts"))
+    if res.get("prediction_rows"):
+        shown = res["prediction_rows"]
+        parts.append(f"<div><b>Predictions</b> ({len(shown)} of {res['predictions']}; pick this run on the Evaluate "
+                     "tab to click through its confusion matrix)</div>")
+        parts.append(html_table(["example", "gold", "predicted", "confidence", ""],
+                                [[p["index"], p["gold"], p["predicted"], _num(p["confidence"]),
+                                  "" if p["correct"] else "wrong"] for p in shown], "ps-predictions"))
     if res["history"]:
         parts.append(html_table(["status", "at", "host", "note"],
                                 [[h["status"], when(h["at"]), h["host"], h["note"] or ""] for h in res["history"]]))

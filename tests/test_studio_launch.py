@@ -1,0 +1,93 @@
+"""Launch options: defaults, the login rule for non-loopback hosts, and a real ``python launch.py``."""
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from studio.app import check_args, make_context, parse_args
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_defaults():
+    args = parse_args([])
+    assert (args.host, args.port, args.db, args.model, args.auth, args.max_upload_mb) == \
+        ("127.0.0.1", None, None, None, None, 50.0)
+    assert check_args(args) is None
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--host", "0.0.0.0"], "--auth"),
+    (["--host", "192.168.1.5"], "--auth"),
+    (["--auth", "nopassword"], "USER:PASSWORD"),
+    (["--auth", ":secret"], "USER:PASSWORD"),
+    (["--max-upload-mb", "0"], "positive"),
+])
+def test_refused_options(argv, message):
+    with pytest.raises(SystemExit) as err:
+        check_args(parse_args(argv))
+    assert message in str(err.value)
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "localhost", "::1", "127.0.0.2"])
+def test_loopback_needs_no_login(host):
+    assert check_args(parse_args(["--host", host])) is None
+
+
+def test_login_pair_and_exposed_host():
+    assert check_args(parse_args(["--host", "0.0.0.0", "--auth", "ana:s3cret:with:colons"])) == \
+        ("ana", "s3cret:with:colons")
+
+
+def test_data_dir_and_db_url(tmp_path):
+    ctx = make_context(parse_args(["--data-dir", str(tmp_path / "home"), "--db",
+                                   f"sqlite:///{tmp_path / 'elsewhere.db'}", "--max-upload-mb", "3"]))
+    try:
+        assert ctx.store.url.endswith("elsewhere.db") and (tmp_path / "elsewhere.db").exists()
+        assert ctx.data_dir == tmp_path / "home" and ctx.max_upload_mb == 3
+        assert ctx.jobs is not None  # training is wired to the job runner
+    finally:
+        ctx.close()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_launch_py_serves_the_page(tmp_path):
+    port = _free_port()
+    env = dict(os.environ, PROMPT_STUDIO_NO_BOOTSTRAP="1", GRADIO_ANALYTICS_ENABLED="False")
+    proc = subprocess.Popen([sys.executable, str(ROOT / "launch.py"), "--data-dir", str(tmp_path), "--port",
+                             str(port)], cwd=str(ROOT), env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 120
+        page = ""
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                page = urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5).read().decode()
+                break
+            except OSError:
+                time.sleep(0.5)
+        assert proc.poll() is None, proc.stdout.read().decode()[-2000:]
+        assert "Prompt Studio" in page
+        assert (tmp_path / "studio.db").exists()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def test_exposed_host_without_login_exits_with_a_message(tmp_path):
+    env = dict(os.environ, PROMPT_STUDIO_NO_BOOTSTRAP="1")
+    out = subprocess.run([sys.executable, str(ROOT / "launch.py"), "--host", "0.0.0.0", "--data-dir",
+                          str(tmp_path)], cwd=str(ROOT), env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode != 0 and "--auth" in out.stderr
