@@ -40,21 +40,25 @@ def build_app(ctx: StudioContext) -> gr.Blocks:
                 with gr.Tab(label, id=tab_id, elem_id=f"tab-{tab_id}"):
                     module.build(ctx, shared)
         shared.wire_load(demo)
-        demo.load(_opening(ctx), outputs=[shared.template_text, shared.label_words, shared.max_length],
-                  api_visibility="private")
+        shared.keep_in_browser(shared.template_text, "template")
+        shared.keep_in_browser(shared.label_words, "label_words")
+        demo.load(_opening(ctx), inputs=[shared.saved],
+                  outputs=[shared.template_text, shared.label_words, shared.max_length], api_visibility="private")
     return demo
 
 
 def _opening(ctx: StudioContext) -> Any:
-    """On each page load the editors show the project's latest saved template and label words (a version
-    saved from another browser included)."""
+    """On each page load the editors show this browser's unsaved drafts, else the project's latest saved
+    template and label words (a version saved from another browser included)."""
     from backend.services import project
 
-    def fill() -> tuple[Any, ...]:
+    def fill(kept: dict[str, Any] | None) -> tuple[Any, ...]:
+        kept = kept or {}
         res = project.opening(ctx, ctx.project)
         if "error" in res:
             return gr.skip(), gr.skip(), gr.skip()
-        return res["template"], res["label_words"], res["max_length"]
+        return (kept.get("template") or res["template"], kept.get("label_words") or res["label_words"],
+                res["max_length"])
     return fill
 
 

@@ -2,8 +2,10 @@
 model-status banner that turns model-dependent controls on once the background load finishes."""
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass, field
 from html import escape
+from pathlib import Path
 from typing import Any, Callable
 
 import gradio as gr
@@ -17,10 +19,24 @@ def banner_html(status: dict[str, Any]) -> str:
            f"data-state='{escape(status['state'])}'>{escape(status['message'])}</div>"
 
 
+def browser_secret(folder: Path) -> str:
+    """The key that encrypts what the page keeps in the browser's localStorage, stable per data dir so a
+    restarted studio can still read the drafts a browser kept (a fresh random key would orphan them)."""
+    path = folder / "browser-secret"
+    try:
+        return path.read_text().strip()
+    except OSError:
+        folder.mkdir(parents=True, exist_ok=True)
+        secret = secrets.token_urlsafe(24)
+        path.write_text(secret)
+        return secret
+
+
 @dataclass
 class Shared:
     ctx: StudioContext
     data_sel: gr.State
+    saved: gr.BrowserState           # {"data": selection, "template": draft, "label_words": draft}
     model_state: gr.Textbox          # "loading" / "ready" / "failed": tabs refresh on its change
     banner: gr.HTML
     timer: gr.Timer
@@ -47,7 +63,8 @@ class Shared:
             gr.Markdown("## Prompt Studio", elem_id="ps-title")
             banner = gr.HTML(banner_html(ctx.model.status()), elem_id="ps-banner")
         model_state = gr.Textbox(ctx.model.status()["state"], visible=False, elem_id="ps-model-state-box")
-        return cls(ctx=ctx, data_sel=gr.State(default), model_state=model_state, banner=banner,
+        saved = gr.BrowserState({}, storage_key="prompt-studio", secret=browser_secret(ctx.data_dir))
+        return cls(ctx=ctx, data_sel=gr.State(default), saved=saved, model_state=model_state, banner=banner,
                    timer=gr.Timer(1.0, active=ctx.model.status()["state"] == "loading"),
                    opening={} if "error" in opening else opening)
 
@@ -55,8 +72,17 @@ class Shared:
         status = self.ctx.model.status()
         return banner_html(status), status["state"], gr.Timer(active=status["state"] == "loading")
 
+    def keep_in_browser(self, component: Any, key: str) -> None:
+        """Mirror ``component``'s value into the browser's storage under ``key`` as it changes (in the
+        page itself, no request), so leaving or refreshing the page keeps unsaved work."""
+        component.change(None, [component, self.saved], [self.saved],
+                         js=f"(v, s) => Object.assign({{}}, s || {{}}, {{{key}: v}})")
+
     def wire_load(self, demo: gr.Blocks) -> None:
-        """Page load: show the model's current state and start polling it while it loads."""
+        """Page load: show the model's current state and start polling it while it loads; keep the data
+        selection in the browser whenever it changes."""
+        self.data_sel.change(lambda sel, kept: dict(kept or {}, data=sel), [self.data_sel, self.saved],
+                             [self.saved], api_visibility="private", queue=False)
         outs = [self.banner, self.model_state, self.timer]
         self.timer.tick(self.poll_model, outputs=outs, api_visibility="private", queue=False)
         demo.load(self.poll_model, outputs=outs, api_visibility="private", queue=False)

@@ -101,6 +101,34 @@ def test_saving_a_version(page):
     _shot(page, "template")
 
 
+def test_refreshing_keeps_the_unsaved_draft_and_the_data_choice(page):
+    _tab(page, "Template")
+    draft = "Critique (unsaved): {text_a} Verdict: {mask}"
+    page.locator("#ps-template textarea").fill(draft)
+    page.wait_for_function("document.querySelector('#ps-preview').innerHTML.includes('unsaved')", timeout=15_000)
+    _tab(page, "Data")
+    page.locator("#ps-data-builtin input").click()
+    page.locator("ul[role='listbox'] li", has_text="nli-mini").click()
+    page.locator("#ps-data-load").click()
+    page.wait_for_function("document.querySelector('#ps-data-summary').innerText.includes('nli-mini')",
+                           timeout=30_000)
+    page.wait_for_timeout(500)
+    page.reload()
+    page.wait_for_selector("#ps-model-state[data-state='ready']", timeout=60_000)
+    page.wait_for_function("document.querySelector('#ps-data-summary').innerText.includes('nli-mini')",
+                           timeout=30_000)
+    _tab(page, "Template")
+    page.wait_for_function(f"document.querySelector('#ps-template textarea').value === {draft!r}",
+                           timeout=30_000)
+    # back to the movie reviews for the training run
+    _tab(page, "Data")
+    page.locator("#ps-data-builtin input").click()
+    page.locator("ul[role='listbox'] li", has_text="movie-reviews").click()
+    page.locator("#ps-data-load").click()
+    page.wait_for_function("document.querySelector('#ps-data-summary').innerText.includes('movie-reviews')",
+                           timeout=30_000)
+
+
 def test_a_tiny_training_run_grows_its_curve_and_finishes(page):
     _tab(page, "Train")
     steps = page.locator("#ps-train-steps input")

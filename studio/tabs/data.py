@@ -127,7 +127,13 @@ def build(ctx: StudioContext, shared: Shared) -> None:
         return _frame(res)
 
     @guard
-    def show(sel: dict[str, Any]) -> tuple[Any, ...]:
+    def show(sel: dict[str, Any], kept: dict[str, Any] | None) -> tuple[Any, ...]:
+        """Page load: the data this browser had picked (if it still loads), else the default."""
+        mine = (kept or {}).get("data")
+        if mine and mine != sel:
+            res = data_service.load(ctx, mine)
+            if "error" not in res:
+                return _views(mine, res, "")
         return _views(sel, data_service.load(ctx, sel), "")
 
     def show_source(k: str) -> tuple[Any, Any, Any]:
@@ -142,7 +148,7 @@ def build(ctx: StudioContext, shared: Shared) -> None:
     query.change(do_browse, [shared.data_sel, query, page], [table], api_name="browse",
                  trigger_mode="always_last", show_progress="hidden")
     page.change(do_browse, [shared.data_sel, query, page], [table], api_visibility="private")
-    shared.on_load.append((show, [shared.data_sel], outputs))
+    shared.on_load.append((show, [shared.data_sel, shared.saved], outputs))
 
 
 def _frame(res: dict[str, Any]) -> Any:
