@@ -70,6 +70,15 @@ def _tab(page, name: str) -> None:
     page.get_by_role("tab", name=name).click()
 
 
+def _load_builtin(page, name: str) -> None:
+    _tab(page, "Data")
+    page.locator("#ps-data-builtin input").click()
+    page.locator("ul[role='listbox'] li", has_text=name).click()
+    page.locator("#ps-data-load").click()
+    page.wait_for_function(f"document.querySelector('#ps-data-summary').innerText.includes('{name}')",
+                           timeout=30_000)
+
+
 def _shot(page, name: str) -> None:
     SHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SHOTS / f"{name.lower()}.png"), full_page=True)
@@ -106,12 +115,7 @@ def test_refreshing_keeps_the_unsaved_draft_and_the_data_choice(page):
     draft = "Critique (unsaved): {text_a} Verdict: {mask}"
     page.locator("#ps-template textarea").fill(draft)
     page.wait_for_function("document.querySelector('#ps-preview').innerHTML.includes('unsaved')", timeout=15_000)
-    _tab(page, "Data")
-    page.locator("#ps-data-builtin input").click()
-    page.locator("ul[role='listbox'] li", has_text="nli-mini").click()
-    page.locator("#ps-data-load").click()
-    page.wait_for_function("document.querySelector('#ps-data-summary').innerText.includes('nli-mini')",
-                           timeout=30_000)
+    _load_builtin(page, "nli-mini")
     page.wait_for_timeout(500)
     page.reload()
     page.wait_for_selector("#ps-model-state[data-state='ready']", timeout=60_000)
@@ -120,13 +124,7 @@ def test_refreshing_keeps_the_unsaved_draft_and_the_data_choice(page):
     _tab(page, "Template")
     page.wait_for_function(f"document.querySelector('#ps-template textarea').value === {draft!r}",
                            timeout=30_000)
-    # back to the movie reviews for the training run
-    _tab(page, "Data")
-    page.locator("#ps-data-builtin input").click()
-    page.locator("ul[role='listbox'] li", has_text="movie-reviews").click()
-    page.locator("#ps-data-load").click()
-    page.wait_for_function("document.querySelector('#ps-data-summary').innerText.includes('movie-reviews')",
-                           timeout=30_000)
+    _load_builtin(page, "movie-reviews")  # back to the movie reviews for the training run
 
 
 def test_a_tiny_training_run_grows_its_curve_and_finishes(page):
