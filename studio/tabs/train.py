@@ -17,7 +17,7 @@ from studio.views.messages import error_html, info_html
 from studio.views.plots import curves, empty
 from studio.views.training import cost_card, log_html, progress_html, queue_html
 
-POLL_S = 2.0
+POLL_S = 1.0
 
 
 def _option_input(opt: dict[str, Any], method: str) -> Any:
