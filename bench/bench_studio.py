@@ -286,7 +286,7 @@ SCREENSHOTS = {
                 "plotly confusion matrix, and below it the examples of the clicked cell with their wrapped input "
                 "and class-probability bars.",
     "train": "the prompt-tuning options, training options, cost/command/start buttons; on the right the finished "
-             "run: 'succeeded', step 40/40, a full green progress bar, final accuracy, and the loss and dev "
+             "run: 'succeeded', step 300/300, a full green progress bar, final accuracy, and the loss and dev "
              "accuracy / macro-F1 curves.",
     "runs": "the runs table (the trained prompt-tuning run and the zero-shot run with accuracy, macro-F1, "
             "duration), with the Compare / Open a run / Import a bundle tabs below.",
