@@ -68,25 +68,30 @@ def cmd_sweep(args: argparse.Namespace) -> None:
     loaded = load_model("smollm2-135m-instruct", dtype="float32")
     out_path = RESULTS / "training_sst2.json"
     report = json.loads(out_path.read_text()) if out_path.exists() and args.append else {}
-    report.setdefault("setting", {"model": "smollm2-135m-instruct", "template": TEMPLATE,
+    report["setting"] = dict(report.get("setting") or {}, **{"model": "smollm2-135m-instruct", "template": TEMPLATE,
                                   "verbalizer": VERBALIZER, "shots_per_class": args.k, "seeds": list(SEEDS),
                                   "steps": args.steps, "batch_size": 8, "dev_examples": len(dev)})
     report.setdefault("methods", {})
-    for name in args.methods.split(","):
-        t0 = time.perf_counter()
-        cfg = base_config({"name": name}, args.steps, Path(args.out) / name)
-        runs = []
-        for seed in SEEDS[:1] if name == "zero-shot" else SEEDS:   # one seed at a time: partial results survive
+    methods = args.methods.split(",")
+    runs: dict[str, list] = {}
+    t0 = time.perf_counter()
+    # Seed-major order: every method gets seed 13 before any gets seed 21, so partial results stay comparable.
+    for seed in SEEDS:
+        for name in methods:
+            if name == "zero-shot" and seed != SEEDS[0]:
+                continue
+            cfg = base_config({"name": name}, args.steps, Path(args.out) / name)
             res = run_seeds(cfg, [seed], loaded=loaded,
                             data_for_seed=lambda c: RunData(train=k_shot(train_all, args.k, c.data.seed), dev=dev))
-            runs += res["runs"]
-            summary = summarize([TrainResult(**r) for r in runs])
+            runs.setdefault(name, []).extend(res["runs"])
+            summary = summarize([TrainResult(**r) for r in runs[name]])
             summary["sweep_wall_s"] = time.perf_counter() - t0
-            summary["params"] = runs[0]["params"]
+            summary["params"] = runs[name][0]["params"]
             report["methods"][name] = summary
             out_path.write_text(json.dumps(report, indent=2))
             write_markdown(report)
-            print(f"{name} seed {seed}: {runs[-1]['metrics']['accuracy']:.4f} ({runs[-1]['wall_s']:.0f}s)", flush=True)
+            print(f"{name} seed {seed}: {runs[name][-1]['metrics']['accuracy']:.4f} "
+                  f"({runs[name][-1]['wall_s']:.0f}s)", flush=True)
     write_markdown(report)
 
 
@@ -105,6 +110,200 @@ def write_markdown(report: dict) -> None:
     (RESULTS / "training_sst2.md").write_text("\n".join(lines) + "\n")
 
 
+# ------------------------------------------------------------------------------------------- speed
+
+def _our_step_fn(loaded, method: dict, batches):
+    import copy
+
+    import torch
+
+    from backend.batching import EncodeSettings, collate, encode_examples
+    from backend.evaluate import gold_indices
+    from backend.methods.build import build_tuned_model
+    from backend.prompts.encode import describe_tokenizer
+    from backend.prompts.verbalizer import parse_verbalizer
+
+    verb = parse_verbalizer(VERBALIZER)
+    tuned = build_tuned_model(copy.deepcopy(loaded.model), loaded.tokenizer, "causal", TEMPLATE, verb,
+                              method["name"], {k: v for k, v in method.items() if k != "name"},
+                              sample_texts=[batches[0][0].text_a])
+    pm = tuned.pm.train()
+    opt = torch.optim.AdamW([p for _, p in tuned.trainable()], lr=1e-3)
+    info = describe_tokenizer(loaded.tokenizer)
+    prepared = []
+    for b in batches:
+        encs = encode_examples(pm.template, b, loaded.tokenizer, EncodeSettings(profile="causal", max_length=128))
+        prepared.append((collate(encs, info.pad_id), torch.tensor(gold_indices(b, ["negative", "positive"]))))
+
+    def step(i: int) -> None:
+        batch, labels = prepared[i % len(prepared)]
+        loss = torch.nn.functional.nll_loss(pm(batch), labels)
+        loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+    return step
+
+
+def _peft_step_fn(loaded, method: dict, batches, padding: str):
+    """PEFT's own recipe: the label word appended to the prompt, causal-LM loss on it (full-vocabulary
+    logits), PEFT's prompt tuning / prefix / LoRA on the same model."""
+    import copy
+
+    import torch
+    from peft import LoraConfig, PrefixTuningConfig, PromptTuningConfig, TaskType, get_peft_model
+
+    tok = loaded.tokenizer
+    name = method["name"]
+    if name == "prompt-tuning":
+        cfg = PromptTuningConfig(task_type=TaskType.CAUSAL_LM, num_virtual_tokens=method.get("num_tokens", 20))
+    elif name == "prefix-tuning":
+        cfg = PrefixTuningConfig(task_type=TaskType.CAUSAL_LM, num_virtual_tokens=method.get("num_tokens", 16))
+    else:
+        cfg = LoraConfig(task_type=TaskType.CAUSAL_LM, r=method.get("r", 8), lora_alpha=16)
+    model = get_peft_model(copy.deepcopy(loaded.model), cfg)
+    model.train()
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-3)
+    prepared = []
+    for b in batches:
+        prompts = [TEMPLATE.replace("{text_a}", e.text_a).replace("{mask}", "") for e in b]
+        full = [p + " " + e.label for p, e in zip(prompts, b)]
+        enc = tok(full, padding=padding, max_length=128, truncation=True, return_tensors="pt")
+        labels = torch.full_like(enc["input_ids"], -100)
+        for i, p in enumerate(prompts):
+            n = len(tok(p)["input_ids"])
+            labels[i, n] = enc["input_ids"][i, n]
+        prepared.append((enc, labels))
+
+    def step(i: int) -> None:
+        enc, labels = prepared[i % len(prepared)]
+        out = model(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"], labels=labels)
+        out.loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+    return step
+
+
+def cmd_speed(args: argparse.Namespace) -> None:
+    import torch
+
+    from backend.models import load_model
+
+    loaded = load_model("smollm2-135m-instruct", dtype="float32")
+    if loaded.tokenizer.pad_token is None:
+        loaded.tokenizer.pad_token = loaded.tokenizer.eos_token
+    dev = read_jsonl(SST2 / "dev.jsonl")
+    batches = [dev[i * 8:(i + 1) * 8] for i in range(4)]
+    report = {"setting": {"model": "smollm2-135m-instruct", "batch_size": 8, "steps_timed": args.steps,
+                          "torch_threads": torch.get_num_threads(),
+                          "note": "steps interleaved ours / PEFT(max_length) / PEFT(dynamic) so machine load "
+                                  "hits all three alike; median seconds per optimizer step"},
+              "methods": {}}
+    for method in ({"name": "prompt-tuning", "num_tokens": 20}, {"name": "prefix-tuning", "num_tokens": 16},
+                   {"name": "lora", "r": 8}):
+        fns = {"ours": _our_step_fn(loaded, method, batches),
+               "peft_max_length": _peft_step_fn(loaded, method, batches, "max_length"),
+               "peft_dynamic": _peft_step_fn(loaded, method, batches, "longest")}
+        times: dict[str, list[float]] = {k: [] for k in fns}
+        for i in range(args.steps + 1):
+            for k, fn in fns.items():
+                t = time.perf_counter()
+                fn(i)
+                if i:   # step 0 is warm-up
+                    times[k].append(time.perf_counter() - t)
+        med = {k: statistics.median(v) for k, v in times.items()}
+        report["methods"][method["name"]] = {
+            "median_s": med, "ratio_vs_peft_max_length": med["ours"] / med["peft_max_length"],
+            "ratio_vs_peft_dynamic": med["ours"] / med["peft_dynamic"]}
+        print(method["name"], json.dumps(report["methods"][method["name"]]), flush=True)
+    (RESULTS / "training_speed.json").write_text(json.dumps(report, indent=2))
+    lines = ["# Training step time vs PEFT (SmolLM2-135M, CPU, batch 8, SST-2 dev sentences)", "",
+             "Ours: PromptModel, logits only at the mask for the label words, dynamic padding. PEFT: its causal-LM "
+             "recipe (label word appended, full-vocabulary loss), padded to max_length 128 as in PEFT's examples, "
+             "and with dynamic padding.", "",
+             "| method | ours s/step | PEFT max_length | PEFT dynamic | ours / PEFT max_length | ours / PEFT dynamic |",
+             "|---|---|---|---|---|---|"]
+    for name, r in report["methods"].items():
+        m = r["median_s"]
+        lines.append(f"| {name} | {m['ours']:.3f} | {m['peft_max_length']:.3f} | {m['peft_dynamic']:.3f} | "
+                     f"{r['ratio_vs_peft_max_length']:.2f} | {r['ratio_vs_peft_dynamic']:.2f} |")
+    (RESULTS / "training_speed.md").write_text("\n".join(lines) + "\n")
+
+
+def cmd_rss(args: argparse.Namespace) -> None:
+    """Peak RSS of soft-prompt training (this process does nothing else) vs the fp32 weight bytes."""
+    from backend.config import RunConfig
+    from backend.models import load_model
+    from backend.training.run import RunData, run_training
+
+    train = k_shot(read_jsonl(SST2 / "train.jsonl"), 16, 13)
+    dev = read_jsonl(SST2 / "dev.jsonl")[:32]
+    import gc
+
+    gc.collect()
+    loaded = load_model("smollm2-135m-instruct", dtype="float32")
+    weights = sum(p.numel() * 4 for p in {id(p): p for p in loaded.model.parameters()}.values())
+    baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024   # interpreter + torch, before weights
+    cfg = RunConfig.from_dict({"model": "smollm2-135m-instruct", "data": {"eval": "sst2"}, "template": TEMPLATE,
+                               "verbalizer": VERBALIZER,
+                               "method": {"name": "prompt-tuning", "checkpointing": args.checkpointing},
+                               "train": {"steps": args.steps, "batch_size": 8, "output_dir": "/tmp/ps-bench-rss"}})
+    run_training(cfg, loaded=loaded, data=RunData(train=train, dev=dev))
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    out = {"peak_rss_bytes": peak, "fp32_weight_bytes": weights, "ratio": peak / weights,
+           "runtime_baseline_bytes": baseline, "ratio_above_runtime": (peak - baseline) / weights,
+           "steps": args.steps, "method": "prompt-tuning (20 soft tokens)", "checkpointing": args.checkpointing}
+    path = RESULTS / "training_rss.json"
+    results = json.loads(path.read_text()) if path.exists() else {}
+    results["checkpointing" if args.checkpointing else "default"] = out
+    path.write_text(json.dumps(results, indent=2))
+    print(json.dumps(out))
+
+
+# ------------------------------------------------------------------------------------------- LAMA
+
+LAMA = ROOT.parent / "shared" / "datasets" / "lama_trex"
+
+
+def cmd_lama(args: argparse.Namespace) -> None:
+    """P-tuning's knowledge-probing setting: frozen SmolLM2, classes = every single-token object of the
+    relation, precision@1 of the manual LAMA template vs P-tuning's soft template (trained on train)."""
+    from backend.config import RunConfig
+    from backend.models import load_model
+    from backend.training.run import RunData, run_training
+
+    loaded = load_model("smollm2-135m-instruct", dtype="float32")
+    tok = loaded.tokenizer
+    rel = args.relation
+    manual = {json.loads(l)["relation"]: json.loads(l)["template"]
+              for l in (LAMA / "relations.jsonl").read_text().splitlines() if l.strip()}[rel]
+    splits = {s: read_jsonl(LAMA / rel / f"{s}.jsonl") for s in ("train", "dev", "test")}
+    single = {e.label for ex in splits.values() for e in ex
+              if len(tok(" " + e.label, add_special_tokens=False)["input_ids"]) == 1}
+    splits = {s: [e for e in ex if e.label in single] for s, ex in splits.items()}
+    classes = sorted(single)
+    verbalizer = {c: [c] for c in classes}
+    before = manual.split("[Y]")[0].replace("[X]", "{text_a}").rstrip()
+    templates = {"manual (zero-shot)": (before + " {mask}", {"name": "zero-shot"}),
+                 "p-tuning (LSTM, soft tokens initialised from the manual words)":
+                     (before.split("{text_a}")[0] + "{text_a} {\"soft\": \"" + before.split("{text_a}")[1].strip()
+                      + "\"} {mask}", {"name": "p-tuning", "encoder": "lstm"}),
+                 "p-tuning (LSTM, 3 soft tokens)": ("{text_a} {soft}{soft}{soft} {mask}",
+                                                     {"name": "p-tuning", "encoder": "lstm"})}
+    out = {"relation": rel, "manual_template": manual, "classes": len(classes),
+           "train": len(splits["train"]), "test": len(splits["test"]), "steps": args.steps, "results": {}}
+    data = RunData(train=splits["train"], dev=splits["test"][: args.test_limit or None], classes=classes)
+    for name, (template, method) in templates.items():
+        cfg = RunConfig.from_dict({"model": "smollm2-135m-instruct", "data": {"eval": "lama"}, "template": template,
+                                   "verbalizer": verbalizer, "method": method, "max_length": 64,
+                                   "train": {"steps": args.steps, "batch_size": 16, "lr": 1e-2,
+                                             "output_dir": f"/tmp/ps-lama/{len(out['results'])}"}})
+        res = run_training(cfg, loaded=loaded, data=data, seed=13)
+        out["results"][name] = {"template": template, "precision@1": res.metrics["accuracy"],
+                                "steps": res.steps, "wall_s": res.wall_s}
+        print(name, res.metrics["accuracy"], flush=True)
+        (RESULTS / "training_lama.json").write_text(json.dumps(out, indent=2))
+
+
 def main() -> None:
     p = argparse.ArgumentParser()
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -116,6 +315,18 @@ def main() -> None:
     sw.add_argument("--out", default="/tmp/ps-bench-runs")
     sw.add_argument("--append", action="store_true")
     sw.set_defaults(func=cmd_sweep)
+    sp = sub.add_parser("speed")
+    sp.add_argument("--steps", type=int, default=8)
+    sp.set_defaults(func=cmd_speed)
+    rs = sub.add_parser("rss")
+    rs.add_argument("--steps", type=int, default=10)
+    rs.add_argument("--checkpointing", action="store_true")
+    rs.set_defaults(func=cmd_rss)
+    lm = sub.add_parser("lama")
+    lm.add_argument("--relation", default="P19")
+    lm.add_argument("--steps", type=int, default=60)
+    lm.add_argument("--test-limit", type=int, default=0)
+    lm.set_defaults(func=cmd_lama)
     args = p.parse_args()
     args.func(args)
 

@@ -34,6 +34,19 @@ class TunedModel:
         return [(n, p) for n, p in self.pm.named_parameters() if p.requires_grad]
 
 
+def enable_checkpointing(pm: PromptModel) -> None:
+    """Gradient checkpointing on the transformers model (non-reentrant: gradients still reach the soft
+    rows fed as ``inputs_embeds`` while every PLM weight stays frozen)."""
+    from backend.methods.peft_util import base_model
+
+    model = base_model(pm)
+    if not getattr(model, "supports_gradient_checkpointing", False):
+        from backend.errors import ConfigError
+
+        raise ConfigError(f"{type(model).__name__} does not support gradient checkpointing", field="method")
+    model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+
+
 def build_tuned_model(plm: nn.Module, tokenizer: Any, kind: str, template: str, verbalizer: Verbalizer,
                       method_name: str, options: dict[str, Any] | None = None, *, seed: int = 0,
                       sample_texts: Sequence[str] = ()) -> TunedModel:
@@ -59,4 +72,6 @@ def build_tuned_model(plm: nn.Module, tokenizer: Any, kind: str, template: str, 
                 pm.soft_embedding.requires_grad_(True)
             if opts["head"] == "soft":
                 attach_soft_verbalizer(pm)
+            if opts["checkpointing"]:
+                enable_checkpointing(pm)
     return TunedModel(pm=pm, method=method, options=opts, template_text=text, verbalizer=verbalizer)

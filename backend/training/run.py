@@ -18,6 +18,7 @@ from backend.batching import encode_examples
 from backend.config import RunConfig
 from backend.errors import DatasetError
 from backend.evaluate import evaluate, gold_indices
+from backend.methods import get_method
 from backend.methods.build import TunedModel, build_tuned_model
 from backend.prompts.encode import describe_tokenizer
 from backend.prompts.example import Example
@@ -100,6 +101,7 @@ def run_training(config: RunConfig, *, sink: Sink | None = None, cancel_check: C
     is honoured before each optimizer step; the result then has status "cancelled".
     """
     t0 = time.perf_counter()
+    get_method(config.method.name).parse_options(config.method.options)   # fail before loading anything
     sink = sink or MemorySink()
     seed = config.train.seed if seed is None else seed
     data = data or load_run_data(config)

@@ -1,0 +1,71 @@
+"""``python -m backend train`` and ``predict`` end to end on a tiny model saved to disk."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.tiny import tiny_model
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _run(*args: str) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    return subprocess.run([sys.executable, "-m", "backend", *args], capture_output=True, text=True, cwd=ROOT,
+                          env=env, timeout=600)
+
+
+@pytest.fixture(scope="module")
+def config_file(tmp_path_factory, bert_tok) -> Path:
+    root = tmp_path_factory.mktemp("cli")
+    tiny_model("masked", bert_tok).model.save_pretrained(root / "model")
+    bert_tok.save_pretrained(root / "model")
+    rows = [{"text_a": f"this was a {w}", "label": lab} for w, lab in
+            [("great fun", "positive"), ("awful mess", "negative"), ("lovely film", "positive"),
+             ("boring junk", "negative")] * 2]
+    (root / "data.jsonl").write_text("\n".join(json.dumps(r) for r in rows))
+    cfg = {"model": str(root / "model"), "template": "{text_a} {soft} It was {mask}.",
+           "verbalizer": {"negative": ["bad"], "positive": ["good"]},
+           "data": {"train": str(root / "data.jsonl"), "eval": str(root / "data.jsonl")},
+           "method": {"name": "lora", "r": 4}, "train": {"steps": 3, "batch_size": 4}}
+    path = root / "run.json"
+    path.write_text(json.dumps(cfg))
+    return path
+
+
+@pytest.mark.slow
+def test_train_records_the_run_and_predict_serves_it(config_file, tmp_path):
+    db = f"sqlite:///{tmp_path / 'studio.db'}"
+    proc = _run("train", str(config_file), "--db", db)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = json.loads(proc.stdout)
+    assert out["status"] == "succeeded" and "final/accuracy" in out["metrics"]
+    assert "3/3" in proc.stderr                      # the progress bar reached the end
+    pred = _run("predict", "--run", str(out["run_id"]), "--text", "a lovely film", "--db", db)
+    assert pred.returncode == 0, pred.stderr[-3000:]
+    probs = json.loads(pred.stdout)[str(out["run_id"])][0]["probs"]
+    assert set(probs) == {"negative", "positive"} and abs(sum(probs.values()) - 1) < 1e-5
+
+
+@pytest.mark.slow
+def test_train_seeds_reports_mean_and_std(config_file):
+    proc = _run("train", str(config_file), "--no-db", "--seeds", "13,21")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = json.loads(proc.stdout)
+    assert out["summary"]["seeds"] == [13, 21] and "std" in out["summary"]["accuracy"]
+
+
+@pytest.mark.slow
+def test_bad_method_option_is_a_clear_error(config_file, tmp_path):
+    cfg = json.loads(config_file.read_text())
+    cfg["method"] = {"name": "lora", "rank": 4}
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps(cfg))
+    proc = _run("train", str(path), "--no-db")
+    assert proc.returncode == 2
+    assert "method.rank: unknown option" in proc.stderr and "Traceback" not in proc.stderr
