@@ -132,7 +132,12 @@ MEASURE_JS = """
   ta.addEventListener('keydown', () => { window.__t0 = performance.now(); }, {capture: true});
   window.__wait = (marker) => new Promise((resolve) => {
     const el = document.querySelector(output);
-    const done = () => { if (el.innerHTML.includes(marker)) { obs.disconnect(); resolve(performance.now() - window.__t0); return true; } return false; };
+    const done = () => {
+      if (!el.innerHTML.includes(marker)) return false;
+      obs.disconnect();
+      resolve(performance.now() - window.__t0);
+      return true;
+    };
     const obs = new MutationObserver(done);
     obs.observe(el, {subtree: true, childList: true, characterData: true});
     done();

@@ -151,3 +151,38 @@ def test_train_tab_cost_card_command_and_start(client):
     assert "python -m backend train run.json" in str(command)
     msg, *_ = client.predict(*args, api_name="/start_training")
     assert "queued" in msg or "not available yet" in msg
+
+
+def test_playground_and_train_progress_report_problems_next_to_their_fields(client):
+    msg, out = client.predict("A fine film.", "", [], api_name="/classify")
+    assert "pick at least one trained run" in msg and out == ""
+    msg, _ = client.predict("", "", ["#1"], api_name="/classify")
+    assert "type some text" in msg
+    status, *_ = client.predict("#999", api_name="/train_progress")
+    assert "no run with id 999" in status
+    note = client.predict("#999", api_name="/cancel_training")
+    assert "no run with id 999" in note
+
+
+@pytest.fixture(scope="module")
+def loading_client(tmp_path_factory):
+    """An app whose model never finishes loading: the page works, model-dependent controls say so."""
+    from gradio_client import Client
+
+    from backend.services.testing import make_context
+    from studio.app import build_app, launch
+
+    ctx = make_context(tmp_path_factory.mktemp("loading"))
+    demo = build_app(ctx)
+    launch(demo, ctx, block=False)
+    yield Client(demo.local_url, verbose=False)
+    demo.close()
+
+
+def test_while_the_model_loads_controls_say_so(loading_client):
+    feedback, preview = loading_client.predict("{text_a} It was {mask}", [0], 64, "tail", api_name="/preview")
+    assert "Template OK" in feedback and "loading model..." in preview and "wrapped segments" in preview
+    out = _evaluate(loading_client)
+    assert "loading model..." in out[0]
+    _, coverage = loading_client.predict("a: x\nb: y", "{text_a} {mask}", api_name="/coverage")
+    assert "loading model..." in coverage

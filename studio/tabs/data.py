@@ -39,7 +39,8 @@ def build(ctx: StudioContext, shared: Shared) -> None:
                 col_a = gr.Dropdown([], allow_custom_value=True, label="text_a column", elem_id="ps-col-text-a")
                 col_b = gr.Dropdown([], allow_custom_value=True, label="text_b column", elem_id="ps-col-text-b")
                 col_label = gr.Dropdown([], allow_custom_value=True, label="label column", elem_id="ps-col-label")
-                col_meta = gr.Dropdown([], allow_custom_value=True, multiselect=True, label="meta columns (use as {meta:NAME})",
+                col_meta = gr.Dropdown([], allow_custom_value=True, multiselect=True,
+                                       label="meta columns (use as {meta:NAME})",
                                        elem_id="ps-col-meta")
                 map_btn = gr.Button("Apply mapping", elem_id="ps-data-map")
             with gr.Accordion("K-shot sampling", open=False):

@@ -36,7 +36,8 @@ def build(ctx: StudioContext, shared: Shared) -> None:
             card = gr.HTML(elem_id="ps-eval-card")
             per_class = gr.HTML(elem_id="ps-eval-per-class")
         with gr.Column(scale=3):
-            matrix = gr.Plot(empty("Evaluate to see the confusion matrix"), label="Confusion matrix (rows gold, columns predicted)", elem_id="ps-confusion")
+            matrix = gr.Plot(empty("Evaluate to see the confusion matrix"),
+                             label="Confusion matrix (rows gold, columns predicted)", elem_id="ps-confusion")
             cell = gr.Textbox(elem_id="ps-cell", show_label=False, container=False)
             with gr.Row():
                 gold = gr.Dropdown([], label="gold", allow_custom_value=True, elem_id="ps-cell-gold")

@@ -21,14 +21,16 @@ STATUSES = [("all", ""), "queued", "running", "succeeded", "failed", "cancelled"
 def build(ctx: StudioContext, shared: Shared) -> dict[str, Any]:
     with gr.Row():
         status = gr.Dropdown(STATUSES, value="", label="Status", elem_id="ps-runs-status")
-        method = gr.Dropdown([("all", "")], value="", label="Method", allow_custom_value=True, elem_id="ps-runs-method")
+        method = gr.Dropdown([("all", "")], value="", label="Method", allow_custom_value=True,
+                             elem_id="ps-runs-method")
         text = gr.Textbox(label="Name, tag or id contains", elem_id="ps-runs-text")
         refresh = gr.Button("Refresh", elem_id="ps-runs-refresh")
     table = gr.Dataframe(headers=RUN_COLUMNS, interactive=False, elem_id="ps-runs-table", max_height=360)
     with gr.Tabs():
         with gr.Tab("Compare"):
             with gr.Row():
-                picked = gr.Dropdown([], allow_custom_value=True, multiselect=True, label="Runs to compare", elem_id="ps-compare-runs",
+                picked = gr.Dropdown([], allow_custom_value=True, multiselect=True, label="Runs to compare",
+                                     elem_id="ps-compare-runs",
                                      scale=3)
                 metric = gr.Dropdown([], allow_custom_value=True, multiselect=True, label="Curves", scale=2)
                 compare_btn = gr.Button("Compare", elem_id="ps-compare", scale=1)
@@ -70,7 +72,8 @@ def build(ctx: StudioContext, shared: Shared) -> dict[str, Any]:
         if "error" in res:
             return error_html(res), gr.skip(), "", "", gr.skip()
         all_keys = sorted({k for c in res["curves"].values() for k in c})
-        chosen = [k for k in keys or [] if k in all_keys] or [k for k in all_keys if "loss" in k or "accuracy" in k][:2]
+        chosen = [k for k in keys or [] if k in all_keys] or \
+            [k for k in all_keys if "loss" in k or "accuracy" in k][:2]
         pts = {run: {k: [tuple(p) for p in v] for k, v in c.items()} for run, c in res["curves"].items()}
         fig = curves(pts, chosen) if all_keys else empty("These runs have no metric events yet")
         return "", fig, config_diff_html(res), metric_table_html(res), gr.Dropdown(choices=all_keys, value=chosen)
