@@ -77,3 +77,21 @@ def test_run_picker_labels_round_trip():
 
     with pytest.raises(StudioError):
         runs.run_id_of("lora")
+
+
+@pytest.mark.parametrize("kwargs, field", [
+    ({"max_length": "long"}, "max_length"),
+    ({"selection": {}}, "data"),
+    ({"label_words": "positive good"}, "verbalizer"),
+    ({"template": ""}, "config"),
+    ({"truncate": "middle"}, "config"),
+])
+def test_run_config_errors_name_their_field(ctx, kwargs, field):
+    from backend.errors import StudioError
+
+    args = dict(template="{text_a} It was {mask}", label_words="negative: bad\npositive: good",
+                selection=data.default_selection(), max_length=64)
+    args.update(kwargs)
+    with pytest.raises(StudioError) as err:
+        runconfig.build(ctx, **args)
+    assert err.value.field == field

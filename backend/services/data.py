@@ -17,7 +17,6 @@ from backend.services.context import StudioContext
 from backend.services.results import service
 
 UPLOAD_SUFFIXES = (".csv", ".tsv", ".jsonl", ".json", ".parquet")
-ROLES = ("text_a", "text_b", "label")
 
 
 def default_selection() -> dict[str, Any]:

@@ -47,7 +47,3 @@ def service(field: str | None = None) -> Callable[[F], F]:
                 return error_result(exc, field)
         return inner  # type: ignore[return-value]
     return wrap
-
-
-def is_error(result: Any) -> bool:
-    return isinstance(result, dict) and "error" in result

@@ -10,6 +10,7 @@ import shlex
 from typing import Any
 
 from backend.config import RunConfig
+from backend.errors import ConfigError
 from backend.services.context import StudioContext
 from backend.services.versions import parse_label_words
 
@@ -21,7 +22,13 @@ def build(ctx: StudioContext, *, template: str, label_words: str, selection: dic
           train: dict[str, Any] | None = None, evaluation: dict[str, Any] | None = None,
           label_names: list[str] | None = None, tags: list[str] | None = None) -> RunConfig:
     """A validated RunConfig (ConfigError / VerbalizerError name the offending field)."""
-    source = selection.get("source")
+    try:
+        max_len = int(max_length)
+    except (TypeError, ValueError):
+        raise ConfigError(f"max length must be a whole number, got {max_length!r}", field="max_length") from None
+    source = (selection or {}).get("source")
+    if not source:
+        raise ConfigError("no data loaded: pick a dataset on the Data tab", field="data")
     data: dict[str, Any] = {"eval": source, "eval_split": eval_split or selection.get("split"),
                             "columns": selection.get("columns") or {}, "label_names": label_names,
                             "limit": eval_limit, "seed": int(selection.get("seed") or 13)}
@@ -29,7 +36,7 @@ def build(ctx: StudioContext, *, template: str, label_words: str, selection: dic
         data.update(train=source, train_split=train_split, shots=selection.get("shots") or None)
     raw: dict[str, Any] = {
         "model": ctx.model.spec, "data": data, "template": template,
-        "verbalizer": parse_label_words(label_words), "max_length": int(max_length), "truncate": truncate,
+        "verbalizer": parse_label_words(label_words), "max_length": max_len, "truncate": truncate,
         "method": {"name": method, **(options or {})}, "name": name or ctx.project, "tags": tags or [],
     }
     if train:

@@ -28,6 +28,19 @@ def guard(fn: Callable[..., Any]) -> Callable[..., Any]:
     return inner
 
 
+def config_or_message(build: Callable[[], Any]) -> tuple[Any, str]:
+    """Run ``build`` (which makes a RunConfig from the page's fields); a user error comes back as the
+    HTML message to show next to the button instead of a config."""
+    from backend.errors import StudioError
+    from backend.services.results import error_result
+    from studio.views.messages import error_html
+
+    try:
+        return build(), ""
+    except StudioError as exc:  # ConfigError / VerbalizerError / DatasetError name the field
+        return None, error_html(error_result(exc))
+
+
 def as_int(value: Any, default: int) -> int:
     try:
         return int(value)

@@ -11,7 +11,7 @@ from backend.services import runconfig
 from backend.services import runs as runs_service
 from backend.services.context import StudioContext
 from studio.shared import Shared
-from studio.tabs.common import as_int, guard
+from studio.tabs.common import as_int, config_or_message, guard
 from studio.views.evaluation import cell_html, metrics_card, per_class_html
 from studio.views.messages import error_html, info_html
 from studio.views.plots import confusion_matrix, empty
@@ -73,14 +73,12 @@ def build(ctx: StudioContext, shared: Shared) -> None:
             return _show(res, f"{note}Recorded as run {res.get('run_id')} (evaluation of run #{run_id}).")
         if ctx.model.status()["state"] != "ready":
             return (info_html(ctx.model.status()["message"]),) + (gr.skip(),) * 7
-        try:
-            cfg = runconfig.build(ctx, template=template or "", label_words=words or "", selection=sel,
-                                  max_length=max_len, truncate=trunc, name=name, eval_split=sp or None,
-                                  eval_limit=as_int(n, 0) or None,
-                                  evaluation={"calibration": "content-free" if cal else None})
-        except Exception as exc:  # noqa: BLE001 - ConfigError / VerbalizerError name the field
-            return (error_html({"error": getattr(exc, "to_dict", lambda: {"message": str(exc)})()}),) + \
-                (gr.skip(),) * 7
+        cfg, problem = config_or_message(lambda: runconfig.build(
+            ctx, template=template or "", label_words=words or "", selection=sel, max_length=max_len,
+            truncate=trunc, name=name, eval_split=sp or None, eval_limit=as_int(n, 0) or None,
+            evaluation={"calibration": "content-free" if cal else None}))
+        if cfg is None:
+            return (problem,) + (gr.skip(),) * 7
         res = evaluate_service.zero_shot(ctx, cfg, progress=lambda d, t: progress(d / max(t, 1),
                                                                                   desc=f"{d}/{t} examples"))
         return _show(res, f"Recorded as run {res.get('run_id')}; see it on the Runs tab.")

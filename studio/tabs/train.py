@@ -10,9 +10,8 @@ from backend.services import runconfig
 from backend.services import runs as runs_service
 from backend.services import training as training_service
 from backend.services.context import StudioContext
-from backend.services.results import error_result
 from studio.shared import Shared
-from studio.tabs.common import as_int, guard
+from studio.tabs.common import as_int, config_or_message, guard
 from studio.views.messages import error_html, info_html
 from studio.views.plots import curves, empty
 from studio.views.training import cost_card, log_html, progress_html, queue_html
@@ -116,12 +115,7 @@ def build(ctx: StudioContext, shared: Shared) -> None:
         return (args[0], list(args[1:1 + n_opts])) + tuple(args[1 + n_opts:])
 
     def _try_config(args: tuple[Any, ...]) -> tuple[Any, str]:
-        try:
-            return _config(*_split_args(args)), ""
-        except Exception as exc:  # noqa: BLE001 - ConfigError / VerbalizerError / DatasetError
-            if hasattr(exc, "to_dict"):
-                return None, error_html(error_result(exc))
-            raise
+        return config_or_message(lambda: _config(*_split_args(args)))
 
     @guard
     def do_cost(*args: Any) -> tuple[str, str]:

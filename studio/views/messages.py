@@ -53,10 +53,3 @@ def lint_html(lint: Sequence[dict[str, Any]], text: str) -> str:
 
 def info_html(message: str, level: str = "info") -> str:
     return f"<div class='ps-msg ps-{escape(level)}'>{escape(message)}</div>" if message else ""
-
-
-def result_message(result: dict[str, Any], ok: str, text: str | None = None) -> str:
-    """The error of ``result`` if it has one, else the ``ok`` message."""
-    if isinstance(result, dict) and "error" in result:
-        return error_html(result, text)
-    return info_html(ok, "ok")

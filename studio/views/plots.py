@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 import plotly.graph_objects as go
 
@@ -59,11 +58,3 @@ def empty(message: str) -> go.Figure:
     fig.add_annotation(text=message, showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper")
     fig.update_layout(**_LAYOUT, xaxis_visible=False, yaxis_visible=False)
     return fig
-
-
-def as_points(events: Sequence[dict[str, Any]]) -> dict[str, list[tuple[int, float]]]:
-    """Metric events (``{"key", "step", "value"}``) grouped by key into (step, value) points."""
-    out: dict[str, list[tuple[int, float]]] = {}
-    for ev in events:
-        out.setdefault(ev["key"], []).append((int(ev["step"]), float(ev["value"])))
-    return out
