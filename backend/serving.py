@@ -22,17 +22,16 @@ from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 import torch
-from peft import PeftModel, get_peft_model
-from peft import PeftConfig
+from peft import PeftConfig, PeftModel, get_peft_model
 from safetensors.torch import load_file
 
-from backend.batching import collate, encode_examples
+from backend.batching import EncodeSettings, collate, encode_examples
 from backend.errors import ConfigError
-from backend.methods.build import TunedModel, build_tuned_model
 from backend.methods.heads import attach_soft_verbalizer
 from backend.prompt_model import PromptModel
 from backend.prompts.encode import describe_tokenizer
 from backend.prompts.example import Example
+from backend.pipeline import mask_prefix
 from backend.prompts.template import compile_template
 from backend.prompts.verbalizer import Verbalizer, compile_verbalizer, parse_verbalizer
 from backend.training.artifacts import load_trained, read_run_meta
@@ -96,8 +95,6 @@ class MultiRunServer:
             except ValueError as exc:
                 raise ConfigError(f"run {key!r} cannot share this server's PEFT host: {exc}", field="run") from None
         template = compile_template(meta["template_text"], self.tokenizer)
-        from backend.pipeline import mask_prefix
-
         verb = compile_verbalizer(_verbalizer(meta), self.tokenizer, prefix=mask_prefix(template))
         pm = PromptModel(self.host, self.kind, template, verb)
         if meta["options"].get("head") == "soft":
@@ -126,11 +123,8 @@ class MultiRunServer:
         if key not in self.runs:
             raise ConfigError(f"no run {key!r} attached (attached: {', '.join(self.runs) or 'none'})", field="run")
         served = self.runs[key]
-        settings_kind = served.pm.kind
-        from backend.batching import EncodeSettings
-
         cfg = served.meta["config"]
-        settings = EncodeSettings(profile=settings_kind, max_length=cfg.get("max_length", 256),
+        settings = EncodeSettings(profile=served.pm.kind, max_length=cfg.get("max_length", 256),
                                   truncate=cfg.get("truncate", "tail"))
         encs = encode_examples(served.pm.template, list(examples), self.tokenizer, settings, self.info)
         with torch.inference_mode(), self._selected(served):
@@ -178,4 +172,4 @@ def predict_command(args: argparse.Namespace) -> int:
     return 0
 
 
-__all__ = ["MultiRunServer", "TunedModel", "build_tuned_model", "materialize_run", "predict_command"]
+__all__ = ["MultiRunServer", "materialize_run", "predict_command"]

@@ -59,6 +59,9 @@ class TerminalSink:
     def emit(self, key: str, value: float, step: int) -> None:
         if key == "train/total_steps":
             self.total = int(value)
+        if key == "params/percent":
+            self.stream.write(f"trainable parameters: {int(self.last.get('params/trainable', 0)):,} of "
+                              f"{int(self.last.get('params/total', 0)):,} ({value:.4f}%)\n")
         self.last[key] = value
         if key == "train/loss":
             self._bar(step)

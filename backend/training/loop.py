@@ -108,6 +108,9 @@ def train_loop(tuned: TunedModel, tokenizer: Any, data: TrainData, opts: Resolve
     progress = Progress(sink, opts.total_steps, state["step"])
     sink.emit("train/total_steps", opts.total_steps, state["step"])
     device = accelerator.device
+    # Under ``accelerate launch`` each process takes every n-th micro-batch; DDP averages the gradients.
+    nproc, rank = accelerator.num_processes, accelerator.process_index
+    main = accelerator.is_main_process
     pm.train()
     status = "succeeded"
     while state["step"] < opts.total_steps:
@@ -117,7 +120,7 @@ def train_loop(tuned: TunedModel, tokenizer: Any, data: TrainData, opts: Resolve
         step = state["step"]
         loss_sum, tokens, epoch = 0.0, 0, 0.0
         for micro in range(opts.grad_accum):
-            idx, epoch = plan(step * opts.grad_accum + micro)
+            idx, epoch = plan((step * opts.grad_accum + micro) * nproc + rank)
             batch = collate([data.encoded[i] for i in idx], data.pad_id, device)
             with accelerator.autocast():
                 logp = pm_prepared(batch)
@@ -135,7 +138,8 @@ def train_loop(tuned: TunedModel, tokenizer: Any, data: TrainData, opts: Resolve
         stop = False
         if opts.eval_every and (state["step"] % opts.eval_every == 0 or state["step"] == opts.total_steps):
             stop = _eval_step(tuned, tokenizer, data, opts, state, progress, out_dir)
-        if stop or state["step"] % opts.checkpoint_every == 0 or state["step"] == opts.total_steps:
+        checkpoint_due = state["step"] % opts.checkpoint_every == 0 or state["step"] == opts.total_steps
+        if main and (stop or checkpoint_due):
             save_checkpoint(out_dir, pm, optimizer, scheduler, state)
         if stop:
             sink.emit("train/early_stopped", 1.0, state["step"])
