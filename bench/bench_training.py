@@ -73,17 +73,17 @@ def cmd_sweep(args: argparse.Namespace) -> None:
                                   "steps": args.steps, "batch_size": 8, "dev_examples": len(dev)})
     report.setdefault("methods", {})
     methods = args.methods.split(",")
-    runs: dict[str, list] = {}
+    runs: dict[str, list] = report.setdefault("runs", {})   # per-seed results; --append skips seeds already run
     t0 = time.perf_counter()
     # Seed-major order: every method gets seed 13 before any gets seed 21, so partial results stay comparable.
     for seed in SEEDS:
         for name in methods:
-            if name == "zero-shot" and seed != SEEDS[0]:
+            if (name == "zero-shot" and seed != SEEDS[0]) or seed in {r["seed"] for r in runs.get(name, [])}:
                 continue
             cfg = base_config({"name": name}, args.steps, Path(args.out) / name)
             res = run_seeds(cfg, [seed], loaded=loaded,
                             data_for_seed=lambda c: RunData(train=k_shot(train_all, args.k, c.data.seed), dev=dev))
-            runs.setdefault(name, []).extend(res["runs"])
+            runs.setdefault(name, []).extend({k: v for k, v in r.items() if k != "history"} for r in res["runs"])
             summary = summarize([TrainResult(**r) for r in runs[name]])
             summary["sweep_wall_s"] = time.perf_counter() - t0
             summary["params"] = runs[name][0]["params"]

@@ -115,7 +115,7 @@ def test_prefix_from_activations_equals_prepending_the_text(smol_tok):
     ids = smol_tok(" " + text, add_special_tokens=False)["input_ids"]
     n = len(ids)
     tuned = build_tuned_model(lm.model, smol_tok, "causal", "{text_a} It was {mask}", VERB, "prefix-tuning",
-                              {"num_tokens": n}, sample_texts=[text])
+                              {"num_tokens": n, "init_text": text})
     x = smol_tok(" nice film It was", add_special_tokens=False)["input_ids"]
     with torch.no_grad():
         full = ref.model(input_ids=torch.tensor([ids + x])).logits[0, -1]

@@ -4,13 +4,15 @@ PEFT initialises the prefix at random, which on SmolLM2 (16 shots per class, 40 
 below zero-shot (0.77 -> 0.53). Here the prefix starts as the model's own keys and values for real text
 (the first tokens of training examples): the model then sees a plausible context, and training moves it.
 Causal LMs read them from the model's cache (post-RoPE, exactly what PEFT injects); masked and seq2seq
-LMs from the key/value projections of each self-attention layer. With ``projection`` (P-tuning v2's
+LMs from the key/value projections of each self-attention layer. The text is neutral (``init_text``,
+default an instruction-like sentence), not a training example: an example's sentiment or answer would
+sit in front of every input and tilt every prediction (measured on SST-2: 0.80 zero-shot -> 0.75). With ``projection`` (P-tuning v2's
 reparameterisation) the MLP's last layer is solved (min-norm least squares) to output those activations.
 """
 from __future__ import annotations
 
 import re
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 from peft import PrefixTuningConfig
@@ -28,10 +30,10 @@ _VALUE = re.compile(r"(^|\.)(v_proj|value|v)$")
 _CROSS = re.compile(r"(EncDec|cross|crossattention|decoder)", re.I)
 
 
-def _prefix_ids(tokenizer: Any, texts: Sequence[str], n: int) -> torch.Tensor:
+def _prefix_ids(tokenizer: Any, text: str, n: int) -> torch.Tensor:
     """``n`` token ids from real text (tiled if the text is short)."""
     ids: list[int] = []
-    for t in list(texts) + [DEFAULT_TEXT]:
+    for t in (text, DEFAULT_TEXT):
         ids += tokenizer(" " + t, add_special_tokens=False)["input_ids"]
         if len(ids) >= n:
             break
@@ -101,7 +103,7 @@ class PrefixTuning(Method):
     default_lr = 5e-3
     uses_peft = True
     options = {"num_tokens": (int, 16), "projection": (bool, False), "projection_hidden": (int, 512),
-               "init": (str, "activations")}
+               "init": (str, "activations"), "init_text": (str, None)}
 
     def validate(self, opts: dict[str, Any]) -> None:
         if not 1 <= opts["num_tokens"] <= 512:
@@ -117,7 +119,7 @@ class PrefixTuning(Method):
         if opts["init"] != "activations":
             return
         cfg = peft_model.peft_config["default"]
-        ids = _prefix_ids(ctx.tokenizer, ctx.sample_texts, opts["num_tokens"])
+        ids = _prefix_ids(ctx.tokenizer, opts["init_text"] or DEFAULT_TEXT, opts["num_tokens"])
         target = activation_prefix(base, pm.kind, ids, cfg.num_layers, cfg.token_dim)
         if target is None:
             raise ConfigError("prefix-tuning cannot find this model's attention key/value projections to "
