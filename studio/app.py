@@ -40,9 +40,8 @@ def build_app(ctx: StudioContext) -> gr.Blocks:
                 with gr.Tab(label, id=tab_id, elem_id=f"tab-{tab_id}"):
                     module.build(ctx, shared)
         shared.wire_load(demo)
-        shared.keep_in_browser(shared.template_text, "template")
-        shared.keep_in_browser(shared.label_words, "label_words")
-        demo.load(_opening(ctx), inputs=[shared.saved],
+        shared.keep_drafts_in_browser()
+        demo.load(_opening(ctx), inputs=[shared.kept_drafts],
                   outputs=[shared.template_text, shared.label_words, shared.max_length], api_visibility="private")
     return demo
 

@@ -36,7 +36,9 @@ def browser_secret(folder: Path) -> str:
 class Shared:
     ctx: StudioContext
     data_sel: gr.State
-    saved: gr.BrowserState           # {"data": selection, "template": draft, "label_words": draft}
+    # kept in the browser's storage; two separate entries, so their writers never overwrite each other
+    kept_data: gr.BrowserState       # the data selection
+    kept_drafts: gr.BrowserState     # {"template": draft, "label_words": draft}
     model_state: gr.Textbox          # "loading" / "ready" / "failed": tabs refresh on its change
     banner: gr.HTML
     timer: gr.Timer
@@ -63,8 +65,11 @@ class Shared:
             gr.Markdown("## Prompt Studio", elem_id="ps-title")
             banner = gr.HTML(banner_html(ctx.model.status()), elem_id="ps-banner")
         model_state = gr.Textbox(ctx.model.status()["state"], visible=False, elem_id="ps-model-state-box")
-        saved = gr.BrowserState({}, storage_key="prompt-studio", secret=browser_secret(ctx.data_dir))
-        return cls(ctx=ctx, data_sel=gr.State(default), saved=saved, model_state=model_state, banner=banner,
+        secret = browser_secret(ctx.data_dir)
+        kept_data = gr.BrowserState(None, storage_key="prompt-studio-data", secret=secret)
+        kept_drafts = gr.BrowserState({}, storage_key="prompt-studio-drafts", secret=secret)
+        return cls(ctx=ctx, data_sel=gr.State(default), kept_data=kept_data, kept_drafts=kept_drafts,
+                   model_state=model_state, banner=banner,
                    timer=gr.Timer(1.0, active=ctx.model.status()["state"] == "loading"),
                    opening={} if "error" in opening else opening)
 
@@ -72,17 +77,19 @@ class Shared:
         status = self.ctx.model.status()
         return banner_html(status), status["state"], gr.Timer(active=status["state"] == "loading")
 
-    def keep_in_browser(self, component: Any, key: str) -> None:
-        """Mirror ``component``'s value into the browser's storage under ``key`` as it changes (in the
-        page itself, no request), so leaving or refreshing the page keeps unsaved work."""
-        component.change(None, [component, self.saved], [self.saved],
-                         js=f"(v, s) => Object.assign({{}}, s || {{}}, {{{key}: v}})")
+    def keep_drafts_in_browser(self) -> None:
+        """Copy the template and label-word editors into the browser's storage (in the page itself, no
+        request) when typing pauses — the page script clicks this hidden button — so leaving or refreshing
+        the page keeps unsaved work without adding anything to each keystroke."""
+        trigger = gr.Button("keep drafts", elem_id="ps-draft-trigger")
+        trigger.click(None, [self.template_text, self.label_words], [self.kept_drafts],
+                      js="(t, w) => ({template: t, label_words: w})")
 
     def wire_load(self, demo: gr.Blocks) -> None:
         """Page load: show the model's current state and start polling it while it loads; keep the data
         selection in the browser whenever it changes."""
-        self.data_sel.change(lambda sel, kept: dict(kept or {}, data=sel), [self.data_sel, self.saved],
-                             [self.saved], api_visibility="private", queue=False)
+        self.data_sel.change(lambda sel: sel, [self.data_sel], [self.kept_data], api_visibility="private",
+                             queue=False)
         outs = [self.banner, self.model_state, self.timer]
         self.timer.tick(self.poll_model, outputs=outs, api_visibility="private", queue=False)
         demo.load(self.poll_model, outputs=outs, api_visibility="private", queue=False)

@@ -45,7 +45,7 @@ tr.ps-seg-soft td { background: #f3eeff; }
 .ps-progress > div { height: 100%; background: #2e9a50; transition: width 0.5s; }
 .ps-diff { font-family: ui-monospace, monospace; white-space: pre-wrap; font-size: 0.85em; }
 .ps-diff .add { background: #e8f6ec; } .ps-diff .del { background: #fde8e8; }
-#ps-cell, #ps-lengths-trigger { display: none; }
+#ps-cell, #ps-lengths-trigger, #ps-draft-trigger { display: none; }
 """
 
 # Clicking a confusion-matrix cell (a plotly figure) writes "gold|predicted" into a hidden textbox whose
@@ -68,16 +68,20 @@ HEAD_JS = """
     });
   }
   new MutationObserver(bind).observe(document.documentElement, { childList: true, subtree: true });
-  // The dataset-wide length histogram follows the editor once typing pauses, not on every keystroke:
-  // redrawing a plotly chart per character would delay the next token preview.
-  var pending = null;
-  document.addEventListener('input', function (ev) {
-    if (!ev.target.closest || !ev.target.closest('#ps-template')) return;
-    clearTimeout(pending);
-    pending = setTimeout(function () {
-      var button = document.querySelector('#ps-lengths-trigger');
+  // Work that follows the editors runs once typing pauses, not on every keystroke: redrawing the
+  // dataset-wide length histogram (plotly) and keeping drafts in the browser's storage.
+  var pending = {};
+  function after_pause(id) {
+    clearTimeout(pending[id]);
+    pending[id] = setTimeout(function () {
+      var button = document.querySelector('#' + id);
       if (button) button.click();
     }, 700);
+  }
+  document.addEventListener('input', function (ev) {
+    if (!ev.target.closest) return;
+    if (ev.target.closest('#ps-template')) after_pause('ps-lengths-trigger');
+    if (ev.target.closest('#ps-template') || ev.target.closest('#ps-label-words')) after_pause('ps-draft-trigger');
   }, true);
 })();
 </script>

@@ -5,6 +5,7 @@ model over SmolLM2's real tokenizer and a fresh store, so nothing is downloaded 
 """
 from __future__ import annotations
 
+import json
 import os
 import re
 
@@ -80,6 +81,21 @@ def test_bad_upload_is_reported_next_to_the_field(client, tmp_path):
     wrong_type.write_text("hello")
     with pytest.raises(AppError, match="Invalid file type"):
         client.predict("Upload", None, handle_file(str(wrong_type)), "", None, 0, api_name="/load_data")
+
+
+def test_upload_with_unguessable_columns_is_mapped_on_the_page(client, tmp_path):
+    from gradio_client import handle_file
+
+    path = tmp_path / "opinions.jsonl"
+    path.write_text("\n".join(json.dumps({"opinion": f"text {i}", "stars": "high" if i % 2 else "low"})
+                              for i in range(8)))
+    out = client.predict("Upload", None, handle_file(str(path)), "", None, 0, api_name="/load_data")
+    assert "Choose the columns" in out[0] and "available columns: opinion, stars" in out[0]
+    mapped = client.predict("opinion", "(none)", "stars", [], api_name="/map_columns")
+    assert "Column mapping applied" in mapped[0]
+    summary = next(o for o in mapped if isinstance(o, str) and "fingerprint" in o)
+    assert "high, low" in summary and "opinions" in summary
+    client.predict("Built-in", "builtin:movie-reviews", None, "", "dev", 0, api_name="/load_data")
 
 
 def test_save_template_version_and_history(client):

@@ -76,6 +76,16 @@ def load(ctx: StudioContext, selection: dict[str, Any]) -> dict[str, Any]:
             "splits": splits(selection["source"])}
 
 
+@service("data")
+def columns(ctx: StudioContext, selection: dict[str, Any]) -> dict[str, Any]:
+    """The source's columns alone (the first rows are read), so a mapping can be chosen for a file whose
+    columns could not be guessed."""
+    from backend.data import load_rows
+
+    _rows, cols = load_rows(selection["source"], selection.get("split") or None, limit=50)
+    return {"columns": list(cols)}
+
+
 def builtin_choices() -> list[str]:
     from backend.data import builtin_datasets
 

@@ -62,7 +62,7 @@ def build(ctx: StudioContext, shared: Shared) -> None:
     def _views(sel: dict[str, Any], res: dict[str, Any], note: str) -> tuple[Any, ...]:
         """Everything the tab shows for a loaded selection (or the error next to the Load button)."""
         if "error" in res:
-            return (gr.skip(), error_html(res)) + (gr.skip(),) * n_more
+            return _mapping_needed(sel, res)
         choices = res["columns"]
         m = res["mapping"]
         none = [data_service.NO_COLUMN]
@@ -79,6 +79,19 @@ def build(ctx: StudioContext, shared: Shared) -> None:
                 kv_card(items), label_distribution(res["distribution"]),
                 _frame(page_rows), gr.Dropdown(choices=res["splits"], value=sel.get("split")),
                 gr.Dropdown(value=sel["source"]) if sel["source"].startswith("builtin:") else gr.skip())
+
+    def _mapping_needed(sel: dict[str, Any], res: dict[str, Any]) -> tuple[Any, ...]:
+        """A source that reads but does not map (e.g. no column called text or label): keep it selected
+        and offer its columns, so the mapping can be fixed right here."""
+        cols = data_service.columns(ctx, sel)
+        if "error" in cols or not cols["columns"]:
+            return (gr.skip(), error_html(res)) + (gr.skip(),) * n_more
+        choices, none = cols["columns"], [data_service.NO_COLUMN]
+        hint = error_html(res) + info_html("Choose the columns under 'Column mapping', then Apply mapping.")
+        return (sel, hint, gr.Dropdown(choices=choices, value=choices[0]),
+                gr.Dropdown(choices=none + choices, value=data_service.NO_COLUMN),
+                gr.Dropdown(choices=none + choices, value=data_service.NO_COLUMN),
+                gr.Dropdown(choices=choices, value=[])) + (gr.skip(),) * (n_more - 4)
 
     outputs = [shared.data_sel, msg, col_a, col_b, col_label, col_meta, summary, dist, table, split, builtin]
     n_more = len(outputs) - 2
@@ -128,9 +141,8 @@ def build(ctx: StudioContext, shared: Shared) -> None:
         return _frame(res)
 
     @guard
-    def show(sel: dict[str, Any], kept: dict[str, Any] | None) -> tuple[Any, ...]:
+    def show(sel: dict[str, Any], mine: dict[str, Any] | None) -> tuple[Any, ...]:
         """Page load: the data this browser had picked (if it still loads), else the default."""
-        mine = (kept or {}).get("data")
         if mine and mine != sel:
             res = data_service.load(ctx, mine)
             if "error" not in res:
@@ -149,7 +161,7 @@ def build(ctx: StudioContext, shared: Shared) -> None:
     query.change(do_browse, [shared.data_sel, query, page], [table], api_name="browse",
                  trigger_mode="always_last", show_progress="hidden")
     page.change(do_browse, [shared.data_sel, query, page], [table], api_visibility="private")
-    shared.on_load.append((show, [shared.data_sel, shared.saved], outputs))
+    shared.on_load.append((show, [shared.data_sel, shared.kept_data], outputs))
 
 
 def _frame(res: dict[str, Any]) -> Any:
