@@ -108,16 +108,13 @@ def make_context(args: argparse.Namespace) -> StudioContext:
     from backend.services.context import ModelSlot
     from storage import open_store
 
-    data_dir = Path(args.data_dir).expanduser() if args.data_dir else None
-    if data_dir is not None:
-        data_dir.mkdir(parents=True, exist_ok=True)
-        os.environ.setdefault("PROMPT_STUDIO_HOME", str(data_dir))
     from storage import default_home
 
-    home = data_dir or default_home()
+    home = Path(args.data_dir).expanduser() if args.data_dir else default_home()
     home.mkdir(parents=True, exist_ok=True)
     url = args.db or f"sqlite:///{home / 'studio.db'}"
-    store = open_store(url)
+    # artifacts live beside a SQLite file (storage's rule); with a server database, in the data dir
+    store = open_store(url, None if url.startswith("sqlite:///") else home / "artifacts")
     ctx = StudioContext(store=store, model=ModelSlot(args.model or DEFAULT_MODEL), data_dir=home,
                         max_upload_mb=args.max_upload_mb)
     try:
