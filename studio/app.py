@@ -138,9 +138,16 @@ def launch(demo: gr.Blocks, ctx: StudioContext, *, host: str = "127.0.0.1", port
         ssr_mode=False)
 
 
+OFFLINE_ENV = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+
+
 def main(argv: Sequence[str]) -> int:
     args = parse_args(argv)
     auth = check_args(args)
+    # The studio runs offline: a hub model or dataset id is read from the local cache only, failing at
+    # once with a clear message instead of retrying the network (export HF_HUB_OFFLINE=0 to allow it).
+    for key, value in OFFLINE_ENV.items():
+        os.environ.setdefault(key, value)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     log.setLevel(logging.INFO)
     ctx = make_context(args)

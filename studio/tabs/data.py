@@ -28,7 +28,8 @@ def build(ctx: StudioContext, shared: Shared) -> None:
                                   elem_id="ps-data-builtin")
             upload = gr.File(label="Upload a file", file_types=list(data_service.UPLOAD_SUFFIXES),
                              type="filepath", elem_id="ps-data-upload", visible=False)
-            hub = gr.Textbox(label="Hub dataset id", placeholder="e.g. glue:sst2 (must be cached offline)",
+            hub = gr.Textbox(label="Hub dataset id",
+                             placeholder="e.g. glue:sst2 — read from the local cache (the studio runs offline)",
                              elem_id="ps-data-hub", visible=False)
             with gr.Row():
                 split = gr.Dropdown([], allow_custom_value=True, value=None, label="Split", elem_id="ps-data-split")
