@@ -39,7 +39,7 @@ class ModelSlot:
     def __init__(self, spec: str = DEFAULT_MODEL, loader: Callable[[], LoadedModel] | None = None) -> None:
         self.spec = spec
         self._loader = loader or (lambda: _load_default(spec))
-        self._lock = threading.Lock()
+        self._start_lock = threading.Lock()
         # Held around every forward pass in the studio process: PromptModel hooks the shared base model's
         # LM head for the duration of a call, so two concurrent calls would read each other's captures.
         self.lock = threading.RLock()
@@ -59,7 +59,7 @@ class ModelSlot:
 
     def start(self) -> None:
         """Begin loading in the background (idempotent)."""
-        with self._lock:
+        with self._start_lock:
             if self._thread is not None or self._done.is_set():
                 return
             self._thread = threading.Thread(target=self._run, name="studio-model-loader", daemon=True)
