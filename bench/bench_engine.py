@@ -105,13 +105,16 @@ def main() -> None:
     long_text = " ".join(r["text_a"] for r in rows[:12])
     ex = Example(text_a=long_text)
     n_tokens = len(tok(long_text, add_special_tokens=False)["input_ids"])
-    lat = []
+    lat, cpu = [], []
     for _ in range(300):
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         encode(wrap(compile_template(TEMPLATE, tok), ex), tok, profile=lm.kind, max_length=512, info=info)
         lat.append((time.perf_counter() - t) * 1000)
+        cpu.append((time.process_time() - c) * 1000)
     lat.sort()
+    cpu.sort()
     p95 = lat[int(0.95 * len(lat)) - 1]
+    cpu_p95 = cpu[int(0.95 * len(cpu)) - 1]
 
     n = len(examples)
     res = {
@@ -123,7 +126,8 @@ def main() -> None:
         "same_predictions": {"plain": plain_pred == ours_pred, "openprompt_style": op_pred == ours_pred,
                              "agreement_plain": sum(a == b for a, b in zip(plain_pred, ours_pred)) / n,
                              "agreement_openprompt": sum(a == b for a, b in zip(op_pred, ours_pred)) / n},
-        "preview_latency_ms": {"input_tokens": n_tokens, "p50": statistics.median(lat), "p95": p95},
+        "preview_latency_ms": {"input_tokens": n_tokens, "p50": statistics.median(lat), "p95": p95,
+                               "cpu_p50": statistics.median(cpu), "cpu_p95": cpu_p95},
         "targets": {"speedup_vs_plain": 1.3, "speedup_vs_openprompt_style": 2.5, "preview_p95_ms": 5.0},
     }
     out = ROOT / "bench" / "results"
@@ -138,7 +142,8 @@ def main() -> None:
           f"Zero-shot accuracy: {accuracy:.4f}. Load average (1/5/15 min) at start {load0}, at end {[round(x, 2) for x in os.getloadavg()]}. Same predictions: plain "
           f"{res['same_predictions']['plain']}, OpenPrompt-style {res['same_predictions']['openprompt_style']}.",
           f"Parse + wrap + encode of one {n_tokens}-token example: p50 {res['preview_latency_ms']['p50']:.2f} ms, "
-          f"p95 {p95:.2f} ms (target <= 5 ms)."]
+          f"p95 {p95:.2f} ms wall-clock, CPU time p50 {statistics.median(cpu):.2f} ms, p95 {cpu_p95:.2f} ms "
+          "(target <= 5 ms; on a loaded machine the wall-clock tail includes time the process was not scheduled)."]
     (out / "engine.md").write_text("\n".join(md) + "\n")
     print(json.dumps(res, indent=2))
 
