@@ -57,6 +57,7 @@ def test_loss_goes_down_and_events_arrive(bert_tok, tmp_path):
     assert lrs[-1] < max(lrs)   # linear decay
 
 
+@pytest.mark.slow
 def test_same_config_and_seed_give_same_metrics(bert_tok, tmp_path):
     a, sa, _ = _trained_state("masked", bert_tok, {"name": "lora"}, tmp_path / "a")
     b, sb, _ = _trained_state("masked", bert_tok, {"name": "lora"}, tmp_path / "b")
@@ -92,6 +93,7 @@ def test_save_then_reload_gives_the_same_predictions(bert_tok, smol_tok, tmp_pat
         PeftModel.from_pretrained(tiny_model(kind, tok).model, str(tmp_path / "final" / "adapter"))
 
 
+@pytest.mark.slow
 def test_cancel_stops_within_one_step_and_resume_matches_uninterrupted(bert_tok, tmp_path):
     full, sfull, _ = _trained_state("masked", bert_tok, {"name": "lora"}, tmp_path / "full", steps=6)
     calls = {"n": 0}
