@@ -285,8 +285,9 @@ SCREENSHOTS = {
                 "token underlined green where a causal model reads the label), a collapsible segments table per "
                 "example, the length histogram with the red max-length line and the truncation card, and "
                 "'Saved as demo v2' under the save button.",
-    "verbalizer": "one line per class of label words, the coverage table (sub-tokens, ids, collisions) and the "
-                  "probe button with its example picker.",
+    "verbalizer": "one line per class of label words, the coverage table (tokens, ids, checks), and the "
+                  "probe of four examples: top tokens at the mask, each label word's probability, class-probability "
+                  "bars, and label words suggested from the top tokens.",
     "evaluate": "a zero-shot run's card (accuracy, macro-F1, examples, calibration), the per-class table, the "
                 "plotly confusion matrix, and below it the examples of the clicked cell with their wrapped input "
                 "and class-probability bars.",

@@ -163,6 +163,10 @@ def test_every_tab_renders_offline_and_is_captured(page):
     for name in TABS:
         _tab(page, name)
         page.wait_for_timeout(1500)
+        if name == "Verbalizer":
+            page.wait_for_selector("#ps-coverage table.ps-coverage", timeout=30_000)
+            page.locator("#ps-probe").click()
+            page.wait_for_selector("#ps-probe-out .ps-example", timeout=60_000)
         if name == "Evaluate":
             page.locator("#ps-eval-run").click()
             page.wait_for_selector("#ps-eval-card .ps-card", timeout=60_000)

@@ -90,5 +90,6 @@ def build(ctx: StudioContext, shared: Shared) -> None:
                                shared.truncate], [probe_msg, probe_out, suggestions], api_name="probe")
     use_btn.click(lambda s: s or gr.skip(), [suggestions], [words], api_visibility="private")
     shared.data_sel.change(refresh_rows, [shared.data_sel, rows], [rows], api_visibility="private")
+    shared.on_load.append((do_coverage, cov_inputs, [feedback, coverage]))
     shared.on_load.append((panel["refresh"], [name], panel["history_outputs"]))
     shared.on_load.append((refresh_rows, [shared.data_sel, rows], [rows]))

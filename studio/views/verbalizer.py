@@ -29,9 +29,9 @@ def probe_html(res: dict[str, Any]) -> str:
     parts = []
     for ex in res["examples"]:
         top = " ".join(f"<span class='ps-chip' title='id {t['id']}'>{escape(readable(t['token']))} "
-                       f"<small>{t['prob']:.2f}</small></span>" for t in ex["top_k"])
+                       f"<small>{t['prob']:.2g}</small></span>" for t in ex["top_k"])
         words = html_table(["class", "label word", "p(word at mask)"],
-                           [[w["class"], w["word"], round(w["prob"], 4)] for w in ex["label_words"]])
+                           [[w["class"], w["word"], w["prob"]] for w in ex["label_words"]])
         gold = None if ex["gold"] is None else str(ex["gold"])
         parts.append(f"<div class='ps-example'><div class='ps-ex-head'>Row {ex['row']} · gold "
                      f"<b>{escape(str(gold))}</b> · {escape(str(ex['text'])[:160])}</div>"
