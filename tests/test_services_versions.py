@@ -68,6 +68,8 @@ def test_label_word_text_errors(text, where):
 def test_demo_project_bootstraps_once(ctx):
     first = project.bootstrap(ctx)
     assert "{mask}" in first["template"] and "positive" in first["label_words"]
+    # the Evaluate tab starts with the demo's calibration, so the first evaluation matches the CLI's demo
+    assert first["calibration"] == project.demo_config().get("eval", {}).get("calibration")
     versions.save(ctx, "template", ctx.project, "{text_a} Verdict: {mask}", "mine")
     again = project.bootstrap(ctx)
     assert again["template"] == "{text_a} Verdict: {mask}"  # the user's latest version, not the demo

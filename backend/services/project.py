@@ -41,4 +41,5 @@ def opening(ctx: StudioContext, name: str) -> dict[str, Any]:
     verbalizer = label_words_text(ctx.store.get_version("verbalizer", name).content)
     return {"name": name, "template": template, "label_words": verbalizer,
             "data": {"source": cfg["data"]["eval"], "split": cfg["data"].get("eval_split")},
-            "max_length": cfg.get("max_length", 256)}
+            "max_length": cfg.get("max_length", 256),
+            "calibration": (cfg.get("eval") or {}).get("calibration")}

@@ -29,7 +29,8 @@ def build(ctx: StudioContext, shared: Shared) -> None:
                 split = gr.Dropdown([], value=None, label="Split", allow_custom_value=True, elem_id="ps-eval-split")
                 sample = gr.Number(0, label="Sample: first N examples (0 = all)", precision=0, minimum=0,
                                    elem_id="ps-eval-sample")
-            calibrate = gr.Checkbox(False, label="Calibrate (content-free inputs remove the prompt's bias)",
+            calibrate = gr.Checkbox(bool(shared.opening.get("calibration")),
+                                    label="Calibrate (content-free inputs remove the prompt's bias)",
                                     elem_id="ps-eval-calibrate")
             go_btn = gr.Button("Evaluate", variant="primary", elem_id="ps-eval-run")
             msg = gr.HTML(elem_id="ps-eval-msg")
