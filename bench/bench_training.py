@@ -258,7 +258,7 @@ def rss_markdown(results: dict) -> None:
 def lama_markdown(out: dict) -> None:
     lines = [f"# LAMA {out['relation']} knowledge probing (SmolLM2-135M, frozen)", "",
              f"Manual template `{out['manual_template']}`; classes = the {out['classes']} single-token objects; "
-             f"{out['train']} training facts; precision@1 on {out['test_evaluated']} test facts.", "",
+             f"{out['train']} training facts; precision@1 on {out.get('test_evaluated', out.get('test'))} test facts.", "",
              "| template | precision@1 |", "|---|---|"]
     for name, r in out["results"].items():
         lines.append(f"| {name}: `{r['template']}` | {r['precision@1']:.4f} |")
