@@ -13,6 +13,8 @@ from typing import Any, Iterator
 import torch
 from torch import nn
 
+from backend.batching import collate
+from backend.prompts.encode import Encoded
 from backend.prompts.template import Template
 from backend.prompts.verbalizer import CompiledVerbalizer
 
@@ -163,15 +165,12 @@ class PromptModel(nn.Module):
         hidden = self.mask_hidden(batch)
         return self.class_scores(self.word_scores(self.label_logits(hidden)))
 
-    def exact_class_scores(self, encoded: list, pad_id: int) -> torch.Tensor:
+    def exact_class_scores(self, encoded: list[Encoded], pad_id: int) -> torch.Tensor:
         """Causal models: score each label word by teacher forcing (sum of its sub-token log-probs).
 
         Every (example, word) pair becomes one sequence ``prompt + word[:-1]``; the log-prob of sub-token k
         is read at the position just before it, normalised over the whole vocabulary.
         """
-        from backend.batching import collate
-        from backend.prompts.encode import Encoded
-
         words = [(c, w, toks) for c, ws in enumerate(self.verbalizer.token_ids) for w, toks in enumerate(ws)]
         seqs, reads = [], []
         for e in encoded:

@@ -75,7 +75,6 @@ class Encoded:
     profile: str
     decoder_input_ids: tuple[int, ...] | None = None
     dropped: tuple[tuple[int, int, int], ...] = ()   # (piece, offset in piece, token id) cut by truncation
-    piece_offsets: tuple[int, ...] = ()  # start position of each piece in input_ids (-1 if not present)
     warnings: tuple[str, ...] = ()
 
     @property
@@ -207,10 +206,8 @@ def encode(wrapped: Wrapped, tokenizer: Any, *, profile: str = "masked", max_len
     loss: list[int] = [-100] * len(info.prefix)
     soft: list[int] = [0] * len(info.prefix)
     piece_index: list[int] = [-1] * len(info.prefix)
-    offsets: list[int] = []
     mask_positions: list[int] = []
     for i, (p, ids) in enumerate(zip(pieces, cut)):
-        offsets.append(len(input_ids) if ids else -1)
         if p.loss_ids == 1 and profile != "causal":
             mask_positions.append(len(input_ids))
         input_ids.extend(ids)
@@ -231,8 +228,7 @@ def encode(wrapped: Wrapped, tokenizer: Any, *, profile: str = "masked", max_len
         mask_positions = [1]
     return Encoded(input_ids=tuple(input_ids), loss_ids=tuple(loss), soft_token_ids=tuple(soft),
                    piece_index=tuple(piece_index), mask_positions=tuple(mask_positions), profile=profile,
-                   decoder_input_ids=decoder_ids, dropped=dropped, piece_offsets=tuple(offsets),
-                   warnings=tuple(warnings))
+                   decoder_input_ids=decoder_ids, dropped=dropped, warnings=tuple(warnings))
 
 
 @dataclass(frozen=True)
