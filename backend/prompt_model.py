@@ -4,6 +4,12 @@ Only what classification needs is computed: the LM head's input is captured at t
 (the head's own B x L x V product is skipped by a pre-hook that hands it an empty slice), and logits are
 formed for the label-word rows of the output embedding only. Full-vocabulary logits at the mask are
 computed only when top-k tokens are asked for.
+
+Causal LMs also compute the batch's shared prefix once: a template's leading soft tokens and fixed text
+(prompt tuning's 20 soft tokens, a chat template's system prompt) are the same tokens in every row, and
+in a causal model their keys and values do not depend on what follows. They are run for one row, the
+cache is repeated across the batch, and only the rest of each row goes through the model; gradients
+still reach the soft tokens through the cached keys and values.
 """
 from __future__ import annotations
 
@@ -56,14 +62,19 @@ def _init_soft_rows(emb: nn.Embedding, template: Template, input_emb: torch.Tens
             emb.weight[sid] = input_emb[row].to(emb.weight.dtype)
 
 
+# Below this many shared tokens the extra one-row forward costs more than it saves.
+MIN_SHARED_PREFIX = 4
+
+
 class PromptModel(nn.Module):
     """Wraps a transformers model; ``forward(batch)`` returns class log-probabilities (B, C)."""
 
     def __init__(self, plm: nn.Module, kind: str, template: Template, verbalizer: CompiledVerbalizer,
-                 *, seed: int = 0) -> None:
+                 *, seed: int = 0, share_prefix: bool = True) -> None:
         super().__init__()
         self.plm = plm
         self.kind = kind
+        self.share_prefix = share_prefix
         self.template = template
         self.verbalizer = verbalizer
         input_emb = plm.get_input_embeddings().weight
@@ -112,13 +123,47 @@ class PromptModel(nn.Module):
             inputs["use_cache"] = False
         return inputs
 
+    def shared_prefix_length(self, batch: dict[str, torch.Tensor]) -> int:
+        """How many leading positions every row shares (0 when sharing does not apply).
+
+        Only for causal LMs without PEFT's own virtual tokens (they already sit in front) and without
+        activation checkpointing in training (transformers drops the cache there). The shared part stops
+        before the first mask and before the end of the shortest row, so every row keeps its own tokens.
+        """
+        ids = batch["input_ids"]
+        if not self.share_prefix or self.kind != "causal" or ids.shape[0] < 2 or "decoder_input_ids" in batch:
+            return 0
+        peft_cfg = getattr(self.plm, "active_peft_config", None)
+        if peft_cfg is not None and getattr(peft_cfg, "is_prompt_learning", False):
+            return 0
+        if self.training and any(getattr(m, "gradient_checkpointing", False) for m in self.plm.modules()):
+            return 0
+        same = (ids == ids[:1]).all(0) & (batch["soft_token_ids"] == batch["soft_token_ids"][:1]).all(0)
+        length = int(same.int().argmin()) if not bool(same.all()) else ids.shape[1]
+        limit = min(int(batch["mask_pos"].min()), int(batch["attention_mask"].sum(1).min()) - 1)
+        length = min(length, limit)
+        return length if length >= MIN_SHARED_PREFIX else 0
+
+    def _cached_prefix_inputs(self, inputs: dict[str, Any], length: int) -> dict[str, Any]:
+        """Run the first ``length`` positions for one row; the rest of the batch continues from its cache."""
+        key = "inputs_embeds" if "inputs_embeds" in inputs else "input_ids"
+        x, att = inputs[key], inputs["attention_mask"]
+        head = self.plm(**{key: x[:1, :length]}, attention_mask=att[:1, :length], use_cache=True)
+        cache = head.past_key_values
+        cache.batch_repeat_interleave(x.shape[0])
+        return {key: x[:, length:], "attention_mask": att, "past_key_values": cache, "use_cache": True}
+
     def mask_hidden(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """The LM head's input at the position where the label is read: (B, H)."""
+        inputs = self._model_inputs(batch)
+        shared = self.shared_prefix_length(batch)
         with capture_head_input(self.plm) as box:
-            self.plm(**self._model_inputs(batch))
+            if shared:
+                inputs = self._cached_prefix_inputs(inputs, shared)
+            self.plm(**inputs)
         hidden = box["hidden"]
         rows = torch.arange(hidden.shape[0], device=hidden.device)
-        return hidden[rows, batch["mask_pos"]]
+        return hidden[rows, batch["mask_pos"] - shared]
 
     def _head_rows(self, hidden: torch.Tensor, rows: torch.Tensor | None) -> torch.Tensor:
         head = self.plm.get_output_embeddings()

@@ -198,8 +198,13 @@ def cmd_speed(args: argparse.Namespace) -> None:
                           "note": "steps interleaved ours / PEFT(max_length) / PEFT(dynamic) so machine load "
                                   "hits all three alike; median seconds per optimizer step"},
               "methods": {}}
+    path = RESULTS / "training_speed.json"
+    if args.methods != "all" and path.exists():    # rerun some methods, keep the others' figures
+        report["methods"] = json.loads(path.read_text()).get("methods", {})
     for method in ({"name": "prompt-tuning", "num_tokens": 20}, {"name": "prefix-tuning", "num_tokens": 16},
                    {"name": "lora", "r": 8}):
+        if args.methods != "all" and method["name"] not in args.methods.split(","):
+            continue
         fns = {"ours": _our_step_fn(loaded, method, batches),
                "peft_max_length": _peft_step_fn(loaded, method, batches, "max_length"),
                "peft_dynamic": _peft_step_fn(loaded, method, batches, "longest")}
@@ -245,14 +250,83 @@ def speed_markdown(report: dict) -> None:
 
 
 def rss_markdown(results: dict) -> None:
-    lines = ["# Peak RSS of soft-prompt training (SmolLM2-135M fp32, CPU, batch 8)", "",
-             "| variant | peak RSS | / fp32 weights | (peak - runtime before weights) / weights |", "|---|---|---|---|"]
+    lines = ["# Peak RSS of soft-prompt training (SmolLM2-135M fp32, CPU, batch 8, prompt tuning, 20 soft tokens)", "",
+             "Peak during training = the kernel's high-water mark (VmHWM), reset once the model is loaded, so "
+             "loading transients are not counted. Runtime = RSS of the process before any weight is loaded "
+             "(Python, torch, transformers, tokenizer, data).", "",
+             "| variant | runtime | + weights (training start) | peak during training | peak / fp32 weights "
+             "| (peak - runtime) / fp32 weights | s/step |",
+             "|---|---|---|---|---|---|---|"]
     for name, r in results.items():
-        lines.append(f"| {name} | {r['peak_rss_bytes'] / 2**20:.0f} MiB | {r['ratio']:.2f} | "
-                     f"{r['ratio_above_runtime']:.2f} |")
-    lines += ["", "The runtime (Python, torch, transformers, data) is ~450 MiB before any weight is loaded; the "
-              "backward pass through the frozen model keeps ~400 MiB of activations unless `checkpointing` is on."]
+        if "train_peak_bytes" not in r:
+            continue
+        mib = lambda b: f"{b / 2**20:.0f} MiB"   # noqa: E731
+        lines.append(f"| {name} | {mib(r['runtime_bytes'])} | {mib(r['start_bytes'])} | {mib(r['train_peak_bytes'])} "
+                     f"| {r['ratio']:.2f} | {r['ratio_above_runtime']:.2f} | {r['s_per_step']:.2f} |")
+    lines += ["", "The Python + torch + transformers runtime alone is about 0.8x the weights of this 135M model, so "
+              "the whole process cannot stay under 1.5x the weights; what training adds on top of the runtime "
+              "(weights, activations kept for the backward pass, optimizer state) is the figure the target is "
+              "read against."]
     (RESULTS / "training_rss.md").write_text("\n".join(lines) + "\n")
+
+
+def _rss_now() -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+def _rss_peak() -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+def _reset_rss_peak() -> None:
+    Path("/proc/self/clear_refs").write_text("5")   # Linux: reset VmHWM to the current RSS
+
+
+def cmd_rss(args: argparse.Namespace) -> None:
+    """Peak RSS of soft-prompt training (this process does nothing else) vs the fp32 weight bytes."""
+    import gc
+
+    from backend.config import RunConfig
+    from backend.models import load_model
+    from backend.training.run import RunData, run_training
+
+    train = k_shot(read_jsonl(SST2 / "train.jsonl"), 16, 13)
+    dev = read_jsonl(SST2 / "dev.jsonl")[:32]
+    import accelerate  # noqa: F401  (imported by training; counted in the runtime, not in training)
+    import peft  # noqa: F401
+
+    gc.collect()
+    runtime = _rss_now()
+    loaded = load_model("smollm2-135m-instruct", dtype="float32")
+    weights = sum(p.numel() * 4 for p in {id(p): p for p in loaded.model.parameters()}.values())
+    gc.collect()
+    start = _rss_now()
+    _reset_rss_peak()
+    cfg = RunConfig.from_dict({"model": "smollm2-135m-instruct", "data": {"eval": "sst2"}, "template": TEMPLATE,
+                               "verbalizer": VERBALIZER,
+                               "method": {"name": "prompt-tuning", "checkpointing": args.checkpointing},
+                               "train": {"steps": args.steps, "batch_size": 8, "output_dir": "/tmp/ps-bench-rss"}})
+    t0 = time.perf_counter()
+    res = run_training(cfg, loaded=loaded, data=RunData(train=train, dev=dev))
+    elapsed = time.perf_counter() - t0
+    peak = _rss_peak()
+    out = {"runtime_bytes": runtime, "start_bytes": start, "train_peak_bytes": peak,
+           "process_peak_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+           "fp32_weight_bytes": weights, "ratio": peak / weights, "ratio_above_runtime": (peak - runtime) / weights,
+           "s_per_step": elapsed / max(1, res.steps), "steps": res.steps,
+           "method": "prompt-tuning (20 soft tokens)", "checkpointing": args.checkpointing}
+    path = RESULTS / "training_rss.json"
+    results = json.loads(path.read_text()) if path.exists() else {}
+    results["checkpointing" if args.checkpointing else "default"] = out
+    path.write_text(json.dumps(results, indent=2))
+    rss_markdown(results)
+    print(json.dumps(out))
 
 
 def lama_markdown(out: dict) -> None:
@@ -263,37 +337,6 @@ def lama_markdown(out: dict) -> None:
     for name, r in out["results"].items():
         lines.append(f"| {name}: `{r['template']}` | {r['precision@1']:.4f} |")
     (RESULTS / "training_lama.md").write_text("\n".join(lines) + "\n")
-
-
-def cmd_rss(args: argparse.Namespace) -> None:
-    """Peak RSS of soft-prompt training (this process does nothing else) vs the fp32 weight bytes."""
-    from backend.config import RunConfig
-    from backend.models import load_model
-    from backend.training.run import RunData, run_training
-
-    train = k_shot(read_jsonl(SST2 / "train.jsonl"), 16, 13)
-    dev = read_jsonl(SST2 / "dev.jsonl")[:32]
-    import gc
-
-    gc.collect()
-    loaded = load_model("smollm2-135m-instruct", dtype="float32")
-    weights = sum(p.numel() * 4 for p in {id(p): p for p in loaded.model.parameters()}.values())
-    baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024   # interpreter + torch, before weights
-    cfg = RunConfig.from_dict({"model": "smollm2-135m-instruct", "data": {"eval": "sst2"}, "template": TEMPLATE,
-                               "verbalizer": VERBALIZER,
-                               "method": {"name": "prompt-tuning", "checkpointing": args.checkpointing},
-                               "train": {"steps": args.steps, "batch_size": 8, "output_dir": "/tmp/ps-bench-rss"}})
-    run_training(cfg, loaded=loaded, data=RunData(train=train, dev=dev))
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    out = {"peak_rss_bytes": peak, "fp32_weight_bytes": weights, "ratio": peak / weights,
-           "runtime_baseline_bytes": baseline, "ratio_above_runtime": (peak - baseline) / weights,
-           "steps": args.steps, "method": "prompt-tuning (20 soft tokens)", "checkpointing": args.checkpointing}
-    path = RESULTS / "training_rss.json"
-    results = json.loads(path.read_text()) if path.exists() else {}
-    results["checkpointing" if args.checkpointing else "default"] = out
-    path.write_text(json.dumps(results, indent=2))
-    rss_markdown(results)
-    print(json.dumps(out))
 
 
 # ------------------------------------------------------------------------------------------- LAMA
@@ -361,6 +404,7 @@ def main() -> None:
     sw.set_defaults(func=cmd_sweep)
     sp = sub.add_parser("speed")
     sp.add_argument("--steps", type=int, default=8)
+    sp.add_argument("--methods", default="all", help="comma-separated subset of prompt-tuning,prefix-tuning,lora")
     sp.set_defaults(func=cmd_speed)
     rs = sub.add_parser("rss")
     rs.add_argument("--steps", type=int, default=10)
