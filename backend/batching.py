@@ -116,6 +116,30 @@ def length_sorted_batches(lengths: Sequence[int], batch_size: int, *, shuffle_se
     return batches
 
 
+def split_by_tokens(rows: Sequence[int], lengths: Sequence[int], budget: int | None) -> list[list[int]]:
+    """Consecutive chunks of ``rows`` whose padded size (rows x longest row) stays within ``budget``
+    tokens; every chunk has at least one row. ``budget`` None or 0: one chunk.
+
+    Training accumulates the chunks' gradients into one optimizer step, so the step is the same while the
+    activations kept for the backward pass shrink with the chunk (see TrainOptions.micro_batch_tokens).
+    """
+    if not budget:
+        return [list(rows)]
+    chunks: list[list[int]] = []
+    current: list[int] = []
+    width = 0
+    for r in rows:
+        w = max(width, lengths[r])
+        if current and w * (len(current) + 1) > budget:
+            chunks.append(current)
+            current, w = [], lengths[r]
+        current.append(r)
+        width = w
+    if current:
+        chunks.append(current)
+    return chunks
+
+
 def collate(encoded: Iterable[Encoded], pad_id: int, device: torch.device | str = "cpu") -> dict[str, torch.Tensor]:
     """Right-pad a list of encodings to the longest one; returns model-ready tensors."""
     encs = list(encoded)

@@ -16,7 +16,7 @@ from typing import Any, Callable, Sequence
 import torch
 from safetensors.torch import load_file, save_file
 
-from backend.batching import EncodeSettings, collate, length_sorted_batches
+from backend.batching import EncodeSettings, collate, length_sorted_batches, split_by_tokens
 from backend.evaluate import evaluate
 from backend.methods.build import TunedModel
 from backend.prompts.encode import Encoded
@@ -99,7 +99,8 @@ def train_loop(tuned: TunedModel, tokenizer: Any, data: TrainData, opts: Resolve
                cancel_check: Callable[[], bool] | None = None, resume: bool = False) -> LoopResult:
     pm = tuned.pm
     optimizer, scheduler = make_optimizer(tuned, opts)
-    plan = BatchPlan([e.length for e in data.encoded], opts.batch_size, seed)
+    lengths = [e.length for e in data.encoded]
+    plan = BatchPlan(lengths, opts.batch_size, seed)
     state: dict[str, Any] = {"step": 0, "best_metric": None, "best_step": None, "bad_evals": 0, "history": []}
     if resume and has_checkpoint(out_dir):
         state = load_checkpoint(out_dir, pm, optimizer, scheduler)
@@ -121,13 +122,16 @@ def train_loop(tuned: TunedModel, tokenizer: Any, data: TrainData, opts: Resolve
         loss_sum, tokens, epoch = 0.0, 0, 0.0
         for micro in range(opts.grad_accum):
             idx, epoch = plan((step * opts.grad_accum + micro) * nproc + rank)
-            batch = collate([data.encoded[i] for i in idx], data.pad_id, device)
-            with accelerator.autocast():
-                logp = pm_prepared(batch)
-                loss = torch.nn.functional.nll_loss(logp.float(), labels[idx].to(device)) / opts.grad_accum
-            accelerator.backward(loss)
-            loss_sum += float(loss.detach())
-            tokens += int(batch["attention_mask"].sum())
+            # Chunks of the batch within the token budget; summed losses over len(idx) = the batch's mean.
+            for chunk in split_by_tokens(idx, lengths, opts.micro_batch_tokens):
+                batch = collate([data.encoded[i] for i in chunk], data.pad_id, device)
+                with accelerator.autocast():
+                    logp = pm_prepared(batch)
+                    loss = torch.nn.functional.nll_loss(logp.float(), labels[chunk].to(device), reduction="sum")
+                    loss = loss / (len(idx) * opts.grad_accum)
+                accelerator.backward(loss)
+                loss_sum += float(loss.detach())
+                tokens += int(batch["attention_mask"].sum())
         if opts.max_grad_norm > 0:
             accelerator.clip_grad_norm_([p for _, p in tuned.trainable()], opts.max_grad_norm)
         optimizer_prepared.step()

@@ -25,6 +25,7 @@ class Resolved:
     soft_lr: float
     batch_size: int
     grad_accum: int
+    micro_batch_tokens: int            # 0: no split
     warmup_steps: int
     eval_every: int | None
     checkpoint_every: int
@@ -34,7 +35,10 @@ class Resolved:
     weight_decay: float
 
 
-def resolve(train: object, method_name: str, n_train: int) -> Resolved:
+CPU_MICRO_BATCH_TOKENS = 256
+
+
+def resolve(train: object, method_name: str, n_train: int, device_type: str = "cpu") -> Resolved:
     """``train`` is backend.config.TrainOptions; ``n_train`` the number of training examples."""
     bs = int(getattr(train, "batch_size", 8))
     accum = int(getattr(train, "grad_accum", 1) or 1)
@@ -48,10 +52,15 @@ def resolve(train: object, method_name: str, n_train: int) -> Resolved:
     lr = getattr(train, "lr", None) or get_method(method_name).default_lr
     if lr <= 0:
         raise ConfigError("train.lr: must be positive")
+    micro = getattr(train, "micro_batch_tokens", None)
+    if micro is None:
+        micro = CPU_MICRO_BATCH_TOKENS if device_type == "cpu" else 0
+    if micro < 0:
+        raise ConfigError("train.micro_batch_tokens: must be 0 (no split) or a positive number of tokens")
     eval_every = getattr(train, "eval_every", None)
     ckpt_every = eval_every or max(1, total // 10)
     return Resolved(total_steps=max(1, int(total)), lr=float(lr), soft_lr=max(float(lr), SoftPrompt.default_lr),
-                    batch_size=bs, grad_accum=accum,
+                    batch_size=bs, grad_accum=accum, micro_batch_tokens=int(micro),
                     warmup_steps=int(round(float(getattr(train, "warmup_ratio", 0.06)) * total)),
                     eval_every=eval_every, checkpoint_every=ckpt_every,
                     patience=getattr(train, "early_stopping", None), metric=getattr(train, "metric", "accuracy"),

@@ -119,7 +119,7 @@ def run_training(config: RunConfig, *, sink: Sink | None = None, cancel_check: C
     accelerator = _accelerator(config, loaded.device)
     status, steps, best_step, best_metric, history = "succeeded", 0, None, None, []
     if tuned.method.trains and counts["trainable"] > 0:
-        opts = resolve(config.train, config.method.name, len(data.train))
+        opts = resolve(config.train, config.method.name, len(data.train), loaded.device.type)
         encoded = encode_examples(tuned.pm.template, data.train, loaded.tokenizer, settings, info)
         labels = gold_indices(data.train, list(tuned.verbalizer.classes))
         dev = data.dev[:config.train.eval_limit] if config.train.eval_limit else data.dev
