@@ -337,7 +337,8 @@ def cmd_rss(args: argparse.Namespace) -> None:
 def lama_markdown(out: dict) -> None:
     lines = [f"# LAMA {out['relation']} knowledge probing (SmolLM2-135M, frozen)", "",
              f"Manual template `{out['manual_template']}`; classes = the {out['classes']} single-token objects; "
-             f"{out['train']} training facts; precision@1 on {out.get('test_evaluated', out.get('test'))} test facts.", "",
+             f"{out['train']} training facts, {out.get('dev', '?')} dev facts (checkpoint selection); precision@1 on "
+             f"{out.get('test_evaluated', out.get('test'))} test facts.", "",
              "| template | precision@1 |", "|---|---|"]
     for name, r in out["results"].items():
         lines.append(f"| {name}: `{r['template']}` | {r['precision@1']:.4f} |")
@@ -377,16 +378,20 @@ def cmd_lama(args: argparse.Namespace) -> None:
     path = RESULTS / "training_lama.json"
     out = json.loads(path.read_text()) if path.exists() else {}
     out.update({"relation": rel, "manual_template": manual, "classes": len(classes), "train": len(splits["train"]),
-                "test_evaluated": len(splits["test"][: args.test_limit or None])})
+                "test_evaluated": len(splits["test"][: args.test_limit or None]), "dev": len(splits["dev"])})
     out.setdefault("results", {})
-    data = RunData(train=splits["train"], dev=splits["test"][: args.test_limit or None], classes=classes)
+    # P-tuning's protocol: train on train, pick the checkpoint on dev, report test.
+    data = RunData(train=splits["train"], dev=splits["dev"], test=splits["test"][: args.test_limit or None],
+                   classes=classes)
     for name, (template, method) in templates.items():
-        name = f"{name}, lr {args.lr:g}, {args.steps} steps" if method["name"] != "zero-shot" else name
+        name = (f"{name}, lr {args.lr:g}, {args.steps} steps, best of every {args.eval_every} on dev"
+                if method["name"] != "zero-shot" else name)
         if name in out["results"] or (args.only and args.only not in name):
             continue
         cfg = RunConfig.from_dict({"model": "smollm2-135m-instruct", "data": {"eval": "lama"}, "template": template,
                                    "verbalizer": verbalizer, "method": method, "max_length": 64,
                                    "train": {"steps": args.steps, "batch_size": 16, "lr": args.lr,
+                                             "eval_every": args.eval_every,
                                              "output_dir": f"/tmp/ps-lama/{len(out['results'])}"}})
         res = run_training(cfg, loaded=loaded, data=data, seed=13)
         out["results"][name] = {"template": template, "precision@1": res.metrics["accuracy"],
@@ -420,6 +425,7 @@ def main() -> None:
     lm.add_argument("--steps", type=int, default=60)
     lm.add_argument("--test-limit", type=int, default=0)
     lm.add_argument("--lr", type=float, default=1e-2)
+    lm.add_argument("--eval-every", type=int, default=10, help="evaluate on dev, keep the best checkpoint")
     lm.add_argument("--only", default="", help="run only templates whose name contains this")
     lm.set_defaults(func=cmd_lama)
     args = p.parse_args()

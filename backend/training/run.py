@@ -33,7 +33,7 @@ class TrainResult:
     status: str                              # succeeded | cancelled
     method: str
     seed: int
-    metrics: dict[str, Any]                  # final dev metrics (best checkpoint), scalars only
+    metrics: dict[str, Any]                  # final metrics (best checkpoint) on test, else dev; scalars only
     steps: int = 0
     best_step: int | None = None
     best_metric: float | None = None
@@ -57,6 +57,7 @@ class RunData:
     train: list[Example]
     dev: list[Example]
     classes: list[str] | None = None
+    test: list[Example] | None = None     # final metrics here when given; dev then only selects checkpoints
 
 
 def load_run_data(cfg: RunConfig) -> RunData:
@@ -132,7 +133,8 @@ def run_training(config: RunConfig, *, sink: Sink | None = None, cancel_check: C
         status, steps, best_step, best_metric, history = (res.status, res.steps, res.best_step, res.best_metric,
                                                           res.history)
     tuned.pm.eval()
-    final = evaluate(tuned.pm, loaded.tokenizer, data.dev, settings=settings, batch_size=config.eval.batch_size)
+    final = evaluate(tuned.pm, loaded.tokenizer, data.test if data.test is not None else data.dev,
+                     settings=settings, batch_size=config.eval.batch_size)
     metrics = scalar_metrics(final.metrics)
     for k, v in metrics.items():
         sink.emit(f"final/{k}", v, steps)
