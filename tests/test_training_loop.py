@@ -182,3 +182,13 @@ def test_micro_batches_give_the_same_step(bert_tok, smol_tok, tmp_path, kind):
     # on a near-zero gradient can move an element by a little: compare at 1% of one step (lr 0.01).
     for name in whole:
         torch.testing.assert_close(split[name], whole[name], atol=1e-4, rtol=0, msg=name)
+
+
+def test_test_split_gets_the_final_metrics_and_dev_picks_the_checkpoint(bert_tok, tmp_path):
+    data = RunData(train=DATA.train, dev=_examples(8, 1), test=_examples(5, 2))
+    sink = MemorySink()
+    res = run_training(_cfg("masked", {"name": "soft-prompt"}, tmp_path, steps=4, eval_every=2), sink=sink,
+                       loaded=tiny_model("masked", bert_tok), data=data)
+    assert res.metrics["n"] == 5                                     # final: the test split
+    assert [h["step"] for h in res.history] == [2, 4] and res.best_step in (2, 4)   # selection: dev
+    assert sink.values("eval/n") == [8, 8]

@@ -64,8 +64,11 @@ def init_rows(pm: PromptModel, ids: list[int], init: str, text: str | None, toke
 
 
 class PromptTuning(Method):
+    """Lester et al. train prompts at a high rate (0.3 with Adafactor); with AdamW on SmolLM2, SST-2, 16 shots
+    per class and 40 steps, 3e-2 beat 3e-3 on a held-out slice of the training set (bench/bench_training.py)."""
+
     name = "prompt-tuning"
-    default_lr = 3e-3
+    default_lr = 3e-2
     options = {"num_tokens": (int, 20), "init": (str, "labels"), "init_text": (str, None)}
 
     def validate(self, opts: dict[str, Any]) -> None:

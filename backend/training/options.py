@@ -1,7 +1,7 @@
 """Resolved training options: the config's TrainOptions with the method's defaults filled in.
 
 Defaults are the published starting points, checked on SST-2 with SmolLM2 (bench/bench_training.py):
-soft prompts / P-tuning 3e-3, prefix 5e-3, LoRA 5e-4, IA3 3e-3, adapters / BitFit 1e-3, full 2e-5.
+soft prompts / P-tuning 3e-3, prompt tuning 3e-2, prefix 5e-3, LoRA 5e-4, IA3 3e-3, adapters / BitFit 1e-3, full 2e-5.
 Soft tokens and the soft verbalizer always get at least the soft-prompt rate, even beside a delta
 trained at a much lower one (LoRA + soft tokens), because they do not learn at LoRA's rate.
 """
