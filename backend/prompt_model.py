@@ -75,6 +75,8 @@ class PromptModel(nn.Module):
         self.plm = plm
         self.kind = kind
         self.share_prefix = share_prefix
+        # A trained verbalizer head (backend.methods.heads, WARP) replaces the LM head's label-word rows.
+        self.register_module("soft_verbalizer", None)
         self.template = template
         self.verbalizer = verbalizer
         input_emb = plm.get_input_embeddings().weight
@@ -175,7 +177,9 @@ class PromptModel(nn.Module):
         return out.float()
 
     def label_logits(self, hidden: torch.Tensor) -> torch.Tensor:
-        """Logits of the label-word sub-tokens only: (B, R)."""
+        """Logits of the label-word sub-tokens only: (B, R), from the soft verbalizer when one is attached."""
+        if self.soft_verbalizer is not None:
+            return self.soft_verbalizer(hidden)
         return self._head_rows(hidden, self.label_rows)
 
     def vocab_logits(self, hidden: torch.Tensor) -> torch.Tensor:

@@ -137,6 +137,9 @@ def test_soft_verbalizer_starts_at_the_manual_verbalizer(bert_tok):
     words.pm.eval(), soft.pm.eval()
     with torch.no_grad():
         assert torch.allclose(words.pm(b), soft.pm(b), atol=1e-5)
+        soft.pm.soft_verbalizer.bias.add_(torch.tensor([5.0, -5.0]))   # the head is what scores the words
+        assert soft.pm(b)[:, 0].gt(words.pm(b)[:, 0]).all()
+    assert "soft_verbalizer.weight" in soft.pm.state_dict() and "soft_verbalizer.weight" not in words.pm.state_dict()
 
 
 def test_parameter_counts_count_tied_weights_once(smol_tok):

@@ -1,7 +1,7 @@
 """Verbalizer heads: the soft verbalizer (WARP, Hambardzumyan et al. 2021).
 
 Each label word gets a trainable vector initialised from its row of the LM head (plus the head's bias),
-so training starts exactly at the manual verbalizer's scores and moves from there. The head replaces
+so training starts exactly at the manual verbalizer's scores and moves from there. The head produces
 ``PromptModel.label_logits`` (the (B, R) label-row logits), so multi-token rules, aggregation and
 calibration keep working unchanged.
 """
@@ -28,12 +28,8 @@ class SoftVerbalizer(nn.Module):
 
 
 def attach_soft_verbalizer(pm: PromptModel) -> SoftVerbalizer:
-    """Register the head on ``pm`` (so it is saved and moved with it) and route label_logits to it.
-
-    PromptModel has no head hook yet: the bound method is shadowed on the instance, which nn.Module
-    allows because ``label_logits`` is looked up before ``_modules``.
-    """
+    """Install the head as ``pm.soft_verbalizer`` (saved and moved with the PromptModel; its
+    ``label_logits`` reads from it)."""
     head = SoftVerbalizer(pm)
-    pm.add_module("soft_verbalizer", head)
-    pm.__dict__["label_logits"] = head
+    pm.soft_verbalizer = head
     return head
