@@ -4,8 +4,10 @@ Prompt-based runs (zero-shot, soft prompts, prompt tuning, P-tuning) only add ro
 frozen model, and prefix runs only add a PEFT wrapper that injects nothing, so they share the base as
 is. LoRA (or IA3) runs become named adapters of one PEFT host model (loaded from each run's PEFT
 adapter folder); a request selects its adapter with ``set_adapter`` and every other request runs with
-the adapters disabled. Runs that rewrite base weights (adapter, bitfit, full) get a private copy of
-the base: sharing those would need weight swapping on every switch.
+the adapters disabled. Bottleneck-adapter runs hook their blocks onto the shared base, switched off
+except for their own requests. BitFit runs keep their biases aside and swap them in for their own
+requests (a few hundred KB), restoring the base's afterwards. Only full fine-tuning, which rewrites every
+weight, gets a private copy of the base.
 
 ``python -m backend predict --run ID --run ID --text ...`` prints each run's class probabilities.
 """
@@ -17,7 +19,7 @@ import copy
 import json
 import shutil
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
@@ -46,6 +48,8 @@ class Served:
     pm: PromptModel
     meta: dict[str, Any]
     adapter: str | None = None         # PEFT adapter name on the host
+    gates: list[Any] = field(default_factory=list)                  # AdapterSets switched on for this run
+    biases: list[tuple[torch.nn.Parameter, torch.Tensor]] = field(default_factory=list)   # BitFit: swapped in
 
 
 def _verbalizer(meta: dict[str, Any]) -> Verbalizer:
@@ -77,6 +81,13 @@ class MultiRunServer:
             self.runs[key] = Served(tuned.pm, meta)
         elif method in HOSTED:
             self.runs[key] = self._attach_hosted(key, meta)
+        elif method == "adapter":
+            tuned = load_trained(run_dir, self.base, self.tokenizer)
+            gate = tuned.pm.adapters
+            gate.active = False
+            self.runs[key] = Served(tuned.pm, meta, gates=[gate])
+        elif method == "bitfit":
+            self.runs[key] = self._attach_bitfit(meta)
         else:
             tuned = load_trained(run_dir, copy.deepcopy(self.base), self.tokenizer)
             self.runs[key] = Served(tuned.pm, meta)
@@ -94,29 +105,48 @@ class MultiRunServer:
                 self.host.load_adapter(str(adapter_dir), adapter_name=name, is_trainable=False)
             except ValueError as exc:
                 raise ConfigError(f"run {key!r} cannot share this server's PEFT host: {exc}", field="run") from None
+        return Served(self._own_model(meta, self.host), meta, adapter=name)
+
+    def _own_model(self, meta: dict[str, Any], plm: Any) -> PromptModel:
+        """The run's PromptModel on ``plm`` with its own (non-PLM) tensors: soft tokens, soft verbalizer."""
         template = compile_template(meta["template_text"], self.tokenizer)
         verb = compile_verbalizer(_verbalizer(meta), self.tokenizer, prefix=mask_prefix(template))
-        pm = PromptModel(self.host, self.kind, template, verb)
+        pm = PromptModel(plm, self.kind, template, verb)
         if meta["options"].get("head") == "soft":
             attach_soft_verbalizer(pm)
         weights = Path(meta["_dir"]) / "trainable.safetensors"
         if weights.exists():
             own = {k: v for k, v in load_file(str(weights)).items() if not k.startswith("plm.")}
             load_trainable_state(pm, own)
-        return Served(pm, meta, adapter=name)
+        return pm
+
+    def _attach_bitfit(self, meta: dict[str, Any]) -> Served:
+        """The run's biases, matched to the base's parameters by name (PEFT's ``.base_layer`` ignored, so a
+        LoRA host on the same base does not hide them)."""
+        params = {n.replace(".base_layer", ""): p for n, p in self.base.named_parameters()}
+        biases = []
+        for name, tensor in load_file(str(Path(meta["_dir"]) / "trainable.safetensors")).items():
+            if not name.startswith("plm."):
+                continue
+            target = params.get(name[len("plm."):])
+            if target is None or target.shape != tensor.shape:
+                raise ConfigError(f"run {meta.get('run_id', '')} does not fit this base model: {name}", field="run")
+            biases.append((target, tensor.to(target.device, target.dtype)))
+        return Served(self._own_model(meta, self.base), meta, biases=biases)
 
     # ------------------------------------------------------------------ requests
 
     @contextlib.contextmanager
     def _selected(self, served: Served) -> Iterator[None]:
-        if self.host is None:
+        with contextlib.ExitStack() as stack:
+            if self.host is not None:
+                if served.adapter is not None:
+                    self.host.set_adapter(served.adapter)
+                else:
+                    stack.enter_context(self.host.disable_adapter())
+            stack.enter_context(_switched_on(served.gates))
+            stack.enter_context(_swapped_in(served.biases))
             yield
-        elif served.adapter is not None:
-            self.host.set_adapter(served.adapter)
-            yield
-        else:
-            with self.host.disable_adapter():
-                yield
 
     def scores(self, key: str, examples: Sequence[Example]) -> torch.Tensor:
         """Class log-probabilities (N, C) of run ``key`` for ``examples``."""
@@ -136,6 +166,31 @@ class MultiRunServer:
         classes = list(self.runs[key].pm.verbalizer.classes)
         return [{"text": t, "predicted": classes[int(p.argmax())],
                  "probs": {c: float(p[i]) for i, c in enumerate(classes)}} for t, p in zip(texts, probs)]
+
+
+@contextlib.contextmanager
+def _switched_on(gates: Sequence[Any]) -> Iterator[None]:
+    for g in gates:
+        g.active = True
+    try:
+        yield
+    finally:
+        for g in gates:
+            g.active = False
+
+
+@contextlib.contextmanager
+def _swapped_in(biases: Sequence[tuple[torch.nn.Parameter, torch.Tensor]]) -> Iterator[None]:
+    saved = [p.detach().clone() for p, _ in biases]
+    with torch.no_grad():
+        for p, t in biases:
+            p.copy_(t)
+    try:
+        yield
+    finally:
+        with torch.no_grad():
+            for (p, _), old in zip(biases, saved):
+                p.copy_(old)
 
 
 def materialize_run(store: Any, run_id: int, dest: Path) -> Path:

@@ -144,6 +144,41 @@ def test_several_runs_served_on_one_base(smol_tok, tmp_path):
     assert set(out[0]["probs"]) == {"negative", "positive"}
 
 
+def _standalone_scores(run_dir, kind, tok, examples):
+    from backend.batching import EncodeSettings, collate, encode_examples
+    from backend.prompts.encode import describe_tokenizer
+
+    ref = load_trained(run_dir, tiny_model(kind, tok).model, tok).pm.eval()
+    encs = encode_examples(ref.template, examples, tok, EncodeSettings(profile=kind))
+    with torch.no_grad():
+        return ref(collate(encs, describe_tokenizer(tok).pad_id))
+
+
+@pytest.mark.slow
+def test_adapter_and_bitfit_runs_share_the_base(bert_tok, tmp_path):
+    """Adapters are switched on per request and BitFit biases swapped in and back: no copy of the base."""
+    runs = {"pfeiffer": {"name": "adapter"}, "houlsby": {"name": "adapter", "style": "houlsby"},
+            "bitfit": {"name": "bitfit"}, "lora": {"name": "lora"}, "soft": {"name": "soft-prompt"}}
+    for key, method in runs.items():
+        _trained_state("masked", bert_tok, method, tmp_path / key, lr=0.05)
+    server = MultiRunServer(tiny_model("masked", bert_tok))
+    pristine = {n: p.detach().clone() for n, p in server.base.named_parameters()}
+    for key in runs:
+        server.attach(key, tmp_path / key)
+    for key in ("pfeiffer", "houlsby", "bitfit"):
+        assert server.runs[key].pm.plm is server.base
+    want = {key: _standalone_scores(tmp_path / key, "masked", bert_tok, DATA.dev) for key in runs}
+    assert (want["bitfit"] - want["soft"]).abs().max() > 1e-4      # the runs really differ
+    for key in ["bitfit", "pfeiffer", "soft", "houlsby", "lora", "bitfit", "soft"]:
+        got = server.scores(key, DATA.dev)
+        assert (got - want[key]).abs().max() <= 1e-5, key
+    # BitFit's biases went back after every request (LoRA's host renames wrapped layers to .base_layer).
+    after = {n.replace(".base_layer", ""): p for n, p in server.base.named_parameters() if "lora_" not in n}
+    assert after.keys() == pristine.keys()
+    for name, value in pristine.items():
+        assert torch.equal(after[name], value), name
+
+
 def test_split_by_tokens_keeps_order_and_budget():
     from backend.batching import split_by_tokens
 

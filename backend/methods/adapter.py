@@ -56,11 +56,14 @@ class AdapterSet(nn.Module):
                               field="method")
         self.blocks = nn.ModuleDict()
         self._handles = []
+        # Serving keeps several runs' adapters on one base and switches them per request (backend.serving).
+        self.active = True
         for name, mod in sites:
             key = name.replace(".", "__")
             block = Bottleneck(mod.out_features, bottleneck).to(mod.weight.device)
             self.blocks[key] = block
-            self._handles.append(mod.register_forward_hook(lambda _m, _a, out, b=block: b(out)))
+            self._handles.append(mod.register_forward_hook(
+                lambda _m, _a, out, b=block: b(out) if self.active else out))
 
     def remove(self) -> None:
         for h in self._handles:
