@@ -69,3 +69,27 @@ def test_bad_method_option_is_a_clear_error(config_file, tmp_path):
     proc = _run("train", str(path), "--no-db")
     assert proc.returncode == 2
     assert "method.rank: unknown option" in proc.stderr and "Traceback" not in proc.stderr
+
+
+@pytest.mark.slow
+def test_two_process_training_on_cpu(config_file, tmp_path):
+    """``torchrun`` / ``accelerate launch`` with 2 CPU processes (gloo): ranks take alternate batches, chunk
+    them differently (rows of different lengths, a small token budget) and still synchronise once per step;
+    rank 0 alone writes the weights and prints the result."""
+    cfg = json.loads(config_file.read_text())
+    rows = [{"text_a": "this was a lovely film" + " really" * i, "label": "positive" if i % 2 else "negative"}
+            for i in range(12)]
+    (tmp_path / "data.jsonl").write_text("\n".join(json.dumps(r) for r in rows))
+    cfg["data"] = {"train": str(tmp_path / "data.jsonl"), "eval": str(tmp_path / "data.jsonl")}
+    cfg["train"] = {"steps": 4, "batch_size": 3, "micro_batch_tokens": 25, "eval_every": 2,
+                    "output_dir": str(tmp_path / "out")}
+    (tmp_path / "run.json").write_text(json.dumps(cfg))
+    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+                           "--master_port", "29531", "-m", "backend", "train", str(tmp_path / "run.json")],
+                          capture_output=True, text=True, cwd=ROOT, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = json.loads(proc.stdout)                     # one result: rank 0's
+    assert out["status"] == "succeeded" and out["steps"] == 4 and [h["step"] for h in out["history"]] == [2, 4]
+    final = tmp_path / "out" / "final"
+    assert (final / "adapter" / "adapter_model.safetensors").exists() and (final / "run.json").exists()

@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from typing import Any
 
 from backend.config import load_config
-from backend.training.events import TerminalSink
+from backend.training.events import MemorySink, TerminalSink
 from backend.training.run import run_training
 from backend.training.sweep import parse_seeds, run_seeds
 
@@ -25,9 +26,14 @@ def train_command(args: argparse.Namespace) -> int:
         out = run_seeds(cfg, parse_seeds(seeds), sink_for_seed=lambda _s: TerminalSink())
         print(json.dumps(out, indent=2, default=str))
         return 0
-    if args.no_db:
-        result = run_training(cfg, sink=TerminalSink())
-        print(json.dumps(result.to_dict(), indent=2, default=str))
+    # Under ``accelerate launch`` / torchrun every rank runs this command: train in this process (a
+    # database run per rank would be wrong), and only rank 0 shows progress and prints the result.
+    distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
+    if args.no_db or distributed:
+        first = int(os.environ.get("RANK", "0")) == 0
+        result = run_training(cfg, sink=TerminalSink() if first else MemorySink())
+        if first:
+            print(json.dumps(result.to_dict(), indent=2, default=str))
         return 0 if result.status == "succeeded" else 1
     store = _store(args)
     from backend.jobs import submit

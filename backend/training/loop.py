@@ -8,6 +8,7 @@ the same metrics on CPU.
 """
 from __future__ import annotations
 
+import contextlib
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -120,18 +121,23 @@ def train_loop(tuned: TunedModel, tokenizer: Any, data: TrainData, opts: Resolve
             break
         step = state["step"]
         loss_sum, tokens, epoch = 0.0, 0, 0.0
+        work: list[tuple[list[int], int]] = []
         for micro in range(opts.grad_accum):
             idx, epoch = plan((step * opts.grad_accum + micro) * nproc + rank)
             # Chunks of the batch within the token budget; summed losses over len(idx) = the batch's mean.
-            for chunk in split_by_tokens(idx, lengths, opts.micro_batch_tokens):
+            work += [(chunk, len(idx)) for chunk in split_by_tokens(idx, lengths, opts.micro_batch_tokens)]
+        for k, (chunk, size) in enumerate(work):
+            # Under DDP only the step's last backward all-reduces: ranks may cut their batches into different
+            # numbers of chunks, and one synchronisation per optimizer step is all the step needs.
+            with contextlib.nullcontext() if k == len(work) - 1 else accelerator.no_sync(pm_prepared):
                 batch = collate([data.encoded[i] for i in chunk], data.pad_id, device)
                 with accelerator.autocast():
                     logp = pm_prepared(batch)
                     loss = torch.nn.functional.nll_loss(logp.float(), labels[chunk].to(device), reduction="sum")
-                    loss = loss / (len(idx) * opts.grad_accum)
+                    loss = loss / (size * opts.grad_accum)
                 accelerator.backward(loss)
-                loss_sum += float(loss.detach())
-                tokens += int(batch["attention_mask"].sum())
+            loss_sum += float(loss.detach())
+            tokens += int(batch["attention_mask"].sum())
         if opts.max_grad_norm > 0:
             accelerator.clip_grad_norm_([p for _, p in tuned.trainable()], opts.max_grad_norm)
         optimizer_prepared.step()
@@ -141,7 +147,7 @@ def train_loop(tuned: TunedModel, tokenizer: Any, data: TrainData, opts: Resolve
         progress.step(state["step"], loss=loss_sum, lr=scheduler.get_last_lr()[0], epoch=epoch, tokens=tokens)
         stop = False
         if opts.eval_every and (state["step"] % opts.eval_every == 0 or state["step"] == opts.total_steps):
-            stop = _eval_step(tuned, tokenizer, data, opts, state, progress, out_dir)
+            stop = _eval_step(tuned, tokenizer, data, opts, state, progress, out_dir, save=main)
         checkpoint_due = state["step"] % opts.checkpoint_every == 0 or state["step"] == opts.total_steps
         if main and (stop or checkpoint_due):
             save_checkpoint(out_dir, pm, optimizer, scheduler, state)
@@ -149,6 +155,7 @@ def train_loop(tuned: TunedModel, tokenizer: Any, data: TrainData, opts: Resolve
             sink.emit("train/early_stopped", 1.0, state["step"])
             break
     sink.flush()
+    accelerator.wait_for_everyone()     # the main process has written the best weights
     if state["best_step"] is not None and (Path(out_dir) / BEST).exists():
         load_trainable_state(pm, load_file(str(Path(out_dir) / BEST)))
     pm.eval()
@@ -157,8 +164,9 @@ def train_loop(tuned: TunedModel, tokenizer: Any, data: TrainData, opts: Resolve
 
 
 def _eval_step(tuned: TunedModel, tokenizer: Any, data: TrainData, opts: Resolved, state: dict[str, Any],
-               progress: Progress, out_dir: Path) -> bool:
-    """Evaluate on the dev split, keep the best weights; True when early stopping says stop."""
+               progress: Progress, out_dir: Path, save: bool = True) -> bool:
+    """Evaluate on the dev split, keep the best weights (``save``: the main process only, the weights are
+    the same on every rank); True when early stopping says stop."""
     metrics = _evaluate(tuned, tokenizer, data)
     progress.metrics("eval", metrics, state["step"])
     value = float(metrics.get(opts.metric, math.nan))
@@ -166,7 +174,8 @@ def _eval_step(tuned: TunedModel, tokenizer: Any, data: TrainData, opts: Resolve
     best = state["best_metric"]
     if best is None or value > best:
         state.update(best_metric=value, best_step=state["step"], bad_evals=0)
-        save_file(trainable_state(tuned.pm), str(Path(out_dir) / BEST))
+        if save:
+            save_file(trainable_state(tuned.pm), str(Path(out_dir) / BEST))
         return False
     state["bad_evals"] += 1
     return bool(opts.patience) and state["bad_evals"] >= opts.patience

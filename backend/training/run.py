@@ -139,13 +139,15 @@ def run_training(config: RunConfig, *, sink: Sink | None = None, cancel_check: C
     for k, v in metrics.items():
         sink.emit(f"final/{k}", v, steps)
     sink.flush()
-    save_trained(out_dir, tuned, config.to_dict(), model_id=getattr(loaded, "model_id", ""),
-                 revision=getattr(loaded, "revision", ""), metrics=final.metrics)
+    if accelerator.is_main_process:     # under ``accelerate launch`` every rank holds the same weights
+        save_trained(out_dir, tuned, config.to_dict(), model_id=getattr(loaded, "model_id", ""),
+                     revision=getattr(loaded, "revision", ""), metrics=final.metrics)
     result = TrainResult(status=status, method=config.method.name, seed=seed, metrics=metrics, steps=steps,
                          best_step=best_step, best_metric=best_metric, params=counts,
                          wall_s=time.perf_counter() - t0, output_dir=str(out_dir), history=history,
                          predictions=final.predictions)
-    (out_dir / "result.json").write_text(json.dumps(result.to_dict(), indent=2, default=str))
+    if accelerator.is_main_process:
+        (out_dir / "result.json").write_text(json.dumps(result.to_dict(), indent=2, default=str))
     return result
 
 
