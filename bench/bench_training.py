@@ -337,15 +337,19 @@ def cmd_rss(args: argparse.Namespace) -> None:
     print(json.dumps(out))
 
 
-def lama_markdown(out: dict) -> None:
-    lines = [f"# LAMA {out['relation']} knowledge probing (SmolLM2-135M, frozen)", "",
-             f"Manual template `{out['manual_template']}`; classes = the {out['classes']} single-token objects; "
-             f"{out['train']} training facts, {out.get('dev', '?')} dev facts (checkpoint selection); precision@1 on "
-             f"{out.get('test_evaluated', out.get('test'))} test facts.", "",
-             "| template | precision@1 |", "|---|---|"]
-    for name, r in out["results"].items():
-        lines.append(f"| {name}: `{r['template']}` | {r['precision@1']:.4f} |")
-    (RESULTS / "training_lama.md").write_text("\n".join(lines) + "\n")
+def lama_markdown(report: dict) -> None:
+    lines = ["# LAMA knowledge probing (SmolLM2-135M-Instruct, frozen)", "",
+             "P-tuning's protocol: classes = every single-token object of the relation; train on its training "
+             "facts, pick the checkpoint on dev (every 10 steps), report precision@1 on all test facts with a "
+             "single-token object. The manual template is LAMA's, cut at [Y].", ""]
+    for rel, out in report.items():
+        lines += [f"## {rel}: `{out['manual_template']}`", "",
+                  f"{out['classes']} classes, {out['train']} train / {out['dev']} dev / {out['test_evaluated']} "
+                  "test facts.", "", "| template | precision@1 | wall s |", "|---|---|---|"]
+        for name, r in out["results"].items():
+            lines.append(f"| {name}: `{r['template']}` | {r['precision@1']:.4f} | {r['wall_s']:.0f} |")
+        lines.append("")
+    (RESULTS / "training_lama.md").write_text("\n".join(lines))
 
 
 # ------------------------------------------------------------------------------------------- LAMA
@@ -379,8 +383,9 @@ def cmd_lama(args: argparse.Namespace) -> None:
                  "p-tuning (LSTM, 3 soft tokens)": ("{text_a} {soft}{soft}{soft} {mask}",
                                                      {"name": "p-tuning", "encoder": "lstm"})}
     path = RESULTS / "training_lama.json"
-    out = json.loads(path.read_text()) if path.exists() else {}
-    out.update({"relation": rel, "manual_template": manual, "classes": len(classes), "train": len(splits["train"]),
+    report = json.loads(path.read_text()) if path.exists() else {}
+    out = report.setdefault(rel, {})
+    out.update({"manual_template": manual, "classes": len(classes), "train": len(splits["train"]),
                 "test_evaluated": len(splits["test"][: args.test_limit or None]), "dev": len(splits["dev"])})
     out.setdefault("results", {})
     # P-tuning's protocol: train on train, pick the checkpoint on dev, report test.
@@ -400,8 +405,8 @@ def cmd_lama(args: argparse.Namespace) -> None:
         out["results"][name] = {"template": template, "precision@1": res.metrics["accuracy"],
                                 "steps": res.steps, "wall_s": res.wall_s}
         print(name, res.metrics["accuracy"], flush=True)
-        path.write_text(json.dumps(out, indent=2))
-        lama_markdown(out)
+        path.write_text(json.dumps(report, indent=2))
+        lama_markdown(report)
 
 
 def main() -> None:
@@ -424,7 +429,7 @@ def main() -> None:
     rs.add_argument("--checkpointing", action="store_true")
     rs.set_defaults(func=cmd_rss)
     lm = sub.add_parser("lama")
-    lm.add_argument("--relation", default="P19")
+    lm.add_argument("--relation", default="P1412")
     lm.add_argument("--steps", type=int, default=60)
     lm.add_argument("--test-limit", type=int, default=0)
     lm.add_argument("--lr", type=float, default=1e-2)
