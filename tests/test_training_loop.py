@@ -227,3 +227,14 @@ def test_test_split_gets_the_final_metrics_and_dev_picks_the_checkpoint(bert_tok
     assert res.metrics["n"] == 5                                     # final: the test split
     assert [h["step"] for h in res.history] == [2, 4] and res.best_step in (2, 4)   # selection: dev
     assert sink.values("eval/n") == [8, 8]
+
+
+def test_learning_rate_of_soft_tokens():
+    from backend.config import TrainOptions
+    from backend.training.options import resolve
+
+    own = resolve(TrainOptions(lr=1e-3), "p-tuning", 32)          # a soft method: the rate as given
+    assert own.lr == own.soft_lr == 1e-3
+    beside = resolve(TrainOptions(), "lora", 32)                  # beside LoRA: at least the soft-prompt rate
+    assert beside.lr == 5e-4 and beside.soft_lr == 3e-3
+    assert resolve(TrainOptions(), "prompt-tuning", 32).soft_lr == 3e-2

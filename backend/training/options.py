@@ -2,8 +2,9 @@
 
 Defaults are the published starting points, checked on SST-2 with SmolLM2 (bench/bench_training.py):
 soft prompts / P-tuning 3e-3, prompt tuning 3e-2, prefix 5e-3, LoRA 5e-4, IA3 3e-3, adapters / BitFit 1e-3, full 2e-5.
-Soft tokens and the soft verbalizer always get at least the soft-prompt rate, even beside a delta
-trained at a much lower one (LoRA + soft tokens), because they do not learn at LoRA's rate.
+Beside a delta trained at a much lower rate (LoRA + soft tokens), soft tokens and the soft verbalizer get
+at least the soft-prompt rate, because they do not learn at LoRA's; when the method *is* a soft-token
+method, ``train.lr`` is their rate as given.
 """
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from backend.methods.soft import SoftPrompt
 
 DEFAULT_STEPS = 100
 SOFT_PREFIXES = ("soft_embedding.", "soft_verbalizer.")
+SOFT_METHODS = ("soft-prompt", "prompt-tuning", "p-tuning")
 
 
 @dataclass(frozen=True)
@@ -59,7 +61,8 @@ def resolve(train: object, method_name: str, n_train: int, device_type: str = "c
         raise ConfigError("train.micro_batch_tokens: must be 0 (no split) or a positive number of tokens")
     eval_every = getattr(train, "eval_every", None)
     ckpt_every = eval_every or max(1, total // 10)
-    return Resolved(total_steps=max(1, int(total)), lr=float(lr), soft_lr=max(float(lr), SoftPrompt.default_lr),
+    soft_lr = float(lr) if method_name in SOFT_METHODS else max(float(lr), SoftPrompt.default_lr)
+    return Resolved(total_steps=max(1, int(total)), lr=float(lr), soft_lr=soft_lr,
                     batch_size=bs, grad_accum=accum, micro_batch_tokens=int(micro),
                     warmup_steps=int(round(float(getattr(train, "warmup_ratio", 0.06)) * total)),
                     eval_every=eval_every, checkpoint_every=ckpt_every,
