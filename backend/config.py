@@ -47,8 +47,7 @@ class TrainOptions:
     warmup_ratio: float = 0.06
     grad_accum: int = 1
     # Split each batch into chunks of at most this many padded tokens and accumulate their gradients:
-    # the same optimizer step with fewer activations held. None: 256 on CPU (matmuls there are already
-    # efficient at that size, and activations would otherwise dominate memory), no split on GPU; 0: never.
+    # the same optimizer step with fewer activations held. None: 512 on CPU, no split on GPU; 0: never.
     micro_batch_tokens: int | None = None
     max_grad_norm: float = 1.0
     eval_every: int | None = None
