@@ -102,7 +102,8 @@ def write_markdown(report: dict) -> None:
              f"{report['setting']['dev_examples']} dev examples. Each method with its default learning rate and "
              "options; the final weights are evaluated (no checkpoint picked on dev). The defaults were chosen on "
              "300 held-out SST-2 *training* sentences (seeds 13 and 21), never on dev. Wall time per seed covers "
-             "building, training and evaluating the whole dev set on this 2-core CPU.", "",
+             "building, training and evaluating the whole dev set on this 2-core CPU."
+             + (f" Note: {report['setting']['note']}." if report["setting"].get("note") else ""), "",
              "| method | accuracy mean ± std | per seed | trainable params | wall s (mean per seed) |",
              "|---|---|---|---|---|"]
     for name, s in report["methods"].items():
