@@ -282,16 +282,10 @@ def rss_markdown(results: dict) -> None:
     (RESULTS / "training_rss.md").write_text("\n".join(lines) + "\n")
 
 
-def _rss_now() -> int:
+def _status_bytes(key: str) -> int:
+    """A memory figure of this process from /proc/self/status ("VmRSS": now, "VmHWM": peak)."""
     for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) * 1024
-    return 0
-
-
-def _rss_peak() -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
+        if line.startswith(key + ":"):
             return int(line.split()[1]) * 1024
     return 0
 
@@ -314,11 +308,11 @@ def cmd_rss(args: argparse.Namespace) -> None:
     import peft  # noqa: F401
 
     gc.collect()
-    runtime = _rss_now()
+    runtime = _status_bytes("VmRSS")
     loaded = load_model("smollm2-135m-instruct", dtype="float32")
     weights = sum(p.numel() * 4 for p in {id(p): p for p in loaded.model.parameters()}.values())
     gc.collect()
-    start = _rss_now()
+    start = _status_bytes("VmRSS")
     _reset_rss_peak()
     cfg = RunConfig.from_dict({"model": "smollm2-135m-instruct", "data": {"eval": "sst2"}, "template": TEMPLATE,
                                "verbalizer": VERBALIZER,
@@ -328,7 +322,7 @@ def cmd_rss(args: argparse.Namespace) -> None:
     t0 = time.perf_counter()
     res = run_training(cfg, loaded=loaded, data=RunData(train=train, dev=dev))
     elapsed = time.perf_counter() - t0
-    peak = _rss_peak()
+    peak = _status_bytes("VmHWM")
     out = {"runtime_bytes": runtime, "start_bytes": start, "train_peak_bytes": peak,
            "process_peak_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
            "fp32_weight_bytes": weights, "ratio": peak / weights, "ratio_above_runtime": (peak - runtime) / weights,

@@ -131,13 +131,7 @@ def test_several_runs_served_on_one_base(smol_tok, tmp_path):
     base_params = {id(p) for p in server.base.parameters()}
     for key in ["lora1", "soft", "lora2", "prefix", "lora1"]:      # switch back and forth
         got = server.scores(key, DATA.dev)
-        ref = load_trained(tmp_path / key, tiny_model("causal", smol_tok).model, smol_tok).pm.eval()
-        from backend.batching import EncodeSettings, collate, encode_examples
-        from backend.prompts.encode import describe_tokenizer
-
-        encs = encode_examples(ref.template, DATA.dev, smol_tok, EncodeSettings(profile="causal"))
-        with torch.no_grad():
-            want = ref(collate(encs, describe_tokenizer(smol_tok).pad_id))
+        want = _standalone_scores(tmp_path / key, "causal", smol_tok, DATA.dev)
         assert (got - want).abs().max() <= 1e-5, key
     assert base_params <= {id(p) for p in server.base.parameters()}   # the base was never reloaded
     out = server.predict("lora2", ["what a lovely film"])
