@@ -43,6 +43,7 @@ class Method:
     kinds: ClassVar[tuple[str, ...]] = ("masked", "causal", "seq2seq")
     trains: ClassVar[bool] = True
     uses_peft: ClassVar[bool] = False
+    trains_soft_tokens: ClassVar[bool] = False   # the method's own parameters are soft tokens (train.lr is theirs)
 
     def parse_options(self, raw: dict[str, Any] | None) -> dict[str, Any]:
         """Defaults filled in; unknown keys and wrong types are ConfigErrors naming ``method.<key>``."""

@@ -59,6 +59,7 @@ class PTuningEncoder(nn.Module):
 
 class PTuning(Method):
     name = "p-tuning"
+    trains_soft_tokens = True
     default_lr = 3e-3
     options = {"encoder": (str, "lstm"), "hidden_size": (int, None), "residual": (bool, True),
                "num_tokens": (int, 8), "init": (str, "vocab"), "init_text": (str, None)}

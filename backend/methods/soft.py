@@ -28,6 +28,7 @@ class SoftPrompt(Method):
     """Only the template's soft tokens train; the template must have some."""
 
     name = "soft-prompt"
+    trains_soft_tokens = True
     default_lr = 3e-3
 
     def prepare(self, pm: PromptModel, opts: dict[str, Any], ctx: MethodContext) -> None:
@@ -68,6 +69,7 @@ class PromptTuning(Method):
     per class and 40 steps, 3e-2 beat 3e-3 on a held-out slice of the training set (bench/bench_training.py)."""
 
     name = "prompt-tuning"
+    trains_soft_tokens = True
     default_lr = 3e-2
     options = {"num_tokens": (int, 20), "init": (str, "labels"), "init_text": (str, None)}
 

@@ -17,7 +17,6 @@ from backend.methods.soft import SoftPrompt
 
 DEFAULT_STEPS = 100
 SOFT_PREFIXES = ("soft_embedding.", "soft_verbalizer.")
-SOFT_METHODS = ("soft-prompt", "prompt-tuning", "p-tuning")
 
 
 @dataclass(frozen=True)
@@ -64,7 +63,7 @@ def resolve(train: object, method_name: str, n_train: int, device_type: str = "c
         raise ConfigError("train.micro_batch_tokens: must be 0 (no split) or a positive number of tokens")
     eval_every = getattr(train, "eval_every", None)
     ckpt_every = eval_every or max(1, total // 10)
-    soft_lr = float(lr) if method_name in SOFT_METHODS else max(float(lr), SoftPrompt.default_lr)
+    soft_lr = float(lr) if get_method(method_name).trains_soft_tokens else max(float(lr), SoftPrompt.default_lr)
     return Resolved(total_steps=max(1, int(total)), lr=float(lr), soft_lr=soft_lr,
                     batch_size=bs, grad_accum=accum, micro_batch_tokens=int(micro),
                     warmup_steps=int(round(float(getattr(train, "warmup_ratio", 0.06)) * total)),
