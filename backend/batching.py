@@ -140,6 +140,23 @@ def split_by_tokens(rows: Sequence[int], lengths: Sequence[int], budget: int | N
     return chunks
 
 
+def pack_rows(lengths: Sequence[int], capacity: int) -> list[list[int]]:
+    """Row indices in as few bins as hold ``sum(lengths)`` at ``capacity`` tokens each, balanced.
+
+    Longest row first into the least-filled bin (deterministic: ties go to the lower row / bin), so the
+    bins end up about equally long: they are padded to the longest bin when run as one batch. Rows within
+    a bin stay in row order. Runs a batch's rows back to back instead of padding each to the longest row.
+    """
+    n_bins = max(1, min(len(lengths), -(-sum(lengths) // max(1, capacity))))
+    bins: list[list[int]] = [[] for _ in range(n_bins)]
+    load = [0] * n_bins
+    for r in sorted(range(len(lengths)), key=lambda i: (-lengths[i], i)):
+        b = min(range(n_bins), key=lambda j: (load[j], j))
+        bins[b].append(r)
+        load[b] += lengths[r]
+    return [sorted(b) for b in bins if b]
+
+
 def collate(encoded: Iterable[Encoded], pad_id: int, device: torch.device | str = "cpu") -> dict[str, torch.Tensor]:
     """Right-pad a list of encodings to the longest one; returns model-ready tensors."""
     encs = list(encoded)

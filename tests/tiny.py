@@ -26,6 +26,7 @@ from transformers import (
 )
 
 from backend.models import LoadedModel, ensure_pad_token, load_tokenizer
+from backend.models.lean import make_lean
 
 T5_SENTINELS = [f"<extra_id_{i}>" for i in range(10)]
 
@@ -77,11 +78,13 @@ def _build(kind: str, vocab: int, pad_id: int) -> PreTrainedModel:
 
 
 def tiny_model(kind: str, tokenizer: PreTrainedTokenizerBase, seed: int = 0) -> LoadedModel:
-    """A random 2-layer model of ``kind`` over ``tokenizer``'s vocabulary, identical for the same seed."""
+    """A random 2-layer model of ``kind`` over ``tokenizer``'s vocabulary, identical for the same seed,
+    with the lean compute paths ``load_model`` switches on."""
     ensure_pad_token(tokenizer)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = _build(kind, len(tokenizer), tokenizer.pad_token_id)
+    make_lean(model)
     return LoadedModel(spec=f"tiny-{kind}", model_id=f"tiny-{kind}", revision=f"tiny-{kind}-seed{seed}",
                        tokenizer=tokenizer, model=model.eval(), kind=kind,  # type: ignore[arg-type]
                        device=torch.device("cpu"), dtype=torch.float32)

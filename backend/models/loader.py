@@ -11,6 +11,7 @@ from transformers import AutoConfig, PreTrainedModel, PreTrainedTokenizerBase
 from backend.errors import ModelError
 from backend.models.device import select_device
 from backend.models.kind import AUTO_CLASSES, Kind, model_kind
+from backend.models.lean import make_lean
 from backend.models.paths import default_cache_dir
 from backend.models.resolve import DEFAULT_MODEL, Source, resolve_spec, tokenizer_location
 from backend.models.tokenizer import load_tokenizer_from
@@ -69,12 +70,14 @@ def _check_vocab(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, mod
 
 def load_model(spec: str = DEFAULT_MODEL, *, device: str | torch.device | None = None,
                dtype: str | torch.dtype | None = None,
-               cache_dir: Path | None = None) -> LoadedModel:
+               cache_dir: Path | None = None, lean: bool = True) -> LoadedModel:
     """Resolve ``spec`` (embedded default, local directory / .gguf, or hub id) and load it for inference.
 
     ``device``/``dtype`` default to CUDA in bf16 (fp16 without bf16 support) when a GPU is present, else
     CPU fp32. ``cache_dir`` holds converted GGUF models and weight hashes (``default_cache_dir()``).
     Every failure a user can cause is a ModelError (or ConfigError for a bad device/dtype).
+    ``lean`` switches on the leaner attention / MLP paths of ``backend.models.lean`` (same results, less
+    memory for training); ``lean=False`` gives the model exactly as transformers builds it.
     """
     dev, dt = select_device(device, dtype)
     source = resolve_spec(spec, cache_dir if cache_dir is not None else default_cache_dir())
@@ -82,6 +85,8 @@ def load_model(spec: str = DEFAULT_MODEL, *, device: str | torch.device | None =
     tokenizer = load_tokenizer_from(source.location, **source.load_kwargs)
     model = _load_weights(source, kind, dev, dt)
     _check_vocab(model, tokenizer, source.model_id)
+    if lean:
+        make_lean(model)
     return LoadedModel(spec=spec, model_id=source.model_id, revision=source.revision, tokenizer=tokenizer,
                        model=model, kind=kind, device=dev, dtype=dt)
 

@@ -25,6 +25,7 @@ from backend.prompts.example import Example
 from backend.training.checkpoint import (has_checkpoint, load_checkpoint, load_trainable_state, save_checkpoint,
                                          trainable_state)
 from backend.training.events import Progress, Sink
+from backend.training.heap import buffers_returned_to_os
 from backend.training.options import SOFT_PREFIXES, Resolved
 
 BEST = "best.safetensors"
@@ -115,45 +116,47 @@ def train_loop(tuned: TunedModel, tokenizer: Any, data: TrainData, opts: Resolve
     main = accelerator.is_main_process
     pm.train()
     status = "succeeded"
-    while state["step"] < opts.total_steps:
-        if cancel_check is not None and cancel_check():
-            status = "cancelled"
-            break
-        step = state["step"]
-        loss_sum, tokens, epoch = 0.0, 0, 0.0
-        work: list[tuple[list[int], int]] = []
-        for micro in range(opts.grad_accum):
-            idx, epoch = plan((step * opts.grad_accum + micro) * nproc + rank)
-            # Chunks of the batch within the token budget; summed losses over len(idx) = the batch's mean.
-            work += [(chunk, len(idx)) for chunk in split_by_tokens(idx, lengths, opts.micro_batch_tokens)]
-        for k, (chunk, size) in enumerate(work):
-            # Under DDP only the step's last backward all-reduces: ranks may cut their batches into different
-            # numbers of chunks, and one synchronisation per optimizer step is all the step needs.
-            with contextlib.nullcontext() if k == len(work) - 1 else accelerator.no_sync(pm_prepared):
-                batch = collate([data.encoded[i] for i in chunk], data.pad_id, device)
-                with accelerator.autocast():
-                    logp = pm_prepared(batch)
-                    loss = torch.nn.functional.nll_loss(logp.float(), labels[chunk].to(device), reduction="sum")
-                    loss = loss / (size * opts.grad_accum)
-                accelerator.backward(loss)
-            loss_sum += float(loss.detach())
-            tokens += int(batch["attention_mask"].sum())
-        if opts.max_grad_norm > 0:
-            accelerator.clip_grad_norm_([p for _, p in tuned.trainable()], opts.max_grad_norm)
-        optimizer_prepared.step()
-        scheduler.step()
-        optimizer_prepared.zero_grad(set_to_none=True)
-        state["step"] = step + 1
-        progress.step(state["step"], loss=loss_sum, lr=scheduler.get_last_lr()[0], epoch=epoch, tokens=tokens)
-        stop = False
-        if opts.eval_every and (state["step"] % opts.eval_every == 0 or state["step"] == opts.total_steps):
-            stop = _eval_step(tuned, tokenizer, data, opts, state, progress, out_dir, save=main)
-        checkpoint_due = state["step"] % opts.checkpoint_every == 0 or state["step"] == opts.total_steps
-        if main and (stop or checkpoint_due):
-            save_checkpoint(out_dir, pm, optimizer, scheduler, state)
-        if stop:
-            sink.emit("train/early_stopped", 1.0, state["step"])
-            break
+    # CPU: activation buffers go back to the OS when freed instead of fragmenting the heap (see heap.py).
+    with buffers_returned_to_os() if device.type == "cpu" else contextlib.nullcontext():
+        while state["step"] < opts.total_steps:
+            if cancel_check is not None and cancel_check():
+                status = "cancelled"
+                break
+            step = state["step"]
+            loss_sum, tokens, epoch = 0.0, 0, 0.0
+            work: list[tuple[list[int], int]] = []
+            for micro in range(opts.grad_accum):
+                idx, epoch = plan((step * opts.grad_accum + micro) * nproc + rank)
+                # Chunks of the batch within the token budget; summed losses over len(idx) = the batch's mean.
+                work += [(chunk, len(idx)) for chunk in split_by_tokens(idx, lengths, opts.micro_batch_tokens)]
+            for k, (chunk, size) in enumerate(work):
+                # Under DDP only the step's last backward all-reduces: ranks may cut their batches into different
+                # numbers of chunks, and one synchronisation per optimizer step is all the step needs.
+                with contextlib.nullcontext() if k == len(work) - 1 else accelerator.no_sync(pm_prepared):
+                    batch = collate([data.encoded[i] for i in chunk], data.pad_id, device)
+                    with accelerator.autocast():
+                        logp = pm_prepared(batch)
+                        loss = torch.nn.functional.nll_loss(logp.float(), labels[chunk].to(device), reduction="sum")
+                        loss = loss / (size * opts.grad_accum)
+                    accelerator.backward(loss)
+                loss_sum += float(loss.detach())
+                tokens += int(batch["attention_mask"].sum())
+            if opts.max_grad_norm > 0:
+                accelerator.clip_grad_norm_([p for _, p in tuned.trainable()], opts.max_grad_norm)
+            optimizer_prepared.step()
+            scheduler.step()
+            optimizer_prepared.zero_grad(set_to_none=True)
+            state["step"] = step + 1
+            progress.step(state["step"], loss=loss_sum, lr=scheduler.get_last_lr()[0], epoch=epoch, tokens=tokens)
+            stop = False
+            if opts.eval_every and (state["step"] % opts.eval_every == 0 or state["step"] == opts.total_steps):
+                stop = _eval_step(tuned, tokenizer, data, opts, state, progress, out_dir, save=main)
+            checkpoint_due = state["step"] % opts.checkpoint_every == 0 or state["step"] == opts.total_steps
+            if main and (stop or checkpoint_due):
+                save_checkpoint(out_dir, pm, optimizer, scheduler, state)
+            if stop:
+                sink.emit("train/early_stopped", 1.0, state["step"])
+                break
     sink.flush()
     accelerator.wait_for_everyone()     # the main process has written the best weights
     if state["best_step"] is not None and (Path(out_dir) / BEST).exists():

@@ -1,0 +1,224 @@
+"""The memory/speed paths must not change results: the lean attention and MLP give what transformers'
+own modules give, packed rows give what padded rows give (scores and gradients), and the heap setting
+really hands freed buffers back."""
+from __future__ import annotations
+
+import copy
+import platform
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from transformers import AutoConfig, AutoModelForCausalLM, GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM
+
+import backend.prompt_model as prompt_model
+from backend.batching import EncodeSettings, collate, encode_examples, pack_rows
+from backend.methods.build import build_tuned_model
+from backend.models.lean import LEAN_SDPA, LeanGatedMLP, make_lean, use_lean_attention, use_lean_mlp
+from backend.prompts.encode import describe_tokenizer
+from backend.prompts.example import Example
+from backend.prompts.verbalizer import parse_verbalizer
+from tests.tiny import tiny_model
+
+VERB = parse_verbalizer({"negative": ["bad", "awful"], "positive": ["good"]})
+EXAMPLES = [Example(text_a="a fine movie with a long tail of words that goes on and on", label="positive"),
+            Example(text_a="terrible stuff", label="negative"),
+            Example(text_a="not my cup of tea at all", label="negative"),
+            Example(text_a="fun", label="positive")]
+LABELS = torch.tensor([1, 0, 0, 1])
+
+
+# ------------------------------------------------------------------------------------------ pack_rows
+
+def test_pack_rows_balances_bins_and_keeps_every_row_once():
+    lengths = [30, 5, 22, 9, 17, 40, 3, 12]
+    packs = pack_rows(lengths, capacity=50)
+    assert sorted(r for p in packs for r in p) == list(range(len(lengths)))
+    assert all(p == sorted(p) for p in packs)
+    loads = [sum(lengths[r] for r in p) for p in packs]
+    assert len(packs) == 3 and max(loads) - min(loads) <= 5      # 138 tokens in 3 nearly equal bins
+    assert pack_rows(lengths, capacity=50) == packs                # deterministic
+    assert pack_rows(lengths, capacity=1000) == [list(range(8))]   # all fit: one pack
+    assert pack_rows([7], capacity=3) == [[0]]                     # a row longer than the capacity
+
+
+# ------------------------------------------------------------------------------------------ lean model
+
+def _llama(pad_id: int, vocab: int = 300, layers: int = 2) -> LlamaForCausalLM:
+    torch.manual_seed(0)
+    return LlamaForCausalLM(LlamaConfig(
+        vocab_size=vocab, hidden_size=64, num_hidden_layers=layers, num_attention_heads=4, num_key_value_heads=2,
+        intermediate_size=128, pad_token_id=pad_id, bos_token_id=None, eos_token_id=None)).eval()
+
+
+def _logits_and_grads(model: torch.nn.Module, ids: torch.Tensor, att: torch.Tensor):
+    model.zero_grad(set_to_none=True)
+    model.requires_grad_(True)
+    logits = model(input_ids=ids, attention_mask=att).logits
+    (logits * att[..., None]).square().mean().backward()
+    return logits.detach(), {n: p.grad.clone() for n, p in model.named_parameters()}
+
+
+def test_lean_model_gives_the_stock_outputs_and_gradients():
+    stock = _llama(pad_id=0)
+    lean = copy.deepcopy(stock)
+    make_lean(lean)
+    assert lean.config._attn_implementation == LEAN_SDPA
+    assert sum(isinstance(m, LeanGatedMLP) for m in lean.modules()) == 2
+    assert list(lean.state_dict()) == list(stock.state_dict())        # same names: PEFT targets, checkpoints
+    ids = torch.randint(1, 300, (3, 11), generator=torch.Generator().manual_seed(1))
+    att = torch.ones_like(ids)
+    att[1, 7:] = 0                                                     # padding: the masked SDPA path
+    att[2, 3:] = 0
+    want, want_grads = _logits_and_grads(stock, ids, att)
+    got, got_grads = _logits_and_grads(lean, ids, att)
+    torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-4)
+    for name, g in want_grads.items():
+        torch.testing.assert_close(got_grads[name], g, atol=1e-6, rtol=1e-4, msg=name)
+
+
+def test_lean_paths_leave_other_models_alone(bert_tok):
+    gpt2 = GPT2LMHeadModel(GPT2Config(vocab_size=100, n_embd=32, n_layer=1, n_head=4))
+    assert not use_lean_attention(gpt2) and use_lean_mlp(gpt2) == 0             # no grouped heads, no gated MLP
+    bert = tiny_model("masked", bert_tok).model
+    assert bert.config._attn_implementation != LEAN_SDPA
+    mha = LlamaForCausalLM(LlamaConfig(vocab_size=100, hidden_size=32, num_hidden_layers=1, num_attention_heads=4,
+                                       num_key_value_heads=4, intermediate_size=64))
+    assert not use_lean_attention(mha)                                  # every head has its own keys: nothing to gain
+    assert use_lean_mlp(mha) == 1
+
+
+# ------------------------------------------------------------------------------------------ packing
+
+def _gpt2(tok):
+    torch.manual_seed(0)
+    return GPT2LMHeadModel(GPT2Config(vocab_size=len(tok), n_embd=32, n_layer=2, n_head=4, n_positions=256,
+                                      resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0,
+                                      bos_token_id=None, eos_token_id=None, pad_token_id=tok.pad_token_id)).eval()
+
+
+def _run(plm, tok, template, method, *, pack: bool, share: bool = True):
+    tuned = build_tuned_model(copy.deepcopy(plm), tok, "causal", template, VERB, method)
+    pm = tuned.pm.train()
+    pm.pack, pm.share_prefix = pack, share
+    batch = collate(encode_examples(pm.template, EXAMPLES, tok, EncodeSettings(profile="causal")),
+                    describe_tokenizer(tok).pad_id)
+    packs = pm.packing(batch, pm.shared_prefix_length(batch))
+    logp = pm(batch)
+    grads = {}
+    if method != "zero-shot":
+        torch.nn.functional.nll_loss(logp, LABELS).backward()
+        grads = {n: p.grad.clone() for n, p in tuned.trainable()}
+    return logp.detach(), grads, packs
+
+
+def _assert_same(a, b):
+    torch.testing.assert_close(a[0], b[0], atol=1e-5, rtol=1e-4)
+    assert a[1].keys() == b[1].keys()
+    for name in a[1]:
+        torch.testing.assert_close(a[1][name], b[1][name], atol=1e-5, rtol=1e-3, msg=name)
+
+
+@pytest.mark.parametrize("arch", ["llama", "gpt2"])
+@pytest.mark.parametrize("method", ["zero-shot", "prompt-tuning", "p-tuning", "lora", "soft-prompt"])
+@pytest.mark.parametrize("share", [True, False])
+def test_packed_rows_match_padded_rows(smol_tok, arch, method, share):
+    plm = tiny_model("causal", smol_tok).model if arch == "llama" else _gpt2(smol_tok)
+    # text after the mask is cut from packed rows; a soft token in the middle for soft-prompt
+    template = ("Review follows. {text_a} " + ('{"soft": "so"} ' if method == "soft-prompt" else "")
+                + "Overall it was{mask} indeed.")
+    padded = _run(plm, smol_tok, template, method, pack=False, share=share)
+    packed = _run(plm, smol_tok, template, method, pack=True, share=share)
+    assert padded[2] is None and packed[2] == [[0, 1, 2, 3]]
+    _assert_same(packed, padded)
+
+
+def test_several_packs_match_padded_rows(smol_tok, monkeypatch):
+    plm = tiny_model("causal", smol_tok).model
+    template = "Review follows. {text_a} Overall it was{mask}"
+    padded = _run(plm, smol_tok, template, "prompt-tuning", pack=False)
+    monkeypatch.setattr(prompt_model, "PACK_CAPACITY", 8)
+    packed = _run(plm, smol_tok, template, "prompt-tuning", pack=True)
+    assert packed[2] is not None and len(packed[2]) > 1                 # packs of unequal lengths, padded
+    _assert_same(packed, padded)
+
+
+def test_no_packing_where_it_does_not_pay_or_apply(smol_tok, bert_tok):
+    plm = tiny_model("causal", smol_tok).model
+    tuned = build_tuned_model(plm, smol_tok, "causal", "{text_a} It was{mask}", VERB, "zero-shot")
+    pad = describe_tokenizer(smol_tok).pad_id
+    same = collate(encode_examples(tuned.pm.template, [EXAMPLES[0]] * 3, smol_tok,
+                                   EncodeSettings(profile="causal")), pad)
+    assert tuned.pm.packing(same, 0) is None                          # equal rows: no padding to save
+    prefix = build_tuned_model(copy.deepcopy(plm), smol_tok, "causal", "{text_a} It was{mask}", VERB,
+                               "prefix-tuning")
+    mixed = collate(encode_examples(prefix.pm.template, EXAMPLES, smol_tok, EncodeSettings(profile="causal")), pad)
+    assert prefix.pm.packing(mixed, 0) is None                        # PEFT puts its virtual tokens in front
+    lm = tiny_model("masked", bert_tok)
+    masked = build_tuned_model(lm.model, bert_tok, "masked", "{text_a} It was {mask}.", VERB, "zero-shot")
+    batch = collate(encode_examples(masked.pm.template, EXAMPLES, bert_tok, EncodeSettings(profile="masked")),
+                    describe_tokenizer(bert_tok).pad_id)
+    assert masked.pm.packing(batch, 0) is None                        # attention goes both ways
+
+
+@pytest.mark.parametrize("model_type", sorted(prompt_model.PACKABLE_MODEL_TYPES))
+def test_every_packable_architecture_packs_exactly(smol_tok, model_type):
+    """The allow-list is only as good as this test: each listed architecture, packed == padded."""
+    sizes = dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+                 intermediate_size=128, head_dim=16)
+    if model_type == "gpt2":
+        sizes = dict(n_embd=32, n_layer=2, n_head=4, resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0)
+    cfg = AutoConfig.for_model(model_type, vocab_size=len(smol_tok), pad_token_id=smol_tok.pad_token_id,
+                               bos_token_id=None, eos_token_id=None, **sizes)
+    torch.manual_seed(0)
+    plm = AutoModelForCausalLM.from_config(cfg).eval()
+    make_lean(plm)
+    template = "Review follows. {text_a} Overall it was{mask}"
+    _assert_same(_run(plm, smol_tok, template, "prompt-tuning", pack=True),
+                 _run(plm, smol_tok, template, "prompt-tuning", pack=False))
+
+
+# ------------------------------------------------------------------------------------------ heap
+
+_PINNED_HEAP = """
+import importlib.util, sys, torch
+spec = importlib.util.spec_from_file_location("heap", "backend/training/heap.py")   # ctypes only: no backend import
+heap = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(heap)
+def rss():
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmRSS:"))
+def run():
+    torch.ones(1 << 20)                        # a 4 MiB buffer freed: glibc's dynamic threshold rises past 1 MiB
+    before = rss()
+    big, pins = [], []
+    for _ in range(200):
+        big.append(torch.ones(256 * 1024))     # 1 MiB, touched
+        pins.append(torch.ones(16 * 1024))     # 64 KiB, long-lived: pins the heap above each big buffer
+    grown = rss() - before
+    del big
+    print(grown >> 20, (rss() - before) >> 20)
+if sys.argv[1] == "on":
+    with heap.buffers_returned_to_os():
+        run()
+else:
+    run()
+"""
+
+
+@pytest.mark.skipif(platform.system() != "Linux" or platform.libc_ver()[0] != "glibc", reason="glibc only")
+def test_freed_buffers_go_back_to_the_os():
+    """Small long-lived tensors between big freed ones keep glibc's heap from shrinking; with the setting
+    the big buffers never enter the heap."""
+    def grown_and_kept(mode: str) -> tuple[int, int]:
+        out = subprocess.run([sys.executable, "-c", _PINNED_HEAP, mode], capture_output=True, text=True,
+                             check=True, cwd=Path(__file__).resolve().parents[1])
+        grown, kept = out.stdout.split()
+        return int(grown), int(kept)
+
+    grown, kept = grown_and_kept("off")
+    assert grown > 150 and kept > 150, (grown, kept)       # the failure mode being fixed
+    grown, kept = grown_and_kept("on")
+    assert grown > 150 and kept < 30, (grown, kept)
