@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 from backend.batching import collate, pack_rows
+from backend.models.lean import LEAN_SDPA
 from backend.prompts.encode import Encoded
 from backend.prompts.template import Template
 from backend.prompts.verbalizer import CompiledVerbalizer
@@ -73,8 +74,10 @@ MIN_SHARED_PREFIX = 4
 PACK_MIN_SAVING = 0.15
 # Tokens per packed sequence: attention within a pack grows with the square of its length.
 PACK_CAPACITY = 256
-# Architectures known to honour per-token position ids and a ready 4D mask as given (tested ones).
+# Architectures known to honour per-token position ids and a ready 4D mask as given (tested ones), and
+# the attention implementations that take such a mask (flash-attention kernels take none).
 PACKABLE_MODEL_TYPES = frozenset({"llama", "mistral", "qwen2", "qwen3", "gpt2"})
+SDPA_IMPLEMENTATIONS = frozenset({"sdpa", LEAN_SDPA})
 
 
 def _is_prompt_learning(plm: nn.Module) -> bool:
@@ -102,15 +105,19 @@ def _packed_layout(ends: list[int], shared: int, bins: list[list[int]]) -> dict[
     return {"rows": rows, "cols": cols, "seg": seg, "read": read}
 
 
-def _packed_mask(seg: torch.Tensor, shared: int, dtype: torch.dtype) -> torch.Tensor:
-    """Additive 4D mask (packs, 1, width, shared + width): a token sees the shared prefix and the earlier
-    tokens of its own row; padding sees only itself (a query with nothing to attend to would give NaN)."""
+def _packed_mask(seg: torch.Tensor, shared: int, dtype: torch.dtype | None) -> torch.Tensor:
+    """4D mask (packs, 1, width, shared + width): a token sees the shared prefix and the earlier tokens of
+    its own row; padding sees only itself (a query with nothing to attend to would give NaN). Boolean
+    (True = attend) for ``dtype`` None, as SDPA takes under any autocast dtype, else additive in ``dtype``
+    for eager attention."""
     width = seg.shape[1]
     pos = torch.arange(width, device=seg.device)
     real = seg >= 0
     within = (seg[:, :, None] == seg[:, None, :]) & (pos[:, None] >= pos[None, :]) & real[:, :, None]
     within |= (~real)[:, :, None] & (pos[:, None] == pos[None, :])
     allowed = torch.cat([real[:, :, None].expand(-1, -1, shared), within], dim=-1) if shared else within
+    if dtype is None:
+        return allowed[:, None]
     mask = torch.zeros(allowed.shape, dtype=dtype, device=seg.device)
     return mask.masked_fill(~allowed, torch.finfo(dtype).min)[:, None]
 
@@ -208,7 +215,10 @@ class PromptModel(nn.Module):
         """The packs to run the rows in (lists of row indices), or None to run the batch padded."""
         if not self.pack or self.kind != "causal" or "decoder_input_ids" in batch:
             return None
-        if getattr(getattr(self.plm, "config", None), "model_type", None) not in PACKABLE_MODEL_TYPES:
+        config = getattr(self.plm, "config", None)
+        if getattr(config, "model_type", None) not in PACKABLE_MODEL_TYPES:
+            return None
+        if getattr(config, "_attn_implementation", None) not in SDPA_IMPLEMENTATIONS | {"eager"}:
             return None
         if _is_prompt_learning(self.plm):
             return None
@@ -224,7 +234,8 @@ class PromptModel(nn.Module):
         x = inputs[key]
         layout = {k: v.to(x.device) for k, v in
                   _packed_layout((batch["mask_pos"] + 1).tolist(), shared, packs).items()}
-        dtype = self.plm.get_input_embeddings().weight.dtype
+        eager = self.plm.config._attn_implementation not in SDPA_IMPLEMENTATIONS
+        dtype = self.plm.get_input_embeddings().weight.dtype if eager else None
         call = {key: x[layout["rows"], layout["cols"]], "position_ids": layout["cols"],
                 "attention_mask": _packed_mask(layout["seg"], shared, dtype), "use_cache": False}
         with capture_head_input(self.plm) as box:

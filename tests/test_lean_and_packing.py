@@ -163,8 +163,9 @@ def test_no_packing_where_it_does_not_pay_or_apply(smol_tok, bert_tok):
     assert masked.pm.packing(batch, 0) is None                        # attention goes both ways
 
 
+@pytest.mark.parametrize("attention", ["sdpa", "eager"])      # boolean mask / additive mask
 @pytest.mark.parametrize("model_type", sorted(prompt_model.PACKABLE_MODEL_TYPES))
-def test_every_packable_architecture_packs_exactly(smol_tok, model_type):
+def test_every_packable_architecture_packs_exactly(smol_tok, model_type, attention):
     """The allow-list is only as good as this test: each listed architecture, packed == padded."""
     sizes = dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
                  intermediate_size=128, head_dim=16)
@@ -173,7 +174,7 @@ def test_every_packable_architecture_packs_exactly(smol_tok, model_type):
     cfg = AutoConfig.for_model(model_type, vocab_size=len(smol_tok), pad_token_id=smol_tok.pad_token_id,
                                bos_token_id=None, eos_token_id=None, **sizes)
     torch.manual_seed(0)
-    plm = AutoModelForCausalLM.from_config(cfg).eval()
+    plm = AutoModelForCausalLM.from_config(cfg, attn_implementation=attention).eval()
     make_lean(plm)
     template = "Review follows. {text_a} Overall it was{mask}"
     _assert_same(_run(plm, smol_tok, template, "prompt-tuning", pack=True),
