@@ -116,9 +116,11 @@ def length_sorted_batches(lengths: Sequence[int], batch_size: int, *, shuffle_se
     return batches
 
 
-def split_by_tokens(rows: Sequence[int], lengths: Sequence[int], budget: int | None) -> list[list[int]]:
-    """Consecutive chunks of ``rows`` whose padded size (rows x longest row) stays within ``budget``
-    tokens; every chunk has at least one row. ``budget`` None or 0: one chunk.
+def split_by_tokens(rows: Sequence[int], lengths: Sequence[int], budget: int | None, *,
+                    packed: bool = False) -> list[list[int]]:
+    """Consecutive chunks of ``rows`` whose size stays within ``budget`` tokens; every chunk has at least
+    one row. ``budget`` None or 0: one chunk. The size of a chunk is what the model runs: rows x longest
+    row when rows are padded, the sum of the rows' lengths when the model packs them (``packed``).
 
     Training accumulates the chunks' gradients into one optimizer step, so the step is the same while the
     activations kept for the backward pass shrink with the chunk (see TrainOptions.micro_batch_tokens).
@@ -127,14 +129,14 @@ def split_by_tokens(rows: Sequence[int], lengths: Sequence[int], budget: int | N
         return [list(rows)]
     chunks: list[list[int]] = []
     current: list[int] = []
-    width = 0
+    width = total = 0
     for r in rows:
-        w = max(width, lengths[r])
-        if current and w * (len(current) + 1) > budget:
+        w, t = max(width, lengths[r]), total + lengths[r]
+        if current and (t if packed else w * (len(current) + 1)) > budget:
             chunks.append(current)
-            current, w = [], lengths[r]
+            current, w, t = [], lengths[r], lengths[r]
         current.append(r)
-        width = w
+        width, total = w, t
     if current:
         chunks.append(current)
     return chunks

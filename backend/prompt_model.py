@@ -211,16 +211,18 @@ class PromptModel(nn.Module):
         cache.batch_repeat_interleave(x.shape[0])
         return {key: x[:, length:], "attention_mask": att, "past_key_values": cache, "use_cache": True}
 
+    @property
+    def packs_rows(self) -> bool:
+        """Whether this model runs causal rows packed (when a batch's padding makes it pay)."""
+        config = getattr(self.plm, "config", None)
+        return (self.pack and self.kind == "causal"
+                and getattr(config, "model_type", None) in PACKABLE_MODEL_TYPES
+                and getattr(config, "_attn_implementation", None) in SDPA_IMPLEMENTATIONS | {"eager"}
+                and not _is_prompt_learning(self.plm))
+
     def packing(self, batch: dict[str, torch.Tensor], shared: int) -> list[list[int]] | None:
         """The packs to run the rows in (lists of row indices), or None to run the batch padded."""
-        if not self.pack or self.kind != "causal" or "decoder_input_ids" in batch:
-            return None
-        config = getattr(self.plm, "config", None)
-        if getattr(config, "model_type", None) not in PACKABLE_MODEL_TYPES:
-            return None
-        if getattr(config, "_attn_implementation", None) not in SDPA_IMPLEMENTATIONS | {"eager"}:
-            return None
-        if _is_prompt_learning(self.plm):
+        if not self.packs_rows or "decoder_input_ids" in batch:
             return None
         needed = (batch["mask_pos"] + 1 - shared).tolist()
         packs = pack_rows(needed, max(PACK_CAPACITY, max(needed)))

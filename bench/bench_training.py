@@ -140,7 +140,8 @@ def _our_step_fn(loaded, method: dict, batches):
     for b in batches:   # as the training loop does: the batch in chunks within the default token budget
         encs = encode_examples(pm.template, b, loaded.tokenizer, EncodeSettings(profile="causal", max_length=128))
         labels = torch.tensor(gold_indices(b, ["negative", "positive"]))
-        chunks = split_by_tokens(range(len(b)), [e.length for e in encs], CPU_MICRO_BATCH_TOKENS)
+        chunks = split_by_tokens(range(len(b)), [e.length for e in encs], CPU_MICRO_BATCH_TOKENS,
+                                 packed=pm.packs_rows)
         prepared.append([(collate([encs[i] for i in c], info.pad_id), labels[c], len(b)) for c in chunks])
 
     def step(i: int) -> None:

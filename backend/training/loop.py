@@ -128,7 +128,8 @@ def train_loop(tuned: TunedModel, tokenizer: Any, data: TrainData, opts: Resolve
             for micro in range(opts.grad_accum):
                 idx, epoch = plan((step * opts.grad_accum + micro) * nproc + rank)
                 # Chunks of the batch within the token budget; summed losses over len(idx) = the batch's mean.
-                work += [(chunk, len(idx)) for chunk in split_by_tokens(idx, lengths, opts.micro_batch_tokens)]
+                work += [(chunk, len(idx)) for chunk in
+                         split_by_tokens(idx, lengths, opts.micro_batch_tokens, packed=pm.packs_rows)]
             for k, (chunk, size) in enumerate(work):
                 # Under DDP only the step's last backward all-reduces: ranks may cut their batches into different
                 # numbers of chunks, and one synchronisation per optimizer step is all the step needs.

@@ -36,8 +36,8 @@ class Resolved:
     weight_decay: float
 
 
-# Activations kept for the backward pass grow with the batch's padded tokens (about 1 MB per token for
-# SmolLM2-135M). 512 leaves the usual few-shot batches whole (splitting small batches costs 15-25% step time
+# Activations kept for the backward pass grow with the tokens a chunk runs: rows x longest row when padded,
+# the rows' own tokens when packed (about 0.7 MB per token for SmolLM2-135M). 512 leaves the usual few-shot batches whole (splitting small batches costs 15-25% step time
 # on CPU) and stops a batch of long texts from taking gigabytes; set it lower to trade time for memory.
 CPU_MICRO_BATCH_TOKENS = 512
 
