@@ -85,6 +85,14 @@ def _is_prompt_learning(plm: nn.Module) -> bool:
     return peft_cfg is not None and bool(getattr(peft_cfg, "is_prompt_learning", False))
 
 
+def _prefix_tokens(plm: nn.Module) -> int:
+    """PEFT prefix tuning's virtual-token count (its keys/values sit in front of every row), else 0."""
+    peft_cfg = getattr(plm, "active_peft_config", None)
+    if peft_cfg is None or str(getattr(peft_cfg, "peft_type", "")).split(".")[-1] != "PREFIX_TUNING":
+        return 0
+    return int(peft_cfg.num_virtual_tokens)
+
+
 def _packed_layout(ends: list[int], shared: int, bins: list[list[int]]) -> dict[str, torch.Tensor]:
     """Where each packed position comes from (row, column), its segment (row, -1 for padding), and
     where each row's last token lands (pack, offset)."""
@@ -218,7 +226,7 @@ class PromptModel(nn.Module):
         return (self.pack and self.kind == "causal"
                 and getattr(config, "model_type", None) in PACKABLE_MODEL_TYPES
                 and getattr(config, "_attn_implementation", None) in SDPA_IMPLEMENTATIONS | {"eager"}
-                and not _is_prompt_learning(self.plm))
+                and (not _is_prompt_learning(self.plm) or _prefix_tokens(self.plm) > 0))
 
     def packing(self, batch: dict[str, torch.Tensor], shared: int) -> list[list[int]] | None:
         """The packs to run the rows in (lists of row indices), or None to run the batch padded."""
@@ -238,17 +246,26 @@ class PromptModel(nn.Module):
                   _packed_layout((batch["mask_pos"] + 1).tolist(), shared, packs).items()}
         eager = self.plm.config._attn_implementation not in SDPA_IMPLEMENTATIONS
         dtype = self.plm.get_input_embeddings().weight.dtype if eager else None
-        call = {key: x[layout["rows"], layout["cols"]], "position_ids": layout["cols"],
-                "attention_mask": _packed_mask(layout["seg"], shared, dtype), "use_cache": False}
+        virtual = _prefix_tokens(self.plm)
+        call = {key: x[layout["rows"], layout["cols"]], "position_ids": layout["cols"] + virtual,
+                "attention_mask": _packed_mask(layout["seg"], shared + virtual, dtype), "use_cache": False}
+        model = self.plm
         with capture_head_input(self.plm) as box:
-            if shared:
+            if virtual:
+                # PEFT prefix tuning: its trained keys/values are the packs' shared prefix. PEFT's own forward
+                # would append a 2D mask to ours, so the base model is called directly, as PEFT calls it.
+                width = call[key].shape[1]
+                call.update(past_key_values=self.plm.get_prompt(len(packs), max_cache_len=width + virtual),
+                            use_cache=True)
+                model = self.plm.base_model
+            elif shared:
                 head = self.plm(**{key: x[:1, :shared]}, attention_mask=inputs["attention_mask"][:1, :shared],
                                 use_cache=True)
                 cache = head.past_key_values
                 if len(packs) > 1:
                     cache.batch_repeat_interleave(len(packs))
                 call.update(past_key_values=cache, use_cache=True)
-            self.plm(**call)
+            model(**call)
         read = layout["read"]
         return box["hidden"][read[:, 0], read[:, 1]]
 
