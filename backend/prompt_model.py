@@ -12,9 +12,10 @@ cache is repeated across the batch, and only the rest of each row goes through t
 still reach the soft tokens through the cached keys and values.
 
 Causal rows are also packed instead of padded when padding would waste work: each row is cut after its
-mask (later tokens cannot change the mask's hidden state), the rows run back to back in one sequence
-with a block-diagonal causal mask and their own position ids, so no work or activation memory goes to
-padding. On few-shot SST-2 batches half of a padded batch is padding.
+mask (later tokens cannot change the mask's hidden state), the rows run back to back in a few balanced
+packs with a block-diagonal causal mask and their own position ids, so little work or activation memory
+goes to padding (half of a padded few-shot SST-2 batch is padding). The shared prefix, or PEFT prefix
+tuning's trained keys/values, sits in front of every pack.
 """
 from __future__ import annotations
 
