@@ -211,14 +211,22 @@ class PromptModel(nn.Module):
         length = min(length, limit)
         return length if length >= MIN_SHARED_PREFIX else 0
 
-    def _cached_prefix_inputs(self, inputs: dict[str, Any], length: int) -> dict[str, Any]:
-        """Run the first ``length`` positions for one row; the rest of the batch continues from its cache."""
+    def _prefix_cache(self, inputs: dict[str, Any], length: int, copies: int) -> Any:
+        """Run the first ``length`` positions for one row; its cache, repeated ``copies`` times."""
         key = "inputs_embeds" if "inputs_embeds" in inputs else "input_ids"
-        x, att = inputs[key], inputs["attention_mask"]
-        head = self.plm(**{key: x[:1, :length]}, attention_mask=att[:1, :length], use_cache=True)
+        head = self.plm(**{key: inputs[key][:1, :length]}, attention_mask=inputs["attention_mask"][:1, :length],
+                        use_cache=True)
         cache = head.past_key_values
-        cache.batch_repeat_interleave(x.shape[0])
-        return {key: x[:, length:], "attention_mask": att, "past_key_values": cache, "use_cache": True}
+        if copies > 1:
+            cache.batch_repeat_interleave(copies)
+        return cache
+
+    def _cached_prefix_inputs(self, inputs: dict[str, Any], length: int) -> dict[str, Any]:
+        """The rest of every row, continuing from the shared prefix's cache."""
+        key = "inputs_embeds" if "inputs_embeds" in inputs else "input_ids"
+        x = inputs[key]
+        return {key: x[:, length:], "attention_mask": inputs["attention_mask"],
+                "past_key_values": self._prefix_cache(inputs, length, x.shape[0]), "use_cache": True}
 
     @property
     def packs_rows(self) -> bool:
@@ -260,12 +268,7 @@ class PromptModel(nn.Module):
                             use_cache=True)
                 model = self.plm.base_model
             elif shared:
-                head = self.plm(**{key: x[:1, :shared]}, attention_mask=inputs["attention_mask"][:1, :shared],
-                                use_cache=True)
-                cache = head.past_key_values
-                if len(packs) > 1:
-                    cache.batch_repeat_interleave(len(packs))
-                call.update(past_key_values=cache, use_cache=True)
+                call.update(past_key_values=self._prefix_cache(inputs, shared, len(packs)), use_cache=True)
             model(**call)
         read = layout["read"]
         return box["hidden"][read[:, 0], read[:, 1]]

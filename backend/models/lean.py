@@ -91,7 +91,6 @@ class LeanGatedMLP(torch.nn.Module):
 
     def __init__(self, mlp: torch.nn.Module) -> None:
         super().__init__()
-        self.replaced = type(mlp).__name__
         self.gate_proj, self.up_proj, self.down_proj = mlp.gate_proj, mlp.up_proj, mlp.down_proj
         self.act_fn = mlp.act_fn
 
