@@ -8,56 +8,66 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any, Union, get_args, get_origin, get_type_hints
+from typing import Any, get_type_hints
 
 from backend.errors import ConfigError
+from backend.method_options import METHOD_OPTIONS, parse_method_options
+from backend.schema import check, unknown_key
+from backend.textcheck import brief
 
-METHODS = ("zero-shot", "soft-prompt", "prompt-tuning", "p-tuning", "prefix-tuning", "lora", "ia3",
-           "adapter", "bitfit", "full")
+METHODS = tuple(METHOD_OPTIONS)
+# Ranges are declared on each field (``metadata``) and checked by ``_build`` at parse time; see backend.schema.
+PATH = {"path": True}                       # a file, folder, builtin:NAME or hub id
+SEED = {"min": 0, "max": 2 ** 32 - 1}       # what numpy and torch accept as a seed
+COUNT = 1_000_000_000                       # examples
+CALIBRATIONS = ("content-free", "support")
+TRUNCATE = ("tail", "head", "balanced")
+METRICS = ("accuracy", "macro_f1")          # what evaluate() reports and early stopping can maximise
 
 
 @dataclass
 class DataConfig:
-    train: str | None = None
-    eval: str | None = None
-    eval_split: str | None = None
-    train_split: str | None = None
+    train: str | None = field(default=None, metadata=PATH)
+    eval: str | None = field(default=None, metadata=PATH)
+    eval_split: str | None = field(default=None, metadata={"max_len": 256})
+    train_split: str | None = field(default=None, metadata={"max_len": 256})
     columns: dict[str, Any] = field(default_factory=dict)
-    label_names: list[str] | None = None
-    shots: int | None = None
-    seed: int = 13
-    limit: int | None = None
+    label_names: list[str] | None = field(default=None, metadata={"max_len": 1000, "max_items": 100_000})
+    shots: int | None = field(default=None, metadata={"min": 1, "max": 1_000_000})
+    seed: int = field(default=13, metadata=SEED)
+    limit: int | None = field(default=None, metadata={"min": 1, "max": COUNT})
 
 
 @dataclass
 class EvalOptions:
-    batch_size: int = 32
-    calibration: str | None = None          # None | "content-free" | "support"
-    top_k: int = 0
-    precision_at: list[int] = field(default_factory=list)
+    batch_size: int = field(default=32, metadata={"min": 1, "max": 4096})
+    calibration: str | None = field(default=None, metadata={"choices": CALIBRATIONS})   # or None
+    top_k: int = field(default=0, metadata={"min": 0, "max": 1000})   # vocabulary top-k at the mask; 0: off
+    precision_at: list[int] = field(default_factory=list, metadata={"min": 1, "max": 1000, "max_items": 20})
 
 
 @dataclass
 class TrainOptions:
-    steps: int | None = None
-    epochs: float | None = None
-    batch_size: int = 8
-    lr: float | None = None                 # None: the method's default
-    weight_decay: float = 0.0
-    warmup_ratio: float = 0.06
-    grad_accum: int = 1
+    steps: int | None = field(default=None, metadata={"min": 1, "max": 10_000_000})
+    epochs: float | None = field(default=None, metadata={"gt": 0, "max": 100_000})
+    batch_size: int = field(default=8, metadata={"min": 1, "max": 4096})
+    lr: float | None = field(default=None, metadata={"gt": 0, "max": 10})   # None: the method's default
+    weight_decay: float = field(default=0.0, metadata={"min": 0, "max": 10})
+    warmup_ratio: float = field(default=0.06, metadata={"min": 0, "max": 1})
+    grad_accum: int = field(default=1, metadata={"min": 1, "max": 4096})
     # Split each batch into chunks of at most this many padded tokens and accumulate their gradients:
     # the same optimizer step with fewer activations held. None: 512 on CPU, no split on GPU; 0: never.
-    micro_batch_tokens: int | None = None
-    max_grad_norm: float = 1.0
-    eval_every: int | None = None
-    eval_limit: int | None = None
-    early_stopping: int | None = None       # patience in evaluations
-    metric: str = "accuracy"
-    output_dir: str | None = None
-    seed: int = 42
-    seeds: list[int] | None = None
-    mixed_precision: str | None = None      # None: bf16/fp16 on CUDA, fp32 on CPU
+    micro_batch_tokens: int | None = field(default=None, metadata={"min": 0, "max": 10_000_000})
+    max_grad_norm: float = field(default=1.0, metadata={"min": 0, "max": 1e6})   # 0: no clipping
+    eval_every: int | None = field(default=None, metadata={"min": 1, "max": 10_000_000})
+    eval_limit: int | None = field(default=None, metadata={"min": 1, "max": COUNT})
+    early_stopping: int | None = field(default=None, metadata={"min": 1, "max": 1_000_000})   # patience in evaluations
+    metric: str = field(default="accuracy", metadata={"choices": METRICS})   # higher is better
+    output_dir: str | None = field(default=None, metadata=PATH)
+    seed: int = field(default=42, metadata=SEED)
+    seeds: list[int] | None = field(default=None, metadata={**SEED, "max_items": 100})
+    # None: bf16/fp16 on CUDA, fp32 on CPU ("no" is accelerate's name for fp32)
+    mixed_precision: str | None = field(default=None, metadata={"choices": ("no", "fp16", "bf16")})
 
 
 @dataclass
@@ -71,17 +81,17 @@ class MethodConfig:
 
 @dataclass
 class RunConfig:
-    model: str = "smollm2-135m-instruct"
+    model: str = field(default="smollm2-135m-instruct", metadata=PATH)
     data: DataConfig = field(default_factory=DataConfig)
-    template: str = ""
+    template: str = field(default="", metadata={"max_len": 100_000})
     verbalizer: Any = None                  # {class: [words]} | [[words], ...] | {"label_words": ..} | "labels" | file
-    max_length: int = 256
-    truncate: str = "tail"
+    max_length: int = field(default=256, metadata={"min": 8, "max": 131_072})
+    truncate: str = field(default="tail", metadata={"choices": TRUNCATE})
     method: MethodConfig = field(default_factory=MethodConfig)
     train: TrainOptions = field(default_factory=TrainOptions)
     eval: EvalOptions = field(default_factory=EvalOptions)
-    name: str | None = None
-    tags: list[str] = field(default_factory=list)
+    name: str | None = field(default=None, metadata={"max_len": 1000})
+    tags: list[str] = field(default_factory=list, metadata={"max_len": 200, "max_items": 100})
 
     # ------------------------------------------------------------------ (de)serialisation
 
@@ -100,7 +110,9 @@ class RunConfig:
             opts = dict(method)
             name = opts.pop("name", "zero-shot")
             if name not in METHODS:
-                raise ConfigError(f"method.name: unknown method {name!r}; choose one of {', '.join(METHODS)}")
+                raise ConfigError(f"method.name: unknown method {brief(name)}; choose one of {', '.join(METHODS)}")
+            # Checked here, not first in the worker: a run that cannot start is never queued.
+            parse_method_options(name, opts)
             cfg.method = MethodConfig(name=name, options=opts)
         cfg.validate()
         return cfg
@@ -114,20 +126,13 @@ class RunConfig:
         return json.dumps(self.to_dict(), indent=2, ensure_ascii=False)
 
     def validate(self) -> None:
+        """Rules across fields (each field's own range is checked by ``_build`` as it is read)."""
         if not self.template.strip():
             raise ConfigError("template: missing (e.g. \"{text_a} It was {mask}.\")")
-        if self.truncate not in ("tail", "head", "balanced"):
-            raise ConfigError(f"truncate: must be tail, head or balanced, not {self.truncate!r}")
-        if self.max_length < 8:
-            raise ConfigError("max_length: must be at least 8")
         if self.verbalizer is None:
             raise ConfigError("verbalizer: missing (e.g. {\"negative\": [\"bad\"], \"positive\": [\"good\"]})")
         if not (self.data.eval or self.data.train):
             raise ConfigError("data: give at least data.eval (or data.train) — a file, builtin:NAME or hub id")
-        if self.data.shots is not None and self.data.shots < 1:
-            raise ConfigError("data.shots: must be at least 1")
-        if self.eval.calibration not in (None, "content-free", "support"):
-            raise ConfigError("eval.calibration: must be content-free, support or null")
 
 
 def load_config(path: str | Path) -> RunConfig:
@@ -146,64 +151,35 @@ def load_config(path: str | Path) -> RunConfig:
             mark = getattr(exc, "problem_mark", None)
             raise ConfigError(f"{p.name} is not valid YAML: {getattr(exc, 'problem', exc)}",
                               row=(mark.line + 1) if mark else None) from None
+        except (ValueError, RecursionError) as exc:    # a 5,000-digit number; nesting deeper than the stack
+            raise ConfigError(f"{p.name} cannot be read: {_reason(exc)}") from None
     else:
         try:
             raw = json.loads(text)
         except json.JSONDecodeError as exc:
             raise ConfigError(f"{p.name} is not valid JSON: {exc.msg}", row=exc.lineno) from None
+        except (ValueError, RecursionError) as exc:
+            raise ConfigError(f"{p.name} cannot be read: {_reason(exc)}") from None
     return RunConfig.from_dict(raw)
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, RecursionError):
+        return "it is nested too deeply"
+    if "integer string conversion" in str(exc):
+        return "it holds a number with thousands of digits"
+    return str(exc).split("\n")[0][:200]
 
 
 # ---------------------------------------------------------------------------------------- helpers
 
-def _type_name(tp: Any) -> str:
-    names = {int: "an integer", float: "a number", str: "a string", bool: "true/false", list: "a list",
-             dict: "an object"}
-    origin = get_origin(tp) or tp
-    return names.get(origin, getattr(origin, "__name__", str(origin)))
-
-
-def _check(value: Any, tp: Any, path: str) -> Any:
-    if tp is Any:
-        return value
-    origin = get_origin(tp)
-    if origin is Union or str(origin) == "<class 'types.UnionType'>" or type(tp).__name__ == "UnionType":
-        args = get_args(tp)
-        if value is None and type(None) in args:
-            return None
-        errors = []
-        for a in args:
-            if a is type(None):
-                continue
-            try:
-                return _check(value, a, path)
-            except ConfigError as exc:
-                errors.append(exc)
-        raise errors[0] if errors else ConfigError(f"{path}: must not be null")
-    base = origin or tp
-    if base is float and isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value)
-    if base is int and isinstance(value, bool):
-        raise ConfigError(f"{path}: expected {_type_name(tp)}, got {value!r}")
-    if isinstance(base, type) and not isinstance(value, base):
-        raise ConfigError(f"{path}: expected {_type_name(tp)}, got {value!r}")
-    if base is list:
-        (item,) = get_args(tp) or (Any,)
-        return [_check(v, item, f"{path}[{i}]") for i, v in enumerate(value)]
-    return value
-
-
 def _build(cls: type, raw: dict[str, Any], prefix: str) -> Any:
     hints = get_type_hints(cls)
     known = {f.name for f in fields(cls)}
+    meta = {f.name: f.metadata for f in fields(cls)}
     unknown = [k for k in raw if k not in known]
     if unknown:
-        import difflib
-
-        k = unknown[0]
-        close = difflib.get_close_matches(k, known, n=1)
-        hint = f" — did you mean {close[0]!r}?" if close else f" (known: {', '.join(sorted(known))})"
-        raise ConfigError(f"{prefix}{k}: unknown key{hint}")
+        raise ConfigError(f"{prefix}{unknown_key(unknown[0], known)}")
     kwargs = {}
     for name, value in raw.items():
         tp = hints[name]
@@ -213,5 +189,5 @@ def _build(cls: type, raw: dict[str, Any], prefix: str) -> Any:
                 raise ConfigError(f"{path}: expected an object")
             kwargs[name] = _build(tp, value, path + ".")
         else:
-            kwargs[name] = _check(value, tp, path)
+            kwargs[name] = check(value, tp, path, meta[name])
     return cls(**kwargs)

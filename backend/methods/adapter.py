@@ -16,10 +16,10 @@ import torch
 from torch import nn
 
 from backend.errors import ConfigError
+from backend.method_options import METHOD_OPTIONS
 from backend.methods.base import Method, MethodContext
 from backend.prompt_model import PromptModel
 
-STYLES = ("houlsby", "pfeiffer")
 ATTN_OUT = re.compile(r"(attention\.output\.dense|self_attn\.o_proj|SelfAttention\.o|attn\.c_proj|attn\.out_proj)$")
 FFN_OUT = re.compile(r"(layer\.\d+\.output\.dense|mlp\.down_proj|DenseReluDense\.wo|mlp\.c_proj|mlp\.fc2|mlp\.dense_4h_to_h)$")
 
@@ -74,13 +74,7 @@ class AdapterSet(nn.Module):
 class Adapter(Method):
     name = "adapter"
     default_lr = 1e-3
-    options = {"style": (str, "pfeiffer"), "bottleneck": (int, 64)}
-
-    def validate(self, opts: dict[str, Any]) -> None:
-        if opts["style"] not in STYLES:
-            raise ConfigError(f"method.style: must be houlsby or pfeiffer, not {opts['style']!r}")
-        if opts["bottleneck"] < 1:
-            raise ConfigError("method.bottleneck: must be at least 1")
+    options = METHOD_OPTIONS[name]
 
     def prepare(self, pm: PromptModel, opts: dict[str, Any], ctx: MethodContext) -> None:
         pm.add_module("adapters", AdapterSet(pm.plm, opts["style"], opts["bottleneck"]))

@@ -19,11 +19,11 @@ from peft import PrefixTuningConfig
 from torch import nn
 
 from backend.errors import ConfigError
+from backend.method_options import METHOD_OPTIONS
 from backend.methods.base import Method, MethodContext
 from backend.methods.peft_util import wrap_with_peft
 from backend.prompt_model import PromptModel
 
-INITS = ("activations", "random")
 DEFAULT_TEXT = "The following is a short English text, followed by a one-word answer."
 _KEY = re.compile(r"(^|\.)(k_proj|key|k)$")
 _VALUE = re.compile(r"(^|\.)(v_proj|value|v)$")
@@ -102,14 +102,7 @@ class PrefixTuning(Method):
     name = "prefix-tuning"
     default_lr = 5e-3
     uses_peft = True
-    options = {"num_tokens": (int, 16), "projection": (bool, False), "projection_hidden": (int, 512),
-               "init": (str, "activations"), "init_text": (str, None)}
-
-    def validate(self, opts: dict[str, Any]) -> None:
-        if not 1 <= opts["num_tokens"] <= 512:
-            raise ConfigError("method.num_tokens: must be between 1 and 512")
-        if opts["init"] not in INITS:
-            raise ConfigError(f"method.init: must be one of {', '.join(INITS)}, not {opts['init']!r}")
+    options = METHOD_OPTIONS[name]
 
     def prepare(self, pm: PromptModel, opts: dict[str, Any], ctx: MethodContext) -> None:
         base = pm.plm

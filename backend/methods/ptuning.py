@@ -12,13 +12,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from backend.errors import ConfigError
+from backend.method_options import METHOD_OPTIONS
 from backend.methods.base import Method, MethodContext
-from backend.methods.soft import INITS, init_rows, soft_prefix
+from backend.methods.soft import init_rows, soft_prefix
 from backend.prompt_model import PromptModel
-
-ENCODERS = ("lstm", "mlp")
-
 
 class PTuningEncoder(nn.Module):
     """``forward(soft_token_ids)`` -> rows, like the nn.Embedding it replaces (row 0 unused)."""
@@ -61,16 +58,7 @@ class PTuning(Method):
     name = "p-tuning"
     trains_soft_tokens = True
     default_lr = 3e-3
-    options = {"encoder": (str, "lstm"), "hidden_size": (int, None), "residual": (bool, True),
-               "num_tokens": (int, 8), "init": (str, "vocab"), "init_text": (str, None)}
-
-    def validate(self, opts: dict[str, Any]) -> None:
-        if opts["encoder"] not in ENCODERS:
-            raise ConfigError(f"method.encoder: must be lstm or mlp, not {opts['encoder']!r}")
-        if opts["init"] not in INITS:
-            raise ConfigError(f"method.init: must be one of {', '.join(INITS)}, not {opts['init']!r}")
-        if opts["hidden_size"] is not None and opts["hidden_size"] < 2:
-            raise ConfigError("method.hidden_size: must be at least 2")
+    options = METHOD_OPTIONS[name]
 
     def template_text(self, text: str, opts: dict[str, Any]) -> str:
         """Templates without soft tokens get ``num_tokens`` prepended (P-tuning needs some to encode)."""

@@ -13,11 +13,9 @@ from typing import Any
 import torch
 
 from backend.errors import ConfigError
+from backend.method_options import METHOD_OPTIONS
 from backend.methods.base import Method, MethodContext
 from backend.prompt_model import PromptModel
-
-INITS = ("labels", "text", "vocab")
-
 
 class ZeroShot(Method):
     name = "zero-shot"
@@ -71,16 +69,7 @@ class PromptTuning(Method):
     name = "prompt-tuning"
     trains_soft_tokens = True
     default_lr = 3e-2
-    options = {"num_tokens": (int, 20), "init": (str, "labels"), "init_text": (str, None)}
-
-    def validate(self, opts: dict[str, Any]) -> None:
-        if not 1 <= opts["num_tokens"] <= 512:
-            raise ConfigError("method.num_tokens: must be between 1 and 512")
-        if opts["init"] not in INITS:
-            raise ConfigError(f"method.init: must be one of {', '.join(INITS)} (never random normal), "
-                              f"not {opts['init']!r}")
-        if opts["init"] == "text" and not opts["init_text"]:
-            raise ConfigError("method.init_text: needed when init is 'text'")
+    options = METHOD_OPTIONS[name]
 
     def template_text(self, text: str, opts: dict[str, Any]) -> str:
         return soft_prefix(opts["num_tokens"]) + text

@@ -37,19 +37,6 @@ COMMON_KEYS = ("train_soft", "head")   # options every method takes (backend.met
 CURVES = ("train/loss", "eval/accuracy", "eval/macro_f1")   # what the live chart draws
 
 
-def _type_name(tp: Any) -> str:
-    types = tp if isinstance(tp, tuple) else (tp,)
-    if list in types:
-        return "list"
-    if bool in types:
-        return "bool"
-    if float in types:
-        return "float"
-    if int in types:
-        return "int"
-    return "str"
-
-
 def methods() -> list[dict[str, Any]]:
     """Trainable methods with their options (name, type, default) and default learning rate."""
     from backend.methods import REGISTRY
@@ -60,8 +47,8 @@ def methods() -> list[dict[str, Any]]:
         cls = REGISTRY.get(name)
         if cls is None:
             continue
-        opts = [{"key": k, "type": _type_name(tp), "default": d} for k, (tp, d) in cls.options.items()]
-        opts += [{"key": k, "type": _type_name(tp), "default": d} for k, (tp, d) in COMMON_OPTIONS.items()]
+        opts = [{"key": k, "type": o.kind, "default": o.default, "choices": o.choices}
+                for k, o in {**cls.options, **COMMON_OPTIONS}.items()]
         out.append({"name": name, "label": label, "default_lr": cls.default_lr, "kinds": list(cls.kinds),
                     "options": opts, "doc": (cls.__doc__ or "").strip().split("\n")[0]})
     return out
