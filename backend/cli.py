@@ -58,24 +58,33 @@ def _profile_for(model: str, tokenizer: Any) -> str:
 
 
 def cmd_preview(args: argparse.Namespace) -> int:
-    from backend.models import load_tokenizer
-    from backend.prompts.encode import describe_tokenizer, encode, token_views
+    # light imports first: a mistake in the arguments is reported before torch / transformers load
     from backend.prompts.example import Example
-    from backend.prompts.template import compile_template
-    from backend.prompts.wrap import wrap
+    from backend.prompts.template import compile_template, parse_template
 
+    parse_template(args.template)
     if args.example is None and args.examples is None:
         raise ConfigError("give --example JSON or --examples FILE.jsonl")
     examples: list[Example] = []
     if args.example is not None:
+        from backend.schema import check_json
+
         try:
-            examples.append(Example.from_dict(json.loads(args.example)))
-        except (json.JSONDecodeError, AttributeError) as exc:
-            raise ConfigError(f"--example is not a JSON object: {exc}") from None
+            raw = json.loads(args.example)
+        except (ValueError, RecursionError) as exc:   # JSONDecodeError, a 5,000-digit number, deep nesting
+            raise ConfigError(f"--example is not a JSON object: {str(exc)[:200]}") from None
+        if not isinstance(raw, dict):
+            raise ConfigError("--example is not a JSON object like {\"text_a\": \"A fine film.\"}")
+        # text at the edge: a lone surrogate or a giant value is refused here, with the key it is under
+        examples.append(Example.from_dict(check_json(raw, "--example")))
     if args.examples is not None:
         from backend.data import load_examples
 
         examples.extend(load_examples(args.examples, columns=None, label_names=None).examples)
+    from backend.models import load_tokenizer
+    from backend.prompts.encode import describe_tokenizer, encode, token_views
+    from backend.prompts.wrap import wrap
+
     tok = load_tokenizer(args.model)
     profile = args.profile or _profile_for(args.model, tok)
     template = compile_template(args.template, tok)
@@ -107,11 +116,15 @@ def _config_from(args: argparse.Namespace) -> Any:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from backend.pipeline import run_zero_shot
-
-    cfg = _config_from(args)
+    cfg = _config_from(args)          # before the heavy imports: a bad config is reported at once
     if args.limit is not None:
         cfg.data.limit = args.limit
+    if args.predictions:             # before any work, and before the run is recorded
+        from backend.outputs import check_output_file
+
+        check_output_file(args.predictions, "--predictions")
+    from backend.pipeline import run_zero_shot
+
     if args.predictions and not cfg.eval.top_k:
         cfg.eval.top_k = 5  # the predictions file shows what the model wanted to say at the mask
     store = _open_store(args)
@@ -154,6 +167,19 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return int(predict_command(args) or 0)
 
 
+def _at_least(low: int) -> Any:
+    """An argparse type: a whole number >= ``low`` (argparse reports anything else, exit 2)."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text[:40]!r}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be at least {low}, got {value}")
+        return value
+    return parse
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m backend", description="Prompt Studio engine")
     sub = p.add_subparsers(dest="command", required=True)
@@ -164,14 +190,14 @@ def build_parser() -> argparse.ArgumentParser:
     pv.add_argument("--examples", help="a JSONL/CSV/TSV/Parquet file of examples")
     pv.add_argument("--model", default="smollm2-135m-instruct")
     pv.add_argument("--profile", choices=["masked", "causal", "seq2seq"], help="default: from the model")
-    pv.add_argument("--max-length", type=int, default=256)
+    pv.add_argument("--max-length", type=_at_least(8), default=256)
     pv.add_argument("--truncate", default="tail", choices=["tail", "head", "balanced"])
     pv.set_defaults(func=cmd_preview)
 
     ev = sub.add_parser("eval", help="zero-shot evaluation of a RunConfig (JSON/YAML); prints metrics JSON")
     ev.add_argument("config", help="config file, or 'demo' for the built-in demo")
     ev.add_argument("--predictions", help="write per-example predictions (JSONL) here")
-    ev.add_argument("--limit", type=int, help="evaluate only the first N examples")
+    ev.add_argument("--limit", type=_at_least(1), help="evaluate only the first N examples")
     ev.add_argument("--db", help="SQLAlchemy URL of the run database (default: the studio's)")
     ev.add_argument("--no-db", action="store_true", help="do not record the run")
     ev.set_defaults(func=cmd_eval)
@@ -186,7 +212,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     wk = sub.add_parser("worker", help="claim and run queued runs from a shared database")
     wk.add_argument("--db", required=True)
-    wk.add_argument("--concurrency", type=int, default=1)
+    wk.add_argument("--concurrency", type=_at_least(1), default=1)
     wk.add_argument("--once", action="store_true", help="exit when the queue is empty")
     wk.set_defaults(func=cmd_worker)
 

@@ -46,3 +46,16 @@ def brief(value: Any, limit: int = 60) -> str:
         return f"a {type(value).__name__}"
     return text if len(text) <= limit else text[:limit - 3] + "..."
 
+
+
+def check_cell(value: Any, row: int, column: str) -> Any:
+    """A data cell (text, label or meta value) as read from a file: a string with a lone surrogate is a
+    DatasetError naming the row and column; anything else is returned unchanged."""
+    if isinstance(value, str):
+        at = surrogate_at(value)
+        if at is not None:
+            from backend.errors import DatasetError
+
+            raise DatasetError(f"row {row}, column {column!r}: {surrogate_message(value, at)}",
+                               row=row, column=column)
+    return value

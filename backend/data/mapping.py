@@ -16,6 +16,7 @@ from typing import Any
 
 from backend.errors import DatasetError
 from backend.prompts.example import Example
+from backend.textcheck import check_cell
 
 MAX_FIELD_CHARS = 100_000
 
@@ -95,7 +96,7 @@ def _text(value: Any, row: int, column: str, required: bool) -> str:
     if len(value) > MAX_FIELD_CHARS:
         raise DatasetError(f"row {row}, column {column!r}: text is {len(value):,} characters, over the "
                            f"{MAX_FIELD_CHARS:,} limit; is the right column mapped?", row=row, column=column)
-    return value
+    return check_cell(value, row, column)
 
 
 def _label(value: Any, row: int, column: str) -> Any:
@@ -104,7 +105,7 @@ def _label(value: Any, row: int, column: str) -> Any:
     if not isinstance(value, (str, int)):  # bool is an int
         raise DatasetError(f"labels must be text or whole numbers; row {row} has {type(value).__name__} "
                            f"{str(value)[:40]!r}", row=row, column=column)
-    return value
+    return check_cell(value, row, column)
 
 
 def rows_to_examples(rows: list[dict[str, Any]], mapping: ColumnMap, typed: bool) -> list[Example]:
@@ -117,7 +118,7 @@ def rows_to_examples(rows: list[dict[str, Any]], mapping: ColumnMap, typed: bool
             text_a=_text(row[mapping.text_a], i, mapping.text_a, required=True),
             text_b=_text(row[mapping.text_b], i, mapping.text_b, required=False) if mapping.text_b else "",
             label=label,
-            meta={name: row[col] for name, col in mapping.meta.items()},
+            meta={name: check_cell(row[col], i, col) for name, col in mapping.meta.items()},
         ))
     if mapping.label and not typed and all(isinstance(e.label, str) and _INT_RE.match(e.label)
                                            for e in examples):

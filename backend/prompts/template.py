@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable
 
 from backend.errors import TemplateError
+from backend.textcheck import brief, surrogate_at, surrogate_message
 
 KINDS = ("text", "placeholder", "meta", "mask", "special", "soft")
 OPTION_KEYS = ("shortenable", "post_processing", "add_prefix_space", "soft_id", "duplicate", "same")
@@ -23,6 +24,7 @@ ALLOWED_KEYS = frozenset(KINDS + OPTION_KEYS)
 PLACEHOLDERS = ("text_a", "text_b")
 SHORT_SPECIALS = {"sep": "<sep>", "cls": "<cls>", "eos": "<eos>", "bos": "<bos>"}
 MAX_BODY_CHARS = 20_000
+MAX_SOFT_ID = 100_000        # shared-embedding ids are labels; far more than any template has soft tokens
 _SHORT_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]*(\s*:.*)?$", re.S)
 _PUNCT = ".,;:!?\"'"
 
@@ -191,6 +193,8 @@ def _literal(body: str, span: tuple[int, int]) -> dict[str, Any]:
         val = ast.literal_eval("{" + body + "}")
     except Exception as exc:  # SyntaxError, ValueError, RecursionError, MemoryError, TypeError...
         reason = getattr(exc, "msg", None) or type(exc).__name__
+        if "integer string conversion" in str(exc):
+            reason = "a number with thousands of digits"
         raise TemplateError(f"cannot read this {{...}} block ({reason}); write it like "
                             "{\"placeholder\": \"text_a\"} or {\"mask\"}", span=span) from None
     if isinstance(val, (set, frozenset)):
@@ -206,7 +210,7 @@ def _build_segment(d: dict[str, Any], aps: str, span: tuple[int, int]) -> Segmen
     unknown = [k for k in d if k not in ALLOWED_KEYS]
     if unknown:
         k = unknown[0]
-        raise TemplateError(f"unknown key {k!r}{_suggest(k, ALLOWED_KEYS)}", span=span)
+        raise TemplateError(f"unknown key {brief(k)}{_suggest(k, ALLOWED_KEYS)}", span=span)
     kinds = [k for k in KINDS if k in d]
     if not kinds and "soft_id" in d:
         kinds = ["soft"]
@@ -228,7 +232,8 @@ def _build_segment(d: dict[str, Any], aps: str, span: tuple[int, int]) -> Segmen
         raise TemplateError(f"{kind} must be a string", span=span)
     if kind == "placeholder":
         if value not in PLACEHOLDERS:
-            raise TemplateError(f"unknown placeholder {value!r}{_suggest(str(value), PLACEHOLDERS)} "
+            hint = _suggest(value, PLACEHOLDERS) if isinstance(value, str) else ""
+            raise TemplateError(f"unknown placeholder {brief(value)}{hint} "
                                 "(placeholders are text_a and text_b; other fields are {\"meta\": NAME})",
                                 span=span)
     if kind == "meta" and (not isinstance(value, str) or not value):
@@ -263,14 +268,16 @@ def _build_segment(d: dict[str, Any], aps: str, span: tuple[int, int]) -> Segmen
 
     soft_id = d.get("soft_id")
     if "soft_id" in d:
-        if isinstance(soft_id, bool) or not isinstance(soft_id, int) or soft_id < 1:
-            raise TemplateError(f"soft_id must be an integer >= 1, got {soft_id!r}", span=span)
+        if isinstance(soft_id, bool) or not isinstance(soft_id, int) or not 1 <= soft_id <= MAX_SOFT_ID:
+            raise TemplateError(f"soft_id must be an integer between 1 and {MAX_SOFT_ID:,}, got {brief(soft_id)}",
+                                span=span)
         if kind != "soft":
             raise TemplateError("soft_id applies only to soft tokens", span=span)
     duplicate = d.get("duplicate")
     if "duplicate" in d:
         if isinstance(duplicate, bool) or not isinstance(duplicate, int) or not 1 <= duplicate <= 1024:
-            raise TemplateError(f"duplicate must be an integer between 1 and 1024, got {duplicate!r}", span=span)
+            raise TemplateError(f"duplicate must be an integer between 1 and 1024, got {brief(duplicate)}",
+                                span=span)
         if kind != "soft" or value is not None:
             raise TemplateError("duplicate applies only to soft tokens without init text, e.g. "
                                 "{\"soft\": None, \"duplicate\": 5}", span=span)
@@ -289,6 +296,9 @@ def parse_template(text: str, *, require_mask: bool = True) -> ParsedTemplate:
     """
     if not isinstance(text, str):
         raise TemplateError("the template must be text")
+    at = surrogate_at(text)   # rejected, not replaced: the user is typing it and fixes it at once
+    if at is not None:
+        raise TemplateError(surrogate_message(text, at), span=(at, at + 1))
     segments: list[Segment] = []
     i, n = 0, len(text)
     while i < n:

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from backend.errors import VerbalizerError
+from backend.textcheck import surrogate_at, surrogate_message
 
 MULTI_TOKEN = ("first", "mean", "max", "exact")
 AGGREGATE = ("logsumexp", "mean")
@@ -74,6 +75,10 @@ def _as_words(value: Any, where: str) -> list[str]:
             raise VerbalizerError(f"label word {w!r} for {where} is not text")
         if w.strip() in ("", NO_PREFIX):
             raise VerbalizerError(f"an empty label word for {where}")
+        at = surrogate_at(w)      # rejected at the edge: it cannot be tokenized, hashed or saved
+        if at is not None:
+            raise VerbalizerError(f"label word {len(out) + 1} for {where}: {surrogate_message(w, at)}",
+                                  span=(at, at + 1))
         out.append(w)
     if not out:
         raise VerbalizerError(f"class {where} has no label words")
