@@ -33,7 +33,7 @@ def build_app(ctx: StudioContext) -> gr.Blocks:
     """The whole studio for ``ctx``; nothing is loaded here (the model loads in the background)."""
     ctx.model.start()
     with gr.Blocks(title=TITLE, analytics_enabled=False) as demo:
-        shared = Shared.create(ctx)
+        shared = Shared.create(ctx, demo)
         with gr.Tabs(elem_id="ps-tabs"):
             for label, module in TABS:
                 tab_id = label.lower()
@@ -52,11 +52,18 @@ def _opening(ctx: StudioContext) -> Any:
     from backend.services import project
 
     def fill(kept: dict[str, Any] | None) -> tuple[Any, ...]:
-        kept = kept or {}
-        res = project.opening(ctx, ctx.project)
+        # The editors are built read-only and only this answer makes them editable: an answer landing
+        # after the user had started typing would otherwise replace what they typed.
+        editable = gr.update(interactive=True)
+        try:
+            kept = kept if isinstance(kept, dict) else {}
+            res = project.opening(ctx, ctx.project)
+        except Exception:  # noqa: BLE001 - whatever went wrong, the user must be able to type
+            res = {"error": {"message": "no opening drafts"}}
         if "error" in res:
-            return gr.skip(), gr.skip(), gr.skip()
-        return (kept.get("template") or res["template"], kept.get("label_words") or res["label_words"],
+            return editable, editable, gr.skip()
+        return (gr.update(value=kept.get("template") or res["template"], interactive=True),
+                gr.update(value=kept.get("label_words") or res["label_words"], interactive=True),
                 res["max_length"])
     return fill
 

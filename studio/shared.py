@@ -42,6 +42,7 @@ class Shared:
     model_state: gr.Textbox          # "loading" / "ready" / "failed": tabs refresh on its change
     banner: gr.HTML
     timer: gr.Timer
+    page: gr.Blocks                  # the whole page: ``page.load`` is a trigger for gr.on
     # set by the tabs that own them, read by later tabs
     template_text: gr.Textbox | None = None
     template_name: gr.Textbox | None = None
@@ -53,7 +54,7 @@ class Shared:
     on_load: list[tuple[Callable[..., Any], list[Any], list[Any]]] = field(default_factory=list)
 
     @classmethod
-    def create(cls, ctx: StudioContext) -> Shared:
+    def create(cls, ctx: StudioContext, page: gr.Blocks) -> Shared:
         from backend.services import project
 
         opening = project.bootstrap(ctx)
@@ -69,7 +70,7 @@ class Shared:
         kept_data = gr.BrowserState(None, storage_key="prompt-studio-data", secret=secret)
         kept_drafts = gr.BrowserState({}, storage_key="prompt-studio-drafts", secret=secret)
         return cls(ctx=ctx, data_sel=gr.State(default), kept_data=kept_data, kept_drafts=kept_drafts,
-                   model_state=model_state, banner=banner,
+                   model_state=model_state, banner=banner, page=page,
                    timer=gr.Timer(1.0, active=ctx.model.status()["state"] == "loading"),
                    opening={} if "error" in opening else opening)
 

@@ -101,6 +101,53 @@ def test_typing_a_template_updates_the_token_preview(page):
                            timeout=15_000)
 
 
+def _first_chips(page) -> str:
+    return page.evaluate("() => { const ex = document.querySelector('#ps-preview .ps-example');"
+                         " return ex ? Array.from(ex.querySelectorAll('.ps-chip')).slice(0, 3)"
+                         ".map(c => c.innerText).join('') : ''; }")
+
+
+def _settled(page, word: str) -> None:
+    """Wait until the preview shows ``word`` and nothing is pending, then give any late answer time to land."""
+    page.wait_for_function(f"document.querySelector('#ps-preview').innerHTML.includes({word!r})", timeout=15_000)
+    page.wait_for_timeout(2500)  # the page keeps a stream open, so "network idle" never comes
+
+
+def test_a_burst_of_templates_ends_on_the_last_one(page):
+    """Fast typing, rows and truncation changing under it: the preview shows the editor's last text."""
+    _tab(page, "Template")
+    editor = page.locator("#ps-template textarea")
+    words = ["Alpha", "Bravo", "Charlie", "Delta", "Echo", "Foxtrot", "Golf", "Hotel"]
+    for i, word in enumerate(words):
+        editor.fill(f"{word}: {{text_a}} Verdict: {{mask}}")
+        if i % 3 == 1:  # another trigger of the same view between keystrokes
+            page.locator("#ps-max-length input").fill(str(200 + i))
+    editor.press("End")
+    page.keyboard.type(" Zulu", delay=5)
+    _settled(page, "Zulu")
+    assert editor.input_value() == "Hotel: {text_a} Verdict: {mask} Zulu"
+    assert _first_chips(page).startswith("Hotel"), _first_chips(page)
+    html = page.locator("#ps-preview").inner_html()
+    assert not any(w in html for w in words[:-1]), "an older template's preview is on the page"
+    page.locator("#ps-max-length input").fill("256")
+    editor.fill("Critique: {text_a} Verdict: {mask}")
+    _settled(page, "Critique")
+
+
+def test_typing_right_after_a_reload_is_never_replaced_by_the_page_load(page):
+    _tab(page, "Template")
+    page.reload()
+    _tab(page, "Template")
+    editor = page.locator("#ps-template textarea")
+    editor.fill("Typed at once: {text_a} Verdict: {mask}")  # waits until the editor is editable
+    _settled(page, "Typed at once")
+    assert editor.input_value() == "Typed at once: {text_a} Verdict: {mask}"
+    assert _first_chips(page).startswith("Typed"), _first_chips(page)
+    page.wait_for_selector("#ps-model-state[data-state='ready']", timeout=60_000)
+    editor.fill("Critique: {text_a} Verdict: {mask}")
+    _settled(page, "Critique")
+
+
 def test_saving_a_version(page):
     _tab(page, "Template")
     page.locator("#ps-template-message input, #ps-template-message textarea").first.fill("a critic's prompt")

@@ -29,7 +29,7 @@ def build(ctx: StudioContext, shared: Shared) -> None:
         with gr.Column(scale=5):
             name = gr.Textbox(ctx.project, label="Template name", elem_id="ps-template-name")
             editor = gr.Textbox(shared.opening.get("template", ""), label="Template", lines=4, max_lines=20,
-                                elem_id="ps-template",
+                                elem_id="ps-template", interactive=False,  # until the page load fills it
                                 placeholder="{text_a} It was {mask}.")
             feedback = gr.HTML(elem_id="ps-template-feedback")
             with gr.Row():
@@ -91,25 +91,21 @@ def build(ctx: StudioContext, shared: Shared) -> None:
     preview_inputs = [editor, rows, max_length, truncate, shared.data_sel]
     preview_outputs = [feedback, preview]
     length_inputs = [editor, max_length, truncate, shared.data_sel]
+    # One listener per output, whatever triggers it: Gradio serialises the runs of one listener
+    # (always_last: a trigger while one is pending runs once after it, with the inputs of that moment),
+    # but not the runs of two listeners, so two listeners writing the same preview can land out of order
+    # and show an older template over the one in the editor.
     # queue=False: a keystroke's preview is one plain HTTP request (no queue join + event stream); it is a
     # millisecond of pure work, so it needs neither the queue's fairness nor its progress updates
-    editor.change(do_preview, preview_inputs, preview_outputs, trigger_mode="always_last", api_name="preview",
-                  queue=False, show_progress="hidden")
+    gr.on([editor.change, rows.change, max_length.change, truncate.change, shared.model_state.change,
+           shared.page.load], do_preview, preview_inputs, preview_outputs, trigger_mode="always_last",
+          api_name="preview", queue=False, show_progress="hidden")
     # the page clicks the hidden trigger when typing pauses (see studio.style.HEAD_JS)
-    lengths_trigger.click(do_lengths, length_inputs, [lengths_plot, lengths_info], trigger_mode="always_last",
-                          api_name="lengths", show_progress="hidden")
-    for control in (max_length, truncate):
-        control.change(do_preview, preview_inputs, preview_outputs, trigger_mode="always_last",
-                       api_visibility="private", show_progress="hidden") \
-            .then(do_lengths, length_inputs, [lengths_plot, lengths_info], api_visibility="private",
-                  show_progress="hidden")
-    rows.change(do_preview, preview_inputs, preview_outputs, trigger_mode="always_last",
-                api_visibility="private", show_progress="hidden")
-    shared.data_sel.change(refresh_rows, [shared.data_sel, rows], [rows], api_visibility="private") \
-        .then(do_lengths, length_inputs, [lengths_plot, lengths_info], api_visibility="private")
-    shared.model_state.change(do_preview, preview_inputs, preview_outputs, api_visibility="private") \
-        .then(do_lengths, length_inputs, [lengths_plot, lengths_info], api_visibility="private")
-    panel["loaded"].then(do_lengths, length_inputs, [lengths_plot, lengths_info], api_visibility="private")
-    shared.on_load.append((do_lengths, length_inputs, [lengths_plot, lengths_info]))
+    gr.on([lengths_trigger.click, max_length.change, truncate.change, shared.data_sel.change,
+           shared.model_state.change, shared.page.load], do_lengths, length_inputs, [lengths_plot, lengths_info],
+          trigger_mode="always_last", api_name="lengths", show_progress="hidden")
+    # a version loaded into the editor is measured like typed text: through the same trigger
+    panel["loaded"].then(None, js="() => { document.querySelector('#ps-lengths-trigger')?.click(); }")
+    shared.data_sel.change(refresh_rows, [shared.data_sel, rows], [rows], api_visibility="private")
     shared.on_load.append((panel["refresh"], [name], panel["history_outputs"]))
     shared.on_load.append((refresh_rows, [shared.data_sel, rows], [rows]))

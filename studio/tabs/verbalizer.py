@@ -33,7 +33,7 @@ def build(ctx: StudioContext, shared: Shared) -> None:
         with gr.Column(scale=5):
             name = gr.Textbox(ctx.project, label="Verbalizer name", elem_id="ps-verbalizer-name")
             words = gr.Textbox(shared.opening.get("label_words", ""), label="Label words", lines=5, max_lines=30,
-                               elem_id="ps-label-words",
+                               elem_id="ps-label-words", interactive=False,  # until the page load fills it
                                placeholder="negative: bad, terrible\npositive: good, great")
             feedback = gr.HTML(elem_id="ps-verbalizer-feedback")
             panel = versions_panel(ctx, "verbalizer", name, words, [shared.data_sel],
@@ -83,13 +83,12 @@ def build(ctx: StudioContext, shared: Shared) -> None:
         return row_picker(ctx, sel, picked, 4)
 
     cov_inputs = [words, shared.template_text, shared.data_sel]
-    words.change(do_coverage, cov_inputs, [feedback, coverage], trigger_mode="always_last", api_name="coverage",
-                 show_progress="hidden")
-    shared.model_state.change(do_coverage, cov_inputs, [feedback, coverage], api_visibility="private")
+    # one listener for the coverage table, so no older label words' table lands over a newer one
+    gr.on([words.change, shared.model_state.change, shared.page.load], do_coverage, cov_inputs,
+          [feedback, coverage], trigger_mode="always_last", api_name="coverage", show_progress="hidden")
     probe_btn.click(do_probe, [shared.template_text, words, shared.data_sel, rows, top_k, shared.max_length,
                                shared.truncate], [probe_msg, probe_out, suggestions], api_name="probe")
     use_btn.click(lambda s: s or gr.skip(), [suggestions], [words], api_visibility="private")
     shared.data_sel.change(refresh_rows, [shared.data_sel, rows], [rows], api_visibility="private")
-    shared.on_load.append((do_coverage, cov_inputs, [feedback, coverage]))
     shared.on_load.append((panel["refresh"], [name], panel["history_outputs"]))
     shared.on_load.append((refresh_rows, [shared.data_sel, rows], [rows]))
