@@ -26,6 +26,7 @@ from typing import Any, Iterator, Sequence
 import torch
 from peft import PeftConfig, PeftModel, get_peft_model
 from safetensors.torch import load_file
+from storage.paths import safe_join
 
 from backend.batching import EncodeSettings, collate, encode_examples
 from backend.errors import ConfigError
@@ -194,12 +195,15 @@ def _swapped_in(biases: Sequence[tuple[torch.nn.Parameter, torch.Tensor]]) -> It
 
 
 def materialize_run(store: Any, run_id: int, dest: Path) -> Path:
-    """Copy a run's trained artifacts from the store into ``dest`` (verified by hash on read)."""
-    out = Path(dest) / f"run-{run_id}"
+    """Copy a run's trained artifacts from the store into ``dest`` (verified by hash on read).
+
+    Artifact names come from the database (and so from imported bundles): ``safe_join`` refuses any
+    that would land outside the run's folder."""
+    out = Path(dest) / f"run-{int(run_id)}"
     for art in store.list_artifacts(run_id):
         if art.kind not in ("config", "weights", "adapter"):
             continue
-        target = out / art.name
+        target = safe_join(out, art.name, f"run {run_id}: artifact name")
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(store.artifact_path(art.sha256), target)
     if not (out / "run.json").exists():

@@ -5,7 +5,8 @@ what it must contain (so corruption is detectable years later), and a database r
 half-written file: bytes go to a temporary file in ``<root>/tmp``, are fsynced, then atomically renamed
 into place (and the folder fsynced), and only then does the caller insert the row. A process killed at
 any point leaves at worst a stray temp file (removed by :meth:`ArtifactStore.clean_tmp`) or an
-unreferenced complete blob, never a row pointing at garbage.
+unreferenced complete blob (found by ``Store.check``, removed by ``Store.gc``), never a row pointing at
+garbage.
 """
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import re
 import tempfile
 import time
 from pathlib import Path
+from collections.abc import Iterable
 from typing import BinaryIO
 
 from .errors import IntegrityError, InvalidInput, NotFound
@@ -54,8 +56,16 @@ class ArtifactStore:
     def path_for(self, sha256: str) -> Path:
         return self.root / self.relpath(sha256)
 
-    def put(self, src: Path | bytes | BinaryIO) -> tuple[str, int]:
-        """Store ``src`` (a file path, bytes or a binary stream); return ``(sha256, size)``."""
+    def put(self, src: Path | bytes | BinaryIO, *, expected_sha256: str | None = None,
+            max_size: int | None = None) -> tuple[str, int]:
+        """Store ``src`` (a file path, bytes or a binary stream); return ``(sha256, size)``.
+
+        Untrusted streams (a bundle's blobs) pass ``max_size`` (writing stops and fails past it: a zip
+        bomb cannot fill the disk) and ``expected_sha256`` (content that does not match is deleted,
+        never renamed into place as a blob nothing references). Either failure is an IntegrityError.
+        """
+        if expected_sha256 is not None:
+            self.relpath(expected_sha256)  # a malformed digest fails before anything is written
         self.tmp.mkdir(parents=True, exist_ok=True)
         fd, tmp_name = tempfile.mkstemp(dir=self.tmp, prefix="put-")
         tmp = Path(tmp_name)
@@ -63,15 +73,19 @@ class ArtifactStore:
             h, size = hashlib.sha256(), 0
             with os.fdopen(fd, "wb") as out:
                 for chunk in _chunks(src):
+                    size += len(chunk)
+                    if max_size is not None and size > max_size:
+                        raise IntegrityError(f"content is more than {max_size} bytes")
                     h.update(chunk)
                     out.write(chunk)
-                    size += len(chunk)
                 out.flush()
                 os.fchmod(out.fileno(), 0o644)  # mkstemp makes 0600; blobs are shared read-only data
                 os.fsync(out.fileno())
             sha = h.hexdigest()
+            if expected_sha256 is not None and sha != expected_sha256:
+                raise IntegrityError(f"content hashes to {sha}, expected {expected_sha256}")
             final = self.path_for(sha)
-            if final.exists() and self._intact(final, sha, size):
+            if self._claim(final) and self._intact(final, sha, size):
                 tmp.unlink()  # identical content is stored once
             else:
                 final.parent.mkdir(parents=True, exist_ok=True)
@@ -111,21 +125,59 @@ class ArtifactStore:
         Only files untouched for ``older_than_s`` go, so a writer still streaming a large file in
         another process keeps its temp file (pass 0 when no writer can be running).
         """
-        if not self.tmp.is_dir():
-            return 0
-        n, cutoff = 0, time.time() - older_than_s
-        for p in self.tmp.iterdir():
-            try:
-                if p.stat().st_mtime <= cutoff:
-                    p.unlink()
-                    n += 1
-            except FileNotFoundError:
-                pass
-        return n
+        cutoff = time.time() - older_than_s
+        return sum(self.remove_if_older(p, cutoff) for p, _ in self.stale_tmp(older_than_s))
+
+    def stale_tmp(self, older_than_s: float) -> list[tuple[Path, int]]:
+        """``(path, size)`` of temp files untouched for ``older_than_s`` seconds."""
+        return self._older(self.tmp.iterdir() if self.tmp.is_dir() else [], older_than_s)
 
     def blobs(self) -> list[Path]:
         """Every complete blob in the store (for audits and tests)."""
         return sorted(p for p in self.root.glob("??/*") if p.is_file() and _SHA_RE.match(p.name))
+
+    def old_blobs(self, older_than_s: float) -> list[tuple[Path, int]]:
+        """``(path, size)`` of blobs whose mtime is ``older_than_s`` seconds ago or more.
+
+        Why an age: a writer renames its blob into place (or touches an existing one it reuses)
+        before it inserts the row, so a young blob without a row may be about to get one.
+        """
+        return self._older(self.blobs(), older_than_s)
+
+    @staticmethod
+    def _older(paths: Iterable[Path], older_than_s: float) -> list[tuple[Path, int]]:
+        out, cutoff = [], time.time() - older_than_s
+        for p in paths:
+            try:
+                st = p.stat()
+            except FileNotFoundError:
+                continue
+            if st.st_mtime <= cutoff:
+                out.append((p, st.st_size))
+        return sorted(out)
+
+    @staticmethod
+    def remove_if_older(path: Path, cutoff: float) -> bool:
+        """Unlink ``path`` if its mtime is still at or before ``cutoff`` (checked again right before)."""
+        try:
+            if path.stat().st_mtime <= cutoff:
+                path.unlink()
+                return True
+        except FileNotFoundError:
+            pass
+        return False
+
+    @staticmethod
+    def _claim(final: Path) -> bool:
+        """Touch an existing blob before reusing it, so that ``gc`` (which spares blobs younger than
+        its age threshold) cannot delete it between now and the caller inserting its row."""
+        try:
+            os.utime(final)
+            return True
+        except FileNotFoundError:
+            return False
+        except PermissionError:  # a read-only store shared by another user: reuse without touching
+            return final.exists()
 
     @staticmethod
     def _intact(path: Path, sha: str, size: int) -> bool:

@@ -6,6 +6,11 @@ so an empty database replays the same version numbers), ``dataset.json``, ``metr
 ``predictions.jsonl``, ``artifacts.json`` and ``blobs/<sha256>``. Import verifies every file before it
 writes anything, keeps the run's ``uid`` (importing the same bundle twice returns the same run), and
 never trusts a path from the zip (blobs are addressed by their verified hash only).
+
+A bundle is untrusted input (an upload to a shared studio): every file's shape is checked
+(``bundle_schema``), artifact names must be safe relative paths, each entry's declared size must match
+the manifest and stay under the limits below before anything is decompressed, blobs are streamed with a
+hard cap and kept only when their hash matches, and every failure is one StorageError naming the bundle.
 """
 from __future__ import annotations
 
@@ -13,20 +18,29 @@ import hashlib
 import json
 import time
 import zipfile
+import zlib
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import delete, select, update
+from sqlalchemy.exc import DataError
+from sqlalchemy.exc import IntegrityError as SAIntegrityError
 
 from . import metrics as metrics_repo
 from . import runs as runs_repo
 from . import snapshots as snapshots_repo
+from . import bundle_schema as schema
 from . import versions as versions_repo
-from .errors import IntegrityError, InvalidInput, NotFound
+from .errors import IntegrityError, InvalidInput, NotFound, StorageError
 from .models import Artifact, Entity, Run, StatusEvent, Version
 
 FORMAT = "prompt-studio-run-bundle"
 FORMAT_VERSION = 1
+# Limits on what an imported bundle may make us decompress (module constants, so tests can lower them).
+MAX_METADATA_BYTES = 64 << 20   # each json / jsonl file, held in memory while it is checked
+MAX_BUNDLE_BYTES = 256 << 30    # everything together, blobs included
+MAX_RATIO = 200                 # uncompressed / compressed, for entries over RATIO_FROM_BYTES
+RATIO_FROM_BYTES = 1 << 20      # (deflate reaches ~1000:1 on zeros; real JSON stays far below 200:1)
 _RUN_FIELDS = ("uid", "parent_uid", "status", "method", "seed", "model_id", "model_revision", "host", "pid", "worker",
                "error", "cancel_requested", "created_at", "started_at", "finished_at", "heartbeat_at")
 
@@ -78,60 +92,126 @@ def export_run(store: Any, run_id: int, out_zip: Path) -> Path:
                   for name, data in files.items()}}
     out_zip.parent.mkdir(parents=True, exist_ok=True)
     tmp = out_zip.with_name(out_zip.name + ".partial")
-    with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-        for name, data in files.items():
-            zf.writestr(name, data)
-        for sha in sorted({a["sha256"] for a in arts}):
-            path = store.artifact_path(sha)  # verified: never export a corrupt file
-            zf.write(path, f"blobs/{sha}", compress_type=zipfile.ZIP_STORED)
-            manifest["files"][f"blobs/{sha}"] = {"sha256": sha, "size": path.stat().st_size}
-        zf.writestr("manifest.json", json.dumps(manifest, sort_keys=True, indent=1))
-    tmp.replace(out_zip)
+    try:
+        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+            for name, data in files.items():
+                zf.writestr(name, data)
+            for sha in sorted({a["sha256"] for a in arts}):
+                path = store.artifact_path(sha)  # verified: never export a corrupt file
+                zf.write(path, f"blobs/{sha}", compress_type=zipfile.ZIP_STORED)
+                manifest["files"][f"blobs/{sha}"] = {"sha256": sha, "size": path.stat().st_size}
+            zf.writestr("manifest.json", json.dumps(manifest, sort_keys=True, indent=1))
+        tmp.replace(out_zip)
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # a failed export (corrupt blob, full disk) leaves nothing behind
+        raise
     return out_zip
 
 
-def _read_verified(zf: zipfile.ZipFile, zip_path: Path) -> tuple[dict[str, Any], dict[str, bytes]]:
+def _entry(zf: zipfile.ZipFile, name: str, size: int | None) -> zipfile.ZipInfo:
+    """The zip entry for ``name``, after checking what it declares against the limits and ``size``
+    (the manifest's), so that nothing is decompressed that could be larger than expected."""
     try:
-        manifest = json.loads(zf.read("manifest.json"))
+        info = zf.getinfo(name)
     except KeyError:
-        raise InvalidInput(f"{zip_path} is not a run bundle: it has no manifest.json") from None
-    except ValueError as exc:
-        raise IntegrityError(f"{zip_path}: manifest.json is not valid JSON ({exc})") from None
-    if manifest.get("format") != FORMAT:
-        raise InvalidInput(f"{zip_path} is not a run bundle (format {manifest.get('format')!r})")
-    if manifest.get("format_version", 0) > FORMAT_VERSION:
-        raise InvalidInput(f"{zip_path} has bundle format {manifest['format_version']}; this version "
-                           f"of Prompt Studio reads up to {FORMAT_VERSION}")
-    data: dict[str, bytes] = {}
-    for name, meta in manifest["files"].items():
+        raise IntegrityError(f"{name} is listed in the manifest but missing") from None
+    if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED) or info.flag_bits & 0x1:
+        raise InvalidInput(f"{name}: compression method {info.compress_type} (or encryption) is not "
+                           f"supported; bundles use stored or deflate entries")
+    if size is not None and info.file_size != size:
+        raise IntegrityError(f"{name}: the zip entry declares {info.file_size} bytes, the manifest "
+                             f"{size} (the bundle is corrupt)")
+    if info.file_size > RATIO_FROM_BYTES and info.file_size > MAX_RATIO * max(info.compress_size, 1):
+        raise InvalidInput(f"{name}: compression ratio {info.file_size / max(info.compress_size, 1):.0f}:1 "
+                           f"is over the limit of {MAX_RATIO}:1 (a zip bomb?)")
+    return info
+
+
+def _read_capped(zf: zipfile.ZipFile, name: str, size: int | None) -> bytes:
+    """A metadata file's bytes, never more than ``MAX_METADATA_BYTES`` in memory."""
+    info = _entry(zf, name, size)
+    if info.file_size > MAX_METADATA_BYTES:
+        raise InvalidInput(f"{name}: {info.file_size} bytes is over the limit of {MAX_METADATA_BYTES} "
+                           f"bytes for a metadata file")
+    with zf.open(info) as f:
+        raw = f.read(MAX_METADATA_BYTES + 1)
+    if len(raw) > MAX_METADATA_BYTES:
+        raise InvalidInput(f"{name}: more than {MAX_METADATA_BYTES} bytes")
+    return raw
+
+
+def _parse(name: str, raw: bytes) -> Any:
+    try:
+        return json.loads(raw)
+    except RecursionError:
+        raise InvalidInput(f"{name}: JSON nested too deeply") from None
+    except ValueError as exc:  # also a UnicodeDecodeError
+        raise IntegrityError(f"{name} is not valid JSON ({exc})") from None
+
+
+def _parse_lines(name: str, raw: bytes) -> list[Any]:
+    try:
+        lines = raw.decode().splitlines()
+    except UnicodeDecodeError as exc:
+        raise IntegrityError(f"{name} is not valid UTF-8 ({exc})") from None
+    out = []
+    for i, line in enumerate(lines, 1):
+        if not line:
+            continue
+        try:
+            out.append((i, json.loads(line)))
+        except RecursionError:
+            raise InvalidInput(f"{name} line {i}: JSON nested too deeply") from None
+        except ValueError as exc:
+            raise IntegrityError(f"{name} line {i}: not valid JSON ({exc})") from None
+    return out
+
+
+def _read_verified(zf: zipfile.ZipFile) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The checked manifest and every metadata file, parsed and checked (see bundle_schema)."""
+    if "manifest.json" not in zf.namelist():
+        raise InvalidInput("not a run bundle: it has no manifest.json")
+    manifest = schema.check_manifest(_parse("manifest.json", _read_capped(zf, "manifest.json", None)),
+                                     FORMAT, FORMAT_VERSION)
+    files = manifest["files"]
+    total = sum(meta["size"] for meta in files.values())
+    if total > MAX_BUNDLE_BYTES:
+        raise InvalidInput(f"the bundle expands to {total} bytes, over the limit of {MAX_BUNDLE_BYTES} bytes")
+    for name, meta in files.items():  # every declared size checked before any blob is extracted
+        _entry(zf, name, meta["size"])
+    raw = {}
+    for name, meta in files.items():
         if name.startswith("blobs/"):
             continue  # streamed and verified by the artifact store on import
-        try:
-            raw = zf.read(name)
-        except KeyError:
-            raise IntegrityError(f"{zip_path}: {name} is listed in the manifest but missing") from None
-        if hashlib.sha256(raw).hexdigest() != meta["sha256"]:
-            raise IntegrityError(f"{zip_path}: {name} does not match its sha256 in the manifest "
-                                 f"(the bundle is corrupt)")
-        data[name] = raw
-    for a in json.loads(data.get("artifacts.json", b"[]")):
-        if f"blobs/{a['sha256']}" not in manifest["files"]:
-            raise IntegrityError(f"{zip_path}: artifact {a['name']!r} has no blob in the bundle")
-    return manifest, data
+        raw[name] = _read_capped(zf, name, meta["size"])
+        if hashlib.sha256(raw[name]).hexdigest() != meta["sha256"]:
+            raise IntegrityError(f"{name} does not match its sha256 in the manifest (the bundle is corrupt)")
+    blobs = {name[6:]: meta["size"] for name, meta in files.items() if name.startswith("blobs/")}
+    docs: dict[str, Any] = {
+        "config.json": schema.check_config(_parse("config.json", raw["config.json"])),
+        "artifacts.json": schema.check_artifacts(_parse("artifacts.json", raw["artifacts.json"]), blobs),
+        "metrics.jsonl": [schema.check_metric(e, f"metrics.jsonl line {i}: ")
+                          for i, e in _parse_lines("metrics.jsonl", raw["metrics.jsonl"])]}
+    seen: set[int] = set()
+    docs["predictions.jsonl"] = [schema.check_prediction(p, f"predictions.jsonl line {i}: ", seen)
+                                 for i, p in _parse_lines("predictions.jsonl", raw["predictions.jsonl"])]
+    for kind in ("template", "verbalizer"):
+        if f"{kind}.json" in raw:
+            docs[f"{kind}.json"] = schema.check_lineage(_parse(f"{kind}.json", raw[f"{kind}.json"]), kind)
+    if "dataset.json" in raw:
+        docs["dataset.json"] = schema.check_dataset(_parse("dataset.json", raw["dataset.json"]))
+    return manifest, docs
 
 
-def _import_blobs(store: Any, zf: zipfile.ZipFile, zip_path: Path, manifest: dict[str, Any]) -> None:
+def _import_blobs(store: Any, zf: zipfile.ZipFile, manifest: dict[str, Any]) -> None:
     for name, meta in manifest["files"].items():
         if not name.startswith("blobs/"):
             continue
         try:
-            with zf.open(name) as f:
-                sha, _ = store.artifacts.put(f)
-        except KeyError:
-            raise IntegrityError(f"{zip_path}: {name} is listed in the manifest but missing") from None
-        if sha != meta["sha256"]:
-            raise IntegrityError(f"{zip_path}: {name} hashes to {sha}, not {meta['sha256']} "
-                                 f"(the bundle is corrupt)")
+            with zf.open(_entry(zf, name, meta["size"])) as f:
+                store.artifacts.put(f, expected_sha256=meta["sha256"], max_size=meta["size"])
+        except IntegrityError as exc:
+            raise IntegrityError(f"{name}: {exc.message} (the bundle is corrupt)") from None
 
 
 def _replay_lineage(s: Any, lineage: dict[str, Any] | None) -> int | None:
@@ -153,43 +233,55 @@ def _replay_lineage(s: Any, lineage: dict[str, Any] | None) -> int | None:
 
 
 def import_bundle(store: Any, zip_path: Path) -> int:
-    """Import a bundle written by :func:`export_run`; return the run id in this database."""
+    """Import a bundle written by :func:`export_run`; return the run id in this database.
+
+    Every error the bundle can cause is a StorageError whose message starts with the bundle's path.
+    """
     if not zip_path.is_file():
         raise NotFound(f"bundle {zip_path} does not exist")
     try:
+        return _import(store, zip_path)
+    except StorageError as exc:
+        raise type(exc)(f"{zip_path}: {exc.message}") from None
+    except (zipfile.BadZipFile, zlib.error, EOFError) as exc:
+        raise IntegrityError(f"{zip_path} cannot be read ({exc}); it is not a valid, intact "
+                             f"zip file (truncated or corrupt?)") from None
+    except (SAIntegrityError, DataError) as exc:  # a shape the schema let through but the database not
+        raise InvalidInput(f"{zip_path}: the database refused the bundle's content ({exc.orig})") from None
+
+
+def _import(store: Any, zip_path: Path) -> int:
+    try:
         zf = zipfile.ZipFile(zip_path)
     except zipfile.BadZipFile:
-        raise IntegrityError(f"{zip_path} is not a valid zip file (truncated or corrupt?)") from None
+        raise IntegrityError("not a valid zip file (truncated or corrupt?)") from None
     with zf:
-        manifest, data = _read_verified(zf, zip_path)
+        manifest, docs = _read_verified(zf)
         rec = manifest["run"]
         with store.read() as s:
             existing = s.scalar(select(Run.id).where(Run.uid == rec["uid"]))
         if existing is not None:
             return existing
-        _import_blobs(store, zf, zip_path, manifest)
-
-    def load(name: str) -> Any:
-        return json.loads(data[name]) if name in data else None
+        _import_blobs(store, zf, manifest)
 
     with store.write() as s:
         existing = s.scalar(select(Run.id).where(Run.uid == rec["uid"]))
         if existing is not None:  # a concurrent import of the same bundle won
             return existing
-        tv = _replay_lineage(s, load("template.json"))
-        vv = _replay_lineage(s, load("verbalizer.json"))
-        snap = load("dataset.json")
+        tv = _replay_lineage(s, docs.get("template.json"))
+        vv = _replay_lineage(s, docs.get("verbalizer.json"))
+        snap = docs.get("dataset.json")
         snap_id = snapshots_repo.save(s, snap["source"], snap["columns"], snap["fingerprint"],
                                       snap["row_counts"], snap["labels"],
                                       snap["created_at"]) if snap else None
         parent = (s.scalar(select(Run.id).where(Run.uid == rec["parent_uid"]))
-                  if rec.get("parent_uid") else None)
-        run_id = runs_repo.create(s, load("config.json"), method=rec["method"], seed=rec["seed"],
+                  if rec["parent_uid"] else None)
+        run_id = runs_repo.create(s, docs["config.json"], method=rec["method"], seed=rec["seed"],
                                   model_id=rec["model_id"], model_revision=rec["model_revision"],
                                   template_version_id=tv, verbalizer_version_id=vv,
                                   dataset_snapshot_id=snap_id, parent_run_id=parent,
                                   tags=rec["tags"], project=rec["project"], uid=rec["uid"],
-                                  parent_uid=rec.get("parent_uid"), created_at=rec["created_at"])
+                                  parent_uid=rec["parent_uid"], created_at=rec["created_at"])
         run = runs_repo.get_row(s, run_id)
         for k in _RUN_FIELDS:
             setattr(run, k, rec[k])
@@ -198,14 +290,10 @@ def import_bundle(store: Any, zip_path: Path) -> int:
                   .values(parent_run_id=run_id))
         s.execute(delete(StatusEvent).where(StatusEvent.run_id == run_id))
         s.add_all(StatusEvent(run_id=run_id, **h) for h in rec["history"])
-        metrics_repo.append(s, [dict(m, run_id=run_id) for m in _lines(data["metrics.jsonl"])])
-        metrics_repo.add_predictions(s, run_id, _lines(data["predictions.jsonl"]))
-        for a in load("artifacts.json") or []:
+        metrics_repo.append(s, [dict(m, run_id=run_id) for m in docs["metrics.jsonl"]])
+        metrics_repo.add_predictions(s, run_id, docs["predictions.jsonl"])
+        for a in docs["artifacts.json"]:
             s.add(Artifact(run_id=run_id, kind=a["kind"], name=a["name"], sha256=a["sha256"],
                            size=a["size"], path=store.artifacts.relpath(a["sha256"]),
                            created_at=a["created_at"]))
         return run_id
-
-
-def _lines(raw: bytes) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in raw.decode().splitlines() if line]

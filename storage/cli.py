@@ -1,4 +1,4 @@
-"""``python -m storage``: inspect runs and versions, export and import run bundles.
+"""``python -m storage``: inspect runs and versions, export and import run bundles, audit and clean.
 
 Every command takes ``--db URL`` (default: the studio's database) and ``--artifacts DIR``. ``--json``
 prints machine-readable output (strict JSON: non-finite numbers become null). Errors are one line on
@@ -16,7 +16,7 @@ from typing import Any
 
 from .errors import StorageError
 from .paths import default_db_url
-from .store import Store, open_store
+from .store import ORPHAN_MIN_AGE_S, Store, open_store
 
 
 def _clean(obj: Any) -> Any:
@@ -97,7 +97,7 @@ def cmd_versions(store: Store, a: argparse.Namespace) -> None:
 
 
 def cmd_check(store: Store, a: argparse.Namespace) -> None:
-    report = store.check()
+    report = store.check(orphan_min_age_s=a.min_age)
     if a.json:
         _print_json(report)
     else:
@@ -107,6 +107,23 @@ def cmd_check(store: Store, a: argparse.Namespace) -> None:
             print(f"  {problem}")
     if not report["ok"]:
         raise SystemExit(1)
+
+
+def cmd_gc(store: Store, a: argparse.Namespace) -> None:
+    res = store.gc(min_age_s=a.min_age, dry_run=a.dry_run)
+    if a.json:
+        _print_json(res)
+        return
+    blobs, tmps = res["blobs"], res["tmp_files"]
+    print(f"{'would remove' if a.dry_run else 'removed'} {blobs} orphan blob{'' if blobs == 1 else 's'} "
+          f"({res['blob_bytes']} bytes) and {tmps} temp file{'' if tmps == 1 else 's'} "
+          f"({res['tmp_bytes']} bytes)")
+
+
+def _min_age(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--min-age", type=float, default=ORPHAN_MIN_AGE_S, metavar="SECONDS",
+                   help="only files untouched this long count as orphans: younger ones may belong to a "
+                        f"writer still running (default {ORPHAN_MIN_AGE_S:g})")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -138,7 +155,12 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("name")
     v.set_defaults(func=cmd_versions)
     c = sub.add_parser("check", parents=[common], help="verify the database and every artifact file")
+    _min_age(c)
     c.set_defaults(func=cmd_check)
+    g = sub.add_parser("gc", parents=[common], help="remove orphan blobs and stale temp files")
+    g.add_argument("--dry-run", action="store_true", help="say what would be removed, remove nothing")
+    _min_age(g)
+    g.set_defaults(func=cmd_gc)
     return p
 
 

@@ -20,6 +20,7 @@ from sqlalchemy.exc import ArgumentError
 from sqlalchemy.pool import StaticPool
 
 from .errors import StorageError
+from .paths import redact_url
 
 BEGIN_OPTION = "storage_begin_immediate"
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
@@ -32,15 +33,15 @@ def make_engine(url: str) -> Engine:
     try:
         u = make_url(url)
     except ArgumentError as exc:
-        raise StorageError(f"database URL {url!r} is not a valid SQLAlchemy URL: {exc}") from None
+        raise StorageError(f"database URL {redact_url(url)!r} is not a valid SQLAlchemy URL: {exc}") from None
     if u.get_backend_name() != "sqlite":
         try:
             return create_engine(u, pool_pre_ping=True, pool_size=2, max_overflow=4)
         except ModuleNotFoundError as exc:
-            raise StorageError(f"database URL {url!r} needs the driver {exc.name!r}, which is not "
+            raise StorageError(f"database URL {redact_url(url)!r} needs the driver {exc.name!r}, which is not "
                                f"installed") from None
         except ArgumentError as exc:
-            raise StorageError(f"database URL {url!r}: {exc}") from None
+            raise StorageError(f"database URL {redact_url(url)!r}: {exc}") from None
     memory = u.database in (None, "", ":memory:")
     if not memory and not str(u.database).startswith("file:"):
         Path(u.database).expanduser().parent.mkdir(parents=True, exist_ok=True)

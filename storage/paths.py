@@ -1,12 +1,17 @@
 """Where the studio keeps its database and artifact files by default.
 
 One place decides this so the studio, the job runner and the CLI all open the same store unless told
-otherwise (``PROMPT_STUDIO_HOME`` moves everything, e.g. for tests or a second workspace).
+otherwise (``PROMPT_STUDIO_HOME`` moves everything, e.g. for tests or a second workspace). Also the one
+place where an untrusted name (an artifact's, from a database row or a bundle) becomes a path
+(:func:`safe_join`), and where a database URL is made fit to print (:func:`redact_url`).
 """
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
+
+from .errors import InvalidInput
 
 
 def default_home() -> Path:
@@ -33,3 +38,67 @@ def default_artifacts_dir(url: str) -> Path:
             and not u.database.startswith("file:"):
         return Path(u.database).expanduser().resolve().parent / "artifacts"
     return default_home() / "artifacts"
+
+
+# -- names that become paths ------------------------------------------------------------------------
+# Why one helper: an artifact's name comes from a database row or from a bundle someone sent, and it
+# becomes a file path when a run is served or materialised. A name such as ``../../x`` or ``/etc/x``
+# would write anywhere the server can; every join of an untrusted name onto a folder goes through here.
+MAX_NAME_CHARS = 1024
+_DRIVE_RE = re.compile(r"^[A-Za-z]:")
+
+
+def check_artifact_name(name: object, where: str = "artifact name") -> str:
+    """``name`` if it is a safe relative file path (``w.bin``, ``adapter/adapter_config.json``).
+
+    Refused: non-strings, empty names, absolute paths, ``..`` or ``.`` parts, empty parts (``a//b``,
+    a trailing ``/``), backslashes, drive letters, NUL and other control characters. Raises
+    :class:`InvalidInput` naming ``where`` and the name.
+    """
+    if not isinstance(name, str):
+        raise InvalidInput(f"{where}: expected a string, not {type(name).__name__}")
+    why = _unsafe_because(name)
+    if why:
+        raise InvalidInput(f"{where} {name!r} is not a safe file name: {why}")
+    return name
+
+
+def _unsafe_because(name: str) -> str | None:
+    if not name:
+        return "it is empty"
+    if len(name) > MAX_NAME_CHARS:
+        return f"it is longer than {MAX_NAME_CHARS} characters"
+    if any(ord(c) < 32 or ord(c) == 127 for c in name):
+        return "it contains a control character"
+    if "\\" in name:
+        return "it contains a backslash"
+    if name.startswith("/"):
+        return "it is an absolute path"
+    if _DRIVE_RE.match(name):
+        return "it starts with a drive letter"
+    parts = name.split("/")
+    if any(p in ("", ".", "..") for p in parts):
+        return "it has an empty, '.' or '..' part"
+    return None
+
+
+def safe_join(root: Path, name: str, where: str = "artifact name") -> Path:
+    """``root / name``, refusing names that are not safe (see :func:`check_artifact_name`) and results
+    that resolve outside ``root`` (a symlink inside ``root`` pointing elsewhere)."""
+    check_artifact_name(name, where)
+    base = Path(root).resolve()
+    target = (base / name).resolve()
+    if not target.is_relative_to(base):
+        raise InvalidInput(f"{where} {name!r} resolves to {target}, outside {base}")
+    return target
+
+
+def redact_url(url: str) -> str:
+    """``url`` with its password hidden, for messages and logs (``postgresql://u:***@host/db``)."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except (ArgumentError, ValueError, TypeError):
+        return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", str(url))

@@ -26,10 +26,11 @@ from .artifacts import ArtifactStore
 from .engine import dispose_after_fork, make_engine, upgrade_schema, writer
 from .errors import InvalidInput, StorageError
 from .models import Artifact, Run
-from .paths import default_artifacts_dir, default_db_url
+from .paths import check_artifact_name, default_artifacts_dir, default_db_url, redact_url
 from .types import ArtifactInfo, DatasetSnapshotInfo, RunInfo, VersionInfo
 
 T = TypeVar("T")
+ORPHAN_MIN_AGE_S = 3600.0   # check/gc leave younger unreferenced blobs alone: a writer may own them
 
 
 def open_store(url: str | None = None, artifacts_dir: Path | None = None) -> Store:
@@ -40,7 +41,8 @@ def open_store(url: str | None = None, artifacts_dir: Path | None = None) -> Sto
         upgrade_schema(engine)
     except DBAPIError as exc:
         engine.dispose()
-        raise StorageError(f"cannot open database {url}: {exc.orig}") from None
+        reason = " ".join(str(exc.orig).split())  # drivers' messages span lines; ours are one
+        raise StorageError(f"cannot open database {redact_url(url)}: {reason}") from None
     return Store(engine, Path(artifacts_dir) if artifacts_dir else default_artifacts_dir(url), url)
 
 
@@ -254,6 +256,7 @@ class Store:
             return runs_repo.artifact_info(row)
 
     def artifact_path(self, sha256: str) -> Path:
+        check_artifact_name(name)  # it becomes a path when the run is served
         return self.artifacts.verified_path(sha256)
 
     def read_artifact(self, sha256: str) -> bytes:
@@ -277,8 +280,10 @@ class Store:
         return import_bundle(self, Path(zip_path))
 
     # -- maintenance ---------------------------------------------------------------------------
-    def check(self) -> dict[str, Any]:
-        """Audit: database integrity and every artifact row's file (used after crashes and by tests)."""
+    def check(self, orphan_min_age_s: float = ORPHAN_MIN_AGE_S) -> dict[str, Any]:
+        """Audit: database integrity, every artifact row's file, and orphan blobs (no row references
+        them) older than ``orphan_min_age_s`` (younger ones may belong to a writer that has not
+        inserted its row yet). Used after crashes, by ``python -m storage check`` and by tests."""
         problems: list[str] = []
         with self.read() as s:
             if self.engine.dialect.name == "sqlite":
@@ -292,4 +297,43 @@ class Store:
                 self.artifacts.verified_path(sha)
             except StorageError as exc:
                 problems.append(exc.message)
-        return {"ok": not problems, "problems": problems, "runs": n_runs, "artifacts": len(shas)}
+        size = sum(n for _, n in orphans)
+        if orphans:
+            problems.append(f"{_count(len(orphans), 'orphan blob')} ({size} bytes) that no artifact "
+                            f"references; `python -m storage gc` removes them")
+        return {"ok": not problems, "problems": problems, "runs": n_runs, "artifacts": len(shas),
+                "orphans": {"count": len(orphans), "bytes": size}}
+
+    def gc(self, min_age_s: float = ORPHAN_MIN_AGE_S, dry_run: bool = False) -> dict[str, Any]:
+        """Remove orphan blobs and temp files untouched for ``min_age_s`` seconds; say what was freed.
+
+        Safe beside running writers when ``min_age_s`` exceeds the longest write: a writer's blob is
+        renamed into place (or, when reused, touched) before its row is inserted, and each file's age
+        is checked again right before it is removed. ``min_age_s=0`` only when no writer can be running.
+        """
+        if min_age_s < 0:
+            raise InvalidInput(f"min-age must be zero or more seconds, not {min_age_s}")
+        cutoff = time.time() - min_age_s
+        out: dict[str, Any] = {"dry_run": dry_run}
+        for what, size_key, files in (("blobs", "blob_bytes", self._orphans(min_age_s)),
+                                      ("tmp_files", "tmp_bytes", self.artifacts.stale_tmp(min_age_s))):
+            if not dry_run:
+                files = [(p, n) for p, n in files if self.artifacts.remove_if_older(p, cutoff)]
+            out[what], out[size_key] = len(files), sum(n for _, n in files)
+        return out
+
+    def _orphans(self, min_age_s: float) -> list[tuple[Path, int]]:
+        """Blobs older than ``min_age_s`` that no artifact row references (files listed before the
+        rows are read, so a row inserted meanwhile protects its blob)."""
+        old = self.artifacts.old_blobs(min_age_s)
+        if not old:
+            return []
+        with self.read() as s:
+            used = set(s.scalars(select(Artifact.sha256).distinct()))
+        return [(p, n) for p, n in old if p.name not in used]
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+        orphans = self._orphans(orphan_min_age_s)
+            problems += [f"run {rid} is still marked running but {why}" for rid, why in runs_repo.find_gone(s)]

@@ -125,3 +125,4 @@ def test_export_refuses_a_corrupt_artifact(store, tmp_path):
     with pytest.raises(IntegrityError):
         store.export_run(rid, tmp_path / "x.zip")
     assert not (tmp_path / "x.zip").exists()
+    assert list(tmp_path.glob("*.partial")) == [], "a failed export left its temp file"

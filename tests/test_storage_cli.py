@@ -102,6 +102,15 @@ def test_bad_db_url_is_one_line(tmp_path):
     assert res.returncode == 2 and res.stderr.count("\n") == 1 and "nosuchdb" in res.stderr
 
 
+@pytest.mark.parametrize("url", ["postgresql+psycopg://ann:s3cr%40t@127.0.0.1:1/studio",
+                                 "mysql://ann:s3cr%40t@127.0.0.1:1/studio",
+                                 "postgresql+nosuchdriver://ann:s3cr%40t@127.0.0.1:1/studio"])
+def test_database_passwords_never_appear_in_messages(tmp_path, url):
+    res = cli("runs", "--db", url, home=tmp_path)
+    assert res.returncode == 2 and res.stderr.count("\n") == 1, res.stderr
+    assert "s3cr" not in res.stderr and "ann:***@127.0.0.1" in res.stderr
+
+
 def test_check_reports_a_corrupt_artifact_with_exit_1(populated):
     url, rid, home = populated
     ok = cli("check", "--db", url, home=home)

@@ -93,3 +93,35 @@ def test_two_process_training_on_cpu(config_file, tmp_path):
     assert out["status"] == "succeeded" and out["steps"] == 4 and [h["step"] for h in out["history"]] == [2, 4]
     final = tmp_path / "out" / "final"
     assert (final / "adapter" / "adapter_model.safetensors").exists() and (final / "run.json").exists()
+
+
+@pytest.mark.slow
+def test_a_user_error_inside_a_recorded_run_exits_2_with_one_line(config_file, tmp_path):
+    """The data is fine (checked before the run is recorded) but the method cannot apply: soft-prompt on a
+    template without soft tokens fails in the run itself; the run is recorded failed and the exit is 2."""
+    cfg = json.loads(config_file.read_text())
+    cfg["template"] = "{text_a} It was {mask}."
+    cfg["method"] = {"name": "soft-prompt"}
+    (tmp_path / "dev.jsonl").write_text(json.dumps({"text_a": "a dull film", "label": "negative"}) + "\n"
+                                        + json.dumps({"text_a": "a fine film", "label": "positive"}))
+    cfg["data"]["eval"] = str(tmp_path / "dev.jsonl")
+    path = tmp_path / "nosoft.json"
+    path.write_text(json.dumps(cfg))
+    proc = _run("train", str(path), "--db", f"sqlite:///{tmp_path / 'studio.db'}")
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    assert "this template has none" in proc.stderr and "Traceback" not in proc.stderr
+
+
+@pytest.mark.slow
+def test_train_checks_output_dir_and_seeds_before_any_work(config_file, tmp_path):
+    cfg = json.loads(config_file.read_text())
+    (tmp_path / "afile").write_text("")
+    cfg["train"] = {"steps": 1, "output_dir": str(tmp_path / "afile" / "out")}
+    path = tmp_path / "out.json"
+    path.write_text(json.dumps(cfg))
+    db = tmp_path / "studio.db"
+    proc = _run("train", str(path), "--db", f"sqlite:///{db}")
+    assert proc.returncode == 2 and "train.output_dir" in proc.stderr and "is a file" in proc.stderr
+    assert "Traceback" not in proc.stderr and not db.exists()
+    proc = _run("train", str(config_file), "--no-db", "--seeds", "13,-1")
+    assert proc.returncode == 2 and "--seeds[1]: must be at least 0" in proc.stderr

@@ -11,7 +11,9 @@ import os
 import sys
 from typing import Any
 
-from backend.config import load_config
+from backend.config import SEED, load_config
+from backend.outputs import check_output_dir
+from backend.schema import check
 from backend.training.events import MemorySink, TerminalSink
 from backend.training.run import run_training
 from backend.training.sweep import parse_seeds, run_seeds
@@ -21,9 +23,12 @@ def train_command(args: argparse.Namespace) -> int:
     if args.resume is not None:
         return _resume(args)
     cfg = load_config(args.config)
+    if cfg.train.output_dir:          # before any work: the weights must have somewhere to go
+        check_output_dir(cfg.train.output_dir, "train.output_dir")
     seeds = args.seeds or (",".join(str(s) for s in cfg.train.seeds) if cfg.train.seeds else None)
     if seeds:
-        out = run_seeds(cfg, parse_seeds(seeds), sink_for_seed=lambda _s: TerminalSink())
+        seeds = check(parse_seeds(seeds), list[int], "--seeds", SEED)
+        out = run_seeds(cfg, seeds, sink_for_seed=lambda _s: TerminalSink())
         print(json.dumps(out, indent=2, default=str))
         return 0
     # Under ``accelerate launch`` / torchrun every rank runs this command: train in this process (a
@@ -57,7 +62,13 @@ def _execute(store: Any, run_id: int) -> int:
                      indent=2, default=str))
     if status == "failed":
         sys.stderr.write(f"run {run_id} failed: {(info.error or '').splitlines()[0] if info.error else ''}\n")
-    return 0 if status in ("succeeded", "cancelled") else 1
+    return 0 if status in ("succeeded", "cancelled") else _failure_code(info.error)
+
+
+def _failure_code(error: str | None) -> int:
+    """2 when the run failed on a user error, 1 on a crash. The run records a user error (a StudioError)
+    as its one-line message and a crash as ``Type: message`` followed by the traceback."""
+    return 2 if error and "Traceback (most recent call last)" not in error else 1
 
 
 def _resume(args: argparse.Namespace) -> int:
