@@ -94,7 +94,7 @@ def _score(pm: PromptModel, encs: list, pad_id: int, batch_size: int, top_k: int
     return scores, tops
 
 
-def _content_free_examples(examples: Sequence[Example]) -> list[Example]:
+def content_free_examples(examples: Sequence[Example]) -> list[Example]:
     meta_keys = set().union(*(ex.meta.keys() for ex in examples)) if examples else set()
     return [Example(guid=f"cf{i}", text_a=t, text_b=t if any(e.text_b for e in examples) else "",
                     meta={k: t for k in meta_keys}) for i, t in enumerate(CONTENT_FREE)]
@@ -125,7 +125,7 @@ def evaluate(pm: PromptModel, tokenizer: Any, examples: Sequence[Example], *, se
     encs = encode_examples(pm.template, list(examples), tokenizer, settings, info)
     scores, tops = _score(pm, encs, pad_id, batch_size, top_k, progress)
     if calibration:
-        ref = support if calibration == "support" else _content_free_examples(examples)
+        ref = support if calibration == "support" else content_free_examples(examples)
         if not ref:
             raise ConfigError("support-set calibration needs support examples (e.g. the training split)")
         prior = calibration_prior(pm, tokenizer, ref, settings, info, pad_id, batch_size)

@@ -1,0 +1,1 @@
+"""The prompt design workbench: several prompts scored on the same rows, compared with paired statistics."""
