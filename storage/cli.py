@@ -157,7 +157,10 @@ def build_parser() -> argparse.ArgumentParser:
     c = sub.add_parser("check", parents=[common], help="verify the database and every artifact file")
     _min_age(c)
     c.set_defaults(func=cmd_check)
-    g = sub.add_parser("gc", parents=[common], help="remove orphan blobs and stale temp files")
+    g = sub.add_parser("gc", parents=[common], help="remove orphan blobs and stale temp files",
+                       description="Remove blobs no artifact row of THIS database references, and stale "
+                                   "temp files. The artifact folder must belong to this database alone: "
+                                   "two SQLite files in one folder share <folder>/artifacts by default.")
     g.add_argument("--dry-run", action="store_true", help="say what would be removed, remove nothing")
     _min_age(g)
     g.set_defaults(func=cmd_gc)
