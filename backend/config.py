@@ -36,6 +36,8 @@ class DataConfig:
     shots: int | None = field(default=None, metadata={"min": 1, "max": 1_000_000})
     seed: int = field(default=13, metadata=SEED)
     limit: int | None = field(default=None, metadata={"min": 1, "max": COUNT})
+    # split one source (data.train == data.eval, or only one given) into train / dev: the dev share, 0..1
+    dev_fraction: float | None = field(default=None, metadata={"gt": 0, "lt": 1})
 
 
 @dataclass

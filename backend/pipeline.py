@@ -5,14 +5,16 @@ verbalizer the same way.
 """
 from __future__ import annotations
 
+import contextlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
 from backend.batching import EncodeSettings
 from backend.config import RunConfig
 from backend.errors import ConfigError, DatasetError
 from backend.evaluate import EvalResult, evaluate, evaluate_vocabulary
+from backend.jobs.liveness import keep_alive
 from backend.prompt_model import PromptModel
 from backend.prompts.example import Example
 from backend.prompts.template import Template, compile_template
@@ -29,23 +31,62 @@ class Split:
     fingerprint: str
     source: str
     columns: dict[str, Any]
+    how: str = ""                 # how the rows were chosen, when one source was split into train / dev
+    counts: dict[str, int] = field(default_factory=dict)   # train / dev rows of that split
+
+
+def one_source(cfg: RunConfig) -> tuple[str, str | None]:
+    """The single source (and split of it) that ``data.dev_fraction`` divides into train and dev."""
+    d = cfg.data
+    sources = {s for s in (d.train, d.eval) if s}
+    splits = {s for s in (d.train_split, d.eval_split) if s}
+    if len(sources) != 1 or len(splits) > 1:
+        raise ConfigError("data.dev_fraction splits one source into train and dev, but data.train/data.eval "
+                          f"(splits {sorted(splits) or 'none'}) name different data; drop dev_fraction, or "
+                          "give the same source once", field="dev_fraction")
+    return sources.pop(), (splits.pop() if splits else None)
 
 
 def load_split(cfg: RunConfig, which: str) -> Split:
-    """Load the train or eval split named in the config (few-shot sampling applies to train only)."""
-    from backend.data import load_examples, sample_k_shot
+    """Load the train or eval rows the config names (few-shot sampling applies to train only). With
+    ``data.dev_fraction`` one source is split, seeded and stratified, and ``which`` picks its part."""
+    from backend.data import fingerprint, load_examples, sample_k_shot
+    from backend.data.splitting import describe, split_train_dev
 
-    src = cfg.data.eval if which == "eval" else cfg.data.train
+    d = cfg.data
+    if d.dev_fraction is not None:
+        src, split = one_source(cfg)
+    else:
+        src = d.eval if which == "eval" else d.train
+        split = d.eval_split if which == "eval" else d.train_split
     if src is None:
         raise ConfigError(f"data.{which}: missing")
-    split = cfg.data.eval_split if which == "eval" else cfg.data.train_split
-    loaded = load_examples(src, columns=cfg.data.columns or None, split=split,
-                           limit=cfg.data.limit if which == "eval" else None, label_names=cfg.data.label_names)
-    examples = list(loaded.examples)
-    if which == "train" and cfg.data.shots:
-        examples = sample_k_shot(examples, cfg.data.shots, cfg.data.seed)
-    return Split(examples=examples, label_names=list(loaded.label_names), fingerprint=loaded.fingerprint,
-                 source=src, columns=dict(cfg.data.columns or {}))
+    whole = d.dev_fraction is not None or which != "eval"
+    loaded = load_examples(src, columns=d.columns or None, split=split, limit=None if whole else d.limit,
+                           label_names=d.label_names)
+    examples, digest, how, counts = list(loaded.examples), loaded.fingerprint, "", {}
+    if d.dev_fraction is not None:
+        train, dev = split_train_dev(examples, d.dev_fraction, d.seed)
+        examples = (dev[:d.limit] if d.limit else dev) if which == "eval" else train
+        digest = fingerprint(examples, loaded.label_names)
+        how, counts = describe(d.dev_fraction, d.seed, len(train), len(dev)), {"train": len(train), "dev": len(dev)}
+    if which == "train" and d.shots:
+        examples = sample_k_shot(examples, d.shots, d.seed)
+    return Split(examples=examples, label_names=list(loaded.label_names), fingerprint=digest,
+                 source=src, columns=dict(d.columns or {}), how=how, counts=counts)
+
+
+def load_train_dev(cfg: RunConfig) -> tuple[Split, Split]:
+    """The rows a training run learns from and the rows it is scored on, refused when they share a row
+    (by content: the score would measure memorisation)."""
+    from backend.data.splitting import check_disjoint
+
+    if not (cfg.data.eval or cfg.data.dev_fraction):
+        raise DatasetError("training needs evaluation rows: set data.eval (the dev set), or data.dev_fraction "
+                           "to split data.train")
+    train, dev = load_split(cfg, "train"), load_split(cfg, "eval")
+    check_disjoint(train.examples, dev.examples)
+    return train, dev
 
 
 def mask_prefix(template: Template) -> str:
@@ -94,6 +135,23 @@ def record_versions(store: Any, cfg: RunConfig, verb: Verbalizer, author: str = 
     return t.id, v.id
 
 
+def check_model(cfg: RunConfig, loaded: Any) -> None:
+    """A run is recorded with the model it ran on, so a config naming another model than the loaded one
+    is refused rather than scored on the loaded model under the config's name."""
+    if cfg.model not in (loaded.spec, loaded.model_id):
+        raise ConfigError(f"the config asks for model {cfg.model!r}, but this evaluation runs on the loaded "
+                          f"model {loaded.model_id!r}; set \"model\": {loaded.spec!r}, or run the config with "
+                          "python -m backend, which loads the model it names", field="model")
+
+
+def row_counts(data: Split) -> dict[str, Any]:
+    """What a run's dataset snapshot records about its rows: how many it scored, and the split made."""
+    counts: dict[str, Any] = {"eval": len(data.examples)}
+    if data.how:
+        counts.update(split=data.how, **{f"split_{k}": v for k, v in data.counts.items()})
+    return counts
+
+
 def run_zero_shot(cfg: RunConfig, *, loaded: Any = None, store: Any = None,
                   progress: Callable[[int, int], None] | None = None) -> tuple[EvalResult, int | None]:
     """Evaluate the config's template + verbalizer zero-shot; record everything when a store is given."""
@@ -101,20 +159,22 @@ def run_zero_shot(cfg: RunConfig, *, loaded: Any = None, store: Any = None,
         from backend.models import load_model
 
         loaded = load_model(cfg.model)
+    check_model(cfg, loaded)
     data = load_split(cfg, "eval")
     support = None
     if cfg.eval.calibration == "support":
         support = load_split(cfg, "train").examples
     pm, template, compiled = build_prompt_model(loaded, cfg, data.label_names, data.examples)
-    run_id = None
+    run_id, beating = None, contextlib.ExitStack()
     if store is not None:
         tv, vv = record_versions(store, cfg, compiled.verbalizer)
         snap = store.save_dataset_snapshot(data.source, data.columns, data.fingerprint,
-                                           {"eval": len(data.examples)}, list(compiled.classes))
+                                           row_counts(data), list(compiled.classes))
         run_id = store.create_run(cfg.to_dict(), method="zero-shot", model_id=loaded.model_id,
                                   model_revision=loaded.revision, template_version_id=tv,
                                   verbalizer_version_id=vv, dataset_snapshot_id=snap, tags=cfg.tags)
         store.set_status(run_id, "running")
+        beating.enter_context(keep_alive(store, run_id))   # a long evaluation must not look like a dead one
     try:
         if cfg.verbalizer == WHOLE_VOCAB:
             result = evaluate_vocabulary(pm, loaded.tokenizer, data.examples, settings=settings_for(cfg, loaded.kind),
@@ -128,6 +188,8 @@ def run_zero_shot(cfg: RunConfig, *, loaded: Any = None, store: Any = None,
         if store is not None and run_id is not None:
             store.set_status(run_id, "failed", error=f"{type(exc).__name__}: {exc}")
         raise
+    finally:
+        beating.close()
     if store is not None and run_id is not None:
         scalars = {k: v for k, v in result.metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
         store.append_metrics(run_id, [{"key": f"eval/{k}", "step": 0, "value": float(v)} for k, v in scalars.items()])

@@ -113,6 +113,11 @@ def test_train_progress_queue_and_playground(trained):
     assert evaluate.cell_examples(ctx, scored["run_id"], g, p)["count"] == scored["confusion"][0][0]
     assert all(f"#{scored['run_id']} " not in c for c in playground.runs(ctx))
     assert evaluate.trained_run(ctx, scored["run_id"])["error"]["field"] == "evaluate"
+    # ...but never on the rows it trained on
+    on_train = evaluate.trained_run(ctx, run_id, "train")
+    assert "evaluation rows are also training rows" in on_train["error"]["message"]
+    # the run says which rows it used
+    assert detail["data"].endswith("train 8 / dev 64 (separate splits, checked disjoint)")
 
 
 @pytest.mark.slow

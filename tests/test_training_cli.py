@@ -29,9 +29,11 @@ def config_file(tmp_path_factory, bert_tok) -> Path:
             [("great fun", "positive"), ("awful mess", "negative"), ("lovely film", "positive"),
              ("boring junk", "negative")] * 2]
     (root / "data.jsonl").write_text("\n".join(json.dumps(r) for r in rows))
+    dev = [dict(r, text_a=f"{r['text_a']}, number {i}") for i, r in enumerate(rows)]   # no training row in dev
+    (root / "dev.jsonl").write_text("\n".join(json.dumps(r) for r in dev))
     cfg = {"model": str(root / "model"), "template": "{text_a} {soft} It was {mask}.",
            "verbalizer": {"negative": ["bad"], "positive": ["good"]},
-           "data": {"train": str(root / "data.jsonl"), "eval": str(root / "data.jsonl")},
+           "data": {"train": str(root / "data.jsonl"), "eval": str(root / "dev.jsonl")},
            "method": {"name": "lora", "r": 4}, "train": {"steps": 3, "batch_size": 4}}
     path = root / "run.json"
     path.write_text(json.dumps(cfg))
@@ -80,7 +82,7 @@ def test_two_process_training_on_cpu(config_file, tmp_path):
     rows = [{"text_a": "this was a lovely film" + " really" * i, "label": "positive" if i % 2 else "negative"}
             for i in range(12)]
     (tmp_path / "data.jsonl").write_text("\n".join(json.dumps(r) for r in rows))
-    cfg["data"] = {"train": str(tmp_path / "data.jsonl"), "eval": str(tmp_path / "data.jsonl")}
+    cfg["data"] = {"train": str(tmp_path / "data.jsonl"), "dev_fraction": 0.25}   # 8 train / 4 dev rows
     cfg["train"] = {"steps": 4, "batch_size": 3, "micro_batch_tokens": 25, "eval_every": 2,
                     "output_dir": str(tmp_path / "out")}
     (tmp_path / "run.json").write_text(json.dumps(cfg))

@@ -3,6 +3,10 @@
 Computed over canonical JSON (sorted keys, fixed separators, UTF-8), so it is the same across runs,
 machines and Python versions, and changes whenever anything the engine sees changes: a text, a label,
 the row order, the column mapping's result, or the class names.
+
+``example_key`` is the per-example counterpart: the content of one example (text_a, text_b, label, meta;
+not its row number), so the same row read from two files, or twice from one, has the same key. It is how
+a run proves it never evaluates on a row it trained on.
 """
 from __future__ import annotations
 
@@ -24,3 +28,11 @@ def fingerprint(examples: Iterable[Example], label_names: Sequence[str] | None =
         h.update(line.encode())
         h.update(b"\n")
     return h.hexdigest()
+
+
+def example_key(example: Example) -> str:
+    """Hex sha256 of one example's content (text_a, text_b, label, meta), independent of its row number."""
+    content = {"text_a": example.text_a, "text_b": example.text_b, "label": example.label,
+               "meta": dict(example.meta)}
+    line = json.dumps(content, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str)
+    return hashlib.sha256(line.encode()).hexdigest()

@@ -2,7 +2,13 @@
 distribution, K-shot sampling.
 
 A *selection* is the plain dict a browser keeps (``{"source", "columns", "split", "limit", "shots",
-"seed"}``); the rows it names are loaded once into the context's DatasetCache and shared by every tab.
+"seed", "dev_fraction"}``); the rows it names are loaded once into the context's DatasetCache and shared
+by every tab. A source without separate split files (an upload, one hub split) is divided into train and
+dev by ``dev_fraction`` (stratified, seeded), so no run scores rows it trained on; K-shot samples come
+from the train part only.
+
+Every source goes through ``studio_source`` first: the studio reads built-in data, its own uploads, files
+under its data folder and cached hub datasets, never another file on the server.
 """
 from __future__ import annotations
 
@@ -11,7 +17,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from backend.errors import DatasetError
+from backend.config import RunConfig
+from backend.errors import ConfigError, DatasetError
 from backend.prompts.example import Example
 from backend.services.context import StudioContext
 from backend.services.results import service
@@ -28,26 +35,79 @@ def default_selection() -> dict[str, Any]:
             "shots": None, "seed": 13}
 
 
-def _base(selection: dict[str, Any]) -> dict[str, Any]:
-    """What identifies the loaded rows (K-shot sampling is applied on top, per browser)."""
-    return {k: selection.get(k) for k in ("source", "columns", "split", "limit")}
+def studio_source(ctx: StudioContext, source: str) -> str:
+    """What the studio reads for ``source``: a built-in name, a real path under the data folder, or
+    ``hf:ID``; DatasetError for anything else on the server's disk (``..``, absolute paths, ``~``, links)."""
+    from backend.data.sources import confine
+
+    return confine(source, [ctx.data_dir])
+
+
+def confine_config(ctx: StudioContext, cfg: RunConfig) -> RunConfig:
+    """A config from the page (or edited JSON) may only read what the studio offers: its data sources
+    are confined like the Data tab's, and label words come inline, not from a server file."""
+    from backend.pipeline import OPEN_VOCAB, WHOLE_VOCAB
+
+    for key in ("train", "eval"):
+        if getattr(cfg.data, key):
+            setattr(cfg.data, key, studio_source(ctx, getattr(cfg.data, key)))
+    if isinstance(cfg.verbalizer, str) and cfg.verbalizer not in (OPEN_VOCAB, WHOLE_VOCAB):
+        raise ConfigError("verbalizer: give the label words inline (e.g. {\"negative\": [\"bad\"]}); the "
+                          "studio does not read verbalizer files from the server", field="verbalizer")
+    return cfg
+
+
+def _base(ctx: StudioContext, selection: dict[str, Any]) -> dict[str, Any]:
+    """What identifies the loaded rows (the dev split and K-shot sampling are applied on top, per browser)."""
+    base = {k: selection.get(k) for k in ("source", "columns", "split", "limit")}
+    base["source"] = studio_source(ctx, base["source"])
+    return base
 
 
 def loaded(ctx: StudioContext, selection: dict[str, Any]) -> Any:
     if not selection or not selection.get("source"):
         raise DatasetError("no dataset loaded: pick one on the Data tab")
-    return ctx.datasets.get(_base(selection))
+    return ctx.datasets.get(_base(ctx, selection))
+
+
+def train_dev(ctx: StudioContext, selection: dict[str, Any]) -> tuple[list[Example], list[Example]] | None:
+    """The selection's (train, dev) parts when ``dev_fraction`` splits its one source, else None."""
+    fraction = selection.get("dev_fraction")
+    if fraction is None:
+        return None
+    from backend.data.splitting import split_train_dev
+
+    return split_train_dev(list(loaded(ctx, selection).examples), fraction, seed_of(selection))
+
+
+def seed_of(selection: dict[str, Any]) -> int:
+    """The selection's seed, read as runconfig.build reads it, so the page and its runs split alike."""
+    return int(selection.get("seed") or 13)
 
 
 def examples(ctx: StudioContext, selection: dict[str, Any]) -> list[Example]:
-    """The selection's examples (K-shot sampled when ``shots`` is set); raises DatasetError."""
+    """The selection's examples: all rows, or a K-shot sample (of the train part, when the source is
+    split) when ``shots`` is set; raises DatasetError."""
     rows = list(loaded(ctx, selection).examples)
     shots = selection.get("shots")
     if shots:
         from backend.data import sample_k_shot
 
-        rows = list(sample_k_shot(rows, int(shots), int(selection.get("seed") or 13)))
+        parts = train_dev(ctx, selection)
+        rows = list(sample_k_shot(parts[0] if parts else rows, int(shots), seed_of(selection)))
     return rows
+
+
+def split_summary(ctx: StudioContext, selection: dict[str, Any]) -> dict[str, Any] | None:
+    """Train / dev sizes and how they were made, for the Data tab's card (None: the source has split files)."""
+    from backend.data.splitting import describe
+
+    parts = train_dev(ctx, selection)
+    if parts is None:
+        return None
+    fraction = float(selection["dev_fraction"])
+    return {"train": len(parts[0]), "dev": len(parts[1]), "dev_fraction": fraction,
+            "how": describe(fraction, seed_of(selection), len(parts[0]), len(parts[1]))}
 
 
 def label_names(ctx: StudioContext, selection: dict[str, Any]) -> list[str]:
@@ -73,7 +133,7 @@ def load(ctx: StudioContext, selection: dict[str, Any]) -> dict[str, Any]:
             "mapping": {"text_a": used.text_a, "text_b": used.text_b, "label": used.label,
                         "meta": sorted(used.meta)},
             "fingerprint": data.fingerprint, "distribution": distribution_of(rows, data.label_names),
-            "splits": splits(selection["source"])}
+            "splits": splits(ctx, selection["source"]), "split": split_summary(ctx, selection)}
 
 
 @service("data")
@@ -82,7 +142,7 @@ def columns(ctx: StudioContext, selection: dict[str, Any]) -> dict[str, Any]:
     columns could not be guessed."""
     from backend.data import load_rows
 
-    _rows, cols = load_rows(selection["source"], selection.get("split") or None, limit=50)
+    _rows, cols = load_rows(studio_source(ctx, selection["source"]), selection.get("split") or None, limit=50)
     return {"columns": list(cols)}
 
 
@@ -92,12 +152,17 @@ def builtin_choices() -> list[str]:
     return [f"builtin:{name}" for name in builtin_datasets()]
 
 
-def splits(source: str) -> list[str]:
-    """The splits a built-in dataset or a directory offers (files ``<split>.<ext>``); [] for one file."""
+def splits(ctx: StudioContext, source: str) -> list[str]:
+    """The splits a built-in dataset or a folder the studio may read offers (files ``<split>.<ext>``);
+    [] for one file, a hub id, or a source the studio may not read."""
     from backend.data import builtin_datasets
 
+    try:
+        source = studio_source(ctx, source)
+    except DatasetError:
+        return []
     name = source[len("builtin:"):] if source.startswith("builtin:") else None
-    directory = builtin_datasets().get(name) if name else Path(source).expanduser()
+    directory = builtin_datasets().get(name) if name else Path(source)
     if directory is None or not directory.is_dir():
         return []
     return sorted({p.stem for p in directory.iterdir() if p.suffix.lower() in UPLOAD_SUFFIXES})

@@ -24,8 +24,10 @@ def zero_shot(ctx: StudioContext, cfg: RunConfig, progress: Callable[[int, int],
               ) -> dict[str, Any]:
     """Evaluate ``cfg`` with the already-loaded base model and record it as a zero-shot run."""
     from backend.pipeline import run_zero_shot
+    from backend.services.data import confine_config
 
-    loaded = ctx.model.get()
+    confine_config(ctx, cfg)
+    loaded = ctx.model.get()   # run_zero_shot refuses a config naming another model than this one
     with ctx.model.lock:
         result, run_id = run_zero_shot(cfg, loaded=loaded, store=ctx.store, progress=progress)
     return result_view(result.metrics, run_id)
@@ -37,7 +39,10 @@ def trained_run(ctx: StudioContext, run_id: int, split: str | None = None, limit
     """Score a finished trained run on a split (or its first ``limit`` examples) with the runs server
     (the base model is not reloaded), and record it as an ``evaluation`` run whose parent is the trained
     one, so its confusion matrix drills down like any other run's."""
+    from backend.data.splitting import check_disjoint
     from backend.evaluate import classification_metrics, gold_indices
+    from backend.pipeline import load_split
+    from backend.services.data import confine_config
     from backend.services.playground import attach, server_for
     from backend.services.runs import EVALUATION, is_trained
 
@@ -49,7 +54,9 @@ def trained_run(ctx: StudioContext, run_id: int, split: str | None = None, limit
     if split:
         cfg.data.eval_split = split
     cfg.data.limit = limit or None
+    confine_config(ctx, cfg)
     examples = eval_examples(ctx, cfg)
+    check_disjoint(load_split(cfg, "train").examples, examples)   # never score a run on what it learned
     rs = server_for(ctx)
     with rs.lock:
         attach(ctx, rs, info.id)
@@ -125,7 +132,17 @@ def cell_examples(ctx: StudioContext, run_id: int, gold: str, predicted: str, li
 
 
 def eval_examples(ctx: StudioContext, cfg: RunConfig) -> list[Any]:
-    """The examples a config evaluates, through the context's dataset cache (same order as predictions)."""
-    sel = {"source": cfg.data.eval, "columns": cfg.data.columns or {}, "split": cfg.data.eval_split,
-           "limit": cfg.data.limit}
-    return list(ctx.datasets.get(sel).examples)
+    """The examples a config evaluates (its dev part when ``data.dev_fraction`` splits one source), through
+    the context's dataset cache: the same rows, in the same order, as ``pipeline.load_split`` scored."""
+    from backend.pipeline import one_source
+    from backend.services import data as data_service
+
+    d = cfg.data
+    source, split = one_source(cfg) if d.dev_fraction is not None else (d.eval, d.eval_split)
+    sel = {"source": source, "columns": d.columns or {}, "split": split,
+           "limit": None if d.dev_fraction is not None else d.limit, "dev_fraction": d.dev_fraction,
+           "seed": d.seed}
+    parts = data_service.train_dev(ctx, sel)
+    if parts is None:
+        return list(data_service.loaded(ctx, sel).examples)
+    return parts[1][:d.limit] if d.limit else parts[1]

@@ -31,7 +31,8 @@ def build(ctx: StudioContext, *, template: str, label_words: str, selection: dic
         raise ConfigError("no data loaded: pick a dataset on the Data tab", field="data")
     data: dict[str, Any] = {"eval": source, "eval_split": eval_split or selection.get("split"),
                             "columns": selection.get("columns") or {}, "label_names": label_names,
-                            "limit": eval_limit, "seed": int(selection.get("seed") or 13)}
+                            "limit": eval_limit, "seed": int(selection.get("seed") or 13),
+                            "dev_fraction": selection.get("dev_fraction")}   # the Data tab's train / dev split
     if method != "zero-shot":
         data.update(train=source, train_split=train_split, shots=selection.get("shots") or None)
     raw: dict[str, Any] = {

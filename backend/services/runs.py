@@ -95,7 +95,23 @@ def detail(ctx: StudioContext, run_id: int) -> dict[str, Any]:
             "artifacts": [{"kind": a.kind, "name": a.name, "sha256": a.sha256, "size": a.size}
                           for a in r.artifacts],
             "predictions": len(preds), "prediction_rows": [_prediction_row(p) for p in preds[:PREDICTION_ROWS]],
-            "curves": _points(ctx.store.get_metrics(r.id))}
+            "curves": _points(ctx.store.get_metrics(r.id)), "data": data_used(r)}
+
+
+def data_used(r: RunInfo) -> str:
+    """Which rows a run used, in one line: the source(s), and train / dev sizes and how they were made
+    (from its config and the row counts it recorded), so a score is never read without its data."""
+    from backend.data.splitting import describe
+
+    data = (r.config or {}).get("data") or {}
+    fraction, seed = data.get("dev_fraction"), data.get("seed", 13)
+    sources = " -> ".join(dict.fromkeys(str(s) for s in (data.get("train"), data.get("eval")) if s)) or "?"
+    train, dev = r.metrics.get("data/train_rows"), r.metrics.get("data/dev_rows")
+    if train is not None and dev is not None:
+        return f"{sources}: {describe(fraction, seed, int(train), int(dev))}"
+    rows = r.metrics.get("eval/n")
+    part = f"the dev part ({fraction:g}, seed {seed}) of " if fraction else ""
+    return f"{'?' if rows is None else int(rows)} evaluation rows: {part}{sources}"
 
 
 def _prediction_row(p: dict[str, Any]) -> dict[str, Any]:

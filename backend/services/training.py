@@ -47,8 +47,7 @@ def methods() -> list[dict[str, Any]]:
         cls = REGISTRY.get(name)
         if cls is None:
             continue
-        opts = [{"key": k, "type": o.kind, "default": o.default, "choices": o.choices}
-                for k, o in {**cls.options, **COMMON_OPTIONS}.items()]
+        opts = [{"key": k, "type": o.kind, "default": o.default} for k, o in {**cls.options, **COMMON_OPTIONS}.items()]
         out.append({"name": name, "label": label, "default_lr": cls.default_lr, "kinds": list(cls.kinds),
                     "options": opts, "doc": (cls.__doc__ or "").strip().split("\n")[0]})
     return out
@@ -81,9 +80,13 @@ def plan(ctx: StudioContext, cfg: RunConfig) -> dict[str, Any]:
     from backend.training.options import resolve
     from backend.training.run import load_run_data
 
+    from backend.pipeline import build_verbalizer, check_model
+    from backend.services.data import confine_config
+
+    confine_config(ctx, cfg)
     loaded = ctx.model.get()
+    check_model(cfg, loaded)
     data = load_run_data(cfg)
-    from backend.pipeline import build_verbalizer
 
     verb = build_verbalizer(cfg.verbalizer, data.classes or [], list(data.train) + list(data.dev))
     with ctx.model.lock:  # the copy must not catch another request's temporary hooks
@@ -157,12 +160,29 @@ def submit(ctx: StudioContext, cfg: RunConfig) -> dict[str, Any]:
     if ctx.jobs is None:
         return user_error("training is not available yet: this build has no job runner", "train")
     from backend.pipeline import build_verbalizer, record_versions
+    from backend.services.data import confine_config
+
+    confine_config(ctx, cfg)
+    _check_studio_model(ctx, cfg)
 
     # the run's template and label words become versions (or find their existing ones), as zero-shot
     # runs do, so the Runs tab can say which versions a run used
     record_versions(ctx.store, cfg, build_verbalizer(cfg.verbalizer, cfg.data.label_names or []))
     run_id = ctx.jobs.submit(cfg)
     return {"run_id": run_id, "message": f"Run #{run_id} queued."}
+
+
+def _check_studio_model(ctx: StudioContext, cfg: RunConfig) -> None:
+    """The studio trains its own base model only: a config naming another (say a folder on the server)
+    is refused, so the run's recorded model is the one it trains; the studio's spec is what is recorded."""
+    names = {ctx.model.spec}
+    if ctx.model.status()["state"] == "ready":
+        names.add(ctx.model.get().model_id)
+    if cfg.model not in names:
+        raise ConfigError(f"the config asks for model {cfg.model!r}, but this studio trains {ctx.model.spec!r}; "
+                          f"set \"model\": {ctx.model.spec!r}, or train the config with python -m backend train",
+                          field="model")
+    cfg.model = ctx.model.spec
 
 
 @service("rerun")

@@ -61,12 +61,9 @@ class RunData:
 
 
 def load_run_data(cfg: RunConfig) -> RunData:
-    from backend.pipeline import load_split
+    from backend.pipeline import load_train_dev
 
-    train = load_split(cfg, "train")
-    dev = load_split(cfg, "eval") if cfg.data.eval else None
-    if dev is None:
-        raise DatasetError("training needs an evaluation split: set data.eval (the dev set)")
+    train, dev = load_train_dev(cfg)   # refuses dev rows that are also training rows
     return RunData(train=train.examples, dev=dev.examples, classes=train.label_names or dev.label_names)
 
 
@@ -115,6 +112,8 @@ def run_training(config: RunConfig, *, sink: Sink | None = None, cancel_check: C
     counts = tuned.counts()
     for k, v in counts.items():
         sink.emit(f"params/{k}", v, 0)
+    sink.emit("data/train_rows", len(data.train), 0)   # the Runs tab shows which rows the run used
+    sink.emit("data/dev_rows", len(data.dev), 0)
     settings = _settings(config, loaded.kind)
     info = describe_tokenizer(loaded.tokenizer)
     accelerator = _accelerator(config, loaded.device)

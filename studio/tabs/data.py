@@ -14,6 +14,7 @@ from studio.views.plots import label_distribution
 from studio.views.tables import kv_card
 
 SOURCES = ("Built-in", "Upload", "Hub id")
+DEV_FRACTION = 0.2
 PAGE = 50
 
 
@@ -34,6 +35,11 @@ def build(ctx: StudioContext, shared: Shared) -> None:
             with gr.Row():
                 split = gr.Dropdown([], allow_custom_value=True, value=None, label="Split", elem_id="ps-data-split")
                 limit = gr.Number(0, label="First N rows only (0 = all)", precision=0, minimum=0)
+            with gr.Row():
+                dev_frac = gr.Number(DEV_FRACTION, label="Dev fraction: a source without split files is divided "
+                                     "into train / dev (stratified by label, seeded)", minimum=0.05, maximum=0.9,
+                                     step=0.05, elem_id="ps-dev-fraction", scale=3)
+                split_btn = gr.Button("Apply split", elem_id="ps-dev-apply", scale=1)
             load_btn = gr.Button("Load data", variant="primary", elem_id="ps-data-load")
             msg = gr.HTML(elem_id="ps-data-msg")
             with gr.Accordion("Column mapping", open=True):
@@ -70,6 +76,8 @@ def build(ctx: StudioContext, shared: Shared) -> None:
         items = [("source", sel["source"]), ("split", sel.get("split") or "(file)"),
                  ("rows", f"{res['n']}" + (f" (K-shot of {res['total']})" if sel.get("shots") else "")),
                  ("classes", ", ".join(res["label_names"]) or "(unlabelled)"),
+                 ("train / dev", res["split"]["how"] if res.get("split") else
+                  "the source's own split files (pick them on the Train tab); runs refuse shared rows"),
                  ("fingerprint", res["fingerprint"][:12])]
         page_rows = data_service.browse(ctx, sel, "", 0, PAGE)
         return (sel, info_html(note, "ok") if note else "",
@@ -98,7 +106,8 @@ def build(ctx: StudioContext, shared: Shared) -> None:
     n_more = len(outputs) - 2
 
     @guard
-    def do_load(k: str, bname: str | None, up: str | None, hub_id: str, sp: str | None, lim: Any) -> tuple[Any, ...]:
+    def do_load(k: str, bname: str | None, up: str | None, hub_id: str, sp: str | None, lim: Any,
+                frac: Any) -> tuple[Any, ...]:
         if k == "Upload":
             if not up:
                 return (gr.skip(), error_html({"error": {"message": "choose a file to upload first"}})) + \
@@ -113,12 +122,14 @@ def build(ctx: StudioContext, shared: Shared) -> None:
                 return (gr.skip(), error_html({"error": {"message": "type a dataset id"}})) + (gr.skip(),) * n_more
         else:
             source = bname or data_service.default_selection()["source"]
-        available = data_service.splits(source)
+        available = data_service.splits(ctx, source)
         if available and sp not in available:  # keep the dev split of the demo when it exists
             demo_split = data_service.default_selection()["split"]
             sp = demo_split if demo_split in available else available[0]
         sel = {"source": source, "columns": {}, "split": sp or None, "limit": as_int(lim, 0) or None,
-               "shots": None, "seed": 13}
+               "shots": None, "seed": 13,
+               # one file (no split files) is both the train and the dev data: split it, never reuse rows
+               "dev_fraction": None if available else _fraction(frac)}
         return _views(sel, data_service.load(ctx, sel), f"Loaded {source}.")
 
     @guard
@@ -130,6 +141,14 @@ def build(ctx: StudioContext, shared: Shared) -> None:
     def do_shots(sel: dict[str, Any], k: Any, sd: Any) -> tuple[Any, ...]:
         new = dict(sel, shots=as_int(k, 0) or None, seed=as_int(sd, 13))
         return _views(new, data_service.load(ctx, new), f"Sampled {as_int(k, 0)} per class (seed {as_int(sd, 13)}).")
+
+    @guard
+    def do_split(sel: dict[str, Any], frac: Any) -> tuple[Any, ...]:
+        if sel.get("dev_fraction") is None:
+            return (gr.skip(), info_html("This source has its own split files: pick the train and dev splits on "
+                                         "the Train tab.")) + (gr.skip(),) * n_more
+        new = dict(sel, dev_fraction=_fraction(frac))
+        return _views(new, data_service.load(ctx, new), f"Dev fraction {new['dev_fraction']:g} applied.")
 
     @guard
     def do_all(sel: dict[str, Any]) -> tuple[Any, ...]:
@@ -155,7 +174,8 @@ def build(ctx: StudioContext, shared: Shared) -> None:
                 gr.update(visible=k == "Hub id"))
 
     kind.change(show_source, [kind], [builtin, upload, hub], api_visibility="private", queue=False)
-    load_btn.click(do_load, [kind, builtin, upload, hub, split, limit], outputs, api_name="load_data")
+    load_btn.click(do_load, [kind, builtin, upload, hub, split, limit, dev_frac], outputs, api_name="load_data")
+    split_btn.click(do_split, [shared.data_sel, dev_frac], outputs, api_name="dev_split")
     map_btn.click(do_map, [shared.data_sel, col_a, col_b, col_label, col_meta], outputs, api_name="map_columns")
     shots_btn.click(do_shots, [shared.data_sel, shots, seed], outputs, api_name="k_shot")
     all_btn.click(do_all, [shared.data_sel], outputs, api_visibility="private")
@@ -163,6 +183,14 @@ def build(ctx: StudioContext, shared: Shared) -> None:
                  trigger_mode="always_last", show_progress="hidden")
     page.change(do_browse, [shared.data_sel, query, page], [table], api_visibility="private")
     shared.on_load.append((show, [shared.data_sel, shared.kept_data], outputs))
+
+
+def _fraction(value: Any) -> Any:
+    """The dev-fraction box as a number; anything else goes on to the service, which says what is wrong."""
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return DEV_FRACTION if value in (None, "") else value
 
 
 def _frame(res: dict[str, Any]) -> Any:

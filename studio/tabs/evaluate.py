@@ -103,7 +103,7 @@ def build(ctx: StudioContext, shared: Shared) -> None:
         finished = runs_service.choices(ctx, status="succeeded")
         from backend.services import data as data_service
 
-        splits = data_service.splits(sel.get("source", "")) if sel else []
+        splits = data_service.splits(ctx, sel.get("source", "")) if sel else []
         return (gr.Dropdown(choices=[CURRENT] + finished),
                 gr.Dropdown(choices=splits, value=sel.get("split") if sel else None))
 

@@ -184,7 +184,7 @@ def build(ctx: StudioContext, shared: Shared) -> None:
     def on_open(sel: dict[str, Any]) -> tuple[Any, ...]:
         from backend.services import data as data_service
 
-        splits = data_service.splits(sel.get("source", "")) if sel else []
+        splits = data_service.splits(ctx, sel.get("source", "")) if sel else []
         current = training_service.latest_training_run(ctx)
         train_default = "train" if "train" in splits else (splits[0] if splits else None)
         dev_default = sel.get("split") if sel and sel.get("split") in splits else (splits[-1] if splits else None)

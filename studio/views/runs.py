@@ -45,7 +45,8 @@ def metric_table_html(res: dict[str, Any]) -> str:
 def detail_html(res: dict[str, Any]) -> str:
     r = res["run"]
     items = [("status", r["status"]), ("method", r["method"]), ("model", r["model"]), ("name", r["name"]),
-             ("duration (s)", r["duration_s"]), ("predictions stored", res["predictions"])]
+             ("duration (s)", r["duration_s"]), ("predictions stored", res["predictions"]),
+             ("data", res.get("data", ""))]
     parts = [kv_card(items, f"Run #{r['id']}")]
     if res.get("run_error"):
         parts.append(f"<div class='ps-msg ps-error'>{escape(res['run_error'])}</div>")
