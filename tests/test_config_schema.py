@@ -141,3 +141,17 @@ def test_method_parse_options_shares_the_declared_schema():
         for key, opt in cls.options.items():
             if opt.type in (int, float) or opt.type == (int, float):
                 assert opt.min is not None or opt.gt is not None, f"{name}.{key} has no lower bound"
+
+
+def test_the_studio_builder_reports_an_infinite_max_length_as_a_config_error(tmp_path):
+    from backend.services import runconfig
+    from backend.services.testing import make_context
+
+    ctx = make_context(tmp_path)
+    sel = {"source": "builtin:movie-reviews", "split": "dev"}
+    for bad in (float("inf"), float("nan"), "lots"):
+        with pytest.raises(ConfigError, match="max length must be a whole number"):
+            runconfig.build(ctx, template="{text_a} {mask}", label_words="a: x\nb: y", selection=sel,
+                            max_length=bad)
+    with pytest.raises(ConfigError, match="max_length: must be at most"):
+        runconfig.build(ctx, template="{text_a} {mask}", label_words="a: x\nb: y", selection=sel, max_length=1e12)

@@ -269,7 +269,7 @@ def _build_segment(d: dict[str, Any], aps: str, span: tuple[int, int]) -> Segmen
     soft_id = d.get("soft_id")
     if "soft_id" in d:
         if isinstance(soft_id, bool) or not isinstance(soft_id, int) or not 1 <= soft_id <= MAX_SOFT_ID:
-            raise TemplateError(f"soft_id must be an integer between 1 and {MAX_SOFT_ID:,}, got {brief(soft_id)}",
+            raise TemplateError(f"soft_id must be an integer >= 1 (at most {MAX_SOFT_ID:,}), got {brief(soft_id)}",
                                 span=span)
         if kind != "soft":
             raise TemplateError("soft_id applies only to soft tokens", span=span)

@@ -24,7 +24,7 @@ def build(ctx: StudioContext, *, template: str, label_words: str, selection: dic
     """A validated RunConfig (ConfigError / VerbalizerError name the offending field)."""
     try:
         max_len = int(max_length)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):   # OverflowError: int(float("inf")) from a number field
         raise ConfigError(f"max length must be a whole number, got {max_length!r}", field="max_length") from None
     source = (selection or {}).get("source")
     if not source:
