@@ -160,6 +160,12 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
+    from backend.schema import check
+
+    # argv bytes that are not UTF-8 arrive as lone surrogates: refused here, before any model loads
+    check(args.text, list[str], "--text", {"max_len": 100_000})
+    if args.text_b is not None:
+        check(args.text_b, str, "--text-b", {"max_len": 100_000})
     try:
         from backend.serving import predict_command
     except ImportError:

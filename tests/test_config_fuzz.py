@@ -123,3 +123,13 @@ def test_eval_on_a_bad_config_exits_2_with_one_line(tmp_path, name):
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert proc.stderr.startswith("error: ") and proc.stderr.count("\n") == 1, proc.stderr[-2000:]
     assert "Traceback" not in proc.stderr and proc.stdout == ""
+
+
+def test_eval_on_a_config_that_is_not_utf8_exits_2(tmp_path):
+    path = tmp_path / "latin1.json"
+    path.write_bytes(b'{"template": "caf\xe9 {text_a} {mask}"}')
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    proc = subprocess.run([sys.executable, "-m", "backend", "eval", str(path), "--no-db"], capture_output=True,
+                          text=True, cwd=ROOT, env=env, timeout=120)
+    assert proc.returncode == 2 and "not UTF-8" in proc.stderr and "byte 17" in proc.stderr, proc.stderr[-2000:]
+    assert proc.stderr.count("\n") == 1

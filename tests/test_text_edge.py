@@ -134,3 +134,9 @@ def test_eval_of_a_config_with_a_surrogate_or_a_huge_number_exits_2(tmp_path):
 def test_cli_numbers_are_checked_by_argparse(tmp_path):
     proc = _cli("eval", str(_config(tmp_path)), "--no-db", "--limit", "-3")
     assert proc.returncode == 2 and "must be at least 1" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_predict_text_that_is_not_valid_unicode_exits_2_before_loading():
+    # an argv byte that is not UTF-8 arrives as a lone surrogate (surrogateescape)
+    err = _one_line_error(_cli("predict", "--run", "1", "--text", "a \udcff film", "--db", "sqlite://"))
+    assert "--text[0]: character 2 is a lone surrogate" in err
