@@ -2,6 +2,9 @@
 
 A run is reproducible from its config alone. Parsing is strict: an unknown key or a value of the wrong
 type is reported by its dotted path (``data.shots: expected an integer, got 'sixteen'``), never ignored.
+Every number declares its range and every enumeration its choices on the field (``metadata``, checked by
+``backend.schema.check``), and the method's options are checked against their declarations
+(``backend.method_options``), so a config that parses is one a worker can start — whoever submitted it.
 """
 from __future__ import annotations
 
