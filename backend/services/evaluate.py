@@ -67,8 +67,9 @@ def trained_run(ctx: StudioContext, run_id: int, split: str | None = None, limit
     pred = scores.argmax(-1).tolist()
     metrics = classification_metrics(gold, pred, classes)
     probs = scores.exp()
-    new_id = ctx.store.create_run(cfg.to_dict(), method=EVALUATION, model_id=info.model_id,
-                                  parent_run_id=info.id, tags=[EVALUATION], status="running",
+    base = ctx.model.get()   # what scored it: the served base (attach checked it is the run's) + its weights hash
+    new_id = ctx.store.create_run(cfg.to_dict(), method=EVALUATION, model_id=base.model_id,
+                                  model_revision=base.revision, parent_run_id=info.id, tags=[EVALUATION], status="running",
                                   project=info.project)
     scalars = {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float))}
     ctx.store.append_metrics(new_id, [{"key": f"eval/{k}", "step": 0, "value": v} for k, v in scalars.items()])
