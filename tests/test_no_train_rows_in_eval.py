@@ -129,3 +129,7 @@ def test_data_tab_shows_the_split_and_the_cost_card_counts_it(client, tmp_path):
     msg, cost = client.predict(*args, api_name="/estimate_cost")
     text = re.sub(r"<[^>]+>", " ", cost)
     assert re.search(r"training examples:\s+36\b", text) and re.search(r"dev examples:\s+4\b", text), msg + text
+    tiny = tmp_path / "two.csv"
+    tiny.write_text("text,label\ngood film,positive\nbad film,negative\n")
+    out = client.predict("Upload", None, handle_file(str(tiny)), "", None, 0, 0.2, api_name="/load_data")
+    assert "cannot split 2 rows" in out[0] and "Choose the columns" not in out[0]

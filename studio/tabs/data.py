@@ -92,6 +92,8 @@ def build(ctx: StudioContext, shared: Shared) -> None:
     def _mapping_needed(sel: dict[str, Any], res: dict[str, Any]) -> tuple[Any, ...]:
         """A source that reads but does not map (e.g. no column called text or label): keep it selected
         and offer its columns, so the mapping can be fixed right here."""
+        if res["error"].get("column") is None:   # not a mapping problem (e.g. too few rows to split)
+            return (gr.skip(), error_html(res)) + (gr.skip(),) * n_more
         cols = data_service.columns(ctx, sel)
         if "error" in cols or not cols["columns"]:
             return (gr.skip(), error_html(res)) + (gr.skip(),) * n_more
