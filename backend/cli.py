@@ -37,7 +37,9 @@ def _open_store(args: argparse.Namespace) -> Any:
         return None
     from storage import open_store
 
-    return open_store(args.db)
+    store = open_store(args.db)
+    store.reap_dead_runs()   # runs whose process is gone are failed, never left "running"
+    return store
 
 
 # ------------------------------------------------------------------------------------------ preview
@@ -127,8 +129,15 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     if args.predictions and not cfg.eval.top_k:
         cfg.eval.top_k = 5  # the predictions file shows what the model wanted to say at the mask
+    from backend.jobs.signals import RunStopped, StopOnSignal
+
     store = _open_store(args)
-    result, run_id = run_zero_shot(cfg, store=store)
+    with StopOnSignal() as stop:     # SIGTERM / Ctrl-C: the run records why it stopped, then we exit
+        try:
+            result, run_id = run_zero_shot(cfg, store=store, progress=stop.raise_if_stopped)
+        except RunStopped as exc:
+            sys.stderr.write(f"evaluation {exc}\n")
+            return stop.exit_code or 130
     out = dict(result.metrics)
     out["run_id"] = run_id
     if args.predictions:

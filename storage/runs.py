@@ -21,6 +21,11 @@ from .errors import InvalidInput, InvalidTransition, NotFound
 from .models import Artifact, Project, Run, RunTag, StatusEvent, Version
 from .types import RUN_STATUSES, TERMINAL_STATUSES, ArtifactInfo, RunInfo, StatusChange
 
+# A running run with no heartbeat for this long is gone, wherever it ran (heartbeats come every few seconds).
+STALE_AFTER_S = 600.0
+# psutil's process start time is derived from the boot time in whole seconds: allow for that.
+PID_CLOCK_SLACK_S = 2.0
+
 ALLOWED = {
     "queued": {"running", "failed", "cancelled"},
     "running": {"succeeded", "failed", "cancelled"},
@@ -144,14 +149,75 @@ def heartbeat(s: Session, run_id: int) -> None:
 
 
 def fail_stale(s: Session, older_than_s: float) -> list[int]:
-    cutoff = time.time() - older_than_s
+    """Fail running runs whose heartbeat is older than ``older_than_s`` (pids are not looked at)."""
+    ids = list(s.scalars(select(Run.id).where(Run.status == "running")))
+    return reap(s, ids, older_than_s, check_pids=False)
+
+
+def _last_seen(run: Run) -> float:
+    return run.heartbeat_at or run.started_at or run.created_at
+
+
+def _pid_gone(pid: int, last_seen: float) -> str | None:
+    """Why process ``pid`` on this machine cannot be the one that last reported at ``last_seen``.
+
+    A process records its pid together with a heartbeat, so the true owner was created before
+    ``last_seen``; a live pid whose process is younger than that is a reused pid (the run's process died
+    and the number went to another one). Zombies have exited. Unreadable processes count as alive.
+    """
+    import psutil
+
+    try:
+        proc = psutil.Process(pid)
+        if proc.status() == psutil.STATUS_ZOMBIE:
+            return "its process has exited"
+        if proc.create_time() > last_seen + PID_CLOCK_SLACK_S:
+            return "its pid now belongs to a newer process"
+    except psutil.NoSuchProcess:
+        return "its process is no longer running"
+    except psutil.AccessDenied:
+        return None
+    return None
+
+
+def gone_reason(run: Run, stale_after_s: float, *, check_pids: bool = True,
+                now: float | None = None) -> str | None:
+    """``process gone: ...`` when a running run's process is gone, else None.
+
+    On this machine (the recorded host is ours) a dead pid is proof at once; on any machine a heartbeat
+    older than ``stale_after_s`` is (other hosts' pids mean nothing here).
+    """
+    now = time.time() if now is None else now
+    last = _last_seen(run)
+    why = _pid_gone(run.pid, last) if check_pids and run.pid and run.host == _here()[0] else None
+    if why is None and now - last > stale_after_s:
+        why = f"no heartbeat for {now - last:.0f} s"
+    if why is None:
+        return None
+    at = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(last))
+    return f"process gone: {why} (host {run.host}, pid {run.pid}, last heartbeat {at}, {now - last:.0f} s ago)"
+
+
+def find_gone(s: Session, stale_after_s: float = STALE_AFTER_S) -> list[tuple[int, str]]:
+    """Running runs whose process is gone, with the reason; changes nothing (``check`` uses it)."""
+    out = []
+    for run in s.scalars(select(Run).where(Run.status == "running").order_by(Run.id)):
+        why = gone_reason(run, stale_after_s)
+        if why is not None:
+            out.append((run.id, why))
+    return out
+
+
+def reap(s: Session, run_ids: Iterable[int], stale_after_s: float = STALE_AFTER_S, *,
+         check_pids: bool = True) -> list[int]:
+    """Fail each of ``run_ids`` that is still running with its process gone (re-checked under the row
+    lock, so a heartbeat that landed since it was found keeps the run alive); returns the failed ids."""
     failed = []
-    for run in s.scalars(select(Run).where(Run.status == "running").with_for_update()):
-        last = run.heartbeat_at or run.started_at or run.created_at
-        if last < cutoff:
-            transition(s, run, "failed",
-                       error=f"worker stopped: no heartbeat for {time.time() - last:.0f} s "
-                             f"(host {run.host}, pid {run.pid})")
+    for run_id in run_ids:
+        run = get_row(s, run_id, lock=True)
+        why = gone_reason(run, stale_after_s, check_pids=check_pids) if run.status == "running" else None
+        if why is not None:
+            transition(s, run, "failed", error=why)
             failed.append(run.id)
     return failed
 

@@ -151,10 +151,12 @@ class Store:
             dataset_snapshot_id=dataset_snapshot_id, parent_run_id=parent_run_id, tags=tags,
             status=status, project=project))
 
-    def set_status(self, run_id: int, status: str, error: str | None = None) -> RunInfo:
+    def set_status(self, run_id: int, status: str, error: str | None = None,
+                   note: str | None = None) -> RunInfo:
+        """Move a run to ``status``; ``note`` goes to its history (e.g. "stopped by SIGTERM")."""
         with self.write() as s:
             run = runs_repo.get_row(s, run_id, lock=True)
-            runs_repo.transition(s, run, status, error=error)
+            runs_repo.transition(s, run, status, error=error, note=note)
             s.flush()
             return runs_repo.info(s, run)
 
@@ -181,6 +183,26 @@ class Store:
     def fail_stale_runs(self, older_than_s: float) -> list[int]:
         with self.write() as s:
             return runs_repo.fail_stale(s, older_than_s)
+
+    def reap_dead_runs(self, stale_after_s: float = runs_repo.STALE_AFTER_S,
+                       exclude: Iterable[int] = ()) -> list[int]:
+        """Mark every running run whose process is gone ``failed`` (``process gone: ...`` with host, pid
+        and last heartbeat); returns their ids.
+
+        Why: a run whose process was killed (kill -9, out of memory, a reboot) cannot record its own end,
+        so every process that opens the store for work (studio, CLI, worker) calls this once. A dead pid
+        on this machine is proof at once; other machines' runs go by a heartbeat older than
+        ``stale_after_s``. Only looks (a read) when nothing is gone, so it costs no write lock.
+        ``exclude``: runs the caller watches itself (a worker's own children: it knows their exit status,
+        a better reason than "process gone").
+        """
+        skip = set(exclude)
+        with self.read() as s:
+            gone = [run_id for run_id, _ in runs_repo.find_gone(s, stale_after_s) if run_id not in skip]
+        if not gone:
+            return []
+        with self.write() as s:
+            return runs_repo.reap(s, gone, stale_after_s)
 
     def get_run(self, run_id: int) -> RunInfo:
         with self.read() as s:
@@ -238,6 +260,7 @@ class Store:
         another file under the same kind and name is refused: names never silently change meaning)."""
         if not kind or not name:
             raise InvalidInput("an artifact needs a non-empty kind and name")
+        check_artifact_name(name)  # it becomes a path when the run is served
         with self.read() as s:
             runs_repo.get_row(s, run_id)  # fail before copying gigabytes for a missing run
         sha, size = self.artifacts.put(src)
@@ -256,7 +279,6 @@ class Store:
             return runs_repo.artifact_info(row)
 
     def artifact_path(self, sha256: str) -> Path:
-        check_artifact_name(name)  # it becomes a path when the run is served
         return self.artifacts.verified_path(sha256)
 
     def read_artifact(self, sha256: str) -> bytes:
@@ -285,6 +307,7 @@ class Store:
         them) older than ``orphan_min_age_s`` (younger ones may belong to a writer that has not
         inserted its row yet). Used after crashes, by ``python -m storage check`` and by tests."""
         problems: list[str] = []
+        orphans = self._orphans(orphan_min_age_s)
         with self.read() as s:
             if self.engine.dialect.name == "sqlite":
                 res = s.execute(text("PRAGMA integrity_check")).scalar()
@@ -292,6 +315,7 @@ class Store:
                     problems.append(f"sqlite integrity_check: {res}")
             shas = sorted(set(s.scalars(select(Artifact.sha256))))
             n_runs = s.scalar(select(func.count(Run.id)))
+            problems += [f"run {rid} is still marked running but {why}" for rid, why in runs_repo.find_gone(s)]
         for sha in shas:
             try:
                 self.artifacts.verified_path(sha)
@@ -335,5 +359,3 @@ class Store:
 
 def _count(n: int, noun: str) -> str:
     return f"{n} {noun}{'' if n == 1 else 's'}"
-        orphans = self._orphans(orphan_min_age_s)
-            problems += [f"run {rid} is still marked running but {why}" for rid, why in runs_repo.find_gone(s)]

@@ -26,13 +26,15 @@ def assets(tmp_path_factory, bert_tok):
             [("great fun", "positive"), ("awful mess", "negative"), ("lovely film", "positive"),
              ("boring junk", "negative")] * 3]
     (root / "data.jsonl").write_text("\n".join(json.dumps(r) for r in rows))
+    dev = [dict(r, text_a=f"{r['text_a']}, number {i}") for i, r in enumerate(rows)]   # no training row in dev
+    (root / "dev.jsonl").write_text("\n".join(json.dumps(r) for r in dev))
     return root
 
 
 def _config(assets: Path, steps: int, out: Path) -> dict:
     return {"model": str(assets / "model"), "template": "{text_a} {soft} It was {mask}.",
             "verbalizer": {"negative": ["bad"], "positive": ["good"]},
-            "data": {"train": str(assets / "data.jsonl"), "eval": str(assets / "data.jsonl")},
+            "data": {"train": str(assets / "data.jsonl"), "eval": str(assets / "dev.jsonl")},
             "method": {"name": "lora"}, "train": {"steps": steps, "batch_size": 4, "output_dir": str(out),
                                                    "eval_every": None}}
 

@@ -10,37 +10,34 @@ from __future__ import annotations
 import argparse
 import shutil
 import sys
-import threading
 import time
 import traceback
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
-HEARTBEAT_S = 5.0
+from backend.jobs.liveness import keep_alive
+from backend.jobs.signals import StopOnSignal
 
 
 class CancelFlag:
-    """``cancel_requested`` read from the database, at most every ``min_interval_s`` seconds."""
+    """``cancel_requested`` read from the database, at most every ``min_interval_s`` seconds; ``also``
+    (a stop signal's flag) cancels too, without a database read."""
 
-    def __init__(self, store: Any, run_id: int, min_interval_s: float = 0.2) -> None:
+    def __init__(self, store: Any, run_id: int, min_interval_s: float = 0.2,
+                 also: Callable[[], bool] | None = None) -> None:
         self.store, self.run_id, self.min_interval_s = store, run_id, min_interval_s
+        self.also = also
         self._last = 0.0
         self._value = False
 
     def __call__(self) -> bool:
+        if self.also is not None and self.also():
+            return True
         now = time.monotonic()
         if not self._value and now - self._last >= self.min_interval_s:
             self._last = now
             self._value = self.store.cancel_requested(self.run_id)
         return self._value
-
-
-def _heartbeat(store: Any, run_id: int, stop: threading.Event) -> None:
-    while not stop.wait(HEARTBEAT_S):
-        try:
-            store.heartbeat(run_id)
-        except Exception:  # noqa: BLE001 - a missed heartbeat must never kill training
-            pass
 
 
 def attach_outputs(store: Any, run_id: int, out_dir: Path) -> None:
@@ -55,14 +52,21 @@ def attach_outputs(store: Any, run_id: int, out_dir: Path) -> None:
         store.attach_artifact(run_id, "report", "result.json", out_dir / "result.json")
 
 
-def execute(store: Any, run_id: int, *, terminal: bool = False) -> str:
-    """Run ``run_id`` here (status must be queued or running); returns its final status."""
+def execute(store: Any, run_id: int, *, terminal: bool = False, stop: StopOnSignal | None = None) -> str:
+    """Run ``run_id`` here (status must be queued or running); returns its final status.
+
+    Heartbeats go out while it runs (from before the heavy imports: a slow start must not look like a
+    dead process). SIGTERM / SIGINT (caught here, or by the caller's ``stop``) end it as ``cancelled``
+    after a last checkpoint, with the signal in its history.
+    """
     info = store.get_run(run_id)
     if info.status == "queued":
         store.set_status(run_id, "running")
-    store.heartbeat(run_id)   # before the heavy imports: a slow start must not look like a dead worker
-    stop = threading.Event()
-    threading.Thread(target=_heartbeat, args=(store, run_id, stop), daemon=True).start()
+    with keep_alive(store, run_id), (stop or StopOnSignal()) as stop:
+        return _execute(store, run_id, info, terminal, stop)
+
+
+def _execute(store: Any, run_id: int, info: Any, terminal: bool, stop: StopOnSignal) -> str:
     from storage.sink import StoreSink
 
     from backend.config import RunConfig
@@ -83,10 +87,10 @@ def execute(store: Any, run_id: int, *, terminal: bool = False) -> str:
         if resume is None:
             cfg.train.output_dir = str(out_dir)
         result = run_training(cfg, sink=TeeSink(sink, TerminalSink() if terminal else None),
-                              cancel_check=CancelFlag(store, run_id), resume_from=resume)
+                              cancel_check=CancelFlag(store, run_id, also=stop), resume_from=resume)
         sink.flush()
         attach_outputs(store, run_id, out_dir)
-        store.set_status(run_id, result.status)
+        store.set_status(run_id, result.status, note=stop.note if stop() else None)
         return result.status
     except StudioError as exc:
         _fail(store, sink, run_id, str(exc))
@@ -94,8 +98,6 @@ def execute(store: Any, run_id: int, *, terminal: bool = False) -> str:
     except BaseException as exc:  # noqa: BLE001 - record any crash on the run before exiting
         _fail(store, sink, run_id, f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=5)}")
         return "failed"
-    finally:
-        stop.set()
 
 
 def _fail(store: Any, sink: Any, run_id: int, message: str) -> None:
@@ -115,7 +117,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--run", type=int, required=True)
     args = p.parse_args(argv)
     store = open_store(args.db, Path(args.artifacts) if args.artifacts else None)
-    status = execute(store, args.run)
+    with StopOnSignal() as stop:     # from the start: a SIGTERM while loading still ends the run cleanly
+        status = execute(store, args.run, stop=stop)
+    if stop.exit_code is not None:
+        return stop.exit_code
     return 0 if status in ("succeeded", "cancelled") else 1
 
 

@@ -23,12 +23,19 @@ def cancel(store: Any, run_id: int) -> None:
 
 
 def resume(store: Any, run_id: int) -> int:
-    """Queue a continuation of a failed or cancelled run from its last checkpoint.
+    """Queue a continuation of a failed or cancelled run (or of a running one whose process is gone,
+    marked failed first) from its last checkpoint.
 
     The interrupted run keeps its status and history; the continuation is a new run whose parent is the
     old one (tagged ``resume``), so "what happened" stays answerable.
     """
     info = store.get_run(run_id)
+    if info.status == "running":        # its process may be gone: then it is failed, and resumable
+        store.reap_dead_runs()
+        info = store.get_run(run_id)
+    if info.status == "running":
+        raise ConfigError(f"run {run_id} is running (host {info.host}, pid {info.pid}, still alive); cancel "
+                          "it first: only failed or cancelled runs can be resumed", field="run")
     if info.status not in RESUMABLE:
         raise ConfigError(f"run {run_id} is {info.status}; only failed or cancelled runs can be resumed",
                           field="run")

@@ -2,7 +2,9 @@
 
 Two workers never get the same run: ``Store.claim_next_run`` is one atomic transaction (``SKIP LOCKED``
 on PostgreSQL, the write lock on SQLite). Children die with their worker (``PR_SET_PDEATHSIG``), their
-heartbeats stop, and any worker's periodic ``fail_stale_runs`` marks the run failed with the reason.
+heartbeats stop, and any worker's periodic ``reap_dead_runs`` marks the run failed with the reason (at
+once for a dead pid on this machine, after ``stale_after_s`` without a heartbeat for other machines).
+``Worker.stop`` sends SIGTERM: each child saves a last checkpoint and ends its run as cancelled.
 """
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ import socket
 import subprocess
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from backend.jobs.runner import reap, spawn
 
@@ -51,7 +53,7 @@ class Worker:
             if code is not None:
                 del self.children[run_id]
                 reap(self.store, run_id, code)
-        self.store.fail_stale_runs(self.stale_after_s)
+        self.store.reap_dead_runs(self.stale_after_s, exclude=self.children)   # ours: reaped above, by exit code
         started = []
         while len(self.children) < self.concurrency:
             run_id = self.store.claim_next_run(self.name)
@@ -64,17 +66,32 @@ class Worker:
     def _spawn(self, run_id: int) -> subprocess.Popen:
         return spawn(self.store, run_id, self.log_dir, preexec_fn=_die_with_parent)
 
-    def run(self, *, once: bool = False, poll_s: float = 1.0) -> None:
-        """Loop forever (or, with ``once``, until the queue is empty and every child has finished)."""
-        while True:
+    def run(self, *, once: bool = False, poll_s: float = 1.0, stop: Callable[[], bool] | None = None) -> None:
+        """Loop forever (or, with ``once``, until the queue is empty and every child has finished; or until
+        ``stop()`` is true)."""
+        while not (stop is not None and stop()):
             self.poll()
             if once and not self.children and not self.store.list_runs(status="queued", limit=1):
                 return
             time.sleep(poll_s)
 
-    def stop(self) -> None:
+    def stop(self, wait_s: float = 30.0) -> None:
+        """SIGTERM every child, give them ``wait_s`` seconds to checkpoint and record ``cancelled``, then
+        SIGKILL what is left (its run is marked failed with that reason).
+
+        Why wait: the children die with this process (``PR_SET_PDEATHSIG``), so returning at once would
+        kill them in the middle of their last checkpoint."""
         for proc in self.children.values():
             proc.terminate()
+        deadline = time.monotonic() + wait_s
+        for run_id, proc in list(self.children.items()):
+            try:
+                code = proc.wait(timeout=max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                code = proc.wait()
+            del self.children[run_id]
+            reap(self.store, run_id, code)
 
 
 def worker_main(db_url: str, concurrency: int | None = None, once: bool = False, *,
@@ -82,11 +99,17 @@ def worker_main(db_url: str, concurrency: int | None = None, once: bool = False,
     """``python -m backend worker --db URL``: returns the process exit status."""
     from storage import open_store
 
+    from backend.jobs.signals import StopOnSignal
+
     store = open_store(db_url)
     worker = Worker(store, concurrency=concurrency, log_dir=Path(log_dir) if log_dir else None)
-    try:
-        worker.run(once=once, poll_s=poll_s)
-    except KeyboardInterrupt:
-        worker.stop()
-        return 130
+    with StopOnSignal() as stop:     # SIGTERM / Ctrl-C: stop claiming, let the children end their runs
+        try:
+            worker.run(once=once, poll_s=poll_s, stop=stop)
+        except KeyboardInterrupt:    # a second signal: do not wait for them
+            worker.stop(wait_s=0)
+            return 130
+        if stop():
+            worker.stop()
+            return stop.exit_code or 130
     return 0

@@ -14,6 +14,7 @@ from typing import Any
 from backend.config import SEED, load_config
 from backend.outputs import check_output_dir
 from backend.schema import check
+from backend.jobs.signals import StopOnSignal
 from backend.training.events import MemorySink, TerminalSink
 from backend.training.run import run_training
 from backend.training.sweep import parse_seeds, run_seeds
@@ -40,28 +41,34 @@ def train_command(args: argparse.Namespace) -> int:
         if first:
             print(json.dumps(result.to_dict(), indent=2, default=str))
         return 0 if result.status == "succeeded" else 1
-    store = _store(args)
-    from backend.jobs import submit
+    with StopOnSignal() as stop:    # a SIGTERM from here on ends the run as cancelled, not as a lie
+        store = _store(args)
+        from backend.jobs import submit
 
-    run_id = submit(store, cfg)
-    return _execute(store, run_id)
+        return _execute(store, submit(store, cfg), stop)
 
 
 def _store(args: argparse.Namespace) -> Any:
+    """The run database, with the runs whose process is gone marked failed first."""
     from storage import open_store
 
-    return open_store(args.db)
+    store = open_store(args.db)
+    store.reap_dead_runs()
+    return store
 
 
-def _execute(store: Any, run_id: int) -> int:
+def _execute(store: Any, run_id: int, stop: StopOnSignal) -> int:
     from backend.jobs.child import execute
 
-    status = execute(store, run_id, terminal=True)
+    status = execute(store, run_id, terminal=True, stop=stop)
     info = store.get_run(run_id)
     print(json.dumps({"run_id": run_id, "status": status, "error": info.error, "metrics": info.metrics},
                      indent=2, default=str))
     if status == "failed":
         sys.stderr.write(f"run {run_id} failed: {(info.error or '').splitlines()[0] if info.error else ''}\n")
+    if stop.exit_code is not None:
+        sys.stderr.write(f"run {run_id} {status}: {stop.note}\n")
+        return stop.exit_code
     return 0 if status in ("succeeded", "cancelled") else _failure_code(info.error)
 
 
@@ -72,7 +79,10 @@ def _failure_code(error: str | None) -> int:
 
 
 def _resume(args: argparse.Namespace) -> int:
+    """Continue a failed or cancelled run (or a ``running`` one whose process is gone: ``_store`` has
+    just marked it failed) from its last checkpoint, as a new run whose parent it is."""
     from backend.jobs import resume
 
-    store = _store(args)
-    return _execute(store, resume(store, args.resume))
+    with StopOnSignal() as stop:
+        store = _store(args)
+        return _execute(store, resume(store, args.resume), stop)

@@ -121,6 +121,8 @@ def train_loop(tuned: TunedModel, tokenizer: Any, data: TrainData, opts: Resolve
         while state["step"] < opts.total_steps:
             if cancel_check is not None and cancel_check():
                 status = "cancelled"
+                if main and state["step"] % opts.checkpoint_every:   # steps since the last one: keep them
+                    save_checkpoint(out_dir, pm, optimizer, scheduler, state)
                 break
             step = state["step"]
             loss_sum, tokens, epoch = 0.0, 0, 0.0

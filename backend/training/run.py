@@ -96,8 +96,8 @@ def run_training(config: RunConfig, *, sink: Sink | None = None, cancel_check: C
     ``resume_from``: an output folder of an interrupted run; training continues from its checkpoint
     there (and writes there). ``loaded`` (a LoadedModel) and ``data`` skip loading (tests, sweeps);
     ``seed`` overrides ``config.train.seed`` (the seeds sweep). Cancellation (``cancel_check()`` true)
-    is honoured before each optimizer step; the result then has status "cancelled".
-    """
+    is honoured before each optimizer step; the result then has status "cancelled", a last checkpoint is
+    in the output folder and the final evaluation is skipped (its metrics are empty)."""
     t0 = time.perf_counter()
     get_method(config.method.name).parse_options(config.method.options)   # fail before loading anything
     sink = sink or MemorySink()
@@ -132,19 +132,22 @@ def run_training(config: RunConfig, *, sink: Sink | None = None, cancel_check: C
         status, steps, best_step, best_metric, history = (res.status, res.steps, res.best_step, res.best_metric,
                                                           res.history)
     tuned.pm.eval()
-    final = evaluate(tuned.pm, loaded.tokenizer, data.test if data.test is not None else data.dev,
-                     settings=settings, batch_size=config.eval.batch_size)
-    metrics = scalar_metrics(final.metrics)
+    # A cancelled run stops now (whoever sent SIGTERM may follow with SIGKILL): its last checkpoint and
+    # best weights are kept for --resume, but it is not scored on the whole dev/test split again.
+    final = None if status == "cancelled" else evaluate(
+        tuned.pm, loaded.tokenizer, data.test if data.test is not None else data.dev, settings=settings,
+        batch_size=config.eval.batch_size)
+    metrics = scalar_metrics(final.metrics) if final is not None else {}
     for k, v in metrics.items():
         sink.emit(f"final/{k}", v, steps)
     sink.flush()
     if accelerator.is_main_process:     # under ``accelerate launch`` every rank holds the same weights
         save_trained(out_dir, tuned, config.to_dict(), model_id=getattr(loaded, "model_id", ""),
-                     revision=getattr(loaded, "revision", ""), metrics=final.metrics)
+                     revision=getattr(loaded, "revision", ""), metrics=final.metrics if final else {})
     result = TrainResult(status=status, method=config.method.name, seed=seed, metrics=metrics, steps=steps,
                          best_step=best_step, best_metric=best_metric, params=counts,
                          wall_s=time.perf_counter() - t0, output_dir=str(out_dir), history=history,
-                         predictions=final.predictions)
+                         predictions=final.predictions if final is not None else [])
     if accelerator.is_main_process:
         (out_dir / "result.json").write_text(json.dumps(result.to_dict(), indent=2, default=str))
     return result
