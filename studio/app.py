@@ -135,10 +135,15 @@ def make_context(args: argparse.Namespace) -> StudioContext:
 
 def launch(demo: gr.Blocks, ctx: StudioContext, *, host: str = "127.0.0.1", port: int | None = None,
            auth: tuple[str, str] | None = None, block: bool = True) -> Any:
-    """Serve ``demo`` offline; ``block=False`` returns at once (tests, benchmarks)."""
+    """Serve ``demo`` offline; ``block=False`` returns at once (tests, benchmarks).
+
+    ``show_error=True``: every handler is guarded (``studio.tabs.common.guard``), so its failures already
+    arrive as short messages; what else can fail is Gradio's own check of a request (a number field sent
+    text, a file path that was never uploaded), and without this its message is replaced by a bare null.
+    """
     return demo.queue(default_concurrency_limit=2).launch(
         server_name=host, server_port=port, auth=auth, share=False, quiet=True, inbrowser=False,
-        prevent_thread_lock=not block, show_error=False, footer_links=["api"],
+        prevent_thread_lock=not block, show_error=True, footer_links=["api"],
         max_file_size=int(ctx.max_upload_mb * 1024 * 1024), allowed_paths=[str(ctx.exports_dir)],
         css=CSS, head=HEAD_JS, theme=gr.themes.Soft(font=[gr.themes.Font("system-ui"), "sans-serif"],
                                                    font_mono=[gr.themes.Font("ui-monospace"), "monospace"]),

@@ -15,6 +15,7 @@ from backend.errors import StudioError
 from storage.errors import StorageError
 
 F = TypeVar("F", bound=Callable[..., dict[str, Any]])
+USER_ERRORS = (StudioError, StorageError)   # what a user can cause; everything else is a bug
 
 
 def error_result(exc: Exception, field: str | None = None) -> dict[str, Any]:
@@ -43,7 +44,7 @@ def service(field: str | None = None) -> Callable[[F], F]:
         def inner(*args: Any, **kwargs: Any) -> dict[str, Any]:
             try:
                 return fn(*args, **kwargs)
-            except (StudioError, StorageError) as exc:
+            except USER_ERRORS as exc:
                 return error_result(exc, field)
         return inner  # type: ignore[return-value]
     return wrap

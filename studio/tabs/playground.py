@@ -7,6 +7,7 @@ from typing import Any
 
 import gradio as gr
 
+from backend.errors import StudioError
 from backend.services import playground as playground_service
 from backend.services import runs as runs_service
 from backend.services.context import StudioContext
@@ -43,7 +44,10 @@ def build(ctx: StudioContext, shared: Shared) -> None:
     def do_predict(t: str, tb: str, labels: list[str]) -> tuple[str, str]:
         if ctx.model.status()["state"] != "ready":
             return info_html(ctx.model.status()["message"]), gr.skip()
-        ids = [runs_service.run_id_of(x) for x in labels or []]
+        try:
+            ids = [runs_service.run_id_of(x) for x in labels or []]
+        except StudioError as exc:  # a run label typed by hand (or sent over the API) that names no run
+            return error_html({"error": exc.to_dict()}), ""
         res = playground_service.predict(ctx, t or "", ids, tb or "")
         return (error_html(res), "") if "error" in res else ("", results_html(res))
 

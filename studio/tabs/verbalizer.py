@@ -27,6 +27,11 @@ def classes_of(ctx: StudioContext, sel: dict[str, Any]) -> list[str] | None:
         return None
 
 
+def use_suggestions(suggested: str | None) -> Any:
+    """The suggested label words into the editor (nothing to copy: the editor keeps what it has)."""
+    return suggested or gr.skip()
+
+
 def build(ctx: StudioContext, shared: Shared) -> None:
     gr.Markdown(HELP)
     with gr.Row():
@@ -88,7 +93,7 @@ def build(ctx: StudioContext, shared: Shared) -> None:
           [feedback, coverage], trigger_mode="always_last", api_name="coverage", show_progress="hidden")
     probe_btn.click(do_probe, [shared.template_text, words, shared.data_sel, rows, top_k, shared.max_length,
                                shared.truncate], [probe_msg, probe_out, suggestions], api_name="probe")
-    use_btn.click(lambda s: s or gr.skip(), [suggestions], [words], api_visibility="private")
+    use_btn.click(guard(use_suggestions), [suggestions], [words], api_visibility="private")
     shared.data_sel.change(refresh_rows, [shared.data_sel, rows], [rows], api_visibility="private")
     shared.on_load.append((panel["refresh"], [name], panel["history_outputs"]))
     shared.on_load.append((refresh_rows, [shared.data_sel, rows], [rows]))
