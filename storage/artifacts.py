@@ -11,6 +11,7 @@ garbage.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 import tempfile
@@ -47,6 +48,7 @@ class ArtifactStore:
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
         self.tmp = self.root / "tmp"
+        self.owners_dir = self.root / "owners"
 
     def relpath(self, sha256: str) -> str:
         if not _SHA_RE.match(sha256):
@@ -131,6 +133,49 @@ class ArtifactStore:
     def stale_tmp(self, older_than_s: float) -> list[tuple[Path, int]]:
         """``(path, size)`` of temp files untouched for ``older_than_s`` seconds."""
         return self._older(self.tmp.iterdir() if self.tmp.is_dir() else [], older_than_s)
+
+    # -- owners: which databases use this folder ------------------------------------------------------
+    # Why: two SQLite files in one folder share <folder>/artifacts by default (and every server database
+    # shares <home>/artifacts), so a blob one database does not reference may be another's. ``gc`` may only
+    # delete when no other database is registered here. A marker is ``owners/<sha256 of the identity>``
+    # holding JSON: the printable (password-free) URL, and for a SQLite file its path, so a database that
+    # was deleted stops holding the folder.
+    def register_owner(self, identity: str, label: str, sqlite_path: Path | None = None) -> None:
+        """Record that the database ``identity`` uses this folder (once; a read-only folder is left alone)."""
+        marker = self.owners_dir / hashlib.sha256(identity.encode()).hexdigest()
+        if marker.exists():
+            return
+        body = json.dumps({"identity": identity, "url": label,
+                           "sqlite": str(sqlite_path) if sqlite_path else None})
+        try:
+            self.owners_dir.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=self.owners_dir, prefix=".new-")
+            with os.fdopen(fd, "w") as f:
+                f.write(body)
+            os.chmod(tmp, 0o644)
+            os.replace(tmp, marker)  # whole or absent: a reader never sees half a marker
+        except OSError:
+            pass  # a store shared read-only: its owner registered it; this process cannot gc it anyway
+
+    def other_owners(self, identity: str | None) -> list[tuple[str, Path]]:
+        """``(printable url, marker file)`` of every live database other than ``identity`` using this folder.
+
+        A SQLite owner whose file no longer exists is skipped (its blobs really are orphans now); a
+        marker that cannot be read counts as an unknown owner, so doubt never leads to deleting.
+        """
+        mine = hashlib.sha256(identity.encode()).hexdigest() if identity else None
+        out = []
+        markers = self.owners_dir.iterdir() if self.owners_dir.is_dir() else []
+        for marker in sorted(p for p in markers if not p.name.startswith(".") and p.name != mine):
+            try:
+                info = json.loads(marker.read_text())
+                label, sqlite = str(info["url"]), info.get("sqlite")
+            except (OSError, ValueError, KeyError, TypeError):
+                label, sqlite = f"an unknown database (marker {marker.name[:12]})", None
+            if sqlite and not Path(sqlite).exists():
+                continue
+            out.append((label, marker))
+        return out
 
     def blobs(self) -> list[Path]:
         """Every complete blob in the store (for audits and tests)."""

@@ -105,6 +105,8 @@ def cmd_check(store: Store, a: argparse.Namespace) -> None:
               + ("ok" if report["ok"] else "PROBLEMS"))
         for problem in report["problems"]:
             print(f"  {problem}")
+        for warning in report["warnings"]:
+            print(f"  warning: {warning}")
     if not report["ok"]:
         raise SystemExit(1)
 
@@ -160,7 +162,8 @@ def build_parser() -> argparse.ArgumentParser:
     g = sub.add_parser("gc", parents=[common], help="remove orphan blobs and stale temp files",
                        description="Remove blobs no artifact row of THIS database references, and stale "
                                    "temp files. The artifact folder must belong to this database alone: "
-                                   "two SQLite files in one folder share <folder>/artifacts by default.")
+                                   "two SQLite files in one folder share <folder>/artifacts by default, "
+                                   "and gc refuses (exit 2) while another database is registered there.")
     g.add_argument("--dry-run", action="store_true", help="say what would be removed, remove nothing")
     _min_age(g)
     g.set_defaults(func=cmd_gc)

@@ -31,13 +31,37 @@ def default_artifacts_dir(url: str) -> Path:
     Why beside the file: a database copied or moved with its folder keeps finding its weights; for a
     server database (PostgreSQL) there is no file, so the studio home is used.
     """
+    path = sqlite_file(url)
+    return path.parent / "artifacts" if path is not None else default_home() / "artifacts"
+
+
+def sqlite_file(url: str) -> Path | None:
+    """The resolved path of a SQLite file database, None for anything else (a server, ``:memory:``)."""
     from sqlalchemy.engine import make_url
 
     u = make_url(url)
     if u.get_backend_name() == "sqlite" and u.database and u.database != ":memory:" \
             and not u.database.startswith("file:"):
-        return Path(u.database).expanduser().resolve().parent / "artifacts"
-    return default_home() / "artifacts"
+        return Path(u.database).expanduser().resolve()
+    return None
+
+
+def db_identity(url: str) -> str | None:
+    """One name per database however its URL is spelled, or None for one that vanishes with its process.
+
+    Why: the artifact folder records which databases use it (``ArtifactStore.register_owner``), and
+    ``sqlite:///runs.db`` from one folder, the same file by its absolute path, or a server URL with
+    another driver or password must count as one owner, not two. No password is kept in it.
+    """
+    from sqlalchemy.engine import make_url
+
+    path = sqlite_file(url)
+    if path is not None:
+        return f"sqlite:///{path}"
+    u = make_url(url)
+    if u.get_backend_name() == "sqlite":
+        return None if u.database in (None, "", ":memory:") else u.render_as_string(hide_password=True)
+    return u.set(drivername=u.get_backend_name(), password=None, query={}).render_as_string()
 
 
 # -- names that become paths ------------------------------------------------------------------------

@@ -26,7 +26,8 @@ from .artifacts import ArtifactStore
 from .engine import dispose_after_fork, make_engine, upgrade_schema, writer
 from .errors import InvalidInput, StorageError
 from .models import Artifact, Run
-from .paths import check_artifact_name, default_artifacts_dir, default_db_url, redact_url
+from .paths import (check_artifact_name, db_identity, default_artifacts_dir, default_db_url, redact_url,
+                    sqlite_file)
 from .types import ArtifactInfo, DatasetSnapshotInfo, RunInfo, VersionInfo
 
 T = TypeVar("T")
@@ -43,7 +44,10 @@ def open_store(url: str | None = None, artifacts_dir: Path | None = None) -> Sto
         engine.dispose()
         reason = " ".join(str(exc.orig).split())  # drivers' messages span lines; ours are one
         raise StorageError(f"cannot open database {redact_url(url)}: {reason}") from None
-    return Store(engine, Path(artifacts_dir) if artifacts_dir else default_artifacts_dir(url), url)
+    store = Store(engine, Path(artifacts_dir) if artifacts_dir else default_artifacts_dir(url), url)
+    if store.identity is not None:  # the artifact folder learns who uses it, so gc never deletes another's
+        store.artifacts.register_owner(store.identity, redact_url(url), sqlite_file(url))
+    return store
 
 
 class Store:
@@ -53,6 +57,7 @@ class Store:
         self._writer = writer(engine)
         self._pid = os.getpid()
         self.artifacts = ArtifactStore(artifacts_dir)
+        self.identity = db_identity(self.url)
 
     # -- sessions ------------------------------------------------------------------------------
     def _check_fork(self) -> None:
@@ -150,6 +155,15 @@ class Store:
             template_version_id=template_version_id, verbalizer_version_id=verbalizer_version_id,
             dataset_snapshot_id=dataset_snapshot_id, parent_run_id=parent_run_id, tags=tags,
             status=status, project=project))
+
+    def set_lineage(self, run_id: int, *, model_id: str, model_revision: str, template_version_id: int,
+                    verbalizer_version_id: int, dataset_snapshot_id: int) -> None:
+        """Write the model, versions and dataset snapshot a run actually used (``backend.recording``)."""
+        with self.write() as s:
+            runs_repo.set_lineage(s, run_id, model_id=model_id, model_revision=model_revision,
+                                  template_version_id=template_version_id,
+                                  verbalizer_version_id=verbalizer_version_id,
+                                  dataset_snapshot_id=dataset_snapshot_id)
 
     def set_status(self, run_id: int, status: str, error: str | None = None,
                    note: str | None = None) -> RunInfo:
@@ -307,6 +321,7 @@ class Store:
         them) older than ``orphan_min_age_s`` (younger ones may belong to a writer that has not
         inserted its row yet). Used after crashes, by ``python -m storage check`` and by tests."""
         problems: list[str] = []
+        warnings: list[str] = []
         orphans = self._orphans(orphan_min_age_s)
         with self.read() as s:
             if self.engine.dialect.name == "sqlite":
@@ -314,19 +329,27 @@ class Store:
                 if res != "ok":
                     problems.append(f"sqlite integrity_check: {res}")
             shas = sorted(set(s.scalars(select(Artifact.sha256))))
+            named = s.execute(select(Artifact.run_id, Artifact.kind, Artifact.name).order_by(Artifact.id)).all()
             n_runs = s.scalar(select(func.count(Run.id)))
             problems += [f"run {rid} is still marked running but {why}" for rid, why in runs_repo.find_gone(s)]
+        problems += _unsafe_names(named)
         for sha in shas:
             try:
                 self.artifacts.verified_path(sha)
             except StorageError as exc:
                 problems.append(exc.message)
         size = sum(n for _, n in orphans)
-        if orphans:
+        others = self.artifacts.other_owners(self.identity)
+        if others:
+            warnings.append(f"{self._shared_with(others)}; `python -m storage gc` refuses to run on it")
+        if orphans and others:  # they may be the other database's: not a problem of this one
+            warnings.append(f"{_count(len(orphans), 'blob')} ({size} bytes) that no artifact of this database "
+                            f"references may belong to the other database(s)")
+        elif orphans:
             problems.append(f"{_count(len(orphans), 'orphan blob')} ({size} bytes) that no artifact "
                             f"references; `python -m storage gc` removes them")
-        return {"ok": not problems, "problems": problems, "runs": n_runs, "artifacts": len(shas),
-                "orphans": {"count": len(orphans), "bytes": size}}
+        return {"ok": not problems, "problems": problems, "warnings": warnings, "runs": n_runs,
+                "artifacts": len(shas), "orphans": {"count": len(orphans), "bytes": size}}
 
     def gc(self, min_age_s: float = ORPHAN_MIN_AGE_S, dry_run: bool = False) -> dict[str, Any]:
         """Remove orphan blobs and temp files untouched for ``min_age_s`` seconds; say what was freed.
@@ -337,6 +360,13 @@ class Store:
         """
         if min_age_s < 0:
             raise InvalidInput(f"min-age must be zero or more seconds, not {min_age_s}")
+        others = self.artifacts.other_owners(self.identity)
+        if others:  # a blob this database does not reference may be theirs: deleting could lose their data
+            raise StorageError(
+                f"{self._shared_with(others)}, so a blob this database does not reference may be theirs; "
+                f"nothing was removed. Give each database an artifact folder of its own (keep each SQLite "
+                f"file in a folder of its own, or pass --artifacts DIR), or, if a listed database no longer "
+                f"exists, delete its marker: {', '.join(str(m) for _, m in others)}")
         cutoff = time.time() - min_age_s
         out: dict[str, Any] = {"dry_run": dry_run}
         for what, size_key, files in (("blobs", "blob_bytes", self._orphans(min_age_s)),
@@ -345,6 +375,9 @@ class Store:
                 files = [(p, n) for p, n in files if self.artifacts.remove_if_older(p, cutoff)]
             out[what], out[size_key] = len(files), sum(n for _, n in files)
         return out
+
+    def _shared_with(self, others: list[tuple[str, Path]]) -> str:
+        return f"the artifact folder {self.artifacts.root} is shared with {', '.join(u for u, _ in others)}"
 
     def _orphans(self, min_age_s: float) -> list[tuple[Path, int]]:
         """Blobs older than ``min_age_s`` that no artifact row references (files listed before the
@@ -355,6 +388,18 @@ class Store:
         with self.read() as s:
             used = set(s.scalars(select(Artifact.sha256).distinct()))
         return [(p, n) for p, n in old if p.name not in used]
+
+
+def _unsafe_names(rows: Iterable[Any]) -> list[str]:
+    """Artifact rows whose name is not a safe file name (written before names were checked, or by hand):
+    serving or exporting such a run would be refused, and the name must never become a path."""
+    out = []
+    for run_id, kind, name in rows:
+        try:
+            check_artifact_name(name, f"run {run_id}'s {kind} artifact name")
+        except InvalidInput as exc:
+            out.append(exc.message)
+    return out
 
 
 def _count(n: int, noun: str) -> str:

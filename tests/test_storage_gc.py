@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from storage import open_store
+from storage import StorageError, open_store
 from storage.testing import store  # noqa: F401  (fixture: SQLite, then PostgreSQL)
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -136,3 +136,94 @@ def test_cli_check_and_gc(tmp_path):
     assert cli("check", "--db", url, "--min-age", "0", home=tmp_path).returncode == 0
     res = cli("gc", "--db", url, "--min-age", "-5", home=tmp_path)
     assert res.returncode == 2 and "min-age" in res.stderr
+
+
+# -- one artifact folder, several databases ------------------------------------------------------------
+# Two SQLite files in one folder share <folder>/artifacts by default: each database's blobs look like
+# orphans to the other, so gc must refuse rather than delete what the other database references.
+
+def _two_databases_one_folder(tmp_path: Path):
+    a = open_store(f"sqlite:///{tmp_path / 'a.db'}")
+    b = open_store(f"sqlite:///{tmp_path / 'b.db'}")
+    assert a.artifacts.root == b.artifacts.root == tmp_path / "artifacts"
+    rid = b.create_run({}, method="m")
+    kept = b.attach_artifact(rid, "weights", "w.bin", b"b's weights")
+    _age(b.artifacts.path_for(kept.sha256), 2 * HOUR)
+    return a, b, kept
+
+
+def test_gc_refuses_a_folder_another_database_uses(tmp_path):
+    a, b, kept = _two_databases_one_folder(tmp_path)
+    with a, b:
+        with pytest.raises(StorageError) as err:
+            a.gc(min_age_s=0)
+        msg = err.value.message
+        assert str(tmp_path / "b.db") in msg and "--artifacts" in msg and "folder of its own" in msg
+        with pytest.raises(StorageError):
+            a.gc(dry_run=True)
+        assert b.read_artifact(kept.sha256) == b"b's weights"
+
+
+def test_gc_names_a_server_database_by_its_redacted_url(tmp_path):
+    a = open_store(f"sqlite:///{tmp_path / 'a.db'}")
+    with a:
+        a.artifacts.register_owner("postgresql://bob@db.example/runs", "postgresql://bob:***@db.example/runs")
+        with pytest.raises(StorageError, match=r"postgresql://bob:\*\*\*@db.example/runs"):
+            a.gc()
+
+
+def test_the_same_database_under_another_spelling_is_not_another_owner(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with open_store(f"sqlite:///{tmp_path / 'a.db'}") as st:
+        st.gc()
+    with open_store("sqlite:///a.db") as st:  # relative: the same file
+        assert st.gc()["blobs"] == 0
+
+
+def test_a_deleted_sqlite_database_no_longer_holds_the_folder(tmp_path):
+    a, b, kept = _two_databases_one_folder(tmp_path)
+    b.close()
+    (tmp_path / "b.db").unlink()
+    with a:
+        assert a.gc(min_age_s=0)["blobs"] == 1  # b is gone: its blob is an orphan now
+        assert not a.artifacts.path_for(kept.sha256).exists()
+
+
+def test_check_warns_about_a_shared_folder_and_does_not_call_its_blobs_orphans(tmp_path):
+    a, b, kept = _two_databases_one_folder(tmp_path)
+    with a, b:
+        report = a.check()
+        assert report["ok"], report["problems"]
+        assert any("shared" in w and str(tmp_path / "b.db") in w for w in report["warnings"])
+        assert any("1 blob" in w for w in report["warnings"])
+        assert b.check()["warnings"] and b.check()["ok"]
+
+
+def test_cli_gc_on_a_shared_folder_exits_2_and_check_prints_the_warning(tmp_path):
+    a, b, kept = _two_databases_one_folder(tmp_path)
+    a.close()
+    b.close()
+    res = cli("gc", "--db", f"sqlite:///{tmp_path / 'a.db'}", "--min-age", "0", home=tmp_path)
+    assert res.returncode == 2 and "b.db" in res.stderr and "Traceback" not in res.stderr
+    assert (tmp_path / "artifacts" / kept.sha256[:2] / kept.sha256).exists()
+    res = cli("check", "--db", f"sqlite:///{tmp_path / 'a.db'}", home=tmp_path)
+    assert res.returncode == 0 and "warning:" in res.stdout and "b.db" in res.stdout
+
+
+# -- hostile names already in a database --------------------------------------------------------------
+
+def test_check_flags_artifact_rows_whose_name_is_not_a_safe_file_name(store):
+    from sqlalchemy import update
+
+    from storage.models import Artifact
+
+    rid = store.create_run({}, method="m")
+    art = store.attach_artifact(rid, "weights", "w.bin", b"weights")
+    _age(store.artifacts.path_for(art.sha256), 2 * HOUR)
+    assert store.check()["ok"]
+    with store.write() as s:  # a row written before names were checked
+        s.execute(update(Artifact).where(Artifact.run_id == rid).values(name="../../etc/cron.d/x"))
+    report = store.check()
+    assert not report["ok"]
+    assert any(f"run {rid}" in p and "'../../etc/cron.d/x'" in p and "not a safe file name" in p
+               for p in report["problems"])
