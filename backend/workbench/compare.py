@@ -145,7 +145,7 @@ def compare_prompts(loaded: Any, templates: Sequence[Prompt], verbalizers: Seque
             calibrated = None
             if calibrate:
                 prior = np.log(np.clip(np.exp(rows[1][k]).mean(0), 1e-12, None))
-                calibrated = _log_softmax(scores - prior)
+                calibrated = stats.log_softmax(scores - prior)
             out.scored.append(Scored(template=t.name, verbalizer=v.name, log_probs=scores, calibrated=calibrated,
                                      shared_forward=not _exact(pm)))
             out.forwards += int(_exact(pm))  # teacher forcing ran its own forward
@@ -180,8 +180,3 @@ def _score_rows(models: list[PromptModel], encs: list, pad_id: int, batch_size: 
                     pm.class_scores(pm.word_scores(pm.label_logits(hidden)))
                 out[k][idx] = s.float().cpu().numpy()
     return out
-
-
-def _log_softmax(x: np.ndarray) -> np.ndarray:
-    x = x - x.max(axis=-1, keepdims=True)
-    return x - np.log(np.exp(x).sum(axis=-1, keepdims=True))

@@ -71,3 +71,9 @@ def mcnemar_exact(a_correct: Sequence[bool], b_correct: Sequence[bool]) -> McNem
         return McNemar(only_a, only_b, 1.0)
     tail = sum(comb(n, i) for i in range(k + 1))          # exact integers: no underflow for large n
     return McNemar(only_a, only_b, min(1.0, 2 * tail / 2 ** n))
+
+
+def log_softmax(x: np.ndarray) -> np.ndarray:
+    """Row-wise log-softmax of class scores (numpy: the workbench combines scores off the model)."""
+    x = x - x.max(axis=-1, keepdims=True)
+    return x - np.log(np.exp(x).sum(axis=-1, keepdims=True))
