@@ -27,6 +27,20 @@ CALIBRATIONS = ("content-free", "support")
 TRUNCATE = ("tail", "head", "balanced")
 METRICS = ("accuracy", "macro_f1")          # what evaluate() reports and early stopping can maximise
 
+# The built-in demo run (``python -m backend eval demo``); the studio's demo project opens on the same prompt.
+DEMO_CONFIG: dict[str, Any] = {
+    "model": "smollm2-135m-instruct",
+    "data": {"eval": "builtin:movie-reviews", "eval_split": "dev", "train": "builtin:movie-reviews",
+             "train_split": "train"},
+    "template": ("<|im_start|>user\nIs this movie review positive or negative? Answer with one word.\n"
+                 "{text_a}<|im_end|>\n<|im_start|>assistant\n{mask}"),
+    "verbalizer": {"negative": ["Negative"], "positive": ["Positive"]},
+    "max_length": 256,
+    "method": {"name": "zero-shot"},
+    "eval": {"calibration": "content-free"},
+    "name": "demo",
+}
+
 
 @dataclass
 class DataConfig:

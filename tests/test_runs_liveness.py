@@ -141,13 +141,11 @@ def test_the_worker_leaves_its_own_children_to_their_exit_status(store):
     assert "SIGKILL" in store.get_run(run_id).error
 
 
-@pytest.mark.parametrize("where", ["backend.cli:_open_store", "backend.training.cli:_store"])
-def test_the_cli_reaps_dead_runs_when_it_opens_the_store(store, where):
-    import importlib
+def test_the_cli_reaps_dead_runs_when_it_opens_the_store(store):
+    from backend.cli.common import open_store as cli_open_store   # eval, train and --resume all open it
 
-    module, fn = where.split(":")
     run_id = _running(store, pid=_dead_pid())
-    opened = getattr(importlib.import_module(module), fn)(argparse.Namespace(db=store.url, no_db=False))
+    opened = cli_open_store(argparse.Namespace(db=store.url, no_db=False))
     try:
         assert store.get_run(run_id).status == "failed"
     finally:

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from backend.cli import DEMO_CONFIG
+from backend.config import DEMO_CONFIG
 from backend.config import RunConfig
 from backend.pipeline import run_zero_shot
 

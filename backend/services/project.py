@@ -14,7 +14,7 @@ from backend.services.versions import canonical_verbalizer, label_words_text
 
 
 def demo_config() -> dict[str, Any]:
-    from backend.cli import DEMO_CONFIG
+    from backend.config import DEMO_CONFIG
 
     return DEMO_CONFIG
 

@@ -11,7 +11,9 @@ import os
 import sys
 from typing import Any
 
+from backend.cli.common import open_store
 from backend.config import SEED, load_config
+from backend.errors import ConfigError
 from backend.outputs import check_output_dir
 from backend.schema import check
 from backend.jobs.signals import StopOnSignal
@@ -20,7 +22,8 @@ from backend.training.run import run_training
 from backend.training.sweep import parse_seeds, run_seeds
 
 
-def train_command(args: argparse.Namespace) -> int:
+def cmd_train(args: argparse.Namespace) -> int:
+    """Train (or resume, or sweep seeds); the exit status says how the run ended (see ``_execute``)."""
     if args.resume is not None:
         return _resume(args)
     cfg = load_config(args.config)
@@ -41,20 +44,14 @@ def train_command(args: argparse.Namespace) -> int:
         if first:
             print(json.dumps(result.to_dict(), indent=2, default=str))
         return 0 if result.status == "succeeded" else 1
+    from backend.pipeline import load_train_dev
+
+    load_train_dev(cfg)   # data mistakes (dev rows that are training rows...) exit 2 before a run is recorded
     with StopOnSignal() as stop:    # a SIGTERM from here on ends the run as cancelled, not as a lie
-        store = _store(args)
+        store = open_store(args)
         from backend.jobs import submit
 
         return _execute(store, submit(store, cfg), stop)
-
-
-def _store(args: argparse.Namespace) -> Any:
-    """The run database, with the runs whose process is gone marked failed first."""
-    from storage import open_store
-
-    store = open_store(args.db)
-    store.reap_dead_runs()
-    return store
 
 
 def _execute(store: Any, run_id: int, stop: StopOnSignal) -> int:
@@ -79,10 +76,12 @@ def _failure_code(error: str | None) -> int:
 
 
 def _resume(args: argparse.Namespace) -> int:
-    """Continue a failed or cancelled run (or a ``running`` one whose process is gone: ``_store`` has
+    """Continue a failed or cancelled run (or a ``running`` one whose process is gone: ``open_store`` has
     just marked it failed) from its last checkpoint, as a new run whose parent it is."""
     from backend.jobs import resume
 
+    if args.no_db:
+        raise ConfigError("--resume continues a run recorded in the database: leave out --no-db")
     with StopOnSignal() as stop:
-        store = _store(args)
+        store = open_store(args)
         return _execute(store, resume(store, args.resume), stop)

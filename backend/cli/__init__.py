@@ -1,0 +1,98 @@
+"""``python -m backend``: preview, eval, train, worker, predict — the engine's one command-line front end.
+
+This package is the only place that parses command lines; each command lives in its own module
+(``preview``, ``eval``, ``train``, ``serve``) and is imported only when it runs, so ``--help`` and argument
+mistakes never load torch. The engine never imports this package.
+
+Every user error prints one clear line (``error: template: unknown key 'placehoder' (characters 0-22)``)
+and exits with status 2; output meant for programs is JSON on stdout.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+from typing import Any, Callable, Sequence
+
+from backend.errors import StudioError
+
+# command -> module of backend.cli holding ``cmd_<command>``
+COMMANDS = {"preview": "preview", "eval": "eval", "train": "train", "worker": "serve", "predict": "serve"}
+
+
+def command(name: str) -> Callable[[argparse.Namespace], int]:
+    """The function that runs ``python -m backend NAME``, its module imported now (not at ``--help``)."""
+    module = importlib.import_module(f"backend.cli.{COMMANDS[name]}")
+    return getattr(module, f"cmd_{name}")
+
+
+def _at_least(low: int) -> Any:
+    """An argparse type: a whole number >= ``low`` (argparse reports anything else, exit 2)."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text[:40]!r}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be at least {low}, got {value}")
+        return value
+    return parse
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m backend", description="Prompt Studio engine")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    pv = sub.add_parser("preview", help="parse, wrap and encode examples; one JSON line per example")
+    pv.add_argument("--template", required=True)
+    pv.add_argument("--example", help="one example as JSON {guid,text_a,text_b,label,meta}")
+    pv.add_argument("--examples", help="a JSONL/CSV/TSV/Parquet file of examples")
+    pv.add_argument("--model", default="smollm2-135m-instruct")
+    pv.add_argument("--profile", choices=["masked", "causal", "seq2seq"], help="default: from the model")
+    pv.add_argument("--max-length", type=_at_least(8), default=256)
+    pv.add_argument("--truncate", default="tail", choices=["tail", "head", "balanced"])
+
+    ev = sub.add_parser("eval", help="zero-shot evaluation of a RunConfig (JSON/YAML); prints metrics JSON")
+    ev.add_argument("config", help="config file, or 'demo' for the built-in demo")
+    ev.add_argument("--predictions", help="write per-example predictions (JSONL) here")
+    ev.add_argument("--limit", type=_at_least(1), help="evaluate only the first N examples")
+    ev.add_argument("--db", help="SQLAlchemy URL of the run database (default: the studio's)")
+    ev.add_argument("--no-db", action="store_true", help="do not record the run")
+
+    tr = sub.add_parser("train", help="train a RunConfig's method; prints the result JSON")
+    tr.add_argument("config")
+    tr.add_argument("--db")
+    tr.add_argument("--no-db", action="store_true")
+    tr.add_argument("--seeds", help="comma-separated few-shot seeds, e.g. 13,21,42,87,100")
+    tr.add_argument("--resume", type=int, help="resume run RUN_ID from its last checkpoint")
+
+    wk = sub.add_parser("worker", help="claim and run queued runs from a shared database")
+    wk.add_argument("--db", required=True)
+    wk.add_argument("--concurrency", type=_at_least(1), default=1)
+    wk.add_argument("--once", action="store_true", help="exit when the queue is empty")
+
+    pr = sub.add_parser("predict", help="class probabilities for text with one or more trained runs")
+    pr.add_argument("--run", action="append", type=int, required=True)
+    pr.add_argument("--text", action="append", required=True)
+    pr.add_argument("--text-b")
+    pr.add_argument("--db")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+    args = build_parser().parse_args(list(argv) if argv is not None else None)
+    try:
+        return int(command(args.command)(args) or 0)
+    except StudioError as exc:
+        sys.stderr.write(f"error: {exc}\n")
+        return 2
+    except KeyboardInterrupt:
+        sys.stderr.write("interrupted\n")
+        return 130
+    except Exception as exc:  # noqa: BLE001 - storage and other layers' typed errors
+        if type(exc).__module__.startswith("storage"):
+            sys.stderr.write(f"error: {exc}\n")
+            return 2
+        raise
