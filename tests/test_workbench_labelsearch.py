@@ -1,0 +1,81 @@
+"""Automatic label words: planted signals are found, common words are not taken for separating ones,
+and the training accuracy the search reports is what an evaluation with the found words gives."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from backend.batching import EncodeSettings
+from backend.evaluate import evaluate
+from backend.pipeline import build_verbalizer, mask_prefix
+from backend.prompt_model import PromptModel
+from backend.prompts.example import Example
+from backend.prompts.template import compile_template
+from backend.prompts.verbalizer import compile_verbalizer
+from backend.workbench import labelsearch
+from backend.workbench.labelsearch import best_assignment, rank_candidates, search_label_words, word_tokens
+from tests.tiny import bert_tokenizer, tiny_model
+
+
+def _planted(n: int = 40, vocab: int = 20, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    gold = np.arange(n) % 2
+    logits = rng.normal(size=(n, vocab))
+    logits[:, 7] += 6.0                       # likely for every row: a common word that separates nothing
+    logits[gold == 0, 3] += 4.0               # class 0's word
+    logits[gold == 1, 5] += 4.0               # class 1's word
+    logp = logits - np.log(np.exp(logits).sum(1, keepdims=True))
+    return logp, gold
+
+
+def test_candidates_are_ranked_by_separation_not_by_likelihood():
+    logp, gold = _planted()
+    ranked = rank_candidates(logp, gold, 2, np.ones(20, dtype=bool), pool=5, keep=3)
+    assert ranked[0][0][0] == 3 and ranked[1][0][0] == 5
+    common = [r for r in ranked[0] if r[0] == 7]
+    assert common and common[0][1] > ranked[0][0][1]      # more likely than the class word, ranked below
+    eligible = np.ones(20, dtype=bool)
+    eligible[3] = False
+    assert 3 not in [t for t, _, _ in rank_candidates(logp, gold, 2, eligible, pool=5, keep=3)[0]]
+
+
+def test_best_assignment_exhaustive_and_by_coordinate_ascent(monkeypatch):
+    logp, gold = _planted()
+    ids, acc, tried = best_assignment(logp, gold, [[7, 3, 0], [7, 5, 1]])
+    assert ids == [3, 5] and acc == 1.0 and tried == 9
+    ids, _, _ = best_assignment(logp, gold, [[7], [7, 5]])
+    assert ids == [7, 5]                                   # one word never names two classes
+    monkeypatch.setattr(labelsearch, "MAX_EXHAUSTIVE", 2)
+    ids, acc, tried = best_assignment(logp, gold, [[7, 3, 0], [7, 5, 1]])
+    assert ids == [3, 5] and acc == 1.0
+
+
+def test_word_rows_round_trip_through_the_verbalizer(smol_tok):
+    bpe = word_tokens(smol_tok, " ")
+    great = smol_tok(" great", add_special_tokens=False)["input_ids"]
+    assert len(great) == 1 and bpe[great[0]] == "great"
+    bert = bert_tokenizer()
+    wordpiece = word_tokens(bert, " ")
+    assert wordpiece[bert.convert_tokens_to_ids("great")] == "great"
+    assert bert.convert_tokens_to_ids("##ing") not in wordpiece
+
+
+@pytest.mark.parametrize("kind", ["causal", "masked"])
+def test_search_reports_the_accuracy_an_evaluation_gives(kind, smol_tok):
+    tok = smol_tok if kind == "causal" else bert_tokenizer()
+    torch.manual_seed(0)
+    lm = tiny_model(kind, tok)
+    texts = ["a great movie", "boring and bad", "loved it", "a waste of time", "superb", "awful plot",
+             "fine acting", "dull"]
+    train = [Example(guid=i, text_a=t, label=["positive", "negative"][i % 2]) for i, t in enumerate(texts)]
+    settings = EncodeSettings(profile=kind, max_length=32, truncate="tail")
+    template = "{text_a} It was {mask}."
+    res = search_label_words(lm, template, train, ["negative", "positive"], settings=settings, pool=20, keep=3)
+    assert set(res.best) == {"negative", "positive"} and res.rows == len(train)
+    assert all(len(c) == 3 for c in res.candidates.values())
+    t = compile_template(template, tok)
+    verb = compile_verbalizer(build_verbalizer(res.best, ["negative", "positive"]), tok, mask_prefix(t))
+    assert all(len(w) == 1 for ws in verb.token_ids for w in ws)   # each found word is one token
+    ev = evaluate(PromptModel(lm.model, kind, t, verb), tok, train, settings=settings)
+    assert ev.metrics["accuracy"] == pytest.approx(res.train_accuracy)
