@@ -117,6 +117,7 @@ def evaluate(pm: PromptModel, tokenizer: Any, examples: Sequence[Example], *, se
         raise ConfigError(f"calibration must be one of content-free, support or none, not {calibration!r}")
     if not examples:
         raise DatasetError("no examples to evaluate")
+    _check_top_k(pm, top_k)
     classes = list(pm.verbalizer.classes)
     gold = gold_indices(examples, classes)
     info = describe_tokenizer(tokenizer)
@@ -152,6 +153,15 @@ def evaluate(pm: PromptModel, tokenizer: Any, examples: Sequence[Example], *, se
                 row["top_k"] = [{"token": s, "id": t, "prob": p} for s, (t, p) in zip(toks, tops[i])]
             predictions.append(row)
     return EvalResult(metrics=metrics, predictions=predictions, classes=classes)
+
+
+def _check_top_k(pm: PromptModel, top_k: int) -> None:
+    """``eval.top_k`` against this model's vocabulary, known only here (the config's own bound is 1000;
+    a tiny or custom model may have fewer tokens, and torch's topk would fail mid-evaluation)."""
+    vocab = pm.plm.get_output_embeddings().weight.shape[0]
+    if top_k > vocab:
+        raise ConfigError(f"eval.top_k: {top_k:,} is more than the model's vocabulary size ({vocab:,} tokens); "
+                          f"use at most {vocab:,}, or 0 to turn it off")
 
 
 def probe(pm: PromptModel, tokenizer: Any, examples: Sequence[Example], *, settings: EncodeSettings,

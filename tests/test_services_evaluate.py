@@ -95,3 +95,49 @@ def test_run_config_errors_name_their_field(ctx, kwargs, field):
     with pytest.raises(StudioError) as err:
         runconfig.build(ctx, **args)
     assert err.value.field == field
+
+
+# -- inputs checked where they enter the engine ---------------------------------------------------------
+
+@pytest.mark.parametrize("field, kwargs", [("text", {"text": "fine\ud800film"}),
+                                           ("text_b", {"text": "fine", "text_b": "x\udfffy"})])
+def test_playground_refuses_a_lone_surrogate_naming_the_field(ctx, field, kwargs):
+    """Checked before any run is attached or the tokenizer sees it (it would raise a TypeError there)."""
+    from backend.services import playground
+
+    res = playground.predict(ctx, run_ids=[424242], **kwargs)
+    assert res["error"]["field"] == field and "lone surrogate" in res["error"]["message"]
+    assert ctx.serving is None  # refused before the serving copy of the model was made
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"max_length": 4}, "max_length: must be at least 8"),
+    ({"truncate": "sideways"}, "truncate: must be one of"),
+    ({"max_length": float("inf")}, "max length must be a whole number"),
+])
+def test_probe_checks_its_config_like_every_run(ctx, kwargs, message):
+    from backend.services import verbalizer
+
+    chosen = data.pick(ctx, data.default_selection(), [0, 1])
+    args = {"max_length": 64, "truncate": "tail", **kwargs}
+    res = verbalizer.probe(ctx, "{text_a} It was {mask}", "negative: bad\npositive: good", chosen,
+                           ["negative", "positive"], args["max_length"], args["truncate"], 5)
+    assert message in res["error"]["message"]
+
+
+def test_top_k_above_the_vocabulary_is_a_config_error_naming_both(ctx):
+    from backend.errors import ConfigError
+    from backend.evaluate import evaluate as engine_evaluate
+    from backend.pipeline import build_prompt_model, settings_for
+
+    cfg = _cfg(ctx)
+    loaded = ctx.model.get()
+    exs = data.examples(ctx, data.default_selection())[:2]
+    pm, _, _ = build_prompt_model(loaded, cfg, ["negative", "positive"], exs)
+    vocab = loaded.model.get_output_embeddings().weight.shape[0]
+    settings = settings_for(cfg, loaded.kind)
+    assert len(engine_evaluate(pm, loaded.tokenizer, exs, settings=settings, top_k=vocab)
+               .predictions[0]["top_k"]) == vocab
+    with pytest.raises(ConfigError) as err:
+        engine_evaluate(pm, loaded.tokenizer, exs, settings=settings, top_k=vocab + 1)
+    assert "eval.top_k" in err.value.message and f"{vocab:,}" in err.value.message

@@ -15,6 +15,7 @@ from typing import Any, Sequence
 from backend.errors import ConfigError
 from backend.services.context import StudioContext
 from backend.services.results import service, user_error
+from backend.textcheck import surrogate_at, surrogate_message
 
 MAX_RUNS = 6
 
@@ -70,6 +71,10 @@ def predict(ctx: StudioContext, text: str, run_ids: Sequence[int], text_b: str =
     """Each run's class probabilities for ``text`` (runs are attached on first use, then reused)."""
     if not (text or "").strip():
         return user_error("type some text to classify", "text")
+    for name, value in (("text", text), ("text_b", text_b or "")):
+        at = surrogate_at(value)  # here, before a tokenizer raises a TypeError on it
+        if at is not None:
+            return user_error(surrogate_message(value, at), name)
     ids = [int(i) for i in run_ids]
     if not ids:
         return user_error("pick at least one trained run", "runs")

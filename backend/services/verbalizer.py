@@ -14,6 +14,7 @@ from backend.services.results import service
 from backend.services.versions import parse_label_words
 
 PROBE_MAX = 16
+PROBE_SOURCE = "probe:picked-rows"   # never read: the probe's examples are passed in
 
 
 @service("verbalizer")
@@ -35,19 +36,20 @@ def probe(ctx: StudioContext, template: str, label_words: str, examples: Sequenc
           classes: Sequence[str] | None, max_length: Any = 256, truncate: str = "tail", top_k: int = 10
           ) -> dict[str, Any]:
     """Run the base model on a few examples: what it puts at the mask, and how the label words fare."""
-    from backend.batching import EncodeSettings
-    from backend.config import RunConfig
-    from backend.pipeline import build_prompt_model
+    from backend.pipeline import build_prompt_model, settings_for
+    from backend.services import runconfig
 
+    # Built like every run's config, so the probe takes only what a run would (lengths in range, a known
+    # truncation, valid text); its rows come in memory, the source only satisfies the builder.
+    cfg = runconfig.build(ctx, template=template, label_words=label_words, selection={"source": PROBE_SOURCE},
+                          max_length=max_length, truncate=truncate)
     loaded = ctx.model.get()
     chosen = list(examples)[:PROBE_MAX]
-    cfg = RunConfig(template=template, verbalizer=parse_label_words(label_words), max_length=int(max_length),
-                    truncate=truncate)
     exs = [ex for _, ex in chosen]
     with ctx.model.lock:
         pm, _, _ = build_prompt_model(loaded, cfg, list(classes or []), exs)
-        settings = EncodeSettings(profile=loaded.kind, max_length=int(max_length), truncate=truncate)
-        results = engine_probe(pm, ctx.model.tokenizer, exs, settings=settings, top_k=int(top_k))
+        results = engine_probe(pm, ctx.model.tokenizer, exs, settings=settings_for(cfg, loaded.kind),
+                               top_k=int(top_k))
     gold = [str(ex.label) for ex in exs]
     labelled = [(r, g) for r, g, ex in zip(results, gold, exs) if ex.label is not None]
     suggestions = suggest_label_words([r for r, _ in labelled], [g for _, g in labelled]) if labelled else {}
