@@ -69,3 +69,27 @@ def test_pick_names_a_missing_row(ctx):
     with pytest.raises(DatasetError) as err:
         data.pick(ctx, data.default_selection(), [0, 9999])
     assert err.value.row == 9999
+
+
+@pytest.mark.parametrize("args, field", [
+    (([["review"]], None, "stars", []), "text_a"),
+    (("review", 7, "stars", []), "text_b"),
+    (("review", None, {"a": 1}, []), "label"),
+    (("review", None, "stars", [["title"]]), "meta[0]"),
+    (("review", None, "stars", ["title", 3]), "meta[1]"),
+    (("review", None, "stars", "title"), "meta"),
+])
+def test_a_column_name_that_is_not_text_is_refused_by_name(args, field):
+    from backend.errors import DatasetError
+
+    with pytest.raises(DatasetError) as err:
+        data.mapping(*args)
+    assert err.value.field == "columns" and err.value.message.startswith(f"column mapping: {field} ")
+
+
+@pytest.mark.parametrize("selection", ["builtin:sst2", 5, ["builtin:sst2"], None])
+def test_a_selection_that_is_not_an_object_counts_as_none(ctx, selection):
+    """What a browser keeps is sent back by the client: anything but a dict means 'nothing loaded'."""
+    for res in (data.load(ctx, selection), data.columns(ctx, selection)):
+        assert res["error"]["field"] == "data" and "no dataset loaded" in res["error"]["message"]
+    assert data.row_choices(ctx, selection) == []

@@ -22,6 +22,7 @@ from backend.errors import ConfigError, DatasetError
 from backend.prompts.example import Example
 from backend.services.context import StudioContext
 from backend.services.results import service
+from backend.textcheck import brief
 
 UPLOAD_SUFFIXES = (".csv", ".tsv", ".jsonl", ".json", ".parquet")
 
@@ -64,9 +65,19 @@ def _base(ctx: StudioContext, selection: dict[str, Any]) -> dict[str, Any]:
     return base
 
 
-def loaded(ctx: StudioContext, selection: dict[str, Any]) -> Any:
-    if not selection or not selection.get("source"):
+def source_of(selection: Any) -> str:
+    """The selection's source, or DatasetError "no dataset loaded".
+
+    Why a selection that is not a dict counts as none: the browser keeps it and the client sends it
+    back, so it may be anything (a string from an old page, a number from an API caller)."""
+    source = selection.get("source") if isinstance(selection, dict) else None
+    if not source:
         raise DatasetError("no dataset loaded: pick one on the Data tab")
+    return source
+
+
+def loaded(ctx: StudioContext, selection: dict[str, Any]) -> Any:
+    source_of(selection)
     return ctx.datasets.get(_base(ctx, selection))
 
 
@@ -142,7 +153,7 @@ def columns(ctx: StudioContext, selection: dict[str, Any]) -> dict[str, Any]:
     columns could not be guessed."""
     from backend.data import load_rows
 
-    _rows, cols = load_rows(studio_source(ctx, selection["source"]), selection.get("split") or None, limit=50)
+    _rows, cols = load_rows(studio_source(ctx, source_of(selection)), selection.get("split") or None, limit=50)
     return {"columns": list(cols)}
 
 
@@ -233,6 +244,13 @@ NO_COLUMN = "(none)"
 def mapping(text_a: str | None, text_b: str | None, label: str | None, meta: list[str] | None) -> dict[str, Any]:
     """The column mapping as load_examples takes it: text_b / label may be ``(none)`` (unlabelled data),
     each meta column keeps its own name as the meta field (``{meta:NAME}`` in templates)."""
+    for name, value in (("text_a", text_a), ("text_b", text_b), ("label", label)):
+        _column_name(value, name)
+    if meta is not None and not isinstance(meta, list):
+        raise DatasetError(f"column mapping: meta must be a list of column names, got {brief(meta)}",
+                           field="columns")
+    for i, m in enumerate(meta or []):
+        _column_name(m, f"meta[{i}]")
     cols: dict[str, Any] = {}
     if text_a and text_a != NO_COLUMN:
         cols["text_a"] = text_a
@@ -240,3 +258,11 @@ def mapping(text_a: str | None, text_b: str | None, label: str | None, meta: lis
     cols["label"] = label if label and label != NO_COLUMN else None
     cols["meta"] = {m: m for m in meta or []}
     return cols
+
+
+def _column_name(value: Any, name: str) -> None:
+    """A mapped column is named by text (one of the file's columns, checked when the rows are read);
+    anything else the client sent is a DatasetError naming the field, not a TypeError further on."""
+    if value is not None and not isinstance(value, str):
+        raise DatasetError(f"column mapping: {name} must be a column name (text), got {brief(value)}",
+                           field="columns")
