@@ -115,3 +115,20 @@ def test_length_stats_reuses_tokenized_texts(ctx):
     finally:
         ctx.model.tokenizer.inner = inner
     assert len(calls) == 1  # only the template's new text is tokenized, in one batch call
+
+
+def test_the_cli_preview_is_the_studios_preview(ctx, capsys):
+    """``python -m backend preview`` and the studio call one preview function: same tokens, same profile
+    (the model's kind), and the studio's lint on every line, next to the keys scripts already read."""
+    import json
+
+    from backend.cli import main
+
+    text, example = "{text_a} It was {mask}, I think.", "A fine film."
+    assert main(["preview", "--template", text, "--example", json.dumps({"text_a": example})]) == 0
+    line = json.loads(capsys.readouterr().out)
+    studio = preview.preview(ctx, text, [_ex(0, example)], 256, "tail")
+    assert {"guid", "parsed", "wrapped", "encoded"} <= set(line)
+    assert line["encoded"]["profile"] == studio["profile"] == "causal"
+    assert line["encoded"]["tokens"] == studio["examples"][0]["tokens"]
+    assert line["lint"] == studio["lint"] and "after the mask is dropped" in line["lint"][0]["message"]

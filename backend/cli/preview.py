@@ -1,33 +1,21 @@
-"""``python -m backend preview``: parse, wrap and encode examples; one JSON line per example."""
+"""``python -m backend preview``: the studio's preview (``backend.services.preview.render``) as JSON lines.
+
+One line per example: the parsed template, the wrapped example, its encoding and the template's lint.
+"""
 from __future__ import annotations
 
 import argparse
 import json
 
 from backend.cli.common import print_json
-from backend.errors import ConfigError
-
-
-def _profile_for(model: str, tokenizer: object) -> str:
-    from backend.models import DEFAULT_MODEL
-
-    if model == DEFAULT_MODEL:
-        return "causal"
-    from transformers import AutoConfig
-
-    from backend.models import model_kind
-
-    try:
-        return model_kind(AutoConfig.from_pretrained(model))
-    except Exception:  # noqa: BLE001 - a tokenizer-only directory: fall back on what the tokenizer can do
-        return "masked" if getattr(tokenizer, "mask_token_id", None) is not None else "causal"
+from backend.errors import ConfigError, EncodingError
 
 
 def cmd_preview(args: argparse.Namespace) -> int:
     """Print the preview of each example given by ``--example`` / ``--examples``."""
     # light imports first: a mistake in the arguments is reported before torch / transformers load
     from backend.prompts.example import Example
-    from backend.prompts.template import compile_template, parse_template
+    from backend.prompts.template import parse_template
 
     parse_template(args.template)
     if args.example is None and args.examples is None:
@@ -48,25 +36,24 @@ def cmd_preview(args: argparse.Namespace) -> int:
         from backend.data import load_examples
 
         examples.extend(load_examples(args.examples, columns=None, label_names=None).examples)
-    from backend.models import load_tokenizer
-    from backend.prompts.encode import describe_tokenizer, encode, token_views
-    from backend.prompts.wrap import wrap
+    from backend.models import load_kind, load_tokenizer
+    from backend.services.preview import render
 
     tok = load_tokenizer(args.model)
-    profile = args.profile or _profile_for(args.model, tok)
-    template = compile_template(args.template, tok)
-    info = describe_tokenizer(tok)
-    for ex in examples:
-        wrapped = wrap(template, ex)
-        enc = encode(wrapped, tok, profile=profile, max_length=args.max_length, truncate=args.truncate, info=info)
-        print_json({
-            "guid": ex.guid,
-            "parsed": template.to_openprompt(),
-            "wrapped": wrapped.to_openprompt(),
-            "encoded": {"profile": profile, "input_ids": list(enc.input_ids), "loss_ids": list(enc.loss_ids),
-                        "soft_token_ids": list(enc.soft_token_ids), "mask_positions": list(enc.mask_positions),
-                        "decoder_input_ids": list(enc.decoder_input_ids) if enc.decoder_input_ids else None,
-                        "truncated": enc.n_truncated, "warnings": list(enc.warnings),
-                        "tokens": [vars(v) for v in token_views(enc, tok)]},
-        })
+    profile = args.profile or load_kind(args.model)    # the kind the studio's loaded model would have
+    failed = []
+    for i, ex in enumerate(examples):
+        out = render(args.template, [(i, ex)], tokenizer=tok, profile=profile, max_length=args.max_length,
+                     truncate=args.truncate)
+        (row,) = out["examples"]
+        line = {"guid": ex.guid, "parsed": out["parsed"], "wrapped": row.get("wrapped"), "lint": out["lint"]}
+        if row["error"] is not None:
+            line["error"] = row["error"]
+            failed.append(f"example {i + 1}: {row['error']['message']}")
+        else:
+            line["encoded"] = {"profile": profile, **row["encoded"], "truncated": row["n_truncated"],
+                               "warnings": row["warnings"], "tokens": row["tokens"]}
+        print_json(line)
+    if failed:     # each line says what went wrong with it; the status says that something did
+        raise EncodingError("; ".join(failed)[:2000])
     return 0

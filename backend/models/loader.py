@@ -99,3 +99,18 @@ def load_tokenizer(spec: str = DEFAULT_MODEL, *, cache_dir: Path | None = None) 
     """
     location, kwargs = tokenizer_location(spec, cache_dir if cache_dir is not None else default_cache_dir())
     return load_tokenizer_from(location, **kwargs)
+
+
+def load_kind(spec: str = DEFAULT_MODEL, *, cache_dir: Path | None = None) -> Kind:
+    """The kind ``load_model(spec)`` gives (masked, causal or seq2seq), read from the config alone.
+
+    Why: a preview without weights (the CLI's) must encode with the profile the loaded model would have,
+    decided by the same ``model_kind`` rule; like ``load_tokenizer`` it never converts the embedded GGUF.
+    """
+    location, kwargs = tokenizer_location(spec, cache_dir if cache_dir is not None else default_cache_dir())
+    try:
+        config = AutoConfig.from_pretrained(location, **kwargs)
+    except Exception as exc:  # see the note at the top
+        raise ModelError(f"cannot read the config of {spec}: {exc}") from exc
+    return model_kind(config)
+

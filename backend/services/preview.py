@@ -1,5 +1,8 @@
 """Template preview: parse, wrap and encode a few examples as the user types; lint; dataset lengths.
 
+The one preview of the project: ``render`` is what the studio's Template tab (through ``preview``) and
+``python -m backend preview`` both show, so they cannot disagree on tokens, profile or lint.
+
 Everything here reuses the engine (``parse_template`` / ``wrap`` / ``encode`` / ``token_views``) with the
 context's already-loaded tokenizer, so a keystroke costs a parse plus a handful of dictionary look-ups.
 Without a model yet (it loads in the background) the parse and the wrapped segments are still shown;
@@ -11,7 +14,7 @@ from dataclasses import asdict
 from typing import Any, Sequence
 
 from backend.errors import EncodingError, StudioError, TemplateError
-from backend.prompts.encode import TRUNCATE_METHODS, encode, token_views
+from backend.prompts.encode import TRUNCATE_METHODS, TokenizerInfo, describe_tokenizer, encode, token_views
 from backend.prompts.example import Example
 from backend.prompts.template import ParsedTemplate, Template, compile_template, parse_template
 from backend.prompts.wrap import Wrapped, wrap
@@ -45,18 +48,17 @@ def pieces_of(wrapped: Wrapped) -> list[dict[str, Any]]:
              "soft_token_ids": p.soft_token_ids, "kind": p.kind, "segment": p.segment} for p in wrapped.pieces]
 
 
-def _preview_one(ctx: StudioContext, template: Template, row: int, ex: Example, max_length: int,
-                 truncate: str) -> dict[str, Any]:
-    out: dict[str, Any] = {"row": row, "label": ex.label, "pieces": [], "tokens": None, "error": None,
-                           "warnings": []}
+def _preview_one(template: Template, row: int, ex: Example, tok: Any, profile: str | None,
+                 info: TokenizerInfo | None, max_length: int, truncate: str) -> dict[str, Any]:
+    out: dict[str, Any] = {"row": row, "guid": ex.guid, "label": ex.label, "pieces": [], "tokens": None,
+                           "error": None, "warnings": []}
     try:
         wrapped = wrap(template, ex)
         out["pieces"] = pieces_of(wrapped)
-        if ctx.model.status()["state"] != "ready":
+        out["wrapped"] = wrapped.to_openprompt()
+        if tok is None or profile is None:
             return out
-        tok = ctx.model.tokenizer
-        enc = encode(wrapped, tok, profile=ctx.model.profile, max_length=max_length, truncate=truncate,
-                     info=ctx.model.info)
+        enc = encode(wrapped, tok, profile=profile, max_length=max_length, truncate=truncate, info=info)
     except StudioError as exc:
         out["error"] = exc.to_dict()
         return out
@@ -64,6 +66,9 @@ def _preview_one(ctx: StudioContext, template: Template, row: int, ex: Example, 
     out["length"] = enc.length
     out["n_truncated"] = enc.n_truncated
     out["warnings"] = list(enc.warnings)
+    out["encoded"] = {"input_ids": list(enc.input_ids), "loss_ids": list(enc.loss_ids),
+                      "soft_token_ids": list(enc.soft_token_ids), "mask_positions": list(enc.mask_positions),
+                      "decoder_input_ids": list(enc.decoder_input_ids) if enc.decoder_input_ids else None}
     return out
 
 
@@ -115,27 +120,45 @@ def _renders_blank(parsed: ParsedTemplate, ex: Example) -> bool:
     return bool(values) and all(v is None or not str(v).strip() for v in values)
 
 
+def render(text: str, examples: Sequence[tuple[int, Example]], *, tokenizer: Any, profile: str | None,
+           info: TokenizerInfo | None = None, max_length: Any = 256, truncate: str = "tail",
+           lint_examples: Sequence[Example] = ()) -> dict[str, Any]:
+    """The preview itself, for any front end: the studio (``preview``) and ``python -m backend preview``.
+
+    Parses ``text`` (a TemplateError / EncodingError for the settings is raised), then wraps and encodes
+    each example with ``tokenizer`` under ``profile`` — the model's kind; without a tokenizer yet only the
+    wrapped pieces are given. A per-example problem (a missing meta field, a template too long) stays on
+    that example; ``lint`` lists what parses but makes a poor prompt.
+    """
+    limit = _check_settings(max_length, truncate)
+    parsed = parse_template(text)
+    template = compile_template(parsed, tokenizer)
+    if tokenizer is not None and info is None:
+        info = describe_tokenizer(tokenizer)
+    rows = [_preview_one(template, row, ex, tokenizer, profile, info, limit, truncate)
+            for row, ex in list(examples)[:MAX_PREVIEW_EXAMPLES]]
+    return {"segments": segments_of(parsed), "parsed": template.to_openprompt(), "examples": rows,
+            "profile": profile, "num_soft_tokens": template.num_soft_tokens,
+            "lint": lint(parsed, list(lint_examples) or [ex for _, ex in examples], profile)}
+
+
 def preview(ctx: StudioContext, text: str, examples: Sequence[tuple[int, Example]], max_length: Any = 256,
             truncate: str = "tail", lint_examples: Sequence[Example] = ()) -> dict[str, Any]:
-    """Parse ``text`` and show how each chosen example is wrapped and tokenized.
+    """The studio's live preview: ``render`` with the context's model, while it loads without tokens.
 
     A template error returns ``{"error": {..., "span": [start, end]}}`` (drawn under the exact
-    characters); per-example problems (a missing meta field, a template too long) stay on that example.
+    characters); per-example problems stay on that example.
     """
+    status = ctx.model.status()
+    ready = status["state"] == "ready"
     try:
-        limit = _check_settings(max_length, truncate)
-        parsed = parse_template(text)
-        tok = ctx.model.tokenizer if ctx.model.status()["state"] == "ready" else None
-        template = compile_template(parsed, tok)
+        out = render(text, examples, tokenizer=ctx.model.tokenizer if ready else None, profile=status["kind"],
+                     info=ctx.model.info if ready else None, max_length=max_length, truncate=truncate,
+                     lint_examples=lint_examples)
     except StudioError as exc:
         return error_result(exc)
-    status = ctx.model.status()
-    profile = status["kind"]
-    rows = [_preview_one(ctx, template, row, ex, limit, truncate)
-            for row, ex in list(examples)[:MAX_PREVIEW_EXAMPLES]]
-    return {"segments": segments_of(parsed), "examples": rows, "profile": profile, "model": status,
-            "num_soft_tokens": template.num_soft_tokens,
-            "lint": lint(parsed, list(lint_examples) or [ex for _, ex in examples], profile)}
+    out["model"] = status
+    return out
 
 
 @service("template")
