@@ -141,3 +141,12 @@ def test_top_k_above_the_vocabulary_is_a_config_error_naming_both(ctx):
     with pytest.raises(ConfigError) as err:
         engine_evaluate(pm, loaded.tokenizer, exs, settings=settings, top_k=vocab + 1)
     assert "eval.top_k" in err.value.message and f"{vocab:,}" in err.value.message
+
+
+@pytest.mark.parametrize("config", [5, {"model": "x"}, ["{}"], None])
+def test_rerun_of_a_config_that_is_not_text_says_so(ctx, config):
+    """The Runs tab's /rerun sends the config box as text; an API caller may send anything."""
+    from backend.services import training
+
+    res = training.submit_json(ctx, config)
+    assert res["error"]["field"] == "config" and "must be JSON text" in res["error"]["message"]

@@ -188,6 +188,8 @@ def _check_studio_model(ctx: StudioContext, cfg: RunConfig) -> None:
 @service("rerun")
 def submit_json(ctx: StudioContext, text: str) -> dict[str, Any]:
     """Re-run with changes: a config edited as JSON; zero-shot configs are evaluated right here."""
+    if not isinstance(text, str):  # the client sends the box's value: json.loads would raise TypeError
+        raise ConfigError(f"the config to re-run must be JSON text, got {type(text).__name__}")
     try:
         raw = json.loads(text)
     except json.JSONDecodeError as exc:
