@@ -15,6 +15,7 @@ import torch
 from backend.prompts.encode import Encoded, TokenizerInfo, describe_tokenizer, encode
 from backend.prompts.example import Example
 from backend.prompts.template import Template
+from backend.prompts.tokencache import MemoTokenizer
 from backend.prompts.wrap import wrap
 
 
@@ -23,35 +24,6 @@ class EncodeSettings:
     profile: str = "masked"
     max_length: int = 256
     truncate: str = "tail"
-
-
-class PieceTokenizer:
-    """Tokenizer front that remembers the ids of repeated piece texts (the template's fixed text).
-
-    Owned by the caller for one batch of work, so it can never serve stale results across templates
-    or tokenizers.
-    """
-
-    def __init__(self, tokenizer: Any, limit: int = 4096) -> None:
-        self._tok = tokenizer
-        self._memo: dict[str, list[int]] = {}
-        self._limit = limit
-
-    def __call__(self, text: str, add_special_tokens: bool = False) -> dict[str, list[int]]:
-        if add_special_tokens:
-            return self._tok(text, add_special_tokens=True)
-        ids = self._memo.get(text)
-        if ids is None:
-            ids = list(self._tok(text, add_special_tokens=False)["input_ids"])
-            if len(self._memo) < self._limit and len(text) < 200:
-                self._memo[text] = ids
-        return {"input_ids": ids}
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._tok, name)
-
-    def __len__(self) -> int:
-        return len(self._tok)
 
 
 class EncodeCache:
@@ -97,7 +69,7 @@ def encode_examples(template: Template, examples: Sequence[Example], tokenizer: 
                     settings: EncodeSettings, info: TokenizerInfo | None = None,
                     cache: EncodeCache | None = None) -> list[Encoded]:
     info = info or describe_tokenizer(tokenizer)
-    tok = PieceTokenizer(tokenizer)
+    tok = MemoTokenizer.of(tokenizer)   # the studio's cache when it passes one, so its memo fills
     if cache is not None:
         return [cache.get_or_encode(wrap(template, ex), tok, settings, info) for ex in examples]
     return [encode(wrap(template, ex), tok, profile=settings.profile, max_length=settings.max_length,

@@ -96,3 +96,17 @@ def test_encode_cache_hits_only_identical_inputs(bert_tok):
     c = encode_examples(compile_template("{text_a} It was {mask}", bert_tok), exs[:1], bert_tok,
                         EncodeSettings(profile="masked", max_length=5), cache=cache)
     assert cache.misses == 4 and c[0].length == 5 and c[0].n_truncated == 1
+
+
+def test_the_tokenizer_cache_tokenizes_like_the_engine_and_is_shared(bert_tok):
+    """One tokenizer cache: by default it gives what ``encode`` asks for (no special tokens), and
+    ``encode_examples`` fills the cache it is given instead of wrapping it in a second one."""
+    from backend.batching import EncodeSettings, encode_examples
+    from backend.prompts.tokencache import MemoTokenizer
+
+    memo = MemoTokenizer(bert_tok)
+    assert memo("a fine film")["input_ids"] == bert_tok("a fine film", add_special_tokens=False)["input_ids"]
+    assert memo("a fine film", add_special_tokens=True)["input_ids"] == bert_tok("a fine film")["input_ids"]
+    template = compile_template("{text_a} It was {mask}.", bert_tok)
+    encode_examples(template, [Example(text_a="an unseen review")], memo, EncodeSettings(profile="masked"))
+    assert "an unseen review" in memo._memo

@@ -19,7 +19,7 @@ from typing import Any
 from backend.errors import ModelError
 from backend.models import DEFAULT_MODEL, LoadedModel
 from backend.prompts.encode import TokenizerInfo, describe_tokenizer
-from backend.services.tokens import MemoTokenizer
+from backend.prompts.tokencache import MemoTokenizer
 from storage import Store
 
 log = logging.getLogger(__name__)
