@@ -127,14 +127,6 @@ def settings_for(cfg: RunConfig, kind: str) -> EncodeSettings:
     return EncodeSettings(profile=kind, max_length=cfg.max_length, truncate=cfg.truncate)
 
 
-def record_versions(store: Any, cfg: RunConfig, verb: Verbalizer, author: str = "") -> tuple[int, int]:
-    """Save (or find) the template and verbalizer as versions; returns their version ids."""
-    name = cfg.name or "default"
-    t = store.save_version("template", name, cfg.template, message="used by a run", author=author)
-    v = store.save_version("verbalizer", name, verb.canonical_json(), message="used by a run", author=author)
-    return t.id, v.id
-
-
 def check_model(cfg: RunConfig, loaded: Any) -> None:
     """A run is recorded with the model it ran on, so a config naming another model than the loaded one
     is refused rather than scored on the loaded model under the config's name."""
@@ -142,14 +134,6 @@ def check_model(cfg: RunConfig, loaded: Any) -> None:
         raise ConfigError(f"the config asks for model {cfg.model!r}, but this evaluation runs on the loaded "
                           f"model {loaded.model_id!r}; set \"model\": {loaded.spec!r}, or run the config with "
                           "python -m backend, which loads the model it names", field="model")
-
-
-def row_counts(data: Split) -> dict[str, Any]:
-    """What a run's dataset snapshot records about its rows: how many it scored, and the split made."""
-    counts: dict[str, Any] = {"eval": len(data.examples)}
-    if data.how:
-        counts.update(split=data.how, **{f"split_{k}": v for k, v in data.counts.items()})
-    return counts
 
 
 def run_zero_shot(cfg: RunConfig, *, loaded: Any = None, store: Any = None,
@@ -167,12 +151,11 @@ def run_zero_shot(cfg: RunConfig, *, loaded: Any = None, store: Any = None,
     pm, template, compiled = build_prompt_model(loaded, cfg, data.label_names, data.examples)
     run_id, beating = None, contextlib.ExitStack()
     if store is not None:
-        tv, vv = record_versions(store, cfg, compiled.verbalizer)
-        snap = store.save_dataset_snapshot(data.source, data.columns, data.fingerprint,
-                                           row_counts(data), list(compiled.classes))
-        run_id = store.create_run(cfg.to_dict(), method="zero-shot", model_id=loaded.model_id,
-                                  model_revision=loaded.revision, template_version_id=tv,
-                                  verbalizer_version_id=vv, dataset_snapshot_id=snap, tags=cfg.tags)
+        from backend.recording import create_run
+
+        run_id = create_run(store, cfg, method="zero-shot", loaded=loaded, verbalizer=compiled.verbalizer,
+                            train=support or [], eval=data.examples, classes=list(compiled.classes),
+                            tags=cfg.tags, how=data.how, counts=data.counts, status="queued")
         store.set_status(run_id, "running")
         beating.enter_context(keep_alive(store, run_id))   # a long evaluation must not look like a dead one
     try:

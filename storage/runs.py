@@ -107,6 +107,21 @@ def create(s: Session, config: dict[str, Any], *, method: str, seed: int | None 
     return run.id
 
 
+def set_lineage(s: Session, run_id: int, *, model_id: str, model_revision: str, template_version_id: int,
+                verbalizer_version_id: int, dataset_snapshot_id: int) -> None:
+    """Record what a run actually used, once its process has loaded it: a queued run was created with
+    only its config (the model it names, not yet the weights it will load)."""
+    _check_version(s, template_version_id, "template")
+    _check_version(s, verbalizer_version_id, "verbalizer")
+    from . import snapshots
+
+    snapshots.get(s, dataset_snapshot_id)
+    run = get_row(s, run_id, lock=True)
+    run.model_id, run.model_revision = model_id, model_revision
+    run.template_version_id, run.verbalizer_version_id = template_version_id, verbalizer_version_id
+    run.dataset_snapshot_id = dataset_snapshot_id
+
+
 def transition(s: Session, run: Run, status: str, error: str | None = None,
                note: str | None = None) -> None:
     """Apply a legal status change to a row locked by the caller's write transaction."""

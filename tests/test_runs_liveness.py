@@ -197,7 +197,8 @@ def test_cancelling_training_keeps_a_last_checkpoint(bert_tok, tmp_path):
         calls["n"] += 1
         return calls["n"] > 3
 
-    res = run_training(cfg, loaded=tiny_model("masked", bert_tok), data=RunData(train=rows, dev=rows[:2]),
+    dev = [Example(guid=i, text_a=f"{e.text_a}, again", label=e.label) for i, e in enumerate(rows[:2])]
+    res = run_training(cfg, loaded=tiny_model("masked", bert_tok), data=RunData(train=rows, dev=dev),
                        cancel_check=stop_after_3)
     assert res.status == "cancelled" and res.steps == 3
     state = json.loads((tmp_path / "checkpoint" / "state.json").read_text())

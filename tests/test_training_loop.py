@@ -21,7 +21,7 @@ def _examples(n: int, seed: int) -> list[Example]:
     for i in range(n):
         lab = rng.choice(["negative", "positive"])
         w = rng.choice(["great fun", "lovely film"] if lab == "positive" else ["awful mess", "boring junk"])
-        out.append(Example(guid=i, text_a=f"this was a {w}", label=lab))
+        out.append(Example(guid=i, text_a=f"this was a {w} ({seed}.{i})", label=lab))   # sets never share a row
     return out
 
 

@@ -1,4 +1,5 @@
-"""One run in its own OS process: ``python -m backend.jobs.child --db URL --run ID``.
+"""One run in its own OS process: ``python -m backend.jobs.child --run ID`` (database URL in
+``$PROMPT_STUDIO_DB_URL``, or ``--db URL``).
 
 Why a process per run: a crash, an out-of-memory kill or a ``kill -9`` takes down only this run; the
 worker (or the studio) that started it sees the exit and marks the run failed with the reason. The
@@ -8,6 +9,7 @@ storage, and at the end attaches the trained files to the run as artifacts.
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import sys
 import time
@@ -67,12 +69,10 @@ def execute(store: Any, run_id: int, *, terminal: bool = False, stop: StopOnSign
 
 
 def _execute(store: Any, run_id: int, info: Any, terminal: bool, stop: StopOnSignal) -> str:
-    from storage.sink import StoreSink
-
     from backend.config import RunConfig
     from backend.errors import StudioError
     from backend.jobs.paths import run_dir
-    from backend.training import TeeSink, TerminalSink, run_training
+    from backend.training import TerminalSink
 
     out_dir = run_dir(store, run_id, info.config)
     resume = None
@@ -81,23 +81,46 @@ def _execute(store: Any, run_id: int, info: Any, terminal: bool, stop: StopOnSig
         if parent.exists() and not out_dir.exists():
             shutil.copytree(parent, out_dir)
         resume = out_dir
-    sink = StoreSink(store, run_id, flush_every=20, flush_interval_s=1.0)
     try:
         cfg = RunConfig.from_dict(info.config)
-        if resume is None:
-            cfg.train.output_dir = str(out_dir)
-        result = run_training(cfg, sink=TeeSink(sink, TerminalSink() if terminal else None),
-                              cancel_check=CancelFlag(store, run_id, also=stop), resume_from=resume)
+    except StudioError as exc:
+        store.set_status(run_id, "failed", error=str(exc))
+        return "failed"
+    if resume is None:
+        cfg.train.output_dir = str(out_dir)
+    try:
+        return train_recorded(store, run_id, cfg, out_dir=out_dir, echo=TerminalSink() if terminal else None,
+                              cancel_check=CancelFlag(store, run_id, also=stop), note=stop,
+                              resume_from=resume).status
+    except BaseException:  # noqa: BLE001 - train_recorded has recorded it on the run
+        return "failed"
+
+
+def train_recorded(store: Any, run_id: int, cfg: Any, *, out_dir: Path, echo: Any = None,
+                   note: StopOnSignal | None = None, **kwargs: Any) -> Any:
+    """``run_training`` for a recorded run (job child, CLI, sweep): its lineage written when the model is
+    loaded (``backend.recording``), metric events streamed to storage, the trained files attached, the
+    final status set (``note``: a stop signal to name in its history). Any error marks the run failed (a
+    user error by its message, a crash with its traceback) and is raised again; returns the TrainResult."""
+    from storage.sink import StoreSink
+
+    from backend.errors import StudioError
+    from backend.training import TeeSink, run_training
+    from backend.training.run import recorder
+
+    sink = StoreSink(store, run_id, flush_every=20, flush_interval_s=1.0)
+    try:
+        result = run_training(cfg, sink=TeeSink(sink, echo), record=recorder(store, run_id, cfg), **kwargs)
         sink.flush()
         attach_outputs(store, run_id, out_dir)
-        store.set_status(run_id, result.status, note=stop.note if stop() else None)
-        return result.status
+        store.set_status(run_id, result.status, note=note.note if note is not None and note() else None)
+        return result
     except StudioError as exc:
         _fail(store, sink, run_id, str(exc))
-        return "failed"
-    except BaseException as exc:  # noqa: BLE001 - record any crash on the run before exiting
+        raise
+    except BaseException as exc:  # noqa: BLE001 - record any crash on the run before raising it again
         _fail(store, sink, run_id, f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=5)}")
-        return "failed"
+        raise
 
 
 def _fail(store: Any, sink: Any, run_id: int, message: str) -> None:
@@ -111,12 +134,18 @@ def _fail(store: Any, sink: Any, run_id: int, message: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     from storage import open_store
 
+    from backend.jobs.runner import DB_ENV
+
     p = argparse.ArgumentParser(prog="python -m backend.jobs.child")
-    p.add_argument("--db", required=True)
+    p.add_argument("--db", help=f"database URL (default: ${DB_ENV}, how the runner passes it: a password on "
+                                "the command line would show in ps)")
     p.add_argument("--artifacts")
     p.add_argument("--run", type=int, required=True)
     args = p.parse_args(argv)
-    store = open_store(args.db, Path(args.artifacts) if args.artifacts else None)
+    url = args.db or os.environ.get(DB_ENV)
+    if not url:
+        p.error(f"no database: pass --db or set {DB_ENV}")
+    store = open_store(url, Path(args.artifacts) if args.artifacts else None)
     with StopOnSignal() as stop:     # from the start: a SIGTERM while loading still ends the run cleanly
         status = execute(store, args.run, stop=stop)
     if stop.exit_code is not None:

@@ -9,17 +9,20 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
+DB_ENV = "PROMPT_STUDIO_DB_URL"   # the child's database URL: in its environment, never in argv (ps shows argv)
 
 
 def spawn(store: Any, run_id: int, log_dir: Path | None = None, preexec_fn: Any = None) -> subprocess.Popen:
-    """``python -m backend.jobs.child`` for ``run_id``; output goes to ``<log_dir>/run-<id>.log``."""
-    cmd = [sys.executable, "-m", "backend.jobs.child", "--db", store.url, "--run", str(run_id),
+    """``python -m backend.jobs.child`` for ``run_id``; output goes to ``<log_dir>/run-<id>.log``. The
+    database URL (and its password) goes through the child's environment: any user can read argv."""
+    cmd = [sys.executable, "-m", "backend.jobs.child", "--run", str(run_id),
            "--artifacts", str(store.artifacts.root)]
     out: Any = subprocess.DEVNULL
     if log_dir is not None:
         log_dir.mkdir(parents=True, exist_ok=True)
         out = open(log_dir / f"run-{run_id}.log", "ab")  # noqa: SIM115 - owned by the child process
     env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    env[DB_ENV] = store.url
     return subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, cwd=str(ROOT), env=env,
                             preexec_fn=preexec_fn)
 

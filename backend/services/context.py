@@ -179,6 +179,11 @@ class StudioContext:
     serving: Any = None  # the Playground's runs server, created on first use (backend.services.playground)
     lock: threading.Lock = field(default_factory=threading.Lock)   # guards creating ``serving``
 
+    def __post_init__(self) -> None:
+        # A run whose process died (kill -9, a reboot) cannot record its end: fail it now, once, so a
+        # studio without a job runner (whose worker would reap it) never shows a dead run as running.
+        self.store.reap_dead_runs()
+
     def close(self) -> None:
         """Stop the job worker this app started (if any) and release the database."""
         if self.jobs is not None and hasattr(self.jobs, "stop"):

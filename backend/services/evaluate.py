@@ -42,6 +42,7 @@ def trained_run(ctx: StudioContext, run_id: int, split: str | None = None, limit
     from backend.data.splitting import check_disjoint
     from backend.evaluate import classification_metrics, gold_indices
     from backend.pipeline import load_split
+    from backend.recording import create_run
     from backend.services.data import confine_config
     from backend.services.playground import attach, server_for
     from backend.services.runs import EVALUATION, is_trained
@@ -56,7 +57,8 @@ def trained_run(ctx: StudioContext, run_id: int, split: str | None = None, limit
     cfg.data.limit = limit or None
     confine_config(ctx, cfg)
     examples = eval_examples(ctx, cfg)
-    check_disjoint(load_split(cfg, "train").examples, examples)   # never score a run on what it learned
+    train = load_split(cfg, "train")
+    check_disjoint(train.examples, examples)   # never score a run on what it learned
     rs = server_for(ctx)
     with rs.lock:
         attach(ctx, rs, info.id)
@@ -68,9 +70,10 @@ def trained_run(ctx: StudioContext, run_id: int, split: str | None = None, limit
     metrics = classification_metrics(gold, pred, classes)
     probs = scores.exp()
     base = ctx.model.get()   # what scored it: the served base (attach checked it is the run's) + its weights hash
-    new_id = ctx.store.create_run(cfg.to_dict(), method=EVALUATION, model_id=base.model_id,
-                                  model_revision=base.revision, parent_run_id=info.id, tags=[EVALUATION], status="running",
-                                  project=info.project)
+    # recorded like every run: the rows it scored and the rows its parent learned from, versions, code
+    new_id = create_run(ctx.store, cfg, method=EVALUATION, loaded=base, verbalizer=served.pm.verbalizer.verbalizer,
+                        train=train.examples, eval=examples, classes=classes, parent_run_id=info.id,
+                        tags=[EVALUATION], project=info.project, how=train.how, counts=train.counts)
     scalars = {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float))}
     ctx.store.append_metrics(new_id, [{"key": f"eval/{k}", "step": 0, "value": v} for k, v in scalars.items()])
     ctx.store.add_predictions(new_id, [{"index": i, "gold": classes[g], "predicted": classes[p],

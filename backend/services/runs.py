@@ -9,9 +9,10 @@ from typing import Any, Sequence
 from backend.errors import StudioError
 from backend.services.context import StudioContext
 from backend.services.results import service, user_error
-from storage import RunInfo, VersionInfo
+from storage import RunInfo
 
 PREDICTION_ROWS = 100      # predictions listed in a run's detail (all of them drill down on Evaluate)
+ECHO_CHARS = 40            # how much of a wrong run label an error message repeats
 EVALUATION = "evaluation"   # the method recorded for "evaluate trained run X on a split" (parent: X)
 PREFIXES = ("final/", "eval/", "")   # a trained run's final dev score first, then the latest evaluation
 
@@ -66,8 +67,10 @@ def is_trained(method: str) -> bool:
 def run_id_of(label: Any) -> int:
     """The id in a picker label such as ``"#12 lora demo (succeeded)"`` (or a bare number)."""
     text = str(label).strip().lstrip("#").split(" ")[0]
-    if not text.isdigit():
-        raise StudioError(f"{label!r} is not a run", field="runs")
+    if not text.isdigit():   # the input may be anything, a megabyte long: only its start is echoed
+        shown = str(label)[:ECHO_CHARS] + ("..." if len(str(label)) > ECHO_CHARS else "")
+        raise StudioError(f"{shown!r} is not a run: pick one from the list (such as '#12 lora demo') or give "
+                          "a run id", field="runs")
     return int(text)
 
 
@@ -86,8 +89,8 @@ def detail(ctx: StudioContext, run_id: int) -> dict[str, Any]:
     preds = ctx.store.get_predictions(r.id)
     versions = {}
     for kind, vid in (("template", r.template_version_id), ("verbalizer", r.verbalizer_version_id)):
-        v = ctx.store.get_version_by_id(vid) if vid is not None else _version_by_content(ctx, kind, r.config)
-        if v is not None:
+        if vid is not None:   # every run records its versions (backend.recording); none only on old runs
+            v = ctx.store.get_version_by_id(vid)
             versions[kind] = {"name": v.name, "version": v.number, "content": v.content, "sha256": v.sha256}
     return {"run": run_row(r), "config": r.config, "versions": versions, "metrics": dict(r.metrics),
             "run_error": r.error,
@@ -118,25 +121,6 @@ def _prediction_row(p: dict[str, Any]) -> dict[str, Any]:
     probs = p.get("probs") if isinstance(p.get("probs"), dict) else {}
     return {"index": p["index"], "gold": p["gold"], "predicted": p["predicted"],
             "confidence": max(probs.values()) if probs else None, "correct": str(p["gold"]) == str(p["predicted"])}
-
-
-def _version_by_content(ctx: StudioContext, kind: str, config: dict[str, Any]) -> VersionInfo | None:
-    """Runs queued through the job runner carry no version ids; their template and label words were
-    saved as versions of the run's name when submitted, so find the version with the same content."""
-    name = config.get("name")
-    if not name or name not in ctx.store.list_names(kind):
-        return None
-    if kind == "template":
-        content = config.get("template", "")
-    else:
-        from backend.pipeline import build_verbalizer
-
-        try:
-            content = build_verbalizer(config.get("verbalizer"), (config.get("data") or {}).get("label_names")
-                                       or []).canonical_json()
-        except StudioError:
-            return None
-    return next((v for v in ctx.store.list_versions(kind, name) if v.content == content), None)
 
 
 @service("runs")

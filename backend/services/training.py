@@ -147,9 +147,12 @@ def _measure(tuned: Any, loaded: Any, batch_examples: list[Any], cfg: RunConfig)
 
 
 def command(ctx: StudioContext, cfg: RunConfig) -> str:
+    """"Copy as command": any studio user sees it, so the database URL is shown without its password."""
+    from storage.paths import redact_url
+
     from backend.services.runconfig import command as cli_command
 
-    return cli_command(cfg, ctx.store.url)
+    return cli_command(cfg, redact_url(ctx.store.url))
 
 
 @service("train")
@@ -159,16 +162,11 @@ def submit(ctx: StudioContext, cfg: RunConfig) -> dict[str, Any]:
         raise ConfigError("zero-shot has nothing to train: use the Evaluate tab", field="method")
     if ctx.jobs is None:
         return user_error("training is not available yet: this build has no job runner", "train")
-    from backend.pipeline import build_verbalizer, record_versions
     from backend.services.data import confine_config
 
     confine_config(ctx, cfg)
     _check_studio_model(ctx, cfg)
-
-    # the run's template and label words become versions (or find their existing ones), as zero-shot
-    # runs do, so the Runs tab can say which versions a run used
-    record_versions(ctx.store, cfg, build_verbalizer(cfg.verbalizer, cfg.data.label_names or []))
-    run_id = ctx.jobs.submit(cfg)
+    run_id = ctx.jobs.submit(cfg)   # recorded like every run (backend.recording): versions now, the rest when it starts
     return {"run_id": run_id, "message": f"Run #{run_id} queued."}
 
 

@@ -16,12 +16,14 @@ import torch
 
 from backend.batching import encode_examples
 from backend.config import RunConfig
+from backend.data.splitting import check_disjoint
 from backend.errors import DatasetError
 from backend.evaluate import evaluate, gold_indices
 from backend.methods import get_method
 from backend.methods.build import TunedModel, build_tuned_model
 from backend.prompts.encode import describe_tokenizer
 from backend.prompts.example import Example
+from backend.prompts.verbalizer import Verbalizer
 from backend.training.artifacts import save_trained
 from backend.training.events import MemorySink, Sink
 from backend.training.loop import TrainData, train_loop
@@ -58,13 +60,33 @@ class RunData:
     dev: list[Example]
     classes: list[str] | None = None
     test: list[Example] | None = None     # final metrics here when given; dev then only selects checkpoints
+    how: str = ""                         # how one source was split into train / dev (recorded with the run)
+    counts: dict[str, int] = field(default_factory=dict)   # train / dev rows of that split
+
+
+# Called once the model is loaded and the rows chosen, before the first step: the caller records the run's
+# lineage there (``backend.recording.record_started``) with (loaded model, data, verbalizer).
+Recorder = Callable[[Any, RunData, Verbalizer], None]
 
 
 def load_run_data(cfg: RunConfig) -> RunData:
     from backend.pipeline import load_train_dev
 
     train, dev = load_train_dev(cfg)   # refuses dev rows that are also training rows
-    return RunData(train=train.examples, dev=dev.examples, classes=train.label_names or dev.label_names)
+    return RunData(train=train.examples, dev=dev.examples, classes=train.label_names or dev.label_names,
+                   how=dev.how, counts=dict(dev.counts))
+
+
+def recorder(store: Any, run_id: int, cfg: RunConfig) -> Recorder:
+    """The ``record`` callback that writes run ``run_id``'s lineage when ``run_training`` has loaded."""
+    from backend.recording import record_started
+
+    def record(loaded: Any, data: RunData, verb: Verbalizer) -> None:
+        record_started(store, run_id, cfg, loaded=loaded, verbalizer=verb, train=data.train,
+                       eval=data.test if data.test is not None else data.dev, classes=list(verb.classes),
+                       how=data.how, counts=data.counts)
+
+    return record
 
 
 def _load_model(cfg: RunConfig) -> Any:
@@ -90,14 +112,16 @@ def scalar_metrics(metrics: dict[str, Any]) -> dict[str, float]:
 
 def run_training(config: RunConfig, *, sink: Sink | None = None, cancel_check: Callable[[], bool] | None = None,
                  resume_from: str | Path | None = None, loaded: Any = None, data: RunData | None = None,
-                 seed: int | None = None) -> TrainResult:
+                 seed: int | None = None, record: Recorder | None = None) -> TrainResult:
     """Train ``config.method`` and evaluate the best checkpoint on the dev split.
 
     ``resume_from``: an output folder of an interrupted run; training continues from its checkpoint
     there (and writes there). ``loaded`` (a LoadedModel) and ``data`` skip loading (tests, sweeps);
     ``seed`` overrides ``config.train.seed`` (the seeds sweep). Cancellation (``cancel_check()`` true)
     is honoured before each optimizer step; the result then has status "cancelled", a last checkpoint is
-    in the output folder and the final evaluation is skipped (its metrics are empty)."""
+    in the output folder and the final evaluation is skipped (its metrics are empty). ``record`` (see
+    ``Recorder``) is how a recorded run gets its lineage; every training refuses dev / test rows that are
+    training rows, whether loaded here or handed in."""
     t0 = time.perf_counter()
     get_method(config.method.name).parse_options(config.method.options)   # fail before loading anything
     sink = sink or MemorySink()
@@ -105,10 +129,15 @@ def run_training(config: RunConfig, *, sink: Sink | None = None, cancel_check: C
     data = data or load_run_data(config)
     if not data.train and config.method.name != "zero-shot":
         raise DatasetError("no training examples (check data.train and data.shots)")
+    check_disjoint(data.train, data.dev)   # a score on rows it learned would measure memorisation
+    if data.test is not None:
+        check_disjoint(data.train, data.test)
     loaded = loaded or _load_model(config)
     out_dir = Path(resume_from or config.train.output_dir or tempfile.mkdtemp(prefix="ps-run-"))
     out_dir.mkdir(parents=True, exist_ok=True)
     tuned = _build(config, loaded, data, seed)
+    if record is not None:
+        record(loaded, data, tuned.verbalizer)
     counts = tuned.counts()
     for k, v in counts.items():
         sink.emit(f"params/{k}", v, 0)

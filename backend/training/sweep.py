@@ -58,9 +58,11 @@ def _seeded(config: RunConfig, seed: int) -> RunConfig:
 def run_seeds(config: RunConfig, seeds: Sequence[int], *, loaded: Any = None,
               data_for_seed: Callable[[RunConfig], RunData] | None = None,
               sink_for_seed: Callable[[int], Sink | None] | None = None,
-              cancel_check: Callable[[], bool] | None = None) -> dict[str, Any]:
+              cancel_check: Callable[[], bool] | None = None, store: Any = None,
+              project: str | None = None) -> dict[str, Any]:
     """Run ``config`` once per seed (few-shot sample and training seed); returns per-seed results and
-    the mean ± std summary. ``data_for_seed`` overrides data loading (default: the config's data)."""
+    the mean ± std summary. ``data_for_seed`` overrides data loading (default: the config's data). With a
+    ``store`` each seed is a recorded run (tagged ``sweep``), with its lineage like any other run."""
     from backend.training.run import _load_model, load_run_data
 
     get_method(config.method.name)
@@ -72,10 +74,30 @@ def run_seeds(config: RunConfig, seeds: Sequence[int], *, loaded: Any = None,
         this = loaded
         if config.method.name in MODIFIES_PLM:
             this = dataclasses.replace(loaded, model=copy.deepcopy(loaded.model))
-        res = run_training(cfg, sink=sink_for_seed(seed) if sink_for_seed else None, cancel_check=cancel_check,
-                           loaded=this, data=data, seed=seed)
+        sink = sink_for_seed(seed) if sink_for_seed else None
+        if store is None:
+            res = run_training(cfg, sink=sink, cancel_check=cancel_check, loaded=this, data=data, seed=seed)
+        else:
+            res = _recorded(store, cfg, sink, cancel_check, this, data, seed, project)
         results.append(res)
         if res.status == "cancelled":
             break
     return {"method": config.method.name, "summary": summarize(results),
             "runs": [r.to_dict() for r in results]}
+
+
+def _recorded(store: Any, cfg: RunConfig, sink: Sink | None, cancel_check: Callable[[], bool] | None,
+              loaded: Any, data: RunData, seed: int, project: str | None) -> TrainResult:
+    """One seed as a run in ``store``, trained here the way a job child trains (``train_recorded``)."""
+    from backend.jobs.child import CancelFlag, train_recorded
+    from backend.jobs.liveness import keep_alive
+    from backend.jobs.paths import run_dir
+    from backend.jobs.queue import submit
+
+    run_id = submit(store, cfg, tags=["sweep"], project=project, status="running")   # no worker may claim it
+    if not cfg.train.output_dir:
+        cfg.train.output_dir = str(run_dir(store, run_id, cfg.to_dict()))
+    with keep_alive(store, run_id):
+        return train_recorded(store, run_id, cfg, out_dir=Path(cfg.train.output_dir), echo=sink,
+                              cancel_check=CancelFlag(store, run_id, also=cancel_check), loaded=loaded,
+                              data=data, seed=seed)
