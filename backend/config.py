@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, get_type_hints
 
+from backend.choices import DEFAULT_MODEL, TRUNCATE_METHODS
 from backend.errors import ConfigError
 from backend.method_options import METHOD_OPTIONS, parse_method_options
 from backend.schema import check, unknown_key
@@ -24,12 +25,11 @@ PATH = {"path": True}                       # a file, folder, builtin:NAME or hu
 SEED = {"min": 0, "max": 2 ** 32 - 1}       # what numpy and torch accept as a seed
 COUNT = 1_000_000_000                       # examples
 CALIBRATIONS = ("content-free", "support")
-TRUNCATE = ("tail", "head", "balanced")
 METRICS = ("accuracy", "macro_f1")          # what evaluate() reports and early stopping can maximise
 
 # The built-in demo run (``python -m backend eval demo``); the studio's demo project opens on the same prompt.
 DEMO_CONFIG: dict[str, Any] = {
-    "model": "smollm2-135m-instruct",
+    "model": DEFAULT_MODEL,
     "data": {"eval": "builtin:movie-reviews", "eval_split": "dev", "train": "builtin:movie-reviews",
              "train_split": "train"},
     "template": ("<|im_start|>user\nIs this movie review positive or negative? Answer with one word.\n"
@@ -100,12 +100,12 @@ class MethodConfig:
 
 @dataclass
 class RunConfig:
-    model: str = field(default="smollm2-135m-instruct", metadata=PATH)
+    model: str = field(default=DEFAULT_MODEL, metadata=PATH)
     data: DataConfig = field(default_factory=DataConfig)
     template: str = field(default="", metadata={"max_len": 100_000})
     verbalizer: Any = None                  # {class: [words]} | [[words], ...] | {"label_words": ..} | "labels" | file
     max_length: int = field(default=256, metadata={"min": 8, "max": 131_072})
-    truncate: str = field(default="tail", metadata={"choices": TRUNCATE})
+    truncate: str = field(default="tail", metadata={"choices": TRUNCATE_METHODS})
     method: MethodConfig = field(default_factory=MethodConfig)
     train: TrainOptions = field(default_factory=TrainOptions)
     eval: EvalOptions = field(default_factory=EvalOptions)

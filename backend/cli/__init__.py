@@ -15,6 +15,7 @@ import os
 import sys
 from typing import Any, Callable, Sequence
 
+from backend.choices import DEFAULT_MODEL, KINDS, TRUNCATE_METHODS
 from backend.errors import StudioError
 
 # command -> module of backend.cli holding ``cmd_<command>``
@@ -48,10 +49,10 @@ def build_parser() -> argparse.ArgumentParser:
     pv.add_argument("--template", required=True)
     pv.add_argument("--example", help="one example as JSON {guid,text_a,text_b,label,meta}")
     pv.add_argument("--examples", help="a JSONL/CSV/TSV/Parquet file of examples")
-    pv.add_argument("--model", default="smollm2-135m-instruct")
-    pv.add_argument("--profile", choices=["masked", "causal", "seq2seq"], help="default: from the model")
+    pv.add_argument("--model", default=DEFAULT_MODEL)
+    pv.add_argument("--profile", choices=KINDS, help="default: from the model")
     pv.add_argument("--max-length", type=_at_least(8), default=256)
-    pv.add_argument("--truncate", default="tail", choices=["tail", "head", "balanced"])
+    pv.add_argument("--truncate", default="tail", choices=TRUNCATE_METHODS)
 
     ev = sub.add_parser("eval", help="zero-shot evaluation of a RunConfig (JSON/YAML); prints metrics JSON")
     ev.add_argument("config", help="config file, or 'demo' for the built-in demo")

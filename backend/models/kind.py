@@ -7,7 +7,7 @@ architecture transformers supports works: ``is_encoder_decoder`` first, then the
 """
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
 from transformers import AutoModelForCausalLM, AutoModelForMaskedLM, AutoModelForSeq2SeqLM
 from transformers.models.auto.modeling_auto import (
@@ -16,10 +16,9 @@ from transformers.models.auto.modeling_auto import (
     MODEL_FOR_SEQ_TO_SEQ_CAUSAL_LM_MAPPING_NAMES,
 )
 
+from backend.choices import KINDS, Kind
 from backend.errors import ModelError
 
-Kind = Literal["masked", "causal", "seq2seq"]
-KINDS: tuple[Kind, ...] = ("masked", "causal", "seq2seq")
 
 AUTO_CLASSES: dict[str, Any] = {
     "masked": AutoModelForMaskedLM,

@@ -24,7 +24,7 @@ from backend.models.tokenizer import load_tokenizer_from
 @dataclass
 class LoadedModel:
     spec: str                     # what the user asked for
-    model_id: str                 # canonical id: "smollm2-135m-instruct", a hub id, or an absolute path
+    model_id: str                 # canonical id: DEFAULT_MODEL, a hub id, or an absolute path
     revision: str                 # sha256 of the GGUF / weight files, or the hub commit
     tokenizer: PreTrainedTokenizerBase
     model: PreTrainedModel        # eval mode, on ``device``, in ``dtype``

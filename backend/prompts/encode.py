@@ -17,11 +17,11 @@ import math
 from dataclasses import dataclass
 from typing import Any, Sequence
 
+from backend.choices import KINDS, TRUNCATE_METHODS
 from backend.errors import EncodingError
 from backend.prompts.wrap import Wrapped
 
-PROFILES = ("masked", "causal", "seq2seq")
-TRUNCATE_METHODS = ("tail", "head", "balanced")
+PROFILES = KINDS   # one encoding profile per model kind
 _SPECIAL_NAMES = {"<mask>": "mask_token", "<eos>": "eos_token", "<bos>": "bos_token",
                   "<sep>": "sep_token", "<cls>": "cls_token"}
 

@@ -14,7 +14,8 @@ from dataclasses import asdict
 from typing import Any, Sequence
 
 from backend.errors import EncodingError, StudioError, TemplateError
-from backend.prompts.encode import TRUNCATE_METHODS, TokenizerInfo, describe_tokenizer, encode, token_views
+from backend.choices import TRUNCATE_METHODS
+from backend.prompts.encode import TokenizerInfo, describe_tokenizer, encode, token_views
 from backend.prompts.example import Example
 from backend.prompts.template import ParsedTemplate, Template, compile_template, parse_template
 from backend.prompts.wrap import Wrapped, wrap

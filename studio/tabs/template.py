@@ -6,7 +6,7 @@ from typing import Any
 
 import gradio as gr
 
-from backend.prompts.encode import TRUNCATE_METHODS
+from backend.choices import TRUNCATE_METHODS
 from backend.services import data as data_service
 from backend.services import preview as preview_service
 from backend.services.context import StudioContext

@@ -1,0 +1,17 @@
+"""The names the config, the engine, the CLI and the studio all choose among, defined once.
+
+A leaf module (it imports nothing) so that the config parser, argparse and the studio's dropdowns can
+use them without loading torch or transformers, and so a new kind or truncation mode is added in one place.
+"""
+from __future__ import annotations
+
+from typing import Literal, get_args
+
+DEFAULT_MODEL = "smollm2-135m-instruct"    # the embedded model (a GGUF shipped in a wheel)
+
+# What a model is, which decides how an example is encoded (backend.prompts.encode's profiles).
+Kind = Literal["masked", "causal", "seq2seq"]
+KINDS: tuple[Kind, ...] = get_args(Kind)
+
+# Where an example too long for max_length loses tokens: its end, its start, or evenly across fields.
+TRUNCATE_METHODS = ("tail", "head", "balanced")
