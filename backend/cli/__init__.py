@@ -19,13 +19,14 @@ from backend.choices import DEFAULT_MODEL, KINDS, TRUNCATE_METHODS
 from backend.errors import StudioError
 
 # command -> module of backend.cli holding ``cmd_<command>``
-COMMANDS = {"preview": "preview", "eval": "eval", "train": "train", "worker": "serve", "predict": "serve"}
+COMMANDS = {"preview": "preview", "eval": "eval", "train": "train", "worker": "serve", "predict": "serve",
+            "compare": "workbench", "search-words": "workbench", "kpt": "workbench"}
 
 
 def command(name: str) -> Callable[[argparse.Namespace], int]:
     """The function that runs ``python -m backend NAME``, its module imported now (not at ``--help``)."""
     module = importlib.import_module(f"backend.cli.{COMMANDS[name]}")
-    return getattr(module, f"cmd_{name}")
+    return getattr(module, f"cmd_{name.replace('-', '_')}")
 
 
 def _at_least(low: int) -> Any:
@@ -78,6 +79,22 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--text", action="append", required=True)
     pr.add_argument("--text-b")
     pr.add_argument("--db")
+
+    cp = sub.add_parser("compare", help="score templates x verbalizers on the config's evaluation rows "
+                                        "(paired 95%% intervals, McNemar against --baseline)")
+    cp.add_argument("config")
+    cp.add_argument("--template", action="append", help="a template to compare (repeat); default: the config's")
+    cp.add_argument("--verbalizer", action="append",
+                    help="label words as JSON or a file (repeat); default: the config's")
+    cp.add_argument("--baseline", type=_at_least(0), default=0, help="index of the combination to test against")
+    cp.add_argument("--limit", type=_at_least(1), help="compare on the first N evaluation rows")
+    sw = sub.add_parser("search-words", help="automatic label words from the config's training rows")
+    sw.add_argument("config")
+    sw.add_argument("--pool", type=_at_least(1), default=50, help="most likely tokens per class considered")
+    sw.add_argument("--keep", type=_at_least(1), default=5, help="candidates per class kept for the joint search")
+    kp = sub.add_parser("kpt", help="knowledgeable verbalizer: the config's words expanded and refined")
+    kp.add_argument("config")
+    kp.add_argument("--neighbours", type=_at_least(1), default=20, help="embedding neighbours per class")
     return p
 
 

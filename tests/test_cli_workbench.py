@@ -1,0 +1,58 @@
+"""``python -m backend compare | search-words | kpt`` on a tiny model saved to disk (in process)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from backend.cli import main
+from tests.tiny import tiny_model
+
+
+@pytest.fixture(scope="module")
+def config_file(tmp_path_factory, bert_tok) -> Path:
+    root = tmp_path_factory.mktemp("wbcli")
+    tiny_model("masked", bert_tok).model.save_pretrained(root / "model")
+    bert_tok.save_pretrained(root / "model")
+    words = [("great fun", "positive"), ("awful mess", "negative"), ("lovely film", "positive"),
+             ("boring junk", "negative")]
+    train = [{"text_a": f"this was a {w} {i}", "label": lab} for i, (w, lab) in enumerate(words * 2)]
+    dev = [{"text_a": f"honestly a {w}, take {i}", "label": lab} for i, (w, lab) in enumerate(words * 3)]
+    (root / "train.jsonl").write_text("\n".join(json.dumps(r) for r in train))
+    (root / "dev.jsonl").write_text("\n".join(json.dumps(r) for r in dev))
+    cfg = {"model": str(root / "model"), "template": "{text_a} It was {mask}.",
+           "verbalizer": {"negative": ["bad"], "positive": ["good"]},
+           "data": {"train": str(root / "train.jsonl"), "eval": str(root / "dev.jsonl")}}
+    path = root / "run.json"
+    path.write_text(json.dumps(cfg))
+    return path
+
+
+def test_compare_prints_one_row_per_combination(config_file, capsys):
+    rc = main(["compare", str(config_file), "--template", "{text_a} It was {mask}.", "--template",
+               "Review: {text_a} {mask}", "--verbalizer", '{"negative": ["bad"], "positive": ["good"]}',
+               "--verbalizer", '{"negative": ["awful", "bad"], "positive": ["great"]}', "--baseline", "1"])
+    assert rc == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["rows"] == 12 and out["forwards"] == 2
+    for table in (out["uncalibrated"], out["calibrated"]):
+        assert [(r["template"], r["verbalizer"]) for r in table] == [("t1", "v1"), ("t1", "v2"), ("t2", "v1"),
+                                                                     ("t2", "v2")]
+        assert table[1]["vs_baseline"] is None and table[0]["vs_baseline"]["p_value"] <= 1
+
+
+def test_search_words_and_kpt_print_a_usable_verbalizer(config_file, capsys):
+    assert main(["search-words", str(config_file), "--pool", "10", "--keep", "2"]) == 0
+    found = json.loads(capsys.readouterr().out)
+    assert found["rows"] == 8 and set(found["best"]) == {"negative", "positive"}
+    assert main(["kpt", str(config_file), "--neighbours", "5"]) == 0
+    kpt = json.loads(capsys.readouterr().out)
+    assert kpt["verbalizer"]["label_words"]["negative"][0] == "bad"
+
+
+def test_mistakes_are_one_line_and_exit_2(config_file, capsys):
+    assert main(["compare", str(config_file), "--verbalizer", "{not json"]) == 2
+    assert "--verbalizer is not valid JSON" in capsys.readouterr().err
+    assert main(["compare", str(config_file), "--baseline", "5"]) == 2
+    assert "--baseline must be between 0 and 0" in capsys.readouterr().err
