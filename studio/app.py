@@ -124,12 +124,9 @@ def make_context(args: argparse.Namespace) -> StudioContext:
     store = open_store(url, None if url.startswith("sqlite:///") else home / "artifacts")
     ctx = StudioContext(store=store, model=ModelSlot(args.model or DEFAULT_MODEL), data_dir=home,
                         max_upload_mb=args.max_upload_mb)
-    try:
-        from backend.services.jobs import JobRunner
+    from backend.services.jobs import JobRunner
 
-        ctx.jobs = JobRunner(store, log_dir=home / "logs", project=ctx.project).start()
-    except ImportError:  # a build without the job runner: the Train tab says training is not available
-        log.warning("no job runner in this build; training is disabled")
+    ctx.jobs = JobRunner(store, log_dir=home / "logs", project=ctx.project).start()
     return ctx
 
 

@@ -58,10 +58,7 @@ class Shared:
         from backend.services import project
 
         opening = project.bootstrap(ctx)
-        try:
-            default = data_service.default_selection()
-        except ImportError:
-            default = {}
+        default = data_service.default_selection()
         with gr.Row():
             gr.Markdown("## Prompt Studio", elem_id="ps-title")
             banner = gr.HTML(banner_html(ctx.model.status()), elem_id="ps-banner")

@@ -57,6 +57,13 @@ def test_data_dir_and_db_url(tmp_path):
         ctx.close()
 
 
+def test_a_broken_import_is_not_hidden_as_a_missing_feature(tmp_path, monkeypatch):
+    """A job runner that fails to import is a bug to see, not a studio that quietly cannot train."""
+    monkeypatch.setitem(sys.modules, "backend.services.jobs", None)   # importing it raises ImportError
+    with pytest.raises(ImportError):
+        make_context(parse_args(["--data-dir", str(tmp_path / "home")]))
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -14,13 +14,17 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from backend.errors import ModelError
 from backend.models import DEFAULT_MODEL, LoadedModel
 from backend.prompts.encode import TokenizerInfo, describe_tokenizer
 from backend.prompts.tokencache import MemoTokenizer
 from storage import Store
+
+if TYPE_CHECKING:   # annotations only: both modules import this one
+    from backend.services.jobs import JobRunner
+    from backend.services.playground import RunsServer
 
 log = logging.getLogger(__name__)
 
@@ -175,8 +179,8 @@ class StudioContext:
     datasets: DatasetCache = field(default_factory=DatasetCache)
     project: str = "demo"
     max_upload_mb: float = 50.0
-    jobs: Any = None     # the job runner (backend.services.jobs.JobRunner), when the app starts one
-    serving: Any = None  # the Playground's runs server, created on first use (backend.services.playground)
+    jobs: JobRunner | None = None        # the job runner; the app always starts one, a test may not
+    serving: RunsServer | None = None    # the Playground's runs server, created on first use
     lock: threading.Lock = field(default_factory=threading.Lock)   # guards creating ``serving``
 
     def __post_init__(self) -> None:

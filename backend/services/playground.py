@@ -80,10 +80,7 @@ def predict(ctx: StudioContext, text: str, run_ids: Sequence[int], text_b: str =
         return user_error("pick at least one trained run", "runs")
     if len(ids) > MAX_RUNS:
         return user_error(f"compare at most {MAX_RUNS} runs at once", "runs")
-    try:
-        rs = server_for(ctx)
-    except ImportError:
-        return user_error("serving trained runs is not available yet in this build", "runs")
+    rs = server_for(ctx)
     out = []
     with rs.lock:
         for run_id in ids:
