@@ -3,8 +3,9 @@
 A run is reproducible from its config alone. Parsing is strict: an unknown key or a value of the wrong
 type is reported by its dotted path (``data.shots: expected an integer, got 'sixteen'``), never ignored.
 Every number declares its range and every enumeration its choices on the field (``metadata``, checked by
-``backend.schema.check``), and the method's options are checked against their declarations
-(``backend.method_options``), so a config that parses is one a worker can start — whoever submitted it.
+``backend.schema.check``), and the method's options are checked against the method's own declarations
+(its class in ``backend.methods.REGISTRY``, which imports no torch), so a config that parses is one a
+worker can start — whoever submitted it.
 """
 from __future__ import annotations
 
@@ -15,11 +16,9 @@ from typing import Any, get_type_hints
 
 from backend.choices import DEFAULT_MODEL, TRUNCATE_METHODS
 from backend.errors import ConfigError
-from backend.method_options import METHOD_OPTIONS, parse_method_options
+from backend.methods import get_method
 from backend.schema import check, unknown_key
-from backend.textcheck import brief
 
-METHODS = tuple(METHOD_OPTIONS)
 # Ranges are declared on each field (``metadata``) and checked by ``_build`` at parse time; see backend.schema.
 PATH = {"path": True}                       # a file, folder, builtin:NAME or hub id
 SEED = {"min": 0, "max": 2 ** 32 - 1}       # what numpy and torch accept as a seed
@@ -128,10 +127,8 @@ class RunConfig:
                 raise ConfigError("method: expected an object like {\"name\": \"lora\", \"r\": 8}")
             opts = dict(method)
             name = opts.pop("name", "zero-shot")
-            if name not in METHODS:
-                raise ConfigError(f"method.name: unknown method {brief(name)}; choose one of {', '.join(METHODS)}")
             # Checked here, not first in the worker: a run that cannot start is never queued.
-            parse_method_options(name, opts)
+            get_method(name).parse_options(opts)
             cfg.method = MethodConfig(name=name, options=opts)
         cfg.validate()
         return cfg

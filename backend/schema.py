@@ -33,7 +33,8 @@ INT_BOUND = 2 ** 63          # ints in free-form values: JSON/SQL integers, and 
 
 @dataclass(frozen=True)
 class Option:
-    """One declared option of a tuning method: its type (a typing hint), default and bounds."""
+    """One declared option of a tuning method: its type (a typing hint), default and bounds, and what a
+    form shows: ``label`` (human name), ``doc`` (when to change it) and ``advanced`` (folded away)."""
 
     type: Any
     default: Any = None
@@ -45,6 +46,8 @@ class Option:
     max_len: int | None = None
     doc: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+    label: str = ""
+    advanced: bool = False
 
     def bounds(self) -> dict[str, Any]:
         """The bounds as ``check``'s ``meta``."""

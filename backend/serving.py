@@ -1,8 +1,9 @@
 """Serving several trained runs on one loaded base model, switched per request.
 
-Prompt-based runs (zero-shot, soft prompts, prompt tuning, P-tuning) only add rows in front of the
-frozen model, and prefix runs only add a PEFT wrapper that injects nothing, so they share the base as
-is. LoRA (or IA3) runs become named adapters of one PEFT host model (loaded from each run's PEFT
+Each method's class says how its runs are served (``serving``, one of ``backend.methods.base.SERVING``);
+``attach`` follows it. Prompt-based runs (zero-shot, soft prompts, prompt tuning, P-tuning) only add
+rows in front of the frozen model, and prefix runs only add a PEFT wrapper that injects nothing, so they
+share the base as is. LoRA (or IA3) runs become named adapters of one PEFT host model (loaded from each run's PEFT
 adapter folder); a request selects its adapter with ``set_adapter`` and every other request runs with
 the adapters disabled. Bottleneck-adapter runs hook their blocks onto the shared base, switched off
 except for their own requests. BitFit runs keep their biases aside and swap them in for their own
@@ -30,6 +31,7 @@ from storage.paths import safe_join
 
 from backend.batching import EncodeSettings, collate, encode_examples
 from backend.errors import ConfigError
+from backend.methods import get_method
 from backend.methods.heads import attach_soft_verbalizer
 from backend.prompt_model import PromptModel
 from backend.prompts.encode import describe_tokenizer
@@ -40,16 +42,13 @@ from backend.prompts.verbalizer import Verbalizer, compile_verbalizer, parse_ver
 from backend.training.artifacts import load_trained, read_run_meta
 from backend.training.checkpoint import load_trainable_state
 
-SHARED = ("zero-shot", "soft-prompt", "prompt-tuning", "p-tuning", "prefix-tuning")
-HOSTED = ("lora", "ia3")
-
 
 @dataclass
 class Served:
     pm: PromptModel
     meta: dict[str, Any]
     adapter: str | None = None         # PEFT adapter name on the host
-    gates: list[Any] = field(default_factory=list)                  # AdapterSets switched on for this run
+    gates: list[Any] = field(default_factory=list)                  # hooked blocks switched on for this run
     biases: list[tuple[torch.nn.Parameter, torch.Tensor]] = field(default_factory=list)   # BitFit: swapped in
 
 
@@ -76,23 +75,28 @@ class MultiRunServer:
         if meta["kind"] != self.kind:
             raise ConfigError(f"run {key!r} was trained on a {meta['kind']} model; this server holds a "
                               f"{self.kind} model", field="run")
-        method = meta["method"]
-        if method in SHARED:
-            tuned = load_trained(run_dir, self.base, self.tokenizer)
-            self.runs[key] = Served(tuned.pm, meta)
-        elif method in HOSTED:
-            self.runs[key] = self._attach_hosted(key, meta)
-        elif method == "adapter":
-            tuned = load_trained(run_dir, self.base, self.tokenizer)
-            gate = tuned.pm.adapters
+        serving = get_method(meta["method"]).serving
+        if serving == "shared":
+            served = Served(load_trained(run_dir, self.base, self.tokenizer).pm, meta)
+        elif serving == "peft-host":
+            served = self._attach_hosted(key, meta)
+        elif serving == "hooks":
+            served = self._attach_hooks(run_dir, meta)
+        elif serving == "biases":
+            served = self._attach_bitfit(meta)
+        else:   # "own-copy"
+            served = Served(load_trained(run_dir, copy.deepcopy(self.base), self.tokenizer).pm, meta)
+        served.pm.eval()
+        self.runs[key] = served
+
+    def _attach_hooks(self, run_dir: str | Path, meta: dict[str, Any]) -> Served:
+        """Blocks hooked onto the shared base (bottleneck adapters): the run's own submodules (beside the
+        base) with an ``active`` switch, off except during the run's own requests."""
+        pm = load_trained(run_dir, self.base, self.tokenizer).pm
+        gates = [m for n, m in pm.named_children() if n != "plm" and isinstance(getattr(m, "active", None), bool)]
+        for gate in gates:
             gate.active = False
-            self.runs[key] = Served(tuned.pm, meta, gates=[gate])
-        elif method == "bitfit":
-            self.runs[key] = self._attach_bitfit(meta)
-        else:
-            tuned = load_trained(run_dir, copy.deepcopy(self.base), self.tokenizer)
-            self.runs[key] = Served(tuned.pm, meta)
-        self.runs[key].pm.eval()
+        return Served(pm, meta, gates=gates)
 
     def _attach_hosted(self, key: str, meta: dict[str, Any]) -> Served:
         adapter_dir = Path(meta["_dir"]) / "adapter"

@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 from backend.config import RunConfig
 from backend.errors import ConfigError
-from backend.method_options import METHOD_OPTIONS, schema
+from backend.methods import REGISTRY
 
 ROOT = Path(__file__).resolve().parents[1]
 BASE = {"template": "{text_a} It was {mask}.", "verbalizer": {"neg": ["bad"], "pos": ["good"]},
@@ -39,7 +39,7 @@ def _paths(cls: type, prefix: str = "") -> list[str]:
 
 
 PATHS = _paths(RunConfig)
-OPTION_KEYS = sorted({k for m in METHOD_OPTIONS for k in schema(m)}) + ["rank", ""]
+OPTION_KEYS = sorted({k for cls in REGISTRY.values() for k in cls.schema()}) + ["rank", ""]
 
 surrogates = st.sampled_from(["\ud800", "\udfff", "a\udc80b", "\ud83d"])
 texts = st.one_of(st.text(max_size=30), surrogates, st.just("x" * 200_000), st.just("a\0b"),
@@ -72,7 +72,7 @@ def configs(draw: st.DrawFn) -> object:
         if kind <= 1:
             _set(raw, draw(st.sampled_from(PATHS)), draw(values))
         elif kind == 2:
-            method = {"name": draw(st.one_of(st.sampled_from(list(METHOD_OPTIONS)), values))}
+            method = {"name": draw(st.one_of(st.sampled_from(list(REGISTRY)), values))}
             for key in draw(st.lists(st.sampled_from(OPTION_KEYS), max_size=3)):
                 method[key] = draw(values)
             raw["method"] = draw(st.one_of(st.just(method), values))

@@ -15,10 +15,18 @@ from backend.services.testing import make_context, on_disk, with_jobs
 
 def test_catalogue_lists_every_trainable_method_with_typed_options():
     cat = {m["name"]: m for m in training.methods()}
-    assert {"prompt-tuning", "p-tuning", "prefix-tuning", "lora", "adapter", "bitfit", "ia3", "full"} <= set(cat)
+    assert list(cat) == ["prompt-tuning", "soft-prompt", "p-tuning", "prefix-tuning", "lora", "adapter", "bitfit",
+                         "ia3", "full"]                       # the picker's order; zero-shot trains nothing
     lora = {o["key"]: o for o in cat["lora"]["options"]}
-    assert lora["r"] == {"key": "r", "type": "int", "default": 8} and lora["target_modules"]["type"] == "list"
-    assert "head" in lora and cat["lora"]["default_lr"] > 0
+    assert lora["r"] == {"key": "r", "type": "int", "default": 8, "min": 1, "max": 4096, "label": "Rank",
+                         "help": lora["r"]["help"], "advanced": False, "common": False}
+    assert "raise it" in lora["r"]["help"]
+    assert lora["alpha"]["gt"] == 0 and lora["dropout"]["lt"] == 1 and lora["dropout"]["advanced"] is True
+    assert lora["target_modules"]["type"] == "list" and lora["target_modules"]["default"] is None
+    assert lora["head"]["choices"] == ["words", "soft"] and lora["head"]["common"] is True
+    assert cat["lora"]["default_lr"] == 5e-4 and cat["lora"]["label"].startswith("LoRA")
+    assert cat["lora"]["kinds"] == ["masked", "causal", "seq2seq"] and cat["lora"]["description"]
+    assert json.loads(json.dumps(list(cat.values()))) == list(cat.values())   # plain JSON, as the studio needs
 
 
 def test_option_values_keep_only_changes_and_type_them():

@@ -5,76 +5,35 @@ transformers 5, so this is ~60 lines instead: a down-project / nonlinearity / up
 the output of a sublayer, with the up-projection initialised to zero so the model is unchanged at step 0.
 Houlsby places one after the attention output and one after the feed-forward output of every layer,
 Pfeiffer only after the feed-forward output. Sublayers are found by name across BERT-, Llama-, GPT- and
-T5-style models; the adapters are applied with forward hooks, so the PLM's own code is untouched.
+T5-style models; the adapters are applied with forward hooks, so the PLM's own code is untouched. The
+blocks themselves are in ``backend/methods/adapter_blocks.py`` (torch, imported when ``prepare`` runs).
 """
 from __future__ import annotations
 
-import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
-from torch import nn
-
-from backend.errors import ConfigError
-from backend.method_options import METHOD_OPTIONS
 from backend.methods.base import Method, MethodContext
-from backend.prompt_model import PromptModel
+from backend.schema import Option
 
-ATTN_OUT = re.compile(r"(attention\.output\.dense|self_attn\.o_proj|SelfAttention\.o|attn\.c_proj|attn\.out_proj)$")
-FFN_OUT = re.compile(r"(layer\.\d+\.output\.dense|mlp\.down_proj|DenseReluDense\.wo|mlp\.c_proj|mlp\.fc2|mlp\.dense_4h_to_h)$")
-
-
-class Bottleneck(nn.Module):
-    def __init__(self, dim: int, bottleneck: int) -> None:
-        super().__init__()
-        self.down = nn.Linear(dim, bottleneck)
-        self.up = nn.Linear(bottleneck, dim)
-        nn.init.normal_(self.down.weight, std=1e-2)
-        nn.init.zeros_(self.down.bias)
-        nn.init.zeros_(self.up.weight)
-        nn.init.zeros_(self.up.bias)
-
-    def forward(self, h: torch.Tensor) -> torch.Tensor:
-        return h + self.up(torch.relu(self.down(h.to(self.down.weight.dtype)))).to(h.dtype)
-
-
-def adapter_sites(model: nn.Module, style: str) -> list[tuple[str, nn.Linear]]:
-    """(name, module) of every sublayer output that gets an adapter, in model order."""
-    pats = [FFN_OUT] if style == "pfeiffer" else [ATTN_OUT, FFN_OUT]
-    return [(n, m) for n, m in model.named_modules()
-            if isinstance(m, nn.Linear) and any(p.search(n) for p in pats)]
-
-
-class AdapterSet(nn.Module):
-    """The adapters of one model, keyed by the sublayer they follow; owns the hooks that apply them."""
-
-    def __init__(self, model: nn.Module, style: str, bottleneck: int) -> None:
-        super().__init__()
-        sites = adapter_sites(model, style)
-        if not sites:
-            raise ConfigError("adapter: no attention / feed-forward output layers found in this architecture",
-                              field="method")
-        self.blocks = nn.ModuleDict()
-        self._handles = []
-        # Serving keeps several runs' adapters on one base and switches them per request (backend.serving).
-        self.active = True
-        for name, mod in sites:
-            key = name.replace(".", "__")
-            block = Bottleneck(mod.out_features, bottleneck).to(mod.weight.device)
-            self.blocks[key] = block
-            self._handles.append(mod.register_forward_hook(
-                lambda _m, _a, out, b=block: b(out) if self.active else out))
-
-    def remove(self) -> None:
-        for h in self._handles:
-            h.remove()
-        self._handles = []
+if TYPE_CHECKING:
+    from backend.prompt_model import PromptModel
 
 
 class Adapter(Method):
     name = "adapter"
+    label = "Adapters (small bottleneck layers)"
+    description = "small bottleneck layers after the attention / feed-forward outputs (Houlsby, Pfeiffer)"
     default_lr = 1e-3
-    options = METHOD_OPTIONS[name]
+    serving = "hooks"
+    options = {
+        "style": Option(str, "pfeiffer", choices=("houlsby", "pfeiffer"), label="Style",
+                        doc="pfeiffer: one adapter per layer (after the feed-forward); houlsby: two, more "
+                            "capacity and cost"),
+        "bottleneck": Option(int, 64, min=1, max=65_536, label="Bottleneck size",
+                             doc="width of each adapter; raise it when the task needs more capacity"),
+    }
 
     def prepare(self, pm: PromptModel, opts: dict[str, Any], ctx: MethodContext) -> None:
+        from backend.methods.adapter_blocks import AdapterSet
+
         pm.add_module("adapters", AdapterSet(pm.plm, opts["style"], opts["bottleneck"]))

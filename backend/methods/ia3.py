@@ -1,22 +1,31 @@
 """IA3 through PEFT (learned rescaling of keys, values and the feed-forward activations)."""
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from peft import IA3Config
+from backend.methods.base import Method, MethodContext, modules_option
 
-from backend.method_options import METHOD_OPTIONS
-from backend.methods.base import Method, MethodContext
-from backend.methods.peft_util import wrap_with_peft
-from backend.prompt_model import PromptModel
+if TYPE_CHECKING:
+    from backend.prompt_model import PromptModel
 
 
 class IA3(Method):
     name = "ia3"
+    label = "IA3 (learned rescaling of activations)"
+    description = "learned rescaling of keys, values and feed-forward activations (PEFT): the fewest parameters"
     default_lr = 3e-3
     uses_peft = True
-    options = METHOD_OPTIONS[name]
+    serving = "peft-host"
+    options = {
+        "target_modules": modules_option("which layers get rescaled; empty: PEFT's default for the model"),
+        "feedforward_modules": modules_option("which of them are feed-forward layers (their inputs are "
+                                              "rescaled); empty: PEFT's default", "Feed-forward modules"),
+    }
 
     def prepare(self, pm: PromptModel, opts: dict[str, Any], ctx: MethodContext) -> None:
+        from peft import IA3Config
+
+        from backend.methods.peft_util import wrap_with_peft
+
         wrap_with_peft(pm, IA3Config(target_modules=opts["target_modules"],
                                      feedforward_modules=opts["feedforward_modules"]))

@@ -12,17 +12,18 @@ reparameterisation) the MLP's last layer is solved (min-norm least squares) to o
 from __future__ import annotations
 
 import re
-from typing import Any
-
-import torch
-from peft import PrefixTuningConfig
-from torch import nn
+from typing import TYPE_CHECKING, Any
 
 from backend.errors import ConfigError
-from backend.method_options import METHOD_OPTIONS
-from backend.methods.base import Method, MethodContext
-from backend.methods.peft_util import wrap_with_peft
-from backend.prompt_model import PromptModel
+from backend.methods.base import HIDDEN, Method, MethodContext
+from backend.methods.soft import num_tokens_option
+from backend.schema import Option
+
+if TYPE_CHECKING:      # torch and PEFT are imported where they run: describing the method stays cheap
+    import torch
+    from torch import nn
+
+    from backend.prompt_model import PromptModel
 
 DEFAULT_TEXT = "The following is a short English text, followed by a one-word answer."
 _KEY = re.compile(r"(^|\.)(k_proj|key|k)$")
@@ -32,6 +33,8 @@ _CROSS = re.compile(r"(EncDec|cross|crossattention|decoder)", re.I)
 
 def _prefix_ids(tokenizer: Any, text: str, n: int) -> torch.Tensor:
     """``n`` token ids from real text (tiled if the text is short)."""
+    import torch
+
     ids: list[int] = []
     for t in (text, DEFAULT_TEXT):
         ids += tokenizer(" " + t, add_special_tokens=False)["input_ids"]
@@ -48,6 +51,9 @@ def _cache_kv(model: nn.Module, ids: torch.Tensor) -> list[tuple[torch.Tensor, t
 
 
 def _projection_kv(model: nn.Module, ids: torch.Tensor, kind: str) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    import torch
+    from torch import nn
+
     keys: list[torch.Tensor] = []
     values: list[torch.Tensor] = []
     handles = []
@@ -72,6 +78,8 @@ def activation_prefix(model: nn.Module, kind: str, ids: torch.Tensor, num_layers
                       token_dim: int) -> torch.Tensor | None:
     """(n, num_layers * 2 * token_dim) in PEFT's layout [K_0, V_0, K_1, V_1, ...], or None if this
     architecture's attention projections cannot be found."""
+    import torch
+
     ids = ids.to(next(model.parameters()).device)
     with torch.no_grad():
         if kind == "causal":
@@ -86,6 +94,8 @@ def activation_prefix(model: nn.Module, kind: str, ids: torch.Tensor, num_layers
 
 
 def _load_into_encoder(encoder: nn.Module, target: torch.Tensor) -> None:
+    import torch
+
     with torch.no_grad():
         if getattr(encoder, "prefix_projection", False) and hasattr(encoder, "transform"):
             first, last = encoder.transform[0], encoder.transform[-1]
@@ -100,11 +110,34 @@ def _load_into_encoder(encoder: nn.Module, target: torch.Tensor) -> None:
 
 class PrefixTuning(Method):
     name = "prefix-tuning"
+    label = "Prefix tuning / P-tuning v2 (soft keys and values in every layer)"
+    description = "trainable keys and values at every layer (PEFT), started from the model's own activations"
     default_lr = 5e-3
     uses_peft = True
-    options = METHOD_OPTIONS[name]
+    serving = "shared"          # PEFT's prefix wrapper injects nothing into the base's weights
+    options = {
+        "num_tokens": num_tokens_option(16),
+        "projection": Option(bool, False, label="Reparameterise through an MLP",
+                             doc="P-tuning v2's projection: can train more stably on larger models, costs memory"),
+        "projection_hidden": Option(int, 512, **HIDDEN, label="Projection hidden size", advanced=True,
+                                    doc="width of the projection MLP (with projection on)"),
+        "init": Option(str, "activations", choices=("activations", "random"), label="Start the prefix from",
+                       advanced=True, doc="activations: the model's own keys/values for init_text (learns from "
+                                          "few examples); random: PEFT's initialisation"),
+        "init_text": Option(str | None, None, max_len=10_000, label="Initialisation text", advanced=True,
+                            doc="neutral text whose activations start the prefix; empty: an instruction-like "
+                                "default sentence"),
+    }
+
+    def reload_options(self, opts: dict[str, Any]) -> dict[str, Any]:
+        """A trained prefix replaces its initialisation: skip the forward pass that computes it."""
+        return dict(opts, init="random")
 
     def prepare(self, pm: PromptModel, opts: dict[str, Any], ctx: MethodContext) -> None:
+        from peft import PrefixTuningConfig
+
+        from backend.methods.peft_util import wrap_with_peft
+
         base = pm.plm
         peft_model = wrap_with_peft(pm, PrefixTuningConfig(
             num_virtual_tokens=opts["num_tokens"], prefix_projection=opts["projection"],

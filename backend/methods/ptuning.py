@@ -7,58 +7,43 @@ reads real tokens from the start and the reparameterisation only learns a correc
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
-from torch import nn
+from backend.errors import ConfigError
+from backend.methods.base import HIDDEN, Method, MethodContext
+from backend.methods.soft import INIT_TEXT, check_soft_init, init_option, init_rows, num_tokens_option, soft_prefix
+from backend.schema import Option
 
-from backend.method_options import METHOD_OPTIONS
-from backend.methods.base import Method, MethodContext
-from backend.methods.soft import init_rows, soft_prefix
-from backend.prompt_model import PromptModel
-
-class PTuningEncoder(nn.Module):
-    """``forward(soft_token_ids)`` -> rows, like the nn.Embedding it replaces (row 0 unused)."""
-
-    def __init__(self, rows: torch.Tensor, encoder: str, hidden: int, residual: bool) -> None:
-        super().__init__()
-        dim = rows.shape[1]
-        self.embedding = nn.Embedding.from_pretrained(rows.detach().clone().float(), freeze=False)
-        self.encoder = encoder
-        self.residual = residual
-        if encoder == "lstm":
-            self.lstm = nn.LSTM(dim, hidden // 2, num_layers=2, bidirectional=True, batch_first=True)
-            mlp_in = hidden
-        else:
-            self.lstm = None
-            mlp_in = dim
-        self.mlp = nn.Sequential(nn.Linear(mlp_in, hidden), nn.ReLU(), nn.Linear(hidden, dim))
-        if residual:
-            nn.init.zeros_(self.mlp[-1].weight)
-            nn.init.zeros_(self.mlp[-1].bias)
-
-    @property
-    def weight(self) -> torch.Tensor:
-        """The current soft rows (what PromptModel would read from an nn.Embedding)."""
-        return self.table()
-
-    def table(self) -> torch.Tensor:
-        x = self.embedding.weight[1:].unsqueeze(0)               # 1, S, H: one sequence of soft tokens
-        h = self.lstm(x)[0] if self.lstm is not None else x
-        out = self.mlp(h)
-        if self.residual:
-            out = out + x
-        return torch.cat([self.embedding.weight[:1], out[0]], dim=0)
-
-    def forward(self, ids: torch.Tensor) -> torch.Tensor:
-        return nn.functional.embedding(ids, self.table())
+if TYPE_CHECKING:
+    from backend.prompt_model import PromptModel
 
 
 class PTuning(Method):
     name = "p-tuning"
+    label = "P-tuning (soft tokens from a small encoder)"
+    description = "soft tokens produced by an LSTM / MLP encoder, saved whole with the run"
     trains_soft_tokens = True
     default_lr = 3e-3
-    options = METHOD_OPTIONS[name]
+    modifies_base = False
+    serving = "shared"
+    options = {
+        "encoder": Option(str, "lstm", choices=("lstm", "mlp"), label="Encoder",
+                          doc="lstm (the paper's) relates the tokens to each other; mlp is smaller and faster"),
+        "hidden_size": Option(int | None, None, **HIDDEN, label="Encoder hidden size", advanced=True,
+                              doc="empty: the model's hidden size; lower it to save memory (even for lstm)"),
+        "residual": Option(bool, True, label="Residual (start at the initial rows)", advanced=True,
+                           doc="on: the encoder learns a correction of vocabulary-initialised rows, so step 0 "
+                               "reads real tokens; off: the paper's plain encoder"),
+        "num_tokens": num_tokens_option(8),
+        "init": init_option("vocab"),
+        "init_text": INIT_TEXT,
+    }
+
+    def check_options(self, opts: dict[str, Any]) -> None:
+        check_soft_init(opts)
+        if opts["encoder"] == "lstm" and opts["hidden_size"] is not None and opts["hidden_size"] % 2:
+            # a bidirectional LSTM of hidden_size // 2 per direction feeds an MLP expecting hidden_size
+            raise ConfigError(f"method.hidden_size: must be even for the lstm encoder, got {opts['hidden_size']}")
 
     def template_text(self, text: str, opts: dict[str, Any]) -> str:
         """Templates without soft tokens get ``num_tokens`` prepended (P-tuning needs some to encode)."""
@@ -72,5 +57,7 @@ class PTuning(Method):
         init_rows(pm, ids, opts["init"], opts["init_text"], ctx.tokenizer)
         rows = pm.soft_embedding.weight
         hidden = opts["hidden_size"] or rows.shape[1]
+        from backend.methods.ptuning_encoder import PTuningEncoder
+
         enc = PTuningEncoder(rows, opts["encoder"], hidden, opts["residual"]).to(rows.device)
         pm.soft_embedding = enc  # type: ignore[assignment]  # same call contract as nn.Embedding

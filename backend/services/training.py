@@ -17,40 +17,20 @@ from backend.errors import ConfigError
 from backend.services.context import StudioContext
 from backend.services.results import service, user_error
 
-# What the picker shows, in order, for each registered method.
-LABELS = {
-    "prompt-tuning": "Soft prompt (prompt tuning: soft tokens before the input)",
-    "soft-prompt": "Soft tokens written in the template ({soft})",
-    "p-tuning": "P-tuning (soft tokens from a small encoder)",
-    "prefix-tuning": "Prefix tuning / P-tuning v2 (soft keys and values in every layer)",
-    "lora": "LoRA (low-rank updates to the attention weights)",
-    "adapter": "Adapters (small bottleneck layers)",
-    "bitfit": "BitFit (biases only)",
-    "ia3": "IA3 (learned rescaling of activations)",
-    "full": "Full fine-tuning (every weight)",
-}
 DEFAULT_METHOD = "prompt-tuning"
 # Defaults that learn on a small dataset in a few minutes on a CPU (the methods pick their own lr).
 DEFAULT_TRAIN = {"steps": 60, "batch_size": 8, "eval_every": 10, "seed": 42}
 ACTIVE = ("queued", "running")
-COMMON_KEYS = ("train_soft", "head")   # options every method takes (backend.methods.base.COMMON_OPTIONS)
 CURVES = ("train/loss", "eval/accuracy", "eval/macro_f1")   # what the live chart draws
 
 
 def methods() -> list[dict[str, Any]]:
-    """Trainable methods with their options (name, type, default) and default learning rate."""
+    """The picker's catalogue, asked of the registry (its order): every method that trains, as its class
+    describes itself (``Method.describe``: label, description, default lr, model kinds, and each option's
+    type, default, range or choices, label, help, advanced, common)."""
     from backend.methods import REGISTRY
-    from backend.methods.base import COMMON_OPTIONS
 
-    out = []
-    for name, label in LABELS.items():
-        cls = REGISTRY.get(name)
-        if cls is None:
-            continue
-        opts = [{"key": k, "type": o.kind, "default": o.default} for k, o in {**cls.options, **COMMON_OPTIONS}.items()]
-        out.append({"name": name, "label": label, "default_lr": cls.default_lr, "kinds": list(cls.kinds),
-                    "options": opts, "doc": (cls.__doc__ or "").strip().split("\n")[0]})
-    return out
+    return [cls.describe() for cls in REGISTRY.values() if cls.trains]
 
 
 def option_values(method: str, raw: dict[str, Any]) -> dict[str, Any]:

@@ -5,7 +5,8 @@ Layout of ``<output_dir>/final``:
                          the verbalizer (classes + label words), model id / revision / kind.
 - ``trainable.safetensors`` : every trained tensor by its PromptModel name (soft rows, the whole P-tuning
                          encoder, the soft verbalizer, adapters, biases, PEFT deltas): exact reload/resume.
-- ``adapter/``         : PEFT methods only, PEFT's own adapter format (``PeftModel.from_pretrained``).
+- ``adapter/``         : methods with ``uses_peft``, PEFT's own adapter format (``PeftModel.from_pretrained``).
+Reloading rebuilds the PromptModel with the method's ``reload_options`` and loads the tensors into it.
 """
 from __future__ import annotations
 
@@ -16,8 +17,8 @@ from typing import Any
 from safetensors.torch import load_file, save_file
 
 from backend.errors import ConfigError
+from backend.methods import get_method
 from backend.methods.build import TunedModel, build_tuned_model
-from backend.methods.peft_util import is_peft
 from backend.prompts.verbalizer import parse_verbalizer
 from backend.training.checkpoint import load_trainable_state, trainable_state
 
@@ -38,7 +39,7 @@ def save_trained(out_dir: Path, tuned: TunedModel, config: dict[str, Any], *, mo
     state = trainable_state(pm)
     if state:
         save_file(state, str(final / "trainable.safetensors"))
-    if is_peft(pm):
+    if tuned.method.uses_peft:
         pm.plm.save_pretrained(str(final / "adapter"), safe_serialization=True)
     return final
 
@@ -58,17 +59,10 @@ def load_trained(path: Path, plm: Any, tokenizer: Any) -> TunedModel:
     meta = read_run_meta(path)
     v = meta["verbalizer"]
     verb = parse_verbalizer(v, meta["classes"]) if "label_words" in v else parse_verbalizer(v)
+    options = get_method(meta["method"]).reload_options(meta["options"])
     tuned = build_tuned_model(plm, tokenizer, meta["kind"], meta["config"]["template"], verb, meta["method"],
-                              _user_options(meta), seed=0)
+                              options, seed=0)
     weights = Path(meta["_dir"]) / "trainable.safetensors"
     if weights.exists():
         load_trainable_state(tuned.pm, load_file(str(weights)))
     return tuned
-
-
-def _user_options(meta: dict[str, Any]) -> dict[str, Any]:
-    """The resolved options minus prefix-tuning's activation init (the trained values replace it)."""
-    opts = dict(meta["options"])
-    if meta["method"] == "prefix-tuning":
-        opts["init"] = "random"
-    return opts

@@ -2,8 +2,8 @@
 
 Few-shot results swing by several points between samples, so one seed says little; ``--seeds
 13,21,42,87,100`` (LM-BFF's protocol) runs each sample with the matching training seed and reports the
-spread. The base model is loaded once; methods that modify the PLM in place (PEFT, adapters, BitFit,
-full) get a fresh copy per seed.
+spread. The base model is loaded once; a method that modifies the PLM in place (its class says so:
+``modifies_base``; PEFT, adapters, BitFit, full) gets a fresh copy per seed.
 """
 from __future__ import annotations
 
@@ -18,8 +18,6 @@ from backend.errors import ConfigError
 from backend.methods import get_method
 from backend.training.events import Sink
 from backend.training.run import RunData, TrainResult, run_training
-
-MODIFIES_PLM = ("lora", "ia3", "prefix-tuning", "adapter", "bitfit", "full")
 
 
 def parse_seeds(text: str | Sequence[int]) -> list[int]:
@@ -65,14 +63,14 @@ def run_seeds(config: RunConfig, seeds: Sequence[int], *, loaded: Any = None,
     ``store`` each seed is a recorded run (tagged ``sweep``), with its lineage like any other run."""
     from backend.training.run import _load_model, load_run_data
 
-    get_method(config.method.name)
+    method = get_method(config.method.name)
     loaded = loaded or _load_model(config)
     results: list[TrainResult] = []
     for seed in seeds:
         cfg = _seeded(config, seed)
         data = (data_for_seed or load_run_data)(cfg)
         this = loaded
-        if config.method.name in MODIFIES_PLM:
+        if method.modifies_base:
             this = dataclasses.replace(loaded, model=copy.deepcopy(loaded.model))
         sink = sink_for_seed(seed) if sink_for_seed else None
         if store is None:

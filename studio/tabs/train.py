@@ -20,19 +20,39 @@ POLL_S = 1.0
 
 
 def _option_input(opt: dict[str, Any], method: str) -> Any:
-    label = f"{opt['key']} (default {opt['default']})"
-    elem = f"ps-opt-{method}-{opt['key']}"
-    if opt["key"] == "head":
-        from backend.methods.base import HEADS
-
-        return gr.Dropdown(list(HEADS), value=opt["default"], label="head (words: label-word rows; soft: "
-                           "learned class vectors)", elem_id=elem)
+    """One widget for one option, from its schema (``backend.methods.base.Method.describe``): a dropdown
+    for choices, a checkbox for true/false, a number box holding the range, text otherwise (lists are
+    comma-separated); the human label with the config key, the help as info text."""
+    label = f"{opt['label']} ({opt['key']})"
+    common = {"label": label, "info": opt["help"] or None, "elem_id": f"ps-opt-{method}-{opt['key']}"}
+    if opt.get("choices") is not None:
+        return gr.Dropdown(list(opt["choices"]), value=opt["default"], **common)
     if opt["type"] == "bool":
-        return gr.Checkbox(bool(opt["default"]), label=opt["key"], elem_id=elem)
+        return gr.Checkbox(bool(opt["default"]), **common)
     if opt["type"] in ("int", "float"):
-        return gr.Number(opt["default"], label=label, precision=0 if opt["type"] == "int" else None, elem_id=elem)
+        low = opt.get("min", opt.get("gt"))         # the box stops at the bound; parsing refuses an exclusive one
+        high = opt.get("max", opt.get("lt"))
+        return gr.Number(opt["default"], precision=0 if opt["type"] == "int" else None, minimum=low, maximum=high,
+                         **common)
     default = ", ".join(opt["default"]) if isinstance(opt["default"], list) else (opt["default"] or "")
-    return gr.Textbox(default, label=label, elem_id=elem)
+    return gr.Textbox(default, placeholder="empty: the default", **common)
+
+
+def _option_rows(method: dict[str, Any]) -> list[tuple[str, Any]]:
+    """The method's option widgets: its own, then the common ones, each in a row; the advanced ones
+    folded away in an accordion. Returns (option key, component) in the schema's order of creation."""
+    made = []
+    plain = [o for o in method["options"] if not o["advanced"]]
+    advanced = [o for o in method["options"] if o["advanced"]]
+    for row in ([o for o in plain if not o["common"]], [o for o in plain if o["common"]]):
+        if row:
+            with gr.Row():
+                made += [(o["key"], _option_input(o, method["name"])) for o in row]
+    if advanced:
+        with gr.Accordion("Advanced options", open=False):
+            with gr.Row():
+                made += [(o["key"], _option_input(o, method["name"])) for o in advanced]
+    return made
 
 
 def build(ctx: StudioContext, shared: Shared) -> None:
@@ -46,14 +66,8 @@ def build(ctx: StudioContext, shared: Shared) -> None:
             groups, option_inputs = [], []
             for m in catalogue:
                 with gr.Group(visible=m["name"] == training_service.DEFAULT_METHOD) as group:
-                    gr.Markdown(f"{m['doc'] or m['label']} · default learning rate {m['default_lr']:g}")
-                    own = [o for o in m["options"] if o["key"] not in training_service.COMMON_KEYS]
-                    common = [o for o in m["options"] if o["key"] in training_service.COMMON_KEYS]
-                    for row in (own, common):
-                        if row:
-                            with gr.Row():
-                                for opt in row:
-                                    option_inputs.append((m["name"], opt["key"], _option_input(opt, m["name"])))
+                    gr.Markdown(f"{m['description'] or m['label']} · default learning rate {m['default_lr']:g}")
+                    option_inputs += [(m["name"], key, c) for key, c in _option_rows(m)]
                 groups.append(group)
             with gr.Row():
                 steps = gr.Number(d["steps"], label="Steps", precision=0, minimum=1, elem_id="ps-train-steps")
