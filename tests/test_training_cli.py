@@ -55,6 +55,22 @@ def test_train_records_the_run_and_predict_serves_it(config_file, tmp_path):
 
 
 @pytest.mark.slow
+def test_train_seeds_records_each_seed_as_a_run_with_its_lineage(config_file, tmp_path):
+    db = f"sqlite:///{tmp_path / 'seeds.db'}"
+    proc = _run("train", str(config_file), "--db", db, "--seeds", "13,21")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    from storage import open_store
+
+    with open_store(db) as store:
+        runs = store.list_runs()
+        assert len(runs) == 2 and all("sweep" in r.tags and r.status == "succeeded" for r in runs)
+        assert sorted(r.seed for r in runs) == [13, 21]
+        for r in runs:
+            assert r.template_version_id and r.verbalizer_version_id and r.dataset_snapshot_id
+            assert r.model_revision
+
+
+@pytest.mark.slow
 def test_train_seeds_reports_mean_and_std(config_file):
     proc = _run("train", str(config_file), "--no-db", "--seeds", "13,21")
     assert proc.returncode == 0, proc.stderr[-3000:]

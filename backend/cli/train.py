@@ -29,15 +29,16 @@ def cmd_train(args: argparse.Namespace) -> int:
     cfg = load_config(args.config)
     if cfg.train.output_dir:          # before any work: the weights must have somewhere to go
         check_output_dir(cfg.train.output_dir, "train.output_dir")
-    seeds = args.seeds or (",".join(str(s) for s in cfg.train.seeds) if cfg.train.seeds else None)
-    if seeds:
-        seeds = check(parse_seeds(seeds), list[int], "--seeds", SEED)
-        out = run_seeds(cfg, seeds, sink_for_seed=lambda _s: TerminalSink())
-        print(json.dumps(out, indent=2, default=str))
-        return 0
     # Under ``accelerate launch`` / torchrun every rank runs this command: train in this process (a
     # database run per rank would be wrong), and only rank 0 shows progress and prints the result.
     distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
+    seeds = args.seeds or (",".join(str(s) for s in cfg.train.seeds) if cfg.train.seeds else None)
+    if seeds:
+        seeds = check(parse_seeds(seeds), list[int], "--seeds", SEED)
+        store = None if args.no_db or distributed else open_store(args)   # each seed a recorded run
+        out = run_seeds(cfg, seeds, sink_for_seed=lambda _s: TerminalSink(), store=store)
+        print(json.dumps(out, indent=2, default=str))
+        return 0
     if args.no_db or distributed:
         first = int(os.environ.get("RANK", "0")) == 0
         result = run_training(cfg, sink=TerminalSink() if first else MemorySink())
