@@ -15,17 +15,18 @@ from tests.tiny import tiny_model
 TEMPLATE = {"masked": "{text_a} {soft} It was {mask}.", "causal": "{text_a} {soft} It was {mask}"}
 
 
-def _examples(n: int, seed: int) -> list[Example]:
+def _examples(n: int, seed: int, opening: str = "this was a") -> list[Example]:
     rng = random.Random(seed)
     out = []
     for i in range(n):
         lab = rng.choice(["negative", "positive"])
         w = rng.choice(["great fun", "lovely film"] if lab == "positive" else ["awful mess", "boring junk"])
-        out.append(Example(guid=i, text_a=f"this was a {w} ({seed}.{i})", label=lab))   # sets never share a row
+        out.append(Example(guid=i, text_a=f"{opening} {w}", label=lab))
     return out
 
 
-DATA = RunData(train=_examples(12, 0), dev=_examples(8, 1))
+# dev rows open differently, so no dev row is a training row (run_training refuses that)
+DATA = RunData(train=_examples(12, 0), dev=_examples(8, 1, opening="honestly, a"))
 
 
 def _cfg(kind: str, method: dict, tmp_path, **train) -> RunConfig:
@@ -221,7 +222,7 @@ def test_micro_batches_give_the_same_step(bert_tok, smol_tok, tmp_path, kind):
 
 
 def test_test_split_gets_the_final_metrics_and_dev_picks_the_checkpoint(bert_tok, tmp_path):
-    data = RunData(train=DATA.train, dev=_examples(8, 1), test=_examples(5, 2))
+    data = RunData(train=DATA.train, dev=DATA.dev, test=_examples(5, 2, opening="in short, a"))
     sink = MemorySink()
     res = run_training(_cfg("masked", {"name": "soft-prompt"}, tmp_path, steps=4, eval_every=2), sink=sink,
                        loaded=tiny_model("masked", bert_tok), data=data)
