@@ -29,8 +29,9 @@ def config_file(tmp_path_factory, bert_tok) -> Path:
     return path
 
 
-def test_compare_prints_one_row_per_combination(config_file, capsys):
-    rc = main(["compare", str(config_file), "--template", "{text_a} It was {mask}.", "--template",
+def test_compare_prints_one_row_per_combination_and_records_them_as_a_group(config_file, capsys, tmp_path):
+    db = f"sqlite:///{tmp_path / 'cmp.db'}"
+    rc = main(["compare", str(config_file), "--db", db, "--template", "{text_a} It was {mask}.", "--template",
                "Review: {text_a} {mask}", "--verbalizer", '{"negative": ["bad"], "positive": ["good"]}',
                "--verbalizer", '{"negative": ["awful", "bad"], "positive": ["great"]}', "--baseline", "1"])
     assert rc == 0
@@ -40,6 +41,19 @@ def test_compare_prints_one_row_per_combination(config_file, capsys):
         assert [(r["template"], r["verbalizer"]) for r in table] == [("t1", "v1"), ("t1", "v2"), ("t2", "v1"),
                                                                      ("t2", "v2")]
         assert table[1]["vs_baseline"] is None and table[0]["vs_baseline"]["p_value"] <= 1
+    from storage import open_store
+
+    rec = out["recorded"]
+    with open_store(db) as store:
+        runs = store.list_runs(tag=rec["group"])
+        assert sorted(r.id for r in runs) == sorted(rec["run_ids"]) and len(runs) == 4
+        for r in runs:
+            assert r.status == "succeeded" and r.template_version_id and r.verbalizer_version_id
+            assert r.dataset_snapshot_id and r.model_revision
+            assert r.metrics["eval/accuracy"] == next(
+                row["accuracy"] for row in out["uncalibrated"]
+                if f"template:{row['template']}" in r.tags and f"verbalizer:{row['verbalizer']}" in r.tags)
+            assert len(store.get_predictions(r.id)) == 12
 
 
 def test_search_words_and_kpt_print_a_usable_verbalizer(config_file, capsys):
@@ -52,7 +66,7 @@ def test_search_words_and_kpt_print_a_usable_verbalizer(config_file, capsys):
 
 
 def test_mistakes_are_one_line_and_exit_2(config_file, capsys):
-    assert main(["compare", str(config_file), "--verbalizer", "{not json"]) == 2
+    assert main(["compare", str(config_file), "--no-db", "--verbalizer", "{not json"]) == 2
     assert "--verbalizer is not valid JSON" in capsys.readouterr().err
-    assert main(["compare", str(config_file), "--baseline", "5"]) == 2
+    assert main(["compare", str(config_file), "--no-db", "--baseline", "5"]) == 2
     assert "--baseline must be between 0 and 0" in capsys.readouterr().err

@@ -88,6 +88,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="label words as JSON or a file (repeat); default: the config's")
     cp.add_argument("--baseline", type=_at_least(0), default=0, help="index of the combination to test against")
     cp.add_argument("--limit", type=_at_least(1), help="compare on the first N evaluation rows")
+    cp.add_argument("--db", help="record every combination as a run, grouped by a tag (default: the studio's)")
+    cp.add_argument("--no-db", action="store_true", help="do not record the runs")
     sw = sub.add_parser("search-words", help="automatic label words from the config's training rows")
     sw.add_argument("config")
     sw.add_argument("--pool", type=_at_least(1), default=50, help="most likely tokens per class considered")

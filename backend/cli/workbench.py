@@ -12,7 +12,7 @@ import json
 import sys
 from typing import Any
 
-from backend.cli.common import print_json
+from backend.cli.common import open_store, print_json
 from backend.cli.eval import _config_from
 from backend.errors import ConfigError
 
@@ -39,7 +39,7 @@ def _progress(done: int, total: int) -> None:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from backend.pipeline import load_split, settings_for
+    from backend.pipeline import check_model, load_split, settings_for
     from backend.workbench.compare import Prompt, compare_prompts
 
     cfg = _config_from(args)
@@ -52,11 +52,18 @@ def cmd_compare(args: argparse.Namespace) -> int:
         raise ConfigError(f"--baseline must be between 0 and {len(templates) * len(verbs) - 1}")
     dev = load_split(cfg, "eval")
     loaded = _loaded(cfg)
+    check_model(cfg, loaded)
     cmp = compare_prompts(loaded, templates, verbs, dev.examples, dev.label_names,
                           settings=settings_for(cfg, loaded.kind), batch_size=cfg.eval.batch_size,
                           calibrate=True, progress=_progress)
     sys.stderr.write("\n")
-    print_json({"rows": len(dev.examples), "source": dev.source, "split": dev.how or None,
+    recorded = None
+    store = open_store(args)
+    if store is not None:
+        from backend.workbench.record import record_comparison
+
+        recorded = record_comparison(store, cfg, loaded, cmp, templates, verbs, dev, baseline=args.baseline)
+    print_json({"rows": len(dev.examples), "source": dev.source, "split": dev.how or None, "recorded": recorded,
                 "forwards": cmp.forwards, "seconds": cmp.seconds,
                 "templates": {p.name: p.content for p in templates},
                 "verbalizers": {p.name: p.content for p in verbs},
