@@ -21,12 +21,12 @@ import gradio as gr  # noqa: E402  (the environment above must be set before gra
 from backend.services.context import StudioContext  # noqa: E402
 from studio.shared import Shared  # noqa: E402
 from studio.style import CSS, HEAD_JS  # noqa: E402
-from studio.tabs import data, evaluate, playground, runs, template, train, verbalizer  # noqa: E402
+from studio.tabs import compare, data, evaluate, playground, runs, template, train, verbalizer  # noqa: E402
 
 log = logging.getLogger("studio")
 TITLE = "Prompt Studio"
 TABS = (("Data", data), ("Template", template), ("Verbalizer", verbalizer), ("Evaluate", evaluate),
-        ("Train", train), ("Runs", runs), ("Playground", playground))
+        ("Compare", compare), ("Train", train), ("Runs", runs), ("Playground", playground))
 
 
 def build_app(ctx: StudioContext) -> gr.Blocks:

@@ -17,7 +17,7 @@ CHROMIUM = "/usr/bin/chromium"
 SHOTS = Path(__file__).resolve().parents[1] / "test-artifacts" / "screenshots"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-TABS = ("Data", "Template", "Verbalizer", "Evaluate", "Train", "Runs", "Playground")
+TABS = ("Data", "Template", "Verbalizer", "Evaluate", "Compare", "Train", "Runs", "Playground")
 
 pytestmark = pytest.mark.slow
 

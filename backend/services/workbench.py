@@ -84,3 +84,28 @@ def flips(ctx: StudioContext, run_a: int, run_b: int, limit: int = 50) -> dict[s
 def _how(selection: dict[str, Any]) -> str:
     fraction = selection.get("dev_fraction")
     return f"dev part ({fraction:.0%}) of one source" if isinstance(fraction, (int, float)) else ""
+
+
+DRAFT = "the editor's draft"
+
+
+@service("compare")
+def saved_prompts(ctx: StudioContext) -> dict[str, Any]:
+    """Every saved template and label-word version, by a label the picker shows (``name vN [aliases]``),
+    with its editor text; the editors' drafts are offered under ``DRAFT``."""
+    from backend.services.versions import label_words_text
+
+    out: dict[str, dict[str, str]] = {"template": {}, "verbalizer": {}}
+    for kind in out:
+        for name in ctx.store.list_names(kind):
+            for v in ctx.store.list_versions(kind, name):
+                alias = f" [{', '.join(v.aliases)}]" if v.aliases else ""
+                text = v.content if kind == "template" else label_words_text(v.content)
+                out[kind][f"{name} v{v.number}{alias}"] = text
+    return {"templates": out["template"], "label_words": out["verbalizer"]}
+
+
+def resolve(picked: Sequence[str], saved: dict[str, str], draft: str) -> list[str]:
+    """The editor texts behind the picker's labels, in the order picked (an unknown label is skipped:
+    a version deleted since the picker was drawn)."""
+    return [draft if p == DRAFT else saved[p] for p in picked if p == DRAFT or p in saved]

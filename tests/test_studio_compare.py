@@ -1,0 +1,53 @@
+"""The Compare tab through the studio's HTTP API (gradio_client): a comparison of saved versions and the
+editors' drafts, its flips, and a row adopted as the current template and label words."""
+from __future__ import annotations
+
+import os
+
+import pytest
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+
+@pytest.fixture(scope="module")
+def client(tmp_path_factory, smol_tok):
+    from gradio_client import Client
+
+    from backend.services.testing import make_context
+    from studio.app import build_app, launch
+    from tests.tiny import tiny_model
+
+    ctx = make_context(tmp_path_factory.mktemp("cmp"), tiny_model("causal", smol_tok))
+    ctx.store.save_version("template", "critic", "Critique: {text_a} Verdict: {mask}")
+    ctx.store.save_version("verbalizer", "critic", '{"label_words": {"negative": ["awful"], "positive": ["great"]}}')
+    demo = build_app(ctx)
+    launch(demo, ctx, port=None, block=False)
+    yield Client(demo.local_url, verbose=False), ctx
+    demo.close()
+
+
+def test_compare_saved_versions_and_drafts_then_flips_and_adopt(client):
+    c, ctx = client
+    t_update, w_update = c.predict([], [], api_name="/compare_choices")
+    t_choices = [x[0] if isinstance(x, (list, tuple)) else x for x in t_update["choices"]]
+    assert "critic v1" in t_choices and "the editor's draft" in t_choices
+    msg, table, run_a, run_b = c.predict(
+        ["the editor's draft", "critic v1"], ["the editor's draft", "critic v1"], 1, 16,
+        "{text_a} It was {mask}", "negative: bad\npositive: good", 64, "tail", api_name="/compare")
+    assert "4 combinations on 16 dev rows" in msg
+    rows = table["data"]
+    assert [r[0] for r in rows] == [1, 2, 3, 4] and rows[0][-1] == "baseline"
+    assert "Critique" in rows[2][2] and "great" in rows[1][3]
+    assert len(ctx.store.list_runs(tag="compare")) == 4
+    flips = c.predict(run_a, run_b, api_name="/flips")
+    assert "Of 16 rows" in flips
+    template, words, note = c.predict(3, api_name="/compare_use")
+    assert template == "Critique: {text_a} Verdict: {mask}" and "bad" in words and "Row 3" in note
+
+
+def test_mistakes_are_messages(client):
+    c, _ = client
+    msg, *_ = c.predict([], ["the editor's draft"], 1, 0, "{text_a} {mask}", "negative: bad\npositive: good",
+                        64, "tail", api_name="/compare")
+    assert "at least one template" in msg
+    assert "give two run ids" in c.predict(None, None, api_name="/flips")
