@@ -35,27 +35,15 @@ class Split:
     counts: dict[str, int] = field(default_factory=dict)   # train / dev rows of that split
 
 
-def one_source(cfg: RunConfig) -> tuple[str, str | None]:
-    """The single source (and split of it) that ``data.dev_fraction`` divides into train and dev."""
-    d = cfg.data
-    sources = {s for s in (d.train, d.eval) if s}
-    splits = {s for s in (d.train_split, d.eval_split) if s}
-    if len(sources) != 1 or len(splits) > 1:
-        raise ConfigError("data.dev_fraction splits one source into train and dev, but data.train/data.eval "
-                          f"(splits {sorted(splits) or 'none'}) name different data; drop dev_fraction, or "
-                          "give the same source once", field="dev_fraction")
-    return sources.pop(), (splits.pop() if splits else None)
-
-
 def load_split(cfg: RunConfig, which: str) -> Split:
     """Load the train or eval rows the config names (few-shot sampling applies to train only). With
     ``data.dev_fraction`` one source is split, seeded and stratified, and ``which`` picks its part."""
     from backend.data import fingerprint, load_examples, sample_k_shot
-    from backend.data.splitting import describe, split_train_dev
+    from backend.data.splitting import describe, one_source, split_train_dev
 
     d = cfg.data
     if d.dev_fraction is not None:
-        src, split = one_source(cfg)
+        src, split = one_source(d)
     else:
         src = d.eval if which == "eval" else d.train
         split = d.eval_split if which == "eval" else d.train_split

@@ -98,9 +98,9 @@ def save_versions(store: Any, cfg: RunConfig, verb: Verbalizer, author: str = ""
 def _source(cfg: RunConfig, trained: bool) -> str:
     d = cfg.data
     if d.dev_fraction is not None:
-        from backend.pipeline import one_source
+        from backend.data.splitting import one_source
 
-        return one_source(cfg)[0]
+        return one_source(d)[0]
     return " -> ".join(dict.fromkeys(s for s in (d.train if trained else None, d.eval) if s)) or "?"
 
 

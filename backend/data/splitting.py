@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import random
 from collections.abc import Hashable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from backend.data.fingerprint import example_key
 from backend.errors import ConfigError, DatasetError
 from backend.prompts.example import Example
+
+if TYPE_CHECKING:   # annotation only: the config is built on the engine, not the other way round
+    from backend.config import DataConfig
 
 DEFAULT_DEV_FRACTION = 0.2
 SNIPPET = 60
@@ -28,6 +31,20 @@ def check_fraction(dev_fraction: Any) -> float:
         raise ConfigError(f"data.dev_fraction must be a number between 0 and 1 (e.g. 0.2), got {dev_fraction!r}",
                           field="dev_fraction")
     return float(dev_fraction)
+
+
+def one_source(data: DataConfig) -> tuple[str, str | None]:
+    """The single source (and split of it) that ``data.dev_fraction`` divides into train and dev.
+
+    Here, next to the split, because loading the rows (pipeline) and recording where they came from
+    (recording) both need the same answer."""
+    sources = {s for s in (data.train, data.eval) if s}
+    splits = {s for s in (data.train_split, data.eval_split) if s}
+    if len(sources) != 1 or len(splits) > 1:
+        raise ConfigError("data.dev_fraction splits one source into train and dev, but data.train/data.eval "
+                          f"(splits {sorted(splits) or 'none'}) name different data; drop dev_fraction, or "
+                          "give the same source once", field="dev_fraction")
+    return sources.pop(), (splits.pop() if splits else None)
 
 
 def split_train_dev(examples: Sequence[Example], dev_fraction: float, seed: int

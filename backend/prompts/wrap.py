@@ -6,7 +6,8 @@ from typing import Any
 
 from backend.errors import TemplateError
 from backend.prompts.example import Example
-from backend.prompts.template import LIST_JOINERS, POST_PROCESSORS, Part, Template, compile_template
+from backend.prompts.postprocess import LIST_JOINERS, POST_PROCESSORS
+from backend.prompts.template import Part, Template, compile_template
 
 MASK_TEXT = "<mask>"
 

@@ -138,11 +138,11 @@ def cell_examples(ctx: StudioContext, run_id: int, gold: str, predicted: str, li
 def eval_examples(ctx: StudioContext, cfg: RunConfig) -> list[Any]:
     """The examples a config evaluates (its dev part when ``data.dev_fraction`` splits one source), through
     the context's dataset cache: the same rows, in the same order, as ``pipeline.load_split`` scored."""
-    from backend.pipeline import one_source
+    from backend.data.splitting import one_source
     from backend.services import data as data_service
 
     d = cfg.data
-    source, split = one_source(cfg) if d.dev_fraction is not None else (d.eval, d.eval_split)
+    source, split = one_source(d) if d.dev_fraction is not None else (d.eval, d.eval_split)
     sel = {"source": source, "columns": d.columns or {}, "split": split,
            "limit": None if d.dev_fraction is not None else d.limit, "dev_fraction": d.dev_fraction,
            "seed": d.seed}
