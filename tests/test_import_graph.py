@@ -218,3 +218,14 @@ def test_no_module_is_over_400_lines():
     assert not long, f"modules over {MAX_LINES} lines (split each into parts that do one job): {long}"
     stale = [p for p in LONG_ALLOWED if _sources().get(p, "").count("\n") <= MAX_LINES]
     assert not stale, f"LONG_ALLOWED lists modules that are short now; remove them: {stale}"
+
+
+def test_shipped_code_never_imports_pytest():
+    """Test helpers live under tests/ (tests/storage_helpers.py, tests/job_helpers.py, ...): an installed
+    backend, storage or studio must not need pytest."""
+    found = [f"{path}:{node.lineno}" for path, text in _sources().items()
+             for node in _import_nodes(ast.parse(text, filename=path))
+             if any(name == "pytest" or name.startswith("pytest.") or name.startswith("_pytest")
+                    for name in ([a.name for a in node.names] if isinstance(node, ast.Import)
+                                 else [node.module or ""]))]
+    assert not found, f"shipped code imports pytest (move it to a helper under tests/): {found}"

@@ -6,8 +6,6 @@ import pytest
 from backend.errors import ConfigError
 from backend.jobs import Worker, cancel, resume, submit
 from backend.jobs.runner import exit_reason
-from backend.training.sweep import parse_seeds, summarize
-from backend.training.run import TrainResult
 from storage import open_store
 
 CFG = {"model": "m", "template": "{text_a} It was {mask}.", "verbalizer": {"a": ["x"], "b": ["y"]},
@@ -77,15 +75,3 @@ def test_submit_rejects_a_bad_config_before_it_reaches_a_worker(store):
     with pytest.raises(ConfigError, match="method.name"):
         submit(store, {**CFG, "method": {"name": "lorra"}})
     assert store.list_runs() == []
-
-
-def test_seeds_parsing_and_summary():
-    assert parse_seeds("13, 21,42") == [13, 21, 42]
-    with pytest.raises(ConfigError, match="--seeds"):
-        parse_seeds("13,x")
-    res = [TrainResult(status="succeeded", method="lora", seed=s, metrics={"accuracy": a, "macro_f1": a})
-           for s, a in ((13, 0.8), (21, 0.9))]
-    summary = summarize(res)
-    assert summary["seeds"] == [13, 21]
-    assert summary["accuracy"]["mean"] == pytest.approx(0.85)
-    assert summary["accuracy"]["std"] == pytest.approx(0.0707, abs=1e-4)

@@ -5,38 +5,14 @@ import json
 import os
 import signal
 import time
-from pathlib import Path
 
 import pytest
 
 from backend.jobs import Worker, cancel, resume, submit
 from backend.jobs.paths import run_dir
 from storage import open_store
-from storage.testing import wait_for
-from tests.tiny import tiny_model
-
-
-@pytest.fixture(scope="module")
-def assets(tmp_path_factory, bert_tok):
-    root = tmp_path_factory.mktemp("jobs")
-    lm = tiny_model("masked", bert_tok)
-    lm.model.save_pretrained(root / "model")
-    bert_tok.save_pretrained(root / "model")
-    rows = [{"text_a": f"this was a {w}", "label": lab} for w, lab in
-            [("great fun", "positive"), ("awful mess", "negative"), ("lovely film", "positive"),
-             ("boring junk", "negative")] * 3]
-    (root / "data.jsonl").write_text("\n".join(json.dumps(r) for r in rows))
-    dev = [dict(r, text_a=f"{r['text_a']}, number {i}") for i, r in enumerate(rows)]   # no training row in dev
-    (root / "dev.jsonl").write_text("\n".join(json.dumps(r) for r in dev))
-    return root
-
-
-def _config(assets: Path, steps: int, out: Path) -> dict:
-    return {"model": str(assets / "model"), "template": "{text_a} {soft} It was {mask}.",
-            "verbalizer": {"negative": ["bad"], "positive": ["good"]},
-            "data": {"train": str(assets / "data.jsonl"), "eval": str(assets / "dev.jsonl")},
-            "method": {"name": "lora"}, "train": {"steps": steps, "batch_size": 4, "output_dir": str(out),
-                                                   "eval_every": None}}
+from tests.job_helpers import assets, job_config  # noqa: F401 - assets: the tiny model and data on disk
+from tests.storage_helpers import wait_for
 
 
 @pytest.fixture
@@ -52,7 +28,7 @@ def _loss_steps(store, run_id):
 
 @pytest.mark.slow
 def test_worker_runs_queued_runs_each_in_its_own_process(store, assets, tmp_path):
-    ids = [submit(store, _config(assets, 3, tmp_path / "out")) for _ in range(2)]
+    ids = [submit(store, job_config(assets, 3, tmp_path / "out")) for _ in range(2)]
     worker = Worker(store, concurrency=1, log_dir=tmp_path / "logs")
     worker.poll()
     assert [store.get_run(i).status for i in ids] == ["running", "queued"]   # concurrency limit
@@ -69,7 +45,7 @@ def test_worker_runs_queued_runs_each_in_its_own_process(store, assets, tmp_path
 
 @pytest.mark.slow
 def test_cancel_takes_effect_within_a_step(store, assets, tmp_path):
-    run_id = submit(store, _config(assets, 500, tmp_path / "out"))
+    run_id = submit(store, job_config(assets, 500, tmp_path / "out"))
     worker = Worker(store, concurrency=1, log_dir=tmp_path / "logs")
     worker.poll()
     assert wait_for(lambda: len(_loss_steps(store, run_id)) >= 2, timeout=120)
@@ -84,7 +60,7 @@ def test_cancel_takes_effect_within_a_step(store, assets, tmp_path):
 
 @pytest.mark.slow
 def test_kill_9_marks_failed_and_resume_continues_from_the_checkpoint(store, assets, tmp_path):
-    cfg = _config(assets, 60, tmp_path / "out")
+    cfg = job_config(assets, 60, tmp_path / "out")
     run_id = submit(store, cfg)
     worker = Worker(store, concurrency=1, log_dir=tmp_path / "logs")
     worker.poll()

@@ -22,8 +22,8 @@ from backend.jobs.liveness import keep_alive
 from backend.jobs.signals import StopOnSignal
 from storage import open_store
 from storage.models import Run
-from storage.testing import wait_for
-from tests.test_jobs_worker import _config, assets  # noqa: F401 - the tiny model and data on disk
+from tests.job_helpers import assets, job_config  # noqa: F401 - assets: the tiny model and data on disk
+from tests.storage_helpers import wait_for
 from tests.tiny import tiny_model
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -206,7 +206,7 @@ def test_cancelling_training_keeps_a_last_checkpoint(bert_tok, tmp_path):
 
 
 def _train_config(root: Path, steps: int, out: Path, **train) -> dict:
-    cfg = _config(root, steps, out)
+    cfg = job_config(root, steps, out)
     cfg["train"].update(train)
     return cfg
 

@@ -8,7 +8,7 @@ import pytest
 
 from storage import IntegrityError, InvalidInput, NotFound
 from storage.artifacts import ArtifactStore, sha256_file
-from storage.testing import store  # noqa: F401  (fixture: SQLite, then PostgreSQL)
+from tests.storage_helpers import store  # noqa: F401  (fixture: SQLite, then PostgreSQL)
 
 
 def test_attach_copies_into_the_store_and_verifies(store, tmp_path):

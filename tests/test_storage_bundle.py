@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from storage import IntegrityError, InvalidInput, NotFound, open_store
-from storage.testing import store  # noqa: F401  (fixture: SQLite, then PostgreSQL)
+from tests.storage_helpers import store  # noqa: F401  (fixture: SQLite, then PostgreSQL)
 
 
 def _make_run(st):

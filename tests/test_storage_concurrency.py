@@ -8,7 +8,7 @@ import time
 import pytest
 
 from storage import open_store
-from storage.testing import sqlite_store, store  # noqa: F401  (fixtures)
+from tests.storage_helpers import sqlite_store, store  # noqa: F401  (fixtures)
 
 WRITERS, BATCHES, PER_BATCH = 4, 30, 25
 

@@ -14,7 +14,7 @@ import pytest
 
 from storage import open_store
 from storage.artifacts import sha256_file
-from storage.testing import wait_for
+from tests.storage_helpers import wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
 BATCH = 50

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from storage import StorageError, open_store
-from storage.testing import store  # noqa: F401  (fixture: SQLite, then PostgreSQL)
+from tests.storage_helpers import store  # noqa: F401  (fixture: SQLite, then PostgreSQL)
 
 ROOT = Path(__file__).resolve().parents[1]
 HOUR = 3600.0

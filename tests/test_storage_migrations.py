@@ -16,7 +16,7 @@ from storage import StorageError, default_db_url, default_home, open_store
 from storage.engine import MIGRATIONS_DIR, current_revision, make_engine
 from storage.models import Base
 from storage.paths import default_artifacts_dir
-from storage.testing import pg_cluster  # noqa: F401
+from tests.storage_helpers import pg_cluster  # noqa: F401
 
 
 def _head() -> str:

@@ -10,7 +10,7 @@ import pytest
 
 from storage import InvalidInput, InvalidTransition, NotFound
 from storage.sink import StoreSink
-from storage.testing import store  # noqa: F401  (fixture: SQLite, then PostgreSQL)
+from tests.storage_helpers import store  # noqa: F401  (fixture: SQLite, then PostgreSQL)
 
 CONFIG = {"model": {"id": "tiny-bert"}, "method": {"name": "soft", "n_tokens": 4}, "seed": 1}
 

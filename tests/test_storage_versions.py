@@ -6,7 +6,7 @@ import json
 import pytest
 
 from storage import InvalidInput, NotFound
-from storage.testing import store  # noqa: F401  (fixture: SQLite, then PostgreSQL)
+from tests.storage_helpers import store  # noqa: F401  (fixture: SQLite, then PostgreSQL)
 
 
 def test_versions_are_numbered_per_name_and_hashed(store):

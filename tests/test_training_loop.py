@@ -1,51 +1,18 @@
-"""Training on tiny models: learning, determinism, save -> reload equality, cancel, resume, serving."""
+"""Training on tiny models: learning, determinism, save -> reload equality, cancel, resume."""
 from __future__ import annotations
-
-import random
 
 import pytest
 import torch
 
-from backend.config import RunConfig
-from backend.prompts.example import Example
-from backend.serving import MultiRunServer
 from backend.training import MemorySink, RunData, load_trained, run_training
 from tests.tiny import tiny_model
-
-TEMPLATE = {"masked": "{text_a} {soft} It was {mask}.", "causal": "{text_a} {soft} It was {mask}"}
-
-
-def _examples(n: int, seed: int, opening: str = "this was a") -> list[Example]:
-    rng = random.Random(seed)
-    out = []
-    for i in range(n):
-        lab = rng.choice(["negative", "positive"])
-        w = rng.choice(["great fun", "lovely film"] if lab == "positive" else ["awful mess", "boring junk"])
-        out.append(Example(guid=i, text_a=f"{opening} {w}", label=lab))
-    return out
-
-
-# dev rows open differently, so no dev row is a training row (run_training refuses that)
-DATA = RunData(train=_examples(12, 0), dev=_examples(8, 1, opening="honestly, a"))
-
-
-def _cfg(kind: str, method: dict, tmp_path, **train) -> RunConfig:
-    return RunConfig.from_dict({"model": "tiny", "data": {"eval": "x"}, "template": TEMPLATE[kind],
-                                "verbalizer": {"negative": ["bad"], "positive": ["good"]}, "method": method,
-                                "train": {"steps": 4, "batch_size": 4, "output_dir": str(tmp_path), **train}})
-
-
-def _trained_state(kind, tok, method, tmp_path, **train):
-    lm = tiny_model(kind, tok)
-    sink = MemorySink()
-    res = run_training(_cfg(kind, method, tmp_path, **train), sink=sink, loaded=lm, data=DATA)
-    return res, sink, lm
+from tests.training_helpers import DATA, examples, train_config, train_tiny
 
 
 @pytest.mark.slow
 def test_loss_goes_down_and_events_arrive(bert_tok, tmp_path):
-    res, sink, _ = _trained_state("masked", bert_tok, {"name": "soft-prompt"}, tmp_path, steps=12, lr=0.05,
-                                  eval_every=6)
+    res, sink, _ = train_tiny("masked", bert_tok, {"name": "soft-prompt"}, tmp_path, steps=12, lr=0.05,
+                              eval_every=6)
     assert res.status == "succeeded" and res.steps == 12
     losses = sink.values("train/loss")
     assert len(losses) == 12 and min(losses[-3:]) < losses[0]
@@ -60,8 +27,8 @@ def test_loss_goes_down_and_events_arrive(bert_tok, tmp_path):
 
 @pytest.mark.slow
 def test_same_config_and_seed_give_same_metrics(bert_tok, tmp_path):
-    a, sa, _ = _trained_state("masked", bert_tok, {"name": "lora"}, tmp_path / "a")
-    b, sb, _ = _trained_state("masked", bert_tok, {"name": "lora"}, tmp_path / "b")
+    a, sa, _ = train_tiny("masked", bert_tok, {"name": "lora"}, tmp_path / "a")
+    b, sb, _ = train_tiny("masked", bert_tok, {"name": "lora"}, tmp_path / "b")
     assert sa.values("train/loss") == sb.values("train/loss")
     timing = ("seconds", "examples_per_s")
     assert {k: v for k, v in a.metrics.items() if k not in timing} == \
@@ -76,7 +43,7 @@ def test_same_config_and_seed_give_same_metrics(bert_tok, tmp_path):
                                          ("causal", {"name": "ia3"})])
 def test_save_then_reload_gives_the_same_predictions(bert_tok, smol_tok, tmp_path, kind, method):
     tok = bert_tok if kind == "masked" else smol_tok
-    res, _, lm = _trained_state(kind, tok, method, tmp_path, lr=0.01)
+    res, _, lm = train_tiny(kind, tok, method, tmp_path, lr=0.01)
     fresh = tiny_model(kind, tok)
     tuned = load_trained(tmp_path, fresh.model, tok)
     from backend.batching import EncodeSettings, collate, encode_examples
@@ -96,7 +63,7 @@ def test_save_then_reload_gives_the_same_predictions(bert_tok, smol_tok, tmp_pat
 
 @pytest.mark.slow
 def test_cancel_stops_within_one_step_and_resume_matches_uninterrupted(bert_tok, tmp_path):
-    full, sfull, _ = _trained_state("masked", bert_tok, {"name": "lora"}, tmp_path / "full", steps=6)
+    full, sfull, _ = train_tiny("masked", bert_tok, {"name": "lora"}, tmp_path / "full", steps=6)
     calls = {"n": 0}
 
     def cancel_after_3() -> bool:
@@ -104,11 +71,11 @@ def test_cancel_stops_within_one_step_and_resume_matches_uninterrupted(bert_tok,
         return calls["n"] > 3
 
     lm = tiny_model("masked", bert_tok)
-    part = run_training(_cfg("masked", {"name": "lora"}, tmp_path / "part", steps=6), loaded=lm, data=DATA,
-                        cancel_check=cancel_after_3)
+    part = run_training(train_config("masked", {"name": "lora"}, tmp_path / "part", steps=6), loaded=lm,
+                        data=DATA, cancel_check=cancel_after_3)
     assert part.status == "cancelled" and part.steps == 3
     sink = MemorySink()
-    resumed = run_training(_cfg("masked", {"name": "lora"}, tmp_path / "part", steps=6), sink=sink,
+    resumed = run_training(train_config("masked", {"name": "lora"}, tmp_path / "part", steps=6), sink=sink,
                            loaded=tiny_model("masked", bert_tok), data=DATA, resume_from=tmp_path / "part")
     assert resumed.status == "succeeded" and resumed.steps == 6
     assert sink.values("train/loss") == sfull.values("train/loss")[3:]
@@ -118,83 +85,6 @@ def test_cancel_stops_within_one_step_and_resume_matches_uninterrupted(bert_tok,
     a = load_file(str(tmp_path / "full" / "final" / "trainable.safetensors"))
     b = load_file(str(tmp_path / "part" / "final" / "trainable.safetensors"))
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
-
-
-@pytest.mark.slow
-def test_several_runs_served_on_one_base(smol_tok, tmp_path):
-    runs = {"soft": {"name": "soft-prompt"}, "lora1": {"name": "lora", "r": 4}, "lora2": {"name": "lora"},
-            "prefix": {"name": "prefix-tuning", "num_tokens": 4}}
-    for key, method in runs.items():
-        _trained_state("causal", smol_tok, method, tmp_path / key, lr=0.02)
-    server = MultiRunServer(tiny_model("causal", smol_tok))
-    for key in runs:
-        server.attach(key, tmp_path / key)
-    base_params = {id(p) for p in server.base.parameters()}
-    for key in ["lora1", "soft", "lora2", "prefix", "lora1"]:      # switch back and forth
-        got = server.scores(key, DATA.dev)
-        want = _standalone_scores(tmp_path / key, "causal", smol_tok, DATA.dev)
-        assert (got - want).abs().max() <= 1e-5, key
-    assert base_params <= {id(p) for p in server.base.parameters()}   # the base was never reloaded
-    out = server.predict("lora2", ["what a lovely film"])
-    assert set(out[0]["probs"]) == {"negative", "positive"}
-
-
-def _standalone_scores(run_dir, kind, tok, examples):
-    from backend.batching import EncodeSettings, collate, encode_examples
-    from backend.prompts.encode import describe_tokenizer
-
-    ref = load_trained(run_dir, tiny_model(kind, tok).model, tok).pm.eval()
-    encs = encode_examples(ref.template, examples, tok, EncodeSettings(profile=kind))
-    with torch.no_grad():
-        return ref(collate(encs, describe_tokenizer(tok).pad_id))
-
-
-@pytest.mark.slow
-def test_adapter_and_bitfit_runs_share_the_base(bert_tok, tmp_path):
-    """Adapters are switched on per request and BitFit biases swapped in and back: no copy of the base."""
-    runs = {"pfeiffer": {"name": "adapter"}, "houlsby": {"name": "adapter", "style": "houlsby"},
-            "bitfit": {"name": "bitfit"}, "lora": {"name": "lora"}, "soft": {"name": "soft-prompt"}}
-    for key, method in runs.items():
-        _trained_state("masked", bert_tok, method, tmp_path / key, lr=0.05)
-    server = MultiRunServer(tiny_model("masked", bert_tok))
-    pristine = {n: p.detach().clone() for n, p in server.base.named_parameters()}
-    for key in runs:
-        server.attach(key, tmp_path / key)
-    for key in ("pfeiffer", "houlsby", "bitfit"):
-        assert server.runs[key].pm.plm is server.base
-    want = {key: _standalone_scores(tmp_path / key, "masked", bert_tok, DATA.dev) for key in runs}
-    assert (want["bitfit"] - want["soft"]).abs().max() > 1e-4      # the runs really differ
-    for key in ["bitfit", "pfeiffer", "soft", "houlsby", "lora", "bitfit", "soft"]:
-        got = server.scores(key, DATA.dev)
-        assert (got - want[key]).abs().max() <= 1e-5, key
-    # BitFit's biases went back after every request (LoRA's host renames wrapped layers to .base_layer).
-    after = {n.replace(".base_layer", ""): p for n, p in server.base.named_parameters() if "lora_" not in n}
-    assert after.keys() == pristine.keys()
-    for name, value in pristine.items():
-        assert torch.equal(after[name], value), name
-
-
-def test_split_by_tokens_keeps_order_and_budget():
-    from backend.batching import split_by_tokens
-
-    lengths = [5, 5, 6, 9, 30, 4]
-    assert split_by_tokens([0, 1, 2, 3], lengths, None) == [[0, 1, 2, 3]]
-    assert split_by_tokens([0, 1, 2, 3], lengths, 0) == [[0, 1, 2, 3]]
-    assert split_by_tokens([0, 1, 2, 3], lengths, 12) == [[0, 1], [2], [3]]      # 2 x 6 > 12 is false: [0, 1] fits
-    assert split_by_tokens([0, 1, 2, 3], lengths, 18) == [[0, 1, 2], [3]]
-    assert split_by_tokens([4, 5], lengths, 10) == [[4], [5]]                   # a row over budget stays whole
-    rows = list(range(6))
-    for budget in (1, 7, 13, 40, 1000):
-        chunks = split_by_tokens(rows, lengths, budget)
-        assert [r for c in chunks for r in c] == rows
-        assert all(len(c) == 1 or len(c) * max(lengths[r] for r in c) <= budget for c in chunks)
-    # Packed rows cost their own tokens, not rows x longest: [5, 5, 6, 9] is 25 packed, 36 padded.
-    assert split_by_tokens([0, 1, 2, 3], lengths, 25, packed=True) == [[0, 1, 2, 3]]
-    assert split_by_tokens([0, 1, 2, 3], lengths, 25) == [[0, 1, 2], [3]]
-    for budget in (1, 7, 13, 40, 1000):
-        chunks = split_by_tokens(rows, lengths, budget, packed=True)
-        assert [r for c in chunks for r in c] == rows
-        assert all(len(c) == 1 or sum(lengths[r] for r in c) <= budget for c in chunks)
 
 
 @pytest.mark.parametrize("kind", ["masked", "causal"])
@@ -208,8 +98,8 @@ def test_micro_batches_give_the_same_step(bert_tok, smol_tok, tmp_path, kind):
             if isinstance(m, torch.nn.Dropout):
                 m.p = 0.0
         sink = MemorySink()
-        run_training(_cfg(kind, {"name": "lora"}, tmp_path / str(budget), steps=2, lr=0.01,
-                          micro_batch_tokens=budget), sink=sink, loaded=lm, data=DATA)
+        run_training(train_config(kind, {"name": "lora"}, tmp_path / str(budget), steps=2, lr=0.01,
+                                  micro_batch_tokens=budget), sink=sink, loaded=lm, data=DATA)
         lora = {n: p.detach().clone() for n, p in lm.model.named_parameters() if "lora_" in n}
         states.append((lora, sink.values("train/loss")))
     (whole, loss_whole), (split, loss_split) = states
@@ -222,10 +112,10 @@ def test_micro_batches_give_the_same_step(bert_tok, smol_tok, tmp_path, kind):
 
 
 def test_test_split_gets_the_final_metrics_and_dev_picks_the_checkpoint(bert_tok, tmp_path):
-    data = RunData(train=DATA.train, dev=DATA.dev, test=_examples(5, 2, opening="in short, a"))
+    data = RunData(train=DATA.train, dev=DATA.dev, test=examples(5, 2, opening="in short, a"))
     sink = MemorySink()
-    res = run_training(_cfg("masked", {"name": "soft-prompt"}, tmp_path, steps=4, eval_every=2), sink=sink,
-                       loaded=tiny_model("masked", bert_tok), data=data)
+    res = run_training(train_config("masked", {"name": "soft-prompt"}, tmp_path, steps=4, eval_every=2),
+                       sink=sink, loaded=tiny_model("masked", bert_tok), data=data)
     assert res.metrics["n"] == 5                                     # final: the test split
     assert [h["step"] for h in res.history] == [2, 4] and res.best_step in (2, 4)   # selection: dev
     assert sink.values("eval/n") == [8, 8]

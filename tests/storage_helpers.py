@@ -1,9 +1,10 @@
-"""Test helpers shared by the storage tests (and usable by other parts' tests).
+"""Storage test helpers: the ``store`` fixtures (SQLite, then PostgreSQL) and ``wait_for``.
 
-``PostgresCluster`` starts a throwaway PostgreSQL server (Debian's ``postgresql`` package) on a free
-loopback port in a temporary folder, so the same scenarios run against a real server without touching
-any system cluster. The pytest fixtures below are imported by ``tests/test_storage_*.py``:
-``store`` runs a test on SQLite and, when a server can be started, on PostgreSQL as well.
+Here under tests/, not in the storage package, so shipped code never imports pytest. ``PostgresCluster``
+starts a throwaway PostgreSQL server (Debian's ``postgresql`` package) on a free loopback port in a temporary
+folder, so the same scenarios run against a real server without touching any system cluster. Test modules
+import the fixtures they use by name: ``store`` runs a test on SQLite and, when a server can be started, on
+PostgreSQL as well.
 """
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from .store import Store, open_store
+from storage import Store, open_store
 
 PG_BIN_DIRS = sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True)
 
