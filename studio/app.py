@@ -39,6 +39,7 @@ def build_app(ctx: StudioContext) -> gr.Blocks:
                 tab_id = label.lower()
                 with gr.Tab(label, id=tab_id, elem_id=f"tab-{tab_id}"):
                     module.build(ctx, shared)
+        shared.check_placed()
         shared.wire_load(demo)
         shared.keep_drafts_in_browser()
         demo.load(_opening(ctx), inputs=[shared.kept_drafts],

@@ -1,5 +1,12 @@
 """What the tabs share: the browser's data selection, the template and verbalizer being edited, and the
-model-status banner that turns model-dependent controls on once the background load finishes."""
+model-status banner that turns model-dependent controls on once the background load finishes.
+
+The shared editors (template and its name, max length, truncation, label words and the verbalizer's name)
+are created here, before any tab, unrendered (``render=False``): every tab can wire them into its events
+whatever the tab order, and the tab that owns each one places it in its layout with ``.render()``. Before,
+the owning tab created them and stored them here for "later tabs", so moving a tab before its owner broke
+the page. ``check_placed`` says which editor no tab has placed.
+"""
 from __future__ import annotations
 
 import secrets
@@ -10,6 +17,7 @@ from typing import Any, Callable
 
 import gradio as gr
 
+from backend.choices import TRUNCATE_METHODS
 from backend.services import data as data_service
 from backend.services.context import StudioContext
 
@@ -32,6 +40,29 @@ def browser_secret(folder: Path) -> str:
         return secret
 
 
+EDITORS = ("template_name", "template_text", "max_length", "truncate", "verbalizer_name", "label_words")
+
+
+def _editors(ctx: StudioContext, opening: dict[str, Any]) -> dict[str, Any]:
+    """The shared editors, unrendered. The template and label-word editors are read-only until the page
+    load fills them (``studio.app._opening``): a fill landing after typing began would replace the typing."""
+    return {
+        "template_name": gr.Textbox(ctx.project, label="Template name", elem_id="ps-template-name", render=False),
+        "template_text": gr.Textbox(opening.get("template", ""), label="Template", lines=4, max_lines=20,
+                                    elem_id="ps-template", interactive=False, placeholder="{text_a} It was {mask}.",
+                                    render=False),
+        "max_length": gr.Number(opening.get("max_length", 256), label="Max length (tokens)", precision=0,
+                                minimum=8, elem_id="ps-max-length", render=False),
+        "truncate": gr.Dropdown(list(TRUNCATE_METHODS), value="tail", label="Truncation", elem_id="ps-truncate",
+                                render=False),
+        "verbalizer_name": gr.Textbox(ctx.project, label="Verbalizer name", elem_id="ps-verbalizer-name",
+                                      render=False),
+        "label_words": gr.Textbox(opening.get("label_words", ""), label="Label words", lines=5, max_lines=30,
+                                  elem_id="ps-label-words", interactive=False,
+                                  placeholder="negative: bad, terrible\npositive: good, great", render=False),
+    }
+
+
 @dataclass
 class Shared:
     ctx: StudioContext
@@ -43,13 +74,14 @@ class Shared:
     banner: gr.HTML
     timer: gr.Timer
     page: gr.Blocks                  # the whole page: ``page.load`` is a trigger for gr.on
-    # set by the tabs that own them, read by later tabs
-    template_text: gr.Textbox | None = None
-    template_name: gr.Textbox | None = None
-    max_length: gr.Number | None = None
-    truncate: gr.Dropdown | None = None
-    label_words: gr.Textbox | None = None
-    verbalizer_name: gr.Textbox | None = None
+    # the shared editors, created unrendered: the Template tab places the first four, the Verbalizer tab
+    # the last two; any tab may use any of them as an input or output
+    template_name: gr.Textbox
+    template_text: gr.Textbox
+    max_length: gr.Number
+    truncate: gr.Dropdown
+    verbalizer_name: gr.Textbox
+    label_words: gr.Textbox
     opening: dict[str, Any] = field(default_factory=dict)   # the project's latest template / label words
     on_load: list[tuple[Callable[..., Any], list[Any], list[Any]]] = field(default_factory=list)
 
@@ -66,10 +98,22 @@ class Shared:
         secret = browser_secret(ctx.data_dir)
         kept_data = gr.BrowserState(None, storage_key="prompt-studio-data", secret=secret)
         kept_drafts = gr.BrowserState({}, storage_key="prompt-studio-drafts", secret=secret)
+        opening = {} if "error" in opening else opening
         return cls(ctx=ctx, data_sel=gr.State(default), kept_data=kept_data, kept_drafts=kept_drafts,
                    model_state=model_state, banner=banner, page=page,
                    timer=gr.Timer(1.0, active=ctx.model.status()["state"] == "loading"),
-                   opening={} if "error" in opening else opening)
+                   opening=opening, **_editors(ctx, opening))
+
+    def editors(self) -> dict[str, Any]:
+        """The shared editors by field name."""
+        return {name: getattr(self, name) for name in EDITORS}
+
+    def check_placed(self) -> None:
+        """Fail the build, naming it, when a shared editor was never placed by a tab (a listener on it would
+        point at nothing on the page)."""
+        missing = [f"{name} (#{c.elem_id})" for name, c in self.editors().items() if not c.is_rendered]
+        if missing:
+            raise RuntimeError(f"shared editors no tab placed with .render(): {', '.join(missing)}")
 
     def poll_model(self) -> tuple[str, str, Any]:
         status = self.ctx.model.status()

@@ -6,7 +6,6 @@ from typing import Any
 
 import gradio as gr
 
-from backend.choices import TRUNCATE_METHODS
 from backend.services import data as data_service
 from backend.services import preview as preview_service
 from backend.services.context import StudioContext
@@ -27,17 +26,13 @@ def build(ctx: StudioContext, shared: Shared) -> None:
     gr.Markdown(HELP)
     with gr.Row():
         with gr.Column(scale=5):
-            name = gr.Textbox(ctx.project, label="Template name", elem_id="ps-template-name")
-            editor = gr.Textbox(shared.opening.get("template", ""), label="Template", lines=4, max_lines=20,
-                                elem_id="ps-template", interactive=False,  # until the page load fills it
-                                placeholder="{text_a} It was {mask}.")
+            # this tab owns these shared editors (created in Shared.create): it places them here
+            name = shared.template_name.render()
+            editor = shared.template_text.render()   # read-only until the page load fills it
             feedback = gr.HTML(elem_id="ps-template-feedback")
             with gr.Row():
-                max_length = gr.Number(shared.opening.get("max_length", 256), label="Max length (tokens)",
-                                       precision=0, minimum=8,
-                                       elem_id="ps-max-length")
-                truncate = gr.Dropdown(list(TRUNCATE_METHODS), value="tail", label="Truncation",
-                                       elem_id="ps-truncate")
+                max_length = shared.max_length.render()
+                truncate = shared.truncate.render()
             rows = gr.Dropdown([], allow_custom_value=True, value=[], multiselect=True, label="Examples to preview",
                                elem_id="ps-preview-rows", max_choices=preview_service.MAX_PREVIEW_EXAMPLES)
             panel = versions_panel(ctx, "template", name, editor, [], lambda: None, lambda c: c)
@@ -46,8 +41,6 @@ def build(ctx: StudioContext, shared: Shared) -> None:
             lengths_plot = gr.Plot(label="Encoded length over the dataset", elem_id="ps-lengths")
             lengths_info = gr.HTML(elem_id="ps-lengths-info")
             lengths_trigger = gr.Button("Measure lengths", elem_id="ps-lengths-trigger")
-    shared.template_text, shared.template_name = editor, name
-    shared.max_length, shared.truncate = max_length, truncate
 
     @guard
     def do_preview(text: str, picked: list[Any], max_len: Any, trunc: str, sel: dict[str, Any]) -> tuple[str, str]:

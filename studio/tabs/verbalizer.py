@@ -36,10 +36,9 @@ def build(ctx: StudioContext, shared: Shared) -> None:
     gr.Markdown(HELP)
     with gr.Row():
         with gr.Column(scale=5):
-            name = gr.Textbox(ctx.project, label="Verbalizer name", elem_id="ps-verbalizer-name")
-            words = gr.Textbox(shared.opening.get("label_words", ""), label="Label words", lines=5, max_lines=30,
-                               elem_id="ps-label-words", interactive=False,  # until the page load fills it
-                               placeholder="negative: bad, terrible\npositive: good, great")
+            # this tab owns these shared editors (created in Shared.create): it places them here
+            name = shared.verbalizer_name.render()
+            words = shared.label_words.render()   # read-only until the page load fills it
             feedback = gr.HTML(elem_id="ps-verbalizer-feedback")
             panel = versions_panel(ctx, "verbalizer", name, words, [shared.data_sel],
                                    lambda sel: classes_of(ctx, sel), label_words_text)
@@ -55,7 +54,6 @@ def build(ctx: StudioContext, shared: Shared) -> None:
                                      interactive=False, elem_id="ps-suggestions")
             use_btn = gr.Button("Use the suggestions as label words")
             probe_out = gr.HTML(elem_id="ps-probe-out")
-    shared.label_words, shared.verbalizer_name = words, name
 
     @guard
     def do_coverage(text: str, template: str, sel: dict[str, Any]) -> tuple[str, str]:
