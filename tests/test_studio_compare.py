@@ -33,7 +33,7 @@ def test_compare_saved_versions_and_drafts_then_flips_and_adopt(client):
     assert "critic v1" in t_choices and "the editor's draft" in t_choices
     msg, table, run_a, run_b = c.predict(
         ["the editor's draft", "critic v1"], ["the editor's draft", "critic v1"], 1, 16,
-        "{text_a} It was {mask}", "negative: bad\npositive: good", 64, "tail", api_name="/compare")
+        "{text_a} It was {mask}", "negative: bad\npositive: good", 64, "tail", api_name="/compare_prompts")
     assert "4 combinations on 16 dev rows" in msg
     rows = table["data"]
     assert [r[0] for r in rows] == [1, 2, 3, 4] and rows[0][-1] == "baseline"
@@ -48,6 +48,6 @@ def test_compare_saved_versions_and_drafts_then_flips_and_adopt(client):
 def test_mistakes_are_messages(client):
     c, _ = client
     msg, *_ = c.predict([], ["the editor's draft"], 1, 0, "{text_a} {mask}", "negative: bad\npositive: good",
-                        64, "tail", api_name="/compare")
+                        64, "tail", api_name="/compare_prompts")
     assert "at least one template" in msg
     assert "give two run ids" in c.predict(None, None, api_name="/flips")

@@ -63,3 +63,13 @@ def test_editors_stay_read_only_until_the_page_load_fills_them(page):
         assert block.interactive is False, f"#{editor} is editable before the drafts are in it"
         fillers = [fn for fn in _writers(page, ids[editor]) if any(t[1] == "load" for t in fn.targets)]
         assert fillers, f"no page-load listener fills #{editor}"
+
+
+def test_no_two_listeners_ask_for_the_same_api_name(page):
+    """Gradio renames a duplicate ``api_name`` (``compare`` -> ``compare_1``) without a word, and a client
+    calling ``/compare`` then reaches another tab's handler."""
+    import re
+
+    names = [fn.api_name for fn in page.fns.values() if fn.api_name and fn.api_visibility == "public"]
+    renamed = [n for n in names if re.search(r"_\d+$", n)]
+    assert not renamed, f"api names asked for twice: {renamed}"

@@ -76,12 +76,22 @@ class ColumnMap:
         return out
 
 
+def display_name(origin: str) -> str:
+    """A source as a message names it: a file by its name alone (a server's folders are nobody's business
+    and tell the user nothing), a hub id or built-in as given."""
+    from pathlib import Path
+
+    path = Path(origin)
+    return path.name if path.is_absolute() or path.exists() else origin
+
+
 def check_columns(mapping: ColumnMap, columns: list[str], origin: str) -> None:
     """Every mapped column must exist; the message lists the ones that do."""
+    shown = display_name(origin)
     for target, column in mapping.used().items():
         if column not in columns:
             hint = " (set label to none for unlabelled data)" if target == "label" else ""
-            raise DatasetError(f"{target} is mapped to column {column!r}, which {origin} does not have; "
+            raise DatasetError(f"{target} is mapped to column {column!r}, which {shown} does not have; "
                                f"available columns: {', '.join(columns)}{hint}", column=column)
 
 

@@ -134,12 +134,10 @@ def example_row(i: int, ex: Example) -> dict[str, Any]:
 def load(ctx: StudioContext, selection: dict[str, Any]) -> dict[str, Any]:
     """Load (or reuse) the selection: a summary with the label distribution, the source's columns and
     the mapping in effect (the guessed one when none was given), and the source's splits."""
-    from backend.data import ColumnMap
-
     data = loaded(ctx, selection)
     rows = examples(ctx, selection)
-    used = ColumnMap.from_value(selection.get("columns") or None, list(data.columns))
-    return {"selection": selection, "n": len(rows), "total": len(data.examples),
+    used = data.mapping
+    return {"selection": selection, "n": len(rows), "total": len(data.examples), "guessed": data.guessed,
             "label_names": [str(x) for x in data.label_names], "columns": list(data.columns),
             "mapping": {"text_a": used.text_a, "text_b": used.text_b, "label": used.label,
                         "meta": sorted(used.meta)},
@@ -266,3 +264,14 @@ def _column_name(value: Any, name: str) -> None:
     if value is not None and not isinstance(value, str):
         raise DatasetError(f"column mapping: {name} must be a column name (text), got {brief(value)}",
                            field="columns")
+
+
+def source_label(source: str) -> str:
+    """How the page names a source: an upload or any file by its file name (the studio's own folders are a
+    server detail), without the content digest uploads are stored under; built-ins and hub ids as given."""
+    import re
+
+    from backend.data.mapping import display_name
+
+    name = display_name(source)
+    return re.sub(r"-[0-9a-f]{12}(\.[A-Za-z0-9]+)$", r"\1", name) if name != source else name

@@ -30,7 +30,8 @@ def build(ctx: StudioContext, *, template: str, label_words: str, selection: dic
     if not source:
         raise ConfigError("no data loaded: pick a dataset on the Data tab", field="data")
     data: dict[str, Any] = {"eval": source, "eval_split": eval_split or selection.get("split"),
-                            "columns": selection.get("columns") or {}, "label_names": label_names,
+                            "columns": selection.get("columns") or _guessed_columns(ctx, selection),
+                            "label_names": label_names,
                             "limit": eval_limit, "seed": int(selection.get("seed") or 13),
                             "dev_fraction": selection.get("dev_fraction")}   # the Data tab's train / dev split
     if method != "zero-shot":
@@ -45,6 +46,21 @@ def build(ctx: StudioContext, *, template: str, label_words: str, selection: dic
     if evaluation:
         raw["eval"] = evaluation
     return RunConfig.from_dict(raw)
+
+
+def _guessed_columns(ctx: StudioContext, selection: dict[str, Any]) -> dict[str, Any]:
+    """The mapping the Data tab guessed, written out, so the run's config says which column fed what (and
+    repeats even if the guesser changes); {} when the data cannot be loaded (the run then says why)."""
+    from backend.services.data import loaded
+
+    try:
+        m = loaded(ctx, selection).mapping
+    except Exception:  # noqa: BLE001 - a loading error is reported by the run that needs the data
+        return {}
+    out: dict[str, Any] = {"text_a": m.text_a, "text_b": m.text_b, "label": m.label}
+    if m.meta:
+        out["meta"] = dict(m.meta)
+    return out
 
 
 def command(cfg: RunConfig, store_url: str | None = None) -> str:

@@ -93,7 +93,7 @@ def build(ctx: StudioContext, shared: Shared) -> None:
     refresh.click(do_refresh, [templates, words], [templates, words], api_name="compare_choices")
     go.click(do_compare, [templates, words, baseline, limit, shared.template_text, shared.label_words,
                           shared.data_sel, shared.max_length, shared.truncate], [msg, table, last, run_a, run_b],
-             api_name="compare")
+             api_name="compare_prompts")
     use_btn.click(do_use, [last, use_row], [shared.template_text, shared.label_words, msg], api_name="compare_use")
     flips_btn.click(do_flips, [run_a, run_b], [flips_out], api_name="flips")
     shared.on_load.append((do_refresh, [templates, words], [templates, words]))

@@ -73,13 +73,15 @@ def build(ctx: StudioContext, shared: Shared) -> None:
         choices = res["columns"]
         m = res["mapping"]
         none = [data_service.NO_COLUMN]
-        items = [("source", sel["source"]), ("split", sel.get("split") or "(file)"),
+        items = [("source", data_service.source_label(sel["source"])), ("split", sel.get("split") or "(file)"),
                  ("rows", f"{res['n']}" + (f" (K-shot of {res['total']})" if sel.get("shots") else "")),
                  ("classes", ", ".join(res["label_names"]) or "(unlabelled)"),
                  ("train / dev", res["split"]["how"] if res.get("split") else
                   "the source's own split files (pick them on the Train tab); runs refuse shared rows"),
                  ("fingerprint", res["fingerprint"][:12])]
         page_rows = data_service.browse(ctx, sel, "", 0, PAGE)
+        if note and res.get("guessed") and not sel.get("columns"):
+            note = f"{note} {res['guessed']}"
         return (sel, info_html(note, "ok") if note else "",
                 gr.Dropdown(choices=choices, value=m["text_a"]),
                 gr.Dropdown(choices=none + choices, value=m["text_b"] or data_service.NO_COLUMN),
@@ -132,7 +134,7 @@ def build(ctx: StudioContext, shared: Shared) -> None:
                "shots": None, "seed": 13,
                # one file (no split files) is both the train and the dev data: split it, never reuse rows
                "dev_fraction": None if available else _fraction(frac)}
-        return _views(sel, data_service.load(ctx, sel), f"Loaded {source}.")
+        return _views(sel, data_service.load(ctx, sel), f"Loaded {data_service.source_label(source)}.")
 
     @guard
     def do_map(sel: dict[str, Any], a: str, b: str, lab: str, meta: list[str]) -> tuple[Any, ...]:

@@ -1,0 +1,52 @@
+"""Column mapping guessed from names and content, said in one line; files named, never by server path."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from backend.data import load_examples
+from backend.data.guess import guess_mapping
+from backend.errors import DatasetError
+
+
+def _rows(n=40):
+    return [{"id": str(i), "review": f"the film number {i} was {'a delight to watch' if i % 2 else 'a bore'}",
+             "sentiment": "positive" if i % 2 else "negative", "stars": str(1 + i % 5)} for i in range(n)]
+
+
+def test_own_csv_columns_are_guessed_from_content():
+    m, line = guess_mapping(["id", "review", "sentiment", "stars"], _rows())
+    assert (m.text_a, m.text_b, m.label) == ("review", None, "sentiment")
+    assert "text_a ← 'review'" in line and "label ← 'sentiment'" in line and "positive" in line
+
+
+def test_label_found_by_content_when_no_name_says_so():
+    rows = [{"body": f"a long enough piece of text number {i}", "kind": ["spam", "ham", "eggs"][i % 3]}
+            for i in range(30)]
+    m, line = guess_mapping(["body", "kind"], rows)
+    assert (m.text_a, m.label) == ("body", "kind") and "3 distinct values" in line
+
+
+def test_two_text_columns_become_text_a_and_text_b():
+    rows = [{"first": f"a premise sentence that is long, number {i}", "second": f"a shorter claim {i}",
+             "y": str(i % 2)} for i in range(30)]
+    m, _ = guess_mapping(["first", "second", "y"], rows)
+    assert (m.text_a, m.text_b, m.label) == ("first", "second", "y")
+
+
+def test_usual_names_still_win():
+    rows = [{"sentence1": "a b c d e f g h", "sentence2": "x y z", "label": "entailment"}] * 3
+    m, _ = guess_mapping(["sentence1", "sentence2", "label"], rows)
+    assert (m.text_a, m.text_b, m.label) == ("sentence1", "sentence2", "label")
+
+
+def test_loading_a_csv_uses_the_guess_and_a_missing_column_names_the_file_not_its_path(tmp_path):
+    path = tmp_path / "my reviews.csv"
+    path.write_text("review,sentiment\n" + "\n".join(f"\"film {i} was fine, really fine\",{['neg', 'pos'][i % 2]}"
+                                                   for i in range(20)))
+    data = load_examples(str(path))
+    assert data.mapping.label == "sentiment" and data.label_names == ["neg", "pos"] and data.guessed
+    with pytest.raises(DatasetError) as err:
+        load_examples(str(path), columns={"text_a": "review", "label": "label"})
+    assert "my reviews.csv does not have" in err.value.message and str(tmp_path) not in err.value.message
