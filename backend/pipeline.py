@@ -14,7 +14,7 @@ from backend.batching import EncodeSettings
 from backend.config import RunConfig
 from backend.errors import ConfigError, DatasetError
 from backend.evaluate import EvalResult, evaluate, evaluate_vocabulary
-from backend.jobs.liveness import keep_alive
+from backend.liveness import keep_alive
 from backend.prompt_model import PromptModel
 from backend.prompts.example import Example
 from backend.prompts.template import Template, compile_template

@@ -18,7 +18,7 @@ import pytest
 
 from backend.errors import ConfigError
 from backend.jobs import Worker, resume
-from backend.jobs.liveness import keep_alive
+from backend.liveness import keep_alive
 from backend.jobs.signals import StopOnSignal
 from storage import open_store
 from storage.models import Run

@@ -17,7 +17,7 @@ import traceback
 from pathlib import Path
 from typing import Any, Callable
 
-from backend.jobs.liveness import keep_alive
+from backend.liveness import keep_alive
 from backend.jobs.signals import StopOnSignal
 
 

@@ -88,7 +88,7 @@ def _recorded(store: Any, cfg: RunConfig, sink: Sink | None, cancel_check: Calla
               loaded: Any, data: RunData, seed: int, project: str | None) -> TrainResult:
     """One seed as a run in ``store``, trained here the way a job child trains (``train_recorded``)."""
     from backend.jobs.child import CancelFlag, train_recorded
-    from backend.jobs.liveness import keep_alive
+    from backend.liveness import keep_alive
     from backend.jobs.paths import run_dir
     from backend.jobs.queue import submit
 
