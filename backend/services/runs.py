@@ -147,7 +147,16 @@ def export_bundle(ctx: StudioContext, run_id: int) -> dict[str, Any]:
 
 @service("bundle")
 def import_bundle(ctx: StudioContext, path: str | Path) -> dict[str, Any]:
-    run_id = ctx.store.import_bundle(Path(path))
+    """Import an uploaded bundle; a refusal names the file by its name (the upload's folder on the server
+    is nobody's business), with storage's reason."""
+    from backend.services.results import user_error
+    from storage import StorageError
+
+    path = Path(path)
+    try:
+        run_id = ctx.store.import_bundle(path)
+    except StorageError as exc:
+        return user_error(str(exc.message).replace(str(path), path.name), "import")
     return {"run_id": run_id}
 
 
