@@ -6,6 +6,8 @@ that made it, so "who ran this, where, when" is answerable later; the run row ke
 """
 from __future__ import annotations
 
+import operator
+
 import os
 import socket
 import time
@@ -36,8 +38,29 @@ def _here() -> tuple[str, int]:
     return socket.gethostname(), os.getpid()
 
 
+MAX_ID = 2 ** 63 - 1   # the largest row id SQLite and PostgreSQL store; a larger one names no run
+
+
+def _as_id(run_id: Any) -> int | None:
+    """``run_id`` as a row id a database can hold (ints, numpy ints, digit strings), else None."""
+    if isinstance(run_id, bool):
+        return None
+    if isinstance(run_id, str):
+        run_id = run_id.strip()
+        return int(run_id) if run_id.isdigit() and len(run_id) <= 19 and 0 < int(run_id) <= MAX_ID else None
+    try:
+        value = operator.index(run_id)
+    except TypeError:
+        return None
+    return value if 0 < value <= MAX_ID else None
+
+
 def get_row(s: Session, run_id: int, *, lock: bool = False) -> Run:
-    q = select(Run).where(Run.id == run_id)
+    value = _as_id(run_id)
+    if value is None:
+        shown = str(run_id) if len(str(run_id)) <= 24 else f"{str(run_id)[:20]}..."
+        raise NotFound(f"no run with id {shown}")
+    q = select(Run).where(Run.id == value)
     if lock:
         q = q.with_for_update()
     run = s.scalar(q)

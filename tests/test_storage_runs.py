@@ -214,3 +214,13 @@ def test_compare_runs_shows_only_differences(store):
     cmp = store.compare_runs([a, b])
     assert cmp["config_diff"] == {"config.method.n_tokens": [4, 8], "seed": [1, 2]}
     assert cmp["metrics"] == {"acc": [0.8, 0.9], "f1": [None, 0.5]}
+
+
+@pytest.mark.parametrize("run_id", [0, -1, 2 ** 63, 10 ** 40, True])
+def test_an_id_no_database_can_hold_is_simply_not_found(store, run_id):
+    from storage import NotFound
+
+    with pytest.raises(NotFound, match="no run with id"):
+        store.get_run(run_id)
+    with pytest.raises(NotFound):
+        store.get_predictions(run_id)
