@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.tiny import tiny_model
+from tests.job_helpers import write_assets
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -22,15 +22,7 @@ def _run(*args: str) -> subprocess.CompletedProcess:
 
 @pytest.fixture(scope="module")
 def config_file(tmp_path_factory, bert_tok) -> Path:
-    root = tmp_path_factory.mktemp("cli")
-    tiny_model("masked", bert_tok).model.save_pretrained(root / "model")
-    bert_tok.save_pretrained(root / "model")
-    rows = [{"text_a": f"this was a {w}", "label": lab} for w, lab in
-            [("great fun", "positive"), ("awful mess", "negative"), ("lovely film", "positive"),
-             ("boring junk", "negative")] * 2]
-    (root / "data.jsonl").write_text("\n".join(json.dumps(r) for r in rows))
-    dev = [dict(r, text_a=f"{r['text_a']}, number {i}") for i, r in enumerate(rows)]   # no training row in dev
-    (root / "dev.jsonl").write_text("\n".join(json.dumps(r) for r in dev))
+    root = write_assets(tmp_path_factory.mktemp("cli"), bert_tok, repeat=2)
     cfg = {"model": str(root / "model"), "template": "{text_a} {soft} It was {mask}.",
            "verbalizer": {"negative": ["bad"], "positive": ["good"]},
            "data": {"train": str(root / "data.jsonl"), "eval": str(root / "dev.jsonl")},
