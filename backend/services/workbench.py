@@ -17,7 +17,7 @@ def compare(ctx: StudioContext, *, templates: Sequence[str], label_words: Sequen
     """Score ``templates`` x ``label_words`` (editor texts) on the selection's dev rows; record the group."""
     from backend.pipeline import Split, settings_for
     from backend.services import runconfig
-    from backend.services.data import confine_config, label_names
+    from backend.services.data import confine_config, label_names, split_summary
     from backend.services.evaluate import eval_examples
     from backend.services.versions import parse_label_words
     from backend.workbench.compare import Prompt, compare_prompts
@@ -44,8 +44,10 @@ def compare(ctx: StudioContext, *, templates: Sequence[str], label_words: Sequen
     with ctx.model.lock:
         cmp = compare_prompts(loaded, t_prompts, v_prompts, dev, classes,
                               settings=settings_for(cfg, loaded.kind), batch_size=cfg.eval.batch_size)
+    summary = split_summary(ctx, selection)   # the same description every other run of this data records
     split = Split(examples=dev, label_names=classes, fingerprint="", source=str(cfg.data.eval), columns={},
-                  how=_how(selection), counts={})
+                  how=summary["how"] if summary else "",
+                  counts={k: summary[k] for k in ("train", "dev")} if summary else {})
     rec = record_comparison(ctx.store, cfg, loaded, cmp, t_prompts, v_prompts, split, baseline=int(baseline),
                             project=ctx.project)
     rows = []
@@ -80,10 +82,6 @@ def flips(ctx: StudioContext, run_a: int, run_b: int, limit: int = 50) -> dict[s
             "a_right": out["a_right"][:int(limit)], "b_right": out["b_right"][:int(limit)],
             "counts": {"a_right": len(out["a_right"]), "b_right": len(out["b_right"])}}
 
-
-def _how(selection: dict[str, Any]) -> str:
-    fraction = selection.get("dev_fraction")
-    return f"dev part ({fraction:.0%}) of one source" if isinstance(fraction, (int, float)) else ""
 
 
 DRAFT = "the editor's draft"
