@@ -24,11 +24,9 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from backend.batching import EncodeSettings  # noqa: E402
-from backend.models import load_model  # noqa: E402
 from backend.workbench.compare import Prompt, compare_prompts  # noqa: E402
 from backend.workbench.ensemble import KINDS, fit_ensemble  # noqa: E402
-from bench.fewshot_sets import DATA, few_shot_split  # noqa: E402
+from bench.fewshot_sets import few_shot_split, start  # noqa: E402
 TASKS = {
     "sst2": ("dev.jsonl", ["negative", "positive"], {"negative": ["negative"], "positive": ["positive"]}, [
         "Review: {text_a}\nSentiment (positive or negative):{mask}",
@@ -70,11 +68,7 @@ def main() -> None:
     ap.add_argument("--eval-limit", type=int, default=300)
     ap.add_argument("--shots", type=int, default=16)
     args = ap.parse_args()
-    if not DATA.exists():
-        sys.exit("../shared/datasets is absent")
-    lm = load_model()
-    settings = EncodeSettings(profile=lm.kind, max_length=256)
-    load0 = [round(x, 2) for x in os.getloadavg()]
+    lm, settings, load0 = start()
     results = {}
     for name, (eval_file, classes, words, templates) in TASKS.items():
         train, rows = few_shot_split(name, eval_file, classes, args.shots, args.eval_limit)

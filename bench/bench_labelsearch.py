@@ -23,11 +23,9 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from backend.batching import EncodeSettings  # noqa: E402
-from backend.models import load_model  # noqa: E402
 from backend.workbench.compare import Prompt, compare_prompts  # noqa: E402
 from backend.workbench.labelsearch import search_label_words  # noqa: E402
-from bench.fewshot_sets import DATA, few_shot_split  # noqa: E402
+from bench.fewshot_sets import few_shot_split, start  # noqa: E402
 TASKS = {
     "agnews": {
         "classes": ["World", "Sports", "Business", "Sci/Tech"],
@@ -56,11 +54,7 @@ def main() -> None:
     ap.add_argument("--test-limit", type=int, default=500)
     ap.add_argument("--shots", type=int, default=16)
     args = ap.parse_args()
-    if not DATA.exists():
-        sys.exit("../shared/datasets is absent")
-    lm = load_model()
-    settings = EncodeSettings(profile=lm.kind, max_length=256)
-    load0 = [round(x, 2) for x in os.getloadavg()]
+    lm, settings, load0 = start()
     results = {}
     for name, task in TASKS.items():
         classes = task["classes"]

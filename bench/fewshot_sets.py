@@ -3,6 +3,8 @@ dataset's train file, and at most N evaluation rows spread over its eval file, n
 training row (TREC's test set repeats some training questions)."""
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -21,3 +23,15 @@ def few_shot_split(name: str, eval_file: str, classes: list[str], shots: int, ev
             if example_key(e) not in seen]
     step = max(1, len(rows) // eval_limit)
     return train, [rows[i] for i in range(0, len(rows), step)][:eval_limit]
+
+
+def start() -> tuple[Any, Any, list[float]]:
+    """The embedded model, its encoding settings and the load average at the start (the benches report it),
+    after checking the datasets are there."""
+    from backend.batching import EncodeSettings
+    from backend.models import load_model
+
+    if not DATA.exists():
+        sys.exit("../shared/datasets is absent")
+    lm = load_model()
+    return lm, EncodeSettings(profile=lm.kind, max_length=256), [round(x, 2) for x in os.getloadavg()]
