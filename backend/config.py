@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, get_type_hints
 
-from backend.choices import DEFAULT_MODEL, TRUNCATE_METHODS
+from backend.choices import DEFAULT_MODEL, DEMO_SELECTIONS, TRUNCATE_METHODS
 from backend.errors import ConfigError
 from backend.methods import get_method
 from backend.schema import check, unknown_key
@@ -89,6 +89,16 @@ class TrainOptions:
 
 
 @dataclass
+class DemoOptions:
+    """In-context demonstrations (LM-BFF) for zero-shot evaluation, shown where the template's
+    ``{"demos": K}`` block is; the rows come from the training split only (backend.prompts.demos)."""
+
+    k: int | None = field(default=None, metadata={"min": 0, "max": 16})   # per class; None: the template's K
+    selection: str = field(default="random", metadata={"choices": DEMO_SELECTIONS})
+    seed: int = field(default=13, metadata=SEED)
+
+
+@dataclass
 class MethodConfig:
     name: str = "zero-shot"
     options: dict[str, Any] = field(default_factory=dict)
@@ -110,6 +120,10 @@ class RunConfig:
     eval: EvalOptions = field(default_factory=EvalOptions)
     name: str | None = field(default=None, metadata={"max_len": 1000})
     tags: list[str] = field(default_factory=list, metadata={"max_len": 200, "max_items": 100})
+    demos: DemoOptions = field(default_factory=DemoOptions)
+    # Which sweep and configuration this run is ({"name", "key", "params", "early_stop"}, backend.sweeps):
+    # it changes nothing about what runs, but a sweep's table is rebuilt from stored runs alone.
+    sweep: dict[str, Any] | None = None
 
     # ------------------------------------------------------------------ (de)serialisation
 
@@ -136,6 +150,10 @@ class RunConfig:
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["method"] = self.method.to_dict()
+        if self.demos == DemoOptions():     # a run without demonstration options keeps the config it had
+            del d["demos"]
+        if d["sweep"] is None:      # a run outside any sweep keeps the config it always had
+            del d["sweep"]
         return d
 
     def to_json(self) -> str:
@@ -149,6 +167,9 @@ class RunConfig:
             raise ConfigError("verbalizer: missing (e.g. {\"negative\": [\"bad\"], \"positive\": [\"good\"]})")
         if not (self.data.eval or self.data.train):
             raise ConfigError("data: give at least data.eval (or data.train) — a file, builtin:NAME or hub id")
+        if self.demos.k and self.method.name != "zero-shot":
+            raise ConfigError(f"demos.k: demonstrations are shown in zero-shot evaluation only, not with method "
+                              f"{self.method.name!r}; set demos.k to 0 or use method zero-shot")
 
 
 def load_config(path: str | Path) -> RunConfig:
