@@ -12,11 +12,14 @@ from backend.batching import EncodeSettings, collate, encode_examples, length_so
 from backend.data import class_index
 from backend.errors import ConfigError, DatasetError
 from backend.prompt_model import PromptModel
+from backend.prompts.demos import Demo
 from backend.prompts.encode import TokenizerInfo, describe_tokenizer
 from backend.prompts.example import Example
 
 CALIBRATION = (None, "content-free", "support")
 CONTENT_FREE = ("N/A", "", "[MASK]")
+# The demonstrations shown with each of a list of inputs (chosen outside evaluation: backend.prompts.demos).
+DemoChooser = Callable[[Sequence[Example]], "list[tuple[Demo, ...]]"]
 
 
 @dataclass
@@ -78,10 +81,7 @@ def _score(pm: PromptModel, encs: list, pad_id: int, batch_size: int, top_k: int
             chunk = [encs[i] for i in idx]
             batch = collate(chunk, pad_id, device)
             hidden = pm.mask_hidden(batch)
-            if exact:
-                s = pm.exact_class_scores(chunk, pad_id)
-            else:
-                s = pm.class_scores(pm.word_scores(pm.label_logits(hidden)))
+            s = pm.scores(hidden, pm.exact_class_scores(chunk, pad_id) if exact else None)
             scores[idx] = s.float().cpu()
             if top_k:
                 probs = torch.softmax(pm.vocab_logits(hidden), dim=-1)
@@ -101,9 +101,12 @@ def content_free_examples(examples: Sequence[Example]) -> list[Example]:
 
 
 def calibration_prior(pm: PromptModel, tokenizer: Any, examples: Sequence[Example], settings: EncodeSettings,
-                      info: TokenizerInfo, pad_id: int, batch_size: int = 32) -> torch.Tensor:
-    """Mean class distribution on ``examples`` (content-free inputs or a support set): (C,) log-probs."""
-    encs = encode_examples(pm.template, list(examples), tokenizer, settings, info)
+                      info: TokenizerInfo, pad_id: int, batch_size: int = 32,
+                      demos: DemoChooser | None = None) -> torch.Tensor:
+    """Mean class distribution on ``examples`` (content-free inputs or a support set): (C,) log-probs;
+    with demonstrations, each reference input is shown its own, as every scored input is."""
+    chosen = demos(list(examples)) if demos else None
+    encs = encode_examples(pm.template, list(examples), tokenizer, settings, info, demos=chosen)
     scores, _ = _score(pm, encs, pad_id, batch_size, 0)
     return torch.log(scores.exp().mean(0).clamp_min(1e-12))
 
@@ -111,8 +114,9 @@ def calibration_prior(pm: PromptModel, tokenizer: Any, examples: Sequence[Exampl
 def evaluate(pm: PromptModel, tokenizer: Any, examples: Sequence[Example], *, settings: EncodeSettings,
              batch_size: int = 32, calibration: str | None = None, support: Sequence[Example] | None = None,
              top_k: int = 0, precision_at: Sequence[int] = (), with_predictions: bool = True,
-             progress: Callable[[int, int], None] | None = None) -> EvalResult:
-    """Score ``examples`` and compute metrics; class probabilities are exact softmaxes over classes."""
+             progress: Callable[[int, int], None] | None = None, demos: DemoChooser | None = None) -> EvalResult:
+    """Score ``examples`` and compute metrics; class probabilities are exact softmaxes over classes.
+    ``demos`` chooses each input's demonstrations; every prediction then names the pool rows it was shown."""
     if calibration not in CALIBRATION:
         raise ConfigError(f"calibration must be one of content-free, support or none, not {calibration!r}")
     if not examples:
@@ -123,13 +127,14 @@ def evaluate(pm: PromptModel, tokenizer: Any, examples: Sequence[Example], *, se
     info = describe_tokenizer(tokenizer)
     pad_id = info.pad_id
     t0 = time.perf_counter()
-    encs = encode_examples(pm.template, list(examples), tokenizer, settings, info)
+    chosen = demos(list(examples)) if demos else None
+    encs = encode_examples(pm.template, list(examples), tokenizer, settings, info, demos=chosen)
     scores, tops = _score(pm, encs, pad_id, batch_size, top_k, progress)
     if calibration:
         ref = support if calibration == "support" else content_free_examples(examples)
         if not ref:
             raise ConfigError("support-set calibration needs support examples (e.g. the training split)")
-        prior = calibration_prior(pm, tokenizer, ref, settings, info, pad_id, batch_size)
+        prior = calibration_prior(pm, tokenizer, ref, settings, info, pad_id, batch_size, demos)
         scores = torch.log_softmax(scores - prior, dim=-1)
     seconds = time.perf_counter() - t0
     pred = scores.argmax(-1).tolist()
@@ -142,12 +147,18 @@ def evaluate(pm: PromptModel, tokenizer: Any, examples: Sequence[Example], *, se
     metrics.update({"seconds": seconds, "examples_per_s": len(examples) / seconds if seconds else math.inf,
                     "truncated": sum(1 for e in encs if e.dropped),
                     "calibration": calibration or "none"})
+    if chosen is not None:
+        metrics["demos_shown"] = sum(len(ds) - len(e.dropped_demos) for ds, e in zip(chosen, encs)) / len(chosen)
+        metrics["demos_dropped"] = sum(len(e.dropped_demos) for e in encs)
     predictions = []
     if with_predictions:
         probs = scores.exp()
         for i, ex in enumerate(examples):
             row = {"index": i, "guid": ex.guid, "gold": classes[gold[i]], "predicted": classes[pred[i]],
                    "probs": {c: float(probs[i, k]) for k, c in enumerate(classes)}}
+            if chosen is not None:
+                gone = set(encs[i].dropped_demos)
+                row["demos"] = [d.row for j, d in enumerate(chosen[i]) if j not in gone]
             if tops[i] is not None:
                 toks = tokenizer.convert_ids_to_tokens([t for t, _ in tops[i]])
                 row["top_k"] = [{"token": s, "id": t, "prob": p} for s, (t, p) in zip(toks, tops[i])]

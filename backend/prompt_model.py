@@ -143,6 +143,9 @@ class PromptModel(nn.Module):
         self.pack = pack
         # A trained verbalizer head (backend.methods.heads, WARP) replaces the LM head's label-word rows.
         self.register_module("soft_verbalizer", None)
+        # A trained class head (ProtoVerb's prototypes, backend.methods.protoverb) turns the mask's hidden
+        # state and the label words' class scores into the final class scores.
+        self.register_module("class_head", None)
         self.template = template
         self.verbalizer = verbalizer
         input_emb = plm.get_input_embeddings().weight
@@ -331,9 +334,15 @@ class PromptModel(nn.Module):
             scores = torch.logsumexp(word_logprobs, dim=-1)
         return torch.log_softmax(scores, dim=-1)
 
+    def scores(self, hidden: torch.Tensor, words: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, H) mask hidden states -> (B, C) class log-probs: the label words' (``words`` when already
+        scored, e.g. by teacher forcing), through the class head when one is attached."""
+        if words is None:
+            words = self.class_scores(self.word_scores(self.label_logits(hidden)))
+        return words if self.class_head is None else self.class_head(hidden, words)
+
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        hidden = self.mask_hidden(batch)
-        return self.class_scores(self.word_scores(self.label_logits(hidden)))
+        return self.scores(self.mask_hidden(batch))
 
     def exact_class_scores(self, encoded: list[Encoded], pad_id: int) -> torch.Tensor:
         """Causal models: score each label word by teacher forcing (sum of its sub-token log-probs).

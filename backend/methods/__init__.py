@@ -15,6 +15,7 @@ from backend.methods.full import Full
 from backend.methods.ia3 import IA3
 from backend.methods.lora import LoRA
 from backend.methods.prefix import PrefixTuning
+from backend.methods.protoverb import ProtoVerb
 from backend.methods.ptuning import PTuning
 from backend.methods.soft import PromptTuning, SoftPrompt, ZeroShot
 from backend.textcheck import brief
@@ -30,6 +31,7 @@ REGISTRY: dict[str, type[Method]] = {m.name: m for m in (
     BitFit,
     IA3,
     Full,
+    ProtoVerb,
 )}
 
 

@@ -21,6 +21,7 @@ from backend.errors import ConfigError
 from backend.schema import Option, check, unknown_key
 
 if TYPE_CHECKING:
+    import torch
     from torch import nn
 
     from backend.prompt_model import PromptModel
@@ -141,6 +142,13 @@ class Method:
 
     def prepare(self, pm: PromptModel, opts: dict[str, Any], ctx: MethodContext) -> None:
         """Make the method's parameters trainable (everything else is already frozen)."""
+
+    def batch_loss(self, pm: PromptModel, logp: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """The training loss of one chunk, summed over its rows (the loop divides by the batch size):
+        cross-entropy of the class log-probs ``logp`` (B, C); a method with its own objective overrides it."""
+        import torch
+
+        return torch.nn.functional.nll_loss(logp.float(), labels, reduction="sum")
 
 
 def _describe_option(key: str, opt: Option, common: bool) -> dict[str, Any]:

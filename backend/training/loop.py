@@ -139,7 +139,7 @@ def train_loop(tuned: TunedModel, tokenizer: Any, data: TrainData, opts: Resolve
                     batch = collate([data.encoded[i] for i in chunk], data.pad_id, device)
                     with accelerator.autocast():
                         logp = pm_prepared(batch)
-                        loss = torch.nn.functional.nll_loss(logp.float(), labels[chunk].to(device), reduction="sum")
+                        loss = tuned.method.batch_loss(pm, logp, labels[chunk].to(device))
                         loss = loss / (size * opts.grad_accum)
                     accelerator.backward(loss)
                 loss_sum += float(loss.detach())
