@@ -12,6 +12,7 @@ from typing import Any, Iterable, Sequence
 
 import torch
 
+from backend.prompts.demos import Demo
 from backend.prompts.encode import Encoded, TokenizerInfo, describe_tokenizer, encode
 from backend.prompts.example import Example
 from backend.prompts.template import Template
@@ -45,7 +46,7 @@ class EncodeCache:
         h = hashlib.sha1()
         h.update(repr((settings, getattr(tokenizer, "name_or_path", ""), len(tokenizer))).encode())
         for p in wrapped.pieces:
-            h.update(repr((p.text, p.loss_ids, p.shortenable_ids, p.soft_token_ids)).encode())
+            h.update(repr((p.text, p.loss_ids, p.shortenable_ids, p.soft_token_ids, p.demo)).encode())
         return h.hexdigest()
 
     def get_or_encode(self, wrapped: Any, tokenizer: Any, settings: EncodeSettings,
@@ -67,13 +68,16 @@ class EncodeCache:
 
 def encode_examples(template: Template, examples: Sequence[Example], tokenizer: Any,
                     settings: EncodeSettings, info: TokenizerInfo | None = None,
-                    cache: EncodeCache | None = None) -> list[Encoded]:
+                    cache: EncodeCache | None = None, demos: Sequence[Sequence[Demo]] | None = None
+                    ) -> list[Encoded]:
+    """Wrap and encode every example; ``demos[i]``: the demonstrations chosen for ``examples[i]``."""
     info = info or describe_tokenizer(tokenizer)
     tok = MemoTokenizer.of(tokenizer)   # the studio's cache when it passes one, so its memo fills
+    wrapped = [wrap(template, ex, demos[i] if demos else ()) for i, ex in enumerate(examples)]
     if cache is not None:
-        return [cache.get_or_encode(wrap(template, ex), tok, settings, info) for ex in examples]
-    return [encode(wrap(template, ex), tok, profile=settings.profile, max_length=settings.max_length,
-                   truncate=settings.truncate, info=info) for ex in examples]
+        return [cache.get_or_encode(w, tok, settings, info) for w in wrapped]
+    return [encode(w, tok, profile=settings.profile, max_length=settings.max_length,
+                   truncate=settings.truncate, info=info) for w in wrapped]
 
 
 def length_sorted_batches(lengths: Sequence[int], batch_size: int, *, shuffle_seed: int | None = None

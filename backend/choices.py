@@ -15,3 +15,6 @@ KINDS: tuple[Kind, ...] = get_args(Kind)
 
 # Where an example too long for max_length loses tokens: its end, its start, or evenly across fields.
 TRUNCATE_METHODS = ("tail", "head", "balanced")
+
+# How in-context demonstrations are chosen from the training rows (backend.prompts.demos).
+DEMO_SELECTIONS = ("random", "similar")

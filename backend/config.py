@@ -170,6 +170,18 @@ class RunConfig:
         if self.demos.k and self.method.name != "zero-shot":
             raise ConfigError(f"demos.k: demonstrations are shown in zero-shot evaluation only, not with method "
                               f"{self.method.name!r}; set demos.k to 0 or use method zero-shot")
+        if self.method.name != "zero-shot" and self.demos.k is None and "demos" in self.template:
+            from backend.errors import TemplateError
+            from backend.prompts.parse import parse_template
+
+            try:
+                block = parse_template(self.template, require_mask=False).demos
+            except TemplateError:
+                block = None      # the template's own error is reported where it is compiled
+            if block is not None and block.value:
+                raise ConfigError(f"template: its demonstrations block ({{\"demos\": {block.value}}}) is shown in "
+                                  f"zero-shot evaluation only, not with method {self.method.name!r}; remove it or "
+                                  "set demos.k to 0")
 
 
 def load_config(path: str | Path) -> RunConfig:

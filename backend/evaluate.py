@@ -19,7 +19,7 @@ from backend.prompts.example import Example
 CALIBRATION = (None, "content-free", "support")
 CONTENT_FREE = ("N/A", "", "[MASK]")
 # The demonstrations shown with each of a list of inputs (chosen outside evaluation: backend.prompts.demos).
-DemoChooser = Callable[[Sequence[Example]], "list[tuple[Demo, ...]]"]
+ChooseDemos = Callable[[Sequence[Example]], "list[tuple[Demo, ...]]"]
 
 
 @dataclass
@@ -102,7 +102,7 @@ def content_free_examples(examples: Sequence[Example]) -> list[Example]:
 
 def calibration_prior(pm: PromptModel, tokenizer: Any, examples: Sequence[Example], settings: EncodeSettings,
                       info: TokenizerInfo, pad_id: int, batch_size: int = 32,
-                      demos: DemoChooser | None = None) -> torch.Tensor:
+                      demos: ChooseDemos | None = None) -> torch.Tensor:
     """Mean class distribution on ``examples`` (content-free inputs or a support set): (C,) log-probs;
     with demonstrations, each reference input is shown its own, as every scored input is."""
     chosen = demos(list(examples)) if demos else None
@@ -114,7 +114,7 @@ def calibration_prior(pm: PromptModel, tokenizer: Any, examples: Sequence[Exampl
 def evaluate(pm: PromptModel, tokenizer: Any, examples: Sequence[Example], *, settings: EncodeSettings,
              batch_size: int = 32, calibration: str | None = None, support: Sequence[Example] | None = None,
              top_k: int = 0, precision_at: Sequence[int] = (), with_predictions: bool = True,
-             progress: Callable[[int, int], None] | None = None, demos: DemoChooser | None = None) -> EvalResult:
+             progress: Callable[[int, int], None] | None = None, demos: ChooseDemos | None = None) -> EvalResult:
     """Score ``examples`` and compute metrics; class probabilities are exact softmaxes over classes.
     ``demos`` chooses each input's demonstrations; every prediction then names the pool rows it was shown."""
     if calibration not in CALIBRATION:

@@ -16,8 +16,9 @@ from backend.errors import ConfigError, DatasetError
 from backend.evaluate import EvalResult, evaluate, evaluate_vocabulary
 from backend.liveness import keep_alive
 from backend.prompt_model import PromptModel
+from backend.prompts.demos import DemoChooser, build_pool
 from backend.prompts.example import Example
-from backend.prompts.template import Template, compile_template
+from backend.prompts.template import Template, compile_template, mask_prefix
 from backend.prompts.verbalizer import CompiledVerbalizer, Verbalizer, compile_verbalizer, parse_verbalizer
 
 OPEN_VOCAB = "labels"   # verbalizer value meaning: every distinct label is its own class and label word
@@ -77,19 +78,6 @@ def load_train_dev(cfg: RunConfig) -> tuple[Split, Split]:
     return train, dev
 
 
-def mask_prefix(template: Template) -> str:
-    """Leading space for label words: none when the text before the mask already ends in whitespace."""
-    before = ""
-    for part in template.parts:
-        if part.kind == "mask":
-            break
-        if part.kind == "text":
-            before = part.add_prefix_space + part.value
-        elif part.kind in ("placeholder", "meta", "soft", "special"):
-            before = "x"
-    return "" if before[-1:].isspace() else " "
-
-
 def build_verbalizer(spec: Any, classes: Sequence[str], examples: Sequence[Example] = ()) -> Verbalizer:
     if spec == WHOLE_VOCAB:
         # The model scores every vocabulary row; this stand-in verbalizer only sizes the PromptModel.
@@ -109,6 +97,36 @@ def build_prompt_model(loaded: Any, cfg: RunConfig, classes: Sequence[str], exam
     compiled = compile_verbalizer(verb, loaded.tokenizer, prefix=mask_prefix(template))
     pm = PromptModel(loaded.model, loaded.kind, template, compiled, seed=seed)
     return pm, template, compiled
+
+
+def plan_demos(cfg: RunConfig, template: Template, compiled: CompiledVerbalizer, pool_rows: Sequence[Example],
+               eval_rows: Sequence[Example], embed: Any = None) -> DemoChooser | None:
+    """How many demonstrations (config ``demos.k``, else the template's ``{"demos": K}``), from which rows:
+    the training rows only, less any identical to an evaluation row. None when there are none to show."""
+    block = template.parsed.demos
+    k = cfg.demos.k if cfg.demos.k is not None else (block.value if block is not None else 0)
+    if not k:
+        return None
+    if cfg.verbalizer == WHOLE_VOCAB:
+        raise ConfigError("demonstrations need label words per class; whole-vocabulary probing has none",
+                          field="demos.k")
+    if block is None:
+        raise ConfigError(f"demos.k is {k} but the template has no demonstrations block: add {{\"demos\": {k}}} "
+                          "where they should go", field="template")
+    if not pool_rows:
+        raise ConfigError("demonstrations come from the training rows: set data.train (or data.dev_fraction)",
+                          field="data.train")
+    similar = cfg.demos.selection == "similar"
+    if similar and embed is None:
+        from backend.models.embed import SentenceEmbedder
+
+        embed = SentenceEmbedder()
+    words = [ws[0] for ws in compiled.verbalizer.words]
+    pool = build_pool(pool_rows, compiled.classes, words, exclude=eval_rows, embed=embed if similar else None)
+    if not pool.usable:
+        raise ConfigError(f"none of the {len(pool_rows)} training rows can be a demonstration (each is identical "
+                          "to an evaluation row or has no label of the verbalizer's classes)", field="data.train")
+    return DemoChooser(pool=pool, k=k, selection=cfg.demos.selection, seed=cfg.demos.seed)
 
 
 def settings_for(cfg: RunConfig, kind: str) -> EncodeSettings:
@@ -133,16 +151,18 @@ def run_zero_shot(cfg: RunConfig, *, loaded: Any = None, store: Any = None,
         loaded = load_model(cfg.model)
     check_model(cfg, loaded)
     data = load_split(cfg, "eval")
-    support = None
-    if cfg.eval.calibration == "support":
-        support = load_split(cfg, "train").examples
     pm, template, compiled = build_prompt_model(loaded, cfg, data.label_names, data.examples)
+    wants_demos = cfg.demos.k if cfg.demos.k is not None else getattr(template.parsed.demos, "value", 0)
+    train_rows = load_split(cfg, "train").examples \
+        if cfg.eval.calibration == "support" or (wants_demos and (cfg.data.train or cfg.data.dev_fraction)) else []
+    support = train_rows if cfg.eval.calibration == "support" else None
+    demos = plan_demos(cfg, template, compiled, train_rows, data.examples)
     run_id, beating = None, contextlib.ExitStack()
     if store is not None:
         from backend.recording import create_run
 
         run_id = create_run(store, cfg, method="zero-shot", loaded=loaded, verbalizer=compiled.verbalizer,
-                            train=support or [], eval=data.examples, classes=list(compiled.classes),
+                            train=train_rows, eval=data.examples, classes=list(compiled.classes),
                             tags=cfg.tags, how=data.how, counts=data.counts, status="queued")
         store.set_status(run_id, "running")
         beating.enter_context(keep_alive(store, run_id))   # a long evaluation must not look like a dead one
@@ -154,7 +174,8 @@ def run_zero_shot(cfg: RunConfig, *, loaded: Any = None, store: Any = None,
         else:
             result = evaluate(pm, loaded.tokenizer, data.examples, settings=settings_for(cfg, loaded.kind),
                               batch_size=cfg.eval.batch_size, calibration=cfg.eval.calibration, support=support,
-                              top_k=cfg.eval.top_k, precision_at=cfg.eval.precision_at, progress=progress)
+                              top_k=cfg.eval.top_k, precision_at=cfg.eval.precision_at, progress=progress,
+                              demos=demos)
     except BaseException as exc:
         if store is not None and run_id is not None:
             store.set_status(run_id, "failed", error=f"{type(exc).__name__}: {exc}")
@@ -167,6 +188,9 @@ def run_zero_shot(cfg: RunConfig, *, loaded: Any = None, store: Any = None,
         store.add_predictions(run_id, result.predictions)
         store.attach_artifact(run_id, "report", "metrics.json",
                               json.dumps(result.metrics, indent=2, default=str).encode())
+        if demos is not None:   # lineage: which training rows each scored row was shown
+            shown = {**demos.describe(), "per_example": [p.get("demos", []) for p in result.predictions]}
+            store.attach_artifact(run_id, "report", "demos.json", json.dumps(shown, indent=2, default=str).encode())
         store.set_status(run_id, "succeeded")
     return result, run_id
 

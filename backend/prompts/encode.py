@@ -8,6 +8,8 @@ Profiles:
   ``<pad> <extra_id_0>`` and the label is read at decoder position 1.
 
 Truncation only ever cuts shortenable pieces (placeholders by default), never the mask or soft tokens.
+Demonstrations share the budget with the input and give way first: whole demonstrations are dropped from
+the last one back until the prompt fits, and only then is the input itself cut.
 ``tail`` trims the last shortenable pieces first, ``head`` the first ones (each from its end, as
 OpenPrompt does), ``balanced`` trims each in proportion to its length.
 """
@@ -76,6 +78,9 @@ class Encoded:
     decoder_input_ids: tuple[int, ...] | None = None
     dropped: tuple[tuple[int, int, int], ...] = ()   # (piece, offset in piece, token id) cut by truncation
     warnings: tuple[str, ...] = ()
+    piece_demo: tuple[int, ...] = ()                   # per wrapped piece: its demonstration (-1: the input)
+    demo_dropped: tuple[tuple[int, int, int], ...] = ()   # tokens of the demonstrations dropped to fit
+    dropped_demos: tuple[int, ...] = ()                # which demonstrations were dropped
 
     @property
     def length(self) -> int:
@@ -191,6 +196,8 @@ def encode(wrapped: Wrapped, tokenizer: Any, *, profile: str = "masked", max_len
 
     n_special = len(info.prefix) + (0 if profile == "causal" else len(info.suffix))
     total = sum(len(x) for x in ids_per_piece) + n_special
+    piece_demo = tuple(p.demo for p in pieces)
+    demo_dropped, dropped_demos, total = _drop_demos(ids_per_piece, piece_demo, total, max_length)
     shortenable = [bool(p.shortenable_ids) for p in pieces]
     cut = truncate_parts(ids_per_piece, shortenable, total - max_length, truncate) if total > max_length \
         else ids_per_piece
@@ -228,7 +235,27 @@ def encode(wrapped: Wrapped, tokenizer: Any, *, profile: str = "masked", max_len
         mask_positions = [1]
     return Encoded(input_ids=tuple(input_ids), loss_ids=tuple(loss), soft_token_ids=tuple(soft),
                    piece_index=tuple(piece_index), mask_positions=tuple(mask_positions), profile=profile,
-                   decoder_input_ids=decoder_ids, dropped=dropped, warnings=tuple(warnings))
+                   decoder_input_ids=decoder_ids, dropped=dropped, warnings=tuple(warnings),
+                   piece_demo=piece_demo if any(d >= 0 for d in piece_demo) else (),
+                   demo_dropped=demo_dropped, dropped_demos=dropped_demos)
+
+
+def _drop_demos(ids_per_piece: list[list[int]], piece_demo: Sequence[int], total: int, max_length: int
+                ) -> tuple[tuple[tuple[int, int, int], ...], tuple[int, ...], int]:
+    """Empty whole demonstrations, the last first, while the prompt is over ``max_length`` (in place);
+    returns their tokens, their numbers and the new total."""
+    gone: list[tuple[int, int, int]] = []
+    demos: list[int] = []
+    for j in sorted({d for d in piece_demo if d >= 0}, reverse=True):
+        if total <= max_length:
+            break
+        for i, d in enumerate(piece_demo):
+            if d == j and ids_per_piece[i]:
+                gone.extend((i, off, tok) for off, tok in enumerate(ids_per_piece[i]))
+                total -= len(ids_per_piece[i])
+                ids_per_piece[i] = []
+        demos.append(j)
+    return tuple(gone), tuple(sorted(demos)), total
 
 
 @dataclass(frozen=True)
@@ -244,6 +271,7 @@ class TokenView:
     loss: int
     truncated: bool = False
     read: bool = False        # the label is read here (causal: the token before the mask)
+    demo: int = -1            # the demonstration this token belongs to (-1: the input)
 
 
 def token_views(encoded: Encoded, tokenizer: Any) -> list[TokenView]:
@@ -252,24 +280,28 @@ def token_views(encoded: Encoded, tokenizer: Any) -> list[TokenView]:
     read = set(encoded.mask_positions) if encoded.profile == "causal" else set()
     views = []
     dropped_by_piece: dict[int, list[tuple[int, int]]] = {}
-    for piece, off, tok in encoded.dropped:
+    demo_of = encoded.piece_demo
+    for piece, off, tok in encoded.dropped + encoded.demo_dropped:
         dropped_by_piece.setdefault(piece, []).append((off, tok))
     n = len(encoded.input_ids)
     for pos in range(n):
         piece = encoded.piece_index[pos]
         views.append(TokenView(id=encoded.input_ids[pos], text=toks[pos], piece=piece, special=piece < 0,
                                mask=encoded.loss_ids[pos] == 1 and encoded.profile != "causal",
-                               soft=encoded.soft_token_ids[pos], loss=encoded.loss_ids[pos], read=pos in read))
+                               soft=encoded.soft_token_ids[pos], loss=encoded.loss_ids[pos], read=pos in read,
+                               demo=demo_of[piece] if demo_of and piece >= 0 else -1))
         last_of_piece = piece >= 0 and (pos + 1 == n or encoded.piece_index[pos + 1] != piece)
         if last_of_piece and piece in dropped_by_piece:
-            views.extend(_dropped_views(dropped_by_piece.pop(piece), piece, tokenizer))
+            views.extend(_dropped_views(dropped_by_piece.pop(piece), piece, tokenizer, demo_of))
     for piece, items in sorted(dropped_by_piece.items()):  # pieces cut to nothing
         at = next((k for k, v in enumerate(views) if v.piece > piece), len(views))
-        views[at:at] = _dropped_views(items, piece, tokenizer)
+        views[at:at] = _dropped_views(items, piece, tokenizer, demo_of)
     return views
 
 
-def _dropped_views(items: list[tuple[int, int]], piece: int, tokenizer: Any) -> list[TokenView]:
+def _dropped_views(items: list[tuple[int, int]], piece: int, tokenizer: Any,
+                   demo_of: Sequence[int]) -> list[TokenView]:
     texts = tokenizer.convert_ids_to_tokens([t for _, t in items])
-    return [TokenView(id=t, text=s, piece=piece, special=False, mask=False, soft=0, loss=0, truncated=True)
+    demo = demo_of[piece] if demo_of else -1
+    return [TokenView(id=t, text=s, piece=piece, special=False, mask=False, soft=0, loss=0, truncated=True, demo=demo)
             for (_, t), s in zip(items, texts)]

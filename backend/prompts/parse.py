@@ -17,13 +17,15 @@ from backend.errors import TemplateError
 from backend.prompts.postprocess import LIST_JOINERS, POST_PROCESSORS
 from backend.textcheck import brief, surrogate_at, surrogate_message
 
-KINDS = ("text", "placeholder", "meta", "mask", "special", "soft")
-OPTION_KEYS = ("shortenable", "post_processing", "add_prefix_space", "soft_id", "duplicate", "same")
+KINDS = ("text", "placeholder", "meta", "mask", "special", "soft", "demos")
+OPTION_KEYS = ("shortenable", "post_processing", "add_prefix_space", "soft_id", "duplicate", "same", "separator")
 ALLOWED_KEYS = frozenset(KINDS + OPTION_KEYS)
 PLACEHOLDERS = ("text_a", "text_b")
 SHORT_SPECIALS = {"sep": "<sep>", "cls": "<cls>", "eos": "<eos>", "bos": "<bos>"}
 MAX_BODY_CHARS = 20_000
 MAX_SOFT_ID = 100_000        # shared-embedding ids are labels; far more than any template has soft tokens
+MAX_DEMOS = 16               # demonstrations per class (LM-BFF used up to 16 rows per class in all)
+DEMO_SEPARATOR = "\n"        # between demonstrations and before the input, unless the block says otherwise
 _SHORT_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]*(\s*:.*)?$", re.S)
 
 
@@ -41,6 +43,7 @@ class Segment:
     duplicate: int | None = None
     same: bool = False
     explicit: tuple[str, ...] = ()   # option keys the user wrote (kept for OpenPrompt's parsed form)
+    separator: str = ""              # demos only: text after each demonstration
 
     @property
     def is_shortenable(self) -> bool:
@@ -57,7 +60,7 @@ class Segment:
                 d[k] = self.shortenable
             elif k == "post_processing":
                 d[k] = list(self.post_processing)
-            elif k in ("soft_id", "duplicate", "same"):
+            elif k in ("soft_id", "duplicate", "same", "separator"):
                 d[k] = getattr(self, k)
         return d
 
@@ -74,6 +77,11 @@ class ParsedTemplate:
     @property
     def has_soft(self) -> bool:
         return any(s.kind == "soft" for s in self.segments)
+
+    @property
+    def demos(self) -> Segment | None:
+        """The demonstrations block, if the template has one (at most one is allowed)."""
+        return next((s for s in self.segments if s.kind == "demos"), None)
 
     def fields(self) -> dict[str, list[str]]:
         """Which example fields the template reads: ``{"placeholder": [...], "meta": [...]}``."""
@@ -137,14 +145,23 @@ def _short_form(body: str, span: tuple[int, int]) -> dict[str, Any]:
         return {"meta": key}
     if name == "soft":
         return {"soft": arg.lstrip() if sep and arg.strip() else None}
+    if name == "demos":
+        arg = arg.strip()
+        if not sep or not arg:
+            return {"demos": 1}
+        if not arg.isdigit() or len(arg) > 3:
+            raise TemplateError(f"{{demos:K}} takes a whole number of demonstrations per class (0 to {MAX_DEMOS}), "
+                                f"got {brief(arg)}", span=span)
+        return {"demos": int(arg)}
     if name in SHORT_SPECIALS and not sep:
         return {"special": SHORT_SPECIALS[name]}
     if name in ("placeholder", "text", "special") and sep:
         return {name: arg.strip() if name != "text" else arg}
-    known = list(PLACEHOLDERS) + ["mask", "meta", "soft"] + list(SHORT_SPECIALS)
+    known = list(PLACEHOLDERS) + ["mask", "meta", "soft", "demos"] + list(SHORT_SPECIALS)
     raise TemplateError(
         f"unknown field {{{name}}}{_suggest(name, known)} Short forms: {{text_a}}, {{text_b}}, {{mask}}, "
-        "{meta:NAME}, {soft}, {soft:init text}; or OpenPrompt's {\"placeholder\": \"text_a\"}", span=span)
+        "{meta:NAME}, {soft}, {soft:init text}, {demos:K}; or OpenPrompt's {\"placeholder\": \"text_a\"}",
+        span=span)
 
 
 def _literal(body: str, span: tuple[int, int]) -> dict[str, Any]:
@@ -208,11 +225,24 @@ def _build_segment(d: dict[str, Any], aps: str, span: tuple[int, int]) -> Segmen
         value = None
     if kind == "soft" and value is not None and not isinstance(value, str):
         raise TemplateError("soft takes initialisation text or None", span=span)
+    if kind == "demos":
+        if value is None:
+            value = 1
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_DEMOS:
+            raise TemplateError(f"demos takes the number of demonstrations per class, a whole number from 0 to "
+                                f"{MAX_DEMOS}, got {brief(value)}", span=span)
+    separator = d.get("separator", DEMO_SEPARATOR)
+    if "separator" in d:
+        if kind != "demos":
+            raise TemplateError("separator applies only to the demonstrations block, e.g. "
+                                "{\"demos\": 1, \"separator\": \"\\n\"}", span=span)
+        if not isinstance(separator, str) or len(separator) > 1000:
+            raise TemplateError("separator must be a string of at most 1,000 characters", span=span)
 
     shortenable = d.get("shortenable")
     if shortenable is not None and not isinstance(shortenable, bool):
         raise TemplateError("shortenable must be True or False", span=span)
-    if shortenable and kind in ("mask", "soft", "special"):
+    if shortenable and kind in ("mask", "soft", "special", "demos"):
         raise TemplateError(f"a {kind} segment can never be shortened", span=span)
 
     post: tuple[str, ...] = ()
@@ -249,7 +279,8 @@ def _build_segment(d: dict[str, Any], aps: str, span: tuple[int, int]) -> Segmen
     if not isinstance(same, bool):
         raise TemplateError("same must be True or False", span=span)
     return Segment(kind=kind, value=value, add_prefix_space=aps, span=span, shortenable=shortenable,
-                   post_processing=post, soft_id=soft_id, duplicate=duplicate, same=same, explicit=explicit)
+                   post_processing=post, soft_id=soft_id, duplicate=duplicate, same=same, explicit=explicit,
+                   separator=separator if kind == "demos" else "")
 
 
 def parse_template(text: str, *, require_mask: bool = True) -> ParsedTemplate:
@@ -296,6 +327,13 @@ def parse_template(text: str, *, require_mask: bool = True) -> ParsedTemplate:
         segments.append(_build_segment(d, aps, span))
         i = j + 1
     parsed = ParsedTemplate(text=text, segments=tuple(segments))
+    blocks = [s for s in segments if s.kind == "demos"]
+    if len(blocks) > 1:
+        raise TemplateError("a template holds at most one demonstrations block; this is a second one",
+                            span=blocks[1].span)
+    if blocks and parsed.mask_count > 1:
+        raise TemplateError("demonstrations need a template with exactly one mask (each demonstration shows "
+                            "its label word in its place)", span=blocks[0].span)
     if require_mask and parsed.mask_count == 0:
         raise TemplateError("the template has no {\"mask\"}: add one where the label word should go",
                             span=(0, len(text)))

@@ -15,7 +15,7 @@ from backend.prompts.parse import ParsedTemplate, Segment, parse_template
 from backend.prompts.postprocess import LIST_JOINERS, POST_PROCESSORS
 
 __all__ = ["LIST_JOINERS", "POST_PROCESSORS", "ParsedTemplate", "Part", "Segment", "Template",
-           "compile_template", "parse_template"]
+           "compile_template", "mask_prefix", "parse_template"]
 
 
 # ------------------------------------------------------------------------------------ soft-token expansion
@@ -113,3 +113,19 @@ def compile_template(source: str | ParsedTemplate, tokenizer: Any = None) -> Tem
         if seg.soft_id is not None:
             by_user_id[seg.soft_id] = ids
     return Template(parsed=parsed, parts=tuple(parts), num_soft_tokens=count, soft_init=init)
+
+
+def mask_prefix(template: Template) -> str:
+    """Leading space for label words: none when the text before the mask already ends in whitespace.
+
+    Here, with the template, because two places must agree on it: the verbalizer's label-word tokens and
+    the label words that demonstrations show in place of the mask (``backend.prompts.wrap``)."""
+    before = ""
+    for part in template.parts:
+        if part.kind == "mask":
+            break
+        if part.kind == "text":
+            before = part.add_prefix_space + part.value
+        elif part.kind in ("placeholder", "meta", "soft", "special"):
+            before = "x"
+    return "" if before[-1:].isspace() else " "

@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Sequence
 
 from backend.errors import TemplateError
+from backend.prompts.demos import Demo
 from backend.prompts.example import Example
 from backend.prompts.postprocess import LIST_JOINERS, POST_PROCESSORS
-from backend.prompts.template import Part, Template, compile_template
+from backend.prompts.template import Part, Template, compile_template, mask_prefix
 
 MASK_TEXT = "<mask>"
 
@@ -20,7 +21,8 @@ class Piece:
     soft_token_ids: int
     part: int                # index into Template.parts
     segment: int             # index into ParsedTemplate.segments
-    kind: str
+    kind: str                # a part's kind; in demonstrations also "label" (the mask) and "separator"
+    demo: int = -1           # which demonstration the piece belongs to (-1: the input itself)
 
 
 @dataclass(frozen=True)
@@ -68,24 +70,60 @@ def _field_value(part: Part, template: Template, example: Example) -> str:
     return value
 
 
-def wrap(template: Template | str, example: Example | dict) -> Wrapped:
-    """Fill the template with one example. Pure: same inputs, same output, no tokenizer needed."""
+def _piece(i: int, part: Part, tpl: Template, ex: Example) -> Piece:
+    if part.kind in ("placeholder", "meta"):
+        text: str | None = part.add_prefix_space + _field_value(part, tpl, ex)
+    elif part.kind in ("soft", "special"):
+        text = part.value
+    elif part.kind == "mask":
+        text = MASK_TEXT
+    else:
+        text = part.add_prefix_space + part.value
+    return Piece(text=text, loss_ids=1 if part.kind == "mask" else 0, shortenable_ids=1 if part.shortenable else 0,
+                 soft_token_ids=part.soft_token_id, part=i, segment=part.segment, kind=part.kind)
+
+
+def _demo_pieces(tpl: Template, block: int, demos: Sequence[Demo]) -> list[Piece]:
+    """Each demonstration is the template itself (without the block) filled with the demo's row, its label
+    word where the mask is, then the block's separator. Never a mask, never shortenable: too long a prompt
+    drops whole demonstrations (``encode``) before the input loses a token."""
+    part = tpl.parts[block]
+    separator = tpl.parsed.segments[part.segment].separator
+    word_prefix = mask_prefix(tpl)
+    out: list[Piece] = []
+    for j, demo in enumerate(demos):
+        for i, p in enumerate(tpl.parts):
+            if p.kind == "demos":
+                continue
+            if p.kind == "mask":
+                out.append(Piece(text=word_prefix + demo.word, loss_ids=0, shortenable_ids=0, soft_token_ids=0,
+                                 part=i, segment=p.segment, kind="label", demo=j))
+            else:
+                piece = _piece(i, p, tpl, demo.example)
+                out.append(Piece(text=piece.text, loss_ids=0, shortenable_ids=0, soft_token_ids=piece.soft_token_ids,
+                                 part=i, segment=p.segment, kind=p.kind, demo=j))
+        out.append(Piece(text=separator, loss_ids=0, shortenable_ids=0, soft_token_ids=0, part=block,
+                         segment=part.segment, kind="separator", demo=j))
+    if out and part.add_prefix_space and out[0].text is not None and out[0].soft_token_ids == 0:
+        first = out[0]
+        out[0] = Piece(text=part.add_prefix_space + first.text, loss_ids=0, shortenable_ids=0, soft_token_ids=0,
+                       part=first.part, segment=first.segment, kind=first.kind, demo=0)
+    return out
+
+
+def wrap(template: Template | str, example: Example | dict, demos: Sequence[Demo] = ()) -> Wrapped:
+    """Fill the template with one example (and its chosen demonstrations, where the template's demos block
+    is). Pure: same inputs, same output, no tokenizer needed."""
     tpl = compile_template(template) if isinstance(template, str) else template
     ex = Example.from_dict(example) if isinstance(example, dict) else example
+    if demos and tpl.parsed.demos is None:
+        raise TemplateError("demonstrations were chosen but the template has no demos block: add "
+                            "{\"demos\": 1} (or {demos}) where they should go", span=(0, len(tpl.text)))
     pieces = []
     for i, part in enumerate(tpl.parts):
-        if part.kind in ("placeholder", "meta"):
-            text: str | None = part.add_prefix_space + _field_value(part, tpl, ex)
-        elif part.kind == "soft":
-            text = part.value
-        elif part.kind == "mask":
-            text = MASK_TEXT
-        elif part.kind == "special":
-            text = part.value
+        if part.kind == "demos":
+            pieces.extend(_demo_pieces(tpl, i, demos))
         else:
-            text = part.add_prefix_space + part.value
-        pieces.append(Piece(text=text, loss_ids=1 if part.kind == "mask" else 0,
-                            shortenable_ids=1 if part.shortenable else 0, soft_token_ids=part.soft_token_id,
-                            part=i, segment=part.segment, kind=part.kind))
+            pieces.append(_piece(i, part, tpl, ex))
     extra = {k: v for k, v in (("guid", ex.guid), ("label", ex.label)) if v is not None}
     return Wrapped(pieces=tuple(pieces), extra=extra, mixed=tpl.has_soft)
