@@ -8,9 +8,11 @@ from __future__ import annotations
 
 from .errors import IntegrityError, InvalidInput, InvalidTransition, NotFound, StorageError
 from .paths import default_db_url, default_home
+from .projects import DEFAULT_PROJECT
+from .projects import check_name as check_project_name
 from .store import Store, open_store
-from .types import ArtifactInfo, DatasetSnapshotInfo, RunInfo, StatusChange, VersionInfo
+from .types import ArtifactInfo, DatasetSnapshotInfo, ProjectInfo, RunInfo, StatusChange, VersionInfo
 
-__all__ = ["ArtifactInfo", "DatasetSnapshotInfo", "IntegrityError", "InvalidInput",
-           "InvalidTransition", "NotFound", "RunInfo", "StatusChange", "StorageError", "Store",
-           "VersionInfo", "default_db_url", "default_home", "open_store"]
+__all__ = ["DEFAULT_PROJECT", "ArtifactInfo", "DatasetSnapshotInfo", "IntegrityError", "InvalidInput",
+           "InvalidTransition", "NotFound", "ProjectInfo", "RunInfo", "StatusChange", "StorageError", "Store",
+           "VersionInfo", "check_project_name", "default_db_url", "default_home", "open_store"]

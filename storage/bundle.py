@@ -30,6 +30,7 @@ from . import metrics as metrics_repo
 from . import runs as runs_repo
 from . import snapshots as snapshots_repo
 from . import bundle_schema as schema
+from . import projects as projects_repo
 from . import versions as versions_repo
 from .errors import IntegrityError, InvalidInput, NotFound, StorageError
 from .models import Artifact, Entity, Run, StatusEvent, Version
@@ -214,7 +215,7 @@ def _import_blobs(store: Any, zf: zipfile.ZipFile, manifest: dict[str, Any]) -> 
             raise IntegrityError(f"{name}: {exc.message} (the bundle is corrupt)") from None
 
 
-def _replay_lineage(s: Any, lineage: dict[str, Any] | None) -> int | None:
+def _replay_lineage(s: Any, lineage: dict[str, Any] | None, project: str | None) -> int | None:
     if lineage is None:
         return None
     numbers: dict[int, int] = {}  # bundle number -> number in this database
@@ -222,7 +223,7 @@ def _replay_lineage(s: Any, lineage: dict[str, Any] | None) -> int | None:
     for v in lineage["versions"]:
         parent = numbers.get(v["parent"]) if v.get("parent") is not None else None
         info = versions_repo.save(s, lineage["kind"], lineage["name"], v["content"], v["message"],
-                                  v["author"], parent=parent, created_at=v["created_at"])
+                                  v["author"], parent=parent, created_at=v["created_at"], project=project)
         if info.sha256 != v["sha256"]:
             raise IntegrityError(f"{lineage['kind']} {lineage['name']!r} v{v['number']}: content does "
                                  f"not match its sha256 in the bundle")
@@ -268,8 +269,10 @@ def _import(store: Any, zip_path: Path) -> int:
         existing = s.scalar(select(Run.id).where(Run.uid == rec["uid"]))
         if existing is not None:  # a concurrent import of the same bundle won
             return existing
-        tv = _replay_lineage(s, docs.get("template.json"))
-        vv = _replay_lineage(s, docs.get("verbalizer.json"))
+        # the run and its versions go to the project it was exported from (checked: the name is the bundle's)
+        project = projects_repo.check_name(rec["project"]) if rec["project"] is not None else None
+        tv = _replay_lineage(s, docs.get("template.json"), project)
+        vv = _replay_lineage(s, docs.get("verbalizer.json"), project)
         snap = docs.get("dataset.json")
         snap_id = snapshots_repo.save(s, snap["source"], snap["columns"], snap["fingerprint"],
                                       snap["row_counts"], snap["labels"],
@@ -280,7 +283,7 @@ def _import(store: Any, zip_path: Path) -> int:
                                   model_id=rec["model_id"], model_revision=rec["model_revision"],
                                   template_version_id=tv, verbalizer_version_id=vv,
                                   dataset_snapshot_id=snap_id, parent_run_id=parent,
-                                  tags=rec["tags"], project=rec["project"], uid=rec["uid"],
+                                  tags=rec["tags"], project=project, uid=rec["uid"],
                                   parent_uid=rec["parent_uid"], created_at=rec["created_at"])
         run = runs_repo.get_row(s, run_id)
         for k in _RUN_FIELDS:

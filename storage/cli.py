@@ -1,4 +1,4 @@
-"""``python -m storage``: inspect runs and versions, export and import run bundles, audit and clean.
+"""``python -m storage``: inspect projects, runs and versions, export and import run bundles, audit and clean.
 
 Every command takes ``--db URL`` (default: the studio's database) and ``--artifacts DIR``. ``--json``
 prints machine-readable output (strict JSON: non-finite numbers become null). Errors are one line on
@@ -42,7 +42,7 @@ def _fmt_metrics(m: dict[str, float]) -> str:
 
 
 def cmd_runs(store: Store, a: argparse.Namespace) -> None:
-    runs = store.list_runs(status=a.status, method=a.method, tag=a.tag, limit=a.limit)
+    runs = store.list_runs(status=a.status, method=a.method, tag=a.tag, limit=a.limit, project=a.project)
     if a.json:
         _print_json([{k: v for k, v in r.to_dict().items() if k not in ("history", "artifacts")}
                      for r in runs])
@@ -58,7 +58,7 @@ def cmd_show(store: Store, a: argparse.Namespace) -> None:
     if a.json:
         _print_json(run.to_dict())
         return
-    print(f"run {run.id} ({run.uid})  {run.status}  method={run.method}  seed={run.seed}")
+    print(f"run {run.id} ({run.uid})  {run.status}  method={run.method}  seed={run.seed}  project={run.project}")
     print(f"model: {run.model_id or '-'} @ {run.model_revision or '-'}   tags: {', '.join(run.tags) or '-'}")
     for kind, vid in (("template", run.template_version_id), ("verbalizer", run.verbalizer_version_id)):
         if vid is not None:
@@ -86,7 +86,7 @@ def cmd_import(store: Store, a: argparse.Namespace) -> None:
 
 
 def cmd_versions(store: Store, a: argparse.Namespace) -> None:
-    versions = store.list_versions(a.kind, a.name)
+    versions = store.list_versions(a.kind, a.name, project=a.project)
     if a.json:
         _print_json([v.to_dict() for v in versions])
         return
@@ -94,6 +94,16 @@ def cmd_versions(store: Store, a: argparse.Namespace) -> None:
         alias = f" [{', '.join(v.aliases)}]" if v.aliases else ""
         print(f"v{v.number:<4} {v.sha256[:12]}  {_when(v.created_at)}  {v.author or '-':<12} "
               f"{v.message}{alias}")
+
+
+def cmd_projects(store: Store, a: argparse.Namespace) -> None:
+    projects = store.list_projects()
+    if a.json:
+        _print_json([p.to_dict() for p in projects])
+        return
+    print(f"{'project':<24} {'runs':>5} {'templates':>9} {'verbalizers':>11}  updated")
+    for p in projects:
+        print(f"{p.name[:24]:<24} {p.runs:>5} {p.templates:>9} {p.verbalizers:>11}  {_when(p.updated_at)}")
 
 
 def cmd_check(store: Store, a: argparse.Namespace) -> None:
@@ -141,6 +151,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--method")
     r.add_argument("--tag")
     r.add_argument("--limit", type=int, default=100)
+    r.add_argument("--project", help="only this project's runs (default: every project's)")
     r.set_defaults(func=cmd_runs)
     s = sub.add_parser("show", parents=[common], help="one run in detail")
     s.add_argument("run", type=int)
@@ -155,7 +166,10 @@ def build_parser() -> argparse.ArgumentParser:
     v = sub.add_parser("versions", parents=[common], help="versions of a template or verbalizer")
     v.add_argument("kind", choices=["template", "verbalizer"])
     v.add_argument("name")
+    v.add_argument("--project", help="the project holding the name (default: demo)")
     v.set_defaults(func=cmd_versions)
+    pj = sub.add_parser("projects", parents=[common], help="projects with their run and name counts")
+    pj.set_defaults(func=cmd_projects)
     c = sub.add_parser("check", parents=[common], help="verify the database and every artifact file")
     _min_age(c)
     c.set_defaults(func=cmd_check)

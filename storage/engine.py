@@ -90,13 +90,36 @@ def upgrade_schema(engine: Engine) -> None:
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
     head = ScriptDirectory.from_config(cfg).get_current_head()
-    with writer(engine).begin() as conn:
-        if conn.dialect.name == "postgresql":
-            conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_MIGRATION_LOCK})
-        if MigrationContext.configure(conn).get_current_revision() == head:
-            return
-        cfg.attributes["connection"] = conn
-        command.upgrade(cfg, "head")
+    with engine.connect() as conn:
+        sqlite = conn.dialect.name == "sqlite"
+        if sqlite:   # outside any transaction, where SQLite honours it (see _foreign_keys)
+            _foreign_keys(conn, False)
+        try:
+            with conn.execution_options(**{BEGIN_OPTION: True}).begin():
+                if conn.dialect.name == "postgresql":
+                    conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_MIGRATION_LOCK})
+                if MigrationContext.configure(conn).get_current_revision() == head:
+                    return
+                cfg.attributes["connection"] = conn
+                command.upgrade(cfg, "head")
+                if sqlite:
+                    bad = conn.exec_driver_sql("PRAGMA foreign_key_check").first()
+                    if bad is not None:   # raising rolls the whole upgrade back
+                        raise StorageError(f"schema upgrade would break a reference: {tuple(bad)}")
+        finally:
+            if sqlite:
+                _foreign_keys(conn, True)
+
+
+def _foreign_keys(conn: Connection, on: bool) -> None:
+    """Switch SQLite's foreign keys on the raw connection, outside SQLAlchemy's transaction.
+
+    Why off during upgrades: SQLite cannot alter a constraint, so a migration copies the table and drops the
+    old one, and dropping a table deletes its rows first — with foreign keys on, that delete would cascade
+    to every version of every template (``ON DELETE CASCADE``). The copy keeps the ids, and
+    ``PRAGMA foreign_key_check`` proves every reference still holds before the upgrade commits.
+    """
+    conn.connection.dbapi_connection.execute(f"PRAGMA foreign_keys={'ON' if on else 'OFF'}")
 
 
 def current_revision(engine: Engine) -> str | None:

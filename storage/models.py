@@ -25,10 +25,15 @@ BigId = BigInteger().with_variant(Integer, "sqlite")
 
 
 class Project(Base):
+    """A named workspace: owns entities and runs (``storage.projects``); ``settings`` is the backend's
+    (data source, column mapping, dev fraction, the one seed, shots), stored as given."""
+
     __tablename__ = "projects"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(200), unique=True)
+    settings: Mapped[dict[str, Any]] = mapped_column(JSON)
     created_at: Mapped[float] = mapped_column(Float)
+    updated_at: Mapped[float] = mapped_column(Float)
 
 
 class DatasetSnapshot(Base):
@@ -45,11 +50,12 @@ class DatasetSnapshot(Base):
 
 
 class Entity(Base):
-    """A named template or verbalizer; its content lives only in its versions."""
+    """A named template or verbalizer of one project; its content lives only in its versions."""
 
     __tablename__ = "entities"
-    __table_args__ = (UniqueConstraint("kind", "name", name="uq_entity_kind_name"),)
+    __table_args__ = (UniqueConstraint("project_id", "kind", "name", name="uq_entity_project_kind_name"),)
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", name="fk_entities_project_id"))
     kind: Mapped[str] = mapped_column(String(20))
     name: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[float] = mapped_column(Float)

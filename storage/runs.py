@@ -19,6 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from . import metrics as metrics_repo
+from . import projects
 from .errors import InvalidInput, InvalidTransition, NotFound
 from .models import Artifact, Project, Run, RunTag, StatusEvent, Version
 from .types import RUN_STATUSES, TERMINAL_STATUSES, ArtifactInfo, RunInfo, StatusChange
@@ -69,25 +70,21 @@ def get_row(s: Session, run_id: int, *, lock: bool = False) -> Run:
     return run
 
 
-def _project_id(s: Session, name: str | None) -> int | None:
-    if name is None:
-        return None
-    row = s.scalar(select(Project).where(Project.name == name))
-    if row is None:
-        row = Project(name=name, created_at=time.time())
-        s.add(row)
-        s.flush()
-    return row.id
-
-
-def _check_version(s: Session, version_id: int | None, kind: str) -> None:
+def _check_version(s: Session, version_id: int | None, kind: str, project: Project | None = None) -> None:
+    """The version exists, is a ``kind``, and (given ``project``) belongs to it: a run never points at
+    another project's template or label words."""
     if version_id is None:
         return
     from .models import Entity
 
     v = s.get(Version, version_id)
-    if v is None or s.get(Entity, v.entity_id).kind != kind:
+    ent = s.get(Entity, v.entity_id) if v is not None else None
+    if ent is None or ent.kind != kind:
         raise NotFound(f"no {kind} version with id {version_id}")
+    if project is not None and ent.project_id != project.id:
+        other = s.get(Project, ent.project_id)
+        raise InvalidInput(f"{kind} version {version_id} ({ent.name!r}) belongs to project "
+                           f"{other.name if other else '?'!r}, not to the run's project {project.name!r}")
 
 
 def create(s: Session, config: dict[str, Any], *, method: str, seed: int | None = None,
@@ -103,8 +100,9 @@ def create(s: Session, config: dict[str, Any], *, method: str, seed: int | None 
         raise InvalidInput(f"run method must be a non-empty string, got {method!r}")
     if status not in ("queued", "running"):
         raise InvalidInput(f"a new run starts as 'queued' or 'running', not {status!r}")
-    _check_version(s, template_version_id, "template")
-    _check_version(s, verbalizer_version_id, "verbalizer")
+    proj = projects.ensure(s, project)
+    _check_version(s, template_version_id, "template", proj)
+    _check_version(s, verbalizer_version_id, "verbalizer", proj)
     if parent_run_id is not None and parent_uid is None:
         parent_uid = get_row(s, parent_run_id).uid
     if dataset_snapshot_id is not None:
@@ -113,7 +111,8 @@ def create(s: Session, config: dict[str, Any], *, method: str, seed: int | None 
         snapshots.get(s, dataset_snapshot_id)
     now = time.time()
     host, pid = _here()
-    run = Run(uid=uid or str(uuid.uuid4()), project_id=_project_id(s, project), config=config,
+    proj.updated_at = now
+    run = Run(uid=uid or str(uuid.uuid4()), project_id=proj.id, config=config,
               status=status, method=method, seed=seed, model_id=model_id,
               model_revision=model_revision, template_version_id=template_version_id,
               verbalizer_version_id=verbalizer_version_id, dataset_snapshot_id=dataset_snapshot_id,
@@ -134,12 +133,13 @@ def set_lineage(s: Session, run_id: int, *, model_id: str, model_revision: str, 
                 verbalizer_version_id: int, dataset_snapshot_id: int) -> None:
     """Record what a run actually used, once its process has loaded it: a queued run was created with
     only its config (the model it names, not yet the weights it will load)."""
-    _check_version(s, template_version_id, "template")
-    _check_version(s, verbalizer_version_id, "verbalizer")
+    run = get_row(s, run_id, lock=True)
+    proj = s.get(Project, run.project_id) if run.project_id is not None else None
+    _check_version(s, template_version_id, "template", proj)
+    _check_version(s, verbalizer_version_id, "verbalizer", proj)
     from . import snapshots
 
     snapshots.get(s, dataset_snapshot_id)
-    run = get_row(s, run_id, lock=True)
     run.model_id, run.model_revision = model_id, model_revision
     run.template_version_id, run.verbalizer_version_id = template_version_id, verbalizer_version_id
     run.dataset_snapshot_id = dataset_snapshot_id
@@ -307,7 +307,7 @@ def query(s: Session, *, status: str | None = None, method: str | None = None,
     if tag is not None:
         q = q.where(Run.id.in_(select(RunTag.run_id).where(RunTag.tag == tag)))
     if project is not None:
-        q = q.where(Run.project_id.in_(select(Project.id).where(Project.name == project)))
+        q = q.where(Run.project_id.in_(select(Project.id).where(Project.name == projects.check_name(project))))
     q = q.order_by(Run.id.desc() if newest_first else Run.id).offset(offset)
     if limit is not None:
         q = q.limit(limit)

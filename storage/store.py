@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from . import maintenance
 from . import metrics as metrics_repo
+from . import projects as projects_repo
 from . import runs as runs_repo
 from . import snapshots as snapshots_repo
 from . import versions as versions_repo
@@ -30,7 +31,7 @@ from .models import Artifact
 from .paths import (check_artifact_name, db_identity, default_artifacts_dir, default_db_url, redact_url,
                     sqlite_file)
 from .maintenance import ORPHAN_MIN_AGE_S
-from .types import ArtifactInfo, DatasetSnapshotInfo, RunInfo, VersionInfo
+from .types import ArtifactInfo, DatasetSnapshotInfo, ProjectInfo, RunInfo, VersionInfo
 
 T = TypeVar("T")
 
@@ -103,36 +104,65 @@ class Store:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    # -- versions ------------------------------------------------------------------------------
+    # -- projects (storage.projects) --------------------------------------------------------------
+    def create_project(self, name: str, settings: dict[str, Any] | None = None) -> ProjectInfo:
+        """A new, empty project (InvalidInput when the name is taken or not a valid project name)."""
+        return self._write_retrying(lambda s: projects_repo.create(s, name, settings))
+
+    def ensure_project(self, name: str | None = None) -> ProjectInfo:
+        """The project ``name`` (None: the default one), created when missing."""
+        return self._write_retrying(lambda s: projects_repo.info(s, projects_repo.ensure(s, name)))
+
+    def get_project(self, name: str) -> ProjectInfo:
+        with self.read() as s:
+            return projects_repo.info(s, projects_repo.row(s, name))
+
+    def list_projects(self) -> list[ProjectInfo]:
+        with self.read() as s:
+            return projects_repo.list_all(s)
+
+    def rename_project(self, old: str, new: str) -> ProjectInfo:
+        with self.write() as s:
+            return projects_repo.rename(s, old, new)
+
+    def update_project_settings(self, name: str, changes: dict[str, Any]) -> ProjectInfo:
+        """Merge ``changes`` into the project's settings (None removes a key)."""
+        with self.write() as s:
+            return projects_repo.update_settings(s, name, changes)
+
+    # -- versions (names live in a project; project=None: the default project) ----------------------
     def save_version(self, kind: str, name: str, content: str, message: str = "", author: str = "",
-                     parent: int | str | None = None) -> VersionInfo:
+                     parent: int | str | None = None, *, project: str | None = None) -> VersionInfo:
         """Save ``content`` as the next version of ``name`` (identical content: existing version)."""
         return self._write_retrying(lambda s: versions_repo.save(s, kind, name, content, message,
-                                                                 author, parent))
+                                                                 author, parent, project=project))
 
-    def get_version(self, kind: str, name: str, ref: int | str | None = None) -> VersionInfo:
+    def get_version(self, kind: str, name: str, ref: int | str | None = None, *,
+                    project: str | None = None) -> VersionInfo:
         with self.read() as s:
-            return versions_repo.get(s, kind, name, ref)
+            return versions_repo.get(s, kind, name, ref, project=project)
 
     def get_version_by_id(self, version_id: int) -> VersionInfo:
         with self.read() as s:
             return versions_repo.get_by_id(s, version_id)
 
-    def list_versions(self, kind: str, name: str) -> list[VersionInfo]:
+    def list_versions(self, kind: str, name: str, *, project: str | None = None) -> list[VersionInfo]:
         with self.read() as s:
-            return versions_repo.list_versions(s, kind, name)
+            return versions_repo.list_versions(s, kind, name, project=project)
 
-    def list_names(self, kind: str) -> list[str]:
+    def list_names(self, kind: str, *, project: str | None = None) -> list[str]:
         with self.read() as s:
-            return versions_repo.list_names(s, kind)
+            return versions_repo.list_names(s, kind, project=project)
 
-    def diff_versions(self, kind: str, name: str, a: int | str | None, b: int | str | None) -> str:
+    def diff_versions(self, kind: str, name: str, a: int | str | None, b: int | str | None, *,
+                      project: str | None = None) -> str:
         with self.read() as s:
-            return versions_repo.diff(s, kind, name, a, b)
+            return versions_repo.diff(s, kind, name, a, b, project=project)
 
-    def set_alias(self, kind: str, name: str, alias: str, version: int | str) -> VersionInfo:
+    def set_alias(self, kind: str, name: str, alias: str, version: int | str, *,
+                  project: str | None = None) -> VersionInfo:
         with self.write() as s:
-            return versions_repo.set_alias(s, kind, name, alias, version)
+            return versions_repo.set_alias(s, kind, name, alias, version, project=project)
 
     # -- dataset snapshots ---------------------------------------------------------------------
     def save_dataset_snapshot(self, source: str, columns: dict[str, Any], fingerprint: str,

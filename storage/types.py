@@ -32,6 +32,19 @@ class VersionInfo(_Dictable):
     author: str
     created_at: float
     aliases: tuple[str, ...] = ()
+    project: str | None = None   # the project owning its name
+
+
+@dataclass(frozen=True)
+class ProjectInfo(_Dictable):
+    id: int
+    name: str
+    settings: dict[str, Any]
+    created_at: float
+    updated_at: float
+    runs: int = 0
+    templates: int = 0
+    verbalizers: int = 0
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,8 @@ to ``\\n`` (so a file saved on Windows is not a "new" version); for a verbalizer
 canonical JSON (``json.dumps(obj, sort_keys=True, ensure_ascii=False)`` or any fixed form) and the
 text is hashed as given, after the same line-ending normalisation. Saving content equal to *any* earlier
 version of the same name returns that version unchanged: versions are never duplicated nor rewritten.
+Names live in a project (``project=None``: the default one): the same name in two projects is two
+independent histories, and a lookup never crosses into another project.
 """
 from __future__ import annotations
 
@@ -16,7 +18,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from .errors import InvalidInput, NotFound
-from .models import Alias, Entity, Version
+from . import projects
+from .models import Alias, Entity, Project, Version
 from .types import KINDS, VersionInfo
 
 
@@ -42,14 +45,24 @@ def check_name(name: str, what: str = "name") -> str:
     return name
 
 
-def find_entity(s: Session, kind: str, name: str) -> Entity | None:
-    return s.scalar(select(Entity).where(Entity.kind == check_kind(kind), Entity.name == name))
+def _project_id(s: Session, project: str | None) -> int | None:
+    """The id of an existing project (None when it does not exist: then it has no names)."""
+    p = projects.find(s, projects.DEFAULT_PROJECT if project is None else projects.check_name(project))
+    return p.id if p is not None else None
 
 
-def _entity_or_raise(s: Session, kind: str, name: str) -> Entity:
-    ent = find_entity(s, kind, name)
+def find_entity(s: Session, kind: str, name: str, project: str | None = None) -> Entity | None:
+    pid = _project_id(s, project)
+    if pid is None:
+        return None
+    return s.scalar(select(Entity).where(Entity.project_id == pid, Entity.kind == check_kind(kind),
+                                         Entity.name == name))
+
+
+def _entity_or_raise(s: Session, kind: str, name: str, project: str | None = None) -> Entity:
+    ent = find_entity(s, kind, name, project)
     if ent is None:
-        raise NotFound(f"no {kind} named {name!r}")
+        raise NotFound(f"no {kind} named {name!r} in project {project or projects.DEFAULT_PROJECT!r}")
     return ent
 
 
@@ -58,25 +71,29 @@ def to_info(s: Session, v: Version, ent: Entity | None = None) -> VersionInfo:
     parent = s.get(Version, v.parent_id).number if v.parent_id is not None else None
     aliases = tuple(s.scalars(select(Alias.alias).where(Alias.version_id == v.id)
                               .order_by(Alias.alias)))
+    project = s.get(Project, ent.project_id)
     return VersionInfo(id=v.id, kind=ent.kind, name=ent.name, number=v.number, sha256=v.sha256,
                        content=v.content, parent=parent, message=v.message, author=v.author,
-                       created_at=v.created_at, aliases=aliases)
+                       created_at=v.created_at, aliases=aliases, project=project.name if project else None)
 
 
 def save(s: Session, kind: str, name: str, content: str, message: str = "", author: str = "",
-         parent: int | str | None = None, created_at: float | None = None) -> VersionInfo:
+         parent: int | str | None = None, created_at: float | None = None,
+         project: str | None = None) -> VersionInfo:
     """Create the next version, or return the existing one with identical content.
 
     ``parent`` (a number or alias) defaults to the latest version: the lineage the editor started from.
-    Must run in a write transaction (numbers are assigned by max+1 under the write lock).
+    Must run in a write transaction (numbers are assigned by max+1 under the write lock). The project is
+    created when missing.
     """
     check_kind(kind)
     check_name(name)
     text = canonical(content)
     sha = content_sha256(text)
-    ent = find_entity(s, kind, name)
+    proj = projects.ensure(s, project)
+    ent = find_entity(s, kind, name, proj.name)
     if ent is None:
-        ent = Entity(kind=kind, name=name, created_at=time.time())
+        ent = Entity(project_id=proj.id, kind=kind, name=name, created_at=time.time())
         s.add(ent)
         s.flush()
     else:  # PostgreSQL: serialise saves of one name (SQLite's BEGIN IMMEDIATE already does)
@@ -92,6 +109,7 @@ def save(s: Session, kind: str, name: str, content: str, message: str = "", auth
                 parent_id=parent_row.id if parent_row is not None else None, message=message or "",
                 author=author or "", created_at=created_at if created_at is not None else time.time())
     s.add(v)
+    proj.updated_at = time.time()
     s.flush()
     return to_info(s, v, ent)
 
@@ -117,8 +135,9 @@ def resolve(s: Session, ent: Entity, ref: int | str | None) -> Version:
     return v
 
 
-def get(s: Session, kind: str, name: str, ref: int | str | None = None) -> VersionInfo:
-    ent = _entity_or_raise(s, kind, name)
+def get(s: Session, kind: str, name: str, ref: int | str | None = None,
+        project: str | None = None) -> VersionInfo:
+    ent = _entity_or_raise(s, kind, name, project)
     return to_info(s, resolve(s, ent, ref), ent)
 
 
@@ -129,20 +148,25 @@ def get_by_id(s: Session, version_id: int) -> VersionInfo:
     return to_info(s, v)
 
 
-def list_versions(s: Session, kind: str, name: str) -> list[VersionInfo]:
-    ent = _entity_or_raise(s, kind, name)
+def list_versions(s: Session, kind: str, name: str, project: str | None = None) -> list[VersionInfo]:
+    ent = _entity_or_raise(s, kind, name, project)
     rows = s.scalars(select(Version).where(Version.entity_id == ent.id).order_by(Version.number))
     return [to_info(s, v, ent) for v in rows]
 
 
-def list_names(s: Session, kind: str) -> list[str]:
-    return list(s.scalars(select(Entity.name).where(Entity.kind == check_kind(kind))
+def list_names(s: Session, kind: str, project: str | None = None) -> list[str]:
+    check_kind(kind)
+    pid = _project_id(s, project)
+    if pid is None:
+        return []
+    return list(s.scalars(select(Entity.name).where(Entity.project_id == pid, Entity.kind == kind)
                           .order_by(Entity.name)))
 
 
-def diff(s: Session, kind: str, name: str, a: int | str | None, b: int | str | None) -> str:
+def diff(s: Session, kind: str, name: str, a: int | str | None, b: int | str | None,
+         project: str | None = None) -> str:
     """Unified diff from version ``a`` to version ``b`` (empty string when identical)."""
-    ent = _entity_or_raise(s, kind, name)
+    ent = _entity_or_raise(s, kind, name, project)
     va, vb = resolve(s, ent, a), resolve(s, ent, b)
     lines = difflib.unified_diff(va.content.splitlines(keepends=True),
                                  vb.content.splitlines(keepends=True),
@@ -151,12 +175,13 @@ def diff(s: Session, kind: str, name: str, a: int | str | None, b: int | str | N
                    for line in lines)
 
 
-def set_alias(s: Session, kind: str, name: str, alias: str, version: int | str) -> VersionInfo:
+def set_alias(s: Session, kind: str, name: str, alias: str, version: int | str,
+              project: str | None = None) -> VersionInfo:
     """Point ``alias`` at ``version`` (creating or moving it). Aliases may not look like numbers."""
     check_name(alias, "alias")
     if alias.isdigit():
         raise InvalidInput(f"alias {alias!r} would be confused with a version number")
-    ent = _entity_or_raise(s, kind, name)
+    ent = _entity_or_raise(s, kind, name, project)
     target = resolve(s, ent, version)
     row = s.scalar(select(Alias).where(Alias.entity_id == ent.id, Alias.alias == alias))
     if row is None:

@@ -88,7 +88,7 @@ def test_default_db_is_the_studios(tmp_path):
 
 @pytest.mark.parametrize("args, message", [
     (["show", "42"], "error: no run with id 42"),
-    (["versions", "template", "nope"], "error: no template named 'nope'"),
+    (["versions", "template", "nope"], "error: no template named 'nope' in project 'demo'"),
     (["import", "missing.zip"], "error: bundle missing.zip does not exist"),
 ])
 def test_errors_are_one_line_with_exit_status_2(populated, args, message):
