@@ -33,6 +33,7 @@ from backend.batching import EncodeSettings, collate, encode_examples
 from backend.errors import ConfigError
 from backend.methods import get_method
 from backend.methods.heads import attach_soft_verbalizer
+from backend.models.quiet import quiet_hf
 from backend.prompt_model import PromptModel
 from backend.prompts.encode import describe_tokenizer
 from backend.prompts.example import Example
@@ -103,7 +104,8 @@ class MultiRunServer:
         name = f"run_{len(self.runs)}_{key}".replace(".", "_")
         if self.host is None:
             cfg = PeftConfig.from_pretrained(str(adapter_dir))
-            self.host = get_peft_model(self.base, cfg, adapter_name=name)
+            with quiet_hf():   # PEFT's own call of a deprecated transformers property warns otherwise
+                self.host = get_peft_model(self.base, cfg, adapter_name=name)
             self.host.load_adapter(str(adapter_dir), adapter_name=name, is_trainable=False)
         else:
             try:

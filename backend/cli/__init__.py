@@ -5,12 +5,14 @@ This package is the only place that parses command lines; each command lives in 
 mistakes never load torch. The engine never imports this package.
 
 Every user error prints one clear line (``error: template: unknown key 'placehoder' (characters 0-22)``)
-and exits with status 2; output meant for programs is JSON on stdout.
+and exits with status 2; output meant for programs is JSON on stdout, and everything else (progress, the
+engine's INFO notes such as a first-time model conversion) goes to stderr, so ``... > out.json`` is clean.
 """
 from __future__ import annotations
 
 import argparse
 import importlib
+import logging
 import os
 import sys
 from typing import Any, Callable, Sequence
@@ -100,8 +102,32 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is at the time (a test's capture, a redirected stream)."""
+
+    @property  # type: ignore[override]
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value: Any) -> None:
+        pass
+
+
+def _notes_to_stderr() -> None:
+    """The engine's INFO notes (``logging.getLogger("backend...")``) as plain lines on stderr, once."""
+    logger = logging.getLogger("backend")
+    if not any(isinstance(h, _StderrHandler) for h in logger.handlers):
+        handler = _StderrHandler()
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        logger.addHandler(handler)
+    if logger.level == logging.NOTSET:
+        logger.setLevel(logging.INFO)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+    _notes_to_stderr()
     args = build_parser().parse_args(list(argv) if argv is not None else None)
     try:
         return int(command(args.command)(args) or 0)

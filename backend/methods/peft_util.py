@@ -12,6 +12,7 @@ from typing import Any
 from peft import PeftConfig, PeftModel, TaskType, get_peft_model
 
 from backend.errors import ConfigError
+from backend.models.quiet import quiet_hf
 from backend.prompt_model import PromptModel
 
 TASK_TYPES = {"causal": TaskType.CAUSAL_LM, "seq2seq": TaskType.SEQ_2_SEQ_LM,
@@ -22,7 +23,8 @@ def wrap_with_peft(pm: PromptModel, config: PeftConfig) -> PeftModel:
     """Apply ``config`` to ``pm.plm`` (frozen base, trainable delta) and install the PeftModel on ``pm``."""
     config.task_type = TASK_TYPES[pm.kind]
     try:
-        peft_model = get_peft_model(pm.plm, config)
+        with quiet_hf():   # PEFT's own call of a deprecated transformers property warns otherwise
+            peft_model = get_peft_model(pm.plm, config)
     except (ValueError, TypeError, KeyError, AttributeError) as exc:
         raise ConfigError(f"PEFT cannot apply {config.peft_type.value} to this model: {exc}",
                           field="method") from None

@@ -13,6 +13,7 @@ directory, which the next conversion removes once it is old.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import tempfile
@@ -25,7 +26,10 @@ from transformers import AutoConfig, PreTrainedModel
 
 from backend.errors import ModelError
 from backend.models.kind import AUTO_CLASSES, model_kind
+from backend.models.quiet import quiet_hf
 from backend.models.tokenizer import load_tokenizer_from
+
+log = logging.getLogger(__name__)
 
 MANIFEST = "prompt-studio.json"
 _STALE_TMP_S = 3600
@@ -46,8 +50,9 @@ def _load_gguf(gguf: Path) -> tuple[PreTrainedModel, object]:
     try:
         config = AutoConfig.from_pretrained(str(gguf.parent), **kwargs)
         tokenizer = load_tokenizer_from(gguf.parent, **kwargs)
-        model = AUTO_CLASSES[model_kind(config)].from_pretrained(
-            str(gguf.parent), dtype=torch.float32, **kwargs)
+        with quiet_hf():   # the dequantizing bar is the GGUF reader's own tqdm and still shows
+            model = AUTO_CLASSES[model_kind(config)].from_pretrained(
+                str(gguf.parent), dtype=torch.float32, **kwargs)
     except ModelError:
         raise
     except Exception as exc:  # a corrupt or foreign file makes the GGUF reader raise almost anything
@@ -70,9 +75,10 @@ def _logits(model: PreTrainedModel, tokenizer: object) -> torch.Tensor:
 def _write_conversion(gguf: Path, gguf_sha256: str, out: Path) -> None:
     """Convert into ``out`` and prove the saved copy reproduces the GGUF model's logits exactly."""
     model, tokenizer = _load_gguf(gguf)
-    model.save_pretrained(out)
-    tokenizer.save_pretrained(out)  # type: ignore[attr-defined]
-    reloaded = type(model).from_pretrained(str(out), dtype=torch.float32).eval()
+    with quiet_hf():
+        model.save_pretrained(out)
+        tokenizer.save_pretrained(out)  # type: ignore[attr-defined]
+        reloaded = type(model).from_pretrained(str(out), dtype=torch.float32).eval()
     if not torch.equal(_logits(model, tokenizer), _logits(reloaded, tokenizer)):
         raise ModelError(f"converting {gguf.name} changed the model's outputs; not caching it")
     manifest = {"gguf": str(gguf), "gguf_sha256": gguf_sha256, "transformers": transformers.__version__,
@@ -105,6 +111,7 @@ def ensure_converted(gguf: Path, gguf_sha256: str, name: str, cache_dir: Path) -
     except OSError as exc:
         raise ModelError(f"cannot write the model cache in {cache_dir}: {exc}") from exc
     try:
+        log.info("converting %s once into the model cache (about 20 s; later loads take a second)", gguf.name)
         _write_conversion(gguf, gguf_sha256, tmp)
         os.chmod(tmp, 0o755)  # mkdtemp makes it private; the cache may be shared (CI, several users)
         try:

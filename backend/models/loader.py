@@ -13,6 +13,7 @@ from backend.models.device import select_device
 from backend.models.kind import AUTO_CLASSES, Kind, model_kind
 from backend.models.lean import make_lean
 from backend.models.paths import default_cache_dir
+from backend.models.quiet import quiet_hf
 from backend.models.resolve import DEFAULT_MODEL, Source, resolve_spec, tokenizer_location
 from backend.models.tokenizer import load_tokenizer_from
 
@@ -49,7 +50,8 @@ def _load_weights(source: Source, kind: Kind, device: torch.device, dtype: torch
     if device.type != "cpu":
         kwargs["device_map"] = device
     try:
-        model, info = AUTO_CLASSES[kind].from_pretrained(source.location, **kwargs)
+        with quiet_hf():   # no "Loading weights" bar on every command: it takes a fraction of a second
+            model, info = AUTO_CLASSES[kind].from_pretrained(source.location, **kwargs)
     except Exception as exc:  # see the note at the top
         raise ModelError(f"cannot load the weights of {source.model_id} as a {kind} LM: {exc}") from exc
     missing = sorted(info.get("missing_keys") or [])
