@@ -99,6 +99,15 @@ class DemoOptions:
 
 
 @dataclass
+class ResourceOptions:
+    """What a run asks of the machine that runs it: a Ray cluster places its task by this
+    (``backend.jobs.ray_executor``); a local worker runs one run at a time and ignores it. Fractions share."""
+
+    cpus: float = field(default=1.0, metadata={"gt": 0, "max": 1024})
+    gpus: float = field(default=0.0, metadata={"min": 0, "max": 64})
+
+
+@dataclass
 class MethodConfig:
     name: str = "zero-shot"
     options: dict[str, Any] = field(default_factory=dict)
@@ -120,6 +129,7 @@ class RunConfig:
     eval: EvalOptions = field(default_factory=EvalOptions)
     name: str | None = field(default=None, metadata={"max_len": 1000})
     tags: list[str] = field(default_factory=list, metadata={"max_len": 200, "max_items": 100})
+    resources: ResourceOptions = field(default_factory=ResourceOptions)
     demos: DemoOptions = field(default_factory=DemoOptions)
     # Which sweep and configuration this run is ({"name", "key", "params", "early_stop"}, backend.sweeps):
     # it changes nothing about what runs, but a sweep's table is rebuilt from stored runs alone.
@@ -150,6 +160,8 @@ class RunConfig:
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["method"] = self.method.to_dict()
+        if self.resources == ResourceOptions():     # the default request keeps the config it always had
+            del d["resources"]
         if self.demos == DemoOptions():     # a run without demonstration options keeps the config it had
             del d["demos"]
         if d["sweep"] is None:      # a run outside any sweep keeps the config it always had

@@ -1,0 +1,109 @@
+"""Runs on a local Ray instance into a throwaway PostgreSQL store: each run a Ray task whose record is the
+same as a local job's (started by the task's own process, metrics, artifacts, end status); cancel from the
+store, ``ray.cancel`` (clean, SIGINT) and a killed worker (failed with Ray's reason, never left running);
+the database password never reaches Ray's log files."""
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+
+import pytest
+
+from backend.jobs import cancel, submit
+from storage import open_store
+from tests.job_helpers import assets, job_config  # noqa: F401 - assets: the tiny model and data on disk
+from tests.ray_helpers import ray_local  # noqa: F401 - the module's one local Ray instance
+from tests.storage_helpers import shared_cluster, wait_for
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def secret() -> str:
+    return f"pw-{uuid.uuid4().hex}"
+
+
+@pytest.fixture
+def pg_store(tmp_path, secret):
+    """A fresh PostgreSQL database whose URL carries a password (trust auth ignores it) to look for."""
+    cluster = shared_cluster()
+    if isinstance(cluster, str):
+        pytest.skip(f"PostgreSQL tests skipped: {cluster}")
+    url = cluster.new_database().replace("postgres@", f"postgres:{secret}@", 1)
+    st = open_store(url, tmp_path / "artifacts")
+    yield st
+    st.close()
+
+
+def _loss_steps(store, run_id):
+    return [m["step"] for m in store.get_metrics(run_id, keys=["train/loss"])]
+
+
+def _session_logs(ray) -> list[Path]:
+    session = Path(ray._private.worker._global_node.get_session_dir_path())
+    return [p for p in session.rglob("*") if p.is_file()]
+
+
+def test_ray_worker_runs_queued_runs_as_tasks_into_postgres(ray_local, pg_store, assets, tmp_path, secret):
+    from backend.jobs.ray_executor import RayWorker
+
+    ids = [submit(pg_store, job_config(assets, 3, tmp_path / "out")) for _ in range(2)]
+    worker = RayWorker(pg_store, concurrency=2)
+    worker.run(once=True, poll_s=0.2)
+    for run_id in ids:
+        info = pg_store.get_run(run_id)
+        assert info.status == "succeeded", info.error
+        assert info.pid != os.getpid()       # the Ray worker process ran it and recorded itself
+        started = [h for h in info.history if h.status == "running"]
+        assert len(started) == 1 and "Ray task" in started[0].note and started[0].pid == info.pid
+        assert _loss_steps(pg_store, run_id) == [1, 2, 3]
+        assert {"run.json", "adapter/adapter_model.safetensors"} <= {a.name for a in pg_store.list_artifacts(run_id)}
+        assert "final/accuracy" in info.metrics
+    leaked = [p for p in _session_logs(ray_local) if secret in p.read_text(errors="replace")]
+    assert not leaked, f"the database password is in Ray's files: {leaked}"
+
+
+def test_cancel_from_the_store_and_ray_cancel_both_end_cancelled(ray_local, pg_store, assets, tmp_path):
+    from backend.jobs.ray_executor import RayRuns
+
+    runs = RayRuns(pg_store)
+    a, b = (submit(pg_store, job_config(assets, 2000, tmp_path / "out")) for _ in range(2))
+    ref_b = runs.submit(a) and runs.submit(b)
+    assert wait_for(lambda: len(_loss_steps(pg_store, a)) >= 2 and len(_loss_steps(pg_store, b)) >= 2, timeout=180)
+    cancel(pg_store, a)                 # the studio's / CLI's cancel: the task's own cancel check
+    ray_local.cancel(ref_b)             # SIGINT in the task: the same clean end, named
+    assert wait_for(lambda: (runs.finished() or True) and not runs.children, timeout=120)
+    for run_id in (a, b):
+        info = pg_store.get_run(run_id)
+        assert info.status == "cancelled", info.error
+        assert max(_loss_steps(pg_store, run_id)) < 2000
+    assert "SIGINT" in (pg_store.get_run(b).history[-1].note or "")
+
+
+def test_a_killed_worker_fails_its_run_with_the_reason(ray_local, pg_store, assets, tmp_path):
+    from backend.jobs.ray_executor import RayRuns
+
+    runs = RayRuns(pg_store)
+    run_id = submit(pg_store, job_config(assets, 2000, tmp_path / "out"))
+    ref = runs.submit(run_id)
+    assert wait_for(lambda: len(_loss_steps(pg_store, run_id)) >= 1, timeout=180)
+    ray_local.cancel(ref, force=True)   # the worker process exits at once: it records nothing itself
+    assert wait_for(lambda: (runs.finished() or True) and not runs.children, timeout=60)
+    info = pg_store.get_run(run_id)
+    assert info.status == "failed" and info.error.startswith("process gone: its Ray")
+
+
+def test_a_run_cancelled_while_waiting_for_resources_never_starts(ray_local, pg_store, assets, tmp_path):
+    from backend.jobs.ray_executor import RayRuns
+
+    cfg = job_config(assets, 3, tmp_path / "out")
+    runs = RayRuns(pg_store)
+    run_id = submit(pg_store, dict(cfg, resources={"cpus": 1, "gpus": 1}))   # no GPU here: waits in Ray's queue
+    runs.submit(run_id)
+    assert not runs.finished(timeout=2) and pg_store.get_run(run_id).status == "queued"
+    cancel(pg_store, run_id)
+    runs.cancel_orphans()
+    assert wait_for(lambda: (runs.finished() or True) and not runs.children, timeout=30)
+    info = pg_store.get_run(run_id)
+    assert info.status == "cancelled" and [h.status for h in info.history] == ["queued", "cancelled"]
