@@ -19,6 +19,7 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 import gradio as gr  # noqa: E402  (the environment above must be set before gradio is imported)
 
 from backend.services.context import StudioContext  # noqa: E402
+from studio.idle_queue import use_wakeable_queue  # noqa: E402
 from studio.shared import Shared  # noqa: E402
 from studio.style import CSS, HEAD_JS  # noqa: E402
 from studio.tabs import compare, data, evaluate, playground, runs, template, train, verbalizer  # noqa: E402
@@ -139,7 +140,8 @@ def launch(demo: gr.Blocks, ctx: StudioContext, *, host: str = "127.0.0.1", port
     arrive as short messages; what else can fail is Gradio's own check of a request (a number field sent
     text, a file path that was never uploaded), and without this its message is replaced by a bare null.
     """
-    return demo.queue(default_concurrency_limit=2).launch(
+    use_wakeable_queue(demo.queue(default_concurrency_limit=2))   # an idle studio sleeps (studio/idle_queue.py)
+    return demo.launch(
         server_name=host, server_port=port, auth=auth, share=False, quiet=True, inbrowser=False,
         prevent_thread_lock=not block, show_error=True, footer_links=["api"],
         max_file_size=int(ctx.max_upload_mb * 1024 * 1024), allowed_paths=[str(ctx.exports_dir)],

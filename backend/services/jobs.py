@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ from backend.config import RunConfig
 
 log = logging.getLogger(__name__)
 
+IDLE_POLL_S = 10.0   # full queue poll of an idle runner (reaps dead runs); news wakes it sooner
 NICENESS = 10   # training children yield the CPU to the page: a keystroke preview must not wait on them
 
 
@@ -42,16 +44,48 @@ def _studio_worker(store: Any, **kwargs: Any) -> Any:
     return StudioWorker(store, **kwargs)
 
 
+def sqlite_files(url: str) -> tuple[Path, Path] | None:
+    """The database file and its write-ahead log for a ``sqlite:///`` URL; None for anything else (an
+    in-memory or server database: nothing on disk to watch)."""
+    if not url.startswith("sqlite:///"):
+        return None
+    path = url[len("sqlite:///"):].split("?", 1)[0]
+    if not path or path == ":memory:":
+        return None
+    return Path(path), Path(path + "-wal")
+
+
+def _file_stamp(path: Path) -> tuple[int, int] | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return st.st_mtime_ns, st.st_size
+
+
 class JobRunner:
+    """Claims queued runs and starts their processes on a daemon thread.
+
+    Why it rarely queries while idle: a studio with nothing to do must not burn CPU. A submit or resume
+    through this object wakes the loop at once; runs queued by another process (the CLI, a second studio)
+    change the SQLite file, which the loop notices with two ``stat`` calls every ``poll_s``; a full poll
+    (which also reaps runs whose process died) happens every ``poll_s`` while children run or the file
+    changed, and every ``idle_poll_s`` otherwise. A server database (PostgreSQL) has no file to watch,
+    so there the loop polls every ``poll_s``, as before."""
+
     def __init__(self, store: Any, *, log_dir: Path | None = None, concurrency: int | None = None,
-                 poll_s: float = 1.0, project: str | None = None) -> None:
+                 poll_s: float = 1.0, idle_poll_s: float = IDLE_POLL_S, project: str | None = None) -> None:
         self.store = store
         self.project = project
         self.poll_s = poll_s
+        self.idle_poll_s = max(poll_s, idle_poll_s)
         self.worker = _studio_worker(store, concurrency=concurrency, log_dir=log_dir)
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
+        self._db_files = sqlite_files(getattr(store, "url", ""))
+        self.wakeups = 0       # loop iterations (each at most two stat calls when idle)
+        self.polls = 0         # full polls of the queue (database queries)
 
     def start(self) -> JobRunner:
         """Run the worker loop in a daemon thread (idempotent)."""
@@ -61,13 +95,24 @@ class JobRunner:
         return self
 
     def _loop(self) -> None:
+        last_poll, stamp, woken = float("-inf"), None, True
         while not self._stop.is_set():
-            try:
-                self.worker.poll()
-            except Exception:  # noqa: BLE001 - a database hiccup must not stop the queue for good
-                log.exception("job worker poll failed; retrying")
-            self._wake.wait(self.poll_s)
+            self.wakeups += 1
+            now = time.monotonic()
+            changed = self._db_files is None or self._stamp() != stamp
+            if woken or changed or self.worker.children or now - last_poll >= self.idle_poll_s:
+                self.polls += 1
+                try:
+                    self.worker.poll()
+                except Exception:  # noqa: BLE001 - a database hiccup must not stop the queue for good
+                    log.exception("job worker poll failed; retrying")
+                last_poll, stamp = now, self._stamp()   # after the poll: our own writes are not news
+            woken = self._wake.wait(self.poll_s)
             self._wake.clear()
+
+    def _stamp(self) -> tuple[tuple[int, int] | None, ...]:
+        """What changes when any process commits to the SQLite file (the WAL file in WAL mode)."""
+        return tuple(_file_stamp(p) for p in self._db_files or ())
 
     def submit(self, cfg: RunConfig) -> int:
         from backend.jobs import submit
