@@ -70,3 +70,17 @@ def test_mistakes_are_one_line_and_exit_2(config_file, capsys):
     assert "--verbalizer is not valid JSON" in capsys.readouterr().err
     assert main(["compare", str(config_file), "--no-db", "--baseline", "5"]) == 2
     assert "--baseline must be between 0 and 0" in capsys.readouterr().err
+
+
+def test_search_templates_ranks_within_its_budget(config_file, capsys):
+    assert main(["search-templates", str(config_file), "--task", "sentiment", "--budget", "20", "--keep", "2"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["rows"] == 12 and out["forwards"] <= 20 * 12 and len(out["best"]) == 2
+    assert out["ranking"][0]["text"] == out["best"][0]["template"]
+    assert any(r["family"] == "yours" for r in out["ranking"])
+    # a masked model writes no rephrasings: said, not silently skipped
+    assert any("no chat template" in d["reason"] for d in out["dropped"])
+    assert main(["search-templates", str(config_file)]) == 2          # 5 evaluations of 12 rows are too few
+    assert "use more dev rows or a larger budget" in capsys.readouterr().err
+    assert main(["search-templates", str(config_file), "--budget", "nan"]) == 2
+    assert "budget" in capsys.readouterr().err

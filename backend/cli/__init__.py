@@ -22,7 +22,8 @@ from backend.errors import StudioError
 
 # command -> module of backend.cli holding ``cmd_<command>``
 COMMANDS = {"preview": "preview", "eval": "eval", "train": "train", "worker": "serve", "predict": "serve",
-            "compare": "workbench", "search-words": "workbench", "kpt": "workbench"}
+            "compare": "workbench", "search-words": "workbench", "kpt": "workbench",
+            "search-templates": "workbench"}
 
 
 def command(name: str) -> Callable[[argparse.Namespace], int]:
@@ -99,6 +100,16 @@ def build_parser() -> argparse.ArgumentParser:
     kp = sub.add_parser("kpt", help="knowledgeable verbalizer: the config's words expanded and refined")
     kp.add_argument("config")
     kp.add_argument("--neighbours", type=_at_least(1), default=20, help="embedding neighbours per class")
+    st = sub.add_parser("search-templates", help="template candidates (pattern families, the model's own "
+                                                 "rephrasings) ranked on the evaluation rows by successive halving")
+    st.add_argument("config")
+    st.add_argument("--task", default="", help="the task's noun the patterns use, e.g. sentiment, topic")
+    st.add_argument("--rephrasings", type=_at_least(0), default=8, help="rewrites asked of an instruction model")
+    st.add_argument("--budget", type=float, default=5.0, help="cost cap in full evaluations of the rows (default 5)")
+    st.add_argument("--keep", type=_at_least(1), default=3, help="best templates kept to the last round")
+    st.add_argument("--limit", type=_at_least(1), help="rank on the first N evaluation rows")
+    st.add_argument("--seed", type=_at_least(0), default=0)
+    st.add_argument("--extra", action="append", help="another template to rank with the rest (repeat)")
     return p
 
 

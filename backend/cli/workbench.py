@@ -1,4 +1,4 @@
-"""``python -m backend compare | search-words | kpt``: the design workbench from the command line.
+"""``python -m backend compare | search-words | kpt | search-templates``: the design workbench from the CLI.
 
 Every command reads a RunConfig for the model, the data and the encoding. ``compare`` scores templates x
 verbalizers on the config's evaluation rows; ``search-words`` and ``kpt`` read the config's *training*
@@ -100,4 +100,25 @@ def cmd_kpt(args: argparse.Namespace) -> int:
     res = knowledgeable_verbalizer(loaded, cfg.template, dict(zip(seeds.classes, seeds.words)), train.examples,
                                    settings=settings_for(cfg, loaded.kind), neighbours=args.neighbours)
     print_json(asdict(res))
+    return 0
+
+
+def cmd_search_templates(args: argparse.Namespace) -> int:
+    from backend.pipeline import check_model, load_split, settings_for
+    from backend.workbench.templatesearch import search_templates
+
+    cfg = _config_from(args)
+    if args.limit is not None:
+        cfg.data.limit = args.limit
+    dev = load_split(cfg, "eval")
+    loaded = _loaded(cfg)
+    check_model(cfg, loaded)
+    res = search_templates(loaded, cfg.template, cfg.verbalizer, dev.examples, dev.label_names,
+                           settings=settings_for(cfg, loaded.kind), task=args.task, rephrasings=args.rephrasings,
+                           budget=args.budget, keep=args.keep, seed=args.seed, batch_size=cfg.eval.batch_size,
+                           extra=args.extra or ())
+    print_json({"rows": len(dev.examples), "source": dev.source, **res.to_dict(),
+                "best": [{"name": p.name, "template": p.content} for p in res.best(args.keep)],
+                "note": "scores are on the rows the templates were chosen on; confirm the best with compare "
+                        "on other rows"})
     return 0

@@ -1,0 +1,219 @@
+"""Template search: family patterns filled with the task's words, the rephrasing parser on canned model
+replies, the halving schedule and its forward count, and a whole search on a tiny model whose best few
+go into the comparison."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from backend.batching import EncodeSettings
+from backend.errors import ConfigError
+from backend.prompts.example import Example
+from backend.workbench.compare import Prompt, compare_prompts
+from backend.workbench.templates_library import (Candidate, chat_wrap, family_candidates, normalise_placeholders,
+                                                 parse_rephrasings)
+from backend.workbench.templatesearch import ModelScorer, halving_schedule, search_templates, successive_halving
+from tests.tiny import tiny_model
+
+CLASSES = ["negative", "positive"]
+WORDS = {"negative": ["bad"], "positive": ["good"]}
+ROWS = [Example(guid=i, text_a=t, label=lab) for i, (t, lab) in enumerate(
+    [("a great movie", "positive"), ("boring and bad", "negative"), ("loved it", "positive"),
+     ("a waste of time", "negative"), ("dull plot", "negative"), ("wonderful", "positive"),
+     ("not good", "negative"), ("superb cast", "positive"), ("meh", "negative"), ("fun ride", "positive")])]
+# a dev set big enough for the default budget to rank ~20 candidates (calibration costs 3 rows each)
+MANY = [Example(guid=f"{k}-{e.guid}", text_a=f"{e.text_a} {'!' * k}", label=e.label) for k in range(6) for e in ROWS]
+
+
+def test_families_filled_with_the_task_words(smol_tok):
+    ok, dropped = family_candidates("sentiment", ["bad", "good"], ["text_a"], "masked")
+    families = {c.family for c in ok}
+    assert families == {"prefix", "suffix", "question", "instruction"} and not dropped
+    assert any("bad or good" in c.text for c in ok) and any("Sentiment:" in c.text for c in ok)
+    assert all("<" not in c.text.replace("<|", "") for c in ok)            # every slot filled
+    causal, dropped = family_candidates("sentiment", ["bad", "good"], ["text_a"], "causal", smol_tok)
+    assert {d.family for d in dropped} == {"prefix"}
+    assert all("before reading it" in d.reason for d in dropped)
+    chat = [c.text for c in causal if c.family == "chat"]
+    assert len(chat) == 3 and all(t.startswith("<|im_start|>") and t.endswith("assistant\n{mask}") for t in chat)
+    pair, _ = family_candidates("relation", ["yes", "no", "maybe"], ["text_a", "text_b"], "masked")
+    assert all("{text_a}" in c.text and "{text_b}" in c.text for c in pair)
+    assert any("yes, no or maybe" in c.text for c in pair)
+
+
+def test_chat_wrap_keeps_literal_braces_literal(smol_tok):
+    class Tok:
+        chat_template = "x"
+
+        def apply_chat_template(self, messages, **_):
+            return "{system}<user>" + messages[0]["content"] + "<bot>"
+
+    text = chat_wrap(Tok(), "Say {text_a}")
+    assert text == '{"text": "{"}system{"text": "}"}<user>Say {text_a}<bot>{mask}'
+    assert chat_wrap(type("NoChat", (), {"chat_template": None})(), "x {text_a}") is None
+
+
+CANNED = [
+    'Prompt: "Movie review: [text_a]\nThe sentiment was {{mask}}"',       # quoted, lead, odd spellings
+    "1. {text_a} Overall it felt {MASK}.\n\nThis rewrite keeps the placeholders.",   # explanation after
+    "Here is a rewrite: {text_a}",                                         # no mask
+    "{mask} is the verdict on {text_a}",                                   # mask first (causal)
+    "The review {text_a} was {mask} and {mask}",                           # two masks
+    "{text_a} was {mask} {ratng}",                                         # unknown field
+    "Movie review: {text_a}\nThe sentiment was {mask}",                    # same as the first, once normalised
+    "   ",                                                                  # nothing
+    "Opinion: <text_a> -> {mask}",
+]
+
+
+def test_rephrasing_parser_on_canned_output():
+    ok, dropped = parse_rephrasings(CANNED, ["text_a"], "causal")
+    assert [c.text for c in ok] == ["Movie review: {text_a}\nThe sentiment was {mask}",
+                                    "{text_a} Overall it felt {mask}.", "Opinion: {text_a} -> {mask}"]
+    assert all(c.family == "rephrased" for c in ok)
+    reasons = [d.reason for d in dropped]
+    assert reasons[0] == "the model wrote nothing usable"
+    assert "needs exactly one {mask}, has 0" in reasons
+    assert "needs exactly one {mask}, has 2" in reasons
+    assert any("before reading it" in r for r in reasons)
+    assert any(r.startswith("not a valid template") and "ratng" in r for r in reasons)
+    assert "the same as another candidate" in reasons
+    assert len(ok) + len(dropped) == len(CANNED)
+    # a masked model may read the label before the text
+    ok_masked, _ = parse_rephrasings(["{mask} is the verdict on {text_a}"], ["text_a"], "masked")
+    assert len(ok_masked) == 1
+    # pairs need both fields
+    _, d = parse_rephrasings(["{text_a} {mask}"], ["text_a", "text_b"], "masked")
+    assert "no {text_b}" in d[0].reason
+    assert normalise_placeholders("{{ Text_A }} [mask]", ["text_a", "mask"]) == "{text_a} {mask}"
+
+
+def test_halving_schedule_and_forward_count():
+    rows, n = 200, 50
+    schedule = halving_schedule(n, rows, 5 * rows, keep=3)
+    assert [s for s, _ in schedule] == [50, 25, 13, 7, 4, 3]
+    assert all(a <= b for (_, a), (_, b) in zip(schedule, schedule[1:]))
+    assert sum(s * r for s, r in schedule) <= 5 * rows
+    with pytest.raises(ConfigError, match="raise the budget"):
+        halving_schedule(50, 200, 100)
+    # a fake scorer: candidate c is right on a row with probability 0.3 + c/100, candidate 37 with 0.95;
+    # early rounds see few rows, so a lucky run of a weaker one can win: the best must win most data draws
+    wins = 0
+    for draw in range(5):
+        ranking, rounds, forwards = _fake_search(n, rows, draw, schedule)
+        assert forwards == sum(r.forwards for r in rounds) <= 5 * rows     # vs 50 x 200 = 10,000
+        assert len(ranking) == n and sum(r["round"] == len(rounds) for r in ranking) == 3
+        assert ranking[0]["round"] == len(rounds)
+        wins += ranking[0]["text"] == "37"
+    assert wins >= 4
+
+
+def _fake_search(n: int, rows: int, draw: int, schedule):
+    rng = np.random.default_rng(draw)
+    gold = rng.integers(0, 2, rows)
+    skill = np.array([0.3 + c / 100 for c in range(n)])
+    skill[37] = 0.95
+    right = rng.random((n, rows)) < skill[:, None]
+    calls = {"forwards": 0}
+
+    def scorer(text: str, idx):
+        c = int(text)
+        calls["forwards"] += len(idx)
+        pred = np.where(right[c, idx], gold[idx], 1 - gold[idx])
+        return np.log(np.eye(2)[pred] * 0.9 + 0.05)
+
+    cands = [Candidate(str(c), "suffix") for c in range(n)]
+    ranking, rounds = successive_halving(cands, gold.tolist(), scorer, budget_forwards=5 * rows, keep=3,
+                                         spent=lambda: calls["forwards"])
+    # survivors reuse their rows: a round costs only the new rows of the candidates still in
+    assert rounds[1].forwards == 25 * (schedule[1][1] - schedule[0][1])
+    return ranking, rounds, calls["forwards"]
+
+
+@pytest.fixture(scope="module")
+def causal(smol_tok):
+    torch.manual_seed(0)
+    return tiny_model("causal", smol_tok)
+
+
+def test_model_scorer_matches_the_comparison(causal):
+    settings = EncodeSettings(profile="causal", max_length=64)
+    scorer = ModelScorer(causal, WORDS, ROWS, CLASSES, settings=settings, batch_size=4)
+    got = scorer("{text_a} It was{mask}", list(range(len(ROWS))))
+    cmp = compare_prompts(causal, [Prompt("t", "{text_a} It was{mask}")], [Prompt("w", WORDS)], ROWS, CLASSES,
+                          settings=settings)
+    np.testing.assert_allclose(got, cmp.scored[0].calibrated, atol=1e-4)
+    assert scorer.forwards == len(ROWS) + 3          # the rows and the three content-free inputs
+
+
+def test_search_end_to_end_on_a_tiny_model(causal):
+    settings = EncodeSettings(profile="causal", max_length=64)
+    res = search_templates(causal, "Review: {text_a}\nSentiment:{mask}", WORDS, MANY, CLASSES, settings=settings,
+                           task="sentiment", rephrasings=3, budget=5.0, keep=3, max_new_tokens=12)
+    families = {r["family"] for r in res.ranking}
+    assert {"yours", "suffix", "question", "instruction", "chat"} <= families
+    assert res.forwards <= 5 * len(MANY) and res.full_evaluations <= 5.0
+    assert res.forwards == sum(r.forwards for r in res.rounds)
+    # the random model's rephrasings are dropped, each with its reason
+    rephrased = [d for d in res.dropped if d.family == "rephrased"]
+    assert len(rephrased) == 3 and all(d.reason for d in rephrased)
+    best = res.best(3)
+    assert len(best) == 3 and best[0].content == res.ranking[0]["text"]
+    table = compare_prompts(causal, best, [Prompt("words", WORDS)], MANY, CLASSES, settings=settings).table(n_boot=50)
+    assert len(table) == 3
+    out = res.to_dict()
+    assert out["forwards"] == res.forwards and out["ranking"][0]["text"] == best[0].content
+
+
+def test_search_refuses_bad_input(causal):
+    settings = EncodeSettings(profile="causal", max_length=64)
+    with pytest.raises(ConfigError, match="cannot be searched from: .*mask"):
+        search_templates(causal, "{text_a} no mask here", WORDS, ROWS, CLASSES, settings=settings, rephrasings=0)
+    with pytest.raises(ConfigError, match="budget"):
+        search_templates(causal, "{text_a}{mask}", WORDS, ROWS, CLASSES, settings=settings, budget=0)
+    with pytest.raises(ConfigError, match="use more dev rows or a larger budget"):
+        search_templates(causal, "{text_a}{mask}", WORDS, ROWS, CLASSES, settings=settings, rephrasings=0)
+
+
+@pytest.fixture
+def studio(tmp_path, causal):
+    from backend.services import project
+    from backend.services.testing import make_context
+
+    ctx = make_context(tmp_path, causal)
+    project.bootstrap(ctx)
+    return ctx
+
+
+def test_service_ranks_and_queues_the_best_into_the_comparison(studio):
+    from backend.services import data
+    from backend.services.templatesearch import search_templates as service
+
+    sel = data.default_selection()
+    res = service(studio, template="{text_a} It was{mask}", label_words="negative: bad\npositive: good",
+                  selection=sel, task="sentiment", rephrasings=2, budget=8, keep=2, max_length=64, limit=40,
+                  compare=True)
+    assert "error" not in res, res
+    assert res["rows"] == 40 and res["forwards"] <= 8 * 40 and len(res["best"]) == 2
+    assert "full evaluations" in res["message"]
+    cmp = res["comparison"]
+    assert cmp["status"] == "succeeded", cmp
+    templates = {row["template"] for row in cmp["result"]["rows"]}
+    assert len(templates) == len({"{text_a} It was{mask}", *res["best"]})
+
+
+@pytest.mark.parametrize("kwargs, field", [
+    ({"template": ""}, "template"), ({"label_words": " "}, "label_words"), ({"budget": "lots"}, "budget"),
+    ({"budget": float("nan")}, "budget"), ({"budget": 1e9}, "budget"), ({"keep": 0}, "keep"),
+    ({"rephrasings": True}, "rephrasings"), ({"task": "x" * 500}, "task"), ({"template": "{text_a} {mask"}, "template"),
+])
+def test_service_mistakes_are_messages(studio, kwargs, field):
+    from backend.services import data
+    from backend.services.templatesearch import search_templates as service
+
+    args = {"template": "{text_a} It was{mask}", "label_words": "negative: bad\npositive: good",
+            "selection": data.default_selection(), "rephrasings": 0, "limit": 10, **kwargs}
+    res = service(studio, **args)
+    assert res["error"]["field"] == field, res
+    assert res["error"]["message"]
