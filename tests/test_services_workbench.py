@@ -20,14 +20,25 @@ def ctx(tmp_path, smol_tok):
     return ctx
 
 
-def test_comparison_is_a_recorded_group_equal_to_single_evaluations(ctx):
-    sel = data.default_selection()
-    res = workbench.compare(ctx, templates=TEMPLATES, label_words=WORDS, selection=sel, max_length=64,
-                            baseline=0, limit=20)
+def _done(res):
+    """A comparison answered in-process (no job runner): finished, with its table."""
     assert "error" not in res, res
+    assert res["status"] == "succeeded" and res["done"] and res["fraction"] == 1.0, res
+    return res["result"]
+
+
+def test_comparison_is_a_job_whose_runs_are_a_recorded_group_equal_to_single_evaluations(ctx):
+    sel = data.default_selection()
+    job = workbench.compare(ctx, templates=TEMPLATES, label_words=WORDS, selection=sel, max_length=64,
+                            baseline=0, limit=20)
+    res = _done(job)
     assert len(res["rows"]) == 4 and res["n"] == 20 and res["forwards"] == 2
+    info = ctx.store.get_run(job["job"])
+    assert info.method == "comparison" and info.dataset_snapshot_id is not None   # the job has its lineage too
+    assert job["rows_scored"] == job["rows_total"] > 0
     group = ctx.store.list_runs(tag=res["group"])
     assert sorted(r.id for r in group) == sorted(row["run_id"] for row in res["rows"])
+    assert {r.parent_run_id for r in group} == {job["job"]} and res["group"] == f"compare:{job['job']}"
     for row, (t, w) in zip(res["rows"], [(t, w) for t in TEMPLATES for w in WORDS]):
         single = evaluate.zero_shot(ctx, runconfig.build(ctx, template=t, label_words=w, selection=sel,
                                                           max_length=64, eval_limit=20))
@@ -35,11 +46,65 @@ def test_comparison_is_a_recorded_group_equal_to_single_evaluations(ctx):
         lo, hi = row["uncalibrated"]["accuracy_ci"]
         assert lo <= row["uncalibrated"]["accuracy"] <= hi
     assert res["rows"][0]["uncalibrated"]["vs_baseline"] is None
+    assert res["label_words"] == {"V1": WORDS[0], "V2": WORDS[1]}   # the editor texts, for "use this row"
+    assert workbench.latest_comparison(ctx) == job["job"]
+    assert workbench.comparison(ctx, job["job"])["result"] == res      # what a refreshed page reads
+
+
+def test_ensembles_are_fitted_on_training_rows_and_recorded_as_runs(ctx):
+    from backend.recording import expand_rows
+    from backend.workbench.record import read_ensemble
+
+    sel = dict(data.default_selection(), shots=4)
+    res = _done(workbench.compare(ctx, templates=TEMPLATES, label_words=WORDS[:1], selection=sel, max_length=64,
+                                  limit=12, ensembles=["uniform", "accuracy", "fitted"]))
+    assert [e["kind"] for e in res["ensembles"]] == ["uniform", "accuracy", "fitted"]
+    for e in res["ensembles"]:
+        info = ctx.store.get_run(e["run_id"])
+        assert info.method == "ensemble" and info.status == "succeeded" and res["group"] in info.tags
+        spec = read_ensemble(ctx.store, info.id)
+        assert spec["kind"] == e["kind"] and [m["run_id"] for m in spec["members"]] == [r["run_id"] for r in res["rows"]]
+        assert all(m["template_version_id"] and m["verbalizer_version_id"] and m["prior"] for m in spec["members"])
+        snap = ctx.store.get_dataset_snapshot(info.dataset_snapshot_id)
+        assert snap.row_counts["train"] == spec["train_rows"] == 8     # 4 shots x 2 classes: the fitting rows
+        assert snap.row_counts["eval"] == 12 and len(expand_rows(snap.row_counts["train_rows"])) == 8
+        preds = ctx.store.get_predictions(info.id)
+        assert len(preds) == 12 and e["accuracy"] == pytest.approx(
+            sum(p["gold"] == p["predicted"] for p in preds) / 12)
+    uniform = res["ensembles"][0]
+    assert uniform["weights"] == [1.0, 1.0]
+    bad = workbench.compare(ctx, templates=TEMPLATES[:1], label_words=WORDS[:1], selection=sel, ensembles=["uniform"])
+    assert "at least two combinations" in bad["error"]["message"]
+    assert "unknown ensemble" in workbench.compare(ctx, templates=TEMPLATES, label_words=WORDS, selection=sel,
+                                                   ensembles=["median"])["error"]["message"]
+
+
+def test_a_cancelled_comparison_stops_and_says_so(ctx):
+    from backend.workbench.job import run_comparison_job
+
+    ctx.jobs = object()     # a runner that never runs anything: the job stays queued
+    try:
+        job = workbench.compare(ctx, templates=TEMPLATES, label_words=WORDS, selection=data.default_selection(),
+                                max_length=64, limit=8)
+    finally:
+        ctx.jobs = None
+    assert job["status"] == "queued" and not job["done"] and job["result"] is None
+    assert run_comparison_job(ctx.store, job["job"], loaded=ctx.model.get(), should_stop=lambda: True) == "cancelled"
+    again = workbench.comparison(ctx, job["job"])
+    assert again["status"] == "cancelled" and again["done"] and not ctx.store.list_runs(tag=f"compare:{job['job']}")
+    assert "not a comparison" in workbench.comparison(ctx, _zero_shot(ctx))["error"]["message"]
+    assert "Cancel requested" in workbench.cancel_comparison(ctx, job["job"])["message"]
+
+
+def _zero_shot(ctx) -> int:
+    return evaluate.zero_shot(ctx, runconfig.build(ctx, template=TEMPLATES[0], label_words=WORDS[0],
+                                                   selection=data.default_selection(), eval_limit=4))["run_id"]
 
 
 def test_flips_between_two_runs_and_refusals(ctx):
     sel = data.default_selection()
-    res = workbench.compare(ctx, templates=TEMPLATES, label_words=WORDS[:1], selection=sel, max_length=64, limit=20)
+    res = _done(workbench.compare(ctx, templates=TEMPLATES, label_words=WORDS[:1], selection=sel, max_length=64,
+                                  limit=20))
     a, b = (row["run_id"] for row in res["rows"])
     f = workbench.flips(ctx, a, b)
     assert f["n"] == 20 and f["counts"]["a_right"] == res["rows"][1]["uncalibrated"]["vs_baseline"]["only_b"]
@@ -53,3 +118,33 @@ def test_flips_between_two_runs_and_refusals(ctx):
                                            baseline=9)["error"]["message"]
     bad = workbench.compare(ctx, templates=["{text_a} {mask"], label_words=WORDS, selection=sel)
     assert "error" in bad and "never closed" in bad["error"]["message"]
+
+
+@pytest.mark.slow
+def test_comparison_runs_in_the_job_runners_child_process(tmp_path, smol_tok):
+    """The real path: queued, claimed by the worker, run in its own process (which loads the model from
+    the config), progress and result read back from storage."""
+    import time
+
+    from backend.services.testing import on_disk, with_jobs
+    from tests.tiny import tiny_model
+
+    loaded = on_disk(tiny_model("causal", smol_tok), tmp_path / "model")
+    ctx = with_jobs(make_context(tmp_path / "studio", loaded))
+    ctx.model.spec = loaded.spec
+    try:
+        job = workbench.compare(ctx, templates=TEMPLATES, label_words=WORDS[:1], selection=data.default_selection(),
+                                max_length=64, limit=10)
+        assert job["status"] in ("queued", "running"), job
+        deadline = time.monotonic() + 180
+        while not job.get("done") and time.monotonic() < deadline:
+            time.sleep(0.5)
+            job = workbench.comparison(ctx, job["job"])
+        assert "error" not in job, job
+        res = _done(job)
+        info = ctx.store.get_run(job["job"])
+        assert info.pid is not None and info.pid != __import__("os").getpid()   # it ran elsewhere
+        assert len(res["rows"]) == 2 and all(ctx.store.get_run(r["run_id"]).parent_run_id == info.id
+                                             for r in res["rows"])
+    finally:
+        ctx.close()

@@ -31,23 +31,48 @@ def test_compare_saved_versions_and_drafts_then_flips_and_adopt(client):
     t_update, w_update = c.predict([], [], api_name="/compare_choices")
     t_choices = [x[0] if isinstance(x, (list, tuple)) else x for x in t_update["choices"]]
     assert "critic v1" in t_choices and "the editor's draft" in t_choices
-    msg, table, run_a, run_b = c.predict(
-        ["the editor's draft", "critic v1"], ["the editor's draft", "critic v1"], 1, 16,
+    msg, job, _timer = c.predict(
+        ["the editor's draft", "critic v1"], ["the editor's draft", "critic v1"], 1, 16, [],
         "{text_a} It was {mask}", "negative: bad\npositive: good", 64, "tail", api_name="/compare_prompts")
-    assert "4 combinations on 16 dev rows" in msg
+    assert f"Comparison #{int(job)}: 4 combinations on 16 dev rows" in msg   # no runner here: it ran at once
+    msg, table, run_a, run_b, ens, _timer = c.predict(job, api_name="/compare_status")
     rows = table["data"]
-    assert [r[0] for r in rows] == [1, 2, 3, 4] and rows[0][-1] == "baseline"
-    assert "Critique" in rows[2][2] and "great" in rows[1][3]
+    assert [r[0] for r in rows] == [1, 2, 3, 4] and rows[0][-2] == "baseline" and rows[0][-1] == "baseline"
+    assert "Critique" in rows[2][2] and "great" in rows[1][3] and ens == ""
     assert len(ctx.store.list_runs(tag="compare")) == 4
     flips = c.predict(run_a, run_b, api_name="/flips")
     assert "Of 16 rows" in flips
+    both = c.predict(run_a, run_b, 3, api_name="/flip_row")
+    assert "Row 3" in both and "ps-flip-a" in both and "ps-flip-b" in both and "Critique" in both
+    assert "not one of the 16 rows" in c.predict(run_a, run_b, 99, api_name="/flip_row")
     template, words, note = c.predict(3, api_name="/compare_use")
     assert template == "Critique: {text_a} Verdict: {mask}" and "bad" in words and "Row 3" in note
 
 
+def test_ensembles_and_searched_label_words(client):
+    c, ctx = client
+    note, table, words = c.predict("{text_a} It was {mask}", 64, "tail", 3, api_name="/search_label_words")
+    assert "Searched on 64 training rows" in note and len(table["data"]) == 6
+    assert words.startswith("negative: ") and "\npositive: " in words
+    note, update = c.predict("searched", words, ["the editor's draft"], api_name="/save_searched_words")
+    assert "Saved as searched v1" in note and update["value"] == ["the editor's draft", "searched v1"]
+    msg, job, _ = c.predict(["the editor's draft", "critic v1"], ["searched v1"], 1, 12, ["uniform", "fitted"],
+                            "{text_a} It was {mask}", "negative: bad\npositive: good", 64, "tail",
+                            api_name="/compare_prompts")
+    msg, table, run_a, run_b, ens, _ = c.predict(job, api_name="/compare_status")
+    assert "2 combinations on 12 dev rows" in msg and "uniform" in ens and "fitted" in ens
+    kinds = {r.config["name"] for r in ctx.store.list_runs(method="ensemble")}
+    assert any("uniform" in k for k in kinds) and any("fitted" in k for k in kinds)
+
+
 def test_mistakes_are_messages(client):
-    c, _ = client
-    msg, *_ = c.predict([], ["the editor's draft"], 1, 0, "{text_a} {mask}", "negative: bad\npositive: good",
+    c, ctx = client
+    msg, *_ = c.predict([], ["the editor's draft"], 1, 0, [], "{text_a} {mask}", "negative: bad\npositive: good",
                         64, "tail", api_name="/compare_prompts")
     assert "at least one template" in msg
     assert "give two run ids" in c.predict(None, None, api_name="/flips")
+    assert "no comparison to cancel" in c.predict(None, api_name="/compare_cancel")
+    other = ctx.store.create_run({"name": "x"}, method="zero-shot")
+    assert "is a zero-shot run, not a comparison" in c.predict(other, api_name="/compare_status")[0]
+    assert "no run with id 99999" in c.predict(99999, api_name="/compare_status")[0]
+    assert "write a template" in c.predict("", 64, "tail", 5, api_name="/search_label_words")[0]

@@ -74,6 +74,10 @@ def _execute(store: Any, run_id: int, info: Any, terminal: bool, stop: StopOnSig
     from backend.jobs.paths import run_dir
     from backend.training import TerminalSink
 
+    if info.method == "comparison":   # a prompt comparison job (backend.workbench.job), not a training run
+        from backend.workbench.job import run_comparison_job
+
+        return run_comparison_job(store, run_id, should_stop=CancelFlag(store, run_id, also=stop))
     out_dir = run_dir(store, run_id, info.config)
     resume = None
     if info.parent_run_id is not None and "resume" in info.tags:
@@ -113,7 +117,7 @@ def train_recorded(store: Any, run_id: int, cfg: Any, *, out_dir: Path, echo: An
         result = run_training(cfg, sink=TeeSink(sink, echo), record=recorder(store, run_id, cfg), **kwargs)
         sink.flush()
         attach_outputs(store, run_id, out_dir)
-        store.set_status(run_id, result.status, note=note.note if note is not None and note() else None)
+        store.set_status(run_id, result.status, note=_end_note(store, run_id, cfg, result.status, note))
         return result
     except StudioError as exc:
         _fail(store, sink, run_id, str(exc))
@@ -121,6 +125,19 @@ def train_recorded(store: Any, run_id: int, cfg: Any, *, out_dir: Path, echo: An
     except BaseException as exc:  # noqa: BLE001 - record any crash on the run before raising it again
         _fail(store, sink, run_id, f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=5)}")
         raise
+
+
+def _end_note(store: Any, run_id: int, cfg: Any, status: str, note: StopOnSignal | None) -> str | None:
+    """What the history says about the end: the stop signal, or why a sweep stopped the run (ASHA at a
+    rung, or its configuration stopped from the table: ``backend.sweeps.asha.stop_reason``)."""
+    if note is not None and note():
+        return note.note
+    sweep = getattr(cfg, "sweep", None)
+    if status != "cancelled" or not sweep:
+        return None
+    from backend.sweeps.asha import stop_reason
+
+    return stop_reason(store.get_run(run_id).metrics, (sweep.get("early_stop") or {}).get("metric", "accuracy"))
 
 
 def _fail(store: Any, sink: Any, run_id: int, message: str) -> None:

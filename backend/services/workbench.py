@@ -7,21 +7,36 @@ from typing import Any, Sequence
 from backend.services.context import StudioContext
 from backend.services.results import service, user_error
 
-MAX_PROMPTS = 12      # per side: a comparison answers within a request, so it stays small
+MAX_PROMPTS = 12      # per side: what the pickers offer; the job itself takes up to 400 combinations
+
+
+def _comparison_config(ctx: StudioContext, template: str, label_words: str, selection: dict[str, Any],
+                       max_length: Any, truncate: str, limit: int | None, with_train: bool) -> Any:
+    """The job's RunConfig (its first combination): the selection's dev rows, and its training rows (the
+    other part of a split source, or the source's train split, K-shot sampled when the Data tab says so)
+    when something is fitted on them."""
+    from backend.services import runconfig
+    from backend.services.data import confine_config
+
+    cfg = runconfig.build(ctx, template=template, label_words=label_words, selection=selection,
+                          max_length=max_length, truncate=truncate, eval_limit=limit)
+    if with_train:
+        cfg.data.train = cfg.data.eval
+        cfg.data.train_split = None if cfg.data.dev_fraction is not None else "train"
+        cfg.data.shots = (selection or {}).get("shots") or None
+    return confine_config(ctx, cfg)
 
 
 @service("compare")
 def compare(ctx: StudioContext, *, templates: Sequence[str], label_words: Sequence[str],
             selection: dict[str, Any], max_length: Any = 256, truncate: str = "tail", baseline: int = 0,
-            limit: int | None = None) -> dict[str, Any]:
-    """Score ``templates`` x ``label_words`` (editor texts) on the selection's dev rows; record the group."""
-    from backend.pipeline import Split, settings_for
-    from backend.services import runconfig
-    from backend.services.data import confine_config, label_names, split_summary
-    from backend.services.evaluate import eval_examples
+            limit: int | None = None, ensembles: Sequence[str] = ()) -> dict[str, Any]:
+    """Queue a comparison of ``templates`` x ``label_words`` (editor texts) on the selection's dev rows as
+    one job (the job runner runs it in its own process); without a runner it runs here, to the end. Returns
+    ``comparison``'s answer for the job: poll that for progress and the table."""
     from backend.services.versions import parse_label_words
-    from backend.workbench.compare import Prompt, compare_prompts
-    from backend.workbench.record import record_comparison
+    from backend.workbench.compare import Prompt
+    from backend.workbench.job import ComparisonSpec, run_comparison_job, submit_comparison
 
     templates = [t for t in templates if isinstance(t, str) and t.strip()]
     label_words = [w for w in label_words if isinstance(w, str) and w.strip()]
@@ -30,35 +45,53 @@ def compare(ctx: StudioContext, *, templates: Sequence[str], label_words: Sequen
     if len(templates) > MAX_PROMPTS or len(label_words) > MAX_PROMPTS:
         return user_error(f"compare at most {MAX_PROMPTS} templates and {MAX_PROMPTS} label-word sets at a time",
                           "compare")
-    if not 0 <= int(baseline) < len(templates) * len(label_words):
-        return user_error(f"the baseline must be one of the {len(templates) * len(label_words)} combinations",
-                          "baseline")
-    cfg = runconfig.build(ctx, template=templates[0], label_words=label_words[0], selection=selection,
-                          max_length=max_length, truncate=truncate, eval_limit=limit, tags=["compare"])
-    confine_config(ctx, cfg)
-    dev = eval_examples(ctx, cfg)
-    classes = label_names(ctx, selection)
-    loaded = ctx.model.get()
-    t_prompts = [Prompt(f"T{i + 1}", t) for i, t in enumerate(templates)]
-    v_prompts = [Prompt(f"V{i + 1}", parse_label_words(w)) for i, w in enumerate(label_words)]
-    with ctx.model.lock:
-        cmp = compare_prompts(loaded, t_prompts, v_prompts, dev, classes,
-                              settings=settings_for(cfg, loaded.kind), batch_size=cfg.eval.batch_size)
-    summary = split_summary(ctx, selection)   # the same description every other run of this data records
-    split = Split(examples=dev, label_names=classes, fingerprint="", source=str(cfg.data.eval), columns={},
-                  how=summary["how"] if summary else "",
-                  counts={k: summary[k] for k in ("train", "dev")} if summary else {})
-    rec = record_comparison(ctx.store, cfg, loaded, cmp, t_prompts, v_prompts, split, baseline=int(baseline),
-                            project=ctx.project)
-    rows = []
-    for i, (u, c) in enumerate(zip(cmp.table(baseline=int(baseline)), cmp.table(baseline=int(baseline),
-                                                                                  calibrated=True))):
-        rows.append({"run_id": rec["run_ids"][i], "template": u["template"], "label_words": u["verbalizer"],
-                     "uncalibrated": u, "calibrated": c})
-    return {"group": rec["group"], "rows": rows, "n": len(dev), "baseline": int(baseline),
-            "templates": {p.name: p.content for p in t_prompts}, "label_words": dict(
-                (f"V{i + 1}", w) for i, w in enumerate(label_words)), "forwards": cmp.forwards,
-            "seconds": cmp.seconds}
+    from backend.prompts.template import parse_template
+
+    for t in templates:
+        parse_template(t)   # TemplateError with the span: said now, not by a job that fails later
+    ens = [str(k) for k in ensembles or []]
+    cfg = _comparison_config(ctx, templates[0], label_words[0], selection, max_length, truncate, limit, bool(ens))
+    shown = {f"V{i + 1}": w for i, w in enumerate(label_words)}
+    spec = ComparisonSpec([Prompt(f"T{i + 1}", t) for i, t in enumerate(templates)],
+                          [Prompt(f"V{i + 1}", parse_label_words(w)) for i, w in enumerate(label_words)],
+                          int(baseline), ens, shown)
+    job = submit_comparison(ctx.store, cfg, spec, project=ctx.project)
+    if ctx.jobs is None:
+        with ctx.model.lock:
+            run_comparison_job(ctx.store, job, loaded=ctx.model.get())
+    return comparison(ctx, job)
+
+
+@service("compare")
+def comparison(ctx: StudioContext, job: int) -> dict[str, Any]:
+    """A comparison job's status, rows scored / total, and its table once it finished (from storage: a
+    refreshed page or a second browser sees the same)."""
+    from backend.workbench.job import job_status
+
+    res = job_status(ctx.store, int(job))
+    if res["status"] == "failed":
+        return user_error(f"comparison #{res['job']} failed: {res['run_error']}", "compare")
+    return res
+
+
+@service("compare")
+def cancel_comparison(ctx: StudioContext, job: int) -> dict[str, Any]:
+    from backend.workbench.job import job_status
+
+    job_status(ctx.store, int(job))   # a comparison, or "no run with id"
+    ctx.store.request_cancel(int(job))
+    return {"job": int(job), "message": f"Cancel requested for comparison #{int(job)}."}
+
+
+def latest_comparison(ctx: StudioContext) -> int | None:
+    """The comparison a freshly opened page shows: a running one, else the newest."""
+    from backend.workbench.job import COMPARISON
+
+    for status in ("running", "queued", None):
+        found = ctx.store.list_runs(status=status, method=COMPARISON, limit=1, project=ctx.project)
+        if found:
+            return found[0].id
+    return None
 
 
 @service("compare")
@@ -84,6 +117,61 @@ def flips(ctx: StudioContext, run_a: int, run_b: int, limit: int = 50) -> dict[s
 
 
 
+
+@service("flips")
+def flip_row(ctx: StudioContext, run_a: int, run_b: int, index: int) -> dict[str, Any]:
+    """Row ``index`` of two runs scored on the same rows, as each run's template wraps and tokenizes it,
+    with both runs' class probabilities: why one prompt got it right and the other did not."""
+    from backend.config import RunConfig
+    from backend.services.evaluate import eval_examples
+    from backend.services.preview import preview
+
+    both = flips(ctx, run_a, run_b, limit=0)
+    if "error" in both:
+        return both
+    out: dict[str, Any] = {"index": int(index)}
+    for side, run_id in (("a", int(run_a)), ("b", int(run_b))):
+        preds = ctx.store.get_predictions(run_id)
+        if not 0 <= int(index) < len(preds):
+            return user_error(f"row {index} is not one of the {len(preds)} rows both runs scored", "flips")
+        p = preds[int(index)]
+        cfg = RunConfig.from_dict(ctx.store.get_run(run_id).config)
+        rows = eval_examples(ctx, cfg)
+        if len(rows) != len(preds):
+            return user_error(f"run {run_id}'s rows cannot be read back as it scored them (its data changed)",
+                              "flips")
+        view = preview(ctx, cfg.template, [(int(index), rows[int(index)])], cfg.max_length, cfg.truncate)
+        if "error" in view:
+            return view
+        out["gold"] = p["gold"]
+        out[side] = {"run_id": run_id, "template": cfg.template, "predicted": p["predicted"], "probs": p["probs"],
+                     "example": view["examples"][0]}
+    return out
+
+
+@service("search")
+def search_words(ctx: StudioContext, *, template: str, selection: dict[str, Any], max_length: Any = 256,
+                 truncate: str = "tail", pool: int = 50, keep: int = 5) -> dict[str, Any]:
+    """Search one label word per class on the selection's *training* rows (the words are then compared
+    on dev rows they were never chosen on); the best assignment comes back as editor text too."""
+    from dataclasses import asdict
+
+    from backend.pipeline import load_split, settings_for
+    from backend.workbench.labelsearch import search_label_words
+
+    if not isinstance(template, str) or not template.strip():
+        return user_error("write a template with a {mask} first", "template")
+    cfg = _comparison_config(ctx, template, "x: x", selection, max_length, truncate, None, True)
+    train = load_split(cfg, "train")
+    loaded = ctx.model.get()
+    with ctx.model.lock:
+        res = search_label_words(loaded, template, train.examples, train.label_names,
+                                 settings=settings_for(cfg, loaded.kind), pool=int(pool), keep=int(keep))
+    out = asdict(res)
+    out["label_words"] = "\n".join(f"{c}: {', '.join(w)}" for c, w in res.best.items())
+    return out
+
+
 DRAFT = "the editor's draft"
 
 
@@ -95,8 +183,8 @@ def saved_prompts(ctx: StudioContext) -> dict[str, Any]:
 
     out: dict[str, dict[str, str]] = {"template": {}, "verbalizer": {}}
     for kind in out:
-        for name in ctx.store.list_names(kind):
-            for v in ctx.store.list_versions(kind, name):
+        for name in ctx.store.list_names(kind, project=ctx.project):
+            for v in ctx.store.list_versions(kind, name, project=ctx.project):
                 alias = f" [{', '.join(v.aliases)}]" if v.aliases else ""
                 text = v.content if kind == "template" else label_words_text(v.content)
                 out[kind][f"{name} v{v.number}{alias}"] = text

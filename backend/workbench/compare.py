@@ -45,6 +45,7 @@ class Scored:
     verbalizer: str
     log_probs: np.ndarray                      # (n, C) uncalibrated class log-probs
     calibrated: np.ndarray | None = None       # (n, C) after content-free calibration
+    prior: np.ndarray | None = None            # (C,) content-free log prior subtracted to calibrate (served ensembles reuse it)
     shared_forward: bool = True                # False: exact multi-token scoring ran its own forward
 
 
@@ -124,7 +125,14 @@ def compare_prompts(loaded: Any, templates: Sequence[Prompt], verbalizers: Seque
     gold = gold_indices(examples, classes)
     out = Comparison(classes=classes, gold=gold, guids=[str(e.guid) for e in examples])
     t0 = time.perf_counter()
-    total, done = len(templates) * (len(examples) + (len(content_free_examples(examples)) if calibrate else 0)), 0
+    total = len(templates) * (len(examples) + (len(content_free_examples(examples)) if calibrate else 0))
+    done = [0]
+
+    def tick(n: int) -> None:   # after every batch: a long comparison shows it moving
+        done[0] += n
+        if progress:
+            progress(done[0], total)
+
     for t in templates:
         template = compile_template(str(t.content), tok)
         prefix = mask_prefix(template)
@@ -133,25 +141,22 @@ def compare_prompts(loaded: Any, templates: Sequence[Prompt], verbalizers: Seque
             verb = build_verbalizer(v.content, classes, examples)  # VerbalizerError names a class mismatch
             models.append(PromptModel(loaded.model, loaded.kind, template,
                                       compile_verbalizer(verb, tok, prefix=prefix)))
-        rows = [_score_rows(models, encode_examples(template, list(examples), tok, settings, info), info.pad_id,
-                            batch_size, should_stop)]
+        rows = [score_rows(models, encode_examples(template, list(examples), tok, settings, info), info.pad_id,
+                           batch_size, should_stop, tick)]
         out.forwards += 1
         if calibrate:
             cf = content_free_examples(examples)
-            rows.append(_score_rows(models, encode_examples(template, cf, tok, settings, info), info.pad_id,
-                                    batch_size, should_stop))
+            rows.append(score_rows(models, encode_examples(template, cf, tok, settings, info), info.pad_id,
+                                   batch_size, should_stop, tick))
         for k, (v, pm) in enumerate(zip(verbalizers, models)):
             scores = rows[0][k]
-            calibrated = None
+            calibrated = prior = None
             if calibrate:
                 prior = np.log(np.clip(np.exp(rows[1][k]).mean(0), 1e-12, None))
                 calibrated = stats.log_softmax(scores - prior)
             out.scored.append(Scored(template=t.name, verbalizer=v.name, log_probs=scores, calibrated=calibrated,
-                                     shared_forward=not _exact(pm)))
+                                     prior=prior, shared_forward=not _exact(pm)))
             out.forwards += int(_exact(pm))  # teacher forcing ran its own forward
-        done += total // len(templates)
-        if progress:
-            progress(done, total)
     out.seconds = time.perf_counter() - t0
     return out
 
@@ -161,8 +166,9 @@ def _exact(pm: PromptModel) -> bool:
         and pm.verbalizer.max_word_tokens > 1
 
 
-def _score_rows(models: list[PromptModel], encs: list, pad_id: int, batch_size: int,
-                should_stop: Callable[[], bool] | None) -> list[np.ndarray]:
+def score_rows(models: list[PromptModel], encs: list, pad_id: int, batch_size: int,
+               should_stop: Callable[[], bool] | None = None,
+               on_rows: Callable[[int], None] | None = None) -> list[np.ndarray]:
     """Class log-probs of every model on ``encs``: the hidden state at the mask is computed once per
     batch (all models share the base model and template) and read by each verbalizer's label rows."""
     n = len(encs)
@@ -179,4 +185,6 @@ def _score_rows(models: list[PromptModel], encs: list, pad_id: int, batch_size: 
                 s = pm.exact_class_scores(chunk, pad_id) if _exact(pm) else \
                     pm.class_scores(pm.word_scores(pm.label_logits(hidden)))
                 out[k][idx] = s.float().cpu().numpy()
+            if on_rows:
+                on_rows(len(idx))
     return out

@@ -1,6 +1,9 @@
-"""Compare tab: several templates and label-word sets scored on the same dev rows, side by side, with
-paired intervals and McNemar's test against a baseline; the rows where two of them disagree; one click to
-make a row the current template and label words."""
+"""Compare tab: several templates and label-word sets scored on the same dev rows as one job (queued,
+progress, cancel; a refreshed page picks it up again), side by side with paired intervals and McNemar's
+test against a baseline; template ensembles fitted on the training rows, each recorded as a run; the
+rows where two runs disagree, down to both prompts' tokens for one row; one click to make a row the
+current template and label words; and a search for label words on the training rows, saved in one click
+as a new verbalizer version."""
 from __future__ import annotations
 
 from typing import Any
@@ -9,15 +12,20 @@ import gradio as gr
 
 from backend.services import workbench
 from backend.services.context import StudioContext
+from backend.workbench.ensemble import KINDS
 from studio.shared import Shared
 from studio.tabs.common import as_int, guard
 from studio.views.messages import error_html, info_html
-from studio.views.workbench import COMPARE_HEADERS, compare_rows, flips_html
+from studio.views.tokens import example_html
+from studio.views.workbench import (COMPARE_HEADERS, SEARCH_HEADERS, compare_rows, ensembles_html, flip_row_html,
+                                    flips_html, progress_html, search_rows)
 
 HELP = ("Pick saved versions (or the editors' drafts) on both sides: every template is scored with every set "
-        "of label words on **the same dev rows**, one forward pass per template. Intervals are 95% bootstrap "
-        "intervals; *p* is McNemar's exact test against the baseline row. Each combination is recorded as a "
-        "run, grouped by a tag, so the Runs tab and the Playground see them.")
+        "of label words on **the same dev rows**, one forward pass per template, as one job (it runs in the "
+        "background; leave or refresh the page, it keeps going). Intervals are 95% bootstrap intervals; *p* is "
+        "McNemar's exact test against the baseline row. Each combination is recorded as a run, grouped by a "
+        "tag; ticked ensembles are fitted on the **training** rows and recorded as runs the Playground serves.")
+POLL_S = 1.0
 
 
 def build(ctx: StudioContext, shared: Shared) -> None:
@@ -30,10 +38,16 @@ def build(ctx: StudioContext, shared: Shared) -> None:
     with gr.Row():
         baseline = gr.Number(1, label="Baseline row (#)", precision=0, minimum=1, elem_id="ps-cmp-baseline")
         limit = gr.Number(0, label="Dev rows (0 = all)", precision=0, minimum=0, elem_id="ps-cmp-limit")
+        ensembles = gr.CheckboxGroup(list(KINDS), value=[], label="Ensembles (fitted on the training rows)",
+                                     elem_id="ps-cmp-ensembles")
+    with gr.Row():
         refresh = gr.Button("Refresh saved versions", elem_id="ps-cmp-refresh")
         go = gr.Button("Compare", variant="primary", elem_id="ps-cmp-go")
+        job = gr.Number(None, label="Comparison #", precision=0, elem_id="ps-cmp-job")
+        cancel = gr.Button("Cancel", variant="stop", elem_id="ps-cmp-cancel")
     msg = gr.HTML(elem_id="ps-cmp-msg")
     table = gr.Dataframe(headers=COMPARE_HEADERS, interactive=False, wrap=True, elem_id="ps-cmp-table")
+    ens_out = gr.HTML(elem_id="ps-cmp-ensembles-html")
     with gr.Row():
         use_row = gr.Number(1, label="Row (#) to use", precision=0, minimum=1, elem_id="ps-cmp-use-row")
         use_btn = gr.Button("Use as the current template + label words", elem_id="ps-cmp-use")
@@ -42,7 +56,24 @@ def build(ctx: StudioContext, shared: Shared) -> None:
         run_b = gr.Number(None, label="Run B", precision=0, elem_id="ps-cmp-run-b")
         flips_btn = gr.Button("Rows where they disagree", elem_id="ps-cmp-flips")
     flips_out = gr.HTML(elem_id="ps-cmp-flips-out")
+    with gr.Row():
+        flip_index = gr.Number(None, label="Row to open in both prompts", precision=0, elem_id="ps-cmp-flip-index")
+        flip_btn = gr.Button("Show both token views", elem_id="ps-cmp-flip-show")
+    flip_out = gr.HTML(elem_id="ps-cmp-flip-row")
+    with gr.Accordion("Search label words (on the training rows)", open=False, elem_id="ps-search"):
+        with gr.Row():
+            keep = gr.Number(5, label="Candidates per class", precision=0, minimum=1, maximum=50, elem_id="ps-search-keep")
+            search_btn = gr.Button("Search label words", elem_id="ps-search-go")
+        search_msg = gr.HTML(elem_id="ps-search-msg")
+        search_table = gr.Dataframe(headers=SEARCH_HEADERS, interactive=False, elem_id="ps-search-table")
+        found = gr.Textbox(label="Searched label words (edit before saving if you like)", lines=3,
+                           elem_id="ps-search-words")
+        with gr.Row():
+            save_name = gr.Textbox("searched", label="Save as verbalizer", elem_id="ps-search-name")
+            save_btn = gr.Button("Save as a new verbalizer version", elem_id="ps-search-save")
+            adopt_btn = gr.Button("Use in the label-word editor", elem_id="ps-search-use")
     last = gr.State({})
+    timer = gr.Timer(POLL_S, active=False)
 
     @guard
     def do_refresh(picked_t: list[Any], picked_w: list[Any]) -> tuple[Any, Any]:
@@ -55,22 +86,42 @@ def build(ctx: StudioContext, shared: Shared) -> None:
                 gr.Dropdown(choices=w_choices, value=[p for p in picked_w or [] if p in w_choices]))
 
     @guard
-    def do_compare(picked_t: list[Any], picked_w: list[Any], base: Any, lim: Any, draft_t: str, draft_w: str,
-                   sel: dict[str, Any], max_len: Any, trunc: str) -> tuple[str, Any, dict[str, Any], Any, Any]:
+    def do_compare(picked_t: list[Any], picked_w: list[Any], base: Any, lim: Any, ens: list[Any], draft_t: str,
+                   draft_w: str, sel: dict[str, Any], max_len: Any, trunc: str) -> tuple[str, Any, Any]:
         saved = workbench.saved_prompts(ctx)
         if "error" in saved:
-            return error_html(saved), gr.skip(), gr.skip(), gr.skip(), gr.skip()
+            return error_html(saved), gr.skip(), gr.skip()
         t_texts = workbench.resolve([str(p) for p in picked_t or []], saved["templates"], draft_t or "")
         w_texts = workbench.resolve([str(p) for p in picked_w or []], saved["label_words"], draft_w or "")
         res = workbench.compare(ctx, templates=t_texts, label_words=w_texts, selection=sel, max_length=max_len,
-                                truncate=trunc, baseline=as_int(base, 1) - 1, limit=as_int(lim, 0) or None)
+                                truncate=trunc, baseline=as_int(base, 1) - 1, limit=as_int(lim, 0) or None,
+                                ensembles=[str(k) for k in ens or []])
         if "error" in res:
-            return error_html(res), gr.skip(), gr.skip(), gr.skip(), gr.skip()
-        ids = [r["run_id"] for r in res["rows"]]
-        note = info_html(f"{len(res['rows'])} combinations on {res['n']} dev rows in {res['seconds']:.1f} s "
-                         f"({res['forwards']} forward passes); recorded as runs {ids[0]}–{ids[-1]}, tag "
-                         f"{res['group']}.")
-        return note, compare_rows(res), res, ids[res["baseline"]], ids[0] if res["baseline"] else ids[-1]
+            return error_html(res), gr.skip(), gr.skip()
+        return progress_html(res), res["job"], gr.Timer(active=True)
+
+    @guard
+    def do_poll(job_id: Any) -> tuple[Any, ...]:
+        """The job's state; once it finished, its table, ensembles and a default pair for the flips."""
+        if job_id is None:
+            return ("", *[gr.skip()] * 5, gr.Timer(active=False))
+        res = workbench.comparison(ctx, as_int(job_id, 0))
+        if "error" in res:
+            return (error_html(res), *[gr.skip()] * 5, gr.Timer(active=False))
+        if not res["done"] or res["result"] is None:
+            return (progress_html(res), *[gr.skip()] * 5, gr.Timer(active=not res["done"]))
+        out = res["result"]
+        ids = [r["run_id"] for r in out["rows"]]
+        other = ids[0] if out["baseline"] else ids[-1]
+        return (progress_html(res), compare_rows(out), out, ids[out["baseline"]], other, ensembles_html(out),
+                gr.Timer(active=False))
+
+    @guard
+    def do_cancel(job_id: Any) -> str:
+        if job_id is None:
+            return error_html({"error": {"message": "no comparison to cancel: start one first"}})
+        res = workbench.cancel_comparison(ctx, as_int(job_id, 0))
+        return error_html(res) if "error" in res else info_html(res["message"])
 
     @guard
     def do_use(res: dict[str, Any], row: Any) -> tuple[Any, Any, str]:
@@ -90,10 +141,62 @@ def build(ctx: StudioContext, shared: Shared) -> None:
         res = workbench.flips(ctx, as_int(a, 0), as_int(b, 0))
         return error_html(res) if "error" in res else flips_html(res)
 
+    @guard
+    def do_flip_row(a: Any, b: Any, index: Any) -> str:
+        if a is None or b is None or index is None:
+            return error_html({"error": {"message": "give two run ids and a row number from the flips above"}})
+        res = workbench.flip_row(ctx, as_int(a, 0), as_int(b, 0), as_int(index, 0))
+        return error_html(res) if "error" in res else flip_row_html(res, example_html)
+
+    @guard
+    def do_search(template: str, sel: dict[str, Any], max_len: Any, trunc: str, k: Any) -> tuple[str, Any, Any]:
+        res = workbench.search_words(ctx, template=template or "", selection=sel, max_length=max_len,
+                                     truncate=trunc, keep=max(1, min(50, as_int(k, 5))))
+        if "error" in res:
+            return error_html(res), gr.skip(), gr.skip()
+        note = info_html(f"Searched on {res['rows']} training rows in {res['seconds']:.1f} s: the best words "
+                         f"score {res['train_accuracy']:.3f} accuracy there ({res['assignments_tried']} "
+                         "assignments tried). Compare them on the dev rows before trusting them.")
+        return note, search_rows(res), res["label_words"]
+
+    @guard
+    def do_save(name: str, text: str, sel: dict[str, Any], picked_w: list[Any]) -> tuple[str, Any]:
+        from backend.services import versions
+
+        if not (text or "").strip():
+            return error_html({"error": {"message": "search label words first (or write some)"}}), gr.skip()
+        res = versions.save(ctx, "verbalizer", name or "", text, message="label words searched on training rows")
+        if "error" in res:
+            return error_html(res), gr.skip()
+        v = res["version"]
+        saved = workbench.saved_prompts(ctx)
+        label = next((k for k in saved.get("label_words", {}) if k.split(" [")[0] == f"{v['name']} v{v['version']}"),
+                     None)
+        choices = [workbench.DRAFT, *saved.get("label_words", {})]
+        value = [p for p in picked_w or [] if p in choices] + ([label] if label and label not in (picked_w or []) else [])
+        return (info_html(f"Saved as {v['name']} v{v['version']}" + ("" if res["created"] else " (unchanged)") +
+                          "; it is picked for the next comparison."), gr.Dropdown(choices=choices, value=value))
+
+    @guard
+    def do_load() -> tuple[Any, Any]:
+        latest = workbench.latest_comparison(ctx)
+        return (latest, gr.Timer(active=True)) if latest is not None else (gr.skip(), gr.Timer(active=False))
+
+    poll_outputs = [msg, table, last, run_a, run_b, ens_out, timer]
     refresh.click(do_refresh, [templates, words], [templates, words], api_name="compare_choices")
-    go.click(do_compare, [templates, words, baseline, limit, shared.template_text, shared.label_words,
-                          shared.data_sel, shared.max_length, shared.truncate], [msg, table, last, run_a, run_b],
+    go.click(do_compare, [templates, words, baseline, limit, ensembles, shared.template_text, shared.label_words,
+                          shared.data_sel, shared.max_length, shared.truncate], [msg, job, timer],
              api_name="compare_prompts")
+    job.submit(do_poll, [job], poll_outputs, api_visibility="private")
+    timer.tick(do_poll, [job], poll_outputs, api_name="compare_status", show_progress="hidden")
+    cancel.click(do_cancel, [job], [msg], api_name="compare_cancel")
     use_btn.click(do_use, [last, use_row], [shared.template_text, shared.label_words, msg], api_name="compare_use")
     flips_btn.click(do_flips, [run_a, run_b], [flips_out], api_name="flips")
+    flip_btn.click(do_flip_row, [run_a, run_b, flip_index], [flip_out], api_name="flip_row")
+    search_btn.click(do_search, [shared.template_text, shared.data_sel, shared.max_length, shared.truncate, keep],
+                     [search_msg, search_table, found], api_name="search_label_words")
+    save_btn.click(do_save, [save_name, found, shared.data_sel, words], [search_msg, words],
+                   api_name="save_searched_words")
+    adopt_btn.click(lambda t: t, [found], [shared.label_words], api_visibility="private")
     shared.on_load.append((do_refresh, [templates, words], [templates, words]))
+    shared.on_load.append((do_load, [], [job, timer]))

@@ -1,11 +1,13 @@
-"""Renderers of the prompt comparison: the table rows and the rows where two runs disagree."""
+"""Renderers of the prompt comparison: the table rows, the job's progress, the ensembles, the rows where
+two runs disagree (with both token views of one of them), and the label-word search's candidates."""
 from __future__ import annotations
 
 from html import escape
 from typing import Any
 
 COMPARE_HEADERS = ["#", "run", "template", "label words", "accuracy [95% CI]", "macro-F1 [95% CI]",
-                   "calibrated accuracy [95% CI]", "vs baseline: only it / only baseline right, p"]
+                   "calibrated accuracy [95% CI]", "calibrated macro-F1 [95% CI]",
+                   "vs baseline: only it / only baseline right, p", "calibrated vs baseline"]
 
 
 def _ci(value: float, ci: list[float] | tuple[float, float]) -> str:
@@ -24,8 +26,44 @@ def compare_rows(res: dict[str, Any]) -> list[list[Any]]:
         rows.append([i + 1, r["run_id"], f"{r['template']}: {res['templates'][r['template']]}",
                      f"{r['label_words']}: {res['label_words'][r['label_words']]}",
                      _ci(u["accuracy"], u["accuracy_ci"]), _ci(u["macro_f1"], u["macro_f1_ci"]),
-                     _ci(c["accuracy"], c["accuracy_ci"]), _vs(u["vs_baseline"])])
+                     _ci(c["accuracy"], c["accuracy_ci"]), _ci(c["macro_f1"], c["macro_f1_ci"]),
+                     _vs(u["vs_baseline"]), _vs(c["vs_baseline"])])
     return rows
+
+
+def progress_html(job: dict[str, Any]) -> str:
+    """One line for a comparison job: queued / running with rows scored, or how it ended."""
+    n = job["job"]
+    if job["status"] == "queued":
+        return f"<div class='ps-msg ps-info' id='ps-cmp-progress'>Comparison #{n} is queued.</div>"
+    if job["status"] == "running":
+        pct = int(round(100 * job["fraction"]))
+        return (f"<div class='ps-msg ps-info' id='ps-cmp-progress'>Comparison #{n} running: "
+                f"{job['rows_scored']} / {job['rows_total'] or '?'} rows scored ({pct}%)"
+                f"<progress max='100' value='{pct}' style='width:100%'></progress></div>")
+    if job["status"] == "cancelled":
+        return f"<div class='ps-msg ps-warning' id='ps-cmp-progress'>Comparison #{n} was cancelled.</div>"
+    res = job["result"] or {}
+    ids = [r["run_id"] for r in res.get("rows", [])]
+    span = f"runs {ids[0]}–{ids[-1]}" if ids else "no runs"
+    return (f"<div class='ps-msg ps-ok' id='ps-cmp-progress'>Comparison #{n}: {len(ids)} combinations on "
+            f"{res.get('n', 0)} dev rows in {res.get('seconds', 0):.1f} s ({res.get('forwards', 0)} forward "
+            f"passes); recorded as {span}, tag {escape(str(res.get('group', '')))}.</div>")
+
+
+def ensembles_html(res: dict[str, Any]) -> str:
+    """The ensembles fitted on the training rows, each a run (servable in the Playground)."""
+    ens = (res or {}).get("ensembles") or []
+    if not ens:
+        return ""
+    rows = "".join(f"<tr><td>#{e['run_id']}</td><td>{escape(e['kind'])}</td><td>{_ci(e['accuracy'], e['accuracy_ci'])}"
+                   f"</td><td>{_ci(e['macro_f1'], e['macro_f1_ci'])}</td><td>"
+                   f"{', '.join(f'{escape(m)} {w:.2f}' for m, w in zip(e['members'], e['weights']))}</td></tr>"
+                   for e in ens)
+    return (f"<div id='ps-cmp-ensembles-out'><h4>Ensembles (weights fitted on {ens[0]['train_rows']} training rows, "
+            "calibrated, scored on the same dev rows)</h4><table class='ps-flip-table'><tr><th>run</th><th>kind</th>"
+            f"<th>accuracy [95% CI]</th><th>macro-F1 [95% CI]</th><th>weights</th></tr>{rows}</table>"
+            "<p>Each ensemble is a run: pick it in the Playground to try it on your own text.</p></div>")
 
 
 def _probs(p: dict[str, Any]) -> str:
@@ -35,13 +73,37 @@ def _probs(p: dict[str, Any]) -> str:
 def flips_html(res: dict[str, Any]) -> str:
     """Both sides of a disagreement: the rows only A gets right and the rows only B gets right."""
     parts = [f"<div class='ps-flips'><p>Of {res['n']} rows, only run {res['run_a']} is right on "
-             f"{res['counts']['a_right']}, only run {res['run_b']} on {res['counts']['b_right']}.</p>"]
+             f"{res['counts']['a_right']}, only run {res['run_b']} on {res['counts']['b_right']}. "
+             "Give a row's number below to see both prompts' tokens for it.</p>"]
     for key, who in (("a_right", res["run_a"]), ("b_right", res["run_b"])):
         if not res[key]:
             continue
         parts.append(f"<h4>Only run {who} right</h4><table class='ps-flip-table'><tr><th>row</th><th>gold</th>"
                      f"<th>run {res['run_a']}</th><th>run {res['run_b']}</th></tr>")
-        parts += [f"<tr><td>{r['index']}</td><td>{escape(str(r['gold']))}</td><td>{_probs(r['a'])}</td>"
-                  f"<td>{_probs(r['b'])}</td></tr>" for r in res[key]]
+        parts += [f"<tr class='ps-flip-row' data-row='{r['index']}'><td>{r['index']}</td><td>{escape(str(r['gold']))}"
+                  f"</td><td>{_probs(r['a'])}</td><td>{_probs(r['b'])}</td></tr>" for r in res[key]]
         parts.append("</table>")
     return "".join(parts) + "</div>"
+
+
+def flip_row_html(res: dict[str, Any], example_html: Any) -> str:
+    """One row under both prompts: each run's token view (``example_html`` renders a preview example)
+    and its class probabilities, side by side."""
+    cards = []
+    for side in ("a", "b"):
+        s = res[side]
+        cards.append(f"<div class='ps-card' style='flex:1;min-width:280px' id='ps-flip-{side}'><div><b>Run "
+                     f"#{s['run_id']}</b> predicted <b>{escape(str(s['predicted']))}</b> ({_probs(s['probs'])})"
+                     f"</div><pre style='white-space:pre-wrap'>{escape(s['template'])}</pre>"
+                     f"{example_html(s['example'])}</div>")
+    return (f"<div id='ps-flip-row'><p>Row {res['index']}, gold <b>{escape(str(res['gold']))}</b></p>"
+            f"<div style='display:flex;gap:12px;flex-wrap:wrap'>{''.join(cards)}</div></div>")
+
+
+SEARCH_HEADERS = ["class", "word", "likelihood", "separation"]
+
+
+def search_rows(res: dict[str, Any]) -> list[list[Any]]:
+    """Every candidate per class with its scores (the chosen word first in each class)."""
+    return [[c, x["word"], round(x["likelihood"], 4), round(x["separation"], 4)]
+            for c, cands in res["candidates"].items() for x in cands]

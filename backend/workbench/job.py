@@ -1,0 +1,242 @@
+"""A comparison as a job: queued in the database, run by the job runner's child process (or in the
+caller's process when there is no runner), with progress events, cancel and liveness like training.
+
+Why a job: scoring a dozen templates x label-word sets on a few hundred rows takes minutes on a CPU; in
+a request it blocked the page and was lost on a refresh. The job is a run of method ``comparison``: its
+config is the first combination (a valid RunConfig: model, data, encoding), and ``comparison.json``
+(kind ``config``) holds what to compare (every template and verbalizer by name, the baseline, which
+ensembles to fit). The child writes ``compare/rows_scored`` events as batches finish, reads the cancel
+flag between batches, records every combination as a run of the group ``compare:<job id>`` (their
+parent is the job) and every ensemble as a run too, and attaches the result table to the job.
+"""
+from __future__ import annotations
+
+import json
+import time
+import traceback
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from backend.config import RunConfig
+from backend.errors import ConfigError
+from backend.textcheck import brief
+from backend.workbench.compare import MAX_COMBINATIONS, Prompt
+from backend.workbench.ensemble import KINDS
+
+COMPARISON = "comparison"                      # the job run's method
+SPEC_KIND, SPEC_NAME = "config", "comparison.json"
+RESULT_KIND, RESULT_NAME = "report", "comparison.json"
+SPEC_WAIT_S = 30.0       # a child may claim the run between its creation and the spec's attachment
+
+
+@dataclass
+class ComparisonSpec:
+    """What a comparison job compares: named templates and verbalizers (editor content), the baseline
+    combination (index into templates x verbalizers, template-major) and the ensembles to fit."""
+    templates: list[Prompt]
+    verbalizers: list[Prompt]
+    baseline: int = 0
+    ensembles: list[str] = field(default_factory=list)
+    shown: dict[str, str] = field(default_factory=dict)    # verbalizer name -> the editor text it came from
+
+    def check(self) -> ComparisonSpec:
+        if not self.templates or not self.verbalizers:
+            raise ConfigError("pick at least one template and one set of label words to compare", field="compare")
+        n = len(self.templates) * len(self.verbalizers)
+        if n > MAX_COMBINATIONS:
+            raise ConfigError(f"{n} combinations is more than {MAX_COMBINATIONS}; compare fewer at a time",
+                              field="compare")
+        if not 0 <= self.baseline < n:
+            raise ConfigError(f"the baseline must be one of the {n} combinations (1..{n})", field="baseline")
+        bad = [k for k in self.ensembles if k not in KINDS]
+        if bad:
+            raise ConfigError(f"unknown ensemble {brief(bad[0])}; choose from {', '.join(KINDS)}", field="ensemble")
+        if self.ensembles and n < 2:
+            raise ConfigError("an ensemble needs at least two combinations: pick more templates or label words",
+                              field="ensemble")
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"templates": [[p.name, p.content] for p in self.templates],
+                "verbalizers": [[p.name, p.content] for p in self.verbalizers],
+                "baseline": self.baseline, "ensembles": list(self.ensembles), "shown": dict(self.shown)}
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> ComparisonSpec:
+        return cls([Prompt(str(n), c) for n, c in raw["templates"]], [Prompt(str(n), c) for n, c in raw["verbalizers"]],
+                   int(raw.get("baseline", 0)), [str(k) for k in raw.get("ensembles") or []],
+                   {str(k): str(v) for k, v in (raw.get("shown") or {}).items()}).check()
+
+
+def submit_comparison(store: Any, cfg: RunConfig, spec: ComparisonSpec, *, project: str | None = None) -> int:
+    """Queue the comparison (checked first: a job that cannot start is never queued); returns the job's run id."""
+    spec.check()
+    run_id = store.create_run(cfg.to_dict(), method=COMPARISON, model_id=cfg.model, project=project,
+                              tags=[*cfg.tags, COMPARISON], status="queued")
+    store.attach_artifact(run_id, SPEC_KIND, SPEC_NAME, json.dumps(spec.to_dict(), ensure_ascii=False).encode())
+    return run_id
+
+
+def read_json(store: Any, run_id: int, kind: str, name: str) -> dict[str, Any] | None:
+    for art in store.list_artifacts(run_id):
+        if (art.kind, art.name) == (kind, name):
+            return json.loads(store.read_artifact(art.sha256))
+    return None
+
+
+def _spec(store: Any, run_id: int, parent: int | None) -> ComparisonSpec:
+    """The job's spec; a resumed job (a new run whose parent is the interrupted one) reads its parent's."""
+    deadline = time.monotonic() + SPEC_WAIT_S
+    while True:
+        raw = read_json(store, run_id, SPEC_KIND, SPEC_NAME)
+        if raw is None and parent is not None:
+            raw = read_json(store, parent, SPEC_KIND, SPEC_NAME)
+        if raw is not None:
+            return ComparisonSpec.from_dict(raw)
+        if time.monotonic() > deadline:
+            raise ConfigError(f"comparison job {run_id} has no {SPEC_NAME}: nothing to compare")
+        time.sleep(0.2)
+
+
+class _Progress:
+    """``compare/rows_scored`` events (and the total), at most every ``every_s`` seconds plus the last."""
+
+    def __init__(self, store: Any, run_id: int, every_s: float = 0.5) -> None:
+        self.store, self.run_id, self.every_s, self.last, self.offset = store, run_id, every_s, 0.0, 0
+        self.total = 0
+
+    def __call__(self, done: int, total: int) -> None:
+        now = time.monotonic()
+        if now - self.last >= self.every_s or done == total:
+            self.last = now
+            self.store.append_metrics(self.run_id, [
+                {"key": "compare/rows_scored", "step": self.offset + done, "value": self.offset + done},
+                {"key": "compare/rows_total", "step": 0, "value": self.total or total}])
+
+
+def run_comparison_job(store: Any, run_id: int, *, loaded: Any = None,
+                       should_stop: Callable[[], bool] | None = None) -> str:
+    """Run comparison job ``run_id`` here; returns its final status (recorded on the run, with the reason
+    when it failed or was cancelled). ``loaded``: the model already in memory (the studio without a job
+    runner), else the config's model is loaded."""
+    from backend.errors import StudioError
+    from storage.errors import StorageError
+
+    info = store.get_run(run_id)
+    if info.status == "queued":
+        store.set_status(run_id, "running")
+    try:
+        result = _run(store, run_id, info, loaded, should_stop)
+    except InterruptedError:
+        store.set_status(run_id, "cancelled", note="cancel requested: stopped between two batches")
+        return "cancelled"
+    except (StudioError, StorageError) as exc:
+        store.set_status(run_id, "failed", error=getattr(exc, "message", str(exc)))
+        return "failed"
+    except Exception as exc:  # noqa: BLE001 - a crash is recorded on the run, with where it happened
+        store.set_status(run_id, "failed", error=f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=5)}")
+        return "failed"
+    store.attach_artifact(run_id, RESULT_KIND, RESULT_NAME, json.dumps(result, ensure_ascii=False).encode())
+    store.append_metrics(run_id, [{"key": "compare/best_accuracy", "step": 0,
+                                   "value": max(r["uncalibrated"]["accuracy"] for r in result["rows"])},
+                                  {"key": "compare/combinations", "step": 0, "value": len(result["rows"])}])
+    store.set_status(run_id, "succeeded")
+    return "succeeded"
+
+
+def _run(store: Any, run_id: int, info: Any, loaded: Any, should_stop: Callable[[], bool] | None) -> dict[str, Any]:
+    from backend.data.splitting import check_disjoint
+    from backend.pipeline import build_verbalizer, check_model, load_split, settings_for
+    from backend.recording import record_started
+    from backend.workbench.compare import compare_prompts
+    from backend.workbench.record import record_comparison
+
+    cfg = RunConfig.from_dict(info.config)
+    spec = _spec(store, run_id, info.parent_run_id)
+    if loaded is None:
+        from backend.models import load_model
+
+        loaded = load_model(cfg.model)
+    check_model(cfg, loaded)
+    dev = load_split(cfg, "eval")
+    train = None
+    if spec.ensembles:
+        if not (cfg.data.train or cfg.data.dev_fraction):
+            raise ConfigError("ensembles are fitted on training rows: this data has none (split it into train "
+                              "and dev on the Data tab)", field="ensemble")
+        train = load_split(cfg, "train")
+        check_disjoint(train.examples, dev.examples)   # fitted on rows it is then scored on: refused
+    record_started(store, run_id, cfg, loaded=loaded, verbalizer=build_verbalizer(cfg.verbalizer, dev.label_names),
+                   train=train.examples if train else [], eval=dev.examples, classes=dev.label_names,
+                   how=(train or dev).how, counts=(train or dev).counts)
+    progress = _Progress(store, run_id)
+    n_rows = len(dev.examples) + (len(train.examples) if train else 0)
+    progress.total = len(spec.templates) * (n_rows + (2 if train else 1) * _cf_rows(dev.examples))
+    settings = settings_for(cfg, loaded.kind)
+    common = dict(settings=settings, batch_size=cfg.eval.batch_size, should_stop=should_stop, progress=progress)
+    cmp = compare_prompts(loaded, spec.templates, spec.verbalizers, dev.examples, dev.label_names, **common)
+    group = f"compare:{run_id}"
+    rec = record_comparison(store, cfg, loaded, cmp, spec.templates, spec.verbalizers, dev, baseline=spec.baseline,
+                            project=info.project, group=group, parent_run_id=run_id)
+    ensembles = []
+    if train is not None:
+        progress.offset = _done(cmp, dev)
+        on_train = compare_prompts(loaded, spec.templates, spec.verbalizers, train.examples, dev.label_names, **common)
+        ensembles = _ensembles(store, cfg, loaded, spec, cmp, on_train, rec, train, dev, group, run_id, info.project)
+    table = (cmp.table(baseline=spec.baseline), cmp.table(baseline=spec.baseline, calibrated=True))
+    shown = {p.name: spec.shown.get(p.name) or json.dumps(p.content, ensure_ascii=False) for p in spec.verbalizers}
+    rows = [{"run_id": rec["run_ids"][i], "template": u["template"], "label_words": u["verbalizer"],
+             "uncalibrated": u, "calibrated": c} for i, (u, c) in enumerate(zip(*table))]
+    return {"job": run_id, "group": group, "rows": rows, "n": len(dev.examples), "baseline": spec.baseline,
+            "templates": {p.name: p.content for p in spec.templates},
+            "label_words": shown,
+            "forwards": cmp.forwards, "seconds": cmp.seconds, "ensembles": ensembles, "classes": cmp.classes}
+
+
+def _cf_rows(examples: Any) -> int:
+    from backend.evaluate import content_free_examples
+
+    return len(content_free_examples(examples))
+
+
+def _done(cmp: Any, dev: Any) -> int:
+    return len(set(s.template for s in cmp.scored)) * (len(dev.examples) + _cf_rows(dev.examples))
+
+
+def _ensembles(store: Any, cfg: RunConfig, loaded: Any, spec: ComparisonSpec, cmp: Any, on_train: Any,
+               rec: dict[str, Any], train: Any, dev: Any, group: str, run_id: int, project: str | None
+               ) -> list[dict[str, Any]]:
+    """Fit every asked ensemble of all combinations on the training rows' calibrated scores, score it on
+    the dev rows (calibrated with the same content-free priors a served ensemble uses) and record it."""
+    from backend.workbench import stats
+    from backend.workbench.ensemble import fit_ensemble
+    from backend.workbench.record import record_ensemble
+
+    names = [m["name"] for m in rec["members"]]
+    train_scores = [s.calibrated for s in on_train.scored]
+    dev_scores = [stats.log_softmax(s.log_probs - s.prior) for s in cmp.scored]
+    out = []
+    for kind in spec.ensembles:
+        ens = fit_ensemble(kind, names, train_scores, on_train.gold, seed=cfg.train.seed)
+        out.append(record_ensemble(store, cfg, loaded, ens, rec["members"], ens.apply(dev_scores), cmp, train, dev,
+                                   group=group, parent_run_id=run_id, project=project))
+    return out
+
+
+def job_status(store: Any, run_id: int) -> dict[str, Any]:
+    """Where a comparison job stands, from storage: status, rows scored / total, and the result table once
+    it succeeded (what a refreshed page or a second browser reads)."""
+    info = store.get_run(int(run_id))
+    if info.method != COMPARISON:
+        raise ConfigError(f"run {info.id} is a {info.method} run, not a comparison", field="compare")
+    last: dict[str, float] = {}
+    for ev in store.get_metrics(info.id, keys=["compare/rows_scored", "compare/rows_total"]):
+        last[ev["key"]] = ev["value"]
+    done, total = int(last.get("compare/rows_scored", 0)), int(last.get("compare/rows_total", 0))
+    out: dict[str, Any] = {"job": info.id, "status": info.status, "rows_scored": done, "rows_total": total,
+                           "fraction": min(1.0, done / total) if total else (1.0 if info.status == "succeeded" else 0.0),
+                           "run_error": info.error, "done": info.status in ("succeeded", "failed", "cancelled"),
+                           "result": None}
+    if info.status == "succeeded":
+        out["result"] = read_json(store, info.id, RESULT_KIND, RESULT_NAME)
+    return out
