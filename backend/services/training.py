@@ -225,6 +225,7 @@ def progress(ctx: StudioContext, run_id: int) -> dict[str, Any]:
             "loss": last.get("train/loss"), "eta_s": last.get("train/eta_s") if r.status == "running" else None,
             "tokens_per_s": last.get("train/tokens_per_s"), "run_error": r.error, "log": log,
             "curves": {k: v for k, v in curves.items() if k in CURVES},
+            "metric": (r.config.get("train") or {}).get("metric") or "accuracy",   # the one the best step is by
             "final": {k[len("final/"):]: v for k, v in last.items() if k.startswith("final/")},
             "done": r.status not in ACTIVE}
 
@@ -245,7 +246,7 @@ def latest_training_run(ctx: StudioContext) -> int | None:
     from backend.services.runs import is_trained
 
     for status in ("running", "queued", None):
-        for r in ctx.store.list_runs(status=status, limit=20):
+        for r in ctx.store.list_runs(status=status, limit=20, project=ctx.project):
             if is_trained(r.method):
                 return r.id
     return None

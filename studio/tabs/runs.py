@@ -86,7 +86,8 @@ def build(ctx: StudioContext, shared: Shared) -> dict[str, Any]:
         if "error" in res:
             return error_html(res), gr.skip(), gr.skip()
         pts = {f"#{res['run']['id']}": {k: [tuple(p) for p in v] for k, v in res["curves"].items()}}
-        fig = curves(pts) if res["curves"] else empty("No metric events")
+        metric = ((res["config"] or {}).get("train") or {}).get("metric") or "accuracy"   # the best step's
+        fig = curves(pts, best_key=f"eval/{metric}") if res["curves"] else empty("No metric events")
         return detail_html(res), fig, json.dumps(res["config"], indent=2, ensure_ascii=False)
 
     @guard

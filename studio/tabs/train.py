@@ -13,7 +13,7 @@ from backend.services.context import StudioContext
 from studio.shared import Shared
 from studio.tabs.common import as_int, config_or_message, guard
 from studio.views.messages import error_html, info_html
-from studio.views.plots import curves, empty
+from studio.views.plots import DEFAULT_SMOOTHING, as_smoothing, curves, empty
 from studio.views.training import cost_card, log_html, progress_html, queue_html
 
 POLL_S = 1.0
@@ -100,6 +100,9 @@ def build(ctx: StudioContext, shared: Shared) -> None:
             status = gr.HTML(elem_id="ps-train-progress")
             plot = gr.Plot(empty("Start a run to see its curves"), label="Loss and dev metrics",
                            elem_id="ps-train-curves")
+            smoothing = gr.Slider(0, 0.95, value=DEFAULT_SMOOTHING, step=0.05, label="Loss smoothing",
+                                  info="moving average of the loss; 0 shows the raw values only",
+                                  elem_id="ps-train-smoothing")
             with gr.Accordion("Log", open=False):
                 log = gr.HTML(elem_id="ps-train-log")
             queue = gr.HTML(elem_id="ps-train-queue")
@@ -166,7 +169,7 @@ def build(ctx: StudioContext, shared: Shared) -> None:
         return next((c for c in _run_choices() if runs_service.run_id_of(c) == run_id), f"#{run_id}")
 
     @guard
-    def do_poll(label: str) -> tuple[Any, ...]:
+    def do_poll(label: str, smooth: Any = DEFAULT_SMOOTHING) -> tuple[Any, ...]:
         q = queue_html(training_service.queue(ctx))
         if not label:
             return "", gr.skip(), "", q, gr.Timer(active=False)
@@ -174,7 +177,8 @@ def build(ctx: StudioContext, shared: Shared) -> None:
         if "error" in res:
             return error_html(res), gr.skip(), "", q, gr.Timer(active=False)
         pts = {k: [tuple(p) for p in v] for k, v in res["curves"].items()}
-        fig = curves({"run": pts}) if pts else empty("Waiting for the first training step...")
+        fig = curves({"run": pts}, smoothing=as_smoothing(smooth), best_key=f"eval/{res['metric']}") if pts \
+            else empty("Waiting for the first training step...")
         return progress_html(res), fig, log_html(res), q, gr.Timer(active=not res["done"])
 
     @guard
@@ -213,11 +217,12 @@ def build(ctx: StudioContext, shared: Shared) -> None:
     cost_btn.click(do_cost, config_inputs, [msg, cost], api_name="estimate_cost")
     cmd_btn.click(do_command, config_inputs, [msg, command], api_name="copy_command")
     start_btn.click(do_start, config_inputs, [msg, watched, timer], api_name="start_training") \
-        .then(do_poll, [watched], poll_outputs, api_visibility="private")
-    watched.change(do_poll, [watched], poll_outputs, api_name="train_progress")
-    timer.tick(do_poll, [watched], poll_outputs, api_visibility="private", show_progress="hidden")
+        .then(do_poll, [watched, smoothing], poll_outputs, api_visibility="private")
+    watched.change(do_poll, [watched, smoothing], poll_outputs, api_name="train_progress")
+    smoothing.release(do_poll, [watched, smoothing], poll_outputs, api_visibility="private")
+    timer.tick(do_poll, [watched, smoothing], poll_outputs, api_visibility="private", show_progress="hidden")
     cancel_btn.click(do_cancel, [watched], [msg], api_name="cancel_training") \
-        .then(do_poll, [watched], poll_outputs, api_visibility="private")
+        .then(do_poll, [watched, smoothing], poll_outputs, api_visibility="private")
     resume_btn.click(do_resume, [watched], [msg, watched, timer], api_name="resume_training")
     shared.data_sel.change(on_open, [shared.data_sel], [watched, train_split, eval_split], api_visibility="private")
     shared.on_load.append((on_open, [shared.data_sel], [watched, train_split, eval_split]))
