@@ -61,7 +61,7 @@ def cmd_sweep(args: argparse.Namespace) -> None:
     from backend.models import load_model
     from backend.training.run import RunData
     from backend.training.run import TrainResult
-    from backend.training.sweep import run_seeds, summarize
+    from backend.sweeps.seeds import run_seeds, summarize
 
     train_all = read_jsonl(SST2 / "train.jsonl")
     dev = read_jsonl(SST2 / "dev.jsonl")[: args.dev_limit or None]

@@ -142,7 +142,7 @@ class _Loaded:
 
 @pytest.mark.parametrize("name, copied", [("toy", True), ("toy-shared", False)])
 def test_the_sweep_copies_the_base_per_seed_when_the_method_says_it_modifies_it(toy, monkeypatch, name, copied):
-    from backend.training import sweep
+    from backend.sweeps import seeds as sweep
 
     seen: list[Any] = []
 

@@ -142,7 +142,7 @@ def test_sweep_records_each_seed_as_a_run_with_the_full_lineage(env):
     import copy
     import dataclasses
 
-    from backend.training.sweep import run_seeds
+    from backend.sweeps.seeds import run_seeds
 
     loaded = dataclasses.replace(env.loaded, model=copy.deepcopy(env.loaded.model))
     out = run_seeds(RunConfig.from_dict(_config(env)), [13, 21], loaded=loaded, store=env.cli)

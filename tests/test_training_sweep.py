@@ -5,7 +5,7 @@ import pytest
 
 from backend.errors import ConfigError
 from backend.training.run import TrainResult
-from backend.training.sweep import parse_seeds, summarize
+from backend.sweeps.seeds import parse_seeds, summarize
 
 
 def test_seeds_parsing_and_summary():

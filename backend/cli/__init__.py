@@ -23,7 +23,7 @@ from backend.errors import StudioError
 # command -> module of backend.cli holding ``cmd_<command>``
 COMMANDS = {"preview": "preview", "eval": "eval", "train": "train", "worker": "serve", "predict": "serve",
             "compare": "workbench", "search-words": "workbench", "kpt": "workbench",
-            "search-templates": "workbench"}
+            "search-templates": "workbench", "sweep": "sweep"}
 
 
 def command(name: str) -> Callable[[argparse.Namespace], int]:
@@ -97,6 +97,13 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("config")
     sw.add_argument("--pool", type=_at_least(1), default=50, help="most likely tokens per class considered")
     sw.add_argument("--keep", type=_at_least(1), default=5, help="candidates per class kept for the joint search")
+    sp = sub.add_parser("sweep", help="a grid / sample of configurations x seeds as queued runs, worked here "
+                                      "(ASHA early stopping if the spec asks); prints the mean ± std table")
+    sp.add_argument("spec", help="sweep spec (YAML/JSON): base, grid, seeds, sample, early_stop, name")
+    sp.add_argument("--db")
+    sp.add_argument("--concurrency", type=_at_least(1), default=1, help="runs at a time (default 1)")
+    sp.add_argument("--queue-only", action="store_true", help="queue the runs for the studio or a worker; exit")
+    sp.add_argument("--csv", help="also write the final table as CSV here")
     kp = sub.add_parser("kpt", help="knowledgeable verbalizer: the config's words expanded and refined")
     kp.add_argument("config")
     kp.add_argument("--neighbours", type=_at_least(1), default=20, help="embedding neighbours per class")

@@ -19,7 +19,7 @@ from backend.schema import check
 from backend.jobs.signals import StopOnSignal
 from backend.training.events import MemorySink, TerminalSink
 from backend.training.run import run_training
-from backend.training.sweep import parse_seeds, run_seeds
+from backend.sweeps.seeds import parse_seeds, run_seeds
 
 
 def cmd_train(args: argparse.Namespace) -> int:

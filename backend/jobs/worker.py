@@ -9,6 +9,7 @@ once for a dead pid on this machine, after ``stale_after_s`` without a heartbeat
 from __future__ import annotations
 
 import ctypes
+import logging
 import os
 import signal
 import socket
@@ -20,6 +21,7 @@ from typing import Any, Callable
 from backend.jobs.runner import reap, spawn
 
 STALE_AFTER_S = 90.0
+log = logging.getLogger(__name__)
 
 
 def default_concurrency() -> int:
@@ -54,6 +56,8 @@ class Worker:
                 del self.children[run_id]
                 reap(self.store, run_id, code)
         self.store.reap_dead_runs(self.stale_after_s, exclude=self.children)   # ours: reaped above, by exit code
+        if self.children:
+            self._supervise()
         started = []
         while len(self.children) < self.concurrency:
             run_id = self.store.claim_next_run(self.name)
@@ -62,6 +66,16 @@ class Worker:
             self.children[run_id] = self._spawn(run_id)
             started.append(run_id)
         return started
+
+    def _supervise(self) -> None:
+        """Sweeps with early stopping: the runs that lost at an ASHA rung are asked to stop. A failure
+        here is logged, never allowed to stop the queue."""
+        from backend.sweeps.supervise import supervise
+
+        try:
+            supervise(self.store)
+        except Exception:  # noqa: BLE001 - early stopping is an optimisation; the runs go on without it
+            log.exception("sweep supervisor failed; the sweep's runs continue")
 
     def _spawn(self, run_id: int) -> subprocess.Popen:
         return spawn(self.store, run_id, self.log_dir, preexec_fn=_die_with_parent)

@@ -154,12 +154,18 @@ def run_training(config: RunConfig, *, sink: Sink | None = None, cancel_check: C
         dev = data.dev[:config.train.eval_limit] if config.train.eval_limit else data.dev
         train_data = TrainData(encoded=encoded, labels=labels, dev=dev, settings=settings, pad_id=info.pad_id,
                                eval_batch_size=config.eval.batch_size)
+        if loaded.device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(loaded.device)
+        t_loop = time.perf_counter()
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             res = train_loop(tuned, loaded.tokenizer, train_data, opts, seed=seed, sink=sink, out_dir=out_dir,
                              accelerator=accelerator, cancel_check=cancel_check, resume=resume_from is not None)
         status, steps, best_step, best_metric, history = (res.status, res.steps, res.best_step, res.best_metric,
                                                           res.history)
+        # what a sweep's Pareto plot compares besides accuracy (the loop's steps, not the final evaluation)
+        sink.emit("train/seconds_per_step", (time.perf_counter() - t_loop) / max(res.steps, 1), res.steps)
+        sink.emit("train/peak_memory_mb", peak_memory_mb(loaded.device), res.steps)
     tuned.pm.eval()
     # A cancelled run stops now (whoever sent SIGTERM may follow with SIGKILL): its last checkpoint and
     # best weights are kept for --resume, but it is not scored on the whole dev/test split again.
@@ -180,6 +186,16 @@ def run_training(config: RunConfig, *, sink: Sink | None = None, cancel_check: C
     if accelerator.is_main_process:
         (out_dir / "result.json").write_text(json.dumps(result.to_dict(), indent=2, default=str))
     return result
+
+
+def peak_memory_mb(device: torch.device) -> float:
+    """Peak memory of the training: CUDA memory allocated on a GPU; on CPU the process's peak resident
+    size (a job runs in its own process, so that is the run's, model included)."""
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2 ** 20
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024     # KiB on Linux
 
 
 def _settings(config: RunConfig, kind: str) -> Any:

@@ -2,20 +2,25 @@
 
 Few-shot results swing by several points between samples, so one seed says little; ``--seeds
 13,21,42,87,100`` (LM-BFF's protocol) runs each sample with the matching training seed and reports the
-spread. The base model is loaded once; a method that modifies the PLM in place (its class says so:
-``modifies_base``; PEFT, adapters, BitFit, full) gets a fresh copy per seed.
+spread. Each seed is a trial of a one-configuration sweep (``seed_trials``), so its runs are tagged
+``sweep:<name>`` and the sweep table summarises them like any sweep's. The base model is loaded once; a
+method that modifies the PLM in place (its class says so: ``modifies_base``; PEFT, adapters, BitFit,
+full) gets a fresh copy per seed.
 """
 from __future__ import annotations
 
 import copy
 import dataclasses
 import statistics
+import time
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from backend.config import RunConfig
 from backend.errors import ConfigError
 from backend.methods import get_method
+from backend.sweeps.expand import Trial, expand
+from backend.sweeps.spec import SweepSpec
 from backend.training.events import Sink
 from backend.training.run import RunData, TrainResult, run_training
 
@@ -44,13 +49,19 @@ def summarize(results: Sequence[TrainResult], keys: Sequence[str] = ("accuracy",
     return out
 
 
-def _seeded(config: RunConfig, seed: int) -> RunConfig:
-    cfg = copy.deepcopy(config)
-    cfg.data = dataclasses.replace(cfg.data, seed=seed)
-    cfg.train = dataclasses.replace(cfg.train, seed=seed, seeds=None,
-                                    output_dir=str(Path(config.train.output_dir) / f"seed-{seed}")
-                                    if config.train.output_dir else None)
-    return cfg
+def seed_trials(config: RunConfig, seeds: Sequence[int], name: str | None = None) -> list[Trial]:
+    """The seeds sweep as a sweep (``backend.sweeps``): one configuration (its method), one trial per seed,
+    tagged and described like any sweep's runs so the sweep table reads them; each seed writes into its
+    own ``seed-<n>`` folder of ``train.output_dir``."""
+    base = config.to_dict()
+    base["train"]["seeds"] = None
+    spec = SweepSpec(name=name or time.strftime("seeds-%Y%m%d-%H%M%S", time.gmtime()), base=base,
+                     grid={"method.name": [config.method.name]}, seeds=list(seeds))
+    trials = expand(spec)
+    for t in trials:
+        if config.train.output_dir:
+            t.config.train.output_dir = str(Path(config.train.output_dir) / f"seed-{t.seed}")
+    return trials
 
 
 def run_seeds(config: RunConfig, seeds: Sequence[int], *, loaded: Any = None,
@@ -66,8 +77,8 @@ def run_seeds(config: RunConfig, seeds: Sequence[int], *, loaded: Any = None,
     method = get_method(config.method.name)
     loaded = loaded or _load_model(config)
     results: list[TrainResult] = []
-    for seed in seeds:
-        cfg = _seeded(config, seed)
+    for trial in seed_trials(config, seeds):
+        cfg, seed = trial.config, trial.seed
         data = (data_for_seed or load_run_data)(cfg)
         this = loaded
         if method.modifies_base:

@@ -1,0 +1,27 @@
+"""The Pareto front of a sweep's configurations: the ones no other beats on both the metric (higher is
+better) and a cost (lower is better: trainable parameters, seconds per step, peak memory).
+
+Why a front and not a ranking: "best accuracy" alone hides that a configuration two points lower may
+train 100x fewer parameters; the front is the short list worth choosing from (PEFT's method comparison
+draws the same plot). Pure: rows in, the keys on the front out.
+"""
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+COST_AXES = {"trainable": "trainable parameters", "seconds_per_step": "seconds per step",
+             "peak_memory_mb": "peak memory (MB)"}
+
+
+def front(rows: Sequence[dict[str, Any]], cost: str, value: str = "mean") -> list[str]:
+    """Keys of the rows on the front of (``cost`` low, ``value`` high), in increasing cost; rows missing
+    either number are left out (a configuration with no finished seed has no mean yet)."""
+    points = sorted(((float(r[cost]), -float(r[value]), r["key"]) for r in rows
+                     if r.get(cost) is not None and r.get(value) is not None))
+    keys, best = [], None
+    for c, neg_v, key in points:
+        v = -neg_v
+        if best is None or v > best:
+            keys.append(key)
+            best = v
+    return keys

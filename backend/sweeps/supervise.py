@@ -1,0 +1,73 @@
+"""The sweep supervisor: reads the running sweeps' evaluation events from storage, asks ASHA
+(``backend.sweeps.asha.decide``) which runs lost at a rung, and asks those runs to stop.
+
+Why here and stateless: every job worker (the studio's, ``python -m backend worker``, the CLI's sweep)
+calls ``supervise`` from its poll loop while it has runs going, so early stopping works wherever the
+runs execute, and needs no process of its own that could die. A stop is written on the run first
+(metric events ``asha/*`` at the step it lost: the reason, readable from storage alone) and then as the
+ordinary cancel request, which the run's process honours before its next optimizer step and records as
+``cancelled`` with the reason in its history. Imports no job code (the worker imports this).
+"""
+from __future__ import annotations
+
+import math
+import time
+from typing import Any, Callable
+
+from backend.sweeps.asha import STOP_CUT, USER_STOP, Curve, Stop, decide, stop_events
+from backend.sweeps.expand import tag
+
+ACTIVE = ("queued", "running")
+
+
+def supervise(store: Any, *, now: Callable[[], float] = time.time) -> list[Stop]:
+    """One pass over the sweeps with early stopping that have a running run; returns the stops made."""
+    rules: dict[str, dict[str, Any]] = {}
+    for r in store.list_runs(status="running", limit=None):
+        sweep = (r.config or {}).get("sweep") or {}
+        if sweep.get("early_stop") and sweep.get("name"):
+            rules[sweep["name"]] = sweep["early_stop"]
+    made = []
+    for name, rule in rules.items():
+        made += _supervise_sweep(store, name, rule, now)
+    return made
+
+
+def _supervise_sweep(store: Any, name: str, rule: dict[str, Any], now: Callable[[], float]) -> list[Stop]:
+    key = f"eval/{rule.get('metric', 'accuracy')}"
+    curves = []
+    for r in store.list_runs(tag=tag(name), limit=None, newest_first=False):
+        if r.status == "queued":
+            continue
+        events = store.get_metrics(r.id, keys=[key])
+        evals = tuple((int(e["step"]), _num(e["value"]), float(e["wall_time"])) for e in events)
+        active = r.status == "running" and not r.cancel_requested and STOP_CUT not in r.metrics
+        curves.append(Curve(run_id=r.id, evals=evals, active=active))
+    stops = decide(curves, grace_steps=int(rule.get("grace_steps", 10)),
+                   reduction_factor=int(rule.get("reduction_factor", 3)), metric=rule.get("metric", "accuracy"))
+    made = []
+    for stop in stops:
+        if store.get_run(stop.run_id).status != "running":   # it finished meanwhile: nothing to stop
+            continue
+        store.append_metrics(stop.run_id, stop_events(stop, now()))
+        store.request_cancel(stop.run_id)
+        made.append(stop)
+    return made
+
+
+def _num(value: Any) -> float:
+    return math.nan if value is None else float(value)
+
+
+def stop_configuration(store: Any, name: str, key: str, *, now: Callable[[], float] = time.time) -> list[int]:
+    """Stop every queued or running run of configuration ``key`` of sweep ``name`` (the table's "stop
+    this configuration"); returns their ids. Queued ones are cancelled at once, running ones stop before
+    their next step; each carries the reason."""
+    stopped = []
+    for r in store.list_runs(tag=tag(name), limit=None, newest_first=False):
+        if r.status not in ACTIVE or ((r.config or {}).get("sweep") or {}).get("key") != key:
+            continue
+        store.append_metrics(r.id, [{"key": USER_STOP, "step": 0, "value": 1.0, "wall_time": now()}])
+        store.request_cancel(r.id)
+        stopped.append(r.id)
+    return stopped

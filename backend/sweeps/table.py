@@ -1,0 +1,103 @@
+"""A sweep's table from its stored runs: one row per configuration with mean ± std over the seeds
+that finished, best first; and the same rows as CSV.
+
+Why from runs alone: the runs carry their configuration's ``key`` and ``params`` (``RunConfig.sweep``)
+and their metrics, so the table is the same whoever ran them (studio, CLI, Ray), survives a restart, and
+cannot disagree with the Runs tab. Pure: run records in (anything shaped like ``storage.RunInfo``),
+rows out.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import statistics
+from typing import Any, Iterable
+
+from backend.sweeps.asha import stop_reason
+
+ACTIVE = ("queued", "running")
+# the per-run numbers a row shows besides the metric (what the Pareto plot puts on its x axis)
+COSTS = {"trainable": "params/trainable", "seconds_per_step": "train/seconds_per_step",
+         "peak_memory_mb": "train/peak_memory_mb"}
+
+
+def sweep_of(run: Any) -> dict[str, Any]:
+    return (getattr(run, "config", None) or {}).get("sweep") or {}
+
+
+def rows(runs: Iterable[Any], metric: str | None = None) -> list[dict[str, Any]]:
+    """One row per configuration key: counts by status, the final dev ``metric`` (default: the sweep's
+    early-stopping metric, else accuracy) as mean ± std over finished seeds, macro-F1, best evaluation
+    seen (stopped runs included), costs, stop reasons, run ids. Best mean first; configurations with no
+    finished seed after, by their best evaluation."""
+    groups: dict[str, list[Any]] = {}
+    for r in runs:
+        key = sweep_of(r).get("key")
+        if key is not None:
+            groups.setdefault(key, []).append(r)
+    out = [_row(key, sorted(rs, key=lambda r: r.id), metric) for key, rs in groups.items()]
+    out.sort(key=lambda row: (row["mean"] is None, -(row["mean"] or 0.0), -(row["best_eval"] or 0.0), row["key"]))
+    for rank, row in enumerate(out, 1):
+        row["rank"] = rank
+    return out
+
+
+def _row(key: str, runs: list[Any], metric: str | None) -> dict[str, Any]:
+    sweep = sweep_of(runs[0])
+    metric = metric or (sweep.get("early_stop") or {}).get("metric") or "accuracy"
+    by = {s: [r for r in runs if r.status == s] for s in ("queued", "running", "succeeded", "cancelled", "failed")}
+    done = by["succeeded"]
+    values = [r.metrics[f"final/{metric}"] for r in done if r.metrics.get(f"final/{metric}") is not None]
+    f1 = [r.metrics["final/macro_f1"] for r in done if r.metrics.get("final/macro_f1") is not None]
+    evals = [r.metrics[f"eval/{metric}"] for r in runs if r.metrics.get(f"eval/{metric}") is not None]
+    costs = {name: _mean(r.metrics.get(k) for r in runs) for name, k in COSTS.items()}
+    if costs["peak_memory_mb"] is not None:
+        costs["peak_memory_mb"] = max(r.metrics[COSTS["peak_memory_mb"]] for r in runs
+                                      if r.metrics.get(COSTS["peak_memory_mb"]) is not None)
+    reasons = sorted({why for r in by["cancelled"] if (why := stop_reason(r.metrics, metric))})
+    return {"key": key, "params": sweep.get("params") or {}, "sweep": sweep.get("name"),
+            "method": runs[0].method, "metric": metric,
+            "seeds": len(sweep.get("seeds") or []) or len(runs), "finished": len(done),
+            "running": len(by["running"]), "queued": len(by["queued"]), "stopped": len(by["cancelled"]),
+            "failed": len(by["failed"]),
+            "mean": statistics.fmean(values) if values else None,
+            "std": statistics.stdev(values) if len(values) > 1 else (0.0 if values else None),
+            "values": values, "macro_f1": statistics.fmean(f1) if f1 else None,
+            "best_eval": max(evals) if evals else None, **costs, "reasons": reasons,
+            "run_ids": [r.id for r in runs], "active": any(r.status in ACTIVE for r in runs),
+            "config": runs[0].config}
+
+
+def _mean(values: Iterable[Any]) -> float | None:
+    xs = [float(v) for v in values if v is not None]
+    return statistics.fmean(xs) if xs else None
+
+
+CSV_COLUMNS = ("rank", "key", "method", "metric", "mean", "std", "finished", "seeds", "stopped", "failed",
+               "macro_f1", "best_eval", "trainable", "seconds_per_step", "peak_memory_mb", "run_ids", "reasons")
+
+
+def to_csv(table: list[dict[str, Any]]) -> str:
+    """The table as CSV: one line per configuration, its params as ``param:<key>`` columns."""
+    params = list(dict.fromkeys(k for row in table for k in row["params"]))
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow([*CSV_COLUMNS, *(f"param:{p}" for p in params)])
+    for row in table:
+        cells = [" ".join(map(str, row[c])) if c == "run_ids" else "; ".join(row[c]) if c == "reasons"
+                 else _cell(row[c]) for c in CSV_COLUMNS]
+        w.writerow([*cells, *(_cell(row["params"].get(p)) for p in params)])
+    return buf.getvalue()
+
+
+def _cell(value: Any) -> Any:
+    """A CSV cell; text a spreadsheet would run as a formula (``=``, ``+``, ``-``, ``@``) is quoted with ``'``."""
+    if value is None:
+        return ""
+    if isinstance(value, (dict, list)):
+        import json
+
+        value = json.dumps(value, ensure_ascii=False)
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
+    return value

@@ -1,0 +1,119 @@
+"""The sweep table, the Pareto front and the supervisor, on runs recorded in a real SQLite store (no
+training: the runs' metric events are written the way a run's process writes them)."""
+from __future__ import annotations
+
+import pytest
+
+from backend.jobs.child import _end_note
+from backend.jobs.queue import submit
+from backend.sweeps.expand import expand
+from backend.sweeps.pareto import front
+from backend.sweeps.spec import load_spec
+from backend.sweeps.supervise import stop_configuration, supervise
+from backend.sweeps.table import rows, to_csv
+from storage import open_store
+
+BASE = {"model": "tiny", "data": {"train": "train.jsonl", "eval": "dev.jsonl"}, "template": "{text_a} It was {mask}.",
+        "verbalizer": {"neg": ["bad"], "pos": ["good"]}, "method": {"name": "lora"},
+        "train": {"steps": 8, "eval_every": 2}}
+
+
+@pytest.fixture
+def store(tmp_path):
+    with open_store(f"sqlite:///{tmp_path / 's.db'}", tmp_path / "artifacts") as s:
+        yield s
+
+
+def queued(store, **kw):
+    spec = load_spec({"name": "t", "base": BASE, "seeds": [13, 21], **kw})
+    trials = expand(spec)
+    return spec, trials, [submit(store, t.config) for t in trials]
+
+
+def finish(store, run_id, acc, *, trainable=100, step_s=0.5, mem=300.0):
+    store.set_status(run_id, "running")
+    store.append_metrics(run_id, [{"key": "final/accuracy", "value": acc, "step": 8},
+                                  {"key": "final/macro_f1", "value": acc - 0.1, "step": 8},
+                                  {"key": "eval/accuracy", "value": acc, "step": 8},
+                                  {"key": "params/trainable", "value": trainable, "step": 0},
+                                  {"key": "train/seconds_per_step", "value": step_s, "step": 8},
+                                  {"key": "train/peak_memory_mb", "value": mem, "step": 8}])
+    store.set_status(run_id, "succeeded")
+
+
+def test_table_groups_seeds_best_first_and_exports_csv(store):
+    _spec, trials, ids = queued(store, grid={"method.name": ["lora", "prompt-tuning"]})
+    assert [t.key for t in trials] == ["method=lora"] * 2 + ["method=prompt-tuning"] * 2
+    finish(store, ids[0], 0.7, trainable=1000)
+    finish(store, ids[1], 0.9, trainable=1000)
+    finish(store, ids[2], 0.85, trainable=10, step_s=0.2)
+    table = rows(store.list_runs(tag="sweep:t", limit=None))
+    assert [r["key"] for r in table] == ["method=prompt-tuning", "method=lora"]
+    pt, lora = table
+    assert pt["finished"] == 1 and pt["queued"] == 1 and pt["seeds"] == 2 and pt["active"]
+    assert pt["mean"] == pytest.approx(0.85) and pt["std"] == 0.0
+    assert lora["mean"] == pytest.approx(0.8) and lora["std"] == pytest.approx(0.1414, abs=1e-4)
+    assert lora["macro_f1"] == pytest.approx(0.7) and not lora["active"] and lora["run_ids"] == ids[:2]
+    assert lora["trainable"] == 1000 and lora["seconds_per_step"] == 0.5 and lora["peak_memory_mb"] == 300.0
+    # fewer parameters and nearly as good: both on the front by parameters, prompt-tuning alone... by time
+    assert front(table, "trainable") == ["method=prompt-tuning"]
+    finish(store, ids[3], 0.6, trainable=10, step_s=0.2)
+    table = rows(store.list_runs(tag="sweep:t", limit=None))
+    assert [r["key"] for r in table] == ["method=lora", "method=prompt-tuning"]
+    assert front(table, "trainable") == ["method=prompt-tuning", "method=lora"]
+    text = to_csv(table)
+    head, first = text.splitlines()[:2]
+    assert head.startswith("rank,key,method,metric,mean,std,finished,seeds") and head.endswith("param:method.name")
+    assert first.startswith("1,method=lora,lora,accuracy,0.8,") and f"{ids[0]} {ids[1]}" in first
+
+
+def test_csv_quotes_what_a_spreadsheet_would_run():
+    row = {"rank": 1, "key": "=cmd()", "method": "lora", "metric": "accuracy", "mean": None, "std": None,
+           "finished": 0, "seeds": 1, "stopped": 0, "failed": 0, "macro_f1": None, "best_eval": None,
+           "trainable": None, "seconds_per_step": None, "peak_memory_mb": None, "run_ids": [1], "reasons": [],
+           "params": {"method.init_text": "@SUM(A1)"}}
+    line = to_csv([row]).splitlines()[1]
+    assert line.startswith("1,'=cmd(),") and line.endswith(",'@SUM(A1)")
+
+
+def test_supervisor_stops_the_loser_at_the_rung_with_its_reason(store):
+    spec, trials, ids = queued(store, grid={"train.lr": [0.001, 0.003]},
+                               early_stop={"grace_steps": 2, "reduction_factor": 2})
+    a, b = ids[0], ids[2]                    # two configurations, seed 13 each
+    for run_id, acc, at in ((a, 0.9, 100.0), (b, 0.4, 101.0)):
+        store.set_status(run_id, "running")
+        store.append_metrics(run_id, [{"key": "eval/accuracy", "value": acc, "step": 2, "wall_time": at}])
+    stops = supervise(store, now=lambda: 200.0)
+    assert [(s.run_id, s.step) for s in stops] == [(b, 2)]
+    info = store.get_run(b)
+    assert info.cancel_requested and info.status == "running" and not store.get_run(a).cancel_requested
+    assert supervise(store) == []            # asked once: not again
+    # the run's own process then ends it: cancelled, with the reason in its history (never "failed")
+    cfg = trials[2].config
+    note = _end_note(store, b, cfg, "cancelled", None)
+    assert note == "stopped early by ASHA at step 2: accuracy 0.4 < rung cut 0.65"
+    store.set_status(b, "cancelled", note=note)
+    assert store.get_run(b).history[-1].note == note
+    table = rows(store.list_runs(tag=f"sweep:{spec.name}", limit=None))
+    stopped = next(r for r in table if b in r["run_ids"])
+    assert stopped["stopped"] == 1 and stopped["reasons"] == [note] and stopped["best_eval"] == 0.4
+
+
+def test_supervisor_leaves_sweeps_without_early_stopping_alone(store):
+    _spec, _trials, ids = queued(store, grid={"train.lr": [0.001, 0.003]})
+    for run_id, acc in ((ids[0], 0.9), (ids[2], 0.1)):
+        store.set_status(run_id, "running")
+        store.append_metrics(run_id, [{"key": "eval/accuracy", "value": acc, "step": 2}])
+    assert supervise(store) == []
+
+
+def test_stop_configuration_cancels_its_runs_with_the_reason(store):
+    _spec, trials, ids = queued(store, grid={"train.lr": [0.001, 0.003]})
+    store.set_status(ids[2], "running")
+    stopped = stop_configuration(store, "t", trials[2].key)
+    assert stopped == [ids[2], ids[3]]
+    assert store.get_run(ids[3]).status == "cancelled"          # queued: at once
+    assert store.get_run(ids[2]).cancel_requested
+    assert _end_note(store, ids[2], trials[2].config, "cancelled", None).startswith("stopped from the sweep table")
+    assert not store.get_run(ids[0]).cancel_requested
+    assert stop_configuration(store, "t", "no-such-key") == []
