@@ -51,6 +51,7 @@ class Served:
     adapter: str | None = None         # PEFT adapter name on the host
     gates: list[Any] = field(default_factory=list)                  # hooked blocks switched on for this run
     biases: list[tuple[torch.nn.Parameter, torch.Tensor]] = field(default_factory=list)   # BitFit: swapped in
+    ensemble: Any = None               # backend.workbench.serve.EnsembleParts: several prompts, one answer
 
 
 def _verbalizer(meta: dict[str, Any]) -> Verbalizer:
@@ -155,6 +156,14 @@ class MultiRunServer:
             stack.enter_context(_swapped_in(served.biases))
             yield
 
+    def attach_ensemble(self, key: str, spec: dict[str, Any]) -> None:
+        """Serve a recorded ensemble run (its ``ensemble.json``): its members as prompts on the shared base."""
+        from backend.workbench.serve import ensemble_parts
+
+        parts = ensemble_parts(spec, self.base, self.kind, self.tokenizer)
+        self.runs[key] = Served(parts.first, {"config": {"max_length": spec["max_length"],
+                                                         "truncate": spec["truncate"]}, **spec}, ensemble=parts)
+
     def scores(self, key: str, examples: Sequence[Example]) -> torch.Tensor:
         """Class log-probabilities (N, C) of run ``key`` for ``examples``."""
         if key not in self.runs:
@@ -163,6 +172,11 @@ class MultiRunServer:
         cfg = served.meta["config"]
         settings = EncodeSettings(profile=served.pm.kind, max_length=cfg.get("max_length", 256),
                                   truncate=cfg.get("truncate", "tail"))
+        if served.ensemble is not None:   # the members run on the plain base: no run's adapter or blocks on
+            with contextlib.ExitStack() as stack:
+                if self.host is not None:
+                    stack.enter_context(self.host.disable_adapter())
+                return served.ensemble.scores(list(examples), self.tokenizer, settings, self.info)
         encs = encode_examples(served.pm.template, list(examples), self.tokenizer, settings, self.info)
         with torch.inference_mode(), self._selected(served):
             return served.pm(collate(encs, self.info.pad_id, served.pm.label_rows.device)).float().cpu()
@@ -222,16 +236,21 @@ def predict_command(args: argparse.Namespace) -> int:
 
     from backend.models import load_model
 
+    from backend.workbench.record import read_ensemble
+
     store = open_store(args.db)
     with tempfile.TemporaryDirectory(prefix="ps-serve-") as tmp:
-        dirs = {rid: materialize_run(store, rid, Path(tmp)) for rid in args.run}
-        models = {read_run_meta(d)["config"]["model"] for d in dirs.values()}
+        ensembles = {rid: spec for rid in args.run if (spec := read_ensemble(store, rid)) is not None}
+        dirs = {rid: materialize_run(store, rid, Path(tmp)) for rid in args.run if rid not in ensembles}
+        models = {read_run_meta(d)["config"]["model"] for d in dirs.values()} | {e["model"] for e in ensembles.values()}
         if len(models) != 1:
             raise ConfigError(f"these runs use different base models {sorted(models)}; predict serves one",
                               field="run")
         server = MultiRunServer(load_model(models.pop()))
         for rid, d in dirs.items():
             server.attach(str(rid), d)
+        for rid, spec in ensembles.items():
+            server.attach_ensemble(str(rid), spec)
         out = {str(rid): server.predict(str(rid), args.text, args.text_b) for rid in args.run}
     print(json.dumps(out, indent=2))
     return 0

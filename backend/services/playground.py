@@ -52,6 +52,7 @@ def runs(ctx: StudioContext) -> list[str]:
 def attach(ctx: StudioContext, rs: RunsServer, run_id: int) -> None:
     """Attach a finished trained run of this base model to the server (once; later calls reuse it)."""
     from backend.serving import materialize_run
+    from backend.workbench.record import read_ensemble
 
     if run_id in rs.attached:
         return
@@ -61,8 +62,11 @@ def attach(ctx: StudioContext, rs: RunsServer, run_id: int) -> None:
     if (info.config or {}).get("model") != ctx.model.spec:
         raise ConfigError(f"run #{run_id} was trained on {info.config.get('model')!r}, not on the loaded base "
                           f"model {ctx.model.spec!r}", field="run")
-    folder = materialize_run(ctx.store, run_id, ctx.data_dir / "serving")
-    rs.server.attach(str(run_id), folder)
+    spec = read_ensemble(ctx.store, run_id) if info.method == "ensemble" else None
+    if spec is not None:   # a recorded ensemble: its members are prompts on the same base, nothing to copy
+        rs.server.attach_ensemble(str(run_id), spec)
+    else:
+        rs.server.attach(str(run_id), materialize_run(ctx.store, run_id, ctx.data_dir / "serving"))
     rs.attached.add(run_id)
 
 
