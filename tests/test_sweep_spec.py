@@ -62,7 +62,7 @@ def test_sample_is_seeded_and_a_subset():
 
 
 def test_seeds_default_to_the_base_config():
-    assert spec().seeds == [42]
+    assert spec().seeds == [RunConfig().train.seed]
     assert load_spec({"base": {**BASE, "train": {"seeds": [1, 2]}}}).seeds == [1, 2]
     assert load_spec({"base": BASE}).name.startswith("sweep-")
 

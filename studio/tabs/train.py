@@ -226,3 +226,7 @@ def build(ctx: StudioContext, shared: Shared) -> None:
     resume_btn.click(do_resume, [watched], [msg, watched, timer], api_name="resume_training")
     shared.data_sel.change(on_open, [shared.data_sel], [watched, train_split, eval_split], api_visibility="private")
     shared.on_load.append((on_open, [shared.data_sel], [watched, train_split, eval_split]))
+
+    from studio.tabs import sweep as sweep_tab      # the sweep designer varies this tab's configuration
+
+    sweep_tab.build(ctx, shared, config_inputs, lambda *args: _config(*_split_args(args)))

@@ -1,0 +1,270 @@
+"""Sweeps from the studio: the designer's form -> a checked SweepSpec, the cost of the whole sweep, one
+click to queue it, the live table (mean ± std per configuration), Pareto data, CSV, stopping a
+configuration, and "train this one on all data".
+
+The form makes the same spec file ``python -m backend sweep`` reads (``spec_text`` shows it), and the
+runs are queued through the studio's job runner like any training: the table is rebuilt from the stored
+runs on every poll, so a reload or a second browser shows the same sweep.
+"""
+from __future__ import annotations
+
+import copy
+import math
+import re
+from typing import Any
+
+from backend.config import RunConfig
+from backend.errors import ConfigError
+from backend.services.context import StudioContext
+from backend.services.results import service, user_error
+from backend.sweeps.spec import SweepSpec, load_spec
+
+PLANNED = 8             # configurations whose cost is measured; the rest are estimated from those
+TEMPLATE_SEPARATOR = re.compile(r"^\s*---\s*$", re.M)
+MAX_FORM_TEXT = 100_000
+
+
+def _numbers(text: Any, what: str, kind: type) -> list[Any]:
+    """``"0.001, 3e-3"`` -> [0.001, 0.003]; a clear error naming the field and the bad item."""
+    if text is None or (isinstance(text, str) and not text.strip()):
+        return []
+    if isinstance(text, (int, float)) and not isinstance(text, bool):
+        if not math.isfinite(text) or (kind is int and text != int(text)):
+            raise ConfigError(f"{what}: expected {'a number' if kind is float else 'a whole number'}, got {text!r}",
+                              field="sweep")
+        return [kind(text)]
+    if not isinstance(text, str):
+        raise ConfigError(f"{what}: expected comma-separated numbers, got {type(text).__name__}", field="sweep")
+    out = []
+    for i, item in enumerate(p.strip() for p in text.split(",") if p.strip()):
+        try:
+            value = float(item) if kind is float else int(item)
+        except ValueError:
+            raise ConfigError(f"{what}: item {i + 1} ({item[:40]!r}) is not {'a number' if kind is float else 'a whole number'}",
+                              field="sweep") from None
+        if kind is float and not math.isfinite(value):
+            raise ConfigError(f"{what}: item {i + 1} must be a finite number", field="sweep")
+        out.append(value)
+    return out
+
+
+def _options(text: Any) -> dict[str, list[Any]]:
+    """``"r=4,8; num_tokens=10,20"`` -> {"method.r": [4, 8], "method.num_tokens": [10, 20]} (values typed
+    as YAML would: numbers, true/false, text)."""
+    if not isinstance(text, str) or not text.strip():
+        return {}
+    import yaml
+
+    out: dict[str, list[Any]] = {}
+    for part in (p.strip() for p in text.split(";") if p.strip()):
+        key, sep, values = part.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"method options: write option=value,value; ... (got {part[:60]!r})", field="sweep")
+        items = []
+        for v in (v.strip() for v in values.split(",") if v.strip()):
+            try:
+                items.append(yaml.safe_load(v))
+            except yaml.YAMLError:
+                items.append(v)
+        out[f"method.{key.strip()}"] = items
+    return out
+
+
+def form_spec(base: RunConfig, *, name: str = "", methods: Any = None, lrs: Any = "", shots: Any = "",
+              seeds: Any = "13, 21, 42", options: Any = "", templates: Any = "", sample: Any = 0,
+              asha: Any = False, grace_steps: Any = 10, reduction_factor: Any = 3) -> SweepSpec:
+    """The designer's fields -> a checked SweepSpec on ``base`` (the Train tab's config). Empty fields
+    keep the base's value; ``templates``: more templates, separated by lines of ``---``."""
+    for what, value in (("name", name), ("learning rates", lrs), ("shots", shots), ("seeds", seeds),
+                        ("method options", options), ("templates", templates)):
+        if isinstance(value, str) and len(value) > MAX_FORM_TEXT:
+            raise ConfigError(f"{what}: {len(value):,} characters, over the limit of {MAX_FORM_TEXT:,}", field="sweep")
+    grid: dict[str, list[Any]] = {}
+    methods = [m for m in (methods if isinstance(methods, list) else [methods] if methods else []) if m]
+    if methods:
+        grid["method.name"] = methods
+    grid.update(_options(options))
+    if (values := _numbers(lrs, "learning rates", float)):
+        grid["train.lr"] = values
+    if (values := _numbers(shots, "shots", int)):
+        grid["data.shots"] = values
+    extra = [t.strip("\n") for t in TEMPLATE_SEPARATOR.split(templates)] if isinstance(templates, str) else []
+    extra = [t for t in extra if t.strip() and t.strip("\n") != base.template]
+    if extra:
+        grid["template"] = [base.template, *extra]
+    raw: dict[str, Any] = {"base": _base(base), "grid": grid, "seeds": _numbers(seeds, "seeds", int) or None}
+    if isinstance(name, str) and name.strip():
+        raw["name"] = name.strip()
+    count = _numbers(sample, "sample", int)
+    if count and count[0]:
+        raw["sample"] = count[0]
+    if asha:
+        raw["early_stop"] = {"kind": "asha", "metric": base.train.metric,
+                             "grace_steps": (_numbers(grace_steps, "grace steps", int) or [10])[0],
+                             "reduction_factor": (_numbers(reduction_factor, "reduction factor", int) or [3])[0]}
+    return load_spec(raw)
+
+
+def _base(cfg: RunConfig) -> dict[str, Any]:
+    base = cfg.to_dict()
+    base.pop("sweep", None)
+    return base
+
+
+def spec_text(spec: SweepSpec) -> str:
+    """The spec as YAML: what ``python -m backend sweep`` reads."""
+    import yaml
+
+    return yaml.safe_dump(spec.to_dict(), sort_keys=False, allow_unicode=True, width=110)
+
+
+@service("sweep")
+def plan(ctx: StudioContext, spec: SweepSpec) -> dict[str, Any]:
+    """The whole sweep's cost before it starts: runs, configurations, steps and the time on this machine
+    (each configuration's cost card, ``services.training.plan``, for the first ``PLANNED``; the others
+    at the mean time per step of those)."""
+    from backend.services.training import plan as run_plan
+    from backend.sweeps.expand import expand
+
+    trials = expand(spec)
+    configs: dict[str, RunConfig] = {}
+    for t in trials:
+        configs.setdefault(t.key, t.config)
+    rows, per_step = [], []
+    for i, (key, cfg) in enumerate(configs.items()):
+        if i < PLANNED:
+            card = run_plan(ctx, cfg)
+            if "error" in card:
+                card["error"]["message"] = f"configuration {key}: {card['error']['message']}"
+                return card
+            rows.append({"key": key, "steps": card["steps"], "trainable": card["trainable"],
+                         "estimated_s": card["estimated_s"]})
+            if card["estimated_s"] is not None:
+                per_step.append(card["estimated_s"] / max(card["steps"], 1))
+        else:
+            steps = cfg.train.steps or (rows[-1]["steps"] if rows else 0)
+            rows.append({"key": key, "steps": steps, "trainable": None,
+                         "estimated_s": (sum(per_step) / len(per_step)) * steps if per_step else None})
+    seeds = len(spec.seeds)
+    known = [r["estimated_s"] for r in rows if r["estimated_s"] is not None]
+    return {"name": spec.name, "runs": len(trials), "configurations": len(configs), "seeds": seeds,
+            "steps": sum(r["steps"] for r in rows) * seeds,
+            "estimated_s": sum(known) * seeds if len(known) == len(rows) else None,
+            "measured": min(len(rows), PLANNED), "asha": spec.early_stop is not None,
+            "concurrency": getattr(getattr(ctx.jobs, "worker", None), "concurrency", 1), "rows": rows}
+
+
+@service("sweep")
+def start(ctx: StudioContext, spec: SweepSpec) -> dict[str, Any]:
+    """Queue every trial with the studio's job runner (each checked the way a single training is)."""
+    from backend.services.training import submit
+    from backend.sweeps.local import check_new, queue_sweep
+
+    if ctx.jobs is None:
+        return user_error("sweeps need the job runner, and this build has none", "sweep")
+    if any(t == "zero-shot" for t in spec.grid.get("method.name", [])):
+        raise ConfigError("zero-shot has nothing to train: leave it out of the sweep's methods", field="sweep")
+    check_new(ctx.store, spec)
+
+    def one(cfg: RunConfig) -> int:
+        res = submit(ctx, cfg)
+        if "error" in res:
+            raise ConfigError(res["error"]["message"], field=res["error"].get("field") or "sweep")
+        return int(res["run_id"])
+
+    ids = queue_sweep(ctx.store, spec, submit=one)
+    return {"name": spec.name, "run_ids": ids,
+            "message": f"Sweep {spec.name}: {len(ids)} runs queued (runs #{ids[0]}-#{ids[-1]})."}
+
+
+def names(ctx: StudioContext, limit: int = 2000) -> list[str]:
+    """Sweep names, newest first, from the runs' tags."""
+    seen: dict[str, None] = {}
+    for r in ctx.store.list_runs(limit=limit):
+        for tag in r.tags:
+            if tag.startswith("sweep:"):
+                seen.setdefault(tag[len("sweep:"):], None)
+    return list(seen)
+
+
+def _runs(ctx: StudioContext, name: Any) -> list[Any]:
+    from backend.sweeps.local import sweep_runs
+
+    if not isinstance(name, str) or not name.strip():
+        raise ConfigError("pick a sweep first", field="sweep")
+    runs = sweep_runs(ctx.store, name.strip())
+    if not runs:
+        raise ConfigError(f"no sweep named {name.strip()[:100]!r} in this database", field="sweep")
+    return runs
+
+
+@service("sweep")
+def table(ctx: StudioContext, name: str) -> dict[str, Any]:
+    """The live table: one row per configuration, best first; ``active`` while any run is queued or running."""
+    from backend.sweeps.pareto import COST_AXES, front
+    from backend.sweeps.table import rows
+
+    table_rows = rows(_runs(ctx, name))
+    return {"name": name.strip(), "rows": table_rows, "active": any(r["active"] for r in table_rows),
+            "fronts": {axis: front(table_rows, axis) for axis in COST_AXES}}
+
+
+@service("sweep")
+def configuration(ctx: StudioContext, name: str, key: str) -> dict[str, Any]:
+    """One configuration's runs (what a clicked point or row opens)."""
+    runs = [r for r in _runs(ctx, name) if ((r.config or {}).get("sweep") or {}).get("key") == key]
+    if not runs:
+        raise ConfigError(f"sweep {name[:100]!r} has no configuration {str(key)[:200]!r}", field="sweep")
+    from backend.sweeps.asha import stop_reason
+
+    return {"name": name, "key": key, "params": runs[0].config["sweep"].get("params") or {},
+            "runs": [{"id": r.id, "seed": r.seed, "status": r.status, "accuracy": r.metrics.get("final/accuracy"),
+                      "best_eval": r.metrics.get("eval/accuracy"), "reason": stop_reason(r.metrics)}
+                     for r in runs]}
+
+
+@service("sweep")
+def stop(ctx: StudioContext, name: str, key: str) -> dict[str, Any]:
+    """Stop every queued or running run of one configuration (the rest of the sweep goes on)."""
+    from backend.sweeps.supervise import stop_configuration
+
+    conf = configuration(ctx, name, key)     # an unknown sweep or key is a clear error, not "0 runs stopped"
+    if "error" in conf:
+        return conf
+    ids = stop_configuration(ctx.store, name.strip(), key)
+    if not ids:
+        return {"stopped": [], "message": f"Nothing to stop: every run of {key} has already ended."}
+    return {"stopped": ids, "message": f"Stopping {key}: runs {', '.join(f'#{i}' for i in ids)}."}
+
+
+@service("sweep")
+def export_csv(ctx: StudioContext, name: str) -> dict[str, Any]:
+    """The table as a CSV file in the studio's exports folder."""
+    from backend.sweeps.table import rows, to_csv
+
+    runs = _runs(ctx, name)
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", name.strip())[:80] or "sweep"
+    path = ctx.exports_dir / f"sweep-{safe}.csv"
+    path.write_text(to_csv(rows(runs)), encoding="utf-8")
+    return {"path": str(path), "message": f"Table written ({path.name})."}
+
+
+@service("sweep")
+def train_on_all(ctx: StudioContext, name: str, key: str) -> dict[str, Any]:
+    """Queue the configuration once more on all the training data (no K-shot sample), seeded with the
+    sweep's first seed, as an ordinary run outside the sweep."""
+    from backend.services.training import submit
+
+    conf = configuration(ctx, name, key)
+    if "error" in conf:
+        return conf
+    run = next(r for r in _runs(ctx, name) if ((r.config or {}).get("sweep") or {}).get("key") == key)
+    raw = copy.deepcopy(run.config)
+    raw.pop("sweep", None)
+    raw["tags"] = [t for t in raw.get("tags") or [] if not t.startswith("sweep:")] + [f"from-sweep:{name.strip()}"[:200]]
+    raw["data"]["shots"] = None
+    raw["name"] = f"{key} on all data"[:1000]
+    res = submit(ctx, RunConfig.from_dict(raw))
+    if "error" in res:
+        return res
+    return {"run_id": res["run_id"], "message": f"{key} on all the training data: run #{res['run_id']} queued."}

@@ -1,0 +1,198 @@
+"""The sweep designer and the live sweep table, in an accordion on the Train tab.
+
+The designer varies the Train tab's configuration (methods, their options, shots, learning rates,
+templates, seeds; a random sample; ASHA on or off); its cost card prices the whole sweep before it
+starts; one click queues it. The table (mean ± std per configuration, best first) and the Pareto plot
+are rebuilt from storage; they poll with a timer that runs only while a run of the sweep is queued or
+running (the Train tab's mechanism), so an idle page does no work. A row or a plot point picks a
+configuration: its runs, stop it, or train it once more on all the data.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import gradio as gr
+
+from backend.services import sweeps as sweep_service
+from backend.services import training as training_service
+from backend.services.context import StudioContext
+from studio.tabs.common import config_or_message, guard
+from studio.views.messages import error_html, info_html
+from studio.views.plots import empty
+from studio.views.sweep import AXES, TABLE_COLUMNS, configuration_html, cost_html, pareto_figure, status_html, table_rows
+
+POLL_S = 2.0
+# A click on a point of the Pareto plot puts its configuration's key into the configuration box (one
+# listener for the page, installed once; it reads the point plotly is hovering, which a click is on).
+CLICK_JS = """
+() => {
+  if (window.__psSweepClick) return [];
+  window.__psSweepClick = true;
+  document.addEventListener('click', (event) => {
+    if (!event.target.closest || !event.target.closest('#ps-sweep-pareto')) return;
+    const gd = document.querySelector('#ps-sweep-pareto .js-plotly-plot');
+    const point = gd && gd._hoverdata && gd._hoverdata[0];
+    if (!point || point.customdata === undefined) return;
+    const box = document.querySelector('#ps-sweep-key textarea, #ps-sweep-key input');
+    if (!box) return;
+    box.value = String(point.customdata);
+    box.dispatchEvent(new Event('input', {bubbles: true}));
+  }, true);
+  return [];
+}
+"""
+
+
+def build(ctx: StudioContext, shared: Any, config_inputs: list[Any], make_config: Callable[..., Any]) -> None:
+    """``make_config(*values of config_inputs)``: the Train tab's RunConfig, which the sweep varies."""
+    methods = [(m["label"], m["name"]) for m in training_service.methods()]
+    with gr.Accordion("Sweep: methods x options x shots x learning rates x seeds", open=False, elem_id="ps-sweep"):
+        with gr.Row():
+            name = gr.Textbox(label="Sweep name", placeholder="empty: sweep-<date>-<time>", elem_id="ps-sweep-name")
+            chosen = gr.Dropdown(methods, value=[training_service.DEFAULT_METHOD], multiselect=True, label="Methods",
+                                 elem_id="ps-sweep-methods")
+            seeds = gr.Textbox("13, 21, 42", label="Seeds (each: the K-shot sample and the training)",
+                               elem_id="ps-sweep-seeds")
+        with gr.Row():
+            lrs = gr.Textbox(label="Learning rates", placeholder="e.g. 1e-3, 3e-3 (empty: each method's default)",
+                             elem_id="ps-sweep-lrs")
+            shots = gr.Textbox(label="Shots per class (K)", placeholder="e.g. 8, 16 (empty: the Data tab's)",
+                               elem_id="ps-sweep-shots")
+            options = gr.Textbox(label="Method options", placeholder="e.g. r=4,8; num_tokens=10,20 (only where the "
+                                 "method has the option)", elem_id="ps-sweep-options")
+        templates = gr.Textbox(label="More templates to try (the editor's is always in; separate with a line ---)",
+                               lines=2, elem_id="ps-sweep-templates")
+        with gr.Row():
+            sample = gr.Number(0, label="Random sample: N configurations (0: the whole grid)", precision=0, minimum=0,
+                               elem_id="ps-sweep-sample")
+            asha = gr.Checkbox(False, label="Early stopping (ASHA): stop poor configurations at rungs",
+                               elem_id="ps-sweep-asha")
+            grace = gr.Number(10, label="First rung (steps)", precision=0, minimum=1, elem_id="ps-sweep-grace")
+            factor = gr.Number(3, label="Keep 1 in", precision=0, minimum=2, elem_id="ps-sweep-factor")
+        with gr.Row():
+            cost_btn = gr.Button("Estimate sweep cost", elem_id="ps-sweep-cost")
+            spec_btn = gr.Button("Copy as spec", elem_id="ps-sweep-spec-btn")
+            start_btn = gr.Button("Start sweep", variant="primary", elem_id="ps-sweep-start")
+        msg = gr.HTML(elem_id="ps-sweep-msg")
+        cost = gr.HTML(elem_id="ps-sweep-cost-card")
+        spec_code = gr.Code(language="yaml", label="Sweep spec (python -m backend sweep SPEC.yaml)", visible=False,
+                            elem_id="ps-sweep-spec")
+        with gr.Row():
+            which = gr.Dropdown([], label="Sweep", allow_custom_value=True, elem_id="ps-sweep-which", scale=3)
+            refresh_btn = gr.Button("Refresh", elem_id="ps-sweep-refresh", scale=1)
+            csv_btn = gr.Button("Export CSV", elem_id="ps-sweep-csv", scale=1)
+        state = gr.HTML(elem_id="ps-sweep-status")
+        table = gr.Dataframe(headers=TABLE_COLUMNS, interactive=False, elem_id="ps-sweep-table", max_height=320)
+        axis = gr.Radio([(label, key) for key, label in AXES.items()], value="trainable", label="Pareto: metric against",
+                        elem_id="ps-sweep-axis")
+        plot = gr.Plot(empty("Start or pick a sweep"), label="Pareto plot", elem_id="ps-sweep-pareto")
+        with gr.Row():
+            picked = gr.Textbox(label="Configuration (click a table row or a plot point)", elem_id="ps-sweep-key",
+                                scale=3)
+            stop_btn = gr.Button("Stop this configuration", elem_id="ps-sweep-stop", scale=1)
+            all_btn = gr.Button("Train this one on all data", elem_id="ps-sweep-train-all", scale=1)
+        action_msg = gr.HTML(elem_id="ps-sweep-action-msg")
+        picked_runs = gr.HTML(elem_id="ps-sweep-config")
+        csv_file = gr.File(label="Table (CSV)", interactive=False, elem_id="ps-sweep-csv-file")
+    timer = gr.Timer(POLL_S, active=False)
+    form = [name, chosen, seeds, lrs, shots, options, templates, sample, asha, grace, factor]
+    n_cfg = len(config_inputs)
+
+    def _spec(args: tuple[Any, ...]) -> tuple[Any, str]:
+        def make() -> Any:
+            base = make_config(*args[:n_cfg])
+            nm, ms, sd, lr, sh, op, tp, sa, on, gs, rf = args[n_cfg:]
+            return sweep_service.form_spec(base, name=nm or "", methods=ms, lrs=lr, shots=sh, seeds=sd, options=op,
+                                           templates=tp, sample=sa, asha=bool(on), grace_steps=gs, reduction_factor=rf)
+        return config_or_message(make)
+
+    @guard
+    def do_cost(*args: Any) -> tuple[str, str]:
+        if ctx.model.status()["state"] != "ready":
+            return info_html(ctx.model.status()["message"]), ""
+        spec, problem = _spec(args)
+        if spec is None:
+            return problem, ""
+        res = sweep_service.plan(ctx, spec)
+        return (error_html(res), "") if "error" in res else ("", cost_html(res))
+
+    @guard
+    def do_spec(*args: Any) -> tuple[str, Any]:
+        spec, problem = _spec(args)
+        if spec is None:
+            return problem, gr.Code(visible=False)
+        return "", gr.Code(sweep_service.spec_text(spec), visible=True)
+
+    @guard
+    def do_start(*args: Any) -> tuple[Any, ...]:
+        spec, problem = _spec(args)
+        if spec is None:
+            return problem, gr.skip(), gr.skip()
+        res = sweep_service.start(ctx, spec)
+        if "error" in res:
+            return error_html(res), gr.skip(), gr.skip()
+        return (info_html(res["message"], "ok"), gr.Dropdown(choices=sweep_service.names(ctx), value=res["name"]),
+                gr.Timer(active=True))
+
+    @guard
+    def do_poll(sweep: str, ax: str) -> tuple[Any, ...]:
+        if not sweep:
+            return "", [], empty("Start or pick a sweep"), gr.Timer(active=False)
+        res = sweep_service.table(ctx, sweep)
+        if "error" in res:
+            return error_html(res), [], empty("No table"), gr.Timer(active=False)
+        ax = ax if ax in AXES else "trainable"
+        fig = pareto_figure(res["rows"], ax, res["fronts"][ax]) if any(r["mean"] is not None for r in res["rows"]) \
+            else empty("The plot fills as configurations finish their first seed")
+        return status_html(res), table_rows(res["rows"]), fig, gr.Timer(active=res["active"])
+
+    @guard
+    def do_refresh(sweep: str) -> Any:
+        names = sweep_service.names(ctx)
+        return gr.Dropdown(choices=names, value=sweep if sweep in names else (names[0] if names else None))
+
+    def on_row(evt: gr.SelectData) -> Any:
+        row = evt.row_value or []
+        return row[1] if len(row) > 1 and isinstance(row[1], str) else gr.skip()
+
+    @guard
+    def do_config(sweep: str, key: str) -> str:
+        if not sweep or not key:
+            return ""
+        res = sweep_service.configuration(ctx, sweep, key.strip())
+        return error_html(res) if "error" in res else configuration_html(res)
+
+    @guard
+    def do_stop(sweep: str, key: str) -> str:
+        res = sweep_service.stop(ctx, sweep or "", (key or "").strip())
+        return error_html(res) if "error" in res else info_html(res["message"], "ok")
+
+    @guard
+    def do_all(sweep: str, key: str) -> str:
+        res = sweep_service.train_on_all(ctx, sweep or "", (key or "").strip())
+        return error_html(res) if "error" in res else info_html(res["message"], "ok")
+
+    @guard
+    def do_csv(sweep: str) -> tuple[Any, str]:
+        res = sweep_service.export_csv(ctx, sweep or "")
+        return (None, error_html(res)) if "error" in res else (res["path"], info_html(res["message"], "ok"))
+
+    poll_outputs = [state, table, plot, timer]
+    inputs = [*config_inputs, *form]
+    cost_btn.click(do_cost, inputs, [msg, cost], api_name="sweep_cost")
+    spec_btn.click(do_spec, inputs, [msg, spec_code], api_name="sweep_spec")
+    start_btn.click(do_start, inputs, [msg, which, timer], api_name="start_sweep")
+    which.change(do_poll, [which, axis], poll_outputs, api_name="sweep_table")
+    axis.change(do_poll, [which, axis], poll_outputs, api_visibility="private")
+    refresh_btn.click(do_refresh, [which], [which], api_visibility="private") \
+        .then(do_poll, [which, axis], poll_outputs, api_visibility="private")
+    timer.tick(do_poll, [which, axis], poll_outputs, api_visibility="private", show_progress="hidden")
+    table.select(on_row, None, [picked], api_visibility="private")
+    picked.change(do_config, [which, picked], [picked_runs], api_name="sweep_configuration")
+    stop_btn.click(do_stop, [which, picked], [action_msg], api_name="stop_sweep_configuration") \
+        .then(do_poll, [which, axis], poll_outputs, api_visibility="private") \
+        .then(do_config, [which, picked], [picked_runs], api_visibility="private")
+    all_btn.click(do_all, [which, picked], [action_msg], api_name="train_sweep_configuration")
+    csv_btn.click(do_csv, [which], [csv_file, action_msg], api_name="sweep_csv")
+    plot.change(None, None, None, js=CLICK_JS, api_visibility="private")
+    shared.on_load.append((do_refresh, [which], [which]))

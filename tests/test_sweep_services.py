@@ -1,0 +1,113 @@
+"""Sweep services: the designer's form -> spec (with field-named errors), the whole sweep's cost card,
+one click queues it through the job runner, the live table fills as runs finish, a configuration stops
+with its reason, CSV, and "train this one on all data"."""
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from backend.services import data, project, runconfig, sweeps
+from backend.services.testing import make_context, on_disk, with_jobs
+
+
+@pytest.fixture(scope="module")
+def studio(tmp_path_factory, smol_tok):
+    from tests.tiny import tiny_model
+
+    folder = tmp_path_factory.mktemp("sweeps")
+    loaded = on_disk(tiny_model("causal", smol_tok), folder / "tiny")
+    ctx = with_jobs(make_context(folder / "studio", loaded))
+    opening = project.bootstrap(ctx)
+    yield ctx, opening
+    ctx.close()
+
+
+def _base(ctx, opening, steps=2):
+    return runconfig.build(ctx, template=opening["template"], label_words=opening["label_words"],
+                           selection=dict(data.default_selection(), shots=4), method="prompt-tuning",
+                           options={"num_tokens": 2}, train_split="train",
+                           train={"steps": steps, "batch_size": 4, "eval_every": 1, "eval_limit": 8})
+
+
+def test_form_makes_the_spec_the_cli_reads(studio):
+    ctx, opening = studio
+    base = _base(ctx, opening)
+    spec = sweeps.form_spec(base, name="form", methods=["prompt-tuning", "lora"], lrs="1e-3, 3e-3", shots="4",
+                            seeds="13, 21", options="r=2,4; num_tokens=2", templates="{text_a} Sentiment: {mask}",
+                            sample=0, asha=True, grace_steps=2, reduction_factor=2)
+    assert spec.grid == {"method.name": ["prompt-tuning", "lora"], "method.r": [2, 4], "method.num_tokens": [2],
+                         "train.lr": [0.001, 0.003], "data.shots": [4],
+                         "template": [base.template, "{text_a} Sentiment: {mask}"]}
+    assert spec.seeds == [13, 21] and spec.early_stop.grace_steps == 2
+    from backend.sweeps.spec import load_spec, parse_text
+
+    assert load_spec(parse_text(sweeps.spec_text(spec))).to_dict() == spec.to_dict()
+    for kwargs, message in ((dict(lrs="1e-3, fast"), "learning rates: item 2 ('fast') is not a number"),
+                            (dict(seeds="13, 2.5"), "seeds: item 2 ('2.5') is not a whole number"),
+                            (dict(options="r"), "method options: write option=value"),
+                            (dict(options="rank=4"), "grid.method.rank: no method of this sweep has this option"),
+                            (dict(sample=float("nan")), "sample: expected a whole number"),
+                            (dict(methods=["nope"]), "grid.method.name[0]: unknown method")):
+        with pytest.raises(Exception) as info:
+            sweeps.form_spec(base, **kwargs)
+        assert message in str(info.value)
+
+
+def test_cost_card_for_the_whole_sweep(studio):
+    ctx, opening = studio
+    spec = sweeps.form_spec(_base(ctx, opening), name="cost", methods=["prompt-tuning", "lora"], seeds="13, 21")
+    card = sweeps.plan(ctx, spec)
+    assert card["runs"] == 4 and card["configurations"] == 2 and card["seeds"] == 2 and card["steps"] == 8
+    assert card["estimated_s"] > 0 and [r["key"] for r in card["rows"]] == ["method=prompt-tuning", "method=lora"]
+    assert all(r["trainable"] > 0 for r in card["rows"])
+
+
+def _wait(ctx, name, done, timeout=300):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        res = sweeps.table(ctx, name)
+        if done(res):
+            return res
+        time.sleep(0.5)
+    raise AssertionError(f"sweep {name} did not get there: {res}")
+
+
+@pytest.mark.slow
+def test_a_sweep_queues_fills_its_table_and_trains_a_row_on_all_data(studio):
+    ctx, opening = studio
+    spec = sweeps.form_spec(_base(ctx, opening), name="live", methods=["prompt-tuning", "lora"], seeds="13, 21")
+    res = sweeps.start(ctx, spec)
+    assert len(res["run_ids"]) == 4 and "4 runs queued" in res["message"]
+    assert "live" in sweeps.names(ctx)
+    again = sweeps.start(ctx, spec)
+    assert "already has runs" in again["error"]["message"]
+    # stop one configuration while its runs wait in the queue (one run at a time on CPU)
+    stopped = sweeps.stop(ctx, "live", "method=lora")
+    assert stopped["stopped"] and "Stopping method=lora" in stopped["message"]
+    table = _wait(ctx, "live", lambda t: not t["active"])
+    rows = {r["key"]: r for r in table["rows"]}
+    assert rows["method=prompt-tuning"]["finished"] == 2 and rows["method=prompt-tuning"]["mean"] is not None
+    assert rows["method=lora"]["stopped"] == 2 and rows["method=lora"]["reasons"][0].startswith("stopped from")
+    assert table["rows"][0]["key"] == "method=prompt-tuning"
+    assert table["fronts"]["trainable"] == ["method=prompt-tuning"]
+    conf = sweeps.configuration(ctx, "live", "method=lora")
+    assert {r["status"] for r in conf["runs"]} == {"cancelled"}
+    csv = sweeps.export_csv(ctx, "live")
+    assert open(csv["path"], encoding="utf-8").read().startswith("rank,key,")
+    nothing = sweeps.stop(ctx, "live", "method=lora")
+    assert nothing["stopped"] == [] and "already ended" in nothing["message"]
+    full = sweeps.train_on_all(ctx, "live", "method=prompt-tuning")
+    info = ctx.store.get_run(full["run_id"])
+    assert info.config["data"]["shots"] is None and "sweep" not in info.config
+    assert "from-sweep:live" in info.tags and not any(t.startswith("sweep:") for t in info.tags)
+    ctx.store.request_cancel(full["run_id"])
+
+
+def test_bad_requests_are_clear_errors(studio):
+    ctx, _ = studio
+    assert "pick a sweep first" in sweeps.table(ctx, "")["error"]["message"]
+    assert "no sweep named 'nope'" in sweeps.table(ctx, "nope")["error"]["message"]
+    assert "no sweep named" in sweeps.stop(ctx, "nope", "k")["error"]["message"]
+    assert "no sweep named" in sweeps.train_on_all(ctx, "nope", "k")["error"]["message"]
+    assert "no sweep named" in sweeps.export_csv(ctx, "../../etc")["error"]["message"]
