@@ -27,6 +27,7 @@ mark.ps-warning { text-decoration-color: #e0a000; background: #fff7e0; }
 .ps-chip.ps-soft { background: #e6dcff; border-color: #8a6de0; }
 .ps-chip.ps-read { box-shadow: inset 0 -3px 0 #2e9a50; }
 .ps-chip.ps-trunc { text-decoration: line-through; opacity: 0.5; background: #fde8e8; }
+.ps-chip.ps-demo { background: #eef6ee; border-bottom: 2px dotted #4a8a4a; }
 .ps-legend { font-size: 0.85em; margin-bottom: 6px; }
 .ps-legend .ps-chip { margin: 0 3px; }
 .ps-example { border: 1px solid var(--border-color-primary); border-radius: 6px; padding: 6px 8px; margin: 6px 0; }

@@ -15,6 +15,7 @@ from typing import Any, Sequence
 
 from backend.errors import EncodingError, StudioError, TemplateError
 from backend.choices import TRUNCATE_METHODS
+from backend.prompts.demos import Demo, DemoChooser, build_pool
 from backend.prompts.encode import TokenizerInfo, describe_tokenizer, encode, token_views
 from backend.prompts.example import Example
 from backend.prompts.template import ParsedTemplate, Template, compile_template, parse_template
@@ -46,15 +47,39 @@ def segments_of(parsed: ParsedTemplate) -> list[dict[str, Any]]:
 
 def pieces_of(wrapped: Wrapped) -> list[dict[str, Any]]:
     return [{"text": p.text, "loss_ids": p.loss_ids, "shortenable_ids": p.shortenable_ids,
-             "soft_token_ids": p.soft_token_ids, "kind": p.kind, "segment": p.segment} for p in wrapped.pieces]
+             "soft_token_ids": p.soft_token_ids, "kind": p.kind, "segment": p.segment, "demo": p.demo}
+            for p in wrapped.pieces]
+
+
+def preview_demos(parsed: ParsedTemplate, examples: Sequence[Example], pool: Sequence[Example],
+                  label_words: Any = None) -> list[tuple[Demo, ...]]:
+    """The demonstrations each previewed example gets: the template's K per class, random (seed 13, as a
+    run's default), from ``pool`` (the training rows) less any row identical to a previewed one. The word
+    shown is the first label word of its class when ``label_words`` ({class: [words]}) has the class,
+    else the class name."""
+    block = parsed.demos
+    if block is None or not block.value or not pool:
+        return [() for _ in examples]
+    words_of = label_words if isinstance(label_words, dict) else {}
+    classes = list(words_of) or sorted({str(e.label) for e in pool if e.label is not None})
+    words = []
+    for c in classes:
+        w = words_of.get(c)
+        w = w[0] if isinstance(w, (list, tuple)) and w else w
+        words.append(w if isinstance(w, str) and w else c)
+    chooser = DemoChooser(build_pool(pool, classes, words, exclude=examples), k=block.value)
+    return chooser(list(examples))
 
 
 def _preview_one(template: Template, row: int, ex: Example, tok: Any, profile: str | None,
-                 info: TokenizerInfo | None, max_length: int, truncate: str) -> dict[str, Any]:
+                 info: TokenizerInfo | None, max_length: int, truncate: str,
+                 demos: Sequence[Demo] = ()) -> dict[str, Any]:
     out: dict[str, Any] = {"row": row, "guid": ex.guid, "label": ex.label, "pieces": [], "tokens": None,
-                           "error": None, "warnings": []}
+                           "error": None, "warnings": [],
+                           "demos": [{"guid": d.example.guid, "label": d.example.label, "word": d.word}
+                                     for d in demos]}
     try:
-        wrapped = wrap(template, ex)
+        wrapped = wrap(template, ex, demos)
         out["pieces"] = pieces_of(wrapped)
         out["wrapped"] = wrapped.to_openprompt()
         if tok is None or profile is None:
@@ -66,6 +91,7 @@ def _preview_one(template: Template, row: int, ex: Example, tok: Any, profile: s
     out["tokens"] = [asdict(v) for v in token_views(enc, tok)]
     out["length"] = enc.length
     out["n_truncated"] = enc.n_truncated
+    out["demos_dropped"] = list(enc.dropped_demos)
     out["warnings"] = list(enc.warnings)
     out["encoded"] = {"input_ids": list(enc.input_ids), "loss_ids": list(enc.loss_ids),
                       "soft_token_ids": list(enc.soft_token_ids), "mask_positions": list(enc.mask_positions),
@@ -123,28 +149,36 @@ def _renders_blank(parsed: ParsedTemplate, ex: Example) -> bool:
 
 def render(text: str, examples: Sequence[tuple[int, Example]], *, tokenizer: Any, profile: str | None,
            info: TokenizerInfo | None = None, max_length: Any = 256, truncate: str = "tail",
-           lint_examples: Sequence[Example] = ()) -> dict[str, Any]:
+           lint_examples: Sequence[Example] = (), demo_pool: Sequence[Example] = (),
+           label_words: Any = None) -> dict[str, Any]:
     """The preview itself, for any front end: the studio (``preview``) and ``python -m backend preview``.
 
     Parses ``text`` (a TemplateError / EncodingError for the settings is raised), then wraps and encodes
     each example with ``tokenizer`` under ``profile`` — the model's kind; without a tokenizer yet only the
     wrapped pieces are given. A per-example problem (a missing meta field, a template too long) stays on
-    that example; ``lint`` lists what parses but makes a poor prompt.
+    that example; ``lint`` lists what parses but makes a poor prompt. A template with a demonstrations
+    block shows each example with its demonstrations from ``demo_pool`` (``preview_demos``).
     """
     limit = _check_settings(max_length, truncate)
     parsed = parse_template(text)
     template = compile_template(parsed, tokenizer)
     if tokenizer is not None and info is None:
         info = describe_tokenizer(tokenizer)
-    rows = [_preview_one(template, row, ex, tokenizer, profile, info, limit, truncate)
-            for row, ex in list(examples)[:MAX_PREVIEW_EXAMPLES]]
+    shown = list(examples)[:MAX_PREVIEW_EXAMPLES]
+    demos = preview_demos(parsed, [ex for _, ex in shown], demo_pool, label_words)
+    rows = [_preview_one(template, row, ex, tokenizer, profile, info, limit, truncate, ds)
+            for (row, ex), ds in zip(shown, demos)]
+    found = lint(parsed, list(lint_examples) or [ex for _, ex in examples], profile)
+    if parsed.demos is not None and parsed.demos.value and not demo_pool:
+        found.append({"level": "info", "message": "demonstrations come from the training rows; none are given "
+                      "here, so the preview shows none", "span": list(parsed.demos.span)})
     return {"segments": segments_of(parsed), "parsed": template.to_openprompt(), "examples": rows,
-            "profile": profile, "num_soft_tokens": template.num_soft_tokens,
-            "lint": lint(parsed, list(lint_examples) or [ex for _, ex in examples], profile)}
+            "profile": profile, "num_soft_tokens": template.num_soft_tokens, "lint": found}
 
 
 def preview(ctx: StudioContext, text: str, examples: Sequence[tuple[int, Example]], max_length: Any = 256,
-            truncate: str = "tail", lint_examples: Sequence[Example] = ()) -> dict[str, Any]:
+            truncate: str = "tail", lint_examples: Sequence[Example] = (), demo_pool: Sequence[Example] = (),
+            label_words: Any = None) -> dict[str, Any]:
     """The studio's live preview: ``render`` with the context's model, while it loads without tokens.
 
     A template error returns ``{"error": {..., "span": [start, end]}}`` (drawn under the exact
@@ -155,7 +189,7 @@ def preview(ctx: StudioContext, text: str, examples: Sequence[tuple[int, Example
     try:
         out = render(text, examples, tokenizer=ctx.model.tokenizer if ready else None, profile=status["kind"],
                      info=ctx.model.info if ready else None, max_length=max_length, truncate=truncate,
-                     lint_examples=lint_examples)
+                     lint_examples=lint_examples, demo_pool=demo_pool, label_words=label_words)
     except StudioError as exc:
         return error_result(exc)
     out["model"] = status

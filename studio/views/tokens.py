@@ -25,6 +25,8 @@ def chip_classes(t: dict[str, Any]) -> list[str]:
         classes.append("ps-soft")
     if t.get("loss") == 1:
         classes.append("ps-loss")
+    if t.get("demo", -1) >= 0:
+        classes.append("ps-demo")
     return classes
 
 
@@ -38,8 +40,11 @@ def chip_title(t: dict[str, Any]) -> str:
         bits.append("mask: the label is read here")
     if t.get("read"):
         bits.append("the label is predicted right after this token")
+    if t.get("demo", -1) >= 0:
+        bits.append(f"demonstration {t['demo'] + 1}")
     if t.get("truncated"):
-        bits.append("truncated: cut to fit max length")
+        bits.append("dropped: the demonstration did not fit max length" if t.get("demo", -1) >= 0
+                    else "truncated: cut to fit max length")
     if t.get("piece", -1) >= 0:
         bits.append(f"segment {t['piece']}")
     return " · ".join(bits)
@@ -65,7 +70,8 @@ def segments_table_html(pieces: Sequence[dict[str, Any]]) -> str:
 LEGEND = ("<div class='ps-legend'>Tokens: <span class='ps-chip'>text</span>"
           "<span class='ps-chip ps-special'>special</span><span class='ps-chip ps-mask ps-loss'>mask</span>"
           "<span class='ps-chip ps-soft'>soft</span><span class='ps-chip ps-read'>label read after</span>"
-          "<span class='ps-chip ps-trunc'>truncated</span> · hover a token for its id</div>")
+          "<span class='ps-chip ps-trunc'>truncated</span><span class='ps-chip ps-demo'>demonstration</span>"
+          " · hover a token for its id</div>")
 
 
 def example_html(ex: dict[str, Any], loading_message: str = "") -> str:
@@ -75,7 +81,7 @@ def example_html(ex: dict[str, Any], loading_message: str = "") -> str:
         head += f" · {ex['length']} tokens"
         if ex.get("n_truncated"):
             head += f" · <span class='ps-warning'>{ex['n_truncated']} truncated</span>"
-    head += "</div>"
+    head += demos_note(ex) + "</div>"
     parts = [head]
     if ex.get("error"):
         parts.append(error_html(ex["error"]))
@@ -87,6 +93,21 @@ def example_html(ex: dict[str, Any], loading_message: str = "") -> str:
     if ex.get("pieces"):
         parts.append(f"<details><summary>wrapped segments</summary>{segments_table_html(ex['pieces'])}</details>")
     return f"<div class='ps-example'>{''.join(parts)}</div>"
+
+
+def demos_note(ex: dict[str, Any]) -> str:
+    """Which demonstrations the example is shown with (training rows and the word shown), and which of
+    them were dropped to fit max length."""
+    demos = ex.get("demos") or []
+    if not demos:
+        return ""
+    gone = set(ex.get("demos_dropped") or [])
+    items = [f"{'<s>' if i in gone else ''}{escape(str(d.get('guid')))} → {escape(str(d.get('word')))}"
+             f"{'</s>' if i in gone else ''}" for i, d in enumerate(demos)]
+    note = f" · <span class='ps-demo-note'>{len(demos) - len(gone)} demonstration(s): {', '.join(items)}</span>"
+    if gone:
+        note += f" · <span class='ps-warning'>{len(gone)} dropped to fit max length</span>"
+    return note
 
 
 def preview_html(result: dict[str, Any]) -> str:
