@@ -18,13 +18,19 @@ def _vs(test: dict[str, Any] | None) -> str:
     return "baseline" if test is None else f"{test['only_a']} / {test['only_b']}, p={test['p_value']:.3g}"
 
 
+def short(text: str, limit: int = 48) -> str:
+    """One line of a prompt for a table cell (the whole text is one click away: "use as the current")."""
+    flat = " ".join(str(text).split())
+    return flat if len(flat) <= limit else flat[:limit - 1] + "…"
+
+
 def compare_rows(res: dict[str, Any]) -> list[list[Any]]:
     """One table row per combination, in the order compared (the table sorts by any column)."""
     rows = []
     for i, r in enumerate(res["rows"]):
         u, c = r["uncalibrated"], r["calibrated"]
-        rows.append([i + 1, r["run_id"], f"{r['template']}: {res['templates'][r['template']]}",
-                     f"{r['label_words']}: {res['label_words'][r['label_words']]}",
+        rows.append([i + 1, r["run_id"], f"{r['template']}: {short(res['templates'][r['template']])}",
+                     f"{r['label_words']}: {short(res['label_words'][r['label_words']], 40)}",
                      _ci(u["accuracy"], u["accuracy_ci"]), _ci(u["macro_f1"], u["macro_f1_ci"]),
                      _ci(c["accuracy"], c["accuracy_ci"]), _ci(c["macro_f1"], c["macro_f1_ci"]),
                      _vs(u["vs_baseline"]), _vs(c["vs_baseline"])])
@@ -57,13 +63,18 @@ def ensembles_html(res: dict[str, Any]) -> str:
     if not ens:
         return ""
     rows = "".join(f"<tr><td>#{e['run_id']}</td><td>{escape(e['kind'])}</td><td>{_ci(e['accuracy'], e['accuracy_ci'])}"
-                   f"</td><td>{_ci(e['macro_f1'], e['macro_f1_ci'])}</td><td>"
-                   f"{', '.join(f'{escape(m)} {w:.2f}' for m, w in zip(e['members'], e['weights']))}</td></tr>"
-                   for e in ens)
+                   f"</td><td>{_ci(e['macro_f1'], e['macro_f1_ci'])}</td><td>{_weights(e)}</td></tr>" for e in ens)
     return (f"<div id='ps-cmp-ensembles-out'><h4>Ensembles (weights fitted on {ens[0]['train_rows']} training rows, "
             "calibrated, scored on the same dev rows)</h4><table class='ps-flip-table'><tr><th>run</th><th>kind</th>"
             f"<th>accuracy [95% CI]</th><th>macro-F1 [95% CI]</th><th>weights</th></tr>{rows}</table>"
             "<p>Each ensemble is a run: pick it in the Playground to try it on your own text.</p></div>")
+
+
+def _weights(e: dict[str, Any]) -> str:
+    if e["kind"] == "fitted":
+        return f"logistic regression over the {len(e['members'])} members' class log-probs"
+    total = sum(e["weights"]) or 1.0
+    return ", ".join(f"{escape(m)} {w / total:.2f}" for m, w in zip(e["members"], e["weights"]))
 
 
 def _probs(p: dict[str, Any]) -> str:

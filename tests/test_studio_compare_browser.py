@@ -1,0 +1,108 @@
+"""The Compare tab in a real browser (Debian's chromium, Playwright): search label words on the training
+rows and save them as a verbalizer version, compare it with the draft as a background job with two
+ensembles, open the rows where two prompts disagree down to both token views, adopt the searched words,
+classify text with the recorded ensemble in the Playground, and see the comparison again after a reload."""
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from tests.test_studio_browser import ARGS, CHROMIUM, _browser_or_skip, _shot, _tab
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def studio(tmp_path_factory, smol_tok):
+    _browser_or_skip()
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    from backend.services.testing import make_context, on_disk, with_jobs
+    from studio.app import build_app, launch
+    from tests.tiny import tiny_model
+
+    folder = tmp_path_factory.mktemp("cmp-browser")
+    loaded = on_disk(tiny_model("causal", smol_tok), folder / "tiny")
+    ctx = with_jobs(make_context(folder / "studio", loaded))
+    demo = build_app(ctx)
+    launch(demo, ctx, block=False)
+    yield demo.local_url, ctx
+    demo.close()
+    ctx.close()
+
+
+@pytest.fixture(scope="module")
+def page(studio):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        pg = browser.new_page(viewport={"width": 1400, "height": 1000})
+        pg.goto(studio[0])
+        pg.wait_for_selector("#ps-model-state[data-state='ready']", timeout=60_000)
+        yield pg
+        browser.close()
+
+
+def _text(page, selector: str) -> str:
+    return page.evaluate(f"() => {{ const e = document.querySelector({selector!r}); return e ? e.innerText : ''; }}")
+
+
+def _wait_text(page, selector: str, needle: str, timeout: int = 30_000) -> None:
+    page.wait_for_function(f"() => {{ const e = document.querySelector({selector!r});"
+                           f" return e && e.innerText.includes({needle!r}); }}", timeout=timeout)
+
+
+def test_search_words_compare_as_a_job_flips_adopt_and_serve_the_ensemble(page, studio):
+    _, ctx = studio
+    _tab(page, "Compare")
+    page.locator("#ps-search").get_by_text("Search label words (on the training rows)").click()
+    page.locator("#ps-search-go").click()
+    _wait_text(page, "#ps-search-msg", "training rows", 60_000)
+    searched = page.locator("#ps-search-words textarea").input_value()
+    assert searched.startswith("negative: ") and "positive: " in searched
+    table = _text(page, "#ps-search-table")
+    assert "negative" in table and "positive" in table and searched.split("\n")[0].split(": ")[1] in table
+    page.locator("#ps-search-save").click()
+    _wait_text(page, "#ps-search-msg", "Saved as searched v1")
+    assert "searched v1" in _text(page, "#ps-cmp-words")
+
+    page.locator("#ps-cmp-limit input").fill("16")
+    page.locator("#ps-cmp-ensembles").get_by_label("uniform").check()
+    page.locator("#ps-cmp-ensembles").get_by_label("fitted").check()
+    page.locator("#ps-cmp-go").click()
+    _wait_text(page, "#ps-cmp-msg", "Comparison #")            # queued or running: the page is not blocked
+    _wait_text(page, "#ps-cmp-msg", "combinations on 16 dev rows", 240_000)
+    table = _text(page, "#ps-cmp-table")
+    assert "V1: " in table and "V2: " in table and "baseline" in table
+    assert "uniform" in _text(page, "#ps-cmp-ensembles-html") and "fitted" in _text(page, "#ps-cmp-ensembles-html")
+    _shot(page, "compare")
+
+    page.locator("#ps-cmp-flips").click()
+    _wait_text(page, "#ps-cmp-flips-out", "Of 16 rows")
+    page.locator("#ps-cmp-flip-index input").fill("0")
+    page.locator("#ps-cmp-flip-show").click()
+    page.wait_for_selector("#ps-flip-a .ps-chip", timeout=30_000)
+    assert page.locator("#ps-flip-b .ps-chip").count() > 3 and "Row 0" in _text(page, "#ps-flip-row")
+
+    page.locator("#ps-cmp-use-row input").fill("2")             # the searched words' row
+    page.locator("#ps-cmp-use").click()
+    _wait_text(page, "#ps-cmp-msg", "Row 2 is now the current template")
+    _tab(page, "Verbalizer")
+    page.wait_for_function(f"() => {{ const t = document.querySelector('#ps-label-words textarea');"
+                           f" return t && t.value === {searched!r}; }}", timeout=15_000)
+
+    ens = [r for r in ctx.store.list_runs(method="ensemble") if "ensemble:fitted" in r.tags][0]
+    _tab(page, "Playground")
+    page.locator("#ps-play-text textarea").fill("a wonderful, moving film")
+    page.locator("#ps-play-runs input").click()
+    page.locator("ul[role='listbox'] li", has_text=f"#{ens.id} ensemble").click()
+    page.locator("#ps-play-go").click()
+    _wait_text(page, "#ps-play-out", f"Run #{ens.id}")
+    assert "ensemble" in _text(page, "#ps-play-out") and "predicted" in _text(page, "#ps-play-out")
+
+    page.reload()                                                # a refreshed page shows the comparison again
+    page.wait_for_selector("#ps-model-state[data-state='ready']", timeout=60_000)
+    _tab(page, "Compare")
+    _wait_text(page, "#ps-cmp-msg", "combinations on 16 dev rows", 30_000)
+    _wait_text(page, "#ps-cmp-table", "V2: ")
