@@ -49,6 +49,15 @@ def test_template_preview_shows_chips_and_errors_at_the_span(client):
     assert "Fix the template" in preview
 
 
+def test_template_preview_shows_demonstrations_from_the_training_rows(client):
+    _, preview = client.predict("{demos}Review: {text_a} Verdict: {mask}", [0], 256, "tail",
+                                "negative: awful\npositive: superb", api_name="/preview")
+    assert "ps-demo" in preview and "2 demonstration(s)" in preview
+    assert "→ awful" in preview and "→ superb" in preview
+    _, plain = client.predict("{demos}Review: {text_a} Verdict: {mask}", [0], 256, "tail", api_name="/preview")
+    assert "2 demonstration(s)" in plain                # words default to what the editor holds
+
+
 def test_length_histogram_summary(client):
     _plot, info = client.predict("{text_a} Verdict: {mask}", 8, "tail", api_name="/lengths")
     assert "truncated" in _text(info) and "examples measured" in _text(info)

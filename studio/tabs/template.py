@@ -7,7 +7,9 @@ from typing import Any
 import gradio as gr
 
 from backend.services import data as data_service
+from backend.errors import StudioError
 from backend.services import preview as preview_service
+from backend.services.versions import parse_label_words
 from backend.services.context import StudioContext
 from studio.shared import Shared
 from studio.tabs.common import as_int, guard, row_picker
@@ -43,19 +45,35 @@ def build(ctx: StudioContext, shared: Shared) -> None:
             lengths_trigger = gr.Button("Measure lengths", elem_id="ps-lengths-trigger")
 
     @guard
-    def do_preview(text: str, picked: list[Any], max_len: Any, trunc: str, sel: dict[str, Any]) -> tuple[str, str]:
+    def do_preview(text: str, picked: list[Any], max_len: Any, trunc: str, sel: dict[str, Any],
+                   words: str = "") -> tuple[str, str]:
         try:
             chosen = data_service.pick(ctx, sel, [as_int(r, 0) for r in (picked or [])])
             every = data_service.examples(ctx, sel)
+            pool = demo_pool(sel, every) if "demos" in (text or "") else []
         except Exception as exc:  # a missing dataset must not hide the template's own errors
-            chosen, every = [], []
+            chosen, every, pool = [], [], []
             data_problem = error_html({"error": {"message": getattr(exc, "message", str(exc))}})
         else:
             data_problem = ""
-        res = preview_service.preview(ctx, text or "", chosen, max_len, trunc, lint_examples=every[:500])
+        res = preview_service.preview(ctx, text or "", chosen, max_len, trunc, lint_examples=every[:500],
+                                      demo_pool=pool, label_words=demo_words(words))
         if "error" in res:
             return error_html(res, text or ""), preview_html(res)
         return lint_html(res["lint"], text or "") + data_problem, preview_html(res)
+
+    def demo_pool(sel: dict[str, Any], every: list[Any]) -> list[Any]:
+        """Demonstrations come from training rows: the train part when the source is split."""
+        parts = data_service.train_dev(ctx, sel)
+        return list(parts[0]) if parts else every
+
+    def demo_words(words: Any) -> Any:
+        """The label-word editor's {class: [words]}, or None (the class names are shown) while it does not parse."""
+        try:
+            spec = parse_label_words(words) if isinstance(words, str) else None
+        except (StudioError, ValueError, RecursionError):   # half-typed or garbage: shown on the Verbalizer tab
+            return None
+        return spec if isinstance(spec, dict) else None
 
     @guard
     def do_lengths(text: str, max_len: Any, trunc: str, sel: dict[str, Any]) -> tuple[Any, str]:
@@ -81,7 +99,7 @@ def build(ctx: StudioContext, shared: Shared) -> None:
     def refresh_rows(sel: dict[str, Any], picked: list[Any]) -> Any:
         return row_picker(ctx, sel, picked, 2)
 
-    preview_inputs = [editor, rows, max_length, truncate, shared.data_sel]
+    preview_inputs = [editor, rows, max_length, truncate, shared.data_sel, shared.label_words]
     preview_outputs = [feedback, preview]
     length_inputs = [editor, max_length, truncate, shared.data_sel]
     # One listener per output, whatever triggers it: Gradio serialises the runs of one listener
@@ -90,8 +108,9 @@ def build(ctx: StudioContext, shared: Shared) -> None:
     # and show an older template over the one in the editor.
     # queue=False: a keystroke's preview is one plain HTTP request (no queue join + event stream); it is a
     # millisecond of pure work, so it needs neither the queue's fairness nor its progress updates
-    gr.on([editor.change, rows.change, max_length.change, truncate.change, shared.model_state.change,
-           shared.page.load], do_preview, preview_inputs, preview_outputs, trigger_mode="always_last",
+    gr.on([editor.change, rows.change, max_length.change, truncate.change, shared.label_words.change,
+           shared.model_state.change, shared.page.load], do_preview, preview_inputs, preview_outputs,
+          trigger_mode="always_last",
           api_name="preview", queue=False, show_progress="hidden")
     # the page clicks the hidden trigger when typing pauses (see studio.style.HEAD_JS)
     gr.on([lengths_trigger.click, max_length.change, truncate.change, shared.data_sel.change,
