@@ -74,6 +74,8 @@ def test_instance_term_pulls_a_class_together_and_counts():
     tight = torch.nn.functional.normalize(torch.tensor([[1.0, 0.0]] * 3 + [[-1.0, 0.0]] * 3), dim=-1)
     assert float(instance_loss(tight, labels, 1.0)) < float(instance_loss(v, labels, 1.0))
     assert float(instance_loss(v, torch.zeros(6, dtype=torch.long), 1.0)) == 0.0   # no negatives
+    sharp = instance_loss(v, labels, 0.01)     # in log space: a sharp temperature does not overflow
+    assert torch.isfinite(sharp) and float(sharp) > 0
     # the weight switches the term: with it the loss is larger than the prototype term alone
     head = prototype_head(16, 2, 8, 1.0, "prototypes", instance_weight=0.0)
     head.train()

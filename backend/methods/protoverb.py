@@ -80,10 +80,10 @@ def instance_loss(v: torch.Tensor, labels: torch.Tensor, temperature: float) -> 
 
     sim = (v @ v.T) / temperature                           # (B, B), symmetric
     same = labels[:, None] == labels[None, :]
-    neg = torch.where(same, torch.zeros_like(sim), sim.exp()).sum(0)       # (B,) per anchor column
-    if not bool((neg > 0).any()):
+    log_neg = torch.logsumexp(sim.masked_fill(same, float("-inf")), dim=0)   # (B,) per anchor, in log space
+    if bool(torch.isinf(log_neg).all()):
         return sim.new_zeros(())
-    per_pair = -(sim - torch.log(sim.exp() + neg[None, :]))                # (a, j)
+    per_pair = torch.logaddexp(sim, log_neg[None, :]) - sim                   # (a, j); 0 without negatives
     per_anchor = (per_pair * same).sum(0) / same.sum(0)
     return per_anchor.sum()
 
@@ -102,7 +102,7 @@ class ProtoVerb(Method):
                               "combines them; prototypes: the prototypes alone, when no label words fit"),
         "dim": Option(int, 64, min=2, max=4096, label="Prototype size",
                       doc="size of the projected space the prototypes live in (the paper's 64 by default)"),
-        "temperature": Option(float, 1.0, gt=0.0, max=10.0, label="Temperature", advanced=True,
+        "temperature": Option(float, 1.0, min=0.01, max=10.0, label="Temperature", advanced=True,
                               doc="cosine similarities are divided by it before the softmax; lower is sharper "
                                   "(1.0 as in the paper's code)"),
         "instance_weight": Option(float, 1.0, min=0.0, max=10.0, label="Instance-instance weight",
