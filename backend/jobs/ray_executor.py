@@ -100,14 +100,14 @@ def run_task(run_id: int, artifacts_root: str, db_url: str, submitted_by: str) -
     store = open_store(db_url, Path(artifacts_root))
     try:
         with StopOnSignal() as stop:     # ray.cancel(force=False) is a SIGINT here: a clean 'cancelled'
-            if not _start(store, run_id, submitted_by):
+            if not start_queued(store, run_id, submitted_by):
                 return store.get_run(run_id).status
             return execute(store, run_id, stop=stop)
     finally:
         store.close()
 
 
-def _start(store: Any, run_id: int, submitted_by: str) -> bool:
+def start_queued(store: Any, run_id: int, submitted_by: str, what: str = "a Ray task") -> bool:
     """queued -> running, from this process (so host and pid are the Ray worker's). False when the run
     is no longer queued: cancelled meanwhile, or claimed by another worker sharing the store (the
     transition is checked under the row lock, so two never both start it)."""
@@ -116,7 +116,7 @@ def _start(store: Any, run_id: int, submitted_by: str) -> bool:
     if store.get_run(run_id).status != "queued":
         return False
     try:
-        store.set_status(run_id, "running", note=f"started by a Ray task ({_where()}), submitted by {submitted_by}")
+        store.set_status(run_id, "running", note=f"started by {what} ({_where()}), submitted by {submitted_by}")
     except InvalidTransition:
         return False
     return True
@@ -230,6 +230,8 @@ class RayWorker(Worker):
         self.runs.finished()
         self.runs.cancel_orphans()
         self.store.reap_dead_runs(self.stale_after_s, exclude=self.children)
+        if self.children:
+            self._supervise()        # sweeps queued with early stopping: ASHA from the store, as locally
         started = []
         free = self.concurrency - len(self.children)
         if free > 0:

@@ -25,7 +25,8 @@ def supervise(store: Any, *, now: Callable[[], float] = time.time) -> list[Stop]
     rules: dict[str, dict[str, Any]] = {}
     for r in store.list_runs(status="running", limit=None):
         sweep = (r.config or {}).get("sweep") or {}
-        if sweep.get("early_stop") and sweep.get("name"):
+        # a sweep run through Ray Tune has Tune's ASHA deciding (backend.sweeps.ray_tune): not decided twice
+        if sweep.get("early_stop") and sweep.get("name") and sweep.get("executor") != "ray-tune":
             rules[sweep["name"]] = sweep["early_stop"]
     made = []
     for name, rule in rules.items():
