@@ -148,3 +148,31 @@ def test_comparison_runs_in_the_job_runners_child_process(tmp_path, smol_tok):
                                              for r in res["rows"])
     finally:
         ctx.close()
+
+
+def test_soft_prompt_inspector_shows_two_runs_side_by_side_with_their_drift(ctx, tmp_path):
+    from backend.jobs import submit
+    from backend.jobs.child import train_recorded
+
+    ids = []
+    for lr in (0.01, 0.5):
+        out = tmp_path / f"run-{lr}"
+        cfg = runconfig.build(ctx, template="{text_a} It was {mask}", label_words=WORDS[0], max_length=64,
+                              selection=data.default_selection(), method="prompt-tuning",
+                              options={"num_tokens": 2, "init": "vocab"},
+                              train={"steps": 4, "batch_size": 4, "lr": lr, "eval_every": 2, "eval_limit": 8,
+                                     "output_dir": str(out)})
+        run_id = submit(ctx.store, cfg, status="running")
+        assert train_recorded(ctx.store, run_id, cfg, out_dir=out, loaded=ctx.model.get()).status == "succeeded"
+        ids.append(run_id)
+    res = workbench.inspect_soft(ctx, ids, 3)
+    assert "error" not in res, res
+    slow, fast = res["runs"]
+    assert [r["run_id"] for r in res["runs"]] == ids and slow["soft_tokens"] == fast["soft_tokens"] == 2
+    assert [s["step"] for s in slow["trajectory"]] == [0, 2, 4]            # the start and every evaluation
+    assert fast["trajectory"][-1]["mean_relative_change"] > slow["trajectory"][-1]["mean_relative_change"] > 0
+    assert all(len(t["nearest"]) == 3 for t in fast["tokens"])
+    zero = _zero_shot(ctx)
+    assert "no trained artifacts" in workbench.inspect_soft(ctx, [zero])["error"]["message"]
+    assert "one or two" in workbench.inspect_soft(ctx, [])["error"]["message"]
+    assert "one or two" in workbench.inspect_soft(ctx, ids + [zero])["error"]["message"]

@@ -57,3 +57,29 @@ def test_a_run_without_soft_tokens_is_refused_with_the_reason(bert_tok, tmp_path
     lm, out = _train(bert_tok, {"name": "bitfit"}, tmp_path)
     with pytest.raises(ConfigError, match="no soft tokens"):
         inspect_run(out, lm)
+
+
+def test_drift_over_training_is_read_from_the_recorded_trajectory(bert_tok, tmp_path):
+    from backend.training.trajectory import TRAJECTORY, read_trajectory
+
+    lm = tiny_model("masked", bert_tok)
+    cfg = RunConfig.from_dict({"model": "tiny", "data": {"eval": "x"}, "template": "{text_a} It was {mask}.",
+                               "verbalizer": {"negative": ["bad"], "positive": ["good"]},
+                               "method": {"name": "prompt-tuning", "num_tokens": 2, "init": "vocab"},
+                               "train": {"steps": 4, "batch_size": 4, "lr": 0.3, "eval_every": 2,
+                                         "output_dir": str(tmp_path)}})
+    assert run_training(cfg, sink=MemorySink(), loaded=lm, data=DATA).status == "succeeded"
+    path = read_trajectory(tmp_path / "final" / TRAJECTORY)
+    assert [s for s, _ in path] == [0, 2, 4] and path[0][1].shape == (2, lm.model.config.hidden_size)
+    report = inspect_run(tmp_path, lm, k=2)
+    assert report["initialisation"] == "recorded when training started"
+    steps = report["trajectory"]
+    assert [s["step"] for s in steps] == [0, 2, 4]
+    assert steps[0]["mean_relative_change"] == 0 and steps[0]["mean_cosine_to_init"] == pytest.approx(1.0)
+    assert steps[2]["mean_relative_change"] > steps[1]["mean_relative_change"] > 0   # it keeps moving
+    # a run without a trajectory (trained before it was kept) still gets its start rebuilt
+    (tmp_path / "final" / TRAJECTORY).unlink()
+    again = inspect_run(tmp_path, lm, k=2)
+    assert again["initialisation"].startswith("rebuilt") and again["trajectory"] == []
+    for a, b in zip(report["tokens"], again["tokens"]):
+        assert a["relative_change"] == pytest.approx(b["relative_change"], rel=1e-5)

@@ -172,6 +172,34 @@ def search_words(ctx: StudioContext, *, template: str, selection: dict[str, Any]
     return out
 
 
+
+@service("inspect")
+def inspect_soft(ctx: StudioContext, run_ids: Sequence[Any], k: int = 5) -> dict[str, Any]:
+    """One or two trained runs' soft tokens, side by side: nearest vocabulary rows, drift from the
+    initialisation, and the drift at every evaluation of their training."""
+    from backend.serving import materialize_run
+    from backend.workbench.inspect import inspect_run
+
+    ids = [int(i) for i in run_ids if i is not None]
+    if not ids or len(ids) > 2:
+        return user_error("give one or two trained runs to inspect", "inspect")
+    if not 1 <= int(k) <= 50:
+        return user_error("nearest tokens: between 1 and 50", "inspect")
+    out = []
+    for run_id in ids:
+        info = ctx.store.get_run(run_id)
+        if info.status != "succeeded":
+            return user_error(f"run #{run_id} is {info.status}; inspect a finished trained run", "inspect")
+        if (info.config or {}).get("model") != ctx.model.spec:
+            return user_error(f"run #{run_id} was trained on {(info.config or {}).get('model')!r}, not on the "
+                              f"loaded base model {ctx.model.spec!r}", "inspect")
+        folder = materialize_run(ctx.store, run_id, ctx.data_dir / "serving")
+        loaded = ctx.model.get()
+        with ctx.model.lock:
+            out.append({"run_id": run_id, "name": (info.config or {}).get("name"), **inspect_run(folder, loaded, int(k))})
+    return {"runs": out}
+
+
 DRAFT = "the editor's draft"
 
 

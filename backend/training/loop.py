@@ -27,6 +27,7 @@ from backend.training.checkpoint import (has_checkpoint, load_checkpoint, load_t
 from backend.training.events import Progress, Sink
 from backend.training.heap import buffers_returned_to_os
 from backend.training.options import SOFT_PREFIXES, Resolved
+from backend.training.trajectory import record_soft
 
 BEST = "best.safetensors"
 
@@ -115,6 +116,8 @@ def train_loop(tuned: TunedModel, tokenizer: Any, data: TrainData, opts: Resolve
     nproc, rank = accelerator.num_processes, accelerator.process_index
     main = accelerator.is_main_process
     pm.train()
+    if main and state["step"] == 0:
+        record_soft(out_dir, pm, 0)     # the initialisation: where drift is measured from (trajectory.py)
     status = "succeeded"
     # CPU: activation buffers go back to the OS when freed instead of fragmenting the heap (see heap.py).
     with buffers_returned_to_os() if device.type == "cpu" else contextlib.nullcontext():
@@ -177,6 +180,8 @@ def _eval_step(tuned: TunedModel, tokenizer: Any, data: TrainData, opts: Resolve
     progress.metrics("eval", metrics, state["step"])
     value = float(metrics.get(opts.metric, math.nan))
     state["history"].append({"step": state["step"], opts.metric: value})
+    if save:
+        record_soft(out_dir, tuned.pm, state["step"])
     best = state["best_metric"]
     if best is None or value > best:
         state.update(best_metric=value, best_step=state["step"], bad_evals=0)

@@ -2,10 +2,11 @@
 
 For every soft token of a trained run (a template's ``{soft}`` tokens, prompt tuning's prepended tokens,
 the output of P-tuning's encoder), the vocabulary rows nearest to it by cosine and its drift from its
-initialisation (cosine to the initial vector and the relative L2 change). The initial vectors are rebuilt
-the way training built them (the run's method options and training seed), so nothing extra had to be
-saved. Prefix tuning trains keys and values per layer, not input vectors: it has nothing to read as
-tokens and is refused with that reason.
+initialisation (cosine to the initial vector and the relative L2 change), and the drift over training:
+the vectors recorded at the start and at every evaluation (``backend.training.trajectory``). Runs
+trained before the trajectory was kept get their initial vectors rebuilt the way training built them (the
+run's method options and training seed). Prefix tuning trains keys and values per layer, not input
+vectors: it has nothing to read as tokens and is refused with that reason.
 """
 from __future__ import annotations
 
@@ -20,12 +21,13 @@ from backend.errors import ConfigError
 
 def soft_vectors(pm: Any) -> torch.Tensor:
     """(n, H) input vectors the soft tokens 1..n feed the model (P-tuning: its encoder's output)."""
-    if pm.soft_embedding is None or not pm.template.num_soft_tokens:
+    from backend.training.trajectory import soft_rows
+
+    rows = soft_rows(pm)
+    if rows is None:
         raise ConfigError("this run has no soft tokens to inspect (prefix tuning trains per-layer keys and "
                           "values, LoRA and other deltas change weights, not input vectors)")
-    ids = torch.arange(1, pm.template.num_soft_tokens + 1, device=pm.plm.get_input_embeddings().weight.device)
-    with torch.no_grad():
-        return pm.soft_embedding(ids).float().cpu()
+    return rows
 
 
 def nearest_tokens(vectors: torch.Tensor, embedding: torch.Tensor, tokenizer: Any,
@@ -53,17 +55,37 @@ def inspect_run(run_dir: Path, loaded: Any, k: int = 5) -> dict[str, Any]:
     from backend.prompts.verbalizer import parse_verbalizer
     from backend.training.artifacts import load_trained, read_run_meta
 
+    from backend.training.trajectory import TRAJECTORY, read_trajectory
+
     meta = read_run_meta(run_dir)
     trained = soft_vectors(load_trained(run_dir, copy.deepcopy(loaded.model), loaded.tokenizer).pm)
-    v = meta["verbalizer"]
-    verb = parse_verbalizer(v, meta["classes"]) if "label_words" in v else parse_verbalizer(v)
-    seed = int((meta["config"].get("train") or {}).get("seed", 0))
-    init = soft_vectors(build_tuned_model(copy.deepcopy(loaded.model), loaded.tokenizer, meta["kind"],
-                                          meta["config"]["template"], verb, meta["method"], meta["options"],
-                                          seed=seed).pm)
+    path = read_trajectory(Path(meta["_dir"]) / TRAJECTORY)
+    if path and path[0][0] == 0:
+        init, init_from = path[0][1], "recorded when training started"
+    else:   # a run trained before trajectories were kept: rebuilt from its options and seed
+        v = meta["verbalizer"]
+        verb = parse_verbalizer(v, meta["classes"]) if "label_words" in v else parse_verbalizer(v)
+        seed = int((meta["config"].get("train") or {}).get("seed", 0))
+        init = soft_vectors(build_tuned_model(copy.deepcopy(loaded.model), loaded.tokenizer, meta["kind"],
+                                              meta["config"]["template"], verb, meta["method"], meta["options"],
+                                              seed=seed).pm)
+        init_from = "rebuilt from the run's options and seed"
     emb = loaded.model.get_input_embeddings().weight
     near, moved, start = nearest_tokens(trained, emb, loaded.tokenizer, k), drift(trained, init), \
         nearest_tokens(init, emb, loaded.tokenizer, 1)
-    return {"method": meta["method"], "soft_tokens": len(near),
+    return {"method": meta["method"], "soft_tokens": len(near), "initialisation": init_from,
             "tokens": [{"index": i + 1, "nearest": n, "initial_nearest": s[0], **d}
-                       for i, (n, d, s) in enumerate(zip(near, moved, start))]}
+                       for i, (n, d, s) in enumerate(zip(near, moved, start))],
+            "trajectory": drift_over_training(path, init)}
+
+
+def drift_over_training(path: list[tuple[int, torch.Tensor]], init: torch.Tensor) -> list[dict[str, Any]]:
+    """Per recorded step (the start and every evaluation): the soft tokens' mean and largest relative
+    change from ``init`` and their mean cosine to it."""
+    out = []
+    for step, vectors in path:
+        d = drift(vectors, init)
+        rel = [x["relative_change"] for x in d]
+        out.append({"step": step, "mean_relative_change": sum(rel) / len(rel), "max_relative_change": max(rel),
+                    "mean_cosine_to_init": sum(x["cosine_to_init"] for x in d) / len(d)})
+    return out

@@ -18,7 +18,7 @@ from studio.tabs.common import as_int, guard
 from studio.views.messages import error_html, info_html
 from studio.views.tokens import example_html
 from studio.views.workbench import (COMPARE_HEADERS, SEARCH_HEADERS, compare_rows, ensembles_html, flip_row_html,
-                                    flips_html, progress_html, search_rows)
+                                    flips_html, inspect_html, progress_html, search_rows)
 
 HELP = ("Pick saved versions (or the editors' drafts) on both sides: every template is scored with every set "
         "of label words on **the same dev rows**, one forward pass per template, as one job (it runs in the "
@@ -72,6 +72,13 @@ def build(ctx: StudioContext, shared: Shared) -> None:
             save_name = gr.Textbox("searched", label="Save as verbalizer", elem_id="ps-search-name")
             save_btn = gr.Button("Save as a new verbalizer version", elem_id="ps-search-save")
             adopt_btn = gr.Button("Use in the label-word editor", elem_id="ps-search-use")
+    with gr.Accordion("Soft-prompt inspector (trained runs)", open=False, elem_id="ps-inspect"):
+        with gr.Row():
+            insp_a = gr.Number(None, label="Trained run", precision=0, elem_id="ps-inspect-a")
+            insp_b = gr.Number(None, label="Beside it (optional)", precision=0, elem_id="ps-inspect-b")
+            insp_k = gr.Number(5, label="Nearest tokens", precision=0, minimum=1, maximum=50, elem_id="ps-inspect-k")
+            insp_btn = gr.Button("Inspect soft prompts", elem_id="ps-inspect-go")
+        insp_out = gr.HTML(elem_id="ps-inspect-out")
     last = gr.State({})
     timer = gr.Timer(POLL_S, active=False)
 
@@ -178,6 +185,12 @@ def build(ctx: StudioContext, shared: Shared) -> None:
                           "; it is picked for the next comparison."), gr.Dropdown(choices=choices, value=value))
 
     @guard
+    def do_inspect(a: Any, b: Any, k: Any) -> str:
+        ids = [as_int(x, 0) for x in (a, b) if x is not None]
+        res = workbench.inspect_soft(ctx, ids, as_int(k, 5))
+        return error_html(res) if "error" in res else inspect_html(res)
+
+    @guard
     def do_load() -> tuple[Any, Any]:
         latest = workbench.latest_comparison(ctx)
         return (latest, gr.Timer(active=True)) if latest is not None else (gr.skip(), gr.Timer(active=False))
@@ -198,5 +211,6 @@ def build(ctx: StudioContext, shared: Shared) -> None:
     save_btn.click(do_save, [save_name, found, shared.data_sel, words], [search_msg, words],
                    api_name="save_searched_words")
     adopt_btn.click(lambda t: t, [found], [shared.label_words], api_visibility="private")
+    insp_btn.click(do_inspect, [insp_a, insp_b, insp_k], [insp_out], api_name="inspect_soft_prompts")
     shared.on_load.append((do_refresh, [templates, words], [templates, words]))
     shared.on_load.append((do_load, [], [job, timer]))

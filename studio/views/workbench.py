@@ -118,3 +118,39 @@ def search_rows(res: dict[str, Any]) -> list[list[Any]]:
     """Every candidate per class with its scores (the chosen word first in each class)."""
     return [[c, x["word"], round(x["likelihood"], 4), round(x["separation"], 4)]
             for c, cands in res["candidates"].items() for x in cands]
+
+
+def _nearest(near: list[dict[str, Any]]) -> str:
+    return ", ".join(f"{n['token']} ({n['cosine']:.2f})" for n in near)
+
+
+def _bar(value: float, scale: float) -> str:
+    width = 0 if scale <= 0 else min(100, int(round(100 * value / scale)))
+    return (f"<span style='display:inline-block;width:80px;background:#eee'><span style='display:inline-block;"
+            f"height:8px;width:{width}%;background:#6366f1'></span></span> {value:.3f}")
+
+
+def inspect_html(res: dict[str, Any]) -> str:
+    """Soft-prompt inspector: one card per run (side by side): each soft token's nearest vocabulary rows
+    and drift from its start, and the drift at every evaluation of training."""
+    cards = []
+    for r in res["runs"]:
+        scale = max([t["relative_change"] for t in r["tokens"]] +
+                    [s["max_relative_change"] for s in r["trajectory"]] + [1e-12])
+        toks = "".join(
+            f"<tr><td>{t['index']}</td><td>{escape(_nearest(t['nearest']))}"
+            f"</td><td>{escape(t['initial_nearest']['token'])}</td><td>{t['cosine_to_init']:.3f}</td>"
+            f"<td>{_bar(t['relative_change'], scale)}</td></tr>" for t in r["tokens"])
+        steps = "".join(f"<tr><td>{s['step']}</td><td>{_bar(s['mean_relative_change'], scale)}</td>"
+                        f"<td>{s['max_relative_change']:.3f}</td><td>{s['mean_cosine_to_init']:.3f}</td></tr>"
+                        for s in r["trajectory"])
+        trajectory = (f"<h5>Drift over training</h5><table class='ps-flip-table ps-drift'><tr><th>step</th>"
+                      f"<th>mean change</th><th>largest</th><th>mean cosine to start</th></tr>{steps}</table>"
+                      if steps else "<p>No trajectory was recorded for this run (trained before it was kept, "
+                                    "or without evaluations).</p>")
+        cards.append(f"<div class='ps-card' style='flex:1;min-width:340px' id='ps-inspect-{r['run_id']}'>"
+                     f"<div><b>Run #{r['run_id']}</b> {escape(r['method'])} {escape(r.get('name') or '')}: "
+                     f"{r['soft_tokens']} soft tokens, start {escape(r['initialisation'])}</div>"
+                     "<table class='ps-flip-table'><tr><th>#</th><th>nearest tokens (cosine)</th><th>started near</th>"
+                     f"<th>cosine to start</th><th>relative change</th></tr>{toks}</table>{trajectory}</div>")
+    return f"<div style='display:flex;gap:12px;flex-wrap:wrap' id='ps-inspect-cards'>{''.join(cards)}</div>"
