@@ -87,6 +87,21 @@ def measure_idle(root: Path, seconds: float) -> dict:
                 proc.kill()
 
 
+class ExitedProcess:
+    """Stands in for a run's process that has already finished: the queue's latency without Python's start-up."""
+
+    def poll(self) -> int:
+        return 0
+
+    def wait(self, timeout: float | None = None) -> int:
+        return 0
+
+    def terminate(self) -> None:
+        pass
+
+    kill = terminate
+
+
 def cmd_latency(n: int) -> None:
     """Runs on the code under test (cwd and PYTHONPATH = its root): submit -> claimed, n runs each way."""
     from backend.config import RunConfig
@@ -94,23 +109,13 @@ def cmd_latency(n: int) -> None:
     from backend.services.jobs import JobRunner
     from storage import open_store
 
-    class Exited:   # a run process that has already finished
-        def poll(self) -> int:
-            return 0
-
-        def wait(self, timeout: float | None = None) -> int:
-            return 0
-
-        def terminate(self) -> None:
-            pass
-
     cfg = RunConfig.from_dict({"template": "{text_a} It was {mask}.", "data": {"eval": "builtin:movie-reviews"},
                                "verbalizer": {"negative": ["bad"], "positive": ["good"]}})
     with tempfile.TemporaryDirectory(prefix="ps-latency-") as tmp:
         url = f"sqlite:///{tmp}/studio.db"
         store, other = open_store(url), open_store(url)
         runner = JobRunner(store)
-        runner.worker._spawn = lambda run_id: Exited()
+        runner.worker._spawn = lambda run_id: ExitedProcess()
         runner.start()
         submit(other, cfg)   # warm-up: imports, first versions
         out: dict[str, list[float]] = {"studio_submit": [], "other_process_submit": []}

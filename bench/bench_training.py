@@ -5,12 +5,15 @@
     python bench/bench_training.py rss            # peak RSS of soft-prompt training (own process)
 
 Results go to bench/results/training_*.json and a short markdown. Speed figures are ratios against PEFT
-measured in the same run (same model, batch, data and method), never absolute thresholds.
+measured in the same run (same model, batch, data and method), never absolute thresholds; ``speed`` also
+gives our step's model-FLOPs utilisation against an fp32 matmul peak measured in the same run
+(bench/mfu.py; bar >= 55%).
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import resource
 import statistics
@@ -26,6 +29,7 @@ RESULTS = ROOT / "bench" / "results"
 TEMPLATE = "Review: {text_a} Sentiment (positive or negative):{mask}"
 VERBALIZER = {"negative": ["negative"], "positive": ["positive"]}
 SEEDS = (13, 21, 42, 87, 100)
+TRAIN_MFU_BAR = 0.55
 
 
 def read_jsonl(path: Path):
@@ -136,9 +140,12 @@ def _our_step_fn(loaded, method: dict, batches):
     pm = tuned.pm.train()
     opt = torch.optim.AdamW([p for _, p in tuned.trainable()], lr=1e-3)
     info = describe_tokenizer(loaded.tokenizer)
-    prepared = []
+    from bench.mfu import needed_tokens, trained_matmul_params, virtual_tokens
+
+    prepared, tokens = [], []
     for b in batches:   # as the training loop does: the batch in chunks within the default token budget
         encs = encode_examples(pm.template, b, loaded.tokenizer, EncodeSettings(profile="causal", max_length=128))
+        tokens.append(needed_tokens(encs, "causal", virtual_tokens(pm.plm)))
         labels = torch.tensor(gold_indices(b, ["negative", "positive"]))
         chunks = split_by_tokens(range(len(b)), [e.length for e in encs], CPU_MICRO_BATCH_TOKENS,
                                  packed=pm.packs_rows)
@@ -151,6 +158,8 @@ def _our_step_fn(loaded, method: dict, batches):
                 loss.backward()
             opt.step()
             opt.zero_grad(set_to_none=True)
+    step.tokens = tokens                                # type: ignore[attr-defined]  (bench/mfu.py's T per batch)
+    step.n_trained = trained_matmul_params(pm)          # type: ignore[attr-defined]
     return step
 
 
@@ -203,10 +212,14 @@ def cmd_speed(args: argparse.Namespace) -> None:
     stock = load_model("smollm2-135m-instruct", dtype="float32", lean=False)   # what a PEFT user gets
     if stock.tokenizer.pad_token is None:
         stock.tokenizer.pad_token = stock.tokenizer.eos_token
+    from bench.mfu import FORMULA, matmul_peak, mfu_entry, non_embedding_params, train_flops
+
     dev = read_jsonl(SST2 / "dev.jsonl")
     batches = [dev[i * 8:(i + 1) * 8] for i in range(4)]
+    n_params = non_embedding_params(loaded.model)
     report = {"setting": {"model": "smollm2-135m-instruct", "batch_size": 8, "steps_timed": args.steps,
-                          "torch_threads": torch.get_num_threads(),
+                          "torch_threads": torch.get_num_threads(), "mfu_formula": FORMULA,
+                          "load_average_start": [round(x, 2) for x in os.getloadavg()],
                           "note": "steps interleaved ours / ours on the stock model / PEFT(max_length) / "
                                   "PEFT(dynamic) so machine load hits all alike; median seconds per optimizer step"},
               "methods": {}}
@@ -223,6 +236,7 @@ def cmd_speed(args: argparse.Namespace) -> None:
                "peft_dynamic": _peft_step_fn(stock, method, batches, "longest")}
         times: dict[str, list[float]] = {k: [] for k in fns}
         cpu: dict[str, list[float]] = {k: [] for k in fns}
+        peak_before = matmul_peak("cpu")
         for i in range(args.steps + 1):
             for k, fn in fns.items():
                 t, c = time.perf_counter(), time.process_time()
@@ -230,20 +244,30 @@ def cmd_speed(args: argparse.Namespace) -> None:
                 if i:   # step 0 is warm-up
                     times[k].append(time.perf_counter() - t)
                     cpu[k].append(time.process_time() - c)
+        peak_after = matmul_peak("cpu")
+        ours = fns["ours"]
+        flops = sum(train_flops(n_params, ours.n_trained, ours.tokens[i % len(batches)])
+                    for i in range(1, args.steps + 1))
+        mfu = dict(mfu_entry(flops, sum(times["ours"]), max(peak_before, peak_after), TRAIN_MFU_BAR),
+                   n_params=n_params, n_trained=ours.n_trained, tokens_per_batch=ours.tokens,
+                   peak_before_after_gflops=[peak_before / 1e9, peak_after / 1e9])
         med = {k: statistics.median(v) for k, v in times.items()}
         med_cpu = {k: statistics.median(v) for k, v in cpu.items()}
         report["methods"][method["name"]] = {
             "median_s": med, "ratio_vs_peft_max_length": med["ours"] / med["peft_max_length"],
             "ratio_vs_peft_dynamic": med["ours"] / med["peft_dynamic"],
             "median_cpu_s": med_cpu, "cpu_ratio_vs_peft_max_length": med_cpu["ours"] / med_cpu["peft_max_length"],
-            "cpu_ratio_vs_peft_dynamic": med_cpu["ours"] / med_cpu["peft_dynamic"]}
+            "cpu_ratio_vs_peft_dynamic": med_cpu["ours"] / med_cpu["peft_dynamic"], "mfu": mfu}
         (RESULTS / "training_speed.json").write_text(json.dumps(report, indent=2))
         print(method["name"], json.dumps(report["methods"][method["name"]]), flush=True)
+    report["setting"]["load_average_end"] = [round(x, 2) for x in os.getloadavg()]
     (RESULTS / "training_speed.json").write_text(json.dumps(report, indent=2))
     speed_markdown(report)
 
 
 def speed_markdown(report: dict) -> None:
+    from bench.mfu import mfu_line
+
     lines = ["# Training step time vs PEFT (SmolLM2-135M, CPU, batch 8, SST-2 dev sentences)", "",
              "Ours: PromptModel, logits only at the mask for the label words, the batch's shared prefix run once, "
              "rows cut after the mask and packed back to back instead of padded, batches over 512 padded tokens "
@@ -265,6 +289,12 @@ def speed_markdown(report: dict) -> None:
                      f"{c['peft_max_length']:.2f} | {m['peft_dynamic']:.2f} / {c['peft_dynamic']:.2f} | "
                      f"{r['ratio_vs_peft_max_length']:.2f} / {r['cpu_ratio_vs_peft_max_length']:.2f} | "
                      f"{r['ratio_vs_peft_dynamic']:.2f} / {r['cpu_ratio_vs_peft_dynamic']:.2f} |")
+    lines += ["", "Model-FLOPs utilisation of our step (all timed steps' needed FLOPs over their wall time; "
+              f"bar >= {100 * TRAIN_MFU_BAR:.0f}%):", ""]
+    lines += [f"- {mfu_line(name, r['mfu'])}" for name, r in report["methods"].items() if "mfu" in r]
+    st = report["setting"]
+    lines += ["", f"Load average (1/5/15 min) at start {st.get('load_average_start')}, at end "
+              f"{st.get('load_average_end')}. {st.get('mfu_formula', '')}"]
     (RESULTS / "training_speed.md").write_text("\n".join(lines) + "\n")
 
 

@@ -13,26 +13,12 @@ from gradio import queueing
 from backend.config import RunConfig
 from backend.jobs import submit
 from backend.services.jobs import JobRunner, sqlite_files
+from bench.bench_idle import ExitedProcess
 from storage import open_store
 from studio.idle_queue import GRADIO_VERSION, WakeableQueue, use_wakeable_queue
 
 CFG = {"template": "{text_a} It was {mask}.", "verbalizer": {"negative": ["bad"], "positive": ["good"]},
        "data": {"eval": "builtin:movie-reviews"}}
-
-
-class _Exited:
-    """A child process that has already finished (the test needs claiming, not training)."""
-
-    def poll(self) -> int:
-        return 0
-
-    def wait(self, timeout: float | None = None) -> int:
-        return 0
-
-    def terminate(self) -> None:
-        pass
-
-    kill = terminate
 
 
 def _wait_until(check, timeout: float) -> float:
@@ -47,7 +33,7 @@ def _wait_until(check, timeout: float) -> float:
 def runner_store(tmp_path):
     store = open_store(f"sqlite:///{tmp_path / 'studio.db'}")
     runner = JobRunner(store, poll_s=0.05, idle_poll_s=30)
-    runner.worker._spawn = lambda run_id: _Exited()
+    runner.worker._spawn = lambda run_id: ExitedProcess()
     yield runner, store
     runner.stop()
     store.close()

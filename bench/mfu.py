@@ -1,0 +1,125 @@
+"""Model-FLOPs utilisation: the work a step needed, per second, against the machine's matmul peak.
+
+Why: speed ratios against other code say nothing about how far we are from what the hardware can do.
+Achieved FLOP/s counts only the work the task needs (never what an implementation happens to do, so
+skipping work does not raise it, while padding, wasted positions or slow kernels lower it); the peak is a
+large square matmul timed in the same process, in the same run, so machine load hits both alike.
+
+What counts (FORMULA below is the text the benches print):
+- N = non-embedding parameters of the base model (input embedding and LM head excluded: a lookup, and our
+  head computes only the label-word rows at one position; norms included).
+- tokens needed = per row, the non-pad tokens up to the read position for a causal LM (later tokens cannot
+  change it), all non-pad tokens for a masked LM, plus a method's virtual tokens that run through every
+  layer (prompt tuning). A shared prefix the model runs once is still counted once per row.
+- forward = 2 N per token (one multiply-add per weight). Attention's score and value products
+  (4 x layers x context x width per token, ~2% of 2N at SST-2's ~60 tokens) are left out.
+- training = forward + backward: the backward pass computes activation gradients through every frozen
+  layer above the first trained part (2 N per token: all methods here train something at the first layer),
+  and activation plus weight gradients of trained matrices (4 x their size per token), whose forward is
+  2 x their size: 4 N + 6 N_trained per token (6 N for full fine-tuning, the usual figure).
+"""
+from __future__ import annotations
+
+import time
+from typing import Any, Iterable
+
+import torch
+from torch import nn
+
+FORMULA = ("MFU = achieved FLOP/s / peak FLOP/s. Achieved: eval 2·N·T, training step (4·N + 6·N_trained)·T "
+           "per second of wall time, N = non-embedding parameters of the base model (embeddings and LM head "
+           "left out, attention's score/value products left out, ~2%), N_trained = trained weights inside "
+           "matmuls (LoRA's A and B; soft prompts and prefixes are lookups), T = tokens needed: per row the "
+           "non-pad tokens up to the position the label is read at (causal LM) plus virtual tokens that run "
+           "through the layers (prompt tuning); a shared prefix run once still counts once per row. "
+           "Peak: the best of repeated square matmuls in the same dtype, timed in the same process right "
+           "before and after the measured work (the higher taken).")
+
+
+def _unique(params: Iterable[nn.Parameter]) -> dict[int, nn.Parameter]:
+    return {id(p): p for p in params}
+
+
+def non_embedding_params(model: nn.Module) -> int:
+    """Parameters outside every embedding table and the output head (tied or not)."""
+    skip: set[int] = set()
+    for m in model.modules():
+        if isinstance(m, nn.Embedding):
+            skip.update(id(p) for p in m.parameters())
+    head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
+    if head is not None:
+        skip.update(id(p) for p in head.parameters())
+    return sum(p.numel() for i, p in _unique(model.parameters()).items() if i not in skip)
+
+
+def trained_matmul_params(model: nn.Module) -> int:
+    """Trainable weights that take part in a per-token matmul (nn.Linear: LoRA's A and B, a head)."""
+    params = _unique(p for m in model.modules() if isinstance(m, nn.Linear) for p in m.parameters(recurse=False))
+    return sum(p.numel() for p in params.values() if p.requires_grad)
+
+
+def virtual_tokens(model: nn.Module) -> int:
+    """Tokens PEFT prompt learning puts in front of every row that run through the layers (prompt
+    tuning, P-tuning); prefix tuning's virtual tokens are keys/values only, so 0 there."""
+    configs = getattr(model, "peft_config", None) or {}
+    for cfg in configs.values():
+        kind = str(getattr(cfg, "peft_type", ""))
+        if kind.endswith(("PROMPT_TUNING", "P_TUNING")):
+            return int(getattr(cfg, "num_virtual_tokens", 0) or 0)
+    return 0
+
+
+def needed_tokens(encoded: Iterable[Any], kind: str, virtual: int = 0) -> int:
+    """Tokens a set of encoded rows needs (see the module docstring)."""
+    total = 0
+    for e in encoded:
+        total += (e.mask_positions[0] + 1 if kind == "causal" else e.length) + virtual
+    return total
+
+
+def forward_flops(n_params: int, tokens: int) -> float:
+    return 2.0 * n_params * tokens
+
+
+def train_flops(n_params: int, n_trained: int, tokens: int) -> float:
+    return (4.0 * n_params + 6.0 * n_trained) * tokens
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def matmul_peak(device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32,
+                sizes: tuple[int, ...] | None = None, repeats: int = 6) -> float:
+    """FLOP/s of the fastest of ``repeats`` square matmuls (best over ``sizes``), in this process now."""
+    dev = torch.device(device)
+    sizes = sizes or ((4096, 8192) if dev.type == "cuda" else (1024, 2048))
+    best = 0.0
+    for n in sizes:
+        a = torch.randn(n, n, device=dev).to(dtype)
+        b = torch.randn(n, n, device=dev).to(dtype)
+        with torch.inference_mode():
+            torch.mm(a, b)   # warm-up: kernel selection, page faults
+            _sync(dev)
+            for _ in range(repeats):
+                t = time.perf_counter()
+                torch.mm(a, b)
+                _sync(dev)
+                best = max(best, 2.0 * n ** 3 / (time.perf_counter() - t))
+    return best
+
+
+def mfu_entry(flops: float, seconds: float, peak: float, bar: float) -> dict[str, Any]:
+    """The figures a bench records: achieved FLOP/s, the peak, their ratio and whether the bar holds."""
+    achieved = flops / seconds if seconds > 0 else 0.0
+    ratio = achieved / peak if peak > 0 else 0.0
+    return {"achieved_gflops": achieved / 1e9, "peak_gflops": peak / 1e9, "mfu": ratio, "bar": bar,
+            "meets_bar": ratio >= bar}
+
+
+def mfu_line(name: str, entry: dict[str, Any]) -> str:
+    """One markdown line: what a reader checks first."""
+    verdict = "meets" if entry["meets_bar"] else "BELOW"
+    return (f"{name}: {entry['achieved_gflops']:.1f} GFLOP/s achieved against a {entry['peak_gflops']:.1f} GFLOP/s "
+            f"matmul peak = **{100 * entry['mfu']:.0f}% MFU** ({verdict} the {100 * entry['bar']:.0f}% bar).")
