@@ -78,7 +78,9 @@ class MultiRunServer:
             raise ConfigError(f"run {key!r} was trained on a {meta['kind']} model; this server holds a "
                               f"{self.kind} model", field="run")
         serving = get_method(meta["method"]).serving
-        if serving == "shared":
+        if (Path(run_dir) / "soft_ensemble.json").exists():   # several soft prompts, one answer (softensemble.py)
+            served = self._attach_soft_ensemble(run_dir, meta)
+        elif serving == "shared":
             served = Served(load_trained(run_dir, self.base, self.tokenizer).pm, meta)
         elif serving == "peft-host":
             served = self._attach_hosted(key, meta)
@@ -90,6 +92,14 @@ class MultiRunServer:
             served = Served(load_trained(run_dir, copy.deepcopy(self.base), self.tokenizer).pm, meta)
         served.pm.eval()
         self.runs[key] = served
+
+    def _attach_soft_ensemble(self, run_dir: str | Path, meta: dict[str, Any]) -> Served:
+        from backend.workbench.softensemble import VECTORS, SoftEnsemble
+
+        spec = json.loads((Path(run_dir) / "soft_ensemble.json").read_text())
+        pm = load_trained(run_dir, self.base, self.tokenizer).pm
+        ens = SoftEnsemble.build(pm, load_file(str(Path(run_dir) / VECTORS))["soft_prompts"], spec["combine"])
+        return Served(pm, meta, ensemble=ens)
 
     def _attach_hooks(self, run_dir: str | Path, meta: dict[str, Any]) -> Served:
         """Blocks hooked onto the shared base (bottleneck adapters): the run's own submodules (beside the

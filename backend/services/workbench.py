@@ -200,6 +200,31 @@ def inspect_soft(ctx: StudioContext, run_ids: Sequence[Any], k: int = 5) -> dict
     return {"runs": out}
 
 
+
+@service("soft-ensemble")
+def soft_ensemble(ctx: StudioContext, run_ids: Sequence[Any], combine: str = "mean") -> dict[str, Any]:
+    """Two or more trained soft prompts of this base model as one ensemble (Lester et al.): scored in one
+    batch on the first run's dev rows, recorded as a run the Playground serves."""
+    from backend.serving import materialize_run
+    from backend.workbench.softensemble import COMBINE, record_soft_ensemble
+
+    ids = list(dict.fromkeys(int(i) for i in run_ids if i is not None))
+    if len(ids) < 2:
+        return user_error("pick at least two trained soft-prompt runs", "runs")
+    if combine not in COMBINE:
+        return user_error(f"combine by {' or '.join(COMBINE)}", "combine")
+    folders = {}
+    for run_id in ids:
+        info = ctx.store.get_run(run_id)
+        if info.status != "succeeded" or (info.config or {}).get("model") != ctx.model.spec:
+            return user_error(f"run #{run_id} is not a finished run trained on the loaded base model "
+                              f"{ctx.model.spec!r}", "runs")
+        folders[run_id] = materialize_run(ctx.store, run_id, ctx.data_dir / "serving")
+    loaded = ctx.model.get()
+    with ctx.model.lock:
+        return record_soft_ensemble(ctx.store, folders, combine, loaded, project=ctx.project)
+
+
 DRAFT = "the editor's draft"
 
 

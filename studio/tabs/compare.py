@@ -18,7 +18,7 @@ from studio.tabs.common import as_int, guard
 from studio.views.messages import error_html, info_html
 from studio.views.tokens import example_html
 from studio.views.workbench import (COMPARE_HEADERS, SEARCH_HEADERS, compare_rows, ensembles_html, flip_row_html,
-                                    flips_html, inspect_html, progress_html, search_rows)
+                                    flips_html, inspect_html, progress_html, search_rows, soft_ensemble_html)
 
 HELP = ("Pick saved versions (or the editors' drafts) on both sides: every template is scored with every set "
         "of label words on **the same dev rows**, one forward pass per template, as one job (it runs in the "
@@ -79,6 +79,13 @@ def build(ctx: StudioContext, shared: Shared) -> None:
             insp_k = gr.Number(5, label="Nearest tokens", precision=0, minimum=1, maximum=50, elem_id="ps-inspect-k")
             insp_btn = gr.Button("Inspect soft prompts", elem_id="ps-inspect-go")
         insp_out = gr.HTML(elem_id="ps-inspect-out")
+    with gr.Accordion("Soft-prompt ensemble (Lester et al.)", open=False, elem_id="ps-softens"):
+        with gr.Row():
+            se_runs = gr.Textbox(label="Trained soft-prompt runs (ids, comma-separated)", placeholder="12, 15, 17",
+                                 elem_id="ps-softens-runs")
+            se_how = gr.Radio(["mean", "majority"], value="mean", label="Combine by", elem_id="ps-softens-combine")
+            se_btn = gr.Button("Evaluate and record the ensemble", elem_id="ps-softens-go")
+        se_out = gr.HTML(elem_id="ps-softens-out")
     last = gr.State({})
     timer = gr.Timer(POLL_S, active=False)
 
@@ -185,6 +192,15 @@ def build(ctx: StudioContext, shared: Shared) -> None:
                           "; it is picked for the next comparison."), gr.Dropdown(choices=choices, value=value))
 
     @guard
+    def do_soft_ensemble(text: str, how: str) -> str:
+        parts = [p.strip().lstrip("#") for p in (text or "").replace(";", ",").split(",") if p.strip()]
+        bad = [p for p in parts if not p.isdigit()]
+        if bad or len(parts) > 16:
+            return error_html({"error": {"message": f"give run ids like '12, 15' ({'not a run id: ' + bad[0][:40] if bad else 'at most 16'})"}})
+        res = workbench.soft_ensemble(ctx, [int(p) for p in parts], str(how or "mean"))
+        return error_html(res) if "error" in res else soft_ensemble_html(res)
+
+    @guard
     def do_inspect(a: Any, b: Any, k: Any) -> str:
         ids = [as_int(x, 0) for x in (a, b) if x is not None]
         res = workbench.inspect_soft(ctx, ids, as_int(k, 5))
@@ -212,5 +228,6 @@ def build(ctx: StudioContext, shared: Shared) -> None:
                    api_name="save_searched_words")
     adopt_btn.click(lambda t: t, [found], [shared.label_words], api_visibility="private")
     insp_btn.click(do_inspect, [insp_a, insp_b, insp_k], [insp_out], api_name="inspect_soft_prompts")
+    se_btn.click(do_soft_ensemble, [se_runs, se_how], [se_out], api_name="soft_prompt_ensemble")
     shared.on_load.append((do_refresh, [templates, words], [templates, words]))
     shared.on_load.append((do_load, [], [job, timer]))

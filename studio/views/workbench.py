@@ -154,3 +154,13 @@ def inspect_html(res: dict[str, Any]) -> str:
                      "<table class='ps-flip-table'><tr><th>#</th><th>nearest tokens (cosine)</th><th>started near</th>"
                      f"<th>cosine to start</th><th>relative change</th></tr>{toks}</table>{trajectory}</div>")
     return f"<div style='display:flex;gap:12px;flex-wrap:wrap' id='ps-inspect-cards'>{''.join(cards)}</div>"
+
+
+def soft_ensemble_html(res: dict[str, Any]) -> str:
+    """The recorded soft-prompt ensemble against each of its members, on the same dev rows."""
+    members = "".join(f"<tr><td>#{m['run_id']}</td><td>{m['accuracy']:.3f}</td></tr>" for m in res["members"])
+    return (f"<div id='ps-softens-result'><p>Soft-prompt ensemble of {res['prompts']} prompts ({escape(res['combine'])}) "
+            f"recorded as run <b>#{res['run_id']}</b>: accuracy {_ci(res['accuracy'], res['accuracy_ci'])}, "
+            f"macro-F1 {res['macro_f1']:.3f} on {res['n']} dev rows (one batch, rows replicated per prompt). "
+            "Pick it in the Playground to try it.</p><table class='ps-flip-table'><tr><th>member</th>"
+            f"<th>accuracy alone</th></tr>{members}</table></div>")

@@ -1,0 +1,192 @@
+"""Soft-prompt ensembles (Lester et al. 2021, "prompt ensembling"): several soft prompts trained on one
+frozen base model, evaluated in one batch and combined into one prediction.
+
+Why one batch: the prompts differ only in their soft vectors, so each row is replicated once per prompt
+and every replica gets its own soft-token ids (prompt p's token s becomes id ``p * n + s`` in one stacked
+table); one forward over P x N rows scores all prompts, as the paper does, instead of P passes.
+Combined by ``mean`` (the mean class probability) or ``majority`` (each prompt votes its top class; the
+vote shares are the answer, ties broken by the mean probability).
+
+Members must share everything but their soft vectors: template, label words, classes, model kind, and no
+other trained part (a soft verbalizer, a class head, adapters). The stacked vectors are saved with the
+ensemble's run, so it serves from its own artifacts (and its bundle) without its members.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from backend.batching import EncodeSettings, collate, encode_examples, length_sorted_batches
+from backend.errors import ConfigError
+from backend.prompt_model import PromptModel
+from backend.prompts.example import Example
+from backend.training.trajectory import soft_rows
+
+COMBINE = ("mean", "majority")
+SOFT_METHODS = ("prompt-tuning", "soft-prompt", "p-tuning")
+VECTORS = "soft_prompts.safetensors"      # (P, n, H) stacked soft vectors, key "soft_prompts"
+MAX_PROMPTS = 16
+
+
+def check_members(metas: Sequence[dict[str, Any]]) -> None:
+    """Refuse members that differ in anything but their soft vectors (said per member)."""
+    if not 2 <= len(metas) <= MAX_PROMPTS:
+        raise ConfigError(f"a soft-prompt ensemble takes 2 to {MAX_PROMPTS} trained runs", field="runs")
+    first = metas[0]
+    for m in metas:
+        who = f"run {m.get('run_id', '?')}"
+        if m["method"] not in SOFT_METHODS:
+            raise ConfigError(f"{who} is a {m['method']} run; a soft-prompt ensemble takes "
+                              f"{', '.join(SOFT_METHODS)} runs", field="runs")
+        if (m["options"] or {}).get("head") not in (None, "words", "label-words"):
+            raise ConfigError(f"{who} trained a {m['options'].get('head')} head as well as its soft prompt; "
+                              "only soft prompts on label words can be ensembled", field="runs")
+        for key in ("template_text", "verbalizer", "classes", "kind"):
+            if m[key] != first[key]:
+                raise ConfigError(f"{who} differs from run {first.get('run_id', '?')} in its {key.replace('_', ' ')}:"
+                                  " members may differ only in their soft prompts", field="runs")
+        if m["config"].get("model") != first["config"].get("model"):
+            raise ConfigError(f"{who} was trained on another base model", field="runs")
+
+
+def stack_vectors(pms: Sequence[PromptModel]) -> torch.Tensor:
+    """(P, n, H): each member's soft-token input vectors (P-tuning: its encoder's output)."""
+    rows = [soft_rows(pm) for pm in pms]
+    if any(r is None for r in rows) or len({tuple(r.shape) for r in rows}) != 1:   # type: ignore[union-attr]
+        raise ConfigError("every member needs the same number of soft tokens", field="runs")
+    return torch.stack(rows)   # type: ignore[arg-type]
+
+
+@dataclasses.dataclass
+class SoftEnsemble:
+    pm: PromptModel                  # the members' shared template and verbalizer; its soft table is the stack
+    prompts: int
+    tokens: int
+    combine: str = "mean"
+    batch_size: int = 32
+
+    @classmethod
+    def build(cls, pm: PromptModel, vectors: torch.Tensor, combine: str) -> SoftEnsemble:
+        """``pm`` (any member, on the shared base) scores every prompt once its soft table is the stack."""
+        if combine not in COMBINE:
+            raise ConfigError(f"combine by {' or '.join(COMBINE)}, not {combine!r}", field="combine")
+        p, n, h = vectors.shape
+        table = nn.Embedding(p * n + 1, h).to(pm.plm.get_input_embeddings().weight.device)
+        with torch.no_grad():
+            table.weight.zero_()
+            table.weight[1:] = vectors.reshape(p * n, h).to(table.weight.device, table.weight.dtype)
+        table.requires_grad_(False)
+        pm.soft_embedding = table
+        pm.eval()
+        return cls(pm, p, n, combine)
+
+    def member_scores(self, examples: Sequence[Example], tokenizer: Any, settings: EncodeSettings,
+                      info: Any) -> np.ndarray:
+        """(P, N, C) class log-probs of every prompt, from one pass over the replicated rows."""
+        encs = encode_examples(self.pm.template, list(examples), tokenizer, settings, info)
+        rows = [dataclasses.replace(e, soft_token_ids=tuple(s + p * self.tokens if s > 0 else 0
+                                                            for s in e.soft_token_ids))
+                for p in range(self.prompts) for e in encs]
+        out = np.empty((len(rows), len(self.pm.verbalizer.classes)), dtype=np.float32)
+        with torch.inference_mode():
+            for idx in length_sorted_batches([e.length for e in rows], self.batch_size):
+                batch = collate([rows[i] for i in idx], info.pad_id, self.pm.label_rows.device)
+                out[idx] = self.pm(batch).float().cpu().numpy()
+        return out.reshape(self.prompts, len(encs), -1)
+
+    def scores(self, examples: Sequence[Example], tokenizer: Any, settings: EncodeSettings, info: Any) -> torch.Tensor:
+        """(N, C) log-probs of the combination."""
+        return torch.from_numpy(combine(self.member_scores(examples, tokenizer, settings, info), self.combine))
+
+
+def combine(member: np.ndarray, how: str) -> np.ndarray:
+    """(P, N, C) member log-probs -> (N, C) log-probs: mean probability, or vote shares (ties to the mean)."""
+    mean = np.exp(member).mean(0)
+    if how == "mean":
+        return np.log(np.clip(mean, 1e-12, None)).astype(np.float32)
+    votes = np.zeros_like(mean)
+    for p in range(member.shape[0]):
+        votes[np.arange(member.shape[1]), member[p].argmax(-1)] += 1.0
+    shares = votes / member.shape[0] + 1e-6 * mean       # a tie goes to the class with more mean probability
+    return np.log(np.clip(shares / shares.sum(-1, keepdims=True), 1e-12, None)).astype(np.float32)
+
+
+SPEC_NAME = "soft_ensemble.json"
+
+
+def record_soft_ensemble(store: Any, folders: dict[int, Any], combine_by: str, loaded: Any, *,
+                         project: str | None = None, n_boot: int = 1000) -> dict[str, Any]:
+    """Evaluate the trained runs in ``folders`` (run id -> its materialised trained folder) as one
+    soft-prompt ensemble on the first run's dev rows (refused when any member trained on one of them),
+    and record it as a run of method ``soft-ensemble`` that serves from its own artifacts."""
+    import json
+    from pathlib import Path
+
+    from safetensors.torch import save as save_tensors
+
+    from backend.config import RunConfig
+    from backend.data.splitting import check_disjoint
+    from backend.evaluate import classification_metrics, gold_indices
+    from backend.pipeline import load_split, settings_for
+    from backend.prompts.encode import describe_tokenizer
+    from backend.prompts.verbalizer import parse_verbalizer
+    from backend.recording import create_run
+    from backend.training.artifacts import load_trained, read_run_meta
+    from backend.workbench import stats
+
+    ids = list(folders)
+    metas = [read_run_meta(Path(folders[i])) | {"run_id": i} for i in ids]
+    check_members(metas)
+    pms = [load_trained(Path(folders[i]), loaded.model, loaded.tokenizer).pm for i in ids]
+    for i, pm in zip(ids, pms):
+        if pm.soft_verbalizer is not None or getattr(pm, "class_head", None) is not None:
+            raise ConfigError(f"run {i} trained a head besides its soft prompt; it cannot be ensembled", field="runs")
+    vectors = stack_vectors(pms)
+    ens = SoftEnsemble.build(pms[0], vectors, combine_by)
+    cfgs = [RunConfig.from_dict(store.get_run(i).config) for i in ids]
+    dev = load_split(cfgs[0], "eval")
+    trains = [load_split(c, "train") for c in cfgs]
+    for i, train in zip(ids, trains):
+        try:
+            check_disjoint(train.examples, dev.examples)
+        except Exception as exc:
+            raise ConfigError(f"run {i} trained on rows of the dev set it would be scored on: {exc}", field="runs") from None
+    classes = list(pms[0].verbalizer.classes)
+    gold = gold_indices(dev.examples, classes)
+    member = ens.member_scores(dev.examples, loaded.tokenizer, settings_for(cfgs[0], loaded.kind),
+                               describe_tokenizer(loaded.tokenizer))
+    scores = combine(member, combine_by)
+    pred = scores.argmax(-1)
+    m = classification_metrics(gold, pred.tolist(), classes)
+    idx = stats.resample_indices(len(gold), n_boot, 0)
+    members = [{"run_id": i, "uid": store.get_run(i).uid, "accuracy": float((member[k].argmax(-1) == np.asarray(gold)).mean())}
+               for k, i in enumerate(ids)]
+    one = dataclasses.replace(cfgs[0], name=f"{cfgs[0].name or 'soft'} soft-prompt ensemble ({combine_by})",
+                              tags=[t for t in cfgs[0].tags if t != "resume"] + ["soft-ensemble"])
+    verb = parse_verbalizer(metas[0]["verbalizer"], metas[0]["classes"])
+    run_id = create_run(store, one, method="soft-ensemble", loaded=loaded, verbalizer=verb, train=trains[0].examples,
+                        eval=dev.examples, classes=classes, parent_run_id=ids[0], tags=one.tags, project=project,
+                        how=dev.how, counts=dev.counts, status="queued")
+    store.set_status(run_id, "running")
+    spec = {"combine": combine_by, "prompts": ens.prompts, "tokens": ens.tokens, "members": members,
+            "method": metas[0]["method"]}
+    store.attach_artifact(run_id, "config", "run.json", (Path(folders[ids[0]]) / "run.json").read_bytes())
+    store.attach_artifact(run_id, "config", SPEC_NAME, json.dumps(spec, indent=2).encode())
+    store.attach_artifact(run_id, "weights", VECTORS, save_tensors({"soft_prompts": vectors.contiguous()}))
+    store.append_metrics(run_id, [{"key": "eval/accuracy", "step": 0, "value": m["accuracy"]},
+                                  {"key": "eval/macro_f1", "step": 0, "value": m["macro_f1"]},
+                                  *[{"key": f"eval/member_{k + 1}_accuracy", "step": 0, "value": x["accuracy"]}
+                                    for k, x in enumerate(members)]])
+    probs = np.exp(scores)
+    store.add_predictions(run_id, [{"index": r, "guid": str(dev.examples[r].guid), "gold": classes[g],
+                                    "predicted": classes[int(pred[r])],
+                                    "probs": {c: float(probs[r, k]) for k, c in enumerate(classes)}}
+                                   for r, g in enumerate(gold)])
+    store.set_status(run_id, "succeeded")
+    return {"run_id": run_id, "combine": combine_by, "accuracy": m["accuracy"], "macro_f1": m["macro_f1"],
+            "accuracy_ci": stats.interval(stats.accuracy_samples(gold, pred, idx)), "members": members,
+            "n": len(gold), "prompts": ens.prompts}

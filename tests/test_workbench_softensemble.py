@@ -1,0 +1,95 @@
+"""Soft-prompt ensembles (Lester et al.): one batch over the rows replicated per prompt gives each prompt
+exactly its own scores, the combinations do what they say, the ensemble is recorded as a run that the
+Playground serves with the probabilities it recorded, and members that differ in more than their soft
+prompt are refused by name."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from backend.config import RunConfig
+from backend.services import data, evaluate, playground, project, runconfig, workbench
+from backend.services.testing import make_context
+from backend.workbench.softensemble import combine
+
+WORDS = "negative: bad\npositive: good"
+
+
+def test_mean_and_majority():
+    p = np.log(np.array([[[0.9, 0.1], [0.4, 0.6]],
+                         [[0.6, 0.4], [0.45, 0.55]],
+                         [[0.2, 0.8], [0.7, 0.3]]]))
+    np.testing.assert_allclose(np.exp(combine(p, "mean")), np.exp(p).mean(0), rtol=1e-5)
+    votes = np.exp(combine(p, "majority"))
+    assert votes[0] == pytest.approx([2 / 3, 1 / 3], abs=1e-4) and votes[1] == pytest.approx([1 / 3, 2 / 3], abs=1e-4)
+    tie = np.exp(combine(np.log(np.array([[[0.9, 0.1]], [[0.4, 0.6]]])), "majority"))
+    assert tie[0].argmax() == 0          # one vote each: the class with more mean probability wins
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, smol_tok):
+    from backend.jobs import submit
+    from backend.jobs.child import train_recorded
+    from tests.tiny import tiny_model
+
+    tmp = tmp_path_factory.mktemp("softens")
+    ctx = make_context(tmp / "studio", tiny_model("causal", smol_tok))
+    project.bootstrap(ctx)
+    ids = []
+    for seed, template in ((1, "{text_a} It was {mask}"), (2, "{text_a} It was {mask}"), (3, "{text_a} So: {mask}")):
+        out = tmp / f"run-{seed}"
+        cfg = runconfig.build(ctx, template=template, label_words=WORDS, selection=data.default_selection(),
+                              max_length=64, method="prompt-tuning", options={"num_tokens": 3, "init": "vocab"},
+                              train={"steps": 3, "batch_size": 4, "lr": 0.3, "seed": seed, "eval_limit": 8,
+                                     "output_dir": str(out)})
+        cfg.data.limit = 12
+        run_id = submit(ctx.store, cfg, status="running")
+        assert train_recorded(ctx.store, run_id, cfg, out_dir=out, loaded=ctx.model.get()).status == "succeeded"
+        ids.append(run_id)
+    return ctx, ids
+
+
+def test_one_batch_gives_every_prompt_its_own_scores_and_the_run_serves(trained):
+    ctx, ids = trained
+    res = workbench.soft_ensemble(ctx, ids[:2], "mean")
+    assert "error" not in res, res
+    assert res["prompts"] == 2 and res["n"] == 12 and [m["run_id"] for m in res["members"]] == ids[:2]
+    info = ctx.store.get_run(res["run_id"])
+    assert info.method == "soft-ensemble" and info.parent_run_id == ids[0] and info.dataset_snapshot_id
+    rows = evaluate.eval_examples(ctx, RunConfig.from_dict(info.config))
+    rs = playground.server_for(ctx)
+    with rs.lock:
+        singles = []
+        for rid in ids[:2]:
+            playground.attach(ctx, rs, rid)
+            singles.append(rs.server.scores(str(rid), rows).exp().numpy())
+        playground.attach(ctx, rs, info.id)
+        served = rs.server.scores(str(info.id), rows).exp().numpy()
+        member = rs.server.runs[str(info.id)].ensemble.member_scores(rows, rs.server.tokenizer,
+                                                                      _settings(info), rs.server.info)
+    for k, single in enumerate(singles):      # the replicated batch scores each prompt as it scores alone
+        np.testing.assert_allclose(np.exp(member[k]), single, atol=1e-4)
+        assert res["members"][k]["accuracy"] == pytest.approx(
+            float((single.argmax(-1) == np.array([0 if r.label == "negative" else 1 for r in rows])).mean()))
+    np.testing.assert_allclose(served, np.mean(singles, axis=0), atol=1e-4)
+    recorded = ctx.store.get_predictions(info.id)
+    np.testing.assert_allclose([[p["probs"]["negative"], p["probs"]["positive"]] for p in recorded], served, atol=1e-4)
+    out = playground.predict(ctx, "a wonderful film", [info.id])
+    assert out["results"][0]["method"] == "soft-ensemble"
+
+
+def _settings(info):
+    from backend.batching import EncodeSettings
+
+    return EncodeSettings(profile="causal", max_length=info.config["max_length"], truncate=info.config["truncate"])
+
+
+def test_members_that_differ_in_more_than_their_soft_prompt_are_refused(trained):
+    ctx, ids = trained
+    res = workbench.soft_ensemble(ctx, [ids[0], ids[2]], "majority")
+    assert f"run {ids[2]} differs from run {ids[0]} in its template text" in res["error"]["message"]
+    assert "at least two" in workbench.soft_ensemble(ctx, [ids[0]])["error"]["message"]
+    assert "combine by" in workbench.soft_ensemble(ctx, ids[:2], "median")["error"]["message"]
+    zero = evaluate.zero_shot(ctx, runconfig.build(ctx, template="{text_a} {mask}", label_words=WORDS,
+                                                   selection=data.default_selection(), eval_limit=4))["run_id"]
+    assert "no trained artifacts" in workbench.soft_ensemble(ctx, [ids[0], zero])["error"]["message"]
