@@ -22,6 +22,9 @@ from backend.schema import check, unknown_key
 # Ranges are declared on each field (``metadata``) and checked by ``_build`` at parse time; see backend.schema.
 PATH = {"path": True}                       # a file, folder, builtin:NAME or hub id
 SEED = {"min": 0, "max": 2 ** 32 - 1}       # what numpy and torch accept as a seed
+# The one seed of a project: K-shot sampling, the train / dev split and training all start from it unless a
+# config sets data.seed and train.seed apart (they once defaulted to 13 and 42, which nobody could see).
+DEFAULT_SEED = 13
 COUNT = 1_000_000_000                       # examples
 CALIBRATIONS = ("content-free", "support")
 METRICS = ("accuracy", "macro_f1")          # what evaluate() reports and early stopping can maximise
@@ -50,7 +53,7 @@ class DataConfig:
     columns: dict[str, Any] = field(default_factory=dict)
     label_names: list[str] | None = field(default=None, metadata={"max_len": 1000, "max_items": 100_000})
     shots: int | None = field(default=None, metadata={"min": 1, "max": 1_000_000})
-    seed: int = field(default=13, metadata=SEED)
+    seed: int = field(default=DEFAULT_SEED, metadata=SEED)
     limit: int | None = field(default=None, metadata={"min": 1, "max": COUNT})
     # split one source (data.train == data.eval, or only one given) into train / dev: the dev share, 0..1
     dev_fraction: float | None = field(default=None, metadata={"gt": 0, "lt": 1})
@@ -82,7 +85,7 @@ class TrainOptions:
     early_stopping: int | None = field(default=None, metadata={"min": 1, "max": 1_000_000})   # patience in evaluations
     metric: str = field(default="accuracy", metadata={"choices": METRICS})   # higher is better
     output_dir: str | None = field(default=None, metadata=PATH)
-    seed: int = field(default=42, metadata=SEED)
+    seed: int = field(default=DEFAULT_SEED, metadata=SEED)
     seeds: list[int] | None = field(default=None, metadata={**SEED, "max_items": 100})
     # None: bf16/fp16 on CUDA, fp32 on CPU ("no" is accelerate's name for fp32)
     mixed_precision: str | None = field(default=None, metadata={"choices": ("no", "fp16", "bf16")})
@@ -128,6 +131,9 @@ class RunConfig:
     train: TrainOptions = field(default_factory=TrainOptions)
     eval: EvalOptions = field(default_factory=EvalOptions)
     name: str | None = field(default=None, metadata={"max_len": 1000})
+    # The project the run is recorded in, and whose template / verbalizer names ``name`` is looked up in
+    # (None: the default project; ``--project`` on the command line overrides it).
+    project: str | None = field(default=None, metadata={"max_len": 64})
     tags: list[str] = field(default_factory=list, metadata={"max_len": 200, "max_items": 100})
     resources: ResourceOptions = field(default_factory=ResourceOptions)
     demos: DemoOptions = field(default_factory=DemoOptions)
@@ -160,6 +166,8 @@ class RunConfig:
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["method"] = self.method.to_dict()
+        if d["project"] is None:    # a config that names no project keeps the shape it always had
+            del d["project"]
         if self.resources == ResourceOptions():     # the default request keeps the config it always had
             del d["resources"]
         if self.demos == DemoOptions():     # a run without demonstration options keeps the config it had
@@ -179,6 +187,13 @@ class RunConfig:
             raise ConfigError("verbalizer: missing (e.g. {\"negative\": [\"bad\"], \"positive\": [\"good\"]})")
         if not (self.data.eval or self.data.train):
             raise ConfigError("data: give at least data.eval (or data.train) — a file, builtin:NAME or hub id")
+        if self.project is not None:
+            from storage import InvalidInput, check_project_name
+
+            try:
+                check_project_name(self.project)
+            except InvalidInput as exc:
+                raise ConfigError(f"project: {exc.message}", field="project") from None
         if self.demos.k and self.method.name != "zero-shot":
             raise ConfigError(f"demos.k: demonstrations are shown in zero-shot evaluation only, not with method "
                               f"{self.method.name!r}; set demos.k to 0 or use method zero-shot")

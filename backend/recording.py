@@ -87,11 +87,16 @@ def expand_rows(ids: Iterable[Any]) -> list[Any]:
     return out
 
 
-def save_versions(store: Any, cfg: RunConfig, verb: Verbalizer, author: str = "") -> tuple[int, int]:
-    """Save (or find) the run's template and verbalizer as versions of its name; returns their ids."""
+def save_versions(store: Any, cfg: RunConfig, verb: Verbalizer, author: str = "",
+                  project: str | None = None) -> tuple[int, int]:
+    """Save (or find) the run's template and verbalizer as versions of its name in the run's project
+    (``project``, else the config's); returns their ids."""
     name = cfg.name or "default"
-    t = store.save_version("template", name, cfg.template, message="used by a run", author=author)
-    v = store.save_version("verbalizer", name, verb.canonical_json(), message="used by a run", author=author)
+    project = project or cfg.project
+    t = store.save_version("template", name, cfg.template, message="used by a run", author=author,
+                           project=project)
+    v = store.save_version("verbalizer", name, verb.canonical_json(), message="used by a run", author=author,
+                           project=project)
     return t.id, v.id
 
 
@@ -141,9 +146,9 @@ class Lineage:
 
 def lineage(store: Any, cfg: RunConfig, *, loaded: Any, verbalizer: Verbalizer, train: Sequence[Example],
             eval: Sequence[Example], classes: Sequence[str], parent_run_id: int | None = None, how: str = "",
-            counts: dict[str, int] | None = None) -> Lineage:
+            counts: dict[str, int] | None = None, project: str | None = None) -> Lineage:
     """Save the versions and the snapshot a run used and say where it came from (writes no run)."""
-    tv, vv = save_versions(store, cfg, verbalizer)
+    tv, vv = save_versions(store, cfg, verbalizer, project=project)
     snap = save_snapshot(store, cfg, train=train, eval=eval, classes=classes, how=how, counts=counts)
     return Lineage(model_spec=str(getattr(loaded, "spec", "") or cfg.model), model_id=loaded.model_id,
                    model_revision=loaded.revision, template_version_id=tv, verbalizer_version_id=vv,
@@ -156,8 +161,9 @@ def create_run(store: Any, cfg: RunConfig, *, method: str, loaded: Any, verbaliz
                seed: int | None = None, status: str = "running", how: str = "",
                counts: dict[str, int] | None = None) -> int:
     """Create a run whose model and rows are already loaded (an evaluation), with its whole lineage."""
+    project = project or cfg.project
     lin = lineage(store, cfg, loaded=loaded, verbalizer=verbalizer, train=train, eval=eval, classes=classes,
-                  parent_run_id=parent_run_id, how=how, counts=counts)
+                  parent_run_id=parent_run_id, how=how, counts=counts, project=project)
     run_id = store.create_run(cfg.to_dict(), method=method, seed=seed, parent_run_id=parent_run_id,
                               tags=list(tags), status=status, project=project, **lin.columns())
     _attach(store, run_id, lin)
@@ -170,9 +176,9 @@ def record_started(store: Any, run_id: int, cfg: RunConfig, *, loaded: Any, verb
     """Write the lineage of a run created before its model and rows were loaded (queued: studio train,
     re-run, CLI train, resume, sweep, worker), once its process has loaded them: the model id and
     revision actually loaded replace the config's model name."""
-    parent = store.get_run(run_id).parent_run_id
+    run = store.get_run(run_id)
     lin = lineage(store, cfg, loaded=loaded, verbalizer=verbalizer, train=train, eval=eval, classes=classes,
-                  parent_run_id=parent, how=how, counts=counts)
+                  parent_run_id=run.parent_run_id, how=how, counts=counts, project=run.project)
     store.set_lineage(run_id, **lin.columns())
     _attach(store, run_id, lin)
     return lin

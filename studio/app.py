@@ -22,11 +22,11 @@ from backend.services.context import StudioContext  # noqa: E402
 from studio.idle_queue import use_wakeable_queue  # noqa: E402
 from studio.shared import Shared  # noqa: E402
 from studio.style import CSS, HEAD_JS  # noqa: E402
-from studio.tabs import compare, data, evaluate, playground, runs, template, train, verbalizer  # noqa: E402
+from studio.tabs import compare, data, evaluate, playground, runs, start, template, train, verbalizer  # noqa: E402
 
 log = logging.getLogger("studio")
 TITLE = "Prompt Studio"
-TABS = (("Data", data), ("Template", template), ("Verbalizer", verbalizer), ("Evaluate", evaluate),
+TABS = (("Start", start), ("Data", data), ("Template", template), ("Verbalizer", verbalizer), ("Evaluate", evaluate),
         ("Compare", compare), ("Train", train), ("Runs", runs), ("Playground", playground))
 
 
@@ -35,7 +35,8 @@ def build_app(ctx: StudioContext) -> gr.Blocks:
     ctx.model.start()
     with gr.Blocks(title=TITLE, analytics_enabled=False) as demo:
         shared = Shared.create(ctx, demo)
-        with gr.Tabs(elem_id="ps-tabs"):
+        with gr.Tabs(elem_id="ps-tabs") as tabs:
+            shared.tabs = tabs   # the start screen's buttons move to other tabs
             for label, module in TABS:
                 tab_id = label.lower()
                 with gr.Tab(label, id=tab_id, elem_id=f"tab-{tab_id}"):
@@ -85,6 +86,8 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     p.add_argument("--auth", default=None, metavar="USER:PASSWORD",
                    help="require a login (mandatory when --host is not a loopback address)")
     p.add_argument("--max-upload-mb", type=float, default=50.0, help="largest dataset upload (default 50)")
+    p.add_argument("--project", default=None, metavar="NAME", help="the project a new browser session opens "
+                   "(created when new; default: demo); the start screen switches between projects")
     return p.parse_args(list(argv))
 
 
@@ -100,6 +103,13 @@ def check_args(args: argparse.Namespace) -> tuple[str, str] | None:
         raise SystemExit(f"--host {args.host} exposes the studio beyond this machine: add --auth USER:PASSWORD")
     if args.max_upload_mb <= 0:
         raise SystemExit("--max-upload-mb must be positive")
+    if args.project is not None:
+        from storage import InvalidInput, check_project_name
+
+        try:
+            check_project_name(args.project)
+        except InvalidInput as exc:
+            raise SystemExit(f"--project: {exc.message}") from None
     return auth
 
 
@@ -125,7 +135,7 @@ def make_context(args: argparse.Namespace) -> StudioContext:
     # artifacts live beside a SQLite file (storage's rule); with a server database, in the data dir
     store = open_store(url, None if url.startswith("sqlite:///") else home / "artifacts")
     ctx = StudioContext(store=store, model=ModelSlot(args.model or DEFAULT_MODEL), data_dir=home,
-                        max_upload_mb=args.max_upload_mb)
+                        max_upload_mb=args.max_upload_mb, **({"project": args.project} if args.project else {}))
     from backend.services.jobs import JobRunner
 
     ctx.jobs = JobRunner(store, log_dir=home / "logs", project=ctx.project).start()

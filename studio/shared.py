@@ -83,6 +83,9 @@ class Shared:
     verbalizer_name: gr.Textbox
     label_words: gr.Textbox
     opening: dict[str, Any] = field(default_factory=dict)   # the project's latest template / label words
+    # this browser session's project (the start screen switches it; services get ``ctx.scoped(project)``)
+    project: gr.State | None = None
+    tabs: gr.Tabs | None = None      # the page's tabs, for buttons that move to another tab
     on_load: list[tuple[Callable[..., Any], list[Any], list[Any]]] = field(default_factory=list)
 
     @classmethod
@@ -102,7 +105,7 @@ class Shared:
         return cls(ctx=ctx, data_sel=gr.State(default), kept_data=kept_data, kept_drafts=kept_drafts,
                    model_state=model_state, banner=banner, page=page,
                    timer=gr.Timer(1.0, active=ctx.model.status()["state"] == "loading"),
-                   opening=opening, **_editors(ctx, opening))
+                   opening=opening, project=gr.State(ctx.project), **_editors(ctx, opening))
 
     def editors(self) -> dict[str, Any]:
         """The shared editors by field name."""

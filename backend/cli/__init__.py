@@ -117,6 +117,9 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--limit", type=_at_least(1), help="rank on the first N evaluation rows")
     st.add_argument("--seed", type=_at_least(0), default=0)
     st.add_argument("--extra", action="append", help="another template to rank with the rest (repeat)")
+    from backend.cli.common import add_project_option
+
+    add_project_option(sub)
     return p
 
 

@@ -22,3 +22,33 @@ def open_store(args: argparse.Namespace) -> Any:
     store = _open(args.db)
     store.reap_dead_runs()
     return store
+
+
+# Commands whose runs are recorded, and whose template / verbalizer names are looked up, in one project.
+PROJECT_COMMANDS = ("eval", "train", "compare")
+
+
+def _project_name(text: str) -> str:
+    """An argparse type: a valid project name (argparse reports anything else with the reason, exit 2)."""
+    from storage import InvalidInput, check_project_name
+
+    try:
+        return check_project_name(text)
+    except InvalidInput as exc:
+        raise argparse.ArgumentTypeError(exc.message) from None
+
+
+def add_project_option(sub: Any) -> None:
+    """``--project NAME`` on every command that records runs (``sub``: the parser's subcommands)."""
+    for name in PROJECT_COMMANDS:
+        sub.choices[name].add_argument(
+            "--project", type=_project_name, metavar="NAME",
+            help="record the run in this project (created when new) and keep its template and label-word "
+                 "versions there; default: the config's 'project', else demo")
+
+
+def with_project(cfg: Any, args: argparse.Namespace) -> Any:
+    """``cfg`` with ``--project`` applied (it overrides the config's own ``project``)."""
+    if getattr(args, "project", None):
+        cfg.project = args.project
+    return cfg

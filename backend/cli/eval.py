@@ -7,15 +7,15 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from backend.cli.common import open_store, print_json
+from backend.cli.common import open_store, print_json, with_project
 
 
 def _config_from(args: argparse.Namespace) -> Any:
     from backend.config import DEMO_CONFIG, RunConfig, load_config
 
     if args.config in ("demo", "builtin"):
-        return RunConfig.from_dict(DEMO_CONFIG)
-    return load_config(args.config)
+        return with_project(RunConfig.from_dict(DEMO_CONFIG), args)
+    return with_project(load_config(args.config), args)
 
 
 def cmd_eval(args: argparse.Namespace) -> int:

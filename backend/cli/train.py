@@ -11,7 +11,7 @@ import os
 import sys
 from typing import Any
 
-from backend.cli.common import open_store
+from backend.cli.common import open_store, with_project
 from backend.config import SEED, load_config
 from backend.errors import ConfigError
 from backend.outputs import check_output_dir
@@ -26,7 +26,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     """Train (or resume, or sweep seeds); the exit status says how the run ended (see ``_execute``)."""
     if args.resume is not None:
         return _resume(args)
-    cfg = load_config(args.config)
+    cfg = with_project(load_config(args.config), args)
     if cfg.train.output_dir:          # before any work: the weights must have somewhere to go
         check_output_dir(cfg.train.output_dir, "train.output_dir")
     # Under ``accelerate launch`` / torchrun every rank runs this command: train in this process (a

@@ -23,14 +23,15 @@ def submit(store: Any, config: RunConfig | dict[str, Any], *, tags: Iterable[str
     cfg = config if isinstance(config, RunConfig) else RunConfig.from_dict(config)
     if cfg.train.output_dir:
         check_output_dir(cfg.train.output_dir, "train.output_dir")
-    tv, vv = _versions(store, cfg)
+    project = project or cfg.project       # the run and its versions live in one project
+    tv, vv = _versions(store, cfg, project)
     return store.create_run(cfg.to_dict(), method=cfg.method.name, seed=cfg.train.seed, model_id=cfg.model,
                             template_version_id=tv, verbalizer_version_id=vv,
                             tags=list(tags) + list(cfg.tags), parent_run_id=parent_run_id, project=project,
                             status=status)
 
 
-def _versions(store: Any, cfg: RunConfig) -> tuple[int | None, int | None]:
+def _versions(store: Any, cfg: RunConfig, project: str | None) -> tuple[int | None, int | None]:
     """The template and verbalizer versions a queued run shows until it starts (open-vocabulary label
     words need the rows: those are recorded when it starts)."""
     from backend.errors import StudioError
@@ -41,7 +42,7 @@ def _versions(store: Any, cfg: RunConfig) -> tuple[int | None, int | None]:
         verb = build_verbalizer(cfg.verbalizer, cfg.data.label_names or [])
     except StudioError:
         return None, None
-    return save_versions(store, cfg, verb)
+    return save_versions(store, cfg, verb, project=project)
 
 
 def cancel(store: Any, run_id: int) -> None:

@@ -7,6 +7,7 @@ loaded datasets — lives in one visible place.
 """
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import threading
@@ -177,16 +178,35 @@ class StudioContext:
     model: ModelSlot
     data_dir: Path
     datasets: DatasetCache = field(default_factory=DatasetCache)
-    project: str = "demo"
+    project: str = "demo"               # the project a service call works in (``scoped`` gives another)
     max_upload_mb: float = 50.0
     jobs: JobRunner | None = None        # the job runner; the app always starts one, a test may not
     serving: RunsServer | None = None    # the Playground's runs server, created on first use
     lock: threading.Lock = field(default_factory=threading.Lock)   # guards creating ``serving``
+    _root: StudioContext | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         # A run whose process died (kill -9, a reboot) cannot record its end: fail it now, once, so a
         # studio without a job runner (whose worker would reap it) never shows a dead run as running.
         self.store.reap_dead_runs()
+
+    @property
+    def root(self) -> StudioContext:
+        """The app's one context (a scoped view's origin): what is created lazily (``serving``) lives there."""
+        return self._root or self
+
+    def scoped(self, project: str | None) -> StudioContext:
+        """This context working in ``project``: the same store, model, caches and job runner (shared, not
+        copied), only ``project`` differs. Why a view rather than setting ``project``: one context serves
+        every browser, and each browser session has its own current project (a ``gr.State``)."""
+        if not project or project == self.project:
+            return self
+        from storage import check_project_name
+
+        view = copy.copy(self)
+        view.project = check_project_name(project)
+        view._root = self.root
+        return view
 
     def close(self) -> None:
         """Stop the job worker this app started (if any) and release the database."""

@@ -17,7 +17,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from backend.config import RunConfig
+from backend.config import DEFAULT_SEED, RunConfig
 from backend.errors import ConfigError, DatasetError
 from backend.prompts.example import Example
 from backend.services.context import StudioContext
@@ -29,11 +29,11 @@ UPLOAD_SUFFIXES = (".csv", ".tsv", ".jsonl", ".json", ".parquet")
 
 def default_selection() -> dict[str, Any]:
     """The demo project's data: the built-in dataset and split the CLI's demo evaluates."""
-    from backend.services.project import demo_config
+    from backend.config import DEMO_CONFIG
 
-    data = demo_config()["data"]
+    data = DEMO_CONFIG["data"]
     return {"source": data["eval"], "columns": {}, "split": data.get("eval_split"), "limit": None,
-            "shots": None, "seed": 13}
+            "shots": None, "seed": DEFAULT_SEED}
 
 
 def studio_source(ctx: StudioContext, source: str) -> str:
@@ -93,7 +93,11 @@ def train_dev(ctx: StudioContext, selection: dict[str, Any]) -> tuple[list[Examp
 
 def seed_of(selection: dict[str, Any]) -> int:
     """The selection's seed, read as runconfig.build reads it, so the page and its runs split alike."""
-    return int(selection.get("seed") or 13)
+    seed = selection.get("seed")
+    try:
+        return DEFAULT_SEED if seed is None or isinstance(seed, bool) else int(seed)
+    except (TypeError, ValueError, OverflowError):
+        return DEFAULT_SEED
 
 
 def examples(ctx: StudioContext, selection: dict[str, Any]) -> list[Example]:

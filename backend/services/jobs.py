@@ -117,7 +117,7 @@ class JobRunner:
     def submit(self, cfg: RunConfig) -> int:
         from backend.jobs import submit
 
-        run_id = submit(self.store, cfg, project=self.project)
+        run_id = submit(self.store, cfg, project=cfg.project or self.project)   # the session's project first
         self._wake.set()
         return run_id
 

@@ -28,6 +28,7 @@ class RunsServer:
 
 
 def server_for(ctx: StudioContext) -> RunsServer:
+    ctx = ctx.root   # one runs server per app, whichever project a session has open
     with ctx.lock:
         if ctx.serving is None:
             from backend.serving import MultiRunServer
@@ -44,7 +45,7 @@ def runs(ctx: StudioContext) -> list[str]:
     """Finished trained runs of this base model, as picker labels."""
     from backend.services.runs import choices, run_id_of
 
-    ok = {r.id for r in ctx.store.list_runs(status="succeeded", limit=200)
+    ok = {r.id for r in ctx.store.list_runs(status="succeeded", limit=200, project=ctx.project)
           if (r.config or {}).get("model") == ctx.model.spec}
     return [c for c in choices(ctx, status="succeeded", trained_only=True) if run_id_of(c) in ok]
 

@@ -12,6 +12,7 @@ from typing import Any
 from backend.config import RunConfig
 from backend.errors import ConfigError
 from backend.services.context import StudioContext
+from backend.services.data import seed_of
 from backend.services.versions import parse_label_words
 
 
@@ -27,12 +28,13 @@ def build(ctx: StudioContext, *, template: str, label_words: str, selection: dic
     except (TypeError, ValueError, OverflowError):   # OverflowError: int(float("inf")) from a number field
         raise ConfigError(f"max length must be a whole number, got {max_length!r}", field="max_length") from None
     source = (selection or {}).get("source")
+    seed = seed_of(selection or {})   # the project's one seed: sampling, the split and training
     if not source:
         raise ConfigError("no data loaded: pick a dataset on the Data tab", field="data")
     data: dict[str, Any] = {"eval": source, "eval_split": eval_split or selection.get("split"),
                             "columns": selection.get("columns") or _guessed_columns(ctx, selection),
                             "label_names": label_names,
-                            "limit": eval_limit, "seed": int(selection.get("seed") or 13),
+                            "limit": eval_limit, "seed": seed,
                             "dev_fraction": selection.get("dev_fraction")}   # the Data tab's train / dev split
     if method != "zero-shot":
         data.update(train=source, train_split=train_split, shots=selection.get("shots") or None)
@@ -40,9 +42,8 @@ def build(ctx: StudioContext, *, template: str, label_words: str, selection: dic
         "model": ctx.model.spec, "data": data, "template": template,
         "verbalizer": parse_label_words(label_words), "max_length": max_len, "truncate": truncate,
         "method": {"name": method, **(options or {})}, "name": name or ctx.project, "tags": tags or [],
+        "project": ctx.project, "train": {"seed": seed, **(train or {})},
     }
-    if train:
-        raw["train"] = train
     if evaluation:
         raw["eval"] = evaluation
     return RunConfig.from_dict(raw)

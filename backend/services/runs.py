@@ -40,8 +40,8 @@ def _duration(r: RunInfo) -> float | None:
 @service("runs")
 def table(ctx: StudioContext, status: str | None = None, method: str | None = None, text: str = "",
           limit: int = 200) -> dict[str, Any]:
-    """Runs newest first; ``text`` matches the name, tags or id."""
-    runs = ctx.store.list_runs(status=status or None, method=method or None, limit=limit)
+    """The project's runs newest first; ``text`` matches the name, tags or id."""
+    runs = ctx.store.list_runs(status=status or None, method=method or None, limit=limit, project=ctx.project)
     q = (text or "").strip().lower()
     rows = [run_row(r) for r in runs]
     if q:
@@ -54,7 +54,8 @@ def choices(ctx: StudioContext, status: str | None = None, limit: int = 200, wit
             trained_only: bool = False) -> list[str]:
     """``"#12 lora demo (succeeded)"`` labels for run pickers (run_id_of reads them back); pickers that
     follow a live run leave the status out, since it changes while the label stays."""
-    runs = [r for r in ctx.store.list_runs(status=status, limit=limit) if is_trained(r.method) or not trained_only]
+    runs = [r for r in ctx.store.list_runs(status=status, limit=limit, project=ctx.project)
+            if is_trained(r.method) or not trained_only]
     return [" ".join(x for x in (f"#{r.id}", r.method, (r.config or {}).get("name") or "",
                                  f"({r.status})" if with_status else "") if x) for r in runs]
 

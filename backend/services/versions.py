@@ -84,39 +84,39 @@ def save(ctx: StudioContext, kind: str, name: str, content: str, message: str = 
     else:
         stored = canonical_verbalizer(content, classes)
     before = {v.id for v in _versions_or_empty(ctx, kind, name.strip())}
-    v = ctx.store.save_version(kind, name.strip(), stored, message=message or "")
+    v = ctx.store.save_version(kind, name.strip(), stored, message=message or "", project=ctx.project)
     return {"version": version_row(v), "created": v.id not in before, "content": v.content}
 
 
 def _versions_or_empty(ctx: StudioContext, kind: str, name: str) -> list[VersionInfo]:
-    if name not in ctx.store.list_names(kind):
+    if name not in ctx.store.list_names(kind, project=ctx.project):
         return []
-    return ctx.store.list_versions(kind, name)
+    return ctx.store.list_versions(kind, name, project=ctx.project)
 
 
 @service("versions")
 def history(ctx: StudioContext, kind: str, name: str) -> dict[str, Any]:
     """All versions of ``name``, newest first (an unknown name is simply empty)."""
     rows = [version_row(v) for v in _versions_or_empty(ctx, kind, (name or "").strip())]
-    return {"versions": rows[::-1], "names": ctx.store.list_names(kind)}
+    return {"versions": rows[::-1], "names": ctx.store.list_names(kind, project=ctx.project)}
 
 
 @service("versions")
 def get(ctx: StudioContext, kind: str, name: str, ref: int | str | None = None) -> dict[str, Any]:
-    v = ctx.store.get_version(kind, name, _ref(ref))
+    v = ctx.store.get_version(kind, name, _ref(ref), project=ctx.project)
     return {"version": version_row(v), "content": v.content}
 
 
 @service("versions")
 def diff(ctx: StudioContext, kind: str, name: str, a: int | str | None, b: int | str | None) -> dict[str, Any]:
-    return {"diff": ctx.store.diff_versions(kind, name, _ref(a), _ref(b))}
+    return {"diff": ctx.store.diff_versions(kind, name, _ref(a), _ref(b), project=ctx.project)}
 
 
 @service("alias")
 def set_alias(ctx: StudioContext, kind: str, name: str, alias: str, version: int | str) -> dict[str, Any]:
     if not (alias or "").strip():
         return user_error("type an alias name, e.g. 'prod'", "alias")
-    v = ctx.store.set_alias(kind, name, alias.strip(), _ref(version))
+    v = ctx.store.set_alias(kind, name, alias.strip(), _ref(version), project=ctx.project)
     return {"version": version_row(v)}
 
 

@@ -90,8 +90,8 @@ def build(ctx: StudioContext, shared: Shared) -> None:
     timer = gr.Timer(POLL_S, active=False)
 
     @guard
-    def do_refresh(picked_t: list[Any], picked_w: list[Any]) -> tuple[Any, Any]:
-        res = workbench.saved_prompts(ctx)
+    def do_refresh(picked_t: list[Any], picked_w: list[Any], pj: str | None = None) -> tuple[Any, Any]:
+        res = workbench.saved_prompts(ctx.scoped(pj))   # the session's project's versions only
         if "error" in res:
             return gr.skip(), gr.skip()
         t_choices = [workbench.DRAFT, *res["templates"]]
@@ -101,13 +101,15 @@ def build(ctx: StudioContext, shared: Shared) -> None:
 
     @guard
     def do_compare(picked_t: list[Any], picked_w: list[Any], base: Any, lim: Any, ens: list[Any], draft_t: str,
-                   draft_w: str, sel: dict[str, Any], max_len: Any, trunc: str) -> tuple[str, Any, Any]:
-        saved = workbench.saved_prompts(ctx)
+                   draft_w: str, sel: dict[str, Any], max_len: Any, trunc: str,
+                   pj: str | None = None) -> tuple[str, Any, Any]:
+        here = ctx.scoped(pj)
+        saved = workbench.saved_prompts(here)
         if "error" in saved:
             return error_html(saved), gr.skip(), gr.skip()
         t_texts = workbench.resolve([str(p) for p in picked_t or []], saved["templates"], draft_t or "")
         w_texts = workbench.resolve([str(p) for p in picked_w or []], saved["label_words"], draft_w or "")
-        res = workbench.compare(ctx, templates=t_texts, label_words=w_texts, selection=sel, max_length=max_len,
+        res = workbench.compare(here, templates=t_texts, label_words=w_texts, selection=sel, max_length=max_len,
                                 truncate=trunc, baseline=as_int(base, 1) - 1, limit=as_int(lim, 0) or None,
                                 ensembles=[str(k) for k in ens or []])
         if "error" in res:
@@ -174,16 +176,18 @@ def build(ctx: StudioContext, shared: Shared) -> None:
         return note, search_rows(res), res["label_words"]
 
     @guard
-    def do_save(name: str, text: str, sel: dict[str, Any], picked_w: list[Any]) -> tuple[str, Any]:
+    def do_save(name: str, text: str, sel: dict[str, Any], picked_w: list[Any],
+                pj: str | None = None) -> tuple[str, Any]:
         from backend.services import versions
 
+        here = ctx.scoped(pj)
         if not (text or "").strip():
             return error_html({"error": {"message": "search label words first (or write some)"}}), gr.skip()
-        res = versions.save(ctx, "verbalizer", name or "", text, message="label words searched on training rows")
+        res = versions.save(here, "verbalizer", name or "", text, message="label words searched on training rows")
         if "error" in res:
             return error_html(res), gr.skip()
         v = res["version"]
-        saved = workbench.saved_prompts(ctx)
+        saved = workbench.saved_prompts(here)
         label = next((k for k in saved.get("label_words", {}) if k.split(" [")[0] == f"{v['name']} v{v['version']}"),
                      None)
         choices = [workbench.DRAFT, *saved.get("label_words", {})]
@@ -207,14 +211,14 @@ def build(ctx: StudioContext, shared: Shared) -> None:
         return error_html(res) if "error" in res else inspect_html(res)
 
     @guard
-    def do_load() -> tuple[Any, Any]:
-        latest = workbench.latest_comparison(ctx)
+    def do_load(pj: str | None = None) -> tuple[Any, Any]:
+        latest = workbench.latest_comparison(ctx.scoped(pj))
         return (latest, gr.Timer(active=True)) if latest is not None else (gr.skip(), gr.Timer(active=False))
 
     poll_outputs = [msg, table, last, run_a, run_b, ens_out, timer]
-    refresh.click(do_refresh, [templates, words], [templates, words], api_name="compare_choices")
+    refresh.click(do_refresh, [templates, words, shared.project], [templates, words], api_name="compare_choices")
     go.click(do_compare, [templates, words, baseline, limit, ensembles, shared.template_text, shared.label_words,
-                          shared.data_sel, shared.max_length, shared.truncate], [msg, job, timer],
+                          shared.data_sel, shared.max_length, shared.truncate, shared.project], [msg, job, timer],
              api_name="compare_prompts")
     job.submit(do_poll, [job], poll_outputs, api_visibility="private")
     timer.tick(do_poll, [job], poll_outputs, api_name="compare_status", show_progress="hidden")
@@ -224,10 +228,12 @@ def build(ctx: StudioContext, shared: Shared) -> None:
     flip_btn.click(do_flip_row, [run_a, run_b, flip_index], [flip_out], api_name="flip_row")
     search_btn.click(do_search, [shared.template_text, shared.data_sel, shared.max_length, shared.truncate, keep],
                      [search_msg, search_table, found], api_name="search_label_words")
-    save_btn.click(do_save, [save_name, found, shared.data_sel, words], [search_msg, words],
+    save_btn.click(do_save, [save_name, found, shared.data_sel, words, shared.project], [search_msg, words],
                    api_name="save_searched_words")
     adopt_btn.click(lambda t: t, [found], [shared.label_words], api_visibility="private")
     insp_btn.click(do_inspect, [insp_a, insp_b, insp_k], [insp_out], api_name="inspect_soft_prompts")
     se_btn.click(do_soft_ensemble, [se_runs, se_how], [se_out], api_name="soft_prompt_ensemble")
-    shared.on_load.append((do_refresh, [templates, words], [templates, words]))
-    shared.on_load.append((do_load, [], [job, timer]))
+    shared.on_load.append((do_refresh, [templates, words, shared.project], [templates, words]))
+    shared.on_load.append((do_load, [shared.project], [job, timer]))
+    shared.project.change(do_refresh, [templates, words, shared.project], [templates, words],
+                          api_visibility="private")

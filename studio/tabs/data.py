@@ -40,6 +40,9 @@ def build(ctx: StudioContext, shared: Shared) -> None:
                                      "into train / dev (stratified by label, seeded)", minimum=0.05, maximum=0.9,
                                      step=0.05, elem_id="ps-dev-fraction", scale=3)
                 split_btn = gr.Button("Apply split", elem_id="ps-dev-apply", scale=1)
+                # the project's one seed: K-shot sampling, the train / dev split and training all use it
+                seed = gr.Number(data_service.seed_of({}), label="Seed (sampling, dev split, training)",
+                                 precision=0, minimum=0, elem_id="ps-seed", scale=1)
             load_btn = gr.Button("Load data", variant="primary", elem_id="ps-data-load")
             msg = gr.HTML(elem_id="ps-data-msg")
             with gr.Accordion("Column mapping", open=True):
@@ -54,7 +57,6 @@ def build(ctx: StudioContext, shared: Shared) -> None:
                 with gr.Row():
                     shots = gr.Number(None, label="K examples per class", precision=0, minimum=1,
                                       elem_id="ps-shots")
-                    seed = gr.Number(13, label="seed", precision=0)
                 with gr.Row():
                     shots_btn = gr.Button("Sample K per class", elem_id="ps-shots-apply")
                     all_btn = gr.Button("Use all rows")
@@ -89,7 +91,8 @@ def build(ctx: StudioContext, shared: Shared) -> None:
                 gr.Dropdown(choices=choices, value=m["meta"]),
                 kv_card(items), label_distribution(res["distribution"]),
                 _frame(page_rows), gr.Dropdown(choices=res["splits"], value=sel.get("split")),
-                gr.Dropdown(value=sel["source"]) if sel["source"].startswith("builtin:") else gr.skip())
+                gr.Dropdown(value=sel["source"]) if sel["source"].startswith("builtin:") else gr.skip(),
+                data_service.seed_of(sel))
 
     def _mapping_needed(sel: dict[str, Any], res: dict[str, Any]) -> tuple[Any, ...]:
         """A source that reads but does not map (e.g. no column called text or label): keep it selected
@@ -106,12 +109,12 @@ def build(ctx: StudioContext, shared: Shared) -> None:
                 gr.Dropdown(choices=none + choices, value=data_service.NO_COLUMN),
                 gr.Dropdown(choices=choices, value=[])) + (gr.skip(),) * (n_more - 4)
 
-    outputs = [shared.data_sel, msg, col_a, col_b, col_label, col_meta, summary, dist, table, split, builtin]
+    outputs = [shared.data_sel, msg, col_a, col_b, col_label, col_meta, summary, dist, table, split, builtin, seed]
     n_more = len(outputs) - 2
 
     @guard
     def do_load(k: str, bname: str | None, up: str | None, hub_id: str, sp: str | None, lim: Any,
-                frac: Any) -> tuple[Any, ...]:
+                frac: Any, cur: dict[str, Any] | None = None) -> tuple[Any, ...]:
         if k == "Upload":
             if not up:
                 return (gr.skip(), error_html({"error": {"message": "choose a file to upload first"}})) + \
@@ -131,7 +134,7 @@ def build(ctx: StudioContext, shared: Shared) -> None:
             demo_split = data_service.default_selection()["split"]
             sp = demo_split if demo_split in available else available[0]
         sel = {"source": source, "columns": {}, "split": sp or None, "limit": as_int(lim, 0) or None,
-               "shots": None, "seed": 13,
+               "shots": None, "seed": data_service.seed_of(cur or {}),   # new data keeps the project's seed
                # one file (no split files) is both the train and the dev data: split it, never reuse rows
                "dev_fraction": None if available else _fraction(frac)}
         return _views(sel, data_service.load(ctx, sel), f"Loaded {data_service.source_label(source)}.")
@@ -140,6 +143,19 @@ def build(ctx: StudioContext, shared: Shared) -> None:
     def do_map(sel: dict[str, Any], a: str, b: str, lab: str, meta: list[str]) -> tuple[Any, ...]:
         new = dict(sel, columns=data_service.mapping(a, b, lab, meta))
         return _views(new, data_service.load(ctx, new), "Column mapping applied.")
+
+    @guard
+    def do_seed(sel: dict[str, Any], sd: Any) -> tuple[Any, ...]:
+        new = dict(sel, seed=as_int(sd, data_service.seed_of(sel)))
+        if new == sel:
+            return (gr.skip(),) * len(outputs)
+        return _views(new, data_service.load(ctx, new), f"Seed {new['seed']}: sampling, the dev split and "
+                      "training all start from it.")
+
+    @guard
+    def show_project(sel: dict[str, Any]) -> tuple[Any, ...]:
+        """Another project was opened: show its data (the selection it saved)."""
+        return _views(sel, data_service.load(ctx, sel), "")
 
     @guard
     def do_shots(sel: dict[str, Any], k: Any, sd: Any) -> tuple[Any, ...]:
@@ -178,7 +194,10 @@ def build(ctx: StudioContext, shared: Shared) -> None:
                 gr.update(visible=k == "Hub id"))
 
     kind.change(show_source, [kind], [builtin, upload, hub], api_visibility="private", queue=False)
-    load_btn.click(do_load, [kind, builtin, upload, hub, split, limit, dev_frac], outputs, api_name="load_data")
+    load_btn.click(do_load, [kind, builtin, upload, hub, split, limit, dev_frac, shared.data_sel], outputs,
+                   api_name="load_data")
+    gr.on([seed.submit, seed.blur], do_seed, [shared.data_sel, seed], outputs, api_visibility="private")
+    shared.project.change(show_project, [shared.data_sel], outputs, api_visibility="private")
     split_btn.click(do_split, [shared.data_sel, dev_frac], outputs, api_name="dev_split")
     map_btn.click(do_map, [shared.data_sel, col_a, col_b, col_label, col_meta], outputs, api_name="map_columns")
     shots_btn.click(do_shots, [shared.data_sel, shots, seed], outputs, api_name="k_shot")

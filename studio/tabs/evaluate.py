@@ -60,7 +60,8 @@ def build(ctx: StudioContext, shared: Shared) -> None:
 
     @guard
     def do_eval(what: str, sp: str | None, n: Any, cal: bool, template: str, words: str, sel: dict[str, Any],
-                max_len: Any, trunc: str, name: str, progress: gr.Progress = gr.Progress()) -> tuple[Any, ...]:
+                max_len: Any, trunc: str, name: str, pj: str | None = None,
+                progress: gr.Progress = gr.Progress()) -> tuple[Any, ...]:
         if what and what != CURRENT:
             run_id = runs_service.run_id_of(what)
             method = ctx.store.get_run(run_id).method
@@ -75,7 +76,7 @@ def build(ctx: StudioContext, shared: Shared) -> None:
         if ctx.model.status()["state"] != "ready":
             return (info_html(ctx.model.status()["message"]),) + (gr.skip(),) * 7
         cfg, problem = config_or_message(lambda: runconfig.build(
-            ctx, template=template or "", label_words=words or "", selection=sel, max_length=max_len,
+            ctx.scoped(pj), template=template or "", label_words=words or "", selection=sel, max_length=max_len,
             truncate=trunc, name=name, eval_split=sp or None, eval_limit=as_int(n, 0) or None,
             evaluation={"calibration": "content-free" if cal else None}))
         if cfg is None:
@@ -99,8 +100,8 @@ def build(ctx: StudioContext, shared: Shared) -> None:
         return parts[0], parts[1], do_cell(run_id, parts[0], parts[1])
 
     @guard
-    def refresh_targets(sel: dict[str, Any]) -> tuple[Any, Any]:
-        finished = runs_service.choices(ctx, status="succeeded")
+    def refresh_targets(sel: dict[str, Any], pj: str | None = None) -> tuple[Any, Any]:
+        finished = runs_service.choices(ctx.scoped(pj), status="succeeded")
         from backend.services import data as data_service
 
         splits = data_service.splits(ctx, sel.get("source", "")) if sel else []
@@ -108,10 +109,11 @@ def build(ctx: StudioContext, shared: Shared) -> None:
                 gr.Dropdown(choices=splits, value=sel.get("split") if sel else None))
 
     go_btn.click(do_eval, [target, split, sample, calibrate, shared.template_text, shared.label_words,
-                           shared.data_sel, shared.max_length, shared.truncate, shared.template_name],
-                 outputs, api_name="evaluate", show_progress_on=[msg])
+                           shared.data_sel, shared.max_length, shared.truncate, shared.template_name,
+                           shared.project], outputs, api_name="evaluate", show_progress_on=[msg])
     show_btn.click(do_cell, [current_run, gold, pred], [cell_out], api_name="cell_examples")
     cell.change(from_click, [current_run, cell], [gold, pred, cell_out], api_visibility="private")
-    target.focus(refresh_targets, [shared.data_sel], [target, split], api_visibility="private")
-    shared.data_sel.change(refresh_targets, [shared.data_sel], [target, split], api_visibility="private")
-    shared.on_load.append((refresh_targets, [shared.data_sel], [target, split]))
+    targets_in = [shared.data_sel, shared.project]
+    target.focus(refresh_targets, targets_in, [target, split], api_visibility="private")
+    shared.data_sel.change(refresh_targets, targets_in, [target, split], api_visibility="private")
+    shared.on_load.append((refresh_targets, targets_in, [target, split]))

@@ -52,10 +52,11 @@ def build(ctx: StudioContext, shared: Shared) -> None:
         return (error_html(res), "") if "error" in res else ("", results_html(res))
 
     @guard
-    def refresh() -> Any:
-        return gr.Dropdown(choices=playground_service.runs(ctx))
+    def refresh(pj: str | None = None) -> Any:
+        return gr.Dropdown(choices=playground_service.runs(ctx.scoped(pj)))
 
     go_btn.click(do_predict, [text, text_b, picked], [msg, out], api_name="classify")
     text.submit(do_predict, [text, text_b, picked], [msg, out], api_visibility="private")
-    picked.focus(refresh, None, [picked], api_visibility="private")
-    shared.on_load.append((refresh, [], [picked]))
+    picked.focus(refresh, [shared.project], [picked], api_visibility="private")
+    shared.on_load.append((refresh, [shared.project], [picked]))
+    shared.project.change(refresh, [shared.project], [picked], api_visibility="private")

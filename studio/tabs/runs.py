@@ -57,10 +57,11 @@ def build(ctx: StudioContext, shared: Shared) -> dict[str, Any]:
             import_msg = gr.HTML(elem_id="ps-import-msg")
 
     @guard
-    def do_refresh(st: str, me: str, tx: str) -> tuple[Any, ...]:
-        res = runs_service.table(ctx, st or None, me or None, tx or "")
+    def do_refresh(st: str, me: str, tx: str, pj: str | None = None) -> tuple[Any, ...]:
+        here = ctx.scoped(pj)   # only this session's project's runs
+        res = runs_service.table(here, st or None, me or None, tx or "")
         rows = [] if "error" in res else res["runs"]
-        labels = runs_service.choices(ctx)
+        labels = runs_service.choices(here)
         methods = sorted({r["method"] for r in rows})
         return (runs_frame_rows(rows), gr.Dropdown(choices=labels), gr.Dropdown(choices=labels),
                 gr.Dropdown(choices=[("all", "")] + methods))
@@ -113,7 +114,7 @@ def build(ctx: StudioContext, shared: Shared) -> dict[str, Any]:
         res = training_service.submit_json(ctx, text or "")
         return error_html(res) if "error" in res else info_html(res["message"], "ok")
 
-    filters = [status, method, text]
+    filters = [status, method, text, shared.project]
     refresh_outputs = [table, picked, one, method]
     refresh.click(do_refresh, filters, refresh_outputs, api_name="runs")
     for f in (status, text):
@@ -129,4 +130,5 @@ def build(ctx: StudioContext, shared: Shared) -> dict[str, Any]:
     rerun_btn.click(do_rerun, [config], [rerun_msg], api_name="rerun") \
         .then(do_refresh, filters, refresh_outputs, api_visibility="private")
     shared.on_load.append((do_refresh, filters, refresh_outputs))
+    shared.project.change(do_refresh, filters, refresh_outputs, api_visibility="private")
     return {"refresh": do_refresh, "filters": filters, "outputs": refresh_outputs}

@@ -76,7 +76,6 @@ def build(ctx: StudioContext, shared: Shared) -> None:
                                elem_id="ps-train-lr")
                 eval_every = gr.Number(d["eval_every"], label="Evaluate every N steps", precision=0, minimum=1,
                                        elem_id="ps-train-eval-every")
-                seed = gr.Number(d["seed"], label="Seed", precision=0)
             with gr.Row():
                 train_split = gr.Dropdown([], value=None, label="Train split", allow_custom_value=True,
                                           elem_id="ps-train-split")
@@ -109,23 +108,23 @@ def build(ctx: StudioContext, shared: Shared) -> None:
     timer = gr.Timer(POLL_S, active=False)
     option_components = [c for _, _, c in option_inputs]
 
-    def _config(meth: str, opt_values: list[Any], st: Any, bs: Any, lr_: Any, ev: Any, sd: Any, tsp: Any,
+    def _config(meth: str, opt_values: list[Any], st: Any, bs: Any, lr_: Any, ev: Any, tsp: Any,
                 esp: Any, elim: Any, template: str, words: str, sel: dict[str, Any], max_len: Any, trunc: str,
-                name: str) -> Any:
+                name: str, pj: str | None = None) -> Any:
         raw = {key: v for (m, key, _), v in zip(option_inputs, opt_values) if m == meth}
         train = {"steps": as_int(st, d["steps"]), "batch_size": as_int(bs, d["batch_size"]),
-                 "eval_every": as_int(ev, 0) or None, "seed": as_int(sd, d["seed"]),
+                 "eval_every": as_int(ev, 0) or None,   # the seed is the project's one seed (Data tab)
                  "eval_limit": as_int(elim, 0) or None}
         if lr_:
             train["lr"] = float(lr_)
-        return runconfig.build(ctx, template=template or "", label_words=words or "", selection=sel,
+        return runconfig.build(ctx.scoped(pj), template=template or "", label_words=words or "", selection=sel,
                                max_length=max_len, truncate=trunc, name=name, method=meth,
                                options=training_service.option_values(meth, raw), train=train,
                                train_split=tsp or None, eval_split=esp or None)
 
-    config_inputs = [method, *option_components, steps, batch, lr, eval_every, seed, train_split, eval_split,
+    config_inputs = [method, *option_components, steps, batch, lr, eval_every, train_split, eval_split,
                      eval_limit, shared.template_text, shared.label_words, shared.data_sel, shared.max_length,
-                     shared.truncate, shared.template_name]
+                     shared.truncate, shared.template_name, shared.project]   # the session's project: last
     n_opts = len(option_components)
 
     def _split_args(args: tuple[Any, ...]) -> tuple[Any, ...]:
@@ -159,14 +158,16 @@ def build(ctx: StudioContext, shared: Shared) -> None:
         res = training_service.submit(ctx, cfg)
         if "error" in res:
             return error_html(res), gr.skip(), gr.skip()
-        label = _label_for(res["run_id"])
-        return info_html(res["message"], "ok"), gr.Dropdown(choices=_run_choices(), value=label), gr.Timer(active=True)
+        here = ctx.scoped(args[-1])
+        label = _label_for(res["run_id"], here)
+        return (info_html(res["message"], "ok"), gr.Dropdown(choices=_run_choices(here), value=label),
+                gr.Timer(active=True))
 
-    def _run_choices() -> list[str]:
-        return runs_service.choices(ctx, with_status=False, trained_only=True)
+    def _run_choices(here: StudioContext = ctx) -> list[str]:
+        return runs_service.choices(here, with_status=False, trained_only=True)
 
-    def _label_for(run_id: int) -> str:
-        return next((c for c in _run_choices() if runs_service.run_id_of(c) == run_id), f"#{run_id}")
+    def _label_for(run_id: int, here: StudioContext = ctx) -> str:
+        return next((c for c in _run_choices(here) if runs_service.run_id_of(c) == run_id), f"#{run_id}")
 
     @guard
     def do_poll(label: str, smooth: Any = DEFAULT_SMOOTHING) -> tuple[Any, ...]:
@@ -199,14 +200,15 @@ def build(ctx: StudioContext, shared: Shared) -> None:
                 gr.Timer(active=True))
 
     @guard
-    def on_open(sel: dict[str, Any]) -> tuple[Any, ...]:
+    def on_open(sel: dict[str, Any], pj: str | None = None) -> tuple[Any, ...]:
         from backend.services import data as data_service
 
+        here = ctx.scoped(pj)   # the session's project: its runs only
         splits = data_service.splits(ctx, sel.get("source", "")) if sel else []
-        current = training_service.latest_training_run(ctx)
+        current = training_service.latest_training_run(here)
         train_default = "train" if "train" in splits else (splits[0] if splits else None)
         dev_default = sel.get("split") if sel and sel.get("split") in splits else (splits[-1] if splits else None)
-        return (gr.Dropdown(choices=_run_choices(), value=_label_for(current) if current else None),
+        return (gr.Dropdown(choices=_run_choices(here), value=_label_for(current, here) if current else None),
                 gr.Dropdown(choices=splits, value=train_default), gr.Dropdown(choices=splits, value=dev_default))
 
     def show_options(meth: str) -> list[Any]:
@@ -224,8 +226,10 @@ def build(ctx: StudioContext, shared: Shared) -> None:
     cancel_btn.click(do_cancel, [watched], [msg], api_name="cancel_training") \
         .then(do_poll, [watched, smoothing], poll_outputs, api_visibility="private")
     resume_btn.click(do_resume, [watched], [msg, watched, timer], api_name="resume_training")
-    shared.data_sel.change(on_open, [shared.data_sel], [watched, train_split, eval_split], api_visibility="private")
-    shared.on_load.append((on_open, [shared.data_sel], [watched, train_split, eval_split]))
+    opened = [shared.data_sel, shared.project]
+    shared.data_sel.change(on_open, opened, [watched, train_split, eval_split], api_visibility="private")
+    shared.project.change(on_open, opened, [watched, train_split, eval_split], api_visibility="private")
+    shared.on_load.append((on_open, opened, [watched, train_split, eval_split]))
 
     from studio.tabs import sweep as sweep_tab      # the sweep designer varies this tab's configuration
 

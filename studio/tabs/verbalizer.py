@@ -41,7 +41,7 @@ def build(ctx: StudioContext, shared: Shared) -> None:
             words = shared.label_words.render()   # read-only until the page load fills it
             feedback = gr.HTML(elem_id="ps-verbalizer-feedback")
             panel = versions_panel(ctx, "verbalizer", name, words, [shared.data_sel],
-                                   lambda sel: classes_of(ctx, sel), label_words_text)
+                                   lambda sel: classes_of(ctx, sel), label_words_text, project=shared.project)
         with gr.Column(scale=6):
             coverage = gr.HTML(elem_id="ps-coverage")
             with gr.Row():
@@ -93,5 +93,5 @@ def build(ctx: StudioContext, shared: Shared) -> None:
                                shared.truncate], [probe_msg, probe_out, suggestions], api_name="probe")
     use_btn.click(guard(use_suggestions), [suggestions], [words], api_visibility="private")
     shared.data_sel.change(refresh_rows, [shared.data_sel, rows], [rows], api_visibility="private")
-    shared.on_load.append((panel["refresh"], [name], panel["history_outputs"]))
+    shared.on_load.append((panel["refresh"], [name, shared.project], panel["history_outputs"]))
     shared.on_load.append((refresh_rows, [shared.data_sel, rows], [rows]))

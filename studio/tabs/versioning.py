@@ -15,8 +15,11 @@ from studio.views.tables import VERSION_HEADERS, diff_html, versions_rows
 
 def versions_panel(ctx: StudioContext, kind: str, name: gr.Textbox, content: gr.Textbox,
                    extra_inputs: list[Any], classes_of: Callable[..., list[str] | None],
-                   to_editor: Callable[[str], str]) -> dict[str, Any]:
+                   to_editor: Callable[[str], str], project: Any = None) -> dict[str, Any]:
     """Save with a message, list versions, diff two of them, set an alias, load one into the editor.
+
+    ``project``: the session's project state; every call works in that project, and switching it
+    refreshes the history.
 
     ``classes_of(*extra_inputs)`` gives the verbalizer's classes (None for templates); ``to_editor`` turns
     stored content back into editor text.
@@ -41,12 +44,14 @@ def versions_panel(ctx: StudioContext, kind: str, name: gr.Textbox, content: gr.
             load_btn = gr.Button("Load version into editor")
         alias_msg = gr.HTML()
 
+    project = project if project is not None else gr.State(ctx.project)
+
     def _choices(rows: list[dict[str, Any]]) -> list[tuple[str, str]]:
         return [(f"v{r['version']} {r['message'][:30]}".strip(), str(r["version"])) for r in rows]
 
     @guard
-    def refresh(nm: str) -> tuple[Any, ...]:
-        res = versions_service.history(ctx, kind, nm)
+    def refresh(nm: str, pj: str | None = None) -> tuple[Any, ...]:
+        res = versions_service.history(ctx.scoped(pj), kind, nm)
         rows = [] if "error" in res else res["versions"]
         ch = _choices(rows)
         latest = ch[0][1] if ch else None
@@ -57,39 +62,41 @@ def versions_panel(ctx: StudioContext, kind: str, name: gr.Textbox, content: gr.
     history_outputs = [table, ver_a, ver_b, alias_ver]
 
     @guard
-    def save(nm: str, text: str, msg: str, *extra: Any) -> tuple[Any, ...]:
-        res = versions_service.save(ctx, kind, nm, text, msg, classes=classes_of(*extra))
+    def save(pj: str | None, nm: str, text: str, msg: str, *extra: Any) -> tuple[Any, ...]:
+        res = versions_service.save(ctx.scoped(pj), kind, nm, text, msg, classes=classes_of(*extra))
         if "error" in res:
-            return (error_html(res, text if kind == "template" else None),) + refresh(nm)
+            return (error_html(res, text if kind == "template" else None),) + refresh(nm, pj)
         v = res["version"]
         note = f"Saved as {v['name']} v{v['version']}." if res["created"] else \
             f"Unchanged: identical to {v['name']} v{v['version']} (nothing new saved)."
-        return (info_html(note, "ok"),) + refresh(nm)
+        return (info_html(note, "ok"),) + refresh(nm, pj)
 
     @guard
-    def do_diff(nm: str, a: str, b: str) -> str:
-        res = versions_service.diff(ctx, kind, nm, a, b)
+    def do_diff(nm: str, a: str, b: str, pj: str | None = None) -> str:
+        res = versions_service.diff(ctx.scoped(pj), kind, nm, a, b)
         return error_html(res) if "error" in res else diff_html(res["diff"])
 
     @guard
-    def do_alias(nm: str, al: str, ver: str) -> tuple[Any, ...]:
-        res = versions_service.set_alias(ctx, kind, nm, al, ver)
+    def do_alias(nm: str, al: str, ver: str, pj: str | None = None) -> tuple[Any, ...]:
+        res = versions_service.set_alias(ctx.scoped(pj), kind, nm, al, ver)
         msg = error_html(res) if "error" in res else info_html(
             f"Alias {al.strip()!r} now points at v{res['version']['version']}.", "ok")
-        return (msg,) + refresh(nm)
+        return (msg,) + refresh(nm, pj)
 
     @guard
-    def do_load(nm: str, ver: str) -> tuple[Any, str]:
-        res = versions_service.get(ctx, kind, nm, ver)
+    def do_load(nm: str, ver: str, pj: str | None = None) -> tuple[Any, str]:
+        res = versions_service.get(ctx.scoped(pj), kind, nm, ver)
         if "error" in res:
             return gr.skip(), error_html(res)
         return to_editor(res["content"]), info_html(f"Loaded v{res['version']['version']} into the editor.")
 
-    save_btn.click(save, [name, content, message, *extra_inputs], [save_msg, *history_outputs],
+    save_btn.click(save, [project, name, content, message, *extra_inputs], [save_msg, *history_outputs],
                    api_name=f"save_{kind}")
-    name.change(refresh, [name], history_outputs, api_visibility="private")
-    diff_btn.click(do_diff, [name, ver_a, ver_b], [diff_out], api_name=f"diff_{kind}")
-    alias_btn.click(do_alias, [name, alias, alias_ver], [alias_msg, *history_outputs], api_name=f"alias_{kind}")
-    loaded = load_btn.click(do_load, [name, alias_ver], [content, alias_msg], api_name=f"load_{kind}")
+    name.change(refresh, [name, project], history_outputs, api_visibility="private")
+    project.change(refresh, [name, project], history_outputs, api_visibility="private")
+    diff_btn.click(do_diff, [name, ver_a, ver_b, project], [diff_out], api_name=f"diff_{kind}")
+    alias_btn.click(do_alias, [name, alias, alias_ver, project], [alias_msg, *history_outputs],
+                    api_name=f"alias_{kind}")
+    loaded = load_btn.click(do_load, [name, alias_ver, project], [content, alias_msg], api_name=f"load_{kind}")
     return {"refresh": refresh, "history_outputs": history_outputs, "save": save_btn, "table": table,
             "loaded": loaded}

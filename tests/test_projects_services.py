@@ -1,0 +1,83 @@
+"""Projects through the studio's services: a session scoped to a project sees only that project's versions,
+runs and settings; the one seed drives the data and training parts of the config."""
+from __future__ import annotations
+
+import pytest
+
+from backend.services import data, evaluate, project, runconfig, runs, versions
+from backend.services.testing import make_context
+
+
+@pytest.fixture
+def ctx(tmp_path, smol_tok):
+    from tests.tiny import tiny_model
+
+    ctx = make_context(tmp_path, tiny_model("causal", smol_tok))
+    project.bootstrap(ctx)
+    return ctx
+
+
+def _zero_shot(ctx, template: str) -> int:
+    cfg = runconfig.build(ctx, template=template, label_words="negative: bad\npositive: good",
+                          selection=data.default_selection(), max_length=64, eval_limit=8)
+    res = evaluate.zero_shot(ctx, cfg)
+    assert "error" not in res, res
+    return res["run_id"]
+
+
+def test_two_projects_never_mix_runs_versions_or_picker_lists(ctx):
+    alpha, demo = ctx.scoped("alpha"), ctx
+    assert project.create(ctx, "alpha") == {"project": "alpha"}
+    versions.save(alpha, "template", "mine", "{text_a} alpha {mask}", "first")
+    versions.save(demo, "template", "mine", "{text_a} demo {mask}", "first")
+    assert versions.get(alpha, "template", "mine")["content"] == "{text_a} alpha {mask}"
+    assert versions.get(demo, "template", "mine")["content"] == "{text_a} demo {mask}"
+    assert versions.history(alpha, "template", "mine")["names"] == ["mine"]
+    assert "demo" in versions.history(demo, "template", "mine")["names"]     # the demo's own prompt
+
+    ra, rd = _zero_shot(alpha, "{text_a} It was {mask}"), _zero_shot(demo, "{text_a} Verdict: {mask}")
+    assert [r["id"] for r in runs.table(alpha)["runs"]] == [ra]
+    assert [r["id"] for r in runs.table(demo)["runs"]] == [rd]
+    assert [runs.run_id_of(c) for c in runs.choices(alpha)] == [ra]
+    # each run's config, project and versions are its own project's
+    for rid, name in ((ra, "alpha"), (rd, "demo")):
+        info = ctx.store.get_run(rid)
+        assert info.project == name and info.config["project"] == name
+        assert ctx.store.get_version_by_id(info.template_version_id).project == name
+    # the start screen: each project with its own best run
+    rows = {p["name"]: p for p in project.catalogue(ctx)["projects"]}
+    assert rows["alpha"]["runs"] == 1 and rows["alpha"]["best"]["run_id"] == ra
+    assert rows["demo"]["best"]["run_id"] == rd
+
+
+def test_opening_a_project_gives_its_own_editors_and_data(ctx):
+    project.create(ctx, "topics")
+    topics = ctx.scoped("topics")
+    first = project.opening(topics)
+    assert first["project"] == "topics" and first["name"] == "topics"
+    assert first["template"] == project.demo_config()["template"]    # an unsaved draft to start from
+    assert ctx.store.list_names("template", project="topics") == []  # nothing saved by opening
+    sel = dict(data.default_selection(), source="builtin:nli-mini", split="train", seed=7)
+    assert project.save_selection(topics, sel)["saved"]
+    versions.save(topics, "template", "topics", "{text_a} Topic: {mask}", "")
+    again = project.opening(topics)
+    assert again["template"] == "{text_a} Topic: {mask}" and again["seed"] == 7
+    assert again["selection"]["source"] == "builtin:nli-mini"
+    assert project.opening(ctx)["selection"]["source"] == data.default_selection()["source"]   # demo unchanged
+
+
+def test_one_seed_drives_sampling_split_and_training(ctx):
+    sel = dict(data.default_selection(), seed=7, shots=4)
+    cfg = runconfig.build(ctx, template="{text_a} It was {mask}", label_words="negative: bad\npositive: good",
+                          selection=sel, method="prompt-tuning", train={"steps": 2})
+    assert cfg.data.seed == cfg.train.seed == 7
+    default = runconfig.build(ctx, template="{text_a} It was {mask}", label_words="negative: bad\npositive: good",
+                              selection=data.default_selection(), method="prompt-tuning")
+    assert default.data.seed == default.train.seed
+
+
+def test_a_bad_project_name_is_a_clear_error(ctx):
+    res = project.create(ctx, "../../etc")
+    assert "error" in res and "'/' is not allowed" in res["error"]["message"]
+    with pytest.raises(Exception, match="project name"):
+        ctx.scoped("a/b")
