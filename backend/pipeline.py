@@ -163,8 +163,8 @@ def run_zero_shot(cfg: RunConfig, *, loaded: Any = None, store: Any = None,
 
         run_id = create_run(store, cfg, method="zero-shot", loaded=loaded, verbalizer=compiled.verbalizer,
                             train=train_rows, eval=data.examples, classes=list(compiled.classes),
-                            tags=cfg.tags, how=data.how, counts=data.counts, status="queued")
-        store.set_status(run_id, "running")
+                            tags=cfg.tags, how=data.how, counts=data.counts)
+        # created running (this process): a queued row would be claimed by any job runner on the database
         beating.enter_context(keep_alive(store, run_id))   # a long evaluation must not look like a dead one
     try:
         if cfg.verbalizer == WHOLE_VOCAB:

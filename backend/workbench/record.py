@@ -45,10 +45,10 @@ def record_comparison(store: Any, cfg: RunConfig, loaded: Any, cmp: Comparison, 
                                                         group, f"template:{s.template}",
                                                         f"verbalizer:{s.verbalizer}"])
         verb = build_verbalizer(one.verbalizer, cmp.classes)
+        # created running (this process): a queued row would be claimed by any job runner on the database
         run_id = create_run(store, one, method="zero-shot", loaded=loaded, verbalizer=verb, train=[],
                             eval=dev.examples, classes=cmp.classes, tags=one.tags, project=project,
-                            how=dev.how, counts=dev.counts, status="queued", parent_run_id=parent_run_id)
-        store.set_status(run_id, "running")
+                            how=dev.how, counts=dev.counts, parent_run_id=parent_run_id)
         metrics = []
         for calibrated, table in tables.items():
             row, prefix = table[i], ("eval/calibrated_" if calibrated else "eval/")
@@ -85,10 +85,10 @@ def record_ensemble(store: Any, cfg: RunConfig, loaded: Any, ensemble: Ensemble,
                               tags=[*[t for t in cfg.tags if t != "comparison"], ENSEMBLE, group,
                                     f"ensemble:{ensemble.kind}"])
     verb = build_verbalizer(one.verbalizer, cmp.classes)
+    # created running (this process): a queued row would be claimed by any job runner on the database
     run_id = create_run(store, one, method=ENSEMBLE, loaded=loaded, verbalizer=verb, train=train.examples,
                         eval=dev.examples, classes=cmp.classes, tags=one.tags, project=project, how=train.how,
-                        counts=train.counts, status="queued", parent_run_id=parent_run_id)
-    store.set_status(run_id, "running")
+                        counts=train.counts, parent_run_id=parent_run_id)
     spec = {"kind": ensemble.kind, "classes": cmp.classes, "members": list(members), "calibrated": True,
             "weights": ensemble.weights, "classifier": ensemble.classifier, "max_length": cfg.max_length,
             "truncate": cfg.truncate, "model": cfg.model, "fitted_on": "train", "train_rows": len(train.examples)}
