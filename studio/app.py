@@ -86,6 +86,9 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     p.add_argument("--auth", default=None, metavar="USER:PASSWORD",
                    help="require a login (mandatory when --host is not a loopback address)")
     p.add_argument("--max-upload-mb", type=float, default=50.0, help="largest dataset upload (default 50)")
+    from backend.cli.executor import add_executor_options
+
+    add_executor_options(p)
     p.add_argument("--project", default=None, metavar="NAME", help="the project a new browser session opens "
                    "(created when new; default: demo); the start screen switches between projects")
     return p.parse_args(list(argv))
@@ -103,6 +106,13 @@ def check_args(args: argparse.Namespace) -> tuple[str, str] | None:
         raise SystemExit(f"--host {args.host} exposes the studio beyond this machine: add --auth USER:PASSWORD")
     if args.max_upload_mb <= 0:
         raise SystemExit("--max-upload-mb must be positive")
+    from backend.cli.executor import on_ray
+    from backend.errors import StudioError
+
+    try:
+        on_ray(args)
+    except StudioError as exc:
+        raise SystemExit(str(exc)) from None
     if args.project is not None:
         from storage import InvalidInput, check_project_name
 
@@ -138,7 +148,15 @@ def make_context(args: argparse.Namespace) -> StudioContext:
                         max_upload_mb=args.max_upload_mb, **({"project": args.project} if args.project else {}))
     from backend.services.jobs import JobRunner
 
-    ctx.jobs = JobRunner(store, log_dir=home / "logs", project=ctx.project).start()
+    from backend.errors import StudioError
+
+    try:     # --executor ray: queued runs go to the Ray cluster (joined here, so a wrong address stops now)
+        ctx.jobs = JobRunner(store, log_dir=home / "logs", project=ctx.project,
+                             executor=getattr(args, "executor", "local"),
+                             ray_address=getattr(args, "ray_address", None)).start()
+    except StudioError as exc:
+        store.close()
+        raise SystemExit(str(exc)) from None
     return ctx
 
 

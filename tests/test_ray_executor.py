@@ -107,3 +107,36 @@ def test_a_run_cancelled_while_waiting_for_resources_never_starts(ray_local, pg_
     assert wait_for(lambda: (runs.finished() or True) and not runs.children, timeout=30)
     info = pg_store.get_run(run_id)
     assert info.status == "cancelled" and [h.status for h in info.history] == ["queued", "cancelled"]
+
+
+def test_cli_train_and_worker_with_the_ray_executor(ray_local, pg_store, assets, tmp_path, capsys):
+    import json
+
+    from backend.cli import main
+
+    path = tmp_path / "run.json"
+    path.write_text(json.dumps(job_config(assets, 2, tmp_path / "out")))
+    assert main(["train", str(path), "--db", pg_store.url, "--executor", "ray"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    info = pg_store.get_run(out["run_id"])
+    assert out["status"] == info.status == "succeeded" and info.pid != os.getpid()
+    queued = submit(pg_store, job_config(assets, 2, tmp_path / "out"))
+    assert main(["worker", "--db", pg_store.url, "--once", "--executor", "ray"]) == 0
+    assert pg_store.get_run(queued).status == "succeeded"
+
+
+def test_the_studio_job_runner_sends_runs_to_ray(ray_local, pg_store, assets, tmp_path):
+    from backend.config import RunConfig
+    from backend.jobs.ray_executor import RayWorker
+    from backend.services.jobs import JobRunner
+
+    runner = JobRunner(pg_store, executor="ray", poll_s=0.2).start()
+    try:
+        assert isinstance(runner.worker, RayWorker)
+        run_id = runner.submit(RunConfig.from_dict(job_config(assets, 2, tmp_path / "out")))
+        assert wait_for(lambda: pg_store.get_run(run_id).status not in ("queued", "running"), timeout=180)
+        info = pg_store.get_run(run_id)
+        assert info.status == "succeeded", info.error
+        assert "Ray task" in [h for h in info.history if h.status == "running"][0].note
+    finally:
+        runner.stop()

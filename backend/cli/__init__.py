@@ -18,6 +18,7 @@ import sys
 from typing import Any, Callable, Sequence
 
 from backend.choices import DEFAULT_MODEL, KINDS, TRUNCATE_METHODS
+from backend.cli.executor import add_executor_options
 from backend.errors import StudioError
 
 # command -> module of backend.cli holding ``cmd_<command>``
@@ -71,11 +72,14 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--no-db", action="store_true")
     tr.add_argument("--seeds", help="comma-separated few-shot seeds, e.g. 13,21,42,87,100")
     tr.add_argument("--resume", type=int, help="resume run RUN_ID from its last checkpoint")
+    add_executor_options(tr)
 
     wk = sub.add_parser("worker", help="claim and run queued runs from a shared database")
     wk.add_argument("--db", required=True)
-    wk.add_argument("--concurrency", type=_at_least(1), default=1)
+    wk.add_argument("--concurrency", type=_at_least(1), help="runs at a time (default 1; with --executor ray: "
+                                                            "runs in flight on the cluster, default its CPUs)")
     wk.add_argument("--once", action="store_true", help="exit when the queue is empty")
+    add_executor_options(wk)
 
     pr = sub.add_parser("predict", help="class probabilities for text with one or more trained runs")
     pr.add_argument("--run", action="append", type=int, required=True)
@@ -104,6 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--concurrency", type=_at_least(1), default=1, help="runs at a time (default 1)")
     sp.add_argument("--queue-only", action="store_true", help="queue the runs for the studio or a worker; exit")
     sp.add_argument("--csv", help="also write the final table as CSV here")
+    add_executor_options(sp, "through Ray Tune with its ASHA scheduler")
     kp = sub.add_parser("kpt", help="knowledgeable verbalizer: the config's words expanded and refined")
     kp.add_argument("config")
     kp.add_argument("--neighbours", type=_at_least(1), default=20, help="embedding neighbours per class")

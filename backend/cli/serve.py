@@ -6,9 +6,17 @@ import argparse
 
 def cmd_worker(args: argparse.Namespace) -> int:
     """Claim and run queued runs from a shared database until stopped (or the queue is empty, ``--once``)."""
+    from backend.cli.executor import on_ray
     from backend.jobs import worker_main
 
-    return int(worker_main(args.db, concurrency=args.concurrency, once=args.once) or 0)
+    if on_ray(args):       # the same loop, each claimed run a Ray task (backend.jobs.ray_executor)
+        import functools
+
+        from backend.jobs.ray_executor import RayWorker
+
+        make = functools.partial(RayWorker, address=args.ray_address)
+        return int(worker_main(args.db, concurrency=args.concurrency, once=args.once, make_worker=make) or 0)
+    return int(worker_main(args.db, concurrency=args.concurrency or 1, once=args.once) or 0)
 
 
 def cmd_predict(args: argparse.Namespace) -> int:

@@ -17,6 +17,7 @@ from backend.cli.common import open_store, print_json
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
+    from backend.cli.executor import on_ray
     from backend.jobs.signals import StopOnSignal
     from backend.outputs import check_output_dir
     from backend.sweeps.expand import expand
@@ -24,6 +25,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     from backend.sweeps.spec import load_spec
     from backend.sweeps.table import to_csv
 
+    ray = on_ray(args)
     spec = load_spec(args.spec)
     trials = expand(spec)                  # every configuration parses before anything is queued
     if args.csv:
@@ -38,7 +40,12 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     sys.stderr.write(f"sweep {spec.name}: {len(trials)} runs ({len({t.key for t in trials})} configurations x "
                      f"{len(spec.seeds)} seeds)" + (", ASHA early stopping" if spec.early_stop else "") + "\n")
     with StopOnSignal() as stop:
-        out = run_sweep(store, spec, concurrency=args.concurrency, stop=stop, on_change=_echo)
+        if ray:
+            from backend.sweeps.ray_tune import run_sweep_ray
+
+            out = run_sweep_ray(store, spec, args.ray_address, stop=stop, on_change=_echo)
+        else:
+            out = run_sweep(store, spec, concurrency=args.concurrency, stop=stop, on_change=_echo)
     table = [{k: v for k, v in row.items() if k != "config"} for row in out["table"]]
     if args.csv:
         Path(args.csv).parent.mkdir(parents=True, exist_ok=True)

@@ -12,6 +12,7 @@ import sys
 from typing import Any
 
 from backend.cli.common import open_store, with_project
+from backend.cli.executor import on_ray
 from backend.config import SEED, load_config
 from backend.errors import ConfigError
 from backend.outputs import check_output_dir
@@ -24,6 +25,7 @@ from backend.sweeps.seeds import parse_seeds, run_seeds
 
 def cmd_train(args: argparse.Namespace) -> int:
     """Train (or resume, or sweep seeds); the exit status says how the run ended (see ``_execute``)."""
+    ray = on_ray(args)
     if args.resume is not None:
         return _resume(args)
     cfg = with_project(load_config(args.config), args)
@@ -33,12 +35,18 @@ def cmd_train(args: argparse.Namespace) -> int:
     # database run per rank would be wrong), and only rank 0 shows progress and prints the result.
     distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
     seeds = args.seeds or (",".join(str(s) for s in cfg.train.seeds) if cfg.train.seeds else None)
+    if seeds and ray:
+        raise ConfigError("several seeds on Ray run as a sweep: python -m backend sweep SPEC --executor ray "
+                          "(seeds: [...] in the spec)", field="--seeds")
     if seeds:
         seeds = check(parse_seeds(seeds), list[int], "--seeds", SEED)
         store = None if args.no_db or distributed else open_store(args)   # each seed a recorded run
         out = run_seeds(cfg, seeds, sink_for_seed=lambda _s: TerminalSink(), store=store)
         print(json.dumps(out, indent=2, default=str))
         return 0
+    if ray and (args.no_db or distributed):
+        raise ConfigError("a run on Ray comes back through its record in the database: leave out --no-db "
+                          "(and run it outside accelerate / torchrun)", field="--executor")
     if args.no_db or distributed:
         first = int(os.environ.get("RANK", "0")) == 0
         result = run_training(cfg, sink=TerminalSink() if first else MemorySink())
@@ -52,13 +60,28 @@ def cmd_train(args: argparse.Namespace) -> int:
         store = open_store(args)
         from backend.jobs import submit
 
-        return _execute(store, submit(store, cfg), stop)
+        run_id = submit(store, cfg)
+        return _execute_on_ray(store, run_id, args, stop) if ray else _execute(store, run_id, stop)
 
 
 def _execute(store: Any, run_id: int, stop: StopOnSignal) -> int:
     from backend.jobs.child import execute
 
     status = execute(store, run_id, terminal=True, stop=stop)
+    return _report(store, run_id, status, stop)
+
+
+def _execute_on_ray(store: Any, run_id: int, args: argparse.Namespace, stop: StopOnSignal) -> int:
+    """The run as a Ray task (``backend.jobs.ray_executor``): the same record, progress in the studio."""
+    from backend.jobs.ray_executor import run_on_ray
+
+    where = args.ray_address or "a local Ray instance"
+    sys.stderr.write(f"run {run_id}: on {where}; its progress is in the run's record (the studio's Runs tab)\n")
+    return _report(store, run_id, run_on_ray(store, run_id, args.ray_address, stop=stop), stop)
+
+
+def _report(store: Any, run_id: int, status: str, stop: StopOnSignal) -> int:
+    """The result JSON on stdout; the exit status says how the run ended."""
     info = store.get_run(run_id)
     print(json.dumps({"run_id": run_id, "status": status, "error": info.error, "metrics": info.metrics},
                      indent=2, default=str))
@@ -85,4 +108,5 @@ def _resume(args: argparse.Namespace) -> int:
         raise ConfigError("--resume continues a run recorded in the database: leave out --no-db")
     with StopOnSignal() as stop:
         store = open_store(args)
-        return _execute(store, resume(store, args.resume), stop)
+        run_id = resume(store, args.resume)
+        return _execute_on_ray(store, run_id, args, stop) if on_ray(args) else _execute(store, run_id, stop)

@@ -47,7 +47,7 @@ def ray_module() -> Any:
     except ImportError:
         raise ConfigError("--executor ray needs the 'ray' package, which is not installed here "
                           "(pip install 'ray[tune]==2.60.0', or python3 launch.py, which installs it)",
-                          field="executor") from None
+                          field="--executor") from None
     return ray
 
 
@@ -66,6 +66,7 @@ def connect(address: str | None = None, *, num_cpus: int | None = None) -> Any:
     kwargs: dict[str, Any] = {"log_to_driver": False, "logging_level": logging.WARNING,
                               "runtime_env": {"env_vars": {"PYTHONPATH": str(ROOT)}}}
     if address and address != "local":
+        _check_reachable(address)
         kwargs["address"] = address
     else:
         kwargs.update(include_dashboard=False, num_cpus=num_cpus)
@@ -73,8 +74,26 @@ def connect(address: str | None = None, *, num_cpus: int | None = None) -> Any:
         ray.init(**kwargs)
     except (ConnectionError, ValueError, RuntimeError, TimeoutError) as exc:
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
-        raise ConfigError(f"cannot reach a Ray cluster at {address!r}: {first}", field="ray_address") from None
+        raise ConfigError(f"cannot reach a Ray cluster at {address!r}: {first}", field="--ray-address") from None
     return ray
+
+
+def _check_reachable(address: str, timeout_s: float = 3.0) -> None:
+    """A HOST:PORT that nothing answers on is said at once: ``ray.init`` would retry it for minutes."""
+    if address == "auto":
+        return                               # Ray looks for this machine's cluster and fails fast itself
+    if address.startswith("ray://"):
+        raise ConfigError("ray:// (Ray Client) needs the 'ray[client]' extra, which is not installed: give the "
+                          "head's GCS address HOST:PORT (port 6379 by default) instead", field="--ray-address")
+    host, sep, port = address.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConfigError(f"{address[:100]!r} is not an address: give HOST:PORT of the cluster's head "
+                          "(e.g. 10.0.0.5:6379) or auto", field="--ray-address")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s).close()
+    except OSError as exc:
+        raise ConfigError(f"nothing answers at {address[:100]} ({exc.strerror or exc}): is the cluster's head "
+                          "running (ray start --head) and the port open?", field="--ray-address") from None
 
 
 def resources_of(config: dict[str, Any]) -> dict[str, float]:

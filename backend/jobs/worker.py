@@ -109,14 +109,15 @@ class Worker:
 
 
 def worker_main(db_url: str, concurrency: int | None = None, once: bool = False, *,
-                log_dir: str | None = None, poll_s: float = 1.0) -> int:
-    """``python -m backend worker --db URL``: returns the process exit status."""
+                log_dir: str | None = None, poll_s: float = 1.0, make_worker: Callable[..., Any] | None = None) -> int:
+    """``python -m backend worker --db URL``: returns the process exit status. ``make_worker``: another
+    Worker class (``--executor ray``: ``backend.jobs.ray_executor.RayWorker``)."""
     from storage import open_store
 
     from backend.jobs.signals import StopOnSignal
 
     store = open_store(db_url)
-    worker = Worker(store, concurrency=concurrency, log_dir=Path(log_dir) if log_dir else None)
+    worker = (make_worker or Worker)(store, concurrency=concurrency, log_dir=Path(log_dir) if log_dir else None)
     with StopOnSignal() as stop:     # SIGTERM / Ctrl-C: stop claiming, let the children end their runs
         try:
             worker.run(once=once, poll_s=poll_s, stop=stop)

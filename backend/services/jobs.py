@@ -74,12 +74,18 @@ class JobRunner:
     so there the loop polls every ``poll_s``, as before."""
 
     def __init__(self, store: Any, *, log_dir: Path | None = None, concurrency: int | None = None,
-                 poll_s: float = 1.0, idle_poll_s: float = IDLE_POLL_S, project: str | None = None) -> None:
+                 poll_s: float = 1.0, idle_poll_s: float = IDLE_POLL_S, project: str | None = None,
+                 executor: str = "local", ray_address: str | None = None) -> None:
         self.store = store
         self.project = project
         self.poll_s = poll_s
         self.idle_poll_s = max(poll_s, idle_poll_s)
-        self.worker = _studio_worker(store, concurrency=concurrency, log_dir=log_dir)
+        if executor == "ray":    # queued runs go to a Ray cluster as tasks (backend.jobs.ray_executor)
+            from backend.jobs.ray_executor import RayWorker
+
+            self.worker = RayWorker(store, address=ray_address, concurrency=concurrency, log_dir=log_dir)
+        else:
+            self.worker = _studio_worker(store, concurrency=concurrency, log_dir=log_dir)
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
