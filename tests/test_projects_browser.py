@@ -1,0 +1,82 @@
+"""The start screen in a real browser (Debian's chromium via Playwright): open the demo's guided path,
+create a project, switch back to the demo; the editors follow the project, the browser remembers it."""
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from tests.test_studio_browser import ARGS, CHROMIUM, _browser_or_skip
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def studio(tmp_path_factory, smol_tok):
+    _browser_or_skip()
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    from backend.services.testing import make_context
+    from studio.app import build_app, launch
+    from tests.tiny import tiny_model
+
+    ctx = make_context(tmp_path_factory.mktemp("projects-browser"), tiny_model("causal", smol_tok))
+    demo = build_app(ctx)
+    launch(demo, ctx, block=False)
+    yield demo.local_url, ctx
+    demo.close()
+    ctx.close()
+
+
+def _project_is(page, name: str) -> None:
+    page.wait_for_selector(f"#ps-current-project[data-project='{name}']", timeout=30_000)
+
+
+def _template_name(page) -> str:
+    page.get_by_role("tab", name="Template").click()
+    box = page.locator("#ps-template-name textarea, #ps-template-name input").first
+    box.wait_for(timeout=30_000)
+    return box.input_value()
+
+
+def test_start_screen_demo_path_create_and_switch(studio):
+    from playwright.sync_api import sync_playwright
+
+    url, ctx = studio
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.goto(url)
+        page.wait_for_selector("#ps-model-state[data-state='ready']", timeout=60_000)
+        assert "designs prompts" in page.locator("#ps-start-intro").inner_text()
+        page.wait_for_function("document.querySelector('#ps-projects').innerText.includes('demo')", timeout=30_000)
+        _project_is(page, "demo")
+
+        page.locator("#ps-start-demo").click()          # the demo opens on its first step: the Data tab
+        page.wait_for_selector("#tab-data #ps-data-load", state="visible", timeout=30_000)
+        page.get_by_role("tab", name="Start").click()
+        page.locator("#ps-guide-template").click()      # the guided path moves along the tabs
+        page.wait_for_selector("#ps-preview", state="visible", timeout=30_000)
+
+        page.get_by_role("tab", name="Start").click()
+        page.locator("#ps-new-project textarea, #ps-new-project input").first.fill("beta")
+        page.locator("#ps-create-project").click()
+        _project_is(page, "beta")
+        assert _template_name(page) == "beta"
+        assert "beta" in {q.name for q in ctx.store.list_projects()}
+
+        page.get_by_role("tab", name="Start").click()
+        page.locator("#ps-project-pick input").fill("demo")
+        page.keyboard.press("Enter")
+        page.locator("#ps-open-project").click()
+        _project_is(page, "demo")
+        assert _template_name(page) == "demo"
+
+        page.get_by_role("tab", name="Start").click()   # a reload comes back to the project last opened
+        page.locator("#ps-project-pick input").fill("beta")
+        page.keyboard.press("Enter")
+        page.locator("#ps-open-project").click()
+        _project_is(page, "beta")
+        page.reload()
+        page.wait_for_selector("#ps-model-state[data-state='ready']", timeout=60_000)
+        _project_is(page, "beta")
+        browser.close()
