@@ -6,7 +6,8 @@ import os
 
 import pytest
 
-from tests.test_studio_browser import ARGS, CHROMIUM, _browser_or_skip
+from tests.storage_helpers import wait_for
+from tests.test_studio_browser import ARGS, CHROMIUM, _browser_or_skip, _load_builtin
 
 pytestmark = pytest.mark.slow
 
@@ -63,6 +64,10 @@ def test_start_screen_demo_path_create_and_switch(studio):
         _project_is(page, "beta")
         assert _template_name(page) == "beta"
         assert "beta" in {q.name for q in ctx.store.list_projects()}
+        _load_builtin(page, "nli-mini")                 # the project keeps its own data choice
+        assert wait_for(lambda: (ctx.store.get_project("beta").settings.get("data") or {}).get("source")
+                        == "builtin:nli-mini", timeout=30)
+        assert (ctx.store.get_project("demo").settings.get("data") or {}).get("source") != "builtin:nli-mini"
 
         page.get_by_role("tab", name="Start").click()
         page.locator("#ps-project-pick input").fill("demo")
@@ -70,6 +75,9 @@ def test_start_screen_demo_path_create_and_switch(studio):
         page.locator("#ps-open-project").click()
         _project_is(page, "demo")
         assert _template_name(page) == "demo"
+        page.get_by_role("tab", name="Data").click()   # and the demo's data comes back with the demo
+        page.wait_for_function("!document.querySelector('#ps-data-summary').innerText.includes('nli-mini')",
+                               timeout=30_000)
 
         page.get_by_role("tab", name="Start").click()   # a reload comes back to the project last opened
         page.locator("#ps-project-pick input").fill("beta")

@@ -83,3 +83,14 @@ def test_project_list_shows_best_result_and_bad_names_are_refused(studio):
     assert row[1] == 1 and row[2] == "0.750" and row[3].startswith(f"#{rid} zero-shot best")
     assert "ranked" in {p.name for p in ctx.store.list_projects()} and \
         "../x" not in {p.name for p in ctx.store.list_projects()}
+
+
+def test_an_unknown_project_is_refused_and_nothing_is_created(studio):
+    # (a project's data choice is saved by the page's listener on the selection: tests/test_projects_browser.py)
+    url, ctx = studio
+    c = _client(url)
+    out = c.predict("nope", api_name="/open_project")
+    assert any("no project named 'nope'" in s for s in _strings(out))
+    assert "nope" not in {p.name for p in ctx.store.list_projects()}
+    out = c.predict("demo", api_name="/open_project")     # the demo opens on its own data again
+    assert any("Working in project <b>demo</b>" in s for s in _strings(out))

@@ -70,16 +70,20 @@ def build(ctx: StudioContext, shared: Shared) -> None:
     def do_list() -> tuple[Any, Any]:
         return catalogue()
 
-    def _opened(name: str, note: str) -> tuple[Any, ...]:
-        """Everything that changes when this session moves to project ``name``."""
+    def _opened(name: str, note: str, drafts: dict[str, Any] | None = None) -> tuple[Any, ...]:
+        """Everything that changes when this session moves to project ``name``; ``drafts``: the unsaved
+        editor text this browser kept while working in it (a reload keeps typing that was never saved)."""
         res = project_service.opening(ctx.scoped(name))
         if "error" in res:
             return (gr.skip(),) * 9 + (error_html(res),) + (gr.skip(),) * 3
+        drafts = drafts if isinstance(drafts, dict) else {}
+        template = drafts.get("template") or res["template"]
+        words = drafts.get("label_words") or res["label_words"]
         editor = {"interactive": True}
-        return (name, current_html(name), gr.update(value=res["name"]), gr.update(value=res["template"], **editor),
-                gr.update(value=res["verbalizer_name"]), gr.update(value=res["label_words"], **editor),
-                res["selection"], res["selection"], {"template": res["template"], "label_words": res["label_words"]},
-                info_html(note, "ok")) + catalogue() + (gr.skip(),)
+        return (name, current_html(name), gr.update(value=res["name"]), gr.update(value=template, **editor),
+                gr.update(value=res["verbalizer_name"]), gr.update(value=words, **editor),
+                res["selection"], res["selection"], {"template": template, "label_words": words},
+                info_html(note, "ok") if note else "") + catalogue() + (gr.skip(),)
 
     @guard
     def do_open(name: str | None) -> tuple[Any, ...]:
@@ -111,20 +115,22 @@ def build(ctx: StudioContext, shared: Shared) -> None:
             return (gr.skip(),) * 9 + (info_html(f"Upload into project {pj!r} on the Data tab."),) + \
                 (gr.skip(),) * 2 + (gr.Tabs(selected="data"),)
         taken = {p["name"] for p in project_service.catalogue(ctx).get("projects", [])}
-        name = next(n for n in (MY_DATA, *(f"{MY_DATA} {i}" for i in range(2, 1000))) if n not in taken)
-        created = project_service.create(ctx, name)
+        name = next((n for n in (MY_DATA, *(f"{MY_DATA} {i}" for i in range(2, 1000))) if n not in taken), "")
+        created = project_service.create(ctx, name) if name else \
+            {"error": {"message": f"too many '{MY_DATA}' projects: create one with a name of your own"}}
         if "error" in created:
             return (gr.skip(),) * 9 + (error_html(created),) + (gr.skip(),) * 3
         return _opened(name, f"Created project {name!r} for your data: choose a file under Upload.")[:-1] + \
             (gr.Tabs(selected="data"),)
 
     @guard
-    def do_restore(kept: str | None, pj: str | None) -> tuple[Any, ...]:
-        """Page load: come back to the project this browser last opened (when it still exists)."""
+    def do_restore(kept: str | None, pj: str | None, drafts: dict[str, Any] | None) -> tuple[Any, ...]:
+        """Page load: come back to the project this browser last opened (when it still exists), with the
+        drafts it kept there."""
         names = {p["name"] for p in project_service.catalogue(ctx).get("projects", [])}
         if not kept or kept == pj or kept not in names:
             return (gr.skip(),) * 10 + catalogue() + (gr.skip(),)
-        return _opened(kept, "")
+        return _opened(kept, "", drafts)
 
     @guard
     def keep_selection(sel: dict[str, Any], pj: str | None, kept: str | None) -> None:
@@ -150,7 +156,7 @@ def build(ctx: StudioContext, shared: Shared) -> None:
     shared.data_sel.change(keep_selection, [shared.data_sel, shared.project, kept_project], None,
                            api_visibility="private")
     shared.on_load.append((do_list, [], [table, pick]))
-    shared.on_load.append((do_restore, [kept_project, shared.project], opened))
+    shared.on_load.append((do_restore, [kept_project, shared.project, shared.kept_drafts], opened))
 
 
 def _go_to(tab_id: str) -> Any:
