@@ -70,6 +70,15 @@ def test_demos_change_the_scores_and_k0_turns_them_off(setup):
     assert probs != [p["probs"] for p in plain.predictions] and "demos_shown" not in off.metrics
 
 
+@pytest.mark.parametrize("calibration", ["content-free", "support"])
+def test_calibration_inputs_get_demonstrations_too(setup, calibration):
+    folder, lm, _ = setup
+    shown, _ = run_zero_shot(_cfg(folder, eval={"calibration": calibration}), loaded=lm)
+    plain, _ = run_zero_shot(_cfg(folder, eval={"calibration": calibration}, demos={"k": 0}), loaded=lm)
+    assert shown.metrics["calibration"] == calibration and shown.metrics["demos_shown"] == 4
+    assert [p["probs"] for p in shown.predictions] != [p["probs"] for p in plain.predictions]
+
+
 def test_a_small_max_length_drops_demonstrations_not_the_input(setup):
     folder, lm, _ = setup
     res, _ = run_zero_shot(_cfg(folder, max_length=24), loaded=lm)
