@@ -39,8 +39,10 @@ def build_app(ctx: StudioContext) -> gr.Blocks:
             shared.tabs = tabs   # the start screen's buttons move to other tabs
             for label, module in TABS:
                 tab_id = label.lower()
-                with gr.Tab(label, id=tab_id, elem_id=f"tab-{tab_id}"):
-                    module.build(ctx, shared)
+                with gr.Tab(label, id=tab_id, elem_id=f"tab-{tab_id}") as tab:
+                    built = module.build(ctx, shared)
+                if isinstance(built, dict) and "refresh" in built:   # a list that must be current when opened
+                    tab.select(built["refresh"], built["filters"], built["outputs"], api_visibility="private")
         shared.check_placed()
         shared.wire_load(demo)
         shared.keep_drafts_in_browser()

@@ -86,6 +86,8 @@ class Shared:
     # this browser session's project (the start screen switches it; services get ``ctx.scoped(project)``)
     project: gr.State | None = None
     tabs: gr.Tabs | None = None      # the page's tabs, for buttons that move to another tab
+    # "Train this prompt": placed by the Evaluate tab, wired by the Train tab (its settings start the run)
+    train_now: gr.Button | None = None
     on_load: list[tuple[Callable[..., Any], list[Any], list[Any]]] = field(default_factory=list)
 
     @classmethod
@@ -105,7 +107,8 @@ class Shared:
         return cls(ctx=ctx, data_sel=gr.State(default), kept_data=kept_data, kept_drafts=kept_drafts,
                    model_state=model_state, banner=banner, page=page,
                    timer=gr.Timer(1.0, active=ctx.model.status()["state"] == "loading"),
-                   opening=opening, project=gr.State(ctx.project), **_editors(ctx, opening))
+                   opening=opening, project=gr.State(ctx.project), **_editors(ctx, opening),
+                   train_now=gr.Button("Train this prompt →", elem_id="ps-train-now", render=False))
 
     def editors(self) -> dict[str, Any]:
         """The shared editors by field name."""
@@ -114,7 +117,8 @@ class Shared:
     def check_placed(self) -> None:
         """Fail the build, naming it, when a shared editor was never placed by a tab (a listener on it would
         point at nothing on the page)."""
-        missing = [f"{name} (#{c.elem_id})" for name, c in self.editors().items() if not c.is_rendered]
+        placed = {**self.editors(), "train_now": self.train_now}
+        missing = [f"{name} (#{c.elem_id})" for name, c in placed.items() if c is not None and not c.is_rendered]
         if missing:
             raise RuntimeError(f"shared editors no tab placed with .render(): {', '.join(missing)}")
 

@@ -97,9 +97,11 @@ class ModelSlot:
     def status(self) -> dict[str, Any]:
         if self._loaded is not None:
             return {"state": "ready", "model_id": self._loaded.model_id, "kind": self._loaded.kind,
-                    "message": f"model {self._loaded.model_id} ({self._loaded.kind}) on {self._loaded.device}"}
+                    "message": f"model {model_label(self._loaded.model_id)} ({self._loaded.kind}) on "
+                               f"{self._loaded.device}"}
         if self._error is not None:
-            return {"state": "failed", "model_id": self.spec, "kind": None, "message": self._error}
+            return {"state": "failed", "model_id": self.spec, "kind": None,
+                    "message": self._error.replace(self.spec, model_label(self.spec))}
         return {"state": "loading", "model_id": self.spec, "kind": None, "message": LOADING_MESSAGE}
 
     def get(self) -> LoadedModel:
@@ -124,6 +126,12 @@ class ModelSlot:
     def profile(self) -> str:
         """The encoding profile: the model kind names it (masked / causal / seq2seq)."""
         return self.get().kind
+
+
+def model_label(model_id: str) -> str:
+    """How the page names a model: a local path by its folder or file name (the page never shows where
+    the server keeps things), the embedded default and hub ids as they are."""
+    return Path(model_id).name if Path(model_id).is_absolute() else model_id
 
 
 def _load_default(spec: str) -> LoadedModel:

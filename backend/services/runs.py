@@ -133,8 +133,17 @@ def compare(ctx: StudioContext, run_ids: Sequence[int]) -> dict[str, Any]:
         return user_error("select at least two runs to compare", "compare")
     cmp = ctx.store.compare_runs(ids)
     curves = {f"#{i}": _points(ctx.store.get_metrics(i)) for i in ids}
-    return {"runs": cmp["runs"], "status": cmp["status"], "config_diff": cmp["config_diff"],
+    shown = {key: [_no_server_path(v) for v in values] for key, values in cmp["config_diff"].items()}
+    return {"runs": cmp["runs"], "status": cmp["status"], "config_diff": shown,
             "metrics": cmp["metrics"], "curves": curves}
+
+
+def _no_server_path(value: Any) -> Any:
+    """A config value as the page shows it: a file or folder by its name (an upload without its digest),
+    never the server's path to it (the data files, a local model, an output folder)."""
+    from backend.services.data import source_label
+
+    return source_label(value) if isinstance(value, str) and Path(value).is_absolute() else value
 
 
 @service("bundle")

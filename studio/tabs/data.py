@@ -196,6 +196,9 @@ def build(ctx: StudioContext, shared: Shared) -> None:
     kind.change(show_source, [kind], [builtin, upload, hub], api_visibility="private", queue=False)
     load_btn.click(do_load, [kind, builtin, upload, hub, split, limit, dev_frac, shared.data_sel], outputs,
                    api_name="load_data")
+    # a chosen file loads at once, its columns guessed: no second click on Load data
+    upload.upload(do_load, [kind, builtin, upload, hub, split, limit, dev_frac, shared.data_sel], outputs,
+                  api_visibility="private")
     gr.on([seed.submit, seed.blur], do_seed, [shared.data_sel, seed], outputs, api_visibility="private")
     shared.project.change(show_project, [shared.data_sel], outputs, api_visibility="private")
     split_btn.click(do_split, [shared.data_sel, dev_frac], outputs, api_name="dev_split")

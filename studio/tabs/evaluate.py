@@ -35,6 +35,9 @@ def build(ctx: StudioContext, shared: Shared) -> None:
             go_btn = gr.Button("Evaluate", variant="primary", elem_id="ps-eval-run")
             msg = gr.HTML(elem_id="ps-eval-msg")
             card = gr.HTML(elem_id="ps-eval-card")
+            gr.Markdown("Next: train it on the training rows, with the Train tab's settings.",
+                        elem_id="ps-eval-next")
+            shared.train_now.render()   # wired by the Train tab: it starts a run and shows it there
             per_class = gr.HTML(elem_id="ps-eval-per-class")
         with gr.Column(scale=3):
             matrix = gr.Plot(empty("Evaluate to see the confusion matrix"),

@@ -121,8 +121,9 @@ def build(ctx: StudioContext, shared: Shared) -> dict[str, Any]:
         f.change(do_refresh, filters, refresh_outputs, api_visibility="private", show_progress="hidden")
     compare_btn.click(do_compare, [picked, metric], [compare_msg, compare_plot, diff_out, metrics_out, metric],
                       api_name="compare")
-    metric.change(do_compare, [picked, metric], [compare_msg, compare_plot, diff_out, metrics_out, metric],
-                  api_visibility="private", trigger_mode="always_last")
+    # .input, not .change: Compare sets this picker itself, which must not run the comparison a second time
+    metric.input(do_compare, [picked, metric], [compare_msg, compare_plot, diff_out, metrics_out, metric],
+                 api_visibility="private", trigger_mode="always_last")
     open_btn.click(do_open, [one], [detail, run_plot, config], api_name="open_run")
     export_btn.click(do_export, [one], [bundle, detail], api_name="export_bundle")
     import_btn.click(do_import, [upload], [import_msg], api_name="import_bundle") \

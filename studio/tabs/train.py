@@ -226,6 +226,12 @@ def build(ctx: StudioContext, shared: Shared) -> None:
     cancel_btn.click(do_cancel, [watched], [msg], api_name="cancel_training") \
         .then(do_poll, [watched, smoothing], poll_outputs, api_visibility="private")
     resume_btn.click(do_resume, [watched], [msg, watched, timer], api_name="resume_training")
+    # the Evaluate tab's "Train this prompt": this tab's settings start the run, and the page comes here
+    shared.train_now.click(do_start, config_inputs, [msg, watched, timer], api_visibility="private") \
+        .then(do_poll, [watched, smoothing], poll_outputs, api_visibility="private")
+    if shared.tabs is not None:
+        shared.train_now.click(lambda: gr.Tabs(selected="train"), None, [shared.tabs], queue=False,
+                               api_visibility="private")
     opened = [shared.data_sel, shared.project]
     shared.data_sel.change(on_open, opened, [watched, train_split, eval_split], api_visibility="private")
     shared.project.change(on_open, opened, [watched, train_split, eval_split], api_visibility="private")

@@ -143,8 +143,8 @@ def curves(series: dict[str, dict[str, list[tuple[int, float]]]], keys: Sequence
                                      marker=dict(opacity=0), showlegend=False, hoverinfo="skip"), row=row, col=1)
             fig.add_annotation(text=note, showarrow=False, x=0.5, y=0.5, xref="x domain", yref="y domain",
                                font=dict(color="#888"), row=row, col=1)
-    fig.update_layout(**{**_LAYOUT, "height": 460, "margin": dict(l=50, r=20, t=50, b=40)}, title=title or None,
-                      legend=dict(orientation="h", y=-0.12, yanchor="top"), hovermode="x unified")
+    fig.update_layout(**{**_LAYOUT, "height": 480, "margin": dict(l=50, r=20, t=50, b=60)}, title=title or None,
+                      legend=dict(orientation="h", y=-0.2, yanchor="top"), hovermode="x unified")
     return fig
 
 
