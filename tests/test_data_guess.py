@@ -21,6 +21,15 @@ def test_own_csv_columns_are_guessed_from_content():
     assert "text_a ← 'review'" in line and "label ← 'sentiment'" in line and "positive" in line
 
 
+@pytest.mark.parametrize("as_text", [True, False])
+def test_a_long_id_or_number_column_is_not_a_second_text(as_text):
+    """Many distinct values made a numeric id look like free text (text_b <- 'id' on a 60-row CSV)."""
+    rows = [dict(r, id=r["id"] if as_text else int(r["id"]), score=f"{i * 0.37:.2f}")
+            for i, r in enumerate(_rows(200))]
+    m, line = guess_mapping(["id", "review", "sentiment", "score"], rows)
+    assert (m.text_a, m.text_b, m.label) == ("review", None, "sentiment"), line
+
+
 def test_label_found_by_content_when_no_name_says_so():
     rows = [{"body": f"a long enough piece of text number {i}", "kind": ["spam", "ham", "eggs"][i % 3]}
             for i in range(30)]

@@ -26,6 +26,7 @@ MAX_LABELS = 50            # more distinct values than this is not a class colum
 class _Profile:
     name: str
     strings: int           # non-empty string cells in the sample
+    wordy: int             # cells with a letter in them (an id or a score column has none)
     mean_chars: float
     distinct: int
     counts: Counter
@@ -36,7 +37,9 @@ def _profile(rows: list[dict[str, Any]], column: str) -> _Profile:
     texts = [str(v) for v in values if v is not None and str(v).strip() != ""]
     strings = sum(1 for v in values if isinstance(v, str) and v.strip())
     counts = Counter(texts)
-    return _Profile(column, strings, sum(map(len, texts)) / len(texts) if texts else 0.0, len(counts), counts)
+    wordy = sum(1 for t in texts if any(ch.isalpha() for ch in t))
+    return _Profile(column, strings, wordy, sum(map(len, texts)) / len(texts) if texts else 0.0, len(counts),
+                    counts)
 
 
 def _is_label(p: _Profile, n: int) -> bool:
@@ -44,7 +47,8 @@ def _is_label(p: _Profile, n: int) -> bool:
 
 
 def _is_text(p: _Profile, n: int) -> bool:
-    return p.strings >= max(1, n // 2) and (p.mean_chars >= 15 or p.distinct > max(MAX_LABELS, n // 2))
+    enough = max(1, n // 2)
+    return p.strings >= enough and p.wordy >= enough and (p.mean_chars >= 15 or p.distinct > max(MAX_LABELS, n // 2))
 
 
 def guess_mapping(columns: list[str], rows: list[dict[str, Any]]) -> tuple[ColumnMap, str]:
