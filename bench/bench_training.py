@@ -291,8 +291,9 @@ def speed_markdown(report: dict) -> None:
                      f"{r['ratio_vs_peft_dynamic']:.2f} / {r['cpu_ratio_vs_peft_dynamic']:.2f} |")
     lines += ["", "Model-FLOPs utilisation of our step (all timed steps' needed FLOPs over their wall time; "
               f"bar >= {100 * TRAIN_MFU_BAR:.0f}%):", ""]
-    lines += [f"- {mfu_line(name, r['mfu'])}" for name, r in report["methods"].items() if "mfu" in r]
     st = report["setting"]
+    load = (st.get("load_average_start") or [None])[0]
+    lines += [f"- {mfu_line(name, r['mfu'], load)}" for name, r in report["methods"].items() if "mfu" in r]
     lines += ["", f"Load average (1/5/15 min) at start {st.get('load_average_start')}, at end "
               f"{st.get('load_average_end')}. {st.get('mfu_formula', '')}"]
     (RESULTS / "training_speed.md").write_text("\n".join(lines) + "\n")
