@@ -115,7 +115,7 @@ def test_bad_base_and_combinations():
 
 def test_spec_files_yaml_json_and_base_path(tmp_path):
     (tmp_path / "base.json").write_text(json.dumps(BASE))
-    (tmp_path / "s.yaml").write_text("name: y\nbase: base.json\ngrid:\n  train.lr: [0.001, 0.003]\n"
+    (tmp_path / "s.yaml").write_text("name: y\nbase: base.json\ngrid:\n  train.lr: [1e-3, 3E-3]   # YAML 1.2 numbers\n"
                                      "seeds: [13, 21]\nearly_stop: {kind: asha, grace_steps: 2}\n")
     s = load_spec(tmp_path / "s.yaml")
     assert s.name == "y" and s.grid == {"train.lr": [0.001, 0.003]} and s.early_stop.grace_steps == 2

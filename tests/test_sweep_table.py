@@ -61,10 +61,17 @@ def test_table_groups_seeds_best_first_and_exports_csv(store):
     table = rows(store.list_runs(tag="sweep:t", limit=None))
     assert [r["key"] for r in table] == ["method=lora", "method=prompt-tuning"]
     assert front(table, "trainable") == ["method=prompt-tuning", "method=lora"]
+    # a newer run of the same trial (a resume, a re-run) stands for that seed: counted once
+    again = submit(store, trials[0].config)
+    finish(store, again, 0.9, trainable=1000)
+    table = rows(store.list_runs(tag="sweep:t", limit=None))
+    lora = next(r for r in table if r["key"] == "method=lora")
+    assert lora["finished"] == 2 and lora["mean"] == pytest.approx(0.9) and lora["std"] == 0.0
+    assert lora["run_ids"] == [ids[0], ids[1], again]
     text = to_csv(table)
     head, first = text.splitlines()[:2]
     assert head.startswith("rank,key,method,metric,mean,std,finished,seeds") and head.endswith("param:method.name")
-    assert first.startswith("1,method=lora,lora,accuracy,0.8,") and f"{ids[0]} {ids[1]}" in first
+    assert first.startswith("1,method=lora,lora,accuracy,0.9,") and f"{ids[0]} {ids[1]} {again}" in first
 
 
 def test_csv_quotes_what_a_spreadsheet_would_run():

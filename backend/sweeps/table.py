@@ -42,9 +42,19 @@ def rows(runs: Iterable[Any], metric: str | None = None) -> list[dict[str, Any]]
     return out
 
 
-def _row(key: str, runs: list[Any], metric: str | None) -> dict[str, Any]:
-    sweep = sweep_of(runs[0])
+def latest_per_seed(runs: list[Any]) -> list[Any]:
+    """One run per seed: the newest. A resumed run (or a re-run of the same trial) stands for its seed,
+    so a seed is never counted twice and a resumed seed is not also "stopped"."""
+    latest: dict[Any, Any] = {}
+    for r in sorted(runs, key=lambda r: r.id):
+        latest[r.seed] = r
+    return sorted(latest.values(), key=lambda r: r.id)
+
+
+def _row(key: str, all_runs: list[Any], metric: str | None) -> dict[str, Any]:
+    sweep = sweep_of(all_runs[0])
     metric = metric or (sweep.get("early_stop") or {}).get("metric") or "accuracy"
+    runs = latest_per_seed(all_runs)
     by = {s: [r for r in runs if r.status == s] for s in ("queued", "running", "succeeded", "cancelled", "failed")}
     done = by["succeeded"]
     values = [r.metrics[f"final/{metric}"] for r in done if r.metrics.get(f"final/{metric}") is not None]
@@ -64,7 +74,7 @@ def _row(key: str, runs: list[Any], metric: str | None) -> dict[str, Any]:
             "std": statistics.stdev(values) if len(values) > 1 else (0.0 if values else None),
             "values": values, "macro_f1": statistics.fmean(f1) if f1 else None,
             "best_eval": max(evals) if evals else None, **costs, "reasons": reasons,
-            "run_ids": [r.id for r in runs], "active": any(r.status in ACTIVE for r in runs),
+            "run_ids": [r.id for r in all_runs], "active": any(r.status in ACTIVE for r in all_runs),
             "config": runs[0].config}
 
 

@@ -16,7 +16,7 @@ from studio.views.training import duration
 
 TABLE_COLUMNS = ["#", "configuration", "mean ± std", "seeds done", "state", "best dev", "trainable params",
                  "s / step", "peak MB"]
-AXES = {"trainable": "trainable parameters", "seconds_per_step": "seconds per training step",
+AXES = {"trainable": "trainable parameters", "seconds_per_step": "seconds per training step (dev evaluations included)",
         "peak_memory_mb": "peak memory (MB)"}
 PALETTE = ("#2563eb", "#dc2626", "#16a34a", "#9333ea", "#ea580c", "#0891b2", "#be185d", "#4d7c0f")
 
