@@ -85,7 +85,8 @@ def test_search_words_compare_as_a_job_flips_adopt_and_serve_the_ensemble(page, 
     page.wait_for_selector("#ps-flip-a .ps-chip", timeout=30_000)
     assert page.locator("#ps-flip-b .ps-chip").count() > 3 and "Row 0" in _text(page, "#ps-flip-row")
 
-    page.locator("#ps-cmp-use-row input").fill("2")             # the searched words' row
+    page.locator("#ps-cmp-table").get_by_text("V2: ", exact=False).first.click()   # the searched words' row
+    page.wait_for_function("document.querySelector('#ps-cmp-use-row input').value === '2'", timeout=15_000)
     page.locator("#ps-cmp-use").click()
     _wait_text(page, "#ps-cmp-msg", "Row 2 is now the current template")
     _tab(page, "Verbalizer")

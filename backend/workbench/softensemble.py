@@ -170,8 +170,7 @@ def record_soft_ensemble(store: Any, folders: dict[int, Any], combine_by: str, l
     verb = parse_verbalizer(metas[0]["verbalizer"], metas[0]["classes"])
     run_id = create_run(store, one, method="soft-ensemble", loaded=loaded, verbalizer=verb, train=trains[0].examples,
                         eval=dev.examples, classes=classes, parent_run_id=ids[0], tags=one.tags, project=project,
-                        how=dev.how, counts=dev.counts, status="queued")
-    store.set_status(run_id, "running")
+                        how=dev.how, counts=dev.counts, status="running")   # running here: no worker may claim it
     spec = {"combine": combine_by, "prompts": ens.prompts, "tokens": ens.tokens, "members": members,
             "method": metas[0]["method"]}
     store.attach_artifact(run_id, "config", "run.json", (Path(folders[ids[0]]) / "run.json").read_bytes())

@@ -150,6 +150,14 @@ def build(ctx: StudioContext, shared: Shared) -> None:
         return (res["templates"][r["template"]], res["label_words"][r["label_words"]],
                 info_html(f"Row {i + 1} is now the current template and label words (not saved yet)."))
 
+    def on_row(evt: gr.SelectData) -> tuple[Any, Any]:
+        """A click on a table row picks it: as the row to adopt (its #) and as run B of the flips (its run)."""
+        row = evt.row_value or []
+        try:
+            return int(row[0]), int(row[1])
+        except (IndexError, TypeError, ValueError):
+            return gr.skip(), gr.skip()
+
     @guard
     def do_flips(a: Any, b: Any) -> str:
         if a is None or b is None:
@@ -225,6 +233,7 @@ def build(ctx: StudioContext, shared: Shared) -> None:
     cancel.click(do_cancel, [job], [msg], api_name="compare_cancel")
     use_btn.click(do_use, [last, use_row], [shared.template_text, shared.label_words, msg], api_name="compare_use")
     flips_btn.click(do_flips, [run_a, run_b], [flips_out], api_name="flips")
+    table.select(on_row, None, [use_row, run_b], api_visibility="private")
     flip_btn.click(do_flip_row, [run_a, run_b, flip_index], [flip_out], api_name="flip_row")
     search_btn.click(do_search, [shared.template_text, shared.data_sel, shared.max_length, shared.truncate, keep],
                      [search_msg, search_table, found], api_name="search_label_words")
