@@ -17,7 +17,7 @@ CHROMIUM = "/usr/bin/chromium"
 SHOTS = Path(__file__).resolve().parents[1] / "test-artifacts" / "screenshots"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-TABS = ("Data", "Template", "Verbalizer", "Evaluate", "Compare", "Train", "Runs", "Playground")
+TABS = ("Start", "Data", "Template", "Verbalizer", "Evaluate", "Compare", "Train", "Runs", "Playground")
 
 pytestmark = pytest.mark.slow
 
@@ -166,6 +166,7 @@ def test_refreshing_keeps_the_unsaved_draft_and_the_data_choice(page):
     page.wait_for_timeout(500)
     page.reload()
     page.wait_for_selector("#ps-model-state[data-state='ready']", timeout=60_000)
+    _tab(page, "Data")   # the page opens on the Start tab; the Data tab renders when shown
     page.wait_for_function("document.querySelector('#ps-data-summary').innerText.includes('nli-mini')",
                            timeout=30_000)
     _tab(page, "Template")
