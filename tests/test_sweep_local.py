@@ -13,13 +13,14 @@ from backend.jobs.worker import Worker
 from backend.sweeps.expand import expand, tag
 from backend.sweeps.local import queue_sweep
 from backend.sweeps.spec import load_spec
-from tests.job_helpers import assets, job_config  # noqa: F401 - the module's tiny model on disk
+from tests.job_helpers import job_config, write_assets
 
 
 @pytest.mark.slow
-def test_asha_stops_a_running_trial_and_it_ends_cancelled_with_the_reason(assets, tmp_path):  # noqa: F811
+def test_asha_stops_a_running_trial_and_it_ends_cancelled_with_the_reason(tmp_path, bert_tok):
     from storage import open_store
 
+    assets = write_assets(tmp_path / "assets", bert_tok, repeat=3)
     base = job_config(assets, steps=60, out=tmp_path / "runs")
     base["train"].update(eval_every=1, eval_limit=4)
     spec = load_spec({"name": "asha-e2e", "base": base, "seeds": [13],
