@@ -40,6 +40,12 @@ def _loss_steps(store, run_id):
     return [m["step"] for m in store.get_metrics(run_id, keys=["train/loss"])]
 
 
+def _sleep(seconds: float) -> None:
+    import time
+
+    time.sleep(seconds)
+
+
 def _session_logs(ray) -> list[Path]:
     session = Path(ray._private.worker._global_node.get_session_dir_path())
     return [p for p in session.rglob("*") if p.is_file()]
@@ -94,17 +100,28 @@ def test_a_killed_worker_fails_its_run_with_the_reason(ray_local, pg_store, asse
     assert info.status == "failed" and info.error.startswith("process gone: its Ray")
 
 
-def test_a_run_cancelled_while_waiting_for_resources_never_starts(ray_local, pg_store, assets, tmp_path):
+def test_a_run_the_cluster_cannot_place_fails_and_one_cancelled_while_waiting_never_starts(
+        ray_local, pg_store, assets, tmp_path):
+    from backend.errors import ConfigError
     from backend.jobs.ray_executor import RayRuns
 
     cfg = job_config(assets, 3, tmp_path / "out")
     runs = RayRuns(pg_store)
-    run_id = submit(pg_store, dict(cfg, resources={"cpus": 1, "gpus": 1}))   # no GPU here: waits in Ray's queue
-    runs.submit(run_id)
-    assert not runs.finished(timeout=2) and pg_store.get_run(run_id).status == "queued"
-    cancel(pg_store, run_id)
-    runs.cancel_orphans()
-    assert wait_for(lambda: (runs.finished() or True) and not runs.children, timeout=30)
+    too_big = submit(pg_store, dict(cfg, resources={"cpus": 1, "gpus": 1}))   # no GPU in this cluster
+    with pytest.raises(ConfigError, match="asks for 1 GPUs"):
+        runs.submit(too_big)
+    assert pg_store.get_run(too_big).status == "failed" and "the Ray cluster has 0" in pg_store.get_run(too_big).error
+
+    blocker = ray_local.remote(num_cpus=2)(_sleep).remote(60)      # both CPUs busy: the run waits in Ray's queue
+    try:
+        run_id = submit(pg_store, cfg)
+        runs.submit(run_id)
+        assert not runs.finished(timeout=2) and pg_store.get_run(run_id).status == "queued"
+        cancel(pg_store, run_id)
+        runs.cancel_orphans()
+        assert wait_for(lambda: (runs.finished() or True) and not runs.children, timeout=30)
+    finally:
+        ray_local.cancel(blocker, force=True)
     info = pg_store.get_run(run_id)
     assert info.status == "cancelled" and [h.status for h in info.history] == ["queued", "cancelled"]
 

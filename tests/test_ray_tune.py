@@ -33,7 +33,8 @@ def test_asha_stop_becomes_a_stop_on_the_run_and_tune_continues():
         sched.on_trial_add(None, t)
     assert sched.on_trial_result(None, a, {"step": 1, "accuracy": 0.1}) == TrialScheduler.CONTINUE   # before grace
     assert sched.on_trial_result(None, a, {"step": 2, "accuracy": 0.9}) == TrialScheduler.CONTINUE   # first at rung 2
-    assert sched.on_trial_result(None, b, {"step": 3, "accuracy": 0.5}) == TrialScheduler.CONTINUE   # lost: asked, not killed
+    # lost at rung 2: asked to stop through its record, not killed
+    assert sched.on_trial_result(None, b, {"step": 3, "accuracy": 0.5}) == TrialScheduler.CONTINUE
     assert [(rid, s.rung, s.step, s.value, s.cut) for rid, s in stops] == [(2, 2, 3, 0.5, 0.9)]
     assert "stopped early by ASHA at step 3: accuracy 0.5 < rung cut 0.9" == stops[0][1].reason
     sched.on_trial_result(None, c, {"step": 2, "accuracy": 0.95})      # above the cut: goes on
@@ -53,14 +54,15 @@ def test_tune_report_sends_dev_evaluations_only():
 
 
 def _one_class_dev_files(assets, tmp_path) -> tuple[str, str]:
-    """The dev rows of one class each. The tiny model favours one class, so a configuration scores 1 on
-    one file and 0 on the other: of the four (method x file) trials, two at a time in grid order, the
-    second file-0 trial reaches the first rung after a 1 has been recorded there and ASHA stops it."""
+    """The dev rows of one class each (negative first). The tiny model predicts one class (negative), so a
+    configuration scores 1 on one file and 0 on the other: of the four (method x file) trials, one at a
+    time in grid order, each file-0 trial reaches the first rung after a 1 was recorded there and ASHA
+    stops it."""
     import json
 
     rows = [json.loads(line) for line in (assets / "dev.jsonl").read_text().splitlines()]
     out = []
-    for label in ("positive", "negative"):
+    for label in ("negative", "positive"):
         path = tmp_path / f"dev-{label}.jsonl"
         path.write_text("\n".join(json.dumps(r) for r in rows if r["label"] == label))
         out.append(str(path))
@@ -79,9 +81,10 @@ def test_a_sweep_through_tune_into_postgres_records_runs_and_asha_stops(ray_loca
     store = open_store(cluster.new_database(), tmp_path / "artifacts")
     base = job_config(assets, 4, tmp_path / "out")
     base["train"].update(eval_every=1)
-    pos, neg = _one_class_dev_files(assets, tmp_path)
+    neg, pos = _one_class_dev_files(assets, tmp_path)
+    base["resources"] = {"cpus": 2}      # the whole local instance: one trial at a time, in grid order
     spec = load_spec({"name": "tiny-ray", "base": base, "seeds": [13],
-                      "grid": {"method.name": ["lora", "bitfit"], "data.eval": [pos, neg]},
+                      "grid": {"method.name": ["lora", "bitfit"], "data.eval": [neg, pos]},
                       "early_stop": {"kind": "asha", "metric": "accuracy", "grace_steps": 1, "reduction_factor": 2}})
     out = run_sweep_ray(store, spec)
     runs = store.list_runs(tag=tag("tiny-ray"), limit=None, newest_first=False)
@@ -99,7 +102,7 @@ def test_a_sweep_through_tune_into_postgres_records_runs_and_asha_stops(ray_loca
         else:
             assert info.status == "succeeded", info.error
             assert evals[:4] == [1, 2, 3, 4] and "final/accuracy" in info.metrics
-    assert stopped, "ASHA stopped no run"
+    assert len(stopped) == 2, "ASHA should stop the two runs that scored 0 after a 1"
     assert len(out["table"]) == 4 and sum(row["finished"] for row in out["table"]) == 4 - len(stopped)
     assert any(row["reasons"] and "stopped early by ASHA" in row["reasons"][0] for row in out["table"])
     store.close()

@@ -103,6 +103,18 @@ def resources_of(config: dict[str, Any]) -> dict[str, float]:
     return {"num_cpus": float(req.get("cpus", 1.0)), "num_gpus": float(req.get("gpus", 0.0))}
 
 
+def shortfall(ray: Any, request: dict[str, float]) -> str | None:
+    """What the whole cluster lacks for ``request`` (all its nodes together, busy or not), or None.
+    A cluster that adds nodes on demand (autoscaling) shows only its current ones: start it with the
+    largest node kind present."""
+    total = ray.cluster_resources()
+    for key, name, what in (("num_cpus", "CPU", "CPUs"), ("num_gpus", "GPU", "GPUs")):
+        if request[key] > total.get(name, 0.0):
+            return (f"asks for {request[key]:g} {what} (resources.{what[:3].lower()}s), and the Ray cluster has "
+                    f"{total.get(name, 0.0):g} in all")
+    return None
+
+
 def submitter_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
@@ -166,9 +178,15 @@ class RayRuns:
         self.name = f"ray:{submitter_name()}"
 
     def submit(self, run_id: int) -> Any:
-        """Start ``run_id`` (queued) as a Ray task with its resource request; returns the ObjectRef."""
-        config = self.store.get_run(run_id).config
-        ref = self._task.options(name=f"prompt-studio-run-{run_id}", **resources_of(config)).remote(
+        """Start ``run_id`` (queued) as a Ray task with its resource request; returns the ObjectRef. A
+        request the whole cluster cannot meet fails the run with the reason and raises ConfigError (Ray
+        would keep it waiting for ever)."""
+        request = resources_of(self.store.get_run(run_id).config)
+        short = shortfall(self.ray, request)
+        if short is not None:
+            self.store.set_status(run_id, "failed", error=f"resources: {short}")
+            raise ConfigError(f"run {run_id}: {short}", field="resources")
+        ref = self._task.options(name=f"prompt-studio-run-{run_id}", **request).remote(
             run_id, str(self.store.artifacts.root), self._db, self.name)
         self.children[run_id] = ref
         return ref
@@ -258,7 +276,10 @@ class RayWorker(Worker):
                 if len(started) >= free:
                     break
                 if info.id not in self.children:
-                    self.runs.submit(info.id)
+                    try:
+                        self.runs.submit(info.id)
+                    except ConfigError:       # the cluster can never run it: failed with the reason
+                        continue
                     started.append(info.id)
         return started
 

@@ -163,7 +163,8 @@ def run_sweep_ray(store: Any, spec: SweepSpec, address: str | None = None, *, st
     instance) and wait for the end. ``stop()`` true: every run of the sweep is asked to stop (queued ones
     are cancelled at once). ``on_change`` gets the table when a run's status changed. Returns the run
     ids and the table, as ``backend.sweeps.local.run_sweep`` does."""
-    from backend.jobs.ray_executor import connect, resources_of, submitter_name
+    from backend.errors import ConfigError
+    from backend.jobs.ray_executor import connect, ray_module, resources_of, shortfall, submitter_name
     from backend.jobs.paths import runs_root
     from backend.sweeps.expand import expand
     from backend.sweeps.local import queue_sweep, sweep_runs
@@ -175,6 +176,10 @@ def run_sweep_ray(store: Any, spec: SweepSpec, address: str | None = None, *, st
     for key, value in TUNE_QUIET_ENV.items():
         os.environ.setdefault(key, value)
     trials = expand(spec)
+    for t in trials:        # a trial the whole cluster cannot place would wait for ever: refused before queueing
+        short = shortfall(ray_module(), resources_of(t.config.to_dict()))
+        if short is not None:
+            raise ConfigError(f"configuration {t.key}: {short}", field="sweep")
     for t in trials:
         t.config.sweep = {**(t.config.sweep or {}), "executor": EXECUTOR}
     ids = queue_sweep(store, spec, project=project, trials=trials)
@@ -189,9 +194,16 @@ def run_sweep_ray(store: Any, spec: SweepSpec, address: str | None = None, *, st
     if rule is not None:
         scheduler = asha_scheduler(rule, max(t.config.train.steps or 1 for t in trials), stop_run(store))
     watch = _watch_callback(tune, store, spec.name, stop, on_change)
+    from ray.tune.progress_reporter import TrialProgressCallback
+
+    class Silent(TrialProgressCallback):   # in place of Tune's own, which prints every trial's end
+        def _print(self, msg: str) -> None:
+            return None
+
     tuner = tune.Tuner(fn, param_space={"run": tune.grid_search(ids)},
                        tune_config=tune.TuneConfig(scheduler=scheduler, num_samples=1, reuse_actors=True),
-                       run_config=tune.RunConfig(name=f"sweep-{spec.name}"[:100], verbose=0, callbacks=[watch],
+                       run_config=tune.RunConfig(name=f"sweep-{spec.name}"[:100], verbose=0,
+                                                 callbacks=[watch, Silent()],
                                                  storage_path=str(runs_root(store) / "ray-tune")))
     try:
         tuner.fit()
