@@ -37,7 +37,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from backend.config import RunConfig  # noqa: E402
-from backend.evaluate import evaluate, gold_indices  # noqa: E402
+from backend.evaluate import classification_metrics, evaluate, gold_indices  # noqa: E402
 from backend.methods.build import build_tuned_model  # noqa: E402
 from backend.pipeline import build_verbalizer  # noqa: E402
 from backend.training import RunData, load_trained, run_training  # noqa: E402
@@ -99,7 +99,8 @@ def table(gold: list[int], preds: dict[str, list[int]], n_classes: int, baseline
         f1 = stats.macro_f1_samples(g, p, n_classes, idx)
         test = stats.mcnemar_exact((p == g).tolist(), base_ok)
         rows.append({"system": name, "accuracy": float((p == g).mean()), "accuracy_ci": stats.interval(acc),
-                     "macro_f1": float(np.mean(f1)), "macro_f1_ci": stats.interval(f1),
+                     "macro_f1": classification_metrics(gold, pred, list(range(n_classes)))["macro_f1"],
+                     "macro_f1_ci": stats.interval(f1), "predictions": list(map(int, pred)),
                      "vs_words": None if name == baseline else test.to_dict()})
     return rows
 
@@ -153,14 +154,15 @@ def run_templates(lm: Any, settings: Any, search_rows: int, dev_limit: int, reph
     res = search_templates(lm, template, words, search, classes, settings=settings, task=SST2["task"],
                            rephrasings=rephrasings, budget=5.0, keep=3, seed=SEED)
     search_s = time.perf_counter() - t0
-    best = [r["text"] for r in res.ranking[:3]]
-    shown = [Prompt("yours", template)] + [Prompt(f"S{i + 1}", t) for i, t in enumerate(best) if t != template]
+    best = [p.content for p in res.best(3)]
+    shown = [Prompt("yours", template)] + [Prompt(f"S{i + 1}", t) for i, t in enumerate(best)]
+    final = [r for r in res.ranking if r["round"] == len(res.rounds)]
     cmp = compare_prompts(lm, shown, [Prompt("words", words)], dev, classes, settings=settings)
     return {"search_rows": len(search), "dev_rows": len(dev), "candidates": len(res.ranking),
             "forwards": res.forwards, "full_evaluations": res.full_evaluations,
             "one_each_forwards": len(res.ranking) * len(search), "search_seconds": search_s,
             "rounds": [vars(r) for r in res.rounds], "families": sorted({r["family"] for r in res.ranking}),
-            "dropped": [vars(d) for d in res.dropped], "ranking_top10": res.ranking[:10],
+            "dropped": [vars(d) for d in res.dropped], "ranking_top10": res.ranking[:10], "last_round": final,
             "template": template, "best": best, "templates_scored": {p.name: p.content for p in shown},
             "uncalibrated": cmp.table(baseline=0), "calibrated": cmp.table(baseline=0, calibrated=True)}
 
@@ -207,6 +209,8 @@ def write_templates(res: dict[str, Any]) -> None:
           f"average at start {res['load_average_start_end'][0]}, at end {res['load_average_start_end'][1]}.", "",
           "| rounds: candidates x rows (forwards) |", "|---|",
           "| " + " → ".join(f"{r['candidates']} x {r['rows']} ({r['forwards']})" for r in t["rounds"]) + " |", "",
+          "Last round on the search rows (the user's template is always kept to it): "
+          + "; ".join(f"{r['family']} {r['accuracy']:.3f}" for r in t["last_round"]) + ".", "",
           "| template | text | dev accuracy uncalibrated (95% CI) | calibrated (95% CI) | calibrated vs yours: "
           "only it / only yours, p |", "|---|---|---|---|---|"]
     for u, c in zip(t["uncalibrated"], t["calibrated"]):

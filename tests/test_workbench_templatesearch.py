@@ -107,9 +107,14 @@ def test_halving_schedule_and_forward_count():
         assert ranking[0]["round"] == len(rounds)
         wins += ranking[0]["text"] == "37"
     assert wins >= 4
+    # a pinned candidate (the user's template, even the worst) is scored to the last round within the count
+    ranking, rounds, forwards = _fake_search(n, rows, 0, schedule, pinned=[0])
+    assert forwards <= 5 * rows
+    last = [r["text"] for r in ranking if r["round"] == len(rounds)]
+    assert "0" in last and len(last) == 3
 
 
-def _fake_search(n: int, rows: int, draw: int, schedule):
+def _fake_search(n: int, rows: int, draw: int, schedule, pinned=()):
     rng = np.random.default_rng(draw)
     gold = rng.integers(0, 2, rows)
     skill = np.array([0.3 + c / 100 for c in range(n)])
@@ -125,7 +130,7 @@ def _fake_search(n: int, rows: int, draw: int, schedule):
 
     cands = [Candidate(str(c), "suffix") for c in range(n)]
     ranking, rounds = successive_halving(cands, gold.tolist(), scorer, budget_forwards=5 * rows, keep=3,
-                                         spent=lambda: calls["forwards"])
+                                         pinned=pinned, spent=lambda: calls["forwards"])
     # survivors reuse their rows: a round costs only the new rows of the candidates still in
     assert rounds[1].forwards == 25 * (schedule[1][1] - schedule[0][1])
     return ranking, rounds, calls["forwards"]
@@ -159,11 +164,13 @@ def test_search_end_to_end_on_a_tiny_model(causal):
     rephrased = [d for d in res.dropped if d.family == "rephrased"]
     assert len(rephrased) == 3 and all(d.reason for d in rephrased)
     best = res.best(3)
-    assert len(best) == 3 and best[0].content == res.ranking[0]["text"]
+    found = [r["text"] for r in res.ranking if r["family"] != "yours"]
+    assert [p.content for p in best] == found[:3]
+    assert any(r["family"] == "yours" and r["round"] == len(res.rounds) for r in res.ranking)
     table = compare_prompts(causal, best, [Prompt("words", WORDS)], MANY, CLASSES, settings=settings).table(n_boot=50)
     assert len(table) == 3
     out = res.to_dict()
-    assert out["forwards"] == res.forwards and out["ranking"][0]["text"] == best[0].content
+    assert out["forwards"] == res.forwards and out["ranking"][0]["round"] == len(res.rounds)
 
 
 def test_search_refuses_bad_input(causal):

@@ -62,8 +62,10 @@ class Search:
         return self.forwards / self.rows if self.rows else 0.0
 
     def best(self, k: int = 3) -> list[Prompt]:
-        """The best ``k`` as the comparison takes them (``backend.workbench.compare.Prompt``)."""
-        return [Prompt(f"S{i + 1} ({r['family']})", r["text"]) for i, r in enumerate(self.ranking[:k])]
+        """The best ``k`` found (the user's own template left out: the comparison shows it beside them), as
+        the comparison takes them (``backend.workbench.compare.Prompt``)."""
+        found = [r for r in self.ranking if r["family"] != "yours"][:k]
+        return [Prompt(f"S{i + 1} ({r['family']})", r["text"]) for i, r in enumerate(found)]
 
     def to_dict(self) -> dict[str, Any]:
         return {"ranking": self.ranking, "rounds": [vars(r) for r in self.rounds], "forwards": self.forwards,
@@ -93,10 +95,12 @@ def halving_schedule(n_candidates: int, n_rows: int, budget_forwards: int, keep:
 
 
 def successive_halving(candidates: Sequence[Candidate], gold: Sequence[int], scorer: Scorer, *,
-                       budget_forwards: int, keep: int = 3, seed: int = 0,
+                       budget_forwards: int, keep: int = 3, seed: int = 0, pinned: Sequence[int] = (),
                        spent: Callable[[], int] = lambda: 0) -> tuple[list[dict[str, Any]], list[Round]]:
     """Rank ``candidates`` on rows scored by ``scorer`` (accuracy, ties by the gold class's mean
-    log-prob). ``spent()`` reports the scorer's forwards so far (for the per-round counts)."""
+    log-prob). ``pinned`` candidates (the user's template) stay to the last round, inside each round's
+    count, so the winners are measured against them on the same rows and the budget still holds.
+    ``spent()`` reports the scorer's forwards so far (for the per-round counts)."""
     n = len(gold)
     order = np.random.default_rng(seed).permutation(n)
     gold_arr = np.asarray(gold)
@@ -105,7 +109,8 @@ def successive_halving(candidates: Sequence[Candidate], gold: Sequence[int], sco
     alive = list(range(len(candidates)))
     rounds = []
     for r, (size, rows) in enumerate(halving_schedule(len(candidates), n, budget_forwards, keep)):
-        alive = alive[:size]
+        pins = [c for c in pinned if c in alive][:size]
+        alive = pins + [c for c in alive if c not in pins][:size - len(pins)]
         before = spent()
         for c in alive:
             have = scored.get(c)
@@ -208,6 +213,6 @@ def search_templates(loaded: Any, template: str, verbalizer: Any, rows: Sequence
                           "budget", field="budget")
     gold = gold_indices(rows, list(classes))
     ranking, rounds = successive_halving(cands, gold, scorer, budget_forwards=budget_forwards, keep=keep,
-                                         seed=seed, spent=lambda: scorer.forwards)
+                                         seed=seed, pinned=[0], spent=lambda: scorer.forwards)
     return Search(ranking=ranking, rounds=rounds, forwards=scorer.forwards, rows=len(rows), budget=budget,
                   dropped=dropped, seconds=time.perf_counter() - t0)
