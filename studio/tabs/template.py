@@ -37,8 +37,7 @@ def build(ctx: StudioContext, shared: Shared) -> None:
                 truncate = shared.truncate.render()
             rows = gr.Dropdown([], allow_custom_value=True, value=[], multiselect=True, label="Examples to preview",
                                elem_id="ps-preview-rows", max_choices=preview_service.MAX_PREVIEW_EXAMPLES)
-            panel = versions_panel(ctx, "template", name, editor, [], lambda: None, lambda c: c,
-                                   project=shared.project)
+            panel = versions_panel(ctx, "template", name, editor, [], lambda: None, lambda c: c)
         with gr.Column(scale=6):
             preview = gr.HTML(elem_id="ps-preview", min_height=120)
             lengths_plot = gr.Plot(label="Encoded length over the dataset", elem_id="ps-lengths")
@@ -100,7 +99,11 @@ def build(ctx: StudioContext, shared: Shared) -> None:
     def refresh_rows(sel: dict[str, Any], picked: list[Any]) -> Any:
         return row_picker(ctx, sel, picked, 2)
 
-    preview_inputs = [editor, rows, max_length, truncate, shared.data_sel, shared.label_words]
+    # the label words reach the preview through a state, not as an argument: /preview keeps its signature
+    words = gr.State("")
+    shared.label_words.change(lambda w: w if isinstance(w, str) else "", [shared.label_words], [words],
+                              api_visibility="private", queue=False, show_progress="hidden")
+    preview_inputs = [editor, rows, max_length, truncate, shared.data_sel, words]
     preview_outputs = [feedback, preview]
     length_inputs = [editor, max_length, truncate, shared.data_sel]
     # One listener per output, whatever triggers it: Gradio serialises the runs of one listener
@@ -109,7 +112,7 @@ def build(ctx: StudioContext, shared: Shared) -> None:
     # and show an older template over the one in the editor.
     # queue=False: a keystroke's preview is one plain HTTP request (no queue join + event stream); it is a
     # millisecond of pure work, so it needs neither the queue's fairness nor its progress updates
-    gr.on([editor.change, rows.change, max_length.change, truncate.change, shared.label_words.change,
+    gr.on([editor.change, rows.change, max_length.change, truncate.change, words.change,
            shared.model_state.change, shared.page.load], do_preview, preview_inputs, preview_outputs,
           trigger_mode="always_last",
           api_name="preview", queue=False, show_progress="hidden")
@@ -120,5 +123,5 @@ def build(ctx: StudioContext, shared: Shared) -> None:
     # a version loaded into the editor is measured like typed text: through the same trigger
     panel["loaded"].then(None, js="() => { document.querySelector('#ps-lengths-trigger')?.click(); }")
     shared.data_sel.change(refresh_rows, [shared.data_sel, rows], [rows], api_visibility="private")
-    shared.on_load.append((panel["refresh"], [name, shared.project], panel["history_outputs"]))
+    shared.on_load.append((panel["refresh"], [name], panel["history_outputs"]))
     shared.on_load.append((refresh_rows, [shared.data_sel, rows], [rows]))
