@@ -171,6 +171,11 @@ def _ci(lo_hi: Any) -> str:
     return f"{lo_hi[0]:.3f}-{lo_hi[1]:.3f}"
 
 
+def _vs(test: dict[str, Any] | None) -> str:
+    """McNemar's cell: only this one right / only the baseline right, p."""
+    return "—" if test is None else f"{test['only_a']} / {test['only_b']}, p={test['p_value']:.3g}"
+
+
 def write_verbalizers(res: dict[str, Any]) -> None:
     (OUT / "verbalizers.json").write_text(json.dumps(res, indent=2))
     md = [f"# KPT and ProtoVerb vs hand-written label words ({res['model']}, {res['shots']} training rows per class, "
@@ -186,11 +191,8 @@ def write_verbalizers(res: dict[str, Any]) -> None:
                f"words. Seconds: {json.dumps({k: round(v, 1) for k, v in r['seconds'].items()})}.", "",
                "| system | accuracy (95% CI) | macro-F1 (95% CI) | vs words: only it / only words, p |",
                "|---|---|---|---|"]
-        for row in r["table"]:
-            vs = row["vs_words"]
-            md.append(f"| {row['system']} | {row['accuracy']:.3f} ({_ci(row['accuracy_ci'])}) | "
-                      f"{row['macro_f1']:.3f} ({_ci(row['macro_f1_ci'])}) | "
-                      + ("—" if vs is None else f"{vs['only_a']} / {vs['only_b']}, p={vs['p_value']:.3g}") + " |")
+        md += [f"| {row['system']} | {row['accuracy']:.3f} ({_ci(row['accuracy_ci'])}) | {row['macro_f1']:.3f} "
+               f"({_ci(row['macro_f1_ci'])}) | {_vs(row['vs_words'])} |" for row in r["table"]]
         md.append("")
     (OUT / "verbalizers.md").write_text("\n".join(md) + "\n")
     print("\n".join(md))
@@ -213,11 +215,9 @@ def write_templates(res: dict[str, Any]) -> None:
           + "; ".join(f"{r['family']} {r['accuracy']:.3f}" for r in t["last_round"]) + ".", "",
           "| template | text | dev accuracy uncalibrated (95% CI) | calibrated (95% CI) | calibrated vs yours: "
           "only it / only yours, p |", "|---|---|---|---|---|"]
-    for u, c in zip(t["uncalibrated"], t["calibrated"]):
-        vs = c["vs_baseline"]
-        md.append(f"| {u['template']} | `{t['templates_scored'][u['template']]!r}` | {u['accuracy']:.3f} "
-                  f"({_ci(u['accuracy_ci'])}) | {c['accuracy']:.3f} ({_ci(c['accuracy_ci'])}) | "
-                  + ("—" if vs is None else f"{vs['only_a']} / {vs['only_b']}, p={vs['p_value']:.3g}") + " |")
+    md += [f"| {u['template']} | `{t['templates_scored'][u['template']]!r}` | {u['accuracy']:.3f} "
+           f"({_ci(u['accuracy_ci'])}) | {c['accuracy']:.3f} ({_ci(c['accuracy_ci'])}) | {_vs(c['vs_baseline'])} |"
+           for u, c in zip(t["uncalibrated"], t["calibrated"])]
     reasons: dict[str, int] = {}
     for d in t["dropped"]:
         key = d["reason"].split(":")[0]
