@@ -13,10 +13,12 @@ from pathlib import Path
 
 import pytest
 
-CHROMIUM = "/usr/bin/chromium"
+from tests import browser_helpers
+from tests.browser_helpers import browser_page, studio_with_jobs
+
+CHROMIUM, ARGS = browser_helpers.CHROMIUM, browser_helpers.ARGS   # other browser tests import them from here
+
 SHOTS = Path(__file__).resolve().parents[1] / "test-artifacts" / "screenshots"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 TABS = ("Start", "Data", "Template", "Verbalizer", "Evaluate", "Compare", "Train", "Runs", "Playground")
 
 pytestmark = pytest.mark.slow
@@ -34,36 +36,16 @@ def _browser_or_skip() -> None:
 @pytest.fixture(scope="module")
 def studio(tmp_path_factory, smol_tok):
     _browser_or_skip()
-    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
-    from backend.services.testing import make_context, on_disk, with_jobs
-    from studio.app import build_app, launch
-    from tests.tiny import tiny_model
-
-    folder = tmp_path_factory.mktemp("browser")
-    loaded = on_disk(tiny_model("causal", smol_tok), folder / "tiny")
-    ctx = with_jobs(make_context(folder / "studio", loaded))
-    demo = build_app(ctx)
-    launch(demo, ctx, block=False)
-    yield demo.local_url
-    demo.close()
-    ctx.close()
+    with studio_with_jobs(tmp_path_factory.mktemp("browser"), smol_tok) as (url, _ctx):
+        yield url
 
 
 @pytest.fixture(scope="module")
 def page(studio):
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        pg = browser.new_page(viewport={"width": 1400, "height": 1000})
-        outside: list[str] = []
-        pg.on("request", lambda r: None if r.url.startswith(studio) or r.url.startswith("data:")
-              else outside.append(r.url))
-        pg.goto(studio)
-        pg.wait_for_selector("#ps-model-state[data-state='ready']", timeout=60_000)
+    outside: list[str] = []
+    with browser_page(studio, outside) as pg:
         pg.outside_requests = outside  # type: ignore[attr-defined]
         yield pg
-        browser.close()
 
 
 def _tab(page, name: str) -> None:

@@ -4,11 +4,10 @@ ensembles, open the rows where two prompts disagree down to both token views, ad
 classify text with the recorded ensemble in the Playground, and see the comparison again after a reload."""
 from __future__ import annotations
 
-import os
-
 import pytest
 
-from tests.test_studio_browser import ARGS, CHROMIUM, _browser_or_skip, _shot, _tab
+from tests.browser_helpers import browser_page, studio_with_jobs
+from tests.test_studio_browser import _browser_or_skip, _shot, _tab
 
 pytestmark = pytest.mark.slow
 
@@ -16,32 +15,14 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def studio(tmp_path_factory, smol_tok):
     _browser_or_skip()
-    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
-    from backend.services.testing import make_context, on_disk, with_jobs
-    from studio.app import build_app, launch
-    from tests.tiny import tiny_model
-
-    folder = tmp_path_factory.mktemp("cmp-browser")
-    loaded = on_disk(tiny_model("causal", smol_tok), folder / "tiny")
-    ctx = with_jobs(make_context(folder / "studio", loaded))
-    demo = build_app(ctx)
-    launch(demo, ctx, block=False)
-    yield demo.local_url, ctx
-    demo.close()
-    ctx.close()
+    with studio_with_jobs(tmp_path_factory.mktemp("cmp-browser"), smol_tok) as served:
+        yield served
 
 
 @pytest.fixture(scope="module")
 def page(studio):
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        pg = browser.new_page(viewport={"width": 1400, "height": 1000})
-        pg.goto(studio[0])
-        pg.wait_for_selector("#ps-model-state[data-state='ready']", timeout=60_000)
+    with browser_page(studio[0]) as pg:
         yield pg
-        browser.close()
 
 
 def _text(page, selector: str) -> str:
