@@ -16,7 +16,7 @@ from backend.services.testing import make_context, on_disk, with_jobs
 def test_catalogue_lists_every_trainable_method_with_typed_options():
     cat = {m["name"]: m for m in training.methods()}
     assert list(cat) == ["prompt-tuning", "soft-prompt", "p-tuning", "prefix-tuning", "lora", "adapter", "bitfit",
-                         "ia3", "full"]                       # the picker's order; zero-shot trains nothing
+                         "ia3", "full", "protoverb"]          # the picker's order; zero-shot trains nothing
     lora = {o["key"]: o for o in cat["lora"]["options"]}
     assert lora["r"] == {"key": "r", "type": "int", "default": 8, "min": 1, "max": 4096, "label": "Rank",
                          "help": lora["r"]["help"], "advanced": False, "common": False}
