@@ -113,17 +113,27 @@ class DtypeSpy:
 
 
 def _capture_accelerators(box: list) -> Callable[[], None]:
-    """Keep every Accelerator run_training makes (to read its mixed precision and GradScaler)."""
+    """Keep every Accelerator run_training makes (to read its mixed precision and GradScaler).
+
+    accelerate keeps one process-wide state and refuses a second Accelerator with another mixed precision
+    ("AcceleratorState has already been initialized and cannot be changed"), so the state is cleared
+    before each run and after the last: bf16 then fp16 in one process, and whatever runs next starts clean."""
     import backend.training.run as run_mod
+    from accelerate.state import AcceleratorState
 
     original = run_mod._accelerator
 
     def spy(cfg: Any, device: torch.device) -> Any:
+        AcceleratorState._reset_state(reset_partial_state=True)
         acc = original(cfg, device)
         box.append(acc)
         return acc
+
+    def restore() -> None:
+        run_mod._accelerator = original
+        AcceleratorState._reset_state(reset_partial_state=True)
     run_mod._accelerator = spy
-    return lambda: setattr(run_mod, "_accelerator", original)
+    return restore
 
 
 # ------------------------------------------------------------------------------------------- checks
@@ -160,6 +170,7 @@ def _train_all(loaded32: Any, device: torch.device, train: list, dev: list, step
                scratch: Path, rows: list[dict]) -> None:
     from backend.config import RunConfig
     from backend.errors import StudioError
+    from backend.training.events import MemorySink
     from backend.training.run import RunData, run_training
 
     for precision in ("bf16", "fp16"):
@@ -179,12 +190,13 @@ def _train_all(loaded32: Any, device: torch.device, train: list, dev: list, step
                                        "eval": {"batch_size": 32}})
             fresh = dataclasses.replace(loaded32, model=copy.deepcopy(loaded32.model))
             accelerators: list = []
+            sink = MemorySink()
             restore = _capture_accelerators(accelerators)
             _reset_peak(device)
             t0 = time.perf_counter()
             try:
                 with DtypeSpy() as dtypes:
-                    res = run_training(cfg, loaded=fresh, data=RunData(train=train, dev=dev))
+                    res = run_training(cfg, loaded=fresh, data=RunData(train=train, dev=dev), sink=sink)
             except StudioError as exc:
                 rows.append(_row("train", f"{name}, {precision}", "not run: " + str(exc).split(";")[0][:160]))
                 continue
@@ -193,13 +205,15 @@ def _train_all(loaded32: Any, device: torch.device, train: list, dev: list, step
                 del fresh
             acc = accelerators[-1] if accelerators else None
             scaler = acc is not None and acc.scaler is not None
-            losses = [h for h in res.history]
+            losses = sink.values("train/loss")
             want = {"bf16": "bfloat16", "fp16": "float16"}[precision]
             problems = []
             if want not in dtypes:
                 problems.append(f"no Linear ran in {want} (saw {sorted(dtypes)})")
             if precision == "fp16" and not scaler:
                 problems.append("fp16 without a GradScaler")
+            if len(losses) != steps or not all(math.isfinite(x) for x in losses):
+                problems.append(f"training losses {losses}")
             if res.status != "succeeded" or res.steps != steps:
                 problems.append(f"status {res.status} after {res.steps} steps")
             acc_metric = res.metrics.get("accuracy", math.nan)
@@ -207,9 +221,9 @@ def _train_all(loaded32: Any, device: torch.device, train: list, dev: list, step
                 problems.append("final accuracy is not finite")
             rows.append(_row("train", f"{name}, {precision}", "FAILED: " + "; ".join(problems) if problems else "ok",
                              f"Linear outputs (steps and evaluations) {'/'.join(sorted(dtypes))}, loss scaling {'on' if scaler else 'off'}, "
-                             f"dev accuracy {acc_metric:.3f}",
-                             s_per_step=(time.perf_counter() - t0) / max(1, res.steps), peak_mb=_peak_mb(device),
-                             history=losses))
+                             f"losses {', '.join(f'{x:.3f}' for x in losses)}, dev accuracy {acc_metric:.3f}",
+                             s_per_step=(sink.values("train/seconds_per_step") or [math.nan])[-1],
+                             peak_mb=_peak_mb(device), losses=losses, wall_s=time.perf_counter() - t0))
 
 
 def _prompt_model(loaded: Any, template: str = TEMPLATE) -> Any:

@@ -41,5 +41,9 @@ def test_cpu_fallback_runs_every_path_it_can(tiny_causal_dir, tmp_path):
     assert "lean grouped-query kernel" in by[("lean", "attention on cpu")]["details"]
     ev = next(r for (c, _), r in by.items() if c == "eval")
     assert ev["examples_per_s"] > 0 and 0 < ev["mfu"] and ev["peak_mb"] > 0
+    assert all(len(r["losses"]) == 2 for (c, _), r in by.items() if c == "train" and r["result"] == "ok")
+    from accelerate import Accelerator   # accelerate's process-wide state is left clean for what runs next
+
+    Accelerator(cpu=True, mixed_precision="no")
     md = (tmp_path / "gpu.md").read_text()
     assert md.count("\n| ") == len(rows) + 1 and "not run: no CUDA" in md and "checks that ran passed" in md
