@@ -415,9 +415,9 @@ def main(argv: list[str] | None = None) -> int:
                                                                           f"{torch.get_num_threads()} threads)",
            "cuda": torch.version.cuda, "bf16_supported": torch.cuda.is_bf16_supported() if cuda else None,
            "data": source, "load_average": [round(x, 2) for x in os.getloadavg()],
-           "note": "CUDA checks ran." if cuda else "No CUDA here: the CPU fallback ran every path it can (bf16 "
-                   "autocast on CPU, packed rows, the lean kernel, eval, the worker); rows marked 'not run: no "
-                   "CUDA' need a GPU."}
+           "note": ("CUDA checks ran." if cuda else "No CUDA here: the CPU fallback ran the paths it can (bf16 "
+                    "autocast on CPU, packed rows, the lean kernel, eval, the worker); rows marked 'not run: no "
+                    "CUDA' need a GPU.") + (f" Left out on request: {', '.join(sorted(skip))}." if skip else "")}
     rows: list[dict] = []
     peaks: dict[str, float] = {}
     if "matmul" not in skip:
