@@ -87,10 +87,20 @@ def run_both(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
                          "runs": per_run(store, spec.name), "load_after": [round(x, 2) for x in os.getloadavg()]}
         store.close()
         print(f"{label}: {report[label]['wall_s']} s", file=sys.stderr, flush=True)
-    keys = sorted(report["local"]["runs"])
-    report["same"] = {k: report["local"]["runs"][k]["accuracy"] == report["ray"]["runs"].get(k, {}).get("accuracy")
-                      for k in keys}
-    report["all_same"] = bool(keys) and all(report["same"].values()) and set(keys) == set(report["ray"]["runs"])
+    return compare(report)
+
+
+def compare(report: dict[str, Any]) -> dict[str, Any]:
+    """``same`` per run: both executors finished it with the same accuracy (a run that failed on both, for
+    the same user error, is reported as failed, not as a match); ``all_same`` over every run."""
+    keys = sorted(set(report["local"]["runs"]) | set(report["ray"]["runs"]))
+    local, ray = report["local"]["runs"], report["ray"]["runs"]
+    report["same"] = {k: local.get(k, {}).get("accuracy") is not None
+                      and local[k]["accuracy"] == ray.get(k, {}).get("accuracy") for k in keys}
+    report["failed_on_both"] = [k for k in keys if local.get(k, {}).get("status") == "failed"
+                                and ray.get(k, {}).get("status") == "failed"]
+    report["all_same"] = any(report["same"].values()) and all(
+        same or k in report["failed_on_both"] for k, same in report["same"].items())
     return report
 
 
@@ -107,15 +117,19 @@ def write_markdown(report: dict[str, Any]) -> str:
              f"Load average before: {report['load_before']}.", "",
              "| run | local accuracy | Ray accuracy | same | local s | Ray s |", "|---|---|---|---|---|---|"]
     for key, same in report["same"].items():
-        a, b = report["local"]["runs"][key], report["ray"]["runs"].get(key, {})
-        lines.append(f"| {key} | {_acc(a)} | {_acc(b)} | {'yes' if same else '**no**'} | {_s(a)} | {_s(b)} |")
-    lines += ["", f"**Same accuracy for every run: {'yes' if report['all_same'] else 'NO'}** "
-              f"({sum(report['same'].values())} of {len(report['same'])}).", "",
+        a, b = report["local"]["runs"].get(key, {}), report["ray"]["runs"].get(key, {})
+        verdict = "yes" if same else ("failed on both" if key in report["failed_on_both"] else "**no**")
+        lines.append(f"| {key} | {_acc(a)} | {_acc(b)} | {verdict} | {_s(a)} | {_s(b)} |")
+    lines += ["", f"**Same accuracy for every run that finished: {'yes' if report['all_same'] else 'NO'}** "
+              f"({sum(report['same'].values())} of {len(report['same'])} runs finished with the same accuracy on "
+              f"both; {len(report['failed_on_both'])} failed on both, with the same error).", "",
               f"Whole sweep wall time: local {report['local']['wall_s']} s, Ray {report['ray']['wall_s']} s "
               f"(plus {report.get('ray_start_s', '?')} s to start the Ray instance). Load average after: local "
               f"{report['local']['load_after']}, Ray {report['ray']['load_after']}. Per-run seconds are the "
               "runs' own started -> finished times from their records (model loading and the dev evaluation "
               "included); the Ray trials reuse their worker process, so only the first pays torch's import."]
+    if report.get("note"):
+        lines += ["", f"Note: {report['note']}"]
     return "\n".join(lines) + "\n"
 
 
@@ -131,17 +145,26 @@ def _s(run: dict[str, Any]) -> str:
 
 def main() -> int:
     ap = argparse.ArgumentParser(prog="bench/bench_sweep_ray.py")
-    ap.add_argument("--methods", default="prompt-tuning,lora,bitfit")
+    ap.add_argument("--methods", default="prompt-tuning,lora,ia3")   # bitfit: SmolLM2 has no biases
     ap.add_argument("--seeds", default="13,21,42")
     ap.add_argument("--steps", type=int, default=8)
     ap.add_argument("--limit", type=int, default=200, help="dev rows scored")
     ap.add_argument("--out", default=str(RESULTS / "sweep_ray"), help="writes OUT.json and OUT.md")
+    ap.add_argument("--render", metavar="JSON", help="only rewrite OUT.md from a saved OUT.json")
+    ap.add_argument("--note", help="a line on the conditions, kept in the results")
     args = ap.parse_args()
+    if args.render:
+        report = compare(json.loads(Path(args.render).read_text()))
+        report["note"] = args.note or report.get("note")
+        Path(args.out + ".json").write_text(json.dumps(report, indent=2) + "\n")
+        Path(args.out + ".md").write_text(write_markdown(report))
+        return 0 if report["all_same"] else 1
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))   # atexit then stops the throwaway database server
     if not SST2.exists():
         sys.exit("../shared/datasets/sst2 is absent")
     with tempfile.TemporaryDirectory(prefix="bench-sweep-ray-") as tmp:
         report = run_both(args, Path(tmp))
+    report["note"] = args.note
     Path(args.out + ".json").write_text(json.dumps(report, indent=2) + "\n")
     Path(args.out + ".md").write_text(write_markdown(report))
     print(write_markdown(report))
