@@ -91,6 +91,20 @@ def train_dev(ctx: StudioContext, selection: dict[str, Any]) -> tuple[list[Examp
     return split_train_dev(list(loaded(ctx, selection).examples), fraction, seed_of(selection))
 
 
+def seed_error(value: Any) -> dict[str, Any] | None:
+    """Why ``value`` cannot be the project's seed, or None. Checked before the seed reaches the page's
+    state: a number beyond 64 bits there cannot even be sent back to the browser."""
+    from backend.config import SEED
+
+    try:
+        seed = int(value)
+    except (TypeError, ValueError, OverflowError):
+        return {"error": {"message": f"seed: expected a whole number, got {str(value)[:40]!r}"}}
+    if not SEED["min"] <= seed <= SEED["max"]:
+        return {"error": {"message": f"seed: must be between {SEED['min']} and {SEED['max']}, got {str(seed)[:40]}"}}
+    return None
+
+
 def seed_of(selection: dict[str, Any]) -> int:
     """The selection's seed, read as runconfig.build reads it, so the page and its runs split alike."""
     seed = selection.get("seed")

@@ -146,6 +146,8 @@ def build(ctx: StudioContext, shared: Shared) -> None:
 
     @guard
     def do_seed(sel: dict[str, Any], sd: Any) -> tuple[Any, ...]:
+        if sd not in (None, "") and (bad := data_service.seed_error(sd)):
+            return (gr.skip(), error_html(bad)) + (gr.skip(),) * n_more
         new = dict(sel, seed=as_int(sd, data_service.seed_of(sel)))
         if new == sel:
             return (gr.skip(),) * len(outputs)
@@ -159,6 +161,8 @@ def build(ctx: StudioContext, shared: Shared) -> None:
 
     @guard
     def do_shots(sel: dict[str, Any], k: Any, sd: Any) -> tuple[Any, ...]:
+        if sd not in (None, "") and (bad := data_service.seed_error(sd)):
+            return (gr.skip(), error_html(bad)) + (gr.skip(),) * n_more
         new = dict(sel, shots=as_int(k, 0) or None, seed=as_int(sd, 13))
         return _views(new, data_service.load(ctx, new), f"Sampled {as_int(k, 0)} per class (seed {as_int(sd, 13)}).")
 
