@@ -292,7 +292,7 @@ def speed_markdown(report: dict) -> None:
     lines += ["", "Model-FLOPs utilisation of our step (all timed steps' needed FLOPs over their wall time; "
               f"bar >= {100 * TRAIN_MFU_BAR:.0f}%):", ""]
     st = report["setting"]
-    load = (st.get("load_average_start") or [None])[0]
+    load = max([(st.get(k) or [0.0])[0] for k in ("load_average_start", "load_average_end")])
     lines += [f"- {mfu_line(name, r['mfu'], load)}" for name, r in report["methods"].items() if "mfu" in r]
     lines += ["", f"Load average (1/5/15 min) at start {st.get('load_average_start')}, at end "
               f"{st.get('load_average_end')}. {st.get('mfu_formula', '')}"]

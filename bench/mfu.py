@@ -123,7 +123,7 @@ QUIET_LOAD = 1.5   # the bars are judged on a machine whose 1-minute load averag
 
 def mfu_line(name: str, entry: dict[str, Any], load: float | None = None) -> str:
     """One markdown line: what a reader checks first. On a loaded machine (``load``, the 1-minute load
-    average at the start, >= QUIET_LOAD) the verdict says so: the peak is the best of short matmuls, which
+    average at the start or the end, whichever is higher, >= QUIET_LOAD) the verdict says so: the peak is the best of short matmuls, which
     catch whole time slices, while the measured work is sustained, so the ratio then understates."""
     verdict = "meets" if entry["meets_bar"] else "BELOW"
     line = (f"{name}: {entry['achieved_gflops']:.1f} GFLOP/s achieved against a {entry['peak_gflops']:.1f} GFLOP/s "
