@@ -76,3 +76,20 @@ def test_mistakes_are_messages(client):
     assert "is a zero-shot run, not a comparison" in c.predict(other, api_name="/compare_status")[0]
     assert "no run with id 99999" in c.predict(99999, api_name="/compare_status")[0]
     assert "write a template" in c.predict("", 64, "tail", 5, api_name="/search_label_words")[0]
+
+
+def test_template_search_ranks_candidates_then_compares_the_best_with_mine(client):
+    c, ctx = client
+    args = ["{text_a} It was {mask}", "negative: bad\npositive: good", 64, "tail", "sentiment", 0, 8, 2]
+    msg, table, *_ = c.predict(*args, api_name="/search_templates")
+    assert "templates ranked on" in msg and "full evaluations" in msg, msg
+    rows = table["data"]
+    assert len(rows) >= 3 and [r[0] for r in rows] == list(range(1, len(rows) + 1))
+    assert any(r[1] == "yours" for r in rows) and all("{mask}" in r[2] or "mask" in r[2] for r in rows)
+    before = len(ctx.store.list_runs(method="comparison"))
+    msg, table, cmp_msg, job, _timer = c.predict(*args, api_name="/search_templates_compare")
+    assert f"Comparison #{int(job)}" in msg and len(ctx.store.list_runs(method="comparison")) == before + 1
+    bad = c.predict("", *args[1:], api_name="/search_templates")[0]
+    assert "write a template" in bad
+    with pytest.raises(Exception, match="greater than maximum value 50"):   # the box's own range, said by Gradio
+        c.predict(*args[:5], 0, 1e9, 2, api_name="/search_templates")

@@ -2,8 +2,8 @@
 progress, cancel; a refreshed page picks it up again), side by side with paired intervals and McNemar's
 test against a baseline; template ensembles fitted on the training rows, each recorded as a run; the
 rows where two runs disagree, down to both prompts' tokens for one row; one click to make a row the
-current template and label words; and a search for label words on the training rows, saved in one click
-as a new verbalizer version."""
+current template and label words; a search for label words on the training rows, saved in one click
+as a new verbalizer version; and a template search whose best few can be compared with the user's own."""
 from __future__ import annotations
 
 from typing import Any
@@ -17,8 +17,9 @@ from studio.shared import Shared
 from studio.tabs.common import as_int, guard
 from studio.views.messages import error_html, info_html
 from studio.views.tokens import example_html
-from studio.views.workbench import (COMPARE_HEADERS, SEARCH_HEADERS, compare_rows, ensembles_html, flip_row_html,
-                                    flips_html, inspect_html, progress_html, search_rows, soft_ensemble_html)
+from studio.views.workbench import (COMPARE_HEADERS, SEARCH_HEADERS, TEMPLATE_SEARCH_HEADERS, compare_rows,
+                                    ensembles_html, flip_row_html, flips_html, inspect_html, progress_html,
+                                    search_rows, soft_ensemble_html, template_search_rows)
 
 HELP = ("Pick saved versions (or the editors' drafts) on both sides: every template is scored with every set "
         "of label words on **the same dev rows**, one forward pass per template, as one job (it runs in the "
@@ -72,6 +73,21 @@ def build(ctx: StudioContext, shared: Shared) -> None:
             save_name = gr.Textbox("searched", label="Save as verbalizer", elem_id="ps-search-name")
             save_btn = gr.Button("Save as a new verbalizer version", elem_id="ps-search-save")
             adopt_btn = gr.Button("Use in the label-word editor", elem_id="ps-search-use")
+    with gr.Accordion("Search templates (successive halving on the dev rows)", open=False, elem_id="ps-tsearch"):
+        with gr.Row():
+            ts_task = gr.Textbox("", label="What the label names (e.g. sentiment, topic)", max_lines=1,
+                                 elem_id="ps-tsearch-task")
+            ts_reph = gr.Number(8, label="Rephrasings by the model", precision=0, minimum=0, maximum=32,
+                                elem_id="ps-tsearch-reph")
+            ts_budget = gr.Number(5, label="Budget (full evaluations)", minimum=0.5, maximum=50,
+                                  elem_id="ps-tsearch-budget")
+            ts_keep = gr.Number(3, label="Best kept", precision=0, minimum=1, maximum=10, elem_id="ps-tsearch-keep")
+        with gr.Row():
+            ts_btn = gr.Button("Search templates", elem_id="ps-tsearch-go")
+            ts_cmp = gr.Button("Search, then compare the best with mine", elem_id="ps-tsearch-compare")
+        ts_msg = gr.HTML(elem_id="ps-tsearch-msg")
+        ts_table = gr.Dataframe(headers=TEMPLATE_SEARCH_HEADERS, interactive=False, wrap=True,
+                                elem_id="ps-tsearch-table")
     with gr.Accordion("Soft-prompt inspector (trained runs)", open=False, elem_id="ps-inspect"):
         with gr.Row():
             insp_a = gr.Number(None, label="Trained run", precision=0, elem_id="ps-inspect-a")
@@ -203,6 +219,32 @@ def build(ctx: StudioContext, shared: Shared) -> None:
         return (info_html(f"Saved as {v['name']} v{v['version']}" + ("" if res["created"] else " (unchanged)") +
                           "; it is picked for the next comparison."), gr.Dropdown(choices=choices, value=value))
 
+    def do_template_search(compare: bool, template: str, words: str, sel: dict[str, Any], max_len: Any, trunc: str,
+                           task: str, reph: Any, budget: Any, keep: Any, pj: str | None) -> tuple[Any, ...]:
+        from backend.services import templatesearch
+
+        res = templatesearch.search_templates(ctx.scoped(pj), template=template or "", label_words=words or "",
+                                              selection=sel, task=task or "", rephrasings=reph, budget=budget,
+                                              keep=keep, max_length=max_len, truncate=trunc, compare=compare)
+        if "error" in res:
+            return error_html(res), gr.skip(), gr.skip(), gr.skip(), gr.skip()
+        queued = res.get("comparison") or {}
+        if "error" in queued:
+            return error_html(queued), template_search_rows(res), gr.skip(), gr.skip(), gr.skip()
+        if queued:
+            return (info_html(res["message"] + f" Comparison #{queued['job']} of yours and the best "
+                              f"{len(res['best'])} is queued above."), template_search_rows(res),
+                    progress_html(queued), queued["job"], gr.Timer(active=True))
+        return info_html(res["message"]), template_search_rows(res), gr.skip(), gr.skip(), gr.skip()
+
+    @guard
+    def do_tsearch(*args: Any) -> tuple[Any, ...]:
+        return do_template_search(False, *args)
+
+    @guard
+    def do_tsearch_compare(*args: Any) -> tuple[Any, ...]:
+        return do_template_search(True, *args)
+
     @guard
     def do_soft_ensemble(text: str, how: str) -> str:
         parts = [p.strip().lstrip("#") for p in (text or "").replace(";", ",").split(",") if p.strip()]
@@ -240,6 +282,11 @@ def build(ctx: StudioContext, shared: Shared) -> None:
     save_btn.click(do_save, [save_name, found, shared.data_sel, words, shared.project], [search_msg, words],
                    api_name="save_searched_words")
     adopt_btn.click(lambda t: t, [found], [shared.label_words], api_visibility="private")
+    ts_inputs = [shared.template_text, shared.label_words, shared.data_sel, shared.max_length, shared.truncate,
+                 ts_task, ts_reph, ts_budget, ts_keep, shared.project]
+    ts_btn.click(do_tsearch, ts_inputs, [ts_msg, ts_table, msg, job, timer], api_name="search_templates")
+    ts_cmp.click(do_tsearch_compare, ts_inputs, [ts_msg, ts_table, msg, job, timer],
+                 api_name="search_templates_compare")
     insp_btn.click(do_inspect, [insp_a, insp_b, insp_k], [insp_out], api_name="inspect_soft_prompts")
     se_btn.click(do_soft_ensemble, [se_runs, se_how], [se_out], api_name="soft_prompt_ensemble")
     shared.on_load.append((do_refresh, [templates, words, shared.project], [templates, words]))

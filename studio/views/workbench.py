@@ -120,6 +120,16 @@ def search_rows(res: dict[str, Any]) -> list[list[Any]]:
             for c, cands in res["candidates"].items() for x in cands]
 
 
+TEMPLATE_SEARCH_HEADERS = ["rank", "family", "template", "accuracy", "rows scored", "last round"]
+
+
+def template_search_rows(res: dict[str, Any]) -> list[list[Any]]:
+    """The searched templates best first; the accuracy is on the rows each was scored on (fewer for the
+    ones dropped early), which the column beside it says."""
+    return [[i + 1, r["family"], r["text"], round(float(r["accuracy"]), 4), r["rows"], r["round"]]
+            for i, r in enumerate(res.get("ranking") or [])]
+
+
 def _nearest(near: list[dict[str, Any]]) -> str:
     return ", ".join(f"{n['token']} ({n['cosine']:.2f})" for n in near)
 
