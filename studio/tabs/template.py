@@ -37,7 +37,8 @@ def build(ctx: StudioContext, shared: Shared) -> None:
                 truncate = shared.truncate.render()
             rows = gr.Dropdown([], allow_custom_value=True, value=[], multiselect=True, label="Examples to preview",
                                elem_id="ps-preview-rows", max_choices=preview_service.MAX_PREVIEW_EXAMPLES)
-            panel = versions_panel(ctx, "template", name, editor, [], lambda: None, lambda c: c)
+            panel = versions_panel(ctx, "template", name, editor, [], lambda: None, lambda c: c,
+                                   project=shared.project)
         with gr.Column(scale=6):
             preview = gr.HTML(elem_id="ps-preview", min_height=120)
             lengths_plot = gr.Plot(label="Encoded length over the dataset", elem_id="ps-lengths")
@@ -123,5 +124,5 @@ def build(ctx: StudioContext, shared: Shared) -> None:
     # a version loaded into the editor is measured like typed text: through the same trigger
     panel["loaded"].then(None, js="() => { document.querySelector('#ps-lengths-trigger')?.click(); }")
     shared.data_sel.change(refresh_rows, [shared.data_sel, rows], [rows], api_visibility="private")
-    shared.on_load.append((panel["refresh"], [name], panel["history_outputs"]))
+    shared.on_load.append((panel["refresh"], [name, shared.project], panel["history_outputs"]))
     shared.on_load.append((refresh_rows, [shared.data_sel, rows], [rows]))
