@@ -10,6 +10,7 @@ import argparse
 import ipaddress
 import logging
 import os
+import time
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -19,7 +20,7 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 import gradio as gr  # noqa: E402  (the environment above must be set before gradio is imported)
 
 from backend.services.context import StudioContext  # noqa: E402
-from studio.idle_queue import use_wakeable_queue  # noqa: E402
+from studio.idle_queue import calm_queue  # noqa: E402
 from studio.shared import Shared  # noqa: E402
 from studio.style import CSS, HEAD_JS  # noqa: E402
 from studio.tabs import compare, data, evaluate, playground, runs, start, template, train, verbalizer  # noqa: E402
@@ -170,7 +171,7 @@ def launch(demo: gr.Blocks, ctx: StudioContext, *, host: str = "127.0.0.1", port
     arrive as short messages; what else can fail is Gradio's own check of a request (a number field sent
     text, a file path that was never uploaded), and without this its message is replaced by a bare null.
     """
-    use_wakeable_queue(demo.queue(default_concurrency_limit=2))   # an idle studio sleeps (studio/idle_queue.py)
+    calm_queue(demo.queue(default_concurrency_limit=2))   # an idle studio sleeps (studio/idle_queue.py)
     return demo.launch(
         server_name=host, server_port=port, auth=auth, share=False, quiet=True, inbrowser=False,
         prevent_thread_lock=not block, show_error=True, footer_links=["api"],
@@ -197,7 +198,18 @@ def main(argv: Sequence[str]) -> int:
     launch(demo, ctx, host=args.host, port=args.port, auth=auth, block=False)
     print(f"Prompt Studio: {demo.local_url} (data in {ctx.data_dir}; Ctrl+C stops)", flush=True)
     try:
-        demo.block_thread()
+        _serve_until_stopped(demo)
     finally:
         ctx.close()
     return 0
+
+
+def _serve_until_stopped(demo: gr.Blocks) -> None:
+    """Wait while the server runs. Not ``demo.block_thread()``: it wakes ten times a second to look, a
+    tenth of what an idle studio spends (bench/results/idle.md); Ctrl+C interrupts this sleep at once."""
+    try:
+        while demo.is_running:
+            time.sleep(1.0)
+    except KeyboardInterrupt:
+        print("Stopping Prompt Studio.", flush=True)
+        demo.close()

@@ -1,125 +1,103 @@
-"""Gradio's event queue, woken by work instead of polling for it.
+"""Gradio's event queue, asleep while there is nothing to do.
 
 Why: an idle studio (no browser, nothing queued) used ~6% of a core. py-spy showed the server's event-loop
-thread: Gradio 6's ``Queue.start_processing`` polls an empty queue with ``asyncio.sleep(0.001)`` (1000
-wake-ups a second) and ``start_progress_updates`` polls every 10 ms even with no job running. This queue
-runs the same loop body, but when there is nothing to start it waits on an ``asyncio.Event`` that
-``push`` (a new event) and the end of ``process_events`` (a free slot) set, so a queued event starts as
-soon as before while an idle queue wakes once a second (a safety net for any path that adds work
-without ``push``). Progress updates wait the same way until a job is running.
-
-The loop body is Gradio 6.31's, so the swap is made only for that version: an upgraded Gradio keeps its
-own queue (correct, only busier), and tests/test_idle.py fails until this module is checked against it.
+thread: Gradio 6's queue looks for new events with ``asyncio.sleep(self.sleep_when_free)`` (1 ms on Linux:
+1000 wake-ups a second) and for progress with ``asyncio.sleep(self.progress_update_sleep_when_free)``
+(10 ms). Gradio's own Windows cadence (50 / 100 ms) still cost ~0.9% of a core here. So the studio keeps
+Gradio's loops as they are and changes only what their sleeps mean: both delays become ``UntilWork``
+values, and ``gradio.queueing``'s ``asyncio.sleep`` (through a forwarding namespace) reads such a value as
+"until there is work": right away when an event could start (or, for progress, while a job runs), else
+until a new event is pushed or a running one ends, with a wake-up a second as a safety net. Any other
+delay sleeps as before. If a later Gradio stops sleeping through these attributes, the values are plain
+floats of Gradio's Windows cadence: correct, only busier (tests/test_idle.py counts the wake-ups).
 """
 from __future__ import annotations
 
 import asyncio
-import logging
-import time
-from typing import Any
+from typing import Any, Callable
 
-import gradio as gr
 from gradio import queueing
-from gradio.utils import run_coro_in_background, set_task_name
 
-log = logging.getLogger(__name__)
+SAFETY_WAKE_S = 1.0      # an idle queue still looks once a second (work added without push)
 
-GRADIO_VERSION = "6.31.0"   # the version whose start_processing loop body is reproduced below
-SAFETY_WAKE_S = 1.0         # an idle queue still looks once a second (work added without push)
+
+class UntilWork(float):
+    """A sleep delay meaning "until ``ready()`` or ``event``"; as a float, Gradio's Windows cadence."""
+
+    ready: Callable[[], bool]
+    event: asyncio.Event
+
+    def __new__(cls, seconds: float, ready: Callable[[], bool], event: asyncio.Event) -> "UntilWork":
+        value = super().__new__(cls, seconds)
+        value.ready, value.event = ready, event
+        return value
+
+
+async def _sleep(delay: float, result: Any = None) -> Any:
+    if not isinstance(delay, UntilWork):
+        return await asyncio.sleep(delay, result)
+    if delay.ready():
+        return await asyncio.sleep(0.001, result)    # work waiting: Gradio's own pace
+    try:
+        await asyncio.wait_for(delay.event.wait(), SAFETY_WAKE_S)
+    except asyncio.TimeoutError:
+        pass
+    delay.event.clear()    # no await between waking and this: a later set is seen by the next sleep
+    return result
+
+
+class _Asyncio:
+    """``asyncio`` for ``gradio.queueing``: every name forwards, ``sleep`` knows ``UntilWork``."""
+
+    sleep = staticmethod(_sleep)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(asyncio, name)
 
 
 class WakeableQueue(queueing.Queue):
-    """``queueing.Queue`` whose idle loops sleep until work arrives (see the module docstring)."""
+    """``queueing.Queue`` that wakes its sleeping loops when an event is pushed, starts or ends."""
 
-    # made per start by ``_init_wakeups`` (the swap keeps the instance; start() may run again after close)
-    _work: asyncio.Event | None = None
-    _busy: asyncio.Event | None = None
-    idle_wakeups: int = 0          # how often the dispatch loop woke and found nothing to start
+    idle_waits: int = 0    # how often a loop found nothing to do and slept (tests count them)
 
-    def _init_wakeups(self) -> None:
-        self._work, self._busy, self.idle_wakeups = asyncio.Event(), asyncio.Event(), 0
+    def make_sleepy(self) -> None:
+        work, busy = asyncio.Event(), asyncio.Event()
+        self._work_event, self._busy_event = work, busy
 
-    def _wake(self) -> None:
-        if self._work is not None:
-            self._work.set()
+        def can_start() -> bool:
+            if len(self) and None in self.active_jobs:
+                return True
+            self.idle_waits += 1
+            return False
 
-    async def _wait(self, event: asyncio.Event, timeout: float) -> None:
-        try:
-            await asyncio.wait_for(event.wait(), timeout)
-        except asyncio.TimeoutError:
-            pass
-        event.clear()   # no await between the wake-up and this: a push that set it is seen by the next check
+        def running() -> bool:
+            if any(job is not None for job in self.active_jobs):
+                return True
+            self.idle_waits += 1
+            return False
+
+        self.sleep_when_free = UntilWork(0.05, can_start, work)
+        self.progress_update_sleep_when_free = UntilWork(0.1, running, busy)
 
     async def push(self, *args: Any, **kwargs: Any) -> Any:
         result = await super().push(*args, **kwargs)
-        self._wake()
+        self._work_event.set()
         return result
 
     async def process_events(self, *args: Any, **kwargs: Any) -> Any:
+        self._busy_event.set()
         try:
             return await super().process_events(*args, **kwargs)
         finally:
-            self._wake()   # a slot is free: a waiting event may start
-
-    def start(self) -> None:
-        self._init_wakeups()
-        super().start()
-
-    async def start_processing(self) -> None:
-        assert self._work is not None and self._busy is not None, "start() makes the wake-up events"
-        try:
-            while not self.stopped:
-                event_batch = None
-                if len(self) and None in self.active_jobs:
-                    async with self.delete_lock:
-                        event_batch = self.get_events()
-                if not event_batch:
-                    self.idle_wakeups += 1
-                    await self._wait(self._work, SAFETY_WAKE_S)
-                    continue
-                # from here on, Gradio 6.31's loop body (queueing.Queue.start_processing)
-                events, batch, concurrency_id = event_batch
-                self.active_jobs[self.active_jobs.index(None)] = events
-                event_queue = self.event_queue_per_concurrency_id[concurrency_id]
-                event_queue.current_concurrency += 1
-                start_time = time.time()
-                fn = events[0].fn
-                event_queue.start_times_per_fn[fn].add(start_time)
-                for event in events:
-                    if (a := self.event_analytics.get(event._id)) is not None:
-                        a["status"] = "processing"
-                task = run_coro_in_background(self.process_events, events, batch, start_time, fn)
-                set_task_name(task, events[0].session_hash, fn._id, events[0]._id, batch)
-                self._asyncio_tasks.add(task)
-                task.add_done_callback(self._asyncio_tasks.discard)
-                self._busy.set()
-                if self.live_updates:
-                    self.broadcast_estimations(concurrency_id)
-        finally:
-            self.stopped = True
-            self._cancel_asyncio_tasks()
-
-    async def start_progress_updates(self) -> None:
-        assert self._busy is not None, "start() makes the wake-up events"
-        while not self.stopped:
-            events = [evt for job in self.active_jobs if job is not None for evt in job]
-            if not events:
-                await self._wait(self._busy, SAFETY_WAKE_S)
-                continue
-            for event in events:
-                if event.progress_pending and event.progress:
-                    event.progress_pending = False
-                    self.send_message(event, event.progress)
-            await asyncio.sleep(self.progress_update_sleep_when_free)
+            self._work_event.set()    # a slot is free: a waiting event may start
 
 
-def use_wakeable_queue(demo: gr.Blocks) -> bool:
-    """Swap ``demo``'s queue (after ``demo.queue()``, before ``launch``) for a WakeableQueue, keeping its
-    settings; returns whether it swapped (False on a Gradio version this loop was not checked against)."""
+def calm_queue(demo: Any) -> Any:
+    """Make ``demo``'s queue (after ``demo.queue()``, before ``launch``) sleep while idle; returns ``demo``."""
     queue = getattr(demo, "_queue", None)
-    if gr.__version__ != GRADIO_VERSION or type(queue) is not queueing.Queue:
-        log.warning("gradio %s: keeping its own event queue (the idle-friendly one is checked against %s)",
-                    gr.__version__, GRADIO_VERSION)
-        return False
-    queue.__class__ = WakeableQueue
-    return True
+    if type(queue) is queueing.Queue:
+        queue.__class__ = WakeableQueue
+        queue.make_sleepy()
+        if not isinstance(queueing.asyncio, _Asyncio):
+            queueing.asyncio = _Asyncio()
+    return demo
