@@ -40,12 +40,6 @@ def _loss_steps(store, run_id):
     return [m["step"] for m in store.get_metrics(run_id, keys=["train/loss"])]
 
 
-def _sleep(seconds: float) -> None:
-    import time
-
-    time.sleep(seconds)
-
-
 def _session_logs(ray) -> list[Path]:
     session = Path(ray._private.worker._global_node.get_session_dir_path())
     return [p for p in session.rglob("*") if p.is_file()]
@@ -112,8 +106,20 @@ def test_a_run_the_cluster_cannot_place_fails_and_one_cancelled_while_waiting_ne
         runs.submit(too_big)
     assert pg_store.get_run(too_big).status == "failed" and "the Ray cluster has 0" in pg_store.get_run(too_big).error
 
-    blocker = ray_local.remote(num_cpus=2)(_sleep).remote(60)      # both CPUs busy: the run waits in Ray's queue
+    # earlier tests' tasks may still be letting go of their CPUs: the blocker needs the whole instance
+    assert wait_for(lambda: ray_local.available_resources().get("CPU", 0) >= 2, timeout=60), \
+        ray_local.available_resources()
+    def hold(seconds: float, flag: str) -> None:    # defined here: Ray ships it by value, no test import
+        import time
+        from pathlib import Path
+
+        Path(flag).touch()
+        time.sleep(seconds)
+
+    started = tmp_path / "blocker-started"
+    blocker = ray_local.remote(num_cpus=2)(hold).remote(60, str(started))   # both CPUs busy: the run waits
     try:
+        assert wait_for(started.exists, timeout=60)   # else Ray may place the run first (its worker starts sooner)
         run_id = submit(pg_store, cfg)
         runs.submit(run_id)
         assert not runs.finished(timeout=2) and pg_store.get_run(run_id).status == "queued"
