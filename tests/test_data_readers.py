@@ -150,6 +150,26 @@ def test_hub_dataset_offline(monkeypatch):
     assert err.value.field == "data"
 
 
+def test_unreachable_hub_fails_at_once_with_its_reason(monkeypatch):
+    """Offline mode not asked for, and no route to the hub: refused before the hub client (and its
+    ~23 s of retries) is called at all."""
+    import datasets
+    import huggingface_hub.constants
+
+    from backend import hub
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(huggingface_hub.constants, "ENDPOINT", "http://127.0.0.1:9")   # discard port: refused
+    called = []
+    monkeypatch.setattr(datasets, "load_dataset", lambda *a, **k: called.append(a))
+    assert hub.offline() is False and hub.reachable() is False
+    with pytest.raises(DatasetError, match="the Hugging Face hub cannot be reached") as err:
+        load_rows("prompt-studio-tests/never-downloaded-dataset")
+    assert called == [] and "HF_HUB_OFFLINE=1" in err.value.message
+
+
 def test_hub_dataset_rows_decode_class_labels(monkeypatch):
     import datasets
 

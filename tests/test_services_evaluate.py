@@ -125,6 +125,19 @@ def test_probe_checks_its_config_like_every_run(ctx, kwargs, message):
     assert message in res["error"]["message"]
 
 
+def test_probe_never_reads_a_data_source(ctx, monkeypatch):
+    """Its rows come in memory: building its config must not try to read (or fetch) a source named
+    'probe:...' to guess columns (that went to the hub and waited through its retries, ~23 s a probe)."""
+    from backend.services import verbalizer
+
+    chosen = data.pick(ctx, data.default_selection(), [0, 1])
+    read = []
+    monkeypatch.setattr(data, "loaded", lambda *a, **k: read.append(a) or (_ for _ in ()).throw(AssertionError))
+    res = verbalizer.probe(ctx, "{text_a} It was {mask}", "negative: bad\npositive: good", chosen,
+                           ["negative", "positive"], 64, "tail", 5)
+    assert "error" not in res and len(res["examples"]) == 2 and read == []
+
+
 def test_top_k_above_the_vocabulary_is_a_config_error_naming_both(ctx):
     from backend.errors import ConfigError
     from backend.evaluate import evaluate as engine_evaluate

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from backend import hub
 from backend.data.builtin import BUILTIN_PREFIX, builtin_dir
 from backend.errors import DatasetError
 
@@ -184,6 +185,10 @@ def _read_hub(source: str, split: str | None, limit: int | None) -> Table:
     ident = source[len(HUB_PREFIX):] if source.startswith(HUB_PREFIX) else source
     repo, _, config = ident.partition(":")
     want = split or DEFAULT_SPLIT
+    if not hub.offline() and not hub.reachable():
+        raise DatasetError(f"{source!r} is not a local file, and the Hugging Face hub cannot be reached from "
+                           f"this machine to fetch dataset {repo!r}; give a local file, or set HF_HUB_OFFLINE=1 "
+                           "to read a copy cached while online")
     try:
         dataset = datasets.load_dataset(repo, config or None, split=want)
     except ConnectionError as exc:

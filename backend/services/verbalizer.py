@@ -15,6 +15,8 @@ from backend.services.versions import parse_label_words
 
 PROBE_MAX = 16
 PROBE_SOURCE = "probe:picked-rows"   # never read: the probe's examples are passed in
+# its columns given, so building the config does not try to read the source to guess them
+PROBE_SELECTION = {"source": PROBE_SOURCE, "columns": {"text_a": "text_a", "label": "label"}}
 
 
 @service("verbalizer")
@@ -41,7 +43,7 @@ def probe(ctx: StudioContext, template: str, label_words: str, examples: Sequenc
 
     # Built like every run's config, so the probe takes only what a run would (lengths in range, a known
     # truncation, valid text); its rows come in memory, the source only satisfies the builder.
-    cfg = runconfig.build(ctx, template=template, label_words=label_words, selection={"source": PROBE_SOURCE},
+    cfg = runconfig.build(ctx, template=template, label_words=label_words, selection=PROBE_SELECTION,
                           max_length=max_length, truncate=truncate)
     loaded = ctx.model.get()
     chosen = list(examples)[:PROBE_MAX]
