@@ -79,3 +79,19 @@ def test_cli_sweep_refuses_a_bad_spec_before_anything_runs(tmp_path):
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines()[-1] == "error: sweep: grid.train.lr[1]: must be greater than 0, got -1.0"
     assert not (tmp_path / "x.db").exists()
+
+
+def test_cli_sweep_queues_into_the_project_it_names(spec_file, tmp_path):
+    db = f"sqlite:///{tmp_path / 'projects.db'}"
+    proc = _run("sweep", str(spec_file), "--db", db, "--queue-only", "--project", "cli-sweeps")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert json.loads(proc.stdout)["queued"] == 4
+    from storage import open_store
+
+    with open_store(db) as store:
+        runs = store.list_runs(tag="sweep:two-by-two", limit=None)
+        assert len(runs) == 4 and {(r.project, r.config["project"], r.status) for r in runs} == \
+            {("cli-sweeps", "cli-sweeps", "queued")}
+        assert store.list_runs(project="demo", limit=None) == []
+    bad = _run("sweep", str(spec_file), "--db", db, "--queue-only", "--project", "../x")
+    assert bad.returncode == 2 and "--project" in bad.stderr and "Traceback" not in bad.stderr

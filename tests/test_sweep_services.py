@@ -111,3 +111,17 @@ def test_bad_requests_are_clear_errors(studio):
     assert "no sweep named" in sweeps.stop(ctx, "nope", "k")["error"]["message"]
     assert "no sweep named" in sweeps.train_on_all(ctx, "nope", "k")["error"]["message"]
     assert "no sweep named" in sweeps.export_csv(ctx, "../../etc")["error"]["message"]
+
+
+def test_a_sweep_lives_in_the_project_it_started_in(studio):
+    ctx, opening = studio
+    other = ctx.scoped("sweeps-elsewhere")
+    spec = sweeps.form_spec(_base(other, opening, steps=1), name="elsewhere", methods=["prompt-tuning"], seeds="13")
+    res = sweeps.start(other, spec)
+    assert "error" not in res, res
+    assert [r.project for r in ctx.store.list_runs(tag="sweep:elsewhere")] == ["sweeps-elsewhere"]
+    assert "elsewhere" in sweeps.names(other) and "elsewhere" not in sweeps.names(ctx)
+    assert sweeps.table(other, "elsewhere")["rows"][0]["key"] == "method=prompt-tuning"
+    refused = sweeps.table(ctx, "elsewhere")
+    assert "belongs to project 'sweeps-elsewhere'" in refused["error"]["message"]
+    assert "error" in sweeps.stop(ctx, "elsewhere", "method=prompt-tuning")   # nor stopped from another project

@@ -1,4 +1,4 @@
-"""``python -m backend sweep SPEC.yaml [--db URL] [--concurrency N] [--queue-only] [--csv FILE]``.
+"""``python -m backend sweep SPEC.yaml [--db URL] [--project NAME] [--concurrency N] [--queue-only] [--csv FILE]``.
 
 Queues the sweep's trials as recorded runs tagged ``sweep:<name>`` (the studio's sweep designer writes
 the same records) and, unless ``--queue-only``, works the queue here until the sweep has ended, with ASHA
@@ -27,6 +27,9 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
     ray = on_ray(args)
     spec = load_spec(args.spec)
+    if args.project:                       # every trial's config names it: its runs and versions live there
+        spec.base["project"] = args.project
+    project = spec.base.get("project")
     trials = expand(spec)                  # every configuration parses before anything is queued
     if args.csv:
         check_output_dir(str(Path(args.csv).parent), "--csv")
@@ -34,7 +37,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     store = open_store(args)
     check_new(store, spec)
     if args.queue_only:
-        ids = queue_sweep(store, spec, trials=trials)
+        ids = queue_sweep(store, spec, trials=trials, project=project)
         print_json({"sweep": spec.name, "runs": ids, "queued": len(ids)})
         return 0
     sys.stderr.write(f"sweep {spec.name}: {len(trials)} runs ({len({t.key for t in trials})} configurations x "
@@ -43,9 +46,10 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         if ray:
             from backend.sweeps.ray_tune import run_sweep_ray
 
-            out = run_sweep_ray(store, spec, args.ray_address, stop=stop, on_change=_echo)
+            out = run_sweep_ray(store, spec, args.ray_address, stop=stop, on_change=_echo, project=project)
         else:
-            out = run_sweep(store, spec, concurrency=args.concurrency, stop=stop, on_change=_echo)
+            out = run_sweep(store, spec, concurrency=args.concurrency, stop=stop, on_change=_echo,
+                            project=project)
     table = [{k: v for k, v in row.items() if k != "config"} for row in out["table"]]
     if args.csv:
         Path(args.csv).parent.mkdir(parents=True, exist_ok=True)

@@ -178,9 +178,9 @@ def start(ctx: StudioContext, spec: SweepSpec) -> dict[str, Any]:
 
 
 def names(ctx: StudioContext, limit: int = 2000) -> list[str]:
-    """Sweep names, newest first, from the runs' tags."""
+    """The project's sweep names, newest first, from its runs' tags."""
     seen: dict[str, None] = {}
-    for r in ctx.store.list_runs(limit=limit):
+    for r in ctx.store.list_runs(limit=limit, project=ctx.project):
         for tag in r.tags:
             if tag.startswith("sweep:"):
                 seen.setdefault(tag[len("sweep:"):], None)
@@ -195,6 +195,9 @@ def _runs(ctx: StudioContext, name: Any) -> list[Any]:
     runs = sweep_runs(ctx.store, name.strip())
     if not runs:
         raise ConfigError(f"no sweep named {name.strip()[:100]!r} in this database", field="sweep")
+    if not any(r.project == ctx.project for r in runs):   # a sweep's runs are all in the project it started in
+        raise ConfigError(f"sweep {name.strip()[:100]!r} belongs to project {runs[0].project!r}, not "
+                          f"{ctx.project!r}: switch project on the Start tab to see it", field="sweep")
     return runs
 
 

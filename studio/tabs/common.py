@@ -155,6 +155,30 @@ def config_or_message(build: Callable[[], Any]) -> tuple[Any, str]:
         return None, error_html(error_result(exc))
 
 
+def cost_card(ctx: Any, parse: Callable[[], tuple[Any, str]], plan: Callable[[Any], dict[str, Any]],
+              card: Callable[[dict[str, Any]], str]) -> tuple[str, str]:
+    """(message, card) for an "Estimate cost" button (one training or a whole sweep): the model must be
+    loaded (a cost is measured on it), then the form must parse, then ``plan`` prices it."""
+    from studio.views.messages import error_html, info_html
+
+    status = ctx.model.status()
+    if status["state"] != "ready":
+        return info_html(status["message"]), ""
+    value, problem = parse()
+    if value is None:
+        return problem, ""
+    res = plan(value)
+    return (error_html(res), "") if "error" in res else ("", card(res))
+
+
+def code_view(parsed: tuple[Any, str], text: Callable[[Any], str]) -> tuple[str, Any]:
+    """(message, code box) for a "Copy as command / spec" button: the form's text when it parses."""
+    value, problem = parsed
+    if value is None:
+        return problem, gr.Code(visible=False)
+    return "", gr.Code(text(value), visible=True)
+
+
 def as_int(value: Any, default: int) -> int:
     try:
         return int(value)

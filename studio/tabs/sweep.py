@@ -16,7 +16,7 @@ import gradio as gr
 from backend.services import sweeps as sweep_service
 from backend.services import training as training_service
 from backend.services.context import StudioContext
-from studio.tabs.common import config_or_message, guard
+from studio.tabs.common import code_view, config_or_message, cost_card, guard
 from studio.views.messages import error_html, info_html
 from studio.views.plots import empty
 from studio.views.sweep import AXES, TABLE_COLUMNS, configuration_html, cost_html, pareto_figure, status_html, table_rows
@@ -108,37 +108,29 @@ def build(ctx: StudioContext, shared: Any, config_inputs: list[Any], make_config
 
     @guard
     def do_cost(*args: Any) -> tuple[str, str]:
-        if ctx.model.status()["state"] != "ready":
-            return info_html(ctx.model.status()["message"]), ""
-        spec, problem = _spec(args)
-        if spec is None:
-            return problem, ""
-        res = sweep_service.plan(ctx, spec)
-        return (error_html(res), "") if "error" in res else ("", cost_html(res))
+        return cost_card(ctx, lambda: _spec(args), lambda spec: sweep_service.plan(ctx, spec), cost_html)
 
     @guard
     def do_spec(*args: Any) -> tuple[str, Any]:
-        spec, problem = _spec(args)
-        if spec is None:
-            return problem, gr.Code(visible=False)
-        return "", gr.Code(sweep_service.spec_text(spec), visible=True)
+        return code_view(_spec(args), sweep_service.spec_text)
 
     @guard
     def do_start(*args: Any) -> tuple[Any, ...]:
         spec, problem = _spec(args)
         if spec is None:
             return problem, gr.skip(), gr.skip()
-        res = sweep_service.start(ctx, spec)
+        here = ctx.scoped(args[n_cfg - 1])   # the session's project: the Train tab's last input
+        res = sweep_service.start(here, spec)
         if "error" in res:
             return error_html(res), gr.skip(), gr.skip()
-        return (info_html(res["message"], "ok"), gr.Dropdown(choices=sweep_service.names(ctx), value=res["name"]),
+        return (info_html(res["message"], "ok"), gr.Dropdown(choices=sweep_service.names(here), value=res["name"]),
                 gr.Timer(active=True))
 
     @guard
-    def do_poll(sweep: str, ax: str) -> tuple[Any, ...]:
+    def do_poll(sweep: str, ax: str, pj: str | None = None) -> tuple[Any, ...]:
         if not sweep:
             return "", [], empty("Start or pick a sweep"), gr.Timer(active=False)
-        res = sweep_service.table(ctx, sweep)
+        res = sweep_service.table(ctx.scoped(pj), sweep)
         if "error" in res:
             return error_html(res), [], empty("No table"), gr.Timer(active=False)
         ax = ax if ax in AXES else "trainable"
@@ -147,8 +139,8 @@ def build(ctx: StudioContext, shared: Any, config_inputs: list[Any], make_config
         return status_html(res), table_rows(res["rows"]), fig, gr.Timer(active=res["active"])
 
     @guard
-    def do_refresh(sweep: str) -> Any:
-        names = sweep_service.names(ctx)
+    def do_refresh(sweep: str, pj: str | None = None) -> Any:
+        names = sweep_service.names(ctx.scoped(pj))
         return gr.Dropdown(choices=names, value=sweep if sweep in names else (names[0] if names else None))
 
     def on_row(evt: gr.SelectData) -> Any:
@@ -156,43 +148,46 @@ def build(ctx: StudioContext, shared: Any, config_inputs: list[Any], make_config
         return row[1] if len(row) > 1 and isinstance(row[1], str) else gr.skip()
 
     @guard
-    def do_config(sweep: str, key: str) -> str:
+    def do_config(sweep: str, key: str, pj: str | None = None) -> str:
         if not sweep or not key:
             return ""
-        res = sweep_service.configuration(ctx, sweep, key.strip())
+        res = sweep_service.configuration(ctx.scoped(pj), sweep, key.strip())
         return error_html(res) if "error" in res else configuration_html(res)
 
     @guard
-    def do_stop(sweep: str, key: str) -> str:
-        res = sweep_service.stop(ctx, sweep or "", (key or "").strip())
+    def do_stop(sweep: str, key: str, pj: str | None = None) -> str:
+        res = sweep_service.stop(ctx.scoped(pj), sweep or "", (key or "").strip())
         return error_html(res) if "error" in res else info_html(res["message"], "ok")
 
     @guard
-    def do_all(sweep: str, key: str) -> str:
-        res = sweep_service.train_on_all(ctx, sweep or "", (key or "").strip())
+    def do_all(sweep: str, key: str, pj: str | None = None) -> str:
+        res = sweep_service.train_on_all(ctx.scoped(pj), sweep or "", (key or "").strip())
         return error_html(res) if "error" in res else info_html(res["message"], "ok")
 
     @guard
-    def do_csv(sweep: str) -> tuple[Any, str]:
-        res = sweep_service.export_csv(ctx, sweep or "")
+    def do_csv(sweep: str, pj: str | None = None) -> tuple[Any, str]:
+        res = sweep_service.export_csv(ctx.scoped(pj), sweep or "")
         return (None, error_html(res)) if "error" in res else (res["path"], info_html(res["message"], "ok"))
 
     poll_outputs = [state, table, plot, timer]
     inputs = [*config_inputs, *form]
+    pj = shared.project                          # the session's project: every sweep handler works in it
+    polled = [which, axis, pj]
     cost_btn.click(do_cost, inputs, [msg, cost], api_name="sweep_cost")
     spec_btn.click(do_spec, inputs, [msg, spec_code], api_name="sweep_spec")
     start_btn.click(do_start, inputs, [msg, which, timer], api_name="start_sweep")
-    which.change(do_poll, [which, axis], poll_outputs, api_name="sweep_table")
-    axis.change(do_poll, [which, axis], poll_outputs, api_visibility="private")
-    refresh_btn.click(do_refresh, [which], [which], api_visibility="private") \
-        .then(do_poll, [which, axis], poll_outputs, api_visibility="private")
-    timer.tick(do_poll, [which, axis], poll_outputs, api_visibility="private", show_progress="hidden")
+    which.change(do_poll, polled, poll_outputs, api_name="sweep_table")
+    axis.change(do_poll, polled, poll_outputs, api_visibility="private")
+    refresh_btn.click(do_refresh, [which, pj], [which], api_visibility="private") \
+        .then(do_poll, polled, poll_outputs, api_visibility="private")
+    pj.change(do_refresh, [which, pj], [which], api_visibility="private")
+    timer.tick(do_poll, polled, poll_outputs, api_visibility="private", show_progress="hidden")
     table.select(on_row, None, [picked], api_visibility="private")
-    picked.change(do_config, [which, picked], [picked_runs], api_name="sweep_configuration")
-    stop_btn.click(do_stop, [which, picked], [action_msg], api_name="stop_sweep_configuration") \
-        .then(do_poll, [which, axis], poll_outputs, api_visibility="private") \
-        .then(do_config, [which, picked], [picked_runs], api_visibility="private")
-    all_btn.click(do_all, [which, picked], [action_msg], api_name="train_sweep_configuration")
-    csv_btn.click(do_csv, [which], [csv_file, action_msg], api_name="sweep_csv")
+    picked.change(do_config, [which, picked, pj], [picked_runs], api_name="sweep_configuration")
+    stop_btn.click(do_stop, [which, picked, pj], [action_msg], api_name="stop_sweep_configuration") \
+        .then(do_poll, polled, poll_outputs, api_visibility="private") \
+        .then(do_config, [which, picked, pj], [picked_runs], api_visibility="private")
+    all_btn.click(do_all, [which, picked, pj], [action_msg], api_name="train_sweep_configuration")
+    csv_btn.click(do_csv, [which, pj], [csv_file, action_msg], api_name="sweep_csv")
     plot.change(None, None, None, js=CLICK_JS, api_visibility="private")
-    shared.on_load.append((do_refresh, [which], [which]))
+    shared.on_load.append((do_refresh, [which, pj], [which]))

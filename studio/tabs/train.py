@@ -11,10 +11,11 @@ from backend.services import runs as runs_service
 from backend.services import training as training_service
 from backend.services.context import StudioContext
 from studio.shared import Shared
-from studio.tabs.common import as_int, config_or_message, guard
+from studio.tabs.common import as_int, code_view, config_or_message, cost_card, guard
 from studio.views.messages import error_html, info_html
 from studio.views.plots import DEFAULT_SMOOTHING, as_smoothing, curves, empty
-from studio.views.training import cost_card, log_html, progress_html, queue_html
+from studio.views.training import cost_card as training_card
+from studio.views.training import log_html, progress_html, queue_html
 
 POLL_S = 1.0
 
@@ -135,20 +136,11 @@ def build(ctx: StudioContext, shared: Shared) -> None:
 
     @guard
     def do_cost(*args: Any) -> tuple[str, str]:
-        if ctx.model.status()["state"] != "ready":
-            return info_html(ctx.model.status()["message"]), ""
-        cfg, problem = _try_config(args)
-        if cfg is None:
-            return problem, ""
-        res = training_service.plan(ctx, cfg)
-        return (error_html(res), "") if "error" in res else ("", cost_card(res))
+        return cost_card(ctx, lambda: _try_config(args), lambda cfg: training_service.plan(ctx, cfg), training_card)
 
     @guard
     def do_command(*args: Any) -> tuple[str, Any]:
-        cfg, problem = _try_config(args)
-        if cfg is None:
-            return problem, gr.Code(visible=False)
-        return "", gr.Code(training_service.command(ctx, cfg), visible=True)
+        return code_view(_try_config(args), lambda cfg: training_service.command(ctx, cfg))
 
     @guard
     def do_start(*args: Any) -> tuple[Any, ...]:
