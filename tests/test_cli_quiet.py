@@ -7,26 +7,21 @@ and the terminal must show only what the user needs. Each command runs in a subp
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 import warnings
 from pathlib import Path
 
 import pytest
 
+from tests.cli_helpers import backend_cli
 from tests.job_helpers import write_assets
 
-ROOT = Path(__file__).resolve().parents[1]
 NOISE = ("FutureWarning", "DeprecationWarning", "Loading weights", "Writing model shards", "warnings.warn",
          "Traceback")
 
 
 def _run(*args: str) -> subprocess.CompletedProcess:
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    env.pop("PYTHONWARNINGS", None)     # Python's default filters: a FutureWarning would show
-    proc = subprocess.run([sys.executable, "-m", "backend", *args], capture_output=True, text=True, cwd=ROOT,
-                          env=env, timeout=600)
+    proc = backend_cli(*args, drop_env=("PYTHONWARNINGS",))   # Python's default filters: a FutureWarning would show
     assert proc.returncode == 0, proc.stderr[-2000:]
     return proc
 

@@ -1,7 +1,6 @@
 """Column mapping guessed from names and content, said in one line; files named, never by server path."""
 from __future__ import annotations
 
-import json
 
 import pytest
 

@@ -2,30 +2,19 @@
 create a project, switch back to the demo; the editors follow the project, the browser remembers it."""
 from __future__ import annotations
 
-import os
-
 import pytest
 
+from tests.browser_helpers import browser_or_skip, browser_page, launched_studio, load_builtin
 from tests.storage_helpers import wait_for
-from tests.test_studio_browser import ARGS, CHROMIUM, _browser_or_skip, _load_builtin
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
 def studio(tmp_path_factory, smol_tok):
-    _browser_or_skip()
-    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
-    from backend.services.testing import make_context
-    from studio.app import build_app, launch
-    from tests.tiny import tiny_model
-
-    ctx = make_context(tmp_path_factory.mktemp("projects-browser"), tiny_model("causal", smol_tok))
-    demo = build_app(ctx)
-    launch(demo, ctx, block=False)
-    yield demo.local_url, ctx
-    demo.close()
-    ctx.close()
+    browser_or_skip()
+    with launched_studio(tmp_path_factory.mktemp("projects-browser"), smol_tok, jobs=False) as served:
+        yield served
 
 
 def _project_is(page, name: str) -> None:
@@ -40,14 +29,8 @@ def _template_name(page) -> str:
 
 
 def test_start_screen_demo_path_create_and_switch(studio):
-    from playwright.sync_api import sync_playwright
-
     url, ctx = studio
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        page.goto(url)
-        page.wait_for_selector("#ps-model-state[data-state='ready']", timeout=60_000)
+    with browser_page(url) as page:
         assert "designs prompts" in page.locator("#ps-start-intro").inner_text()
         page.wait_for_function("document.querySelector('#ps-projects').innerText.includes('demo')", timeout=30_000)
         _project_is(page, "demo")
@@ -64,7 +47,7 @@ def test_start_screen_demo_path_create_and_switch(studio):
         _project_is(page, "beta")
         assert _template_name(page) == "beta"
         assert "beta" in {q.name for q in ctx.store.list_projects()}
-        _load_builtin(page, "nli-mini")                 # the project keeps its own data choice
+        load_builtin(page, "nli-mini")                 # the project keeps its own data choice
         assert wait_for(lambda: (ctx.store.get_project("beta").settings.get("data") or {}).get("source")
                         == "builtin:nli-mini", timeout=30)
         assert (ctx.store.get_project("demo").settings.get("data") or {}).get("source") != "builtin:nli-mini"
@@ -87,4 +70,3 @@ def test_start_screen_demo_path_create_and_switch(studio):
         page.reload()
         page.wait_for_selector("#ps-model-state[data-state='ready']", timeout=60_000)
         _project_is(page, "beta")
-        browser.close()

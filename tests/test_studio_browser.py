@@ -6,37 +6,21 @@ screenshot of every tab under ``test-artifacts/screenshots/``.
 """
 from __future__ import annotations
 
-import os
-import shutil
 import time
-from pathlib import Path
 
 import pytest
 
-from tests import browser_helpers
-from tests.browser_helpers import browser_page, studio_with_jobs
+from tests.browser_helpers import browser_or_skip, browser_page, launched_studio, load_builtin, shot, tab
 
-CHROMIUM, ARGS = browser_helpers.CHROMIUM, browser_helpers.ARGS   # other browser tests import them from here
-
-SHOTS = Path(__file__).resolve().parents[1] / "test-artifacts" / "screenshots"
 TABS = ("Start", "Data", "Template", "Verbalizer", "Evaluate", "Compare", "Train", "Runs", "Playground")
 
 pytestmark = pytest.mark.slow
 
 
-def _browser_or_skip() -> None:
-    if not (os.path.exists(CHROMIUM) or shutil.which("chromium")):
-        pytest.skip("Debian's chromium is not installed (apt-get install chromium); .ci/run installs it")
-    try:
-        import playwright.sync_api  # noqa: F401
-    except ImportError:
-        pytest.skip("playwright (the Python package) is not installed")
-
-
 @pytest.fixture(scope="module")
 def studio(tmp_path_factory, smol_tok):
-    _browser_or_skip()
-    with studio_with_jobs(tmp_path_factory.mktemp("browser"), smol_tok) as (url, _ctx):
+    browser_or_skip()
+    with launched_studio(tmp_path_factory.mktemp("browser"), smol_tok) as (url, _ctx):
         yield url
 
 
@@ -48,26 +32,8 @@ def page(studio):
         yield pg
 
 
-def _tab(page, name: str) -> None:
-    page.get_by_role("tab", name=name).click()
-
-
-def _load_builtin(page, name: str) -> None:
-    _tab(page, "Data")
-    page.locator("#ps-data-builtin input").click()
-    page.locator("ul[role='listbox'] li", has_text=name).click()
-    page.locator("#ps-data-load").click()
-    page.wait_for_function(f"document.querySelector('#ps-data-summary').innerText.includes('{name}')",
-                           timeout=30_000)
-
-
-def _shot(page, name: str) -> None:
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SHOTS / f"{name.lower()}.png"), full_page=True)
-
-
 def test_typing_a_template_updates_the_token_preview(page):
-    _tab(page, "Template")
+    tab(page, "Template")
     page.wait_for_selector("#ps-preview .ps-chip", timeout=30_000)
     editor = page.locator("#ps-template textarea")
     editor.fill("Critique: {text_a} Verdict: {mask}")
@@ -97,7 +63,7 @@ def _settled(page, word: str) -> None:
 
 def test_a_burst_of_templates_ends_on_the_last_one(page):
     """Fast typing, rows and truncation changing under it: the preview shows the editor's last text."""
-    _tab(page, "Template")
+    tab(page, "Template")
     editor = page.locator("#ps-template textarea")
     words = ["Alpha", "Bravo", "Charlie", "Delta", "Echo", "Foxtrot", "Golf", "Hotel"]
     for i, word in enumerate(words):
@@ -117,9 +83,9 @@ def test_a_burst_of_templates_ends_on_the_last_one(page):
 
 
 def test_typing_right_after_a_reload_is_never_replaced_by_the_page_load(page):
-    _tab(page, "Template")
+    tab(page, "Template")
     page.reload()
-    _tab(page, "Template")
+    tab(page, "Template")
     editor = page.locator("#ps-template textarea")
     editor.fill("Typed at once: {text_a} Verdict: {mask}")  # waits until the editor is editable
     _settled(page, "Typed at once")
@@ -131,34 +97,34 @@ def test_typing_right_after_a_reload_is_never_replaced_by_the_page_load(page):
 
 
 def test_saving_a_version(page):
-    _tab(page, "Template")
+    tab(page, "Template")
     page.locator("#ps-template-message input, #ps-template-message textarea").first.fill("a critic's prompt")
     page.locator("#ps-template-save").click()
     page.wait_for_function("document.querySelector('#ps-template-save-msg').innerText.includes('Saved as demo v')",
                            timeout=15_000)
-    _shot(page, "template")
+    shot(page, "template")
 
 
 def test_refreshing_keeps_the_unsaved_draft_and_the_data_choice(page):
-    _tab(page, "Template")
+    tab(page, "Template")
     draft = "Critique (unsaved): {text_a} Verdict: {mask}"
     page.locator("#ps-template textarea").fill(draft)
     page.wait_for_function("document.querySelector('#ps-preview').innerHTML.includes('unsaved')", timeout=15_000)
-    _load_builtin(page, "nli-mini")
+    load_builtin(page, "nli-mini")
     page.wait_for_timeout(500)
     page.reload()
     page.wait_for_selector("#ps-model-state[data-state='ready']", timeout=60_000)
-    _tab(page, "Data")   # the page opens on the Start tab; the Data tab renders when shown
+    tab(page, "Data")   # the page opens on the Start tab; the Data tab renders when shown
     page.wait_for_function("document.querySelector('#ps-data-summary').innerText.includes('nli-mini')",
                            timeout=30_000)
-    _tab(page, "Template")
+    tab(page, "Template")
     page.wait_for_function(f"document.querySelector('#ps-template textarea').value === {draft!r}",
                            timeout=30_000)
-    _load_builtin(page, "movie-reviews")  # back to the movie reviews for the training run
+    load_builtin(page, "movie-reviews")  # back to the movie reviews for the training run
 
 
 def test_a_tiny_training_run_grows_its_curve_and_finishes(page):
-    _tab(page, "Train")
+    tab(page, "Train")
     steps = page.locator("#ps-train-steps input")
     steps.fill("300")  # the tiny model takes a few seconds for these: long enough to watch it grow
     page.locator("#ps-train-eval-every input").fill("50")
@@ -178,7 +144,7 @@ def test_a_tiny_training_run_grows_its_curve_and_finishes(page):
         if status in ("succeeded", "failed", "cancelled"):
             break
         time.sleep(0.5)
-    _shot(page, "train")
+    shot(page, "train")
     assert status == "succeeded", page.locator("#ps-train-progress").inner_text()
     page.wait_for_timeout(2500)  # the last poll redraws the finished curve
     final = page.evaluate("() => document.querySelector('#ps-train-curves .js-plotly-plot').data"
@@ -186,12 +152,12 @@ def test_a_tiny_training_run_grows_its_curve_and_finishes(page):
     assert final == 300
     assert any(0 < n < final for n in seen), f"never saw a partial curve: {seen}"
     assert "final accuracy" in page.locator("#ps-train-progress").inner_text()
-    _shot(page, "train")
+    shot(page, "train")
 
 
 def test_every_tab_renders_offline_and_is_captured(page):
     for name in TABS:
-        _tab(page, name)
+        tab(page, name)
         page.wait_for_timeout(1500)
         if name == "Verbalizer":
             page.wait_for_selector("#ps-coverage table.ps-coverage", timeout=30_000)
@@ -217,5 +183,5 @@ def test_every_tab_renders_offline_and_is_captured(page):
             page.locator("#ps-play-go").click()
             page.wait_for_selector("#ps-play-cards .ps-card", timeout=60_000)
             page.wait_for_timeout(1000)
-        _shot(page, name)
+        shot(page, name)
     assert not page.outside_requests, f"the page reached outside the studio: {page.outside_requests[:5]}"

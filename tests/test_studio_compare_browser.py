@@ -6,85 +6,63 @@ from __future__ import annotations
 
 import pytest
 
-from tests.browser_helpers import browser_page, studio_with_jobs
-from tests.test_studio_browser import _browser_or_skip, _shot, _tab
+from tests.browser_helpers import page, studio  # noqa: F401 - the module's studio and page
+from tests.browser_helpers import shot, tab, text_of, wait_text
 
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module")
-def studio(tmp_path_factory, smol_tok):
-    _browser_or_skip()
-    with studio_with_jobs(tmp_path_factory.mktemp("cmp-browser"), smol_tok) as served:
-        yield served
-
-
-@pytest.fixture(scope="module")
-def page(studio):
-    with browser_page(studio[0]) as pg:
-        yield pg
-
-
-def _text(page, selector: str) -> str:
-    return page.evaluate(f"() => {{ const e = document.querySelector({selector!r}); return e ? e.innerText : ''; }}")
-
-
-def _wait_text(page, selector: str, needle: str, timeout: int = 30_000) -> None:
-    page.wait_for_function(f"() => {{ const e = document.querySelector({selector!r});"
-                           f" return e && e.innerText.includes({needle!r}); }}", timeout=timeout)
-
-
 def test_search_words_compare_as_a_job_flips_adopt_and_serve_the_ensemble(page, studio):
     _, ctx = studio
-    _tab(page, "Compare")
+    tab(page, "Compare")
     page.locator("#ps-search").get_by_text("Search label words (on the training rows)").click()
     page.locator("#ps-search-go").click()
-    _wait_text(page, "#ps-search-msg", "training rows", 60_000)
+    wait_text(page, "#ps-search-msg", "training rows", 60_000)
     searched = page.locator("#ps-search-words textarea").input_value()
     assert searched.startswith("negative: ") and "positive: " in searched
-    table = _text(page, "#ps-search-table")
+    table = text_of(page, "#ps-search-table")
     assert "negative" in table and "positive" in table and searched.split("\n")[0].split(": ")[1] in table
     page.locator("#ps-search-save").click()
-    _wait_text(page, "#ps-search-msg", "Saved as searched v1")
-    assert "searched v1" in _text(page, "#ps-cmp-words")
+    wait_text(page, "#ps-search-msg", "Saved as searched v1")
+    assert "searched v1" in text_of(page, "#ps-cmp-words")
 
     page.locator("#ps-cmp-limit input").fill("16")
     page.locator("#ps-cmp-ensembles").get_by_label("uniform").check()
     page.locator("#ps-cmp-ensembles").get_by_label("fitted").check()
     page.locator("#ps-cmp-go").click()
-    _wait_text(page, "#ps-cmp-msg", "Comparison #")            # queued or running: the page is not blocked
-    _wait_text(page, "#ps-cmp-msg", "combinations on 16 dev rows", 240_000)
-    table = _text(page, "#ps-cmp-table")
+    wait_text(page, "#ps-cmp-msg", "Comparison #")            # queued or running: the page is not blocked
+    wait_text(page, "#ps-cmp-msg", "combinations on 16 dev rows", 240_000)
+    table = text_of(page, "#ps-cmp-table")
     assert "V1: " in table and "V2: " in table and "baseline" in table
-    assert "uniform" in _text(page, "#ps-cmp-ensembles-html") and "fitted" in _text(page, "#ps-cmp-ensembles-html")
-    _shot(page, "compare")
+    assert "uniform" in text_of(page, "#ps-cmp-ensembles-html") and "fitted" in text_of(page, "#ps-cmp-ensembles-html")
+    shot(page, "compare")
 
     page.locator("#ps-cmp-flips").click()
-    _wait_text(page, "#ps-cmp-flips-out", "Of 16 rows")
+    wait_text(page, "#ps-cmp-flips-out", "Of 16 rows")
     page.locator("#ps-cmp-flip-index input").fill("0")
     page.locator("#ps-cmp-flip-show").click()
     page.wait_for_selector("#ps-flip-a .ps-chip", timeout=30_000)
-    assert page.locator("#ps-flip-b .ps-chip").count() > 3 and "Row 0" in _text(page, "#ps-flip-row")
+    assert page.locator("#ps-flip-b .ps-chip").count() > 3 and "Row 0" in text_of(page, "#ps-flip-row")
 
     page.locator("#ps-cmp-table").get_by_text("V2: ", exact=False).first.click()   # the searched words' row
     page.wait_for_function("document.querySelector('#ps-cmp-use-row input').value === '2'", timeout=15_000)
     page.locator("#ps-cmp-use").click()
-    _wait_text(page, "#ps-cmp-msg", "Row 2 is now the current template")
-    _tab(page, "Verbalizer")
+    wait_text(page, "#ps-cmp-msg", "Row 2 is now the current template")
+    tab(page, "Verbalizer")
     page.wait_for_function(f"() => {{ const t = document.querySelector('#ps-label-words textarea');"
                            f" return t && t.value === {searched!r}; }}", timeout=15_000)
 
     ens = [r for r in ctx.store.list_runs(method="ensemble") if "ensemble:fitted" in r.tags][0]
-    _tab(page, "Playground")
+    tab(page, "Playground")
     page.locator("#ps-play-text textarea").fill("a wonderful, moving film")
     page.locator("#ps-play-runs input").click()
     page.locator("ul[role='listbox'] li", has_text=f"#{ens.id} ensemble").click()
     page.locator("#ps-play-go").click()
-    _wait_text(page, "#ps-play-out", f"Run #{ens.id}")
-    assert "ensemble" in _text(page, "#ps-play-out") and "predicted" in _text(page, "#ps-play-out")
+    wait_text(page, "#ps-play-out", f"Run #{ens.id}")
+    assert "ensemble" in text_of(page, "#ps-play-out") and "predicted" in text_of(page, "#ps-play-out")
 
     page.reload()                                                # a refreshed page shows the comparison again
     page.wait_for_selector("#ps-model-state[data-state='ready']", timeout=60_000)
-    _tab(page, "Compare")
-    _wait_text(page, "#ps-cmp-msg", "combinations on 16 dev rows", 30_000)
-    _wait_text(page, "#ps-cmp-table", "V2: ")
+    tab(page, "Compare")
+    wait_text(page, "#ps-cmp-msg", "combinations on 16 dev rows", 30_000)
+    wait_text(page, "#ps-cmp-table", "V2: ")

@@ -3,55 +3,14 @@ price it, start it, stop one configuration early from its table row, watch the t
 sweep ends, open the Pareto plot and click its point to see that configuration's runs, export the CSV."""
 from __future__ import annotations
 
-import os
 import time
 
 import pytest
 
-from tests.test_studio_browser import ARGS, CHROMIUM, _browser_or_skip, _shot
+from tests.browser_helpers import page, studio  # noqa: F401 - the module's studio and page
+from tests.browser_helpers import shot, text_of, wait_text
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def studio(tmp_path_factory, smol_tok):
-    _browser_or_skip()
-    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
-    from backend.services.testing import make_context, on_disk, with_jobs
-    from studio.app import build_app, launch
-    from tests.tiny import tiny_model
-
-    folder = tmp_path_factory.mktemp("sweep-browser")
-    loaded = on_disk(tiny_model("causal", smol_tok), folder / "tiny")
-    ctx = with_jobs(make_context(folder / "studio", loaded))
-    demo = build_app(ctx)
-    launch(demo, ctx, block=False)
-    yield demo.local_url, ctx
-    demo.close()
-    ctx.close()
-
-
-@pytest.fixture(scope="module")
-def page(studio):
-    from playwright.sync_api import sync_playwright
-
-    url, _ctx = studio
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        pg = browser.new_page(viewport={"width": 1400, "height": 1000})
-        pg.goto(url)
-        pg.wait_for_selector("#ps-model-state[data-state='ready']", timeout=60_000)
-        yield pg
-        browser.close()
-
-
-def _text(page, selector: str) -> str:
-    return page.evaluate(f"() => {{ const e = document.querySelector({selector!r}); return e ? e.innerText : ''; }}")
-
-
-def _wait_text(page, selector: str, needle: str, timeout_ms: int = 60_000) -> None:
-    page.wait_for_function(f"() => {{ const e = document.querySelector({selector!r});"
-                           f" return e && e.innerText.includes({needle!r}); }}", timeout=timeout_ms)
 
 
 def test_design_watch_stop_and_open_the_pareto_plot(page, studio):
@@ -68,11 +27,11 @@ def test_design_watch_stop_and_open_the_pareto_plot(page, studio):
     page.keyboard.press("Escape")
 
     page.locator("#ps-sweep-cost").click()
-    _wait_text(page, "#ps-sweep-cost-card", "4 (2 configurations x 2 seeds)")
-    assert "estimated time on this machine" in _text(page, "#ps-sweep-cost-card")
+    wait_text(page, "#ps-sweep-cost-card", "4 (2 configurations x 2 seeds)", 60_000)
+    assert "estimated time on this machine" in text_of(page, "#ps-sweep-cost-card")
 
     page.locator("#ps-sweep-start").click()
-    _wait_text(page, "#ps-sweep-msg", "4 runs queued")
+    wait_text(page, "#ps-sweep-msg", "4 runs queued", 60_000)
     # the table lists both configurations at once; LoRA's runs wait behind prompt tuning's (one at a time)
     lora = page.locator("#ps-sweep-table .cell-wrap", has_text="method=lora").first
     lora.wait_for(timeout=30_000)
@@ -80,11 +39,11 @@ def test_design_watch_stop_and_open_the_pareto_plot(page, studio):
     page.wait_for_function("document.querySelector('#ps-sweep-key input, #ps-sweep-key textarea').value"
                            " === 'method=lora'", timeout=15_000)
     page.locator("#ps-sweep-stop").click()
-    _wait_text(page, "#ps-sweep-action-msg", "Stopping method=lora")
+    wait_text(page, "#ps-sweep-action-msg", "Stopping method=lora", 60_000)
 
     # the table fills by itself (the timer polls while the sweep runs) until the sweep has ended
     page.wait_for_selector("#ps-sweep-state[data-state='finished']", timeout=300_000)
-    table = _text(page, "#ps-sweep-table")
+    table = text_of(page, "#ps-sweep-table")
     assert "method=prompt-tuning" in table and "2/2" in table and "2 stopped" in table, table
     runs = ctx.store.list_runs(tag="sweep:browser-sweep", limit=None)
     assert sorted((r.method, r.status) for r in runs) == [("lora", "cancelled")] * 2 + \
@@ -104,9 +63,9 @@ def test_design_watch_stop_and_open_the_pareto_plot(page, studio):
     page.mouse.click(x, y)
     page.wait_for_function("document.querySelector('#ps-sweep-key input, #ps-sweep-key textarea').value"
                            " === 'method=prompt-tuning'", timeout=15_000)
-    _wait_text(page, "#ps-sweep-config", "succeeded")
-    assert "method=prompt-tuning" in _text(page, "#ps-sweep-config")
+    wait_text(page, "#ps-sweep-config", "succeeded", 60_000)
+    assert "method=prompt-tuning" in text_of(page, "#ps-sweep-config")
 
     page.locator("#ps-sweep-csv").click()
-    _wait_text(page, "#ps-sweep-action-msg", "Table written")
-    _shot(page, "sweep")
+    wait_text(page, "#ps-sweep-action-msg", "Table written", 60_000)
+    shot(page, "sweep")

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_studio_browser import ARGS, CHROMIUM, _browser_or_skip
+from tests.browser_helpers import ARGS, CHROMIUM, browser_or_skip, launched_studio
 
 SHOTS = Path(__file__).resolve().parents[1] / "bench" / "results" / "ux"
 FAILED = Path(__file__).resolve().parents[1] / "test-artifacts" / "screenshots" / "ux-flow-failed.png"
@@ -44,20 +44,10 @@ def _write_csv(path: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def studio(tmp_path_factory, smol_tok):
-    _browser_or_skip()
-    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
-    from backend.services.testing import make_context, on_disk, with_jobs
-    from studio.app import build_app, launch
-    from tests.tiny import tiny_model
-
+    browser_or_skip()
     folder = tmp_path_factory.mktemp("uxflow")
-    loaded = on_disk(tiny_model("causal", smol_tok), folder / "tiny")
-    ctx = with_jobs(make_context(folder / "studio", loaded))
-    demo = build_app(ctx)
-    launch(demo, ctx, block=False)
-    yield {"url": demo.local_url, "folder": folder, "csv": _write_csv(folder / "reviews.csv")}
-    demo.close()
-    ctx.close()
+    with launched_studio(folder, smol_tok) as (url, _ctx):
+        yield {"url": url, "folder": folder, "csv": _write_csv(folder / "reviews.csv")}
 
 
 class Flow:

@@ -4,22 +4,18 @@ table is rebuilt from (tag, key, params, costs) in SQLite."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from tests.cli_helpers import backend_cli
 from tests.job_helpers import write_assets
 
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def _run(*args: str) -> subprocess.CompletedProcess:
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    return subprocess.run([sys.executable, "-m", "backend", *args], capture_output=True, text=True, cwd=ROOT,
-                          env=env, timeout=900)
+    return backend_cli(*args, timeout=900)
 
 
 @pytest.fixture(scope="module")

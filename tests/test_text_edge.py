@@ -4,9 +4,7 @@ UnicodeEncodeError or ValueError from deep inside; and a command checks where it
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -15,8 +13,8 @@ from backend.data.mapping import ColumnMap, rows_to_examples
 from backend.errors import DatasetError, TemplateError, VerbalizerError
 from backend.prompts.template import parse_template
 from backend.prompts.verbalizer import parse_verbalizer
+from tests.cli_helpers import ROOT, backend_cli
 
-ROOT = Path(__file__).resolve().parents[1]
 HEX = "0x" + "f" * 4000          # about 4,800 decimal digits: repr() of it raises ValueError
 
 
@@ -84,9 +82,7 @@ def test_a_jsonl_file_with_an_escaped_surrogate_is_a_dataset_error(tmp_path):
 # ------------------------------------------------------------------------------------------- the CLI
 
 def _cli(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    return subprocess.run([sys.executable, "-m", "backend", *args], capture_output=True, text=True, cwd=cwd,
-                          env=env, timeout=120)
+    return backend_cli(*args, cwd=cwd, timeout=120)
 
 
 def _one_line_error(proc: subprocess.CompletedProcess) -> str:

@@ -9,15 +9,13 @@ from pathlib import Path
 
 import pytest
 
+from tests.cli_helpers import backend_cli
 from tests.job_helpers import write_assets
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _run(*args: str) -> subprocess.CompletedProcess:
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    return subprocess.run([sys.executable, "-m", "backend", *args], capture_output=True, text=True, cwd=ROOT,
-                          env=env, timeout=600)
+_run = backend_cli
 
 
 @pytest.fixture(scope="module")
