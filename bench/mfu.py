@@ -32,8 +32,9 @@ FORMULA = ("MFU = achieved FLOP/s / peak FLOP/s. Achieved: eval 2·N·T, trainin
            "matmuls (LoRA's A and B; soft prompts and prefixes are lookups), T = tokens needed: per row the "
            "non-pad tokens up to the position the label is read at (causal LM) plus virtual tokens that run "
            "through the layers (prompt tuning); a shared prefix run once still counts once per row. "
-           "Peak: the best of repeated square matmuls in the same dtype, timed in the same process right "
-           "before and after the measured work (the higher taken).")
+           "Peak: the best of repeated square matmuls (1024 and 2048) in the same dtype, timed in the same "
+           "process between the measured batches; the median of those samples is taken (this VM's matmul "
+           "speed drifts by a third within minutes, so one sample before and after is not enough).")
 
 
 def _unique(params: Iterable[nn.Parameter]) -> dict[int, nn.Parameter]:
@@ -110,6 +111,62 @@ def matmul_peak(device: str | torch.device = "cpu", dtype: torch.dtype = torch.f
     return best
 
 
+def shape_ceiling(model: nn.Module, tokens: int, repeats: int = 5,
+                  skip: tuple[str, ...] = ("lm_head", "embed")) -> float:
+    """FLOP/s of the model's own linear layers as matmuls of ``tokens`` rows, each shape timed alone
+    (best of ``repeats``), weighted by how often it occurs. Why: a square matmul of 1024-2048 is the
+    machine's peak, but a 135M model's layers are 576 wide and a batch is a few hundred tokens; this says
+    how much of the gap the shapes alone explain (MFU against the peak stays the verdict)."""
+    from collections import Counter
+
+    shapes = Counter((m.in_features, m.out_features) for name, m in model.named_modules()
+                     if isinstance(m, nn.Linear) and not any(s in name for s in skip))
+    dev = next(model.parameters()).device
+    flops = seconds = 0.0
+    with torch.inference_mode():
+        for (k, n), count in shapes.items():
+            a, b = torch.randn(max(tokens, 1), k, device=dev), torch.randn(k, n, device=dev)
+            torch.mm(a, b)
+            _sync(dev)
+            best = float("inf")
+            for _ in range(repeats):
+                t = time.perf_counter()
+                torch.mm(a, b)
+                _sync(dev)
+                best = min(best, time.perf_counter() - t)
+            flops += count * 2.0 * a.shape[0] * k * n
+            seconds += count * best
+    return flops / seconds if seconds else 0.0
+
+
+class PeakSamples:
+    """The machine's matmul peak sampled between the measured batches: ``sample()`` after each, then
+    ``median``. Why: on a shared VM the peak drifts (220-320 GFLOP/s within one run here), so a peak
+    taken once, or the higher of before/after, misjudges the work measured in between."""
+
+    def __init__(self, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32) -> None:
+        self.device, self.dtype, self.values = device, dtype, []
+
+    def sample(self) -> float:
+        value = matmul_peak(self.device, self.dtype, repeats=2)
+        self.values.append(value)
+        return value
+
+    @property
+    def median(self) -> float:
+        import statistics
+
+        return statistics.median(self.values) if self.values else self.sample()
+
+
+def ceiling_entry(model: nn.Module, tokens: int, device: str | torch.device = "cpu") -> dict[str, Any]:
+    """The shape ceiling with the peak timed right after it, so their ratio is of one moment."""
+    ceiling = shape_ceiling(model, tokens)
+    peak = matmul_peak(device, repeats=2)
+    return {"ceiling_tokens": tokens, "shape_ceiling_gflops": ceiling / 1e9,
+            "ceiling_fraction_of_peak": ceiling / peak if peak else 0.0}
+
+
 def mfu_entry(flops: float, seconds: float, peak: float, bar: float) -> dict[str, Any]:
     """The figures a bench records: achieved FLOP/s, the peak, their ratio and whether the bar holds."""
     achieved = flops / seconds if seconds > 0 else 0.0
@@ -118,17 +175,58 @@ def mfu_entry(flops: float, seconds: float, peak: float, bar: float) -> dict[str
             "meets_bar": ratio >= bar}
 
 
-QUIET_LOAD = 1.5   # the bars are judged on a machine whose 1-minute load average is below this
+QUIET_OTHERS = 0.25   # the bars are judged when other processes used less than this many cores meanwhile
 
 
-def mfu_line(name: str, entry: dict[str, Any], load: float | None = None) -> str:
-    """One markdown line: what a reader checks first. On a loaded machine (``load``, the 1-minute load
-    average at the start or the end, whichever is higher, >= QUIET_LOAD) the verdict says so: the peak is the best of short matmuls, which
-    catch whole time slices, while the measured work is sustained, so the ratio then understates."""
+class OtherLoad:
+    """How many cores processes other than this one (and its children) kept busy while the bench ran.
+
+    Why not the load average: the bench's own threads raise it (two threads on two cores put it near 2
+    within a minute), so a load read at the end says nothing about interference. This counts the
+    machine's busy CPU time minus our own, over the wall time between ``start`` and ``stop``."""
+
+    def __init__(self) -> None:
+        import psutil
+
+        self._proc = psutil.Process()
+        self._t0 = time.perf_counter()
+        self._busy0, self._own0 = self._busy(), self._own()
+        self.cores: float | None = None
+
+    @staticmethod
+    def _busy() -> float:
+        import psutil
+
+        t = psutil.cpu_times()
+        return sum(v for k, v in t._asdict().items() if k not in ("idle", "iowait", "guest", "guest_nice"))
+
+    def _own(self) -> float:
+        t = self._proc.cpu_times()
+        return t.user + t.system + t.children_user + t.children_system
+
+    def stop(self) -> float:
+        """Cores used by others, averaged over the run (clamped at 0: the counters tick at different rates)."""
+        wall = max(time.perf_counter() - self._t0, 1e-9)
+        self.cores = round(max(0.0, (self._busy() - self._busy0) - (self._own() - self._own0)) / wall, 3)
+        return self.cores
+
+
+def mfu_line(name: str, entry: dict[str, Any], others: float | None = None) -> str:
+    """One markdown line: what a reader checks first. When other processes kept the machine busy
+    (``others``: cores they used meanwhile, >= QUIET_OTHERS) the verdict says so: the peak is the best
+    of short matmuls, which catch whole time slices, while the measured work is sustained, so the ratio
+    then understates."""
     verdict = "meets" if entry["meets_bar"] else "BELOW"
     line = (f"{name}: {entry['achieved_gflops']:.1f} GFLOP/s achieved against a {entry['peak_gflops']:.1f} GFLOP/s "
             f"matmul peak = **{100 * entry['mfu']:.0f}% MFU** ({verdict} the {100 * entry['bar']:.0f}% bar).")
-    if load is not None and load >= QUIET_LOAD:
-        line += (f" Not a verdict: the machine was loaded (load average {load:.1f} >= {QUIET_LOAD}); "
-                 "rerun when `uptime` shows less.")
+    if entry.get("ceiling_fraction_of_peak"):
+        frac = entry["ceiling_fraction_of_peak"]
+        line += (f" The model's own matmul shapes at {entry.get('ceiling_tokens')} tokens a forward, timed alone, "
+                 f"run at {100 * frac:.0f}% of the peak: ours reaches {100 * entry['mfu'] / frac:.0f}% of what "
+                 "its shapes allow.")
+    if others is not None and others >= QUIET_OTHERS:
+        line += (f" Not a verdict: other processes kept {others:.2f} cores busy meanwhile (>= {QUIET_OTHERS}); "
+                 "rerun on a quiet machine.")
+    elif others is not None:
+        line += f" Other processes used {others:.2f} cores meanwhile."
     return line

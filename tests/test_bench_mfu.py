@@ -1,0 +1,38 @@
+"""bench/mfu.py: the verdict line of the MFU bars, the interference measure and the shape ceiling."""
+from __future__ import annotations
+
+import torch
+
+from bench.mfu import OtherLoad, PeakSamples, ceiling_entry, mfu_entry, mfu_line, shape_ceiling, train_flops
+
+
+def test_the_verdict_says_when_other_work_spoils_it():
+    entry = mfu_entry(flops=60e9, seconds=1.0, peak=100e9, bar=0.65)
+    assert entry["mfu"] == 0.6 and not entry["meets_bar"]
+    quiet = mfu_line("eval", entry, others=0.02)
+    assert "**60% MFU** (BELOW the 65% bar)" in quiet and "Other processes used 0.02 cores" in quiet
+    assert "Not a verdict" in mfu_line("eval", entry, others=0.8)
+    shaped = mfu_line("eval", dict(entry, ceiling_tokens=256, ceiling_fraction_of_peak=0.8))
+    assert "run at 80% of the peak: ours reaches 75% of what its shapes allow" in shaped
+
+
+def test_training_flops_count_the_trained_weights_three_times_more():
+    assert train_flops(100, 0, 10) == 4 * 100 * 10
+    assert train_flops(100, 5, 10) == (4 * 100 + 6 * 5) * 10
+
+
+def test_shape_ceiling_and_peak_samples_are_measured_here():
+    model = torch.nn.Sequential(torch.nn.Linear(64, 128), torch.nn.ReLU(), torch.nn.Linear(128, 64))
+    assert shape_ceiling(model, tokens=32, repeats=2) > 0
+    entry = ceiling_entry(model, 32)
+    assert entry["ceiling_tokens"] == 32 and entry["ceiling_fraction_of_peak"] > 0
+    peaks = PeakSamples()
+    peaks.sample()
+    peaks.sample()
+    assert len(peaks.values) == 2 and min(peaks.values) <= peaks.median <= max(peaks.values)
+
+
+def test_other_load_counts_cores_never_below_zero():
+    load = OtherLoad()
+    sum(i * i for i in range(200_000))    # our own work is not counted as others'
+    assert load.stop() >= 0 and load.cores is not None
