@@ -34,8 +34,9 @@ def test_each_shared_list_is_defined_once_in_backend_choices():
 # ------------------------------------------------------------------------------------------ import arrows
 
 ENGINE = ("backend.prompts", "backend.models", "backend.data")
-# Leaves the engine may use: no imports of their own beyond the standard library.
-ENGINE_LEAVES = ("backend", "backend.errors", "backend.choices", "backend.textcheck")
+# Leaves the engine may use: no imports from the project (the standard library, and for backend.hub the
+# hub client the engine's loaders use anyway).
+ENGINE_LEAVES = ("backend", "backend.errors", "backend.choices", "backend.textcheck", "backend.hub")
 # Cycles that stay for now, each with why; a cycle not listed here fails.
 KNOWN_CYCLES: dict[frozenset[str], str] = {}   # none: heartbeats (backend/liveness.py) sit below jobs and pipeline
 MAX_LINES = 400
