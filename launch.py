@@ -11,6 +11,7 @@ requirements.txt changes (a stamp file holds its hash), so later launches start 
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import os
 import subprocess
 import sys
@@ -59,6 +60,17 @@ def _in_venv() -> bool:
         return False
 
 
+def _workers(args: list[str]) -> list[str]:
+    """pytest-xdist options: one worker per core, at most 4 (each holds a model and a studio), keeping a
+    module's tests together (tests/conftest.py groups them); none when the caller chose ``-n`` or ``-p
+    no:xdist``, or on one core."""
+    chosen = any(a == "-n" or a.startswith(("-n", "--numprocesses", "--dist")) or a == "no:xdist" for a in args)
+    count = min(os.cpu_count() or 1, 4)
+    if chosen or count < 2 or importlib.util.find_spec("xdist") is None:
+        return []
+    return ["-n", str(count), "--dist", "loadgroup"]
+
+
 def main(argv: list[str]) -> int:
     if os.environ.get("PROMPT_STUDIO_NO_BOOTSTRAP") != "1" and not _in_venv():
         py = ensure_environment()
@@ -71,7 +83,8 @@ def main(argv: list[str]) -> int:
 
         args = argv[1:]
         names_paths = any(not a.startswith("-") and (ROOT / a.split("::")[0]).exists() for a in args)
-        return int(pytest.main(["-p", "no:cacheprovider", *([] if names_paths else [str(ROOT / "tests")]), *args]))
+        return int(pytest.main(["-p", "no:cacheprovider", *_workers(args),
+                                *([] if names_paths else [str(ROOT / "tests")]), *args]))
     sys.path.insert(0, str(ROOT))
     from studio.app import main as studio_main
 

@@ -14,6 +14,12 @@ import pytest
 # the online path unsets it itself.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+# Under pytest-xdist (launch.py test runs one worker per core, up to 4): each worker's torch (and the CLI
+# and job children it starts) gets its share of the cores, so workers never fight over them with
+# spinning OpenMP threads. Set before torch is imported, which reads it once.
+if os.environ.get("PYTEST_XDIST_WORKER_COUNT"):
+    _share = max(1, (os.cpu_count() or 1) // int(os.environ["PYTEST_XDIST_WORKER_COUNT"]))
+    os.environ.setdefault("OMP_NUM_THREADS", str(_share))
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
@@ -22,6 +28,16 @@ if str(ROOT) not in sys.path:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "slow: takes more than ~10 s (still runs in CI)")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """For pytest-xdist's ``--dist loadgroup``: a module's tests stay on one worker (its module-scoped
+    studio, store or model is set up once), and every Ray test shares one worker (one local Ray
+    instance at a time on the machine)."""
+    for item in items:
+        module = item.nodeid.split("::")[0]
+        ray = "ray_local" in getattr(item, "fixturenames", ()) or module.startswith("tests/test_ray_")
+        item.add_marker(pytest.mark.xdist_group("ray" if ray else module))
 
 
 @pytest.fixture(scope="session")
