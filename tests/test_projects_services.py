@@ -81,3 +81,26 @@ def test_a_bad_project_name_is_a_clear_error(ctx):
     assert "error" in res and "'/' is not allowed" in res["error"]["message"]
     with pytest.raises(Exception, match="project name"):
         ctx.scoped("a/b")
+
+
+def test_a_run_of_another_project_is_not_reachable_by_its_id(ctx):
+    """The pickers list only the project's runs; an id typed or sent over the API must not reach across."""
+    from backend.services import playground, training, workbench
+
+    alpha = ctx.scoped("alpha")
+    project.create(ctx, "alpha")
+    ra, rd = _zero_shot(alpha, "{text_a} It was {mask}"), _zero_shot(ctx, "{text_a} Verdict: {mask}")
+    assert runs.detail(alpha, ra)["run"]["id"] == ra and evaluate.run_result(alpha, ra)["run_id"] == ra
+    refusals = {
+        "detail": runs.detail(ctx, ra), "result": evaluate.run_result(ctx, ra),
+        "cells": evaluate.cell_examples(ctx, ra, "negative", "positive"), "config": runs.config_of(ctx, ra),
+        "bundle": runs.export_bundle(ctx, ra), "compare": runs.compare(ctx, [ra, rd]),
+        "flips": workbench.flips(ctx, ra, rd), "progress": training.progress(ctx, ra),
+        "cancel": training.cancel(ctx, ra), "serve": playground.predict(ctx, "a fine film", [ra]),
+        "inspect": workbench.inspect_soft(ctx, [ra]),
+    }
+    for name, res in refusals.items():
+        assert f"run #{ra} is in project 'alpha', not in 'demo'" in res.get("error", {}).get("message", ""), \
+            (name, res)
+    assert ctx.store.get_run(ra).cancel_requested is False     # refused before anything was done
+    assert "error" not in runs.compare(ctx, [rd, rd])

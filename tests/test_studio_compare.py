@@ -51,6 +51,7 @@ def test_compare_saved_versions_and_drafts_then_flips_and_adopt(client):
 
 def test_ensembles_and_searched_label_words(client):
     c, ctx = client
+    c.predict([], [], api_name="/compare_choices")   # this session's pickers list the saved versions
     note, table, words = c.predict("{text_a} It was {mask}", 64, "tail", 3, api_name="/search_label_words")
     assert "Searched on 64 training rows" in note and len(table["data"]) == 6
     assert words.startswith("negative: ") and "\npositive: " in words

@@ -216,6 +216,22 @@ class StudioContext:
         view._root = self.root
         return view
 
+    def run(self, run_id: Any) -> Any:
+        """Run ``run_id`` (a RunInfo) if it is one of this project's. Why: the pickers list only the
+        project's runs, but an id typed in a box or sent over the API could name any run; another
+        project's run is not found here, and the message says where it is."""
+        from storage import DEFAULT_PROJECT, NotFound
+
+        info = self.store.get_run(run_id)
+        if (info.project or DEFAULT_PROJECT) != self.project:
+            raise NotFound(f"run #{info.id} is in project {info.project!r}, not in {self.project!r}: open that "
+                           "project on the Start tab to use it")
+        return info
+
+    def runs(self, run_ids: Any) -> list[Any]:
+        """``run`` for each id, in order."""
+        return [self.run(i) for i in run_ids]
+
     def close(self) -> None:
         """Stop the job worker this app started (if any) and release the database."""
         if self.jobs is not None and hasattr(self.jobs, "stop"):

@@ -47,7 +47,7 @@ def trained_run(ctx: StudioContext, run_id: int, split: str | None = None, limit
     from backend.services.playground import attach, server_for
     from backend.services.runs import EVALUATION, is_trained
 
-    info = ctx.store.get_run(int(run_id))
+    info = ctx.run(run_id)
     if not is_trained(info.method):
         return user_error(f"run #{info.id} is a {info.method} run: pick a trained run, or evaluate the "
                           "current template", "evaluate")
@@ -89,7 +89,7 @@ def run_result(ctx: StudioContext, run_id: int) -> dict[str, Any]:
     rebuilt from its predictions, so every run drills down the same way."""
     from backend.evaluate import classification_metrics
 
-    run = ctx.store.get_run(int(run_id))
+    run = ctx.run(run_id)
     preds = ctx.store.get_predictions(run.id)
     if not preds:
         return user_error(f"run {run.id} ({run.status}) has no stored predictions to show", "evaluate")
@@ -119,7 +119,7 @@ def cell_examples(ctx: StudioContext, run_id: int, gold: str, predicted: str, li
     from backend.prompts.template import compile_template
     from backend.prompts.wrap import wrap
 
-    run = ctx.store.get_run(int(run_id))
+    run = ctx.run(run_id)
     preds = [p for p in ctx.store.get_predictions(run.id)
              if str(p["gold"]) == str(gold) and str(p["predicted"]) == str(predicted)]
     cfg = RunConfig.from_dict(run.config)

@@ -57,7 +57,7 @@ def attach(ctx: StudioContext, rs: RunsServer, run_id: int) -> None:
 
     if run_id in rs.attached:
         return
-    info = ctx.store.get_run(run_id)
+    info = ctx.run(run_id)
     if info.status != "succeeded":
         raise ConfigError(f"run #{run_id} is {info.status}; only finished runs can be served", field="run")
     if (info.config or {}).get("model") != ctx.model.spec:
@@ -91,7 +91,7 @@ def predict(ctx: StudioContext, text: str, run_ids: Sequence[int], text_b: str =
         for run_id in ids:
             attach(ctx, rs, run_id)
             pred = rs.server.predict(str(run_id), [text], text_b or None)[0]
-            info = ctx.store.get_run(run_id)
+            info = ctx.run(run_id)
             out.append({"run_id": run_id, "method": info.method, "name": (info.config or {}).get("name"),
                         "predicted": pred["predicted"], "probs": pred["probs"]})
     return {"text": text, "results": out}

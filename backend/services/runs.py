@@ -86,7 +86,7 @@ def _points(events: Sequence[dict[str, Any]]) -> dict[str, list[list[float]]]:
 def detail(ctx: StudioContext, run_id: int) -> dict[str, Any]:
     """Everything about one run: config, template and verbalizer versions, metrics, status history,
     artifacts (with sha256), and how many predictions are stored."""
-    r = ctx.store.get_run(int(run_id))
+    r = ctx.run(run_id)
     preds = ctx.store.get_predictions(r.id)
     versions = {}
     for kind, vid in (("template", r.template_version_id), ("verbalizer", r.verbalizer_version_id)):
@@ -131,6 +131,7 @@ def compare(ctx: StudioContext, run_ids: Sequence[int]) -> dict[str, Any]:
     ids = [int(i) for i in run_ids]
     if len(ids) < 2:
         return user_error("select at least two runs to compare", "compare")
+    ctx.runs(ids)   # all of this project's
     cmp = ctx.store.compare_runs(ids)
     curves = {f"#{i}": _points(ctx.store.get_metrics(i)) for i in ids}
     shown = {key: [_no_server_path(v) for v in values] for key, values in cmp["config_diff"].items()}
@@ -149,7 +150,7 @@ def _no_server_path(value: Any) -> Any:
 @service("bundle")
 def export_bundle(ctx: StudioContext, run_id: int) -> dict[str, Any]:
     """Write the run's bundle (config, versions, metrics, predictions, artifacts) to a zip file."""
-    r = ctx.store.get_run(int(run_id))
+    r = ctx.run(run_id)
     out = ctx.exports_dir / f"run-{r.id}-{r.uid[:8]}.zip"
     path = ctx.store.export_run(r.id, out)
     return {"path": str(path), "size": Path(path).stat().st_size}
@@ -173,5 +174,5 @@ def import_bundle(ctx: StudioContext, path: str | Path) -> dict[str, Any]:
 @service("runs")
 def config_of(ctx: StudioContext, run_id: int) -> dict[str, Any]:
     """A run's config, to edit and submit again ("re-run with changes")."""
-    r = ctx.store.get_run(int(run_id))
+    r = ctx.run(run_id)
     return {"config": r.config, "method": r.method, "run_id": r.id}

@@ -185,6 +185,7 @@ def submit_json(ctx: StudioContext, text: str) -> dict[str, Any]:
 
 @service("train")
 def cancel(ctx: StudioContext, run_id: int) -> dict[str, Any]:
+    ctx.run(run_id)   # one of this project's runs
     if ctx.jobs is not None:
         ctx.jobs.cancel(int(run_id))
     else:  # no runner here: the flag in the database still stops a run another worker executes
@@ -196,6 +197,7 @@ def cancel(ctx: StudioContext, run_id: int) -> dict[str, Any]:
 def resume(ctx: StudioContext, run_id: int) -> dict[str, Any]:
     if ctx.jobs is None:
         return user_error("resuming is not available yet: this build has no job runner", "train")
+    ctx.run(run_id)   # one of this project's runs
     new_id = ctx.jobs.resume(int(run_id))
     return {"run_id": new_id, "message": f"Run #{run_id} resumes as run #{new_id}."}
 
@@ -203,7 +205,7 @@ def resume(ctx: StudioContext, run_id: int) -> dict[str, Any]:
 @service("train")
 def progress(ctx: StudioContext, run_id: int) -> dict[str, Any]:
     """Where a run stands, from storage: status, step / total, loss, ETA, the curves and a log."""
-    r = ctx.store.get_run(int(run_id))
+    r = ctx.run(run_id)
     events = ctx.store.get_metrics(r.id)
     curves: dict[str, list[list[float]]] = {}
     last: dict[str, float] = {}

@@ -68,6 +68,7 @@ def comparison(ctx: StudioContext, job: int) -> dict[str, Any]:
     refreshed page or a second browser sees the same)."""
     from backend.workbench.job import job_status
 
+    ctx.run(job)   # one of this project's
     res = job_status(ctx.store, int(job))
     if res["status"] == "failed":
         return user_error(f"comparison #{res['job']} failed: {res['run_error']}", "compare")
@@ -78,6 +79,7 @@ def comparison(ctx: StudioContext, job: int) -> dict[str, Any]:
 def cancel_comparison(ctx: StudioContext, job: int) -> dict[str, Any]:
     from backend.workbench.job import job_status
 
+    ctx.run(job)   # one of this project's
     job_status(ctx.store, int(job))   # a comparison, or "no run with id"
     ctx.store.request_cancel(int(job))
     return {"job": int(job), "message": f"Cancel requested for comparison #{int(job)}."}
@@ -98,6 +100,7 @@ def latest_comparison(ctx: StudioContext) -> int | None:
 def flips(ctx: StudioContext, run_a: int, run_b: int, limit: int = 50) -> dict[str, Any]:
     """The rows where exactly one of two runs is right, with both runs' class probabilities. Both runs
     must have scored the same rows (same guids and gold labels, in the same order)."""
+    ctx.runs([run_a, run_b])   # both of this project's
     a, b = ctx.store.get_predictions(int(run_a)), ctx.store.get_predictions(int(run_b))
     if not a or not b:
         return user_error("both runs need stored predictions (pick two finished evaluations)", "flips")
@@ -135,7 +138,7 @@ def flip_row(ctx: StudioContext, run_a: int, run_b: int, index: int) -> dict[str
         if not 0 <= int(index) < len(preds):
             return user_error(f"row {index} is not one of the {len(preds)} rows both runs scored", "flips")
         p = preds[int(index)]
-        cfg = RunConfig.from_dict(ctx.store.get_run(run_id).config)
+        cfg = RunConfig.from_dict(ctx.run(run_id).config)
         rows = eval_examples(ctx, cfg)
         if len(rows) != len(preds):
             return user_error(f"run {run_id}'s rows cannot be read back as it scored them (its data changed)",
@@ -187,7 +190,7 @@ def inspect_soft(ctx: StudioContext, run_ids: Sequence[Any], k: int = 5) -> dict
         return user_error("nearest tokens: between 1 and 50", "inspect")
     out = []
     for run_id in ids:
-        info = ctx.store.get_run(run_id)
+        info = ctx.run(run_id)
         if info.status != "succeeded":
             return user_error(f"run #{run_id} is {info.status}; inspect a finished trained run", "inspect")
         if (info.config or {}).get("model") != ctx.model.spec:
@@ -215,7 +218,7 @@ def soft_ensemble(ctx: StudioContext, run_ids: Sequence[Any], combine: str = "me
         return user_error(f"combine by {' or '.join(COMBINE)}", "combine")
     folders = {}
     for run_id in ids:
-        info = ctx.store.get_run(run_id)
+        info = ctx.run(run_id)
         if info.status != "succeeded" or (info.config or {}).get("model") != ctx.model.spec:
             return user_error(f"run #{run_id} is not a finished run trained on the loaded base model "
                               f"{ctx.model.spec!r}", "runs")

@@ -133,11 +133,11 @@ def build(ctx: StudioContext, shared: Shared) -> None:
         return progress_html(res), res["job"], gr.Timer(active=True)
 
     @guard
-    def do_poll(job_id: Any) -> tuple[Any, ...]:
+    def do_poll(job_id: Any, pj: str | None = None) -> tuple[Any, ...]:
         """The job's state; once it finished, its table, ensembles and a default pair for the flips."""
         if job_id is None:
             return ("", *[gr.skip()] * 5, gr.Timer(active=False))
-        res = workbench.comparison(ctx, as_int(job_id, 0))
+        res = workbench.comparison(ctx.scoped(pj), as_int(job_id, 0))
         if "error" in res:
             return (error_html(res), *[gr.skip()] * 5, gr.Timer(active=False))
         if not res["done"] or res["result"] is None:
@@ -149,10 +149,10 @@ def build(ctx: StudioContext, shared: Shared) -> None:
                 gr.Timer(active=False))
 
     @guard
-    def do_cancel(job_id: Any) -> str:
+    def do_cancel(job_id: Any, pj: str | None = None) -> str:
         if job_id is None:
             return error_html({"error": {"message": "no comparison to cancel: start one first"}})
-        res = workbench.cancel_comparison(ctx, as_int(job_id, 0))
+        res = workbench.cancel_comparison(ctx.scoped(pj), as_int(job_id, 0))
         return error_html(res) if "error" in res else info_html(res["message"])
 
     @guard
@@ -175,17 +175,17 @@ def build(ctx: StudioContext, shared: Shared) -> None:
             return gr.skip(), gr.skip()
 
     @guard
-    def do_flips(a: Any, b: Any) -> str:
+    def do_flips(a: Any, b: Any, pj: str | None = None) -> str:
         if a is None or b is None:
             return error_html({"error": {"message": "give two run ids (e.g. two rows of the comparison)"}})
-        res = workbench.flips(ctx, as_int(a, 0), as_int(b, 0))
+        res = workbench.flips(ctx.scoped(pj), as_int(a, 0), as_int(b, 0))
         return error_html(res) if "error" in res else flips_html(res)
 
     @guard
-    def do_flip_row(a: Any, b: Any, index: Any) -> str:
+    def do_flip_row(a: Any, b: Any, index: Any, pj: str | None = None) -> str:
         if a is None or b is None or index is None:
             return error_html({"error": {"message": "give two run ids and a row number from the flips above"}})
-        res = workbench.flip_row(ctx, as_int(a, 0), as_int(b, 0), as_int(index, 0))
+        res = workbench.flip_row(ctx.scoped(pj), as_int(a, 0), as_int(b, 0), as_int(index, 0))
         return error_html(res) if "error" in res else flip_row_html(res, example_html)
 
     @guard
@@ -246,18 +246,18 @@ def build(ctx: StudioContext, shared: Shared) -> None:
         return do_template_search(True, *args)
 
     @guard
-    def do_soft_ensemble(text: str, how: str) -> str:
+    def do_soft_ensemble(text: str, how: str, pj: str | None = None) -> str:
         parts = [p.strip().lstrip("#") for p in (text or "").replace(";", ",").split(",") if p.strip()]
         bad = [p for p in parts if not p.isdigit()]
         if bad or len(parts) > 16:
             return error_html({"error": {"message": f"give run ids like '12, 15' ({'not a run id: ' + bad[0][:40] if bad else 'at most 16'})"}})
-        res = workbench.soft_ensemble(ctx, [int(p) for p in parts], str(how or "mean"))
+        res = workbench.soft_ensemble(ctx.scoped(pj), [int(p) for p in parts], str(how or "mean"))
         return error_html(res) if "error" in res else soft_ensemble_html(res)
 
     @guard
-    def do_inspect(a: Any, b: Any, k: Any) -> str:
+    def do_inspect(a: Any, b: Any, k: Any, pj: str | None = None) -> str:
         ids = [as_int(x, 0) for x in (a, b) if x is not None]
-        res = workbench.inspect_soft(ctx, ids, as_int(k, 5))
+        res = workbench.inspect_soft(ctx.scoped(pj), ids, as_int(k, 5))
         return error_html(res) if "error" in res else inspect_html(res)
 
     @guard
@@ -270,13 +270,13 @@ def build(ctx: StudioContext, shared: Shared) -> None:
     go.click(do_compare, [templates, words, baseline, limit, ensembles, shared.template_text, shared.label_words,
                           shared.data_sel, shared.max_length, shared.truncate, shared.project], [msg, job, timer],
              api_name="compare_prompts")
-    job.submit(do_poll, [job], poll_outputs, api_visibility="private")
-    timer.tick(do_poll, [job], poll_outputs, api_name="compare_status", show_progress="hidden")
-    cancel.click(do_cancel, [job], [msg], api_name="compare_cancel")
+    job.submit(do_poll, [job, shared.project], poll_outputs, api_visibility="private")
+    timer.tick(do_poll, [job, shared.project], poll_outputs, api_name="compare_status", show_progress="hidden")
+    cancel.click(do_cancel, [job, shared.project], [msg], api_name="compare_cancel")
     use_btn.click(do_use, [last, use_row], [shared.template_text, shared.label_words, msg], api_name="compare_use")
-    flips_btn.click(do_flips, [run_a, run_b], [flips_out], api_name="flips")
+    flips_btn.click(do_flips, [run_a, run_b, shared.project], [flips_out], api_name="flips")
     table.select(on_row, None, [use_row, run_b], api_visibility="private")
-    flip_btn.click(do_flip_row, [run_a, run_b, flip_index], [flip_out], api_name="flip_row")
+    flip_btn.click(do_flip_row, [run_a, run_b, flip_index, shared.project], [flip_out], api_name="flip_row")
     search_btn.click(do_search, [shared.template_text, shared.data_sel, shared.max_length, shared.truncate, keep],
                      [search_msg, search_table, found], api_name="search_label_words")
     save_btn.click(do_save, [save_name, found, shared.data_sel, words, shared.project], [search_msg, words],
@@ -287,8 +287,8 @@ def build(ctx: StudioContext, shared: Shared) -> None:
     ts_btn.click(do_tsearch, ts_inputs, [ts_msg, ts_table, msg, job, timer], api_name="search_templates")
     ts_cmp.click(do_tsearch_compare, ts_inputs, [ts_msg, ts_table, msg, job, timer],
                  api_name="search_templates_compare")
-    insp_btn.click(do_inspect, [insp_a, insp_b, insp_k], [insp_out], api_name="inspect_soft_prompts")
-    se_btn.click(do_soft_ensemble, [se_runs, se_how], [se_out], api_name="soft_prompt_ensemble")
+    insp_btn.click(do_inspect, [insp_a, insp_b, insp_k, shared.project], [insp_out], api_name="inspect_soft_prompts")
+    se_btn.click(do_soft_ensemble, [se_runs, se_how, shared.project], [se_out], api_name="soft_prompt_ensemble")
     shared.on_load.append((do_refresh, [templates, words, shared.project], [templates, words]))
     shared.on_load.append((do_load, [shared.project], [job, timer]))
     shared.project.change(do_refresh, [templates, words, shared.project], [templates, words],

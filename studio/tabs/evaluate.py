@@ -66,13 +66,14 @@ def build(ctx: StudioContext, shared: Shared) -> None:
                 max_len: Any, trunc: str, name: str, pj: str | None = None,
                 progress: gr.Progress = gr.Progress()) -> tuple[Any, ...]:
         if what and what != CURRENT:
+            here = ctx.scoped(pj)   # the session's project: its runs only
             run_id = runs_service.run_id_of(what)
-            method = ctx.store.get_run(run_id).method
+            method = here.run(run_id).method
             if not runs_service.is_trained(method):  # a zero-shot or evaluation run: show what it recorded
-                return _show(evaluate_service.run_result(ctx, run_id))
+                return _show(evaluate_service.run_result(here, run_id))
             if ctx.model.status()["state"] != "ready":
                 return (info_html(ctx.model.status()["message"]),) + (gr.skip(),) * 7
-            res = evaluate_service.trained_run(ctx, run_id, sp or None, as_int(n, 0) or None)
+            res = evaluate_service.trained_run(here, run_id, sp or None, as_int(n, 0) or None)
             note = "Calibration applies to zero-shot scoring only; this trained run was scored as is. " if cal \
                 else ""
             return _show(res, f"{note}Recorded as run {res.get('run_id')} (evaluation of run #{run_id}).")
@@ -89,18 +90,18 @@ def build(ctx: StudioContext, shared: Shared) -> None:
         return _show(res, f"Recorded as run {res.get('run_id')}; see it on the Runs tab.")
 
     @guard
-    def do_cell(run_id: Any, g: str, p: str) -> str:
+    def do_cell(run_id: Any, g: str, p: str, pj: str | None = None) -> str:
         if run_id is None:
             return info_html("Evaluate first, then pick a cell.")
-        res = evaluate_service.cell_examples(ctx, run_id, g, p)
+        res = evaluate_service.cell_examples(ctx.scoped(pj), run_id, g, p)
         return error_html(res) if "error" in res else cell_html(res)
 
     @guard
-    def from_click(run_id: Any, value: str) -> tuple[Any, Any, str]:
+    def from_click(run_id: Any, value: str, pj: str | None = None) -> tuple[Any, Any, str]:
         parts = (value or "").split("|")
         if len(parts) < 2:
             return gr.skip(), gr.skip(), gr.skip()
-        return parts[0], parts[1], do_cell(run_id, parts[0], parts[1])
+        return parts[0], parts[1], do_cell(run_id, parts[0], parts[1], pj)
 
     @guard
     def refresh_targets(sel: dict[str, Any], pj: str | None = None) -> tuple[Any, Any]:
@@ -114,8 +115,8 @@ def build(ctx: StudioContext, shared: Shared) -> None:
     go_btn.click(do_eval, [target, split, sample, calibrate, shared.template_text, shared.label_words,
                            shared.data_sel, shared.max_length, shared.truncate, shared.template_name,
                            shared.project], outputs, api_name="evaluate", show_progress_on=[msg])
-    show_btn.click(do_cell, [current_run, gold, pred], [cell_out], api_name="cell_examples")
-    cell.change(from_click, [current_run, cell], [gold, pred, cell_out], api_visibility="private")
+    show_btn.click(do_cell, [current_run, gold, pred, shared.project], [cell_out], api_name="cell_examples")
+    cell.change(from_click, [current_run, cell, shared.project], [gold, pred, cell_out], api_visibility="private")
     targets_in = [shared.data_sel, shared.project]
     target.focus(refresh_targets, targets_in, [target, split], api_visibility="private")
     shared.data_sel.change(refresh_targets, targets_in, [target, split], api_visibility="private")

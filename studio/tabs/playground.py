@@ -41,22 +41,22 @@ def build(ctx: StudioContext, shared: Shared) -> None:
             out = gr.HTML(elem_id="ps-play-out")
 
     @guard
-    def do_predict(t: str, tb: str, labels: list[str]) -> tuple[str, str]:
+    def do_predict(t: str, tb: str, labels: list[str], pj: str | None = None) -> tuple[str, str]:
         if ctx.model.status()["state"] != "ready":
             return info_html(ctx.model.status()["message"]), gr.skip()
         try:
             ids = [runs_service.run_id_of(x) for x in labels or []]
         except StudioError as exc:  # a run label typed by hand (or sent over the API) that names no run
             return error_html({"error": exc.to_dict()}), ""
-        res = playground_service.predict(ctx, t or "", ids, tb or "")
+        res = playground_service.predict(ctx.scoped(pj), t or "", ids, tb or "")
         return (error_html(res), "") if "error" in res else ("", results_html(res))
 
     @guard
     def refresh(pj: str | None = None) -> Any:
         return gr.Dropdown(choices=playground_service.runs(ctx.scoped(pj)))
 
-    go_btn.click(do_predict, [text, text_b, picked], [msg, out], api_name="classify")
-    text.submit(do_predict, [text, text_b, picked], [msg, out], api_visibility="private")
+    go_btn.click(do_predict, [text, text_b, picked, shared.project], [msg, out], api_name="classify")
+    text.submit(do_predict, [text, text_b, picked, shared.project], [msg, out], api_visibility="private")
     picked.focus(refresh, [shared.project], [picked], api_visibility="private")
     shared.on_load.append((refresh, [shared.project], [picked]))
     shared.project.change(refresh, [shared.project], [picked], api_visibility="private")

@@ -67,9 +67,9 @@ def build(ctx: StudioContext, shared: Shared) -> dict[str, Any]:
                 gr.Dropdown(choices=[("all", "")] + methods))
 
     @guard
-    def do_compare(labels: list[str], keys: list[str]) -> tuple[Any, ...]:
+    def do_compare(labels: list[str], keys: list[str], pj: str | None = None) -> tuple[Any, ...]:
         ids = [runs_service.run_id_of(x) for x in labels or []]
-        res = runs_service.compare(ctx, ids)
+        res = runs_service.compare(ctx.scoped(pj), ids)
         if "error" in res:
             return error_html(res), gr.skip(), "", "", gr.skip()
         all_keys = sorted({k for c in res["curves"].values() for k in c})
@@ -80,10 +80,10 @@ def build(ctx: StudioContext, shared: Shared) -> dict[str, Any]:
         return "", fig, config_diff_html(res), metric_table_html(res), gr.Dropdown(choices=all_keys, value=chosen)
 
     @guard
-    def do_open(label: str) -> tuple[Any, ...]:
+    def do_open(label: str, pj: str | None = None) -> tuple[Any, ...]:
         if not label:
             return info_html("Pick a run."), gr.skip(), gr.skip()
-        res = runs_service.detail(ctx, runs_service.run_id_of(label))
+        res = runs_service.detail(ctx.scoped(pj), runs_service.run_id_of(label))
         if "error" in res:
             return error_html(res), gr.skip(), gr.skip()
         pts = {f"#{res['run']['id']}": {k: [tuple(p) for p in v] for k, v in res["curves"].items()}}
@@ -92,10 +92,10 @@ def build(ctx: StudioContext, shared: Shared) -> dict[str, Any]:
         return detail_html(res), fig, json.dumps(res["config"], indent=2, ensure_ascii=False)
 
     @guard
-    def do_export(label: str) -> tuple[Any, str]:
+    def do_export(label: str, pj: str | None = None) -> tuple[Any, str]:
         if not label:
             return None, info_html("Pick a run first.")
-        res = runs_service.export_bundle(ctx, runs_service.run_id_of(label))
+        res = runs_service.export_bundle(ctx.scoped(pj), runs_service.run_id_of(label))
         if "error" in res:
             return None, error_html(res)
         return res["path"], info_html(f"Bundle written ({res['size']:,} bytes).", "ok")
@@ -119,13 +119,13 @@ def build(ctx: StudioContext, shared: Shared) -> dict[str, Any]:
     refresh.click(do_refresh, filters, refresh_outputs, api_name="runs")
     for f in (status, text):
         f.change(do_refresh, filters, refresh_outputs, api_visibility="private", show_progress="hidden")
-    compare_btn.click(do_compare, [picked, metric], [compare_msg, compare_plot, diff_out, metrics_out, metric],
-                      api_name="compare")
+    compared = [compare_msg, compare_plot, diff_out, metrics_out, metric]
+    compare_btn.click(do_compare, [picked, metric, shared.project], compared, api_name="compare")
     # .input, not .change: Compare sets this picker itself, which must not run the comparison a second time
-    metric.input(do_compare, [picked, metric], [compare_msg, compare_plot, diff_out, metrics_out, metric],
-                 api_visibility="private", trigger_mode="always_last")
-    open_btn.click(do_open, [one], [detail, run_plot, config], api_name="open_run")
-    export_btn.click(do_export, [one], [bundle, detail], api_name="export_bundle")
+    metric.input(do_compare, [picked, metric, shared.project], compared, api_visibility="private",
+                 trigger_mode="always_last")
+    open_btn.click(do_open, [one, shared.project], [detail, run_plot, config], api_name="open_run")
+    export_btn.click(do_export, [one, shared.project], [bundle, detail], api_name="export_bundle")
     import_btn.click(do_import, [upload], [import_msg], api_name="import_bundle") \
         .then(do_refresh, filters, refresh_outputs, api_visibility="private")
     rerun_btn.click(do_rerun, [config], [rerun_msg], api_name="rerun") \

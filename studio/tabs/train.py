@@ -162,11 +162,12 @@ def build(ctx: StudioContext, shared: Shared) -> None:
         return next((c for c in _run_choices(here) if runs_service.run_id_of(c) == run_id), f"#{run_id}")
 
     @guard
-    def do_poll(label: str, smooth: Any = DEFAULT_SMOOTHING) -> tuple[Any, ...]:
-        q = queue_html(training_service.queue(ctx))
+    def do_poll(label: str, smooth: Any = DEFAULT_SMOOTHING, pj: str | None = None) -> tuple[Any, ...]:
+        here = ctx.scoped(pj)   # the session's project: its runs only
+        q = queue_html(training_service.queue(here))
         if not label:
             return "", gr.skip(), "", q, gr.Timer(active=False)
-        res = training_service.progress(ctx, runs_service.run_id_of(label))
+        res = training_service.progress(here, runs_service.run_id_of(label))
         if "error" in res:
             return error_html(res), gr.skip(), "", q, gr.Timer(active=False)
         pts = {k: [tuple(p) for p in v] for k, v in res["curves"].items()}
@@ -175,21 +176,22 @@ def build(ctx: StudioContext, shared: Shared) -> None:
         return progress_html(res), fig, log_html(res), q, gr.Timer(active=not res["done"])
 
     @guard
-    def do_cancel(label: str) -> str:
+    def do_cancel(label: str, pj: str | None = None) -> str:
         if not label:
             return info_html("No run selected.")
-        res = training_service.cancel(ctx, runs_service.run_id_of(label))
+        res = training_service.cancel(ctx.scoped(pj), runs_service.run_id_of(label))
         return error_html(res) if "error" in res else info_html(res["message"], "ok")
 
     @guard
-    def do_resume(label: str) -> tuple[Any, ...]:
+    def do_resume(label: str, pj: str | None = None) -> tuple[Any, ...]:
         if not label:
             return info_html("No run selected."), gr.skip(), gr.skip()
-        res = training_service.resume(ctx, runs_service.run_id_of(label))
+        here = ctx.scoped(pj)
+        res = training_service.resume(here, runs_service.run_id_of(label))
         if "error" in res:
             return error_html(res), gr.skip(), gr.skip()
-        return (info_html(res["message"], "ok"), gr.Dropdown(choices=_run_choices(), value=_label_for(res["run_id"])),
-                gr.Timer(active=True))
+        return (info_html(res["message"], "ok"),
+                gr.Dropdown(choices=_run_choices(here), value=_label_for(res["run_id"], here)), gr.Timer(active=True))
 
     @guard
     def on_open(sel: dict[str, Any], pj: str | None = None) -> tuple[Any, ...]:
@@ -207,20 +209,21 @@ def build(ctx: StudioContext, shared: Shared) -> None:
         return [gr.Group(visible=m["name"] == meth) for m in catalogue]
 
     poll_outputs = [status, plot, log, queue, timer]
+    polled = [watched, smoothing, shared.project]
     method.change(show_options, [method], groups, api_visibility="private", queue=False)
     cost_btn.click(do_cost, config_inputs, [msg, cost], api_name="estimate_cost")
     cmd_btn.click(do_command, config_inputs, [msg, command], api_name="copy_command")
     start_btn.click(do_start, config_inputs, [msg, watched, timer], api_name="start_training") \
-        .then(do_poll, [watched, smoothing], poll_outputs, api_visibility="private")
-    watched.change(do_poll, [watched, smoothing], poll_outputs, api_name="train_progress")
-    smoothing.release(do_poll, [watched, smoothing], poll_outputs, api_visibility="private")
-    timer.tick(do_poll, [watched, smoothing], poll_outputs, api_visibility="private", show_progress="hidden")
-    cancel_btn.click(do_cancel, [watched], [msg], api_name="cancel_training") \
-        .then(do_poll, [watched, smoothing], poll_outputs, api_visibility="private")
-    resume_btn.click(do_resume, [watched], [msg, watched, timer], api_name="resume_training")
+        .then(do_poll, polled, poll_outputs, api_visibility="private")
+    watched.change(do_poll, polled, poll_outputs, api_name="train_progress")
+    smoothing.release(do_poll, polled, poll_outputs, api_visibility="private")
+    timer.tick(do_poll, polled, poll_outputs, api_visibility="private", show_progress="hidden")
+    cancel_btn.click(do_cancel, [watched, shared.project], [msg], api_name="cancel_training") \
+        .then(do_poll, polled, poll_outputs, api_visibility="private")
+    resume_btn.click(do_resume, [watched, shared.project], [msg, watched, timer], api_name="resume_training")
     # the Evaluate tab's "Train this prompt": this tab's settings start the run, and the page comes here
     shared.train_now.click(do_start, config_inputs, [msg, watched, timer], api_visibility="private") \
-        .then(do_poll, [watched, smoothing], poll_outputs, api_visibility="private")
+        .then(do_poll, polled, poll_outputs, api_visibility="private")
     if shared.tabs is not None:
         shared.train_now.click(lambda: gr.Tabs(selected="train"), None, [shared.tabs], queue=False,
                                api_visibility="private")
