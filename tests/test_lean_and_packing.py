@@ -77,6 +77,9 @@ def test_lean_model_gives_the_stock_outputs_and_gradients():
     torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-4)
     for name, g in want_grads.items():
         torch.testing.assert_close(got_grads[name], g, atol=1e-6, rtol=1e-4, msg=name)
+    with torch.inference_mode():                                      # evaluation's in-place SiLU product
+        torch.testing.assert_close(lean(input_ids=ids, attention_mask=att).logits,
+                                   stock(input_ids=ids, attention_mask=att).logits, atol=1e-5, rtol=1e-4)
 
 
 def test_lean_paths_leave_other_models_alone(bert_tok):
