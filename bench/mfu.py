@@ -100,14 +100,22 @@ def matmul_peak(device: str | torch.device = "cpu", dtype: torch.dtype = torch.f
     for n in sizes:
         a = torch.randn(n, n, device=dev).to(dtype)
         b = torch.randn(n, n, device=dev).to(dtype)
-        with torch.inference_mode():
-            torch.mm(a, b)   # warm-up: kernel selection, page faults
-            _sync(dev)
-            for _ in range(repeats):
-                t = time.perf_counter()
-                torch.mm(a, b)
-                _sync(dev)
-                best = max(best, 2.0 * n ** 3 / (time.perf_counter() - t))
+        best = max(best, 2.0 * n ** 3 / _fastest_mm(a, b, repeats))
+    return best
+
+
+def _fastest_mm(a: torch.Tensor, b: torch.Tensor, repeats: int) -> float:
+    """Seconds of the fastest of ``repeats`` products ``a @ b``, after one warm-up (kernel selection,
+    page faults)."""
+    best = float("inf")
+    with torch.inference_mode():
+        torch.mm(a, b)
+        _sync(a.device)
+        for _ in range(repeats):
+            t = time.perf_counter()
+            torch.mm(a, b)
+            _sync(a.device)
+            best = min(best, time.perf_counter() - t)
     return best
 
 
@@ -122,20 +130,11 @@ def shape_ceiling(model: nn.Module, tokens: int, repeats: int = 5,
     shapes = Counter((m.in_features, m.out_features) for name, m in model.named_modules()
                      if isinstance(m, nn.Linear) and not any(s in name for s in skip))
     dev = next(model.parameters()).device
+    rows = max(tokens, 1)
     flops = seconds = 0.0
-    with torch.inference_mode():
-        for (k, n), count in shapes.items():
-            a, b = torch.randn(max(tokens, 1), k, device=dev), torch.randn(k, n, device=dev)
-            torch.mm(a, b)
-            _sync(dev)
-            best = float("inf")
-            for _ in range(repeats):
-                t = time.perf_counter()
-                torch.mm(a, b)
-                _sync(dev)
-                best = min(best, time.perf_counter() - t)
-            flops += count * 2.0 * a.shape[0] * k * n
-            seconds += count * best
+    for (k, n), count in shapes.items():
+        flops += count * 2.0 * rows * k * n
+        seconds += count * _fastest_mm(torch.randn(rows, k, device=dev), torch.randn(k, n, device=dev), repeats)
     return flops / seconds if seconds else 0.0
 
 
