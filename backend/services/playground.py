@@ -85,13 +85,13 @@ def predict(ctx: StudioContext, text: str, run_ids: Sequence[int], text_b: str =
         return user_error("pick at least one trained run", "runs")
     if len(ids) > MAX_RUNS:
         return user_error(f"compare at most {MAX_RUNS} runs at once", "runs")
+    infos = ctx.runs(ids)   # all of this project's, before any is attached or scored
     rs = server_for(ctx)
     out = []
     with rs.lock:
-        for run_id in ids:
+        for run_id, info in zip(ids, infos):
             attach(ctx, rs, run_id)
             pred = rs.server.predict(str(run_id), [text], text_b or None)[0]
-            info = ctx.run(run_id)
             out.append({"run_id": run_id, "method": info.method, "name": (info.config or {}).get("name"),
                         "predicted": pred["predicted"], "probs": pred["probs"]})
     return {"text": text, "results": out}
