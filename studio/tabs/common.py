@@ -155,8 +155,8 @@ def config_or_message(build: Callable[[], Any]) -> tuple[Any, str]:
         return None, error_html(error_result(exc))
 
 
-def cost_card(ctx: Any, parse: Callable[[], tuple[Any, str]], plan: Callable[[Any], dict[str, Any]],
-              card: Callable[[dict[str, Any]], str]) -> tuple[str, str]:
+def cost_estimate(ctx: Any, parse: Callable[[], tuple[Any, str]], plan: Callable[[Any], dict[str, Any]],
+                  card: Callable[[dict[str, Any]], str]) -> tuple[str, str]:
     """(message, card) for an "Estimate cost" button (one training or a whole sweep): the model must be
     loaded (a cost is measured on it), then the form must parse, then ``plan`` prices it."""
     from studio.views.messages import error_html, info_html

@@ -5,6 +5,7 @@ from typing import Any
 
 import gradio as gr
 
+from backend.config import DEFAULT_SEED
 from backend.services import data as data_service
 from backend.services.context import StudioContext
 from studio.shared import Shared
@@ -144,10 +145,15 @@ def build(ctx: StudioContext, shared: Shared) -> None:
         new = dict(sel, columns=data_service.mapping(a, b, lab, meta))
         return _views(new, data_service.load(ctx, new), "Column mapping applied.")
 
+    def _seed_refused(sd: Any) -> tuple[Any, ...] | None:
+        """The outputs saying why ``sd`` cannot be the project's seed; None when it can (or is left empty)."""
+        bad = data_service.seed_error(sd) if sd not in (None, "") else None
+        return (gr.skip(), error_html(bad)) + (gr.skip(),) * n_more if bad else None
+
     @guard
     def do_seed(sel: dict[str, Any], sd: Any) -> tuple[Any, ...]:
-        if sd not in (None, "") and (bad := data_service.seed_error(sd)):
-            return (gr.skip(), error_html(bad)) + (gr.skip(),) * n_more
+        if (refused := _seed_refused(sd)) is not None:
+            return refused
         new = dict(sel, seed=as_int(sd, data_service.seed_of(sel)))
         if new == sel:
             return (gr.skip(),) * len(outputs)
@@ -161,10 +167,10 @@ def build(ctx: StudioContext, shared: Shared) -> None:
 
     @guard
     def do_shots(sel: dict[str, Any], k: Any, sd: Any) -> tuple[Any, ...]:
-        if sd not in (None, "") and (bad := data_service.seed_error(sd)):
-            return (gr.skip(), error_html(bad)) + (gr.skip(),) * n_more
-        new = dict(sel, shots=as_int(k, 0) or None, seed=as_int(sd, 13))
-        return _views(new, data_service.load(ctx, new), f"Sampled {as_int(k, 0)} per class (seed {as_int(sd, 13)}).")
+        if (refused := _seed_refused(sd)) is not None:
+            return refused
+        new = dict(sel, shots=as_int(k, 0) or None, seed=as_int(sd, DEFAULT_SEED))
+        return _views(new, data_service.load(ctx, new), f"Sampled {as_int(k, 0)} per class (seed {new['seed']}).")
 
     @guard
     def do_split(sel: dict[str, Any], frac: Any) -> tuple[Any, ...]:

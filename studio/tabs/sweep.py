@@ -16,7 +16,7 @@ import gradio as gr
 from backend.services import sweeps as sweep_service
 from backend.services import training as training_service
 from backend.services.context import StudioContext
-from studio.tabs.common import code_view, config_or_message, cost_card, guard
+from studio.tabs.common import code_view, config_or_message, cost_estimate, guard
 from studio.views.messages import error_html, info_html
 from studio.views.plots import empty
 from studio.views.sweep import AXES, TABLE_COLUMNS, configuration_html, cost_html, pareto_figure, status_html, table_rows
@@ -108,7 +108,7 @@ def build(ctx: StudioContext, shared: Any, config_inputs: list[Any], make_config
 
     @guard
     def do_cost(*args: Any) -> tuple[str, str]:
-        return cost_card(ctx, lambda: _spec(args), lambda spec: sweep_service.plan(ctx, spec), cost_html)
+        return cost_estimate(ctx, lambda: _spec(args), lambda spec: sweep_service.plan(ctx, spec), cost_html)
 
     @guard
     def do_spec(*args: Any) -> tuple[str, Any]:

@@ -11,11 +11,10 @@ from backend.services import runs as runs_service
 from backend.services import training as training_service
 from backend.services.context import StudioContext
 from studio.shared import Shared
-from studio.tabs.common import as_int, code_view, config_or_message, cost_card, guard
+from studio.tabs.common import as_int, code_view, config_or_message, cost_estimate, guard
 from studio.views.messages import error_html, info_html
 from studio.views.plots import DEFAULT_SMOOTHING, as_smoothing, curves, empty
-from studio.views.training import cost_card as training_card
-from studio.views.training import log_html, progress_html, queue_html
+from studio.views.training import cost_card, log_html, progress_html, queue_html
 
 POLL_S = 1.0
 
@@ -136,7 +135,7 @@ def build(ctx: StudioContext, shared: Shared) -> None:
 
     @guard
     def do_cost(*args: Any) -> tuple[str, str]:
-        return cost_card(ctx, lambda: _try_config(args), lambda cfg: training_service.plan(ctx, cfg), training_card)
+        return cost_estimate(ctx, lambda: _try_config(args), lambda cfg: training_service.plan(ctx, cfg), cost_card)
 
     @guard
     def do_command(*args: Any) -> tuple[str, Any]:
