@@ -5,11 +5,7 @@ from __future__ import annotations
 
 import copy
 import json
-import os
-import subprocess
-import sys
 from dataclasses import fields, is_dataclass
-from pathlib import Path
 from typing import get_type_hints
 
 import pytest
@@ -18,8 +14,8 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from backend.config import RunConfig
 from backend.errors import ConfigError
 from backend.methods import REGISTRY
+from tests.cli_helpers import backend_cli
 
-ROOT = Path(__file__).resolve().parents[1]
 BASE = {"template": "{text_a} It was {mask}.", "verbalizer": {"neg": ["bad"], "pos": ["good"]},
         "data": {"eval": "builtin:movie-reviews"}}
 
@@ -117,9 +113,7 @@ BAD_FILES = {
 def test_eval_on_a_bad_config_exits_2_with_one_line(tmp_path, name):
     path = tmp_path / name
     path.write_text(BAD_FILES[name], encoding="utf-8", errors="surrogatepass")
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    proc = subprocess.run([sys.executable, "-m", "backend", "eval", str(path), "--no-db"], capture_output=True,
-                          text=True, cwd=ROOT, env=env, timeout=120)
+    proc = backend_cli("eval", str(path), "--no-db", timeout=120)
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert proc.stderr.startswith("error: ") and proc.stderr.count("\n") == 1, proc.stderr[-2000:]
     assert "Traceback" not in proc.stderr and proc.stdout == ""
@@ -128,8 +122,6 @@ def test_eval_on_a_bad_config_exits_2_with_one_line(tmp_path, name):
 def test_eval_on_a_config_that_is_not_utf8_exits_2(tmp_path):
     path = tmp_path / "latin1.json"
     path.write_bytes(b'{"template": "caf\xe9 {text_a} {mask}"}')
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    proc = subprocess.run([sys.executable, "-m", "backend", "eval", str(path), "--no-db"], capture_output=True,
-                          text=True, cwd=ROOT, env=env, timeout=120)
+    proc = backend_cli("eval", str(path), "--no-db", timeout=120)
     assert proc.returncode == 2 and "not UTF-8" in proc.stderr and "byte 17" in proc.stderr, proc.stderr[-2000:]
     assert proc.stderr.count("\n") == 1

@@ -3,8 +3,6 @@ on rows it trained on are refused (engine, CLI); data.dev_fraction splits determ
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from collections import Counter
 from pathlib import Path
 
@@ -13,8 +11,7 @@ import pytest
 from backend.config import RunConfig
 from backend.errors import ConfigError, DatasetError
 from backend.prompts.example import Example
-
-ROOT = Path(__file__).resolve().parents[1]
+from tests.cli_helpers import backend_cli
 
 
 def _rows(n: int = 40) -> list[dict]:
@@ -127,8 +124,7 @@ def test_cli_train_refuses_overlap_with_exit_2(one_file, tmp_path):
     cfg = _config(one_file).to_dict()
     path = tmp_path / "run.json"
     path.write_text(json.dumps(cfg))
-    proc = subprocess.run([sys.executable, "-m", "backend", "train", str(path)], capture_output=True, text=True,
-                          cwd=ROOT, timeout=300)
+    proc = backend_cli("train", str(path), timeout=300)
     assert proc.returncode == 2, proc.stderr
     assert "40 of the 40 evaluation rows are also training rows" in proc.stderr
     assert "Traceback" not in proc.stderr

@@ -2,9 +2,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 import torch
@@ -16,9 +13,9 @@ from backend.prompts.encode import describe_tokenizer
 from backend.prompts.example import Example
 from backend.prompts.template import compile_template
 from backend.prompts.verbalizer import compile_verbalizer, parse_verbalizer
+from tests.cli_helpers import backend_cli
 from tests.tiny import bert_tokenizer, smol_tokenizer, t5_like_tokenizer, tiny_model
 
-ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = [Example(guid=i, text_a=t, label=lab) for i, (t, lab) in enumerate(
     [("a great movie", "positive"), ("boring and bad", "negative"), ("loved it", "positive"),
      ("a waste of time", "negative"), ("", "positive")])]
@@ -105,9 +102,8 @@ def test_cli_eval_on_a_local_tiny_model(tmp_path):
     cfg = {"model": str(tmp_path / "m"), "data": {"eval": str(data)}, "template": "{text_a} It was {mask}.",
            "verbalizer": WORDS, "method": {"name": "zero-shot"}}
     (tmp_path / "c.json").write_text(json.dumps(cfg))
-    out = subprocess.run([sys.executable, "-m", "backend", "eval", str(tmp_path / "c.json"), "--no-db",
-                          "--predictions", str(tmp_path / "p.jsonl")], cwd=ROOT, capture_output=True, text=True,
-                         timeout=300)
+    out = backend_cli("eval", str(tmp_path / "c.json"), "--no-db", "--predictions", str(tmp_path / "p.jsonl"),
+                      timeout=300)
     assert out.returncode == 0, out.stderr
     res = json.loads(out.stdout.strip().splitlines()[-1])
     assert res["n"] == len(EXAMPLES) and 0 <= res["accuracy"] <= 1 and "confusion" in res
@@ -116,8 +112,7 @@ def test_cli_eval_on_a_local_tiny_model(tmp_path):
     assert len(preds[0]["top_k"]) == 5 and {"token", "id", "prob"} <= set(preds[0]["top_k"][0])
     bad = {**cfg, "template": '{"placehoder": "text_a"} {mask}'}
     (tmp_path / "bad.json").write_text(json.dumps(bad))
-    out = subprocess.run([sys.executable, "-m", "backend", "eval", str(tmp_path / "bad.json"), "--no-db"],
-                         cwd=ROOT, capture_output=True, text=True, timeout=300)
+    out = backend_cli("eval", str(tmp_path / "bad.json"), "--no-db", timeout=300)
     assert out.returncode == 2 and "did you mean 'placeholder'" in out.stderr and "Traceback" not in out.stderr
 
 

@@ -17,6 +17,7 @@ from backend.config import RunConfig
 from backend.errors import DatasetError, StudioError
 from backend.services.testing import make_context, on_disk
 from storage import open_store
+from tests.cli_helpers import backend_cli
 from tests.tiny import tiny_model
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -154,8 +155,7 @@ def test_sweep_records_each_seed_as_a_run_with_the_full_lineage(env):
 
 
 def _cli(env, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "backend", *args, "--db", env.cli.url], cwd=ROOT,
-                          capture_output=True, text=True, timeout=300)
+    return backend_cli(*args, "--db", env.cli.url, timeout=300)
 
 
 @pytest.mark.slow
