@@ -64,7 +64,7 @@ def _workers(args: list[str]) -> list[str]:
     """pytest-xdist options: one worker per core, at most 4 (each holds a model and a studio), keeping a
     module's tests together (tests/conftest.py groups them); none when the caller chose ``-n`` or ``-p
     no:xdist``, or on one core."""
-    chosen = any(a == "-n" or a.startswith(("-n", "--numprocesses", "--dist")) or a == "no:xdist" for a in args)
+    chosen = any(a.startswith(("-n", "--numprocesses", "--dist")) or a == "no:xdist" for a in args)
     count = min(os.cpu_count() or 1, 4)
     if chosen or count < 2 or importlib.util.find_spec("xdist") is None:
         return []
