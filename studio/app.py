@@ -11,6 +11,8 @@ import ipaddress
 import logging
 import os
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -19,6 +21,7 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
 import gradio as gr  # noqa: E402  (the environment above must be set before gradio is imported)
 
+from backend.errors import StudioError  # noqa: E402
 from backend.services.context import StudioContext  # noqa: E402
 from studio.idle_queue import calm_queue  # noqa: E402
 from studio.shared import Shared  # noqa: E402
@@ -27,6 +30,7 @@ from studio.tabs import compare, data, evaluate, playground, runs, start, templa
 
 log = logging.getLogger("studio")
 TITLE = "Prompt Studio"
+READY_S = 60.0   # how long a started studio may take to answer its first request
 TABS = (("Start", start), ("Data", data), ("Template", template), ("Verbalizer", verbalizer), ("Evaluate", evaluate),
         ("Compare", compare), ("Train", train), ("Runs", runs), ("Playground", playground))
 
@@ -110,7 +114,6 @@ def check_args(args: argparse.Namespace) -> tuple[str, str] | None:
     if args.max_upload_mb <= 0:
         raise SystemExit("--max-upload-mb must be positive")
     from backend.cli.executor import on_ray
-    from backend.errors import StudioError
 
     try:
         on_ray(args)
@@ -151,8 +154,6 @@ def make_context(args: argparse.Namespace) -> StudioContext:
                         max_upload_mb=args.max_upload_mb, **({"project": args.project} if args.project else {}))
     from backend.services.jobs import JobRunner
 
-    from backend.errors import StudioError
-
     try:     # --executor ray: queued runs go to the Ray cluster (joined here, so a wrong address stops now)
         ctx.jobs = JobRunner(store, log_dir=home / "logs", project=ctx.project,
                              executor=getattr(args, "executor", "local"),
@@ -164,21 +165,59 @@ def make_context(args: argparse.Namespace) -> StudioContext:
 
 
 def launch(demo: gr.Blocks, ctx: StudioContext, *, host: str = "127.0.0.1", port: int | None = None,
-           auth: tuple[str, str] | None = None, block: bool = True) -> Any:
+           auth: tuple[str, str] | None = None, block: bool = True, ready_s: float = READY_S) -> Any:
     """Serve ``demo`` offline; ``block=False`` returns at once (tests, benchmarks).
 
     ``show_error=True``: every handler is guarded (``studio.tabs.common.guard``), so its failures already
     arrive as short messages; what else can fail is Gradio's own check of a request (a number field sent
     text, a file path that was never uploaded), and without this its message is replaced by a bare null.
+
+    Gradio's own "is localhost reachable" check gives up on one request slower than 3 s and then
+    refuses to start with advice about share links; on a busy laptop (a training job on every core) the
+    first page can take longer than that. ``_frontend=False`` skips that check only (Gradio 6.x);
+    ``wait_until_served`` does it instead, patiently, with a message about what did not answer.
     """
     calm_queue(demo.queue(default_concurrency_limit=2))   # an idle studio sleeps (studio/idle_queue.py)
-    return demo.launch(
+    served = demo.launch(
         server_name=host, server_port=port, auth=auth, share=False, quiet=True, inbrowser=False,
-        prevent_thread_lock=not block, show_error=True, footer_links=["api"],
+        prevent_thread_lock=True, show_error=True, footer_links=["api"],
         max_file_size=int(ctx.max_upload_mb * 1024 * 1024), allowed_paths=[str(ctx.exports_dir)],
         css=CSS, head=HEAD_JS, theme=gr.themes.Soft(font=[gr.themes.Font("system-ui"), "sans-serif"],
                                                    font_mono=[gr.themes.Font("ui-monospace"), "monospace"]),
-        ssr_mode=False)
+        ssr_mode=False, _frontend=False)
+    try:
+        wait_until_served(demo.local_url, ready_s)
+    except StudioError:
+        demo.close()
+        raise
+    if block:
+        _serve_until_stopped(demo)
+    return served
+
+
+def wait_until_served(url: str, timeout_s: float = READY_S) -> None:
+    """Return once ``url`` answers (any page, or a login page); a clear error after ``timeout_s``.
+
+    Asked directly, never through a proxy from the environment: the question is whether our own server
+    answers, and the browser on this machine reaches it directly too."""
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    deadline = time.monotonic() + timeout_s
+    problem = "no answer"
+    while True:
+        try:
+            with opener.open(urllib.request.Request(url, method="HEAD"),
+                             timeout=max(1.0, min(10.0, deadline - time.monotonic()))):
+                return
+        except urllib.error.HTTPError as exc:
+            if exc.code == 401:   # a login page answers too
+                return
+            problem = f"HTTP {exc.code}"
+        except OSError as exc:
+            problem = str(getattr(exc, "reason", None) or exc)
+        if time.monotonic() >= deadline:
+            raise StudioError(f"The studio started at {url} but did not answer there within {timeout_s:.0f} s "
+                              f"({problem}); is a firewall or another program in the way?")
+        time.sleep(0.25)
 
 
 OFFLINE_ENV = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
@@ -195,7 +234,11 @@ def main(argv: Sequence[str]) -> int:
     log.setLevel(logging.INFO)
     ctx = make_context(args)
     demo = build_app(ctx)
-    launch(demo, ctx, host=args.host, port=args.port, auth=auth, block=False)
+    try:
+        launch(demo, ctx, host=args.host, port=args.port, auth=auth, block=False)
+    except StudioError as exc:
+        ctx.close()
+        raise SystemExit(str(exc)) from None
     print(f"Prompt Studio: {demo.local_url} (data in {ctx.data_dir}; Ctrl+C stops)", flush=True)
     try:
         _serve_until_stopped(demo)

@@ -98,3 +98,35 @@ def test_exposed_host_without_login_exits_with_a_message(tmp_path):
     out = subprocess.run([sys.executable, str(ROOT / "launch.py"), "--host", "0.0.0.0", "--data-dir",
                           str(tmp_path)], cwd=str(ROOT), env=env, capture_output=True, text=True, timeout=120)
     assert out.returncode != 0 and "--auth" in out.stderr
+
+
+def test_a_studio_slow_to_answer_still_starts(tmp_path, smol_tok, monkeypatch):
+    """Gradio's own reachability check gives up after one request slower than 3 s (a busy laptop) and
+    refuses to start; the studio waits for its first answer itself instead (studio.app.wait_until_served)."""
+    import gradio.networking
+
+    from backend.services.testing import make_context as testing_context
+    from studio.app import build_app, launch
+    from tests.tiny import tiny_model
+
+    monkeypatch.setattr(gradio.networking, "url_ok", lambda url: False)   # as a 3-s timeout reads to it
+    ctx = testing_context(tmp_path, tiny_model("causal", smol_tok))
+    demo = build_app(ctx)
+    try:
+        launch(demo, ctx, block=False)
+        with urllib.request.urlopen(demo.local_url, timeout=30) as page:
+            assert "Prompt Studio" in page.read().decode()
+    finally:
+        demo.close()
+        ctx.close()
+
+
+def test_a_studio_that_never_answers_is_a_clear_error():
+    from backend.errors import StudioError
+    from studio.app import wait_until_served
+
+    url = f"http://127.0.0.1:{_free_port()}/"   # nobody listens there
+    started = time.monotonic()
+    with pytest.raises(StudioError, match=r"did not answer there within 1 s") as err:
+        wait_until_served(url, timeout_s=1.0)
+    assert url in str(err.value) and time.monotonic() - started < 10
