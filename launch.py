@@ -68,7 +68,7 @@ def _workers(args: list[str]) -> list[str]:
     count = min(os.cpu_count() or 1, 4)
     if chosen or count < 2 or importlib.util.find_spec("xdist") is None:
         return []
-    return ["-n", str(count), "--dist", "loadgroup"]
+    return ["-n", str(count), "--dist", "loadscope"]
 
 
 def main(argv: list[str]) -> int:

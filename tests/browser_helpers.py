@@ -93,7 +93,7 @@ def load_builtin(page: Any, name: str) -> None:
     page.locator("#ps-data-builtin input").click()
     page.locator("ul[role='listbox'] li", has_text=name).click()
     page.locator("#ps-data-load").click()
-    page.wait_for_function(f"document.querySelector('#ps-data-summary').innerText.includes('{name}')",
+    page.wait_for_function(f"document.querySelector('#ps-data-summary')?.innerText.includes('{name}')",
                            timeout=30_000)
 
 

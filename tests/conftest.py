@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -20,6 +21,14 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 if os.environ.get("PYTEST_XDIST_WORKER_COUNT"):
     _share = max(1, (os.cpu_count() or 1) // int(os.environ["PYTEST_XDIST_WORKER_COUNT"]))
     os.environ.setdefault("OMP_NUM_THREADS", str(_share))
+# Each xdist worker searches its own block of ports for the studios it launches: gradio picks the first
+# free port from 7860 by binding and releasing it before its server binds, so two workers launching at
+# once could both pick 7860 (one then fails its localhost check, the other's browser loads the wrong
+# studio). Gradio reads this once, at import.
+_worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+if _worker.startswith("gw") and _worker[2:].isdigit():
+    os.environ.setdefault("GRADIO_SERVER_PORT", str(7960 + 100 * int(_worker[2:])))
+    os.environ.setdefault("GRADIO_NUM_PORTS", "100")
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
@@ -30,14 +39,48 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "slow: takes more than ~10 s (still runs in CI)")
 
 
+def suite_group(nodeid: str) -> str:
+    """Which tests must share one pytest-xdist worker, from the test's id alone (the controller that
+    schedules never imports the tests): a module's tests (its module-scoped studio, store or model is
+    set up once), every Ray test (one local Ray instance on the machine at a time: ``test_ray_*``), and
+    every browser test (``*_browser``: two chromiums and their studios at once on a two-core machine
+    starve each other past the tests' waits)."""
+    module = nodeid.split("::")[0]
+    name = Path(module).stem
+    if name.startswith("test_ray_"):
+        return "ray"
+    if name.endswith("_browser"):
+        return "browser"
+    return module
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """For pytest-xdist's ``--dist loadgroup``: a module's tests stay on one worker (its module-scoped
-    studio, store or model is set up once), and every Ray test shares one worker (one local Ray
-    instance at a time on the machine)."""
-    for item in items:
-        module = item.nodeid.split("::")[0]
-        ray = "ray_local" in getattr(item, "fixturenames", ()) or module.startswith("tests/test_ray_")
-        item.add_marker(pytest.mark.xdist_group("ray" if ray else module))
+    """Under xdist, the two long groups (browser, Ray) first, so they start at once instead of being
+    the tail of the run."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        items.sort(key=lambda item: {"browser": 0, "ray": 1}.get(suite_group(item.nodeid), 2))
+
+
+try:
+    from xdist.scheduler import LoadScopeScheduling
+except ImportError:   # the suite also runs in one process without pytest-xdist
+    LoadScopeScheduling = None
+else:
+    class SuiteGroupScheduling(LoadScopeScheduling):
+        """xdist's scope scheduling with ``suite_group`` as the scope. Not ``--dist loadgroup`` with
+        ``xdist_group`` marks: under pytest 9.2 xdist 3.8's marks no longer reach the scheduler (it
+        renames ``item._nodeid``, which pytest no longer reads), and the tests then ran spread out."""
+
+        def _split_scope(self, nodeid: str) -> str:
+            return suite_group(nodeid)
+
+
+@pytest.hookimpl(tryfirst=True, optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    if LoadScopeScheduling is None or config.getvalue("dist") not in ("load", "loadgroup", "loadscope"):
+        return None
+    config.option.loadscopereorder = False   # keep the collection's order: the long groups first
+    return SuiteGroupScheduling(config, log)
 
 
 @pytest.fixture(scope="session")

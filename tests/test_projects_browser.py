@@ -32,7 +32,7 @@ def test_start_screen_demo_path_create_and_switch(studio):
     url, ctx = studio
     with browser_page(url) as page:
         assert "designs prompts" in page.locator("#ps-start-intro").inner_text()
-        page.wait_for_function("document.querySelector('#ps-projects').innerText.includes('demo')", timeout=30_000)
+        page.wait_for_function("document.querySelector('#ps-projects')?.innerText.includes('demo')", timeout=30_000)
         _project_is(page, "demo")
 
         page.locator("#ps-start-demo").click()          # the demo opens on its first step: the Data tab
@@ -59,7 +59,7 @@ def test_start_screen_demo_path_create_and_switch(studio):
         _project_is(page, "demo")
         assert _template_name(page) == "demo"
         page.get_by_role("tab", name="Data").click()   # and the demo's data comes back with the demo
-        page.wait_for_function("!document.querySelector('#ps-data-summary').innerText.includes('nli-mini')",
+        page.wait_for_function("(e => e && !e.innerText.includes('nli-mini'))(document.querySelector('#ps-data-summary'))",
                                timeout=30_000)
 
         page.get_by_role("tab", name="Start").click()   # a reload comes back to the project last opened

@@ -37,7 +37,7 @@ def test_typing_a_template_updates_the_token_preview(page):
     page.wait_for_selector("#ps-preview .ps-chip", timeout=30_000)
     editor = page.locator("#ps-template textarea")
     editor.fill("Critique: {text_a} Verdict: {mask}")
-    page.wait_for_function("document.querySelector('#ps-preview').innerHTML.includes('Critique')", timeout=15_000)
+    page.wait_for_function("document.querySelector('#ps-preview')?.innerHTML.includes('Critique')", timeout=15_000)
     chips = page.locator("#ps-preview .ps-example").first.locator(".ps-chip")
     assert chips.count() > 3 and "Crit" in chips.first.inner_text()
     assert page.locator("#ps-template-feedback").inner_text().strip() == "Template OK"
@@ -45,7 +45,7 @@ def test_typing_a_template_updates_the_token_preview(page):
     page.wait_for_selector("#ps-template-feedback mark.ps-error", timeout=15_000)
     assert page.locator("#ps-template-feedback mark.ps-error").inner_text() == "{mask"
     editor.fill("Critique: {text_a} Verdict: {mask}")
-    page.wait_for_function("document.querySelector('#ps-template-feedback').innerText.includes('Template OK')",
+    page.wait_for_function("document.querySelector('#ps-template-feedback')?.innerText.includes('Template OK')",
                            timeout=15_000)
 
 
@@ -57,7 +57,7 @@ def _first_chips(page) -> str:
 
 def _settled(page, word: str) -> None:
     """Wait until the preview shows ``word`` and nothing is pending, then give any late answer time to land."""
-    page.wait_for_function(f"document.querySelector('#ps-preview').innerHTML.includes({word!r})", timeout=15_000)
+    page.wait_for_function(f"document.querySelector('#ps-preview')?.innerHTML.includes({word!r})", timeout=15_000)
     page.wait_for_timeout(2500)  # the page keeps a stream open, so "network idle" never comes
 
 
@@ -100,7 +100,7 @@ def test_saving_a_version(page):
     tab(page, "Template")
     page.locator("#ps-template-message input, #ps-template-message textarea").first.fill("a critic's prompt")
     page.locator("#ps-template-save").click()
-    page.wait_for_function("document.querySelector('#ps-template-save-msg').innerText.includes('Saved as demo v')",
+    page.wait_for_function("document.querySelector('#ps-template-save-msg')?.innerText.includes('Saved as demo v')",
                            timeout=15_000)
     shot(page, "template")
 
@@ -109,16 +109,16 @@ def test_refreshing_keeps_the_unsaved_draft_and_the_data_choice(page):
     tab(page, "Template")
     draft = "Critique (unsaved): {text_a} Verdict: {mask}"
     page.locator("#ps-template textarea").fill(draft)
-    page.wait_for_function("document.querySelector('#ps-preview').innerHTML.includes('unsaved')", timeout=15_000)
+    page.wait_for_function("document.querySelector('#ps-preview')?.innerHTML.includes('unsaved')", timeout=15_000)
     load_builtin(page, "nli-mini")
     page.wait_for_timeout(500)
     page.reload()
     page.wait_for_selector("#ps-model-state[data-state='ready']", timeout=60_000)
     tab(page, "Data")   # the page opens on the Start tab; the Data tab renders when shown
-    page.wait_for_function("document.querySelector('#ps-data-summary').innerText.includes('nli-mini')",
+    page.wait_for_function("document.querySelector('#ps-data-summary')?.innerText.includes('nli-mini')",
                            timeout=30_000)
     tab(page, "Template")
-    page.wait_for_function(f"document.querySelector('#ps-template textarea').value === {draft!r}",
+    page.wait_for_function(f"document.querySelector('#ps-template textarea')?.value === {draft!r}",
                            timeout=30_000)
     load_builtin(page, "movie-reviews")  # back to the movie reviews for the training run
 
@@ -130,7 +130,7 @@ def test_a_tiny_training_run_grows_its_curve_and_finishes(page):
     page.locator("#ps-train-eval-every input").fill("50")
     page.locator("#ps-opt-prompt-tuning-num_tokens input").fill("4")
     page.locator("#ps-train-start").click()
-    page.wait_for_function("document.querySelector('#ps-train-msg').innerText.includes('queued')", timeout=30_000)
+    page.wait_for_function("document.querySelector('#ps-train-msg')?.innerText.includes('queued')", timeout=30_000)
     seen = []
     deadline = time.monotonic() + 240
     status = ""
@@ -170,7 +170,7 @@ def test_every_tab_renders_offline_and_is_captured(page):
             page.wait_for_timeout(1000)
             box = page.locator("#ps-confusion .nsewdrag").first.bounding_box()
             page.mouse.click(box["x"] + box["width"] * 0.25, box["y"] + box["height"] * 0.25)  # gold/pred 0/0
-            page.wait_for_function("document.querySelector('#ps-cell-out').innerText.includes('examples with gold')",
+            page.wait_for_function("document.querySelector('#ps-cell-out')?.innerText.includes('examples with gold')",
                                    timeout=30_000)
             assert "predicted as" in page.locator("#ps-cell-out").inner_text()
         if name == "Runs":

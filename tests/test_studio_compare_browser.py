@@ -45,7 +45,7 @@ def test_search_words_compare_as_a_job_flips_adopt_and_serve_the_ensemble(page, 
     assert page.locator("#ps-flip-b .ps-chip").count() > 3 and "Row 0" in text_of(page, "#ps-flip-row")
 
     page.locator("#ps-cmp-table").get_by_text("V2: ", exact=False).first.click()   # the searched words' row
-    page.wait_for_function("document.querySelector('#ps-cmp-use-row input').value === '2'", timeout=15_000)
+    page.wait_for_function("document.querySelector('#ps-cmp-use-row input')?.value === '2'", timeout=15_000)
     page.locator("#ps-cmp-use").click()
     wait_text(page, "#ps-cmp-msg", "Row 2 is now the current template")
     tab(page, "Verbalizer")

@@ -36,7 +36,7 @@ def test_design_watch_stop_and_open_the_pareto_plot(page, studio):
     lora = page.locator("#ps-sweep-table .cell-wrap", has_text="method=lora").first
     lora.wait_for(timeout=30_000)
     lora.click()
-    page.wait_for_function("document.querySelector('#ps-sweep-key input, #ps-sweep-key textarea').value"
+    page.wait_for_function("document.querySelector('#ps-sweep-key input, #ps-sweep-key textarea')?.value"
                            " === 'method=lora'", timeout=15_000)
     page.locator("#ps-sweep-stop").click()
     wait_text(page, "#ps-sweep-action-msg", "Stopping method=lora", 60_000)
@@ -61,7 +61,7 @@ def test_design_watch_stop_and_open_the_pareto_plot(page, studio):
     page.mouse.move(x, y)
     time.sleep(0.3)
     page.mouse.click(x, y)
-    page.wait_for_function("document.querySelector('#ps-sweep-key input, #ps-sweep-key textarea').value"
+    page.wait_for_function("document.querySelector('#ps-sweep-key input, #ps-sweep-key textarea')?.value"
                            " === 'method=prompt-tuning'", timeout=15_000)
     wait_text(page, "#ps-sweep-config", "succeeded", 60_000)
     assert "method=prompt-tuning" in text_of(page, "#ps-sweep-config")
