@@ -209,13 +209,15 @@ class Store:
         with self.write() as s:
             return runs_repo.claim_next(s, worker)
 
-    def request_cancel(self, run_id: int) -> None:
-        """Ask a run to stop. A queued run is cancelled at once; a running job sees the flag."""
+    def request_cancel(self, run_id: int, why: str | None = None) -> None:
+        """Ask a run to stop. A queued run is cancelled at once (its history says ``why`` when given);
+        a running job sees the flag."""
         with self.write() as s:
             run = runs_repo.get_row(s, run_id, lock=True)
             run.cancel_requested = True
             if run.status == "queued":
-                runs_repo.transition(s, run, "cancelled", note="cancelled before it started")
+                note = f"cancelled before it started: {why}" if why else "cancelled before it started"
+                runs_repo.transition(s, run, "cancelled", note=note)
 
     def cancel_requested(self, run_id: int) -> bool:
         with self.read() as s:

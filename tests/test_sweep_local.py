@@ -28,9 +28,11 @@ def test_asha_stops_a_running_trial_and_it_ends_cancelled_with_the_reason(tmp_pa
     with open_store(f"sqlite:///{tmp_path / 's.db'}", tmp_path / "artifacts") as store:
         (run_id,) = queue_sweep(store, spec)
         (trial,) = expand(spec)
-        # the sweep's first arrival at the rung: finished, with a score no real run reaches
-        first = store.create_run(trial.config.to_dict(), method="lora", seed=21, tags=[tag("asha-e2e")],
-                                 status="running")
+        # the sweep's first arrival at the rung: another configuration, finished, with a score no real run
+        # reaches
+        other = trial.config.to_dict()
+        other["sweep"] = {**other["sweep"], "key": "a-better-configuration"}
+        first = store.create_run(other, method="lora", seed=21, tags=[tag("asha-e2e")], status="running")
         store.append_metrics(first, [{"key": "eval/accuracy", "step": 1, "value": 2.0, "wall_time": 1.0}])
         store.set_status(first, "succeeded")
         worker = Worker(store, concurrency=1)

@@ -83,27 +83,49 @@ def test_csv_quotes_what_a_spreadsheet_would_run():
     assert line.startswith("1,'=cmd(),") and line.endswith(",'@SUM(A1)")
 
 
-def test_supervisor_stops_the_loser_at_the_rung_with_its_reason(store):
+def test_supervisor_stops_the_losing_configuration_at_the_rung_with_its_reason(store):
     spec, trials, ids = queued(store, grid={"train.lr": [0.001, 0.003]},
                                early_stop={"grace_steps": 2, "reduction_factor": 2})
-    a, b = ids[0], ids[2]                    # two configurations, seed 13 each
+    a, b = ids[0], ids[2]                    # two configurations, seed 13 each; their seed 21 still queued
     for run_id, acc, at in ((a, 0.9, 100.0), (b, 0.4, 101.0)):
         store.set_status(run_id, "running")
         store.append_metrics(run_id, [{"key": "eval/accuracy", "value": acc, "step": 2, "wall_time": at}])
     stops = supervise(store, now=lambda: 200.0)
-    assert [(s.run_id, s.step) for s in stops] == [(b, 2)]
+    # the configuration lost, so both its seeds stop: the running one and the one not started yet
+    assert [(s.run_id, s.step) for s in stops] == [(b, 2), (ids[3], 0)]
     info = store.get_run(b)
     assert info.cancel_requested and info.status == "running" and not store.get_run(a).cancel_requested
+    assert store.get_run(ids[1]).status == "queued"
+    sibling = store.get_run(ids[3])
+    why = "its configuration's accuracy 0.4 (mean of 1 seed at the rung) < rung cut 0.65"
+    assert sibling.status == "cancelled" and sibling.history[-1].note == \
+        f"cancelled before it started: stopped early by ASHA at step 0: {why}"
     assert supervise(store) == []            # asked once: not again
     # the run's own process then ends it: cancelled, with the reason in its history (never "failed")
     cfg = trials[2].config
     note = _end_note(store, b, cfg, "cancelled", None)
-    assert note == "stopped early by ASHA at step 2: accuracy 0.4 < rung cut 0.65"
+    assert note == f"stopped early by ASHA at step 2: {why}"
     store.set_status(b, "cancelled", note=note)
     assert store.get_run(b).history[-1].note == note
     table = rows(store.list_runs(tag=f"sweep:{spec.name}", limit=None))
     stopped = next(r for r in table if b in r["run_ids"])
-    assert stopped["stopped"] == 1 and stopped["reasons"] == [note] and stopped["best_eval"] == 0.4
+    assert stopped["stopped"] == 2 and note in stopped["reasons"] and stopped["best_eval"] == 0.4
+
+
+def test_a_configuration_is_judged_by_the_mean_of_its_seeds(store):
+    """One bad seed does not stop a good configuration, and a lucky seed does not save a bad one: the
+    mean over the seeds at the rung is what is compared. Each seed judged alone, the first
+    configuration would lose its unlucky seed and keep its lucky one (a survivors' mean)."""
+    _spec, _trials, ids = queued(store, grid={"train.lr": [0.001, 0.003]},
+                                 early_stop={"grace_steps": 2, "reduction_factor": 2})
+    evals = {ids[0]: (0.9, 100.0), ids[1]: (0.6, 103.0),    # configuration A: mean 0.75
+             ids[2]: (0.7, 101.0), ids[3]: (0.62, 102.0)}   # configuration B: mean 0.66
+    for run_id, (acc, at) in evals.items():
+        store.set_status(run_id, "running")
+        store.append_metrics(run_id, [{"key": "eval/accuracy", "value": acc, "step": 2, "wall_time": at}])
+    stops = supervise(store, now=lambda: 200.0)
+    assert sorted(s.run_id for s in stops) == [ids[2], ids[3]]
+    assert {s.seeds for s in stops} == {2} and stops[0].value == pytest.approx(0.66)
 
 
 def test_supervisor_leaves_sweeps_without_early_stopping_alone(store):
@@ -124,3 +146,16 @@ def test_stop_configuration_cancels_its_runs_with_the_reason(store):
     assert _end_note(store, ids[2], trials[2].config, "cancelled", None).startswith("stopped from the sweep table")
     assert not store.get_run(ids[0]).cancel_requested
     assert stop_configuration(store, "t", "no-such-key") == []
+
+
+def test_a_configuration_with_a_stopped_seed_ranks_after_the_complete_ones(store):
+    """Its mean is over the seeds left: 0.95 from one seed must not outrank 0.8 over both."""
+    _spec, _trials, ids = queued(store, grid={"train.lr": [0.001, 0.003]})
+    finish(store, ids[0], 0.8)
+    finish(store, ids[1], 0.8)
+    finish(store, ids[2], 0.95)
+    store.set_status(ids[3], "running")
+    store.set_status(ids[3], "cancelled", note="stopped")
+    table = rows(store.list_runs(tag="sweep:t", limit=None))
+    assert [(r["key"], r["mean"], r["stopped"]) for r in table] == [
+        ("train.lr=0.001", pytest.approx(0.8), 0), ("train.lr=0.003", pytest.approx(0.95), 1)]

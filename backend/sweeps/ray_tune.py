@@ -14,7 +14,9 @@ supervisor writes it (``asha/*`` events, then the cancel request: ``backend.swee
 itself ``cancelled`` before its next step and the trial returns. The table (``backend.sweeps.table``)
 therefore reads the same whichever executor ran the sweep. Tune's rungs are those of the local rule;
 its cut is the quantile of the runs recorded at the rung before this one (the local rule counts the run
-itself too), so the two can differ on a near tie.
+itself too), so the two can differ on a near tie. And Tune judges each trial (one seed) alone, where the
+local rule judges a configuration by the mean of its seeds and stops them together; the table ranks a
+configuration with a stopped seed after those without, since its mean over the rest is then flattering.
 
 Runs are ``queued`` until their trial starts: a local worker sharing the store may take one first; it
 then runs there, recorded the same way, without Tune (its trial sees that and ends at once).

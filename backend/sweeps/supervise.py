@@ -14,8 +14,9 @@ import math
 import time
 from typing import Any, Callable
 
-from backend.sweeps.asha import STOP_CUT, USER_STOP, Curve, Stop, decide, stop_events
+from backend.sweeps.asha import STOP_CUT, USER_STOP, Curve, Stop, decide, stop_events, stop_reason
 from backend.sweeps.expand import tag
+from backend.sweeps.table import latest_per_seed
 
 ACTIVE = ("queued", "running")
 
@@ -35,25 +36,30 @@ def supervise(store: Any, *, now: Callable[[], float] = time.time) -> list[Stop]
 
 
 def _supervise_sweep(store: Any, name: str, rule: dict[str, Any], now: Callable[[], float]) -> list[Stop]:
+    """Judge the sweep's configurations: each one's seeds (the newest run of each: a resumed seed counts
+    once) make its curve group, queued seeds included, so a losing configuration's seeds that have not
+    started yet are cancelled with it."""
     key = f"eval/{rule.get('metric', 'accuracy')}"
     curves = []
-    for r in store.list_runs(tag=tag(name), limit=None, newest_first=False):
-        if r.status == "queued":
-            continue
-        events = store.get_metrics(r.id, keys=[key])
+    for r in latest_per_seed(store.list_runs(tag=tag(name), limit=None, newest_first=False)):
+        events = [] if r.status == "queued" else store.get_metrics(r.id, keys=[key])
         evals = tuple((int(e["step"]), _num(e["value"]), float(e["wall_time"])) for e in events)
-        active = r.status == "running" and not r.cancel_requested and STOP_CUT not in r.metrics
-        curves.append(Curve(run_id=r.id, evals=evals, active=active))
+        active = r.status in ACTIVE and not r.cancel_requested and STOP_CUT not in r.metrics
+        curves.append(Curve(run_id=r.id, evals=evals, active=active, group=_configuration(r)))
     stops = decide(curves, grace_steps=int(rule.get("grace_steps", 10)),
                    reduction_factor=int(rule.get("reduction_factor", 3)), metric=rule.get("metric", "accuracy"))
     made = []
     for stop in stops:
-        if store.get_run(stop.run_id).status != "running":   # it finished meanwhile: nothing to stop
+        if store.get_run(stop.run_id).status not in ACTIVE:   # it ended meanwhile: nothing to stop
             continue
         store.append_metrics(stop.run_id, stop_events(stop, now()))
-        store.request_cancel(stop.run_id)
+        store.request_cancel(stop.run_id, why=stop.reason)
         made.append(stop)
     return made
+
+
+def _configuration(run: Any) -> str:
+    return str(((run.config or {}).get("sweep") or {}).get("key") or f"run {run.id}")
 
 
 def _num(value: Any) -> float:
@@ -69,6 +75,6 @@ def stop_configuration(store: Any, name: str, key: str, *, now: Callable[[], flo
         if r.status not in ACTIVE or ((r.config or {}).get("sweep") or {}).get("key") != key:
             continue
         store.append_metrics(r.id, [{"key": USER_STOP, "step": 0, "value": 1.0, "wall_time": now()}])
-        store.request_cancel(r.id)
+        store.request_cancel(r.id, why=stop_reason({USER_STOP: 1.0}))
         stopped.append(r.id)
     return stopped

@@ -28,26 +28,29 @@ def sweep_of(run: Any) -> dict[str, Any]:
 def rows(runs: Iterable[Any], metric: str | None = None) -> list[dict[str, Any]]:
     """One row per configuration key: counts by status, the final dev ``metric`` (default: the sweep's
     early-stopping metric, else accuracy) as mean ± std over finished seeds, macro-F1, best evaluation
-    seen (stopped runs included), costs, stop reasons, run ids. Best mean first; configurations with no
-    finished seed after, by their best evaluation."""
+    seen (stopped runs included), costs, stop reasons, run ids. Best mean first; then the configurations
+    with a stopped seed (they lost a rung, or were stopped from the table: their mean is over the seeds
+    that finished before that, and a run through Ray Tune, whose ASHA judges each seed alone, may have
+    kept only its lucky seeds), then those with no finished seed, by their best evaluation."""
     groups: dict[str, list[Any]] = {}
     for r in runs:
         key = sweep_of(r).get("key")
         if key is not None:
             groups.setdefault(key, []).append(r)
     out = [_row(key, sorted(rs, key=lambda r: r.id), metric) for key, rs in groups.items()]
-    out.sort(key=lambda row: (row["mean"] is None, -(row["mean"] or 0.0), -(row["best_eval"] or 0.0), row["key"]))
+    out.sort(key=lambda row: (row["mean"] is None, row["stopped"] > 0, -(row["mean"] or 0.0),
+                              -(row["best_eval"] or 0.0), row["key"]))
     for rank, row in enumerate(out, 1):
         row["rank"] = rank
     return out
 
 
 def latest_per_seed(runs: list[Any]) -> list[Any]:
-    """One run per seed: the newest. A resumed run (or a re-run of the same trial) stands for its seed,
-    so a seed is never counted twice and a resumed seed is not also "stopped"."""
-    latest: dict[Any, Any] = {}
+    """One run per (configuration, seed): the newest. A resumed run (or a re-run of the same trial)
+    stands for its seed, so a seed is never counted twice and a resumed seed is not also "stopped"."""
+    latest: dict[tuple[Any, Any], Any] = {}
     for r in sorted(runs, key=lambda r: r.id):
-        latest[r.seed] = r
+        latest[(sweep_of(r).get("key"), r.seed)] = r
     return sorted(latest.values(), key=lambda r: r.id)
 
 

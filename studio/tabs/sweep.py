@@ -65,8 +65,8 @@ def build(ctx: StudioContext, shared: Any, config_inputs: list[Any], make_config
         with gr.Row():
             sample = gr.Number(0, label="Random sample: N configurations (0: the whole grid)", precision=0, minimum=0,
                                elem_id="ps-sweep-sample")
-            asha = gr.Checkbox(False, label="Early stopping (ASHA): stop poor configurations at rungs",
-                               elem_id="ps-sweep-asha")
+            asha = gr.Checkbox(False, elem_id="ps-sweep-asha",
+                               label="Early stopping (ASHA): stop poor configurations (all their seeds) at rungs")
             grace = gr.Number(10, label="First rung (steps)", precision=0, minimum=1, elem_id="ps-sweep-grace")
             factor = gr.Number(3, label="Keep 1 in", precision=0, minimum=2, elem_id="ps-sweep-factor")
         with gr.Row():

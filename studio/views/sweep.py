@@ -28,7 +28,7 @@ def cost_html(plan: dict[str, Any]) -> str:
     if plan["concurrency"] > 1 and est is not None:
         time_text += f" of run time; about {duration(est / plan['concurrency'])} with {plan['concurrency']} at a time"
     if plan["asha"]:
-        time_text += " at most: ASHA stops the losing runs early"
+        time_text += " at most: ASHA stops the losing configurations early"
     items = [("runs", f"{plan['runs']} ({plan['configurations']} configurations x {plan['seeds']} seeds)"),
              ("training steps in all", f"{plan['steps']:,}"), ("estimated time on this machine", time_text)]
     if plan["measured"] < plan["configurations"]:
