@@ -42,8 +42,9 @@ EARLY_STOP_KEYS = ("kind", "metric", "grace_steps", "reduction_factor")
 @dataclass(frozen=True)
 class EarlyStop:
     """Asynchronous successive halving: at each rung (``grace_steps`` x ``reduction_factor``^k steps) a
-    run whose dev ``metric`` is below the (1 - 1/reduction_factor) quantile of the runs that reached the
-    rung before it is stopped. Needs dev evaluations (``train.eval_every``) to have anything to compare."""
+    configuration whose dev ``metric`` (the mean over its seeds there) is below the (1 - 1/reduction_factor)
+    quantile of the configurations that reached the rung before it is stopped, all its seeds
+    (``backend.sweeps.asha``). Needs dev evaluations (``train.eval_every``) to have anything to compare."""
 
     kind: str = "asha"
     metric: str = "accuracy"
