@@ -48,10 +48,28 @@ def test_form_makes_the_spec_the_cli_reads(studio):
                             (dict(options="r"), "method options: write option=value"),
                             (dict(options="rank=4"), "grid.method.rank: no method of this sweep has this option"),
                             (dict(sample=float("nan")), "sample: expected a whole number"),
-                            (dict(methods=["nope"]), "grid.method.name[0]: unknown method")):
+                            (dict(methods=["nope"]), "grid.method.name[0]: unknown method"),
+                            (dict(verbalizers="negative: bad\npositive: good\n---\nnegative: awful\npositive:"),
+                             "more label words, block 2: class 'positive' has no label words"),
+                            (dict(verbalizers="bad: awful\ngood: great"),
+                             "more label words, block 1: classes ['bad', 'good'] are not the Verbalizer tab's")):
         with pytest.raises(Exception) as info:
             sweeps.form_spec(base, **kwargs)
         assert message in str(info.value)
+
+
+def test_the_form_sweeps_label_words_too(studio):
+    ctx, opening = studio
+    base = _base(ctx, opening)
+    classes = sorted(base.verbalizer)
+    other = "\n".join(f"{c}: {w}" for c, w in zip(classes, ("awful", "great")))
+    same = "\n".join(f"{c}: {', '.join(base.verbalizer[c])}" for c in classes)
+    spec = sweeps.form_spec(base, name="words", methods=["prompt-tuning"], seeds="13",
+                            verbalizers=f"{other}\n---\n{same}\n---\n{other}")
+    # the Verbalizer tab's words first, then each new set once (the tab's own and a repeat dropped)
+    assert spec.grid["verbalizer"] == [base.verbalizer, dict(zip(classes, (["awful"], ["great"])))]
+    plan = sweeps.plan(ctx, spec)
+    assert plan["configurations"] == 2 and plan["runs"] == 2
 
 
 def test_cost_card_for_the_whole_sweep(studio):

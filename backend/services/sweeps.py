@@ -14,7 +14,7 @@ import re
 from typing import Any
 
 from backend.config import RunConfig
-from backend.errors import ConfigError
+from backend.errors import ConfigError, StudioError
 from backend.services.context import StudioContext
 from backend.services.results import service, user_error
 from backend.sweeps.spec import SweepSpec, load_spec
@@ -71,12 +71,13 @@ def _options(text: Any) -> dict[str, list[Any]]:
 
 
 def form_spec(base: RunConfig, *, name: str = "", methods: Any = None, lrs: Any = "", shots: Any = "",
-              seeds: Any = "13, 21, 42", options: Any = "", templates: Any = "", sample: Any = 0,
-              asha: Any = False, grace_steps: Any = 10, reduction_factor: Any = 3) -> SweepSpec:
+              seeds: Any = "13, 21, 42", options: Any = "", templates: Any = "", verbalizers: Any = "",
+              sample: Any = 0, asha: Any = False, grace_steps: Any = 10, reduction_factor: Any = 3) -> SweepSpec:
     """The designer's fields -> a checked SweepSpec on ``base`` (the Train tab's config). Empty fields
-    keep the base's value; ``templates``: more templates, separated by lines of ``---``."""
+    keep the base's value; ``templates``: more templates, ``verbalizers``: more label words (the
+    Verbalizer tab's text format), each separated by lines of ``---``."""
     for what, value in (("name", name), ("learning rates", lrs), ("shots", shots), ("seeds", seeds),
-                        ("method options", options), ("templates", templates)):
+                        ("method options", options), ("templates", templates), ("label words", verbalizers)):
         if isinstance(value, str) and len(value) > MAX_FORM_TEXT:
             raise ConfigError(f"{what}: {len(value):,} characters, over the limit of {MAX_FORM_TEXT:,}", field="sweep")
     grid: dict[str, list[Any]] = {}
@@ -92,6 +93,8 @@ def form_spec(base: RunConfig, *, name: str = "", methods: Any = None, lrs: Any 
     extra = [t for t in extra if t.strip() and t.strip("\n") != base.template]
     if extra:
         grid["template"] = [base.template, *extra]
+    if (words := _more_label_words(verbalizers, base.verbalizer)):
+        grid["verbalizer"] = [base.verbalizer, *words]
     raw: dict[str, Any] = {"base": _base(base), "grid": grid, "seeds": _numbers(seeds, "seeds", int) or None}
     if isinstance(name, str) and name.strip():
         raw["name"] = name.strip()
@@ -103,6 +106,33 @@ def form_spec(base: RunConfig, *, name: str = "", methods: Any = None, lrs: Any 
                              "grace_steps": (_numbers(grace_steps, "grace steps", int) or [10])[0],
                              "reduction_factor": (_numbers(reduction_factor, "reduction factor", int) or [3])[0]}
     return load_spec(raw)
+
+
+def _more_label_words(text: Any, base: Any) -> list[Any]:
+    """The designer's "more label words" blocks -> verbalizer specs, each checked now (an error names
+    its block) and, where the base names its classes, for the same classes: a block that named other
+    classes would only fail once its runs start. Blocks equal to the base's are dropped."""
+    from backend.prompts.verbalizer import parse_verbalizer
+    from backend.services.versions import parse_label_words
+
+    blocks = [b for b in TEMPLATE_SEPARATOR.split(text) if b.strip()] if isinstance(text, str) else []
+    try:
+        classes = set(parse_verbalizer(base).classes or ())
+    except StudioError:
+        classes = set()      # the base's own problem is reported where the base is checked
+    out: list[Any] = []
+    for number, block in enumerate(blocks, 1):
+        try:
+            spec = parse_label_words(block)
+            named = set(parse_verbalizer(spec).classes or ())
+        except StudioError as exc:
+            raise ConfigError(f"more label words, block {number}: {exc.message}", field="sweep") from None
+        if classes and named and named != classes:
+            raise ConfigError(f"more label words, block {number}: classes {sorted(named)} are not the Verbalizer "
+                              f"tab's {sorted(classes)}", field="sweep")
+        if spec != base and spec not in out:
+            out.append(spec)
+    return out
 
 
 def _base(cfg: RunConfig) -> dict[str, Any]:

@@ -1,7 +1,7 @@
 """The sweep designer and the live sweep table, in an accordion on the Train tab.
 
 The designer varies the Train tab's configuration (methods, their options, shots, learning rates,
-templates, seeds; a random sample; ASHA on or off); its cost card prices the whole sweep before it
+templates, label words, seeds; a random sample; ASHA on or off); its cost card prices the whole sweep before it
 starts; one click queues it. The table (mean ± std per configuration, best first) and the Pareto plot
 are rebuilt from storage; they poll with a timer that runs only while a run of the sweep is queued or
 running (the Train tab's mechanism), so an idle page does no work. A row or a plot point picks a
@@ -60,8 +60,13 @@ def build(ctx: StudioContext, shared: Any, config_inputs: list[Any], make_config
                                elem_id="ps-sweep-shots")
             options = gr.Textbox(label="Method options", placeholder="e.g. r=4,8; num_tokens=10,20 (only where the "
                                  "method has the option)", elem_id="ps-sweep-options")
-        templates = gr.Textbox(label="More templates to try (the editor's is always in; separate with a line ---)",
-                               lines=2, elem_id="ps-sweep-templates")
+        with gr.Row():
+            templates = gr.Textbox(label="More templates to try (the editor's is always in; separate with a line ---)",
+                                   lines=2, elem_id="ps-sweep-templates")
+            verbalizers = gr.Textbox(label="More label words to try (the Verbalizer tab's are always in; one line "
+                                     "per class, separate sets with a line ---)", lines=2,
+                                     placeholder="negative: awful, bad\npositive: great, good",
+                                     elem_id="ps-sweep-verbalizers")
         with gr.Row():
             sample = gr.Number(0, label="Random sample: N configurations (0: the whole grid)", precision=0, minimum=0,
                                elem_id="ps-sweep-sample")
@@ -95,15 +100,16 @@ def build(ctx: StudioContext, shared: Any, config_inputs: list[Any], make_config
         picked_runs = gr.HTML(elem_id="ps-sweep-config")
         csv_file = gr.File(label="Table (CSV)", interactive=False, elem_id="ps-sweep-csv-file")
     timer = gr.Timer(POLL_S, active=False)
-    form = [name, chosen, seeds, lrs, shots, options, templates, sample, asha, grace, factor]
+    form = [name, chosen, seeds, lrs, shots, options, templates, verbalizers, sample, asha, grace, factor]
     n_cfg = len(config_inputs)
 
     def _spec(args: tuple[Any, ...]) -> tuple[Any, str]:
         def make() -> Any:
             base = make_config(*args[:n_cfg])
-            nm, ms, sd, lr, sh, op, tp, sa, on, gs, rf = args[n_cfg:]
+            nm, ms, sd, lr, sh, op, tp, vb, sa, on, gs, rf = args[n_cfg:]
             return sweep_service.form_spec(base, name=nm or "", methods=ms, lrs=lr, shots=sh, seeds=sd, options=op,
-                                           templates=tp, sample=sa, asha=bool(on), grace_steps=gs, reduction_factor=rf)
+                                           templates=tp, verbalizers=vb, sample=sa, asha=bool(on), grace_steps=gs,
+                                           reduction_factor=rf)
         return config_or_message(make)
 
     @guard
