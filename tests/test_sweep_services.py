@@ -143,3 +143,21 @@ def test_a_sweep_lives_in_the_project_it_started_in(studio):
     refused = sweeps.table(ctx, "elsewhere")
     assert "belongs to project 'sweeps-elsewhere'" in refused["error"]["message"]
     assert "error" in sweeps.stop(ctx, "elsewhere", "method=prompt-tuning")   # nor stopped from another project
+
+
+def test_a_configuration_says_why_its_runs_stopped_in_the_sweep_metric(studio):
+    """A sweep judged on macro-F1 says macro_f1 in its stop reasons, not accuracy."""
+    from backend.sweeps.asha import Stop, stop_events
+    from backend.sweeps.expand import expand, tag
+
+    ctx, opening = studio
+    base = _base(ctx, opening)
+    base.train.metric = "macro_f1"
+    spec = sweeps.form_spec(base, name="by-f1", methods=["prompt-tuning"], seeds="13", asha=True)
+    (trial,) = expand(spec)
+    run = ctx.store.create_run(trial.config.to_dict(), method="prompt-tuning", seed=13, tags=[tag("by-f1")],
+                               status="running", project=ctx.project)
+    stop = Stop(run_id=run, step=2, rung=2, value=0.31, cut=0.5, metric="macro_f1")
+    ctx.store.append_metrics(run, stop_events(stop, 1.0))
+    conf = sweeps.configuration(ctx, "by-f1", trial.key)
+    assert conf["runs"][0]["reason"] == "stopped early by ASHA at step 2: macro_f1 0.31 < rung cut 0.5"

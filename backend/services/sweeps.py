@@ -250,9 +250,11 @@ def configuration(ctx: StudioContext, name: str, key: str) -> dict[str, Any]:
         raise ConfigError(f"sweep {name[:100]!r} has no configuration {str(key)[:200]!r}", field="sweep")
     from backend.sweeps.asha import stop_reason
 
-    return {"name": name, "key": key, "params": runs[0].config["sweep"].get("params") or {},
+    sweep = runs[0].config["sweep"]
+    metric = (sweep.get("early_stop") or {}).get("metric", "accuracy")   # what the stop reasons compared
+    return {"name": name, "key": key, "params": sweep.get("params") or {},
             "runs": [{"id": r.id, "seed": r.seed, "status": r.status, "accuracy": r.metrics.get("final/accuracy"),
-                      "best_eval": r.metrics.get("eval/accuracy"), "reason": stop_reason(r.metrics)}
+                      "best_eval": r.metrics.get("eval/accuracy"), "reason": stop_reason(r.metrics, metric)}
                      for r in runs]}
 
 
