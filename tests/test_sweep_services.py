@@ -160,4 +160,8 @@ def test_a_configuration_says_why_its_runs_stopped_in_the_sweep_metric(studio):
     stop = Stop(run_id=run, step=2, rung=2, value=0.31, cut=0.5, metric="macro_f1")
     ctx.store.append_metrics(run, stop_events(stop, 1.0))
     conf = sweeps.configuration(ctx, "by-f1", trial.key)
-    assert conf["runs"][0]["reason"] == "stopped early by ASHA at step 2: macro_f1 0.31 < rung cut 0.5"
+    assert conf["metric"] == "macro_f1" and conf["runs"][0]["reason"] == \
+        "stopped early by ASHA at step 2: macro_f1 0.31 < rung cut 0.5"
+    from studio.views.sweep import configuration_html
+
+    assert "final macro_f1" in configuration_html(conf) and "last dev macro_f1" in configuration_html(conf)

@@ -252,9 +252,9 @@ def configuration(ctx: StudioContext, name: str, key: str) -> dict[str, Any]:
 
     sweep = runs[0].config["sweep"]
     metric = (sweep.get("early_stop") or {}).get("metric", "accuracy")   # what the stop reasons compared
-    return {"name": name, "key": key, "params": sweep.get("params") or {},
-            "runs": [{"id": r.id, "seed": r.seed, "status": r.status, "accuracy": r.metrics.get("final/accuracy"),
-                      "best_eval": r.metrics.get("eval/accuracy"), "reason": stop_reason(r.metrics, metric)}
+    return {"name": name, "key": key, "params": sweep.get("params") or {}, "metric": metric,
+            "runs": [{"id": r.id, "seed": r.seed, "status": r.status, "final": r.metrics.get(f"final/{metric}"),
+                      "last_eval": r.metrics.get(f"eval/{metric}"), "reason": stop_reason(r.metrics, metric)}
                      for r in runs]}
 
 

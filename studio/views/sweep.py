@@ -73,13 +73,15 @@ def status_html(res: dict[str, Any]) -> str:
 
 
 def configuration_html(conf: dict[str, Any]) -> str:
-    """The runs of one configuration: seed, status, final accuracy, best dev accuracy, why it stopped."""
+    """The runs of one configuration: seed, status, the sweep's metric at the end and at the last dev
+    evaluation, why it stopped."""
     params = ", ".join(f"{k} = {v!r}" if not isinstance(v, str) or len(v) < 60 else f"{k} = {v[:57]!r}..."
                        for k, v in conf["params"].items())
-    rows = [[f"#{r['id']}", r["seed"], r["status"], _num(r["accuracy"], ".4f"), _num(r["best_eval"], ".4f"),
+    rows = [[f"#{r['id']}", r["seed"], r["status"], _num(r["final"], ".4f"), _num(r["last_eval"], ".4f"),
              r["reason"] or ""] for r in conf["runs"]]
+    metric = conf.get("metric", "accuracy")
     return (f"<div class='ps-card' id='ps-sweep-config-card'><b>{escape(conf['key'])}</b><div>{escape(params)}</div>"
-            + html_table(["run", "seed", "status", "final accuracy", "last dev", "stopped because"], rows,
+            + html_table(["run", "seed", "status", f"final {metric}", f"last dev {metric}", "stopped because"], rows,
                          "ps-sweep-config-runs") + "</div>")
 
 
