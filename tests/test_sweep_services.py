@@ -165,3 +165,11 @@ def test_a_configuration_says_why_its_runs_stopped_in_the_sweep_metric(studio):
     from studio.views.sweep import configuration_html
 
     assert "final macro_f1" in configuration_html(conf) and "last dev macro_f1" in configuration_html(conf)
+    from studio.views.sweep import status_html, table_headers
+
+    ctx.store.append_metrics(run, [{"key": "final/macro_f1", "value": 0.4, "step": 2}])
+    ctx.store.set_status(run, "succeeded")
+    table = sweeps.table(ctx, "by-f1")
+    assert table["rows"][0]["metric"] == "macro_f1" and table["rows"][0]["mean"] == pytest.approx(0.4)
+    assert "macro_f1: mean ± std" in table_headers(table["rows"]) and "best dev macro_f1" in table_headers(table["rows"])
+    assert "macro_f1 0.4000 ± 0.0000" in status_html(table)

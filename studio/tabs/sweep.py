@@ -19,7 +19,8 @@ from backend.services.context import StudioContext
 from studio.tabs.common import code_view, config_or_message, cost_estimate, guard
 from studio.views.messages import error_html, info_html
 from studio.views.plots import empty
-from studio.views.sweep import AXES, TABLE_COLUMNS, configuration_html, cost_html, pareto_figure, status_html, table_rows
+from studio.views.sweep import (AXES, TABLE_COLUMNS, configuration_html, cost_html, pareto_figure, status_html,
+                                table_headers, table_rows)
 
 POLL_S = 2.0
 # A click on a point of the Pareto plot puts its configuration's key into the configuration box (one
@@ -142,7 +143,8 @@ def build(ctx: StudioContext, shared: Any, config_inputs: list[Any], make_config
         ax = ax if ax in AXES else "trainable"
         fig = pareto_figure(res["rows"], ax, res["fronts"][ax]) if any(r["mean"] is not None for r in res["rows"]) \
             else empty("The plot fills as configurations finish their first seed")
-        return status_html(res), table_rows(res["rows"]), fig, gr.Timer(active=res["active"])
+        table_view = gr.Dataframe(value=table_rows(res["rows"]), headers=table_headers(res["rows"]))
+        return status_html(res), table_view, fig, gr.Timer(active=res["active"])
 
     @guard
     def do_refresh(sweep: str, pj: str | None = None) -> Any:

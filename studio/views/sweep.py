@@ -54,6 +54,13 @@ def _num(value: Any, fmt: str) -> Any:
     return "" if value is None else format(value, fmt)
 
 
+def table_headers(rows: Sequence[dict[str, Any]]) -> list[str]:
+    """TABLE_COLUMNS with the metric the sweep ranks by named (macro-F1 is not accuracy)."""
+    metric = rows[0]["metric"] if rows else "accuracy"
+    named = {"mean ± std": f"{metric}: mean ± std", "best dev": f"best dev {metric}"}
+    return [named.get(c, c) for c in TABLE_COLUMNS]
+
+
 def table_rows(rows: Sequence[dict[str, Any]]) -> list[list[Any]]:
     """The live table (best first): one line per configuration."""
     return [[r["rank"], r["key"], _score(r), f"{r['finished']}/{r['seeds']}", _state(r), _num(r["best_eval"], ".4f"),
@@ -67,7 +74,7 @@ def status_html(res: dict[str, Any]) -> str:
     done = sum(r["finished"] + r["stopped"] + r["failed"] for r in rows)
     state = "running" if res["active"] else "finished"
     best = rows[0] if rows and rows[0]["mean"] is not None else None
-    lead = f" · best so far: <b>{escape(best['key'])}</b> {_score(best)}" if best else ""
+    lead = f" · best so far: <b>{escape(best['key'])}</b> {escape(best['metric'])} {_score(best)}" if best else ""
     return (f"<div class='ps-card' id='ps-sweep-state' data-state='{state}'>Sweep <b>{escape(res['name'])}</b> · "
             f"{len(rows)} configurations · {done}/{runs} runs ended · <b>{state}</b>{lead}</div>")
 
