@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import torch
 
-from bench.mfu import OtherLoad, PeakSamples, ceiling_entry, mfu_entry, mfu_line, shape_ceiling, train_flops
+from bench.mfu import (OtherLoad, PeakSamples, ceiling_entry, mfu_entry, mfu_line, shape_ceiling, streamed_ceiling,
+                       train_flops)
 
 
 def test_the_verdict_says_when_other_work_spoils_it():
@@ -14,6 +15,8 @@ def test_the_verdict_says_when_other_work_spoils_it():
     assert "Not a verdict" in mfu_line("eval", entry, others=0.8)
     shaped = mfu_line("eval", dict(entry, ceiling_tokens=256, ceiling_fraction_of_peak=0.8))
     assert "run at 80% of the peak: ours reaches 75% of what its shapes allow" in shaped
+    streamed = mfu_line("eval", dict(entry, streamed_fraction_of_peak=0.75))
+    assert "each read once, as a forward reads them), run at 75% of the peak: ours reaches 80% of that" in streamed
 
 
 def test_training_flops_count_the_trained_weights_three_times_more():
@@ -26,6 +29,8 @@ def test_shape_ceiling_and_peak_samples_are_measured_here():
     assert shape_ceiling(model, tokens=32, repeats=2) > 0
     entry = ceiling_entry(model, 32)
     assert entry["ceiling_tokens"] == 32 and entry["ceiling_fraction_of_peak"] > 0
+    assert streamed_ceiling(model, tokens=32, repeats=2) > 0 and entry["streamed_fraction_of_peak"] > 0
+    assert streamed_ceiling(torch.nn.ReLU(), tokens=32) == 0.0              # nothing to multiply
     peaks = PeakSamples()
     peaks.sample()
     peaks.sample()
