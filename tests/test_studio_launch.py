@@ -6,6 +6,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -130,3 +131,23 @@ def test_a_studio_that_never_answers_is_a_clear_error():
     with pytest.raises(StudioError, match=r"did not answer there within 1 s") as err:
         wait_until_served(url, timeout_s=1.0)
     assert url in str(err.value) and time.monotonic() - started < 10
+
+
+def test_a_studio_behind_a_login_counts_as_answering(tmp_path, smol_tok):
+    """Its first page is the login page: the launch's own check must accept that, not wait 60 s."""
+    from backend.services.testing import make_context as testing_context
+    from studio.app import build_app, launch
+    from tests.tiny import tiny_model
+
+    ctx = testing_context(tmp_path, tiny_model("causal", smol_tok))
+    demo = build_app(ctx)
+    started = time.monotonic()
+    try:
+        launch(demo, ctx, auth=("user", "secret"), block=False, ready_s=20)
+        assert time.monotonic() - started < 20
+        with pytest.raises(urllib.error.HTTPError) as refused:   # the app itself still wants the login
+            urllib.request.urlopen(demo.local_url + "config", timeout=30)
+        assert refused.value.code == 401
+    finally:
+        demo.close()
+        ctx.close()
