@@ -14,7 +14,8 @@ from backend.prompts.example import Example
 from backend.prompts.template import compile_template
 from backend.prompts.verbalizer import compile_verbalizer
 from backend.workbench import labelsearch
-from backend.workbench.labelsearch import best_assignment, rank_candidates, search_label_words, word_tokens
+from backend.workbench.labelsearch import (best_assignment, rank_candidates, search_label_words, stratified_sample,
+                                          word_tokens)
 from tests.tiny import bert_tokenizer, tiny_model
 
 
@@ -79,3 +80,28 @@ def test_search_reports_the_accuracy_an_evaluation_gives(kind, smol_tok):
     assert all(len(w) == 1 for ws in verb.token_ids for w in ws)   # each found word is one token
     ev = evaluate(PromptModel(lm.model, kind, t, verb), tok, train, settings=settings)
     assert ev.metrics["accuracy"] == pytest.approx(res.train_accuracy)
+    assert res.of_rows == len(train) and res.notes == []
+
+
+def test_stratified_sample_caps_rows_and_keeps_every_class():
+    key = [0] * 90 + [1] * 8 + [2] * 2                      # a skewed split
+    picked = stratified_sample(key, 12)
+    assert len(picked) == 12 and picked == sorted(set(picked))
+    assert sorted(key[i] for i in picked).count(2) == 2 and [key[i] for i in picked].count(1) == 5
+    assert stratified_sample(key, 12) == picked and stratified_sample(key, 12, seed=1) != picked
+    assert stratified_sample(key, 500) == list(range(100))
+
+
+def test_the_search_reads_a_sample_of_a_large_split(smol_tok, monkeypatch):
+    """A whole training split would be a rows x vocabulary matrix in memory (13 GB for SST-2's): a
+    sample of at most max_rows is run through the model, and the result says so."""
+    torch.manual_seed(0)
+    lm = tiny_model("causal", smol_tok)
+    train = [Example(guid=i, text_a=f"review number {i}", label=["positive", "negative"][i % 2]) for i in range(30)]
+    real, ran = labelsearch.mask_log_probs, []
+    monkeypatch.setattr(labelsearch, "mask_log_probs",
+                        lambda lm_, t, rows, st: ran.append(len(rows)) or real(lm_, t, rows, st))
+    res = search_label_words(lm, "{text_a} It was {mask}.", train, ["negative", "positive"],
+                             settings=EncodeSettings(profile="causal", max_length=32), pool=5, keep=2, max_rows=8)
+    assert ran == [8] and (res.rows, res.of_rows) == (8, 30)
+    assert res.notes == ["searched on a class-stratified sample of 8 of the 30 training rows (seed 0)"]

@@ -21,7 +21,7 @@ from backend.batching import EncodeSettings
 from backend.errors import DatasetError, VerbalizerError
 from backend.prompts.example import Example
 from backend.prompts.verbalizer import word_surface
-from backend.workbench.labelsearch import mask_log_probs, word_tokens
+from backend.workbench.labelsearch import MAX_SEARCH_ROWS, mask_log_probs, stratified_sample, word_tokens
 
 
 @dataclass
@@ -31,6 +31,8 @@ class Knowledgeable:
     priors: dict[str, list[tuple[str, float]]]     # class -> [(word, log prior at the mask)], every word
     dropped: dict[str, list[str]]                  # class -> words removed by refinement
     calibration: str = "support"                   # evaluate with the unlabelled rows as the support set
+    rows: int = 0                                  # rows the refinement read
+    of_rows: int = 0                               # rows there were (more than ``rows``: a seeded sample)
 
 
 def expand_words(tokenizer: Any, embeddings: torch.Tensor, seeds: dict[str, Sequence[str]], prefix: str, *,
@@ -64,9 +66,12 @@ def knowledgeable_verbalizer(loaded: Any, template_text: str, seeds: dict[str, S
                              unlabelled: Sequence[Example], *, settings: EncodeSettings, neighbours: int = 20,
                              extra: dict[str, Sequence[str]] | None = None,
                              prior_quantile: float = 0.25) -> Knowledgeable:
-    """Expand ``seeds`` and refine on ``unlabelled`` rows (their labels, if any, are not read)."""
+    """Expand ``seeds`` and refine on ``unlabelled`` rows (their labels, if any, are not read): at most
+    ``MAX_SEARCH_ROWS`` of them, a seeded sample when there are more."""
     if not unlabelled:
         raise DatasetError("KPT's refinement needs some of the task's rows (labels are not read)")
+    available = len(unlabelled)
+    unlabelled = [unlabelled[i] for i in stratified_sample([0] * available, MAX_SEARCH_ROWS)]
     logp, prefix = mask_log_probs(loaded, template_text, unlabelled, settings)
     expanded = expand_words(loaded.tokenizer, loaded.model.get_input_embeddings().weight, seeds, prefix,
                             neighbours=neighbours, extra=extra)
@@ -83,4 +88,5 @@ def knowledgeable_verbalizer(loaded: Any, template_text: str, seeds: dict[str, S
         kept[cls] = [w for w, p in scored if w in given or p >= floor]
         priors[cls] = scored
     return Knowledgeable(verbalizer={"label_words": kept, "aggregate": "mean"}, expanded=expanded, priors=priors,
-                         dropped={c: [w for w, _ in priors[c] if w not in kept[c]] for c in kept})
+                         dropped={c: [w for w, _ in priors[c] if w not in kept[c]] for c in kept},
+                         rows=len(unlabelled), of_rows=available)

@@ -31,6 +31,9 @@ from backend.prompts.template import compile_template
 from backend.prompts.verbalizer import compile_verbalizer, word_surface
 
 MAX_EXHAUSTIVE = 200_000      # assignments tried one by one; beyond, coordinate ascent
+# Rows the model is run over: the search holds a rows x vocabulary matrix (49k columns for SmolLM2: 512
+# rows are 100 MB, a full SST-2 train split would be 13 GB) and costs a forward a row.
+MAX_SEARCH_ROWS = 512
 
 
 @dataclass
@@ -39,10 +42,33 @@ class LabelSearch:
     candidates: dict[str, list[dict[str, Any]]]       # class -> [{word, token_id, likelihood, separation}]
     best: dict[str, list[str]]                        # class -> [word]: a verbalizer, ready to save
     train_accuracy: float
-    rows: int
+    rows: int                                         # training rows searched on
     assignments_tried: int
     seconds: float = 0.0
     notes: list[str] = field(default_factory=list)
+    of_rows: int = 0                                  # training rows there were (more than ``rows``: sampled)
+
+
+def stratified_sample(key: Sequence[Any], cap: int, seed: int = 0) -> list[int]:
+    """Indices of at most ``cap`` rows (``key``: each row's group, e.g. its class), taken in turn from each
+    group (each shuffled with ``seed``), in the rows' own order. Why in turn: a class with few rows keeps
+    all of them, where a plain sample of a skewed split could leave it out."""
+    if len(key) <= cap:
+        return list(range(len(key)))
+    import random
+
+    groups: dict[Any, list[int]] = {}
+    for i, k in enumerate(key):
+        groups.setdefault(k, []).append(i)
+    rng = random.Random(seed)
+    for members in groups.values():
+        rng.shuffle(members)
+    picked: list[int] = []
+    for turn in itertools.zip_longest(*groups.values()):
+        picked += [i for i in turn if i is not None][:cap - len(picked)]
+        if len(picked) >= cap:
+            break
+    return sorted(picked)
 
 
 def word_tokens(tokenizer: Any, prefix: str, min_chars: int = 2) -> dict[int, str]:
@@ -131,15 +157,20 @@ def mask_log_probs(loaded: Any, template_text: str, examples: Sequence[Example],
 
 
 def search_label_words(loaded: Any, template_text: str, train: Sequence[Example], classes: Sequence[str], *,
-                       settings: EncodeSettings, pool: int = 50, keep: int = 5) -> LabelSearch:
-    """Search one label word per class on ``train`` (the training rows only; see the module docstring)."""
+                       settings: EncodeSettings, pool: int = 50, keep: int = 5,
+                       max_rows: int = MAX_SEARCH_ROWS) -> LabelSearch:
+    """Search one label word per class on ``train`` (the training rows only; see the module docstring),
+    at most ``max_rows`` of them: a class-stratified sample (seed 0) when there are more."""
     if not train:
         raise DatasetError("the label-word search needs labelled training rows")
     if keep < 1 or pool < keep:
         raise ConfigError("keep must be at least 1 and pool at least keep")
     t0 = time.perf_counter()
     classes = list(classes)
-    gold = np.asarray(gold_indices(train, classes))
+    available, every_gold = len(train), gold_indices(train, classes)
+    picked = stratified_sample(every_gold, max_rows)
+    train = [train[i] for i in picked]
+    gold = np.asarray([every_gold[i] for i in picked])
     logp, prefix = mask_log_probs(loaded, template_text, train, settings)
     word = {t: w for t, w in word_tokens(loaded.tokenizer, prefix).items() if t < logp.shape[1]}
     eligible = np.zeros(logp.shape[1], dtype=bool)
@@ -150,4 +181,6 @@ def search_label_words(loaded: Any, template_text: str, train: Sequence[Example]
         classes=classes, rows=len(train), train_accuracy=acc, assignments_tried=tried,
         candidates={c: [{"word": word[t], "token_id": t, "likelihood": lk, "separation": sp} for t, lk, sp in r]
                     for c, r in zip(classes, ranked)},
-        best={c: [word[t]] for c, t in zip(classes, ids)}, seconds=time.perf_counter() - t0)
+        best={c: [word[t]] for c, t in zip(classes, ids)}, seconds=time.perf_counter() - t0, of_rows=available,
+        notes=[f"searched on a class-stratified sample of {len(train):,} of the {available:,} training rows "
+               "(seed 0)"] if len(train) < available else [])

@@ -194,7 +194,9 @@ def build(ctx: StudioContext, shared: Shared) -> None:
                                      truncate=trunc, keep=max(1, min(50, as_int(k, 5))))
         if "error" in res:
             return error_html(res), gr.skip(), gr.skip()
-        note = info_html(f"Searched on {res['rows']} training rows in {res['seconds']:.1f} s: the best words "
+        rows = f"{res['rows']} training rows" if res["rows"] >= res["of_rows"] else \
+            f"a class-stratified sample of {res['rows']} of the {res['of_rows']} training rows"
+        note = info_html(f"Searched on {rows} in {res['seconds']:.1f} s: the best words "
                          f"score {res['train_accuracy']:.3f} accuracy there ({res['assignments_tried']} "
                          "assignments tried). Compare them on the dev rows before trusting them.")
         return note, search_rows(res), res["label_words"]
