@@ -135,9 +135,9 @@ def _end_note(store: Any, run_id: int, cfg: Any, status: str, note: StopOnSignal
     sweep = getattr(cfg, "sweep", None)
     if status != "cancelled" or not sweep:
         return None
-    from backend.sweeps.asha import stop_reason
+    from backend.sweeps.asha import early_stop_metric, stop_reason
 
-    return stop_reason(store.get_run(run_id).metrics, (sweep.get("early_stop") or {}).get("metric", "accuracy"))
+    return stop_reason(store.get_run(run_id).metrics, early_stop_metric(sweep))
 
 
 def _fail(store: Any, sink: Any, run_id: int, message: str) -> None:

@@ -18,6 +18,7 @@ from backend.errors import ConfigError, StudioError
 from backend.services.context import StudioContext
 from backend.services.results import service, user_error
 from backend.sweeps.spec import SweepSpec, load_spec
+from backend.sweeps.table import sweep_of
 
 PLANNED = 8             # configurations whose cost is measured; the rest are estimated from those
 TEMPLATE_SEPARATOR = re.compile(r"^\s*---\s*$", re.M)
@@ -245,13 +246,13 @@ def table(ctx: StudioContext, name: str) -> dict[str, Any]:
 @service("sweep")
 def configuration(ctx: StudioContext, name: str, key: str) -> dict[str, Any]:
     """One configuration's runs (what a clicked point or row opens)."""
-    runs = [r for r in _runs(ctx, name) if ((r.config or {}).get("sweep") or {}).get("key") == key]
+    runs = [r for r in _runs(ctx, name) if sweep_of(r).get("key") == key]
     if not runs:
         raise ConfigError(f"sweep {name[:100]!r} has no configuration {str(key)[:200]!r}", field="sweep")
-    from backend.sweeps.asha import stop_reason
+    from backend.sweeps.asha import early_stop_metric, stop_reason
 
-    sweep = runs[0].config["sweep"]
-    metric = (sweep.get("early_stop") or {}).get("metric", "accuracy")   # what the stop reasons compared
+    sweep = sweep_of(runs[0])
+    metric = early_stop_metric(sweep)   # what the stop reasons compared
     return {"name": name, "key": key, "params": sweep.get("params") or {}, "metric": metric,
             "runs": [{"id": r.id, "seed": r.seed, "status": r.status, "final": r.metrics.get(f"final/{metric}"),
                       "last_eval": r.metrics.get(f"eval/{metric}"), "reason": stop_reason(r.metrics, metric)}
@@ -293,7 +294,7 @@ def train_on_all(ctx: StudioContext, name: str, key: str) -> dict[str, Any]:
     conf = configuration(ctx, name, key)
     if "error" in conf:
         return conf
-    run = next(r for r in _runs(ctx, name) if ((r.config or {}).get("sweep") or {}).get("key") == key)
+    run = next(r for r in _runs(ctx, name) if sweep_of(r).get("key") == key)
     raw = copy.deepcopy(run.config)
     raw.pop("sweep", None)
     raw["tags"] = [t for t in raw.get("tags") or [] if not t.startswith("sweep:")] + [f"from-sweep:{name.strip()}"[:200]]

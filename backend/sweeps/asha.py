@@ -157,6 +157,11 @@ def stop_events(stop: Stop, wall_time: float) -> list[dict[str, Any]]:
     return [{"key": k, "step": stop.step, "value": v, "wall_time": wall_time} for k, v in values]
 
 
+def early_stop_metric(sweep: Mapping[str, Any] | None) -> str:
+    """The metric a sweep's early stopping compares and its table ranks by (``RunConfig.sweep``)."""
+    return ((sweep or {}).get("early_stop") or {}).get("metric") or "accuracy"
+
+
 def stop_reason(metrics: Mapping[str, float], metric: str = "accuracy") -> str | None:
     """Why a sweep stopped a run, from its last metric values; None when nothing of ours stopped it."""
     if STOP_CUT in metrics and STOP_STEP in metrics:

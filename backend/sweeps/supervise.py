@@ -16,7 +16,7 @@ from typing import Any, Callable
 
 from backend.sweeps.asha import STOP_CUT, USER_STOP, Curve, Stop, decide, stop_events, stop_reason
 from backend.sweeps.expand import tag
-from backend.sweeps.table import latest_per_seed
+from backend.sweeps.table import latest_per_seed, sweep_of
 
 ACTIVE = ("queued", "running")
 
@@ -39,15 +39,16 @@ def _supervise_sweep(store: Any, name: str, rule: dict[str, Any], now: Callable[
     """Judge the sweep's configurations: each one's seeds (the newest run of each: a resumed seed counts
     once) make its curve group, queued seeds included, so a losing configuration's seeds that have not
     started yet are cancelled with it."""
-    key = f"eval/{rule.get('metric', 'accuracy')}"
+    metric = rule.get("metric", "accuracy")
+    key = f"eval/{metric}"
     curves = []
     for r in latest_per_seed(store.list_runs(tag=tag(name), limit=None, newest_first=False)):
         events = [] if r.status == "queued" else store.get_metrics(r.id, keys=[key])
         evals = tuple((int(e["step"]), _num(e["value"]), float(e["wall_time"])) for e in events)
         active = r.status in ACTIVE and not r.cancel_requested and STOP_CUT not in r.metrics
-        curves.append(Curve(run_id=r.id, evals=evals, active=active, group=_configuration(r)))
+        curves.append(Curve(run_id=r.id, evals=evals, active=active, group=sweep_of(r).get("key")))
     stops = decide(curves, grace_steps=int(rule.get("grace_steps", 10)),
-                   reduction_factor=int(rule.get("reduction_factor", 3)), metric=rule.get("metric", "accuracy"))
+                   reduction_factor=int(rule.get("reduction_factor", 3)), metric=metric)
     made = []
     for stop in stops:
         if store.get_run(stop.run_id).status not in ACTIVE:   # it ended meanwhile: nothing to stop
@@ -56,10 +57,6 @@ def _supervise_sweep(store: Any, name: str, rule: dict[str, Any], now: Callable[
         store.request_cancel(stop.run_id, why=stop.reason)
         made.append(stop)
     return made
-
-
-def _configuration(run: Any) -> str:
-    return str(((run.config or {}).get("sweep") or {}).get("key") or f"run {run.id}")
 
 
 def _num(value: Any) -> float:
@@ -72,7 +69,7 @@ def stop_configuration(store: Any, name: str, key: str, *, now: Callable[[], flo
     their next step; each carries the reason."""
     stopped = []
     for r in store.list_runs(tag=tag(name), limit=None, newest_first=False):
-        if r.status not in ACTIVE or ((r.config or {}).get("sweep") or {}).get("key") != key:
+        if r.status not in ACTIVE or sweep_of(r).get("key") != key:
             continue
         store.append_metrics(r.id, [{"key": USER_STOP, "step": 0, "value": 1.0, "wall_time": now()}])
         store.request_cancel(r.id, why=stop_reason({USER_STOP: 1.0}))

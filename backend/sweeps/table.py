@@ -13,7 +13,7 @@ import io
 import statistics
 from typing import Any, Iterable
 
-from backend.sweeps.asha import stop_reason
+from backend.sweeps.asha import early_stop_metric, stop_reason
 
 ACTIVE = ("queued", "running")
 # the per-run numbers a row shows besides the metric (what the Pareto plot puts on its x axis)
@@ -56,7 +56,7 @@ def latest_per_seed(runs: list[Any]) -> list[Any]:
 
 def _row(key: str, all_runs: list[Any], metric: str | None) -> dict[str, Any]:
     sweep = sweep_of(all_runs[0])
-    metric = metric or (sweep.get("early_stop") or {}).get("metric") or "accuracy"
+    metric = metric or early_stop_metric(sweep)
     runs = latest_per_seed(all_runs)
     by = {s: [r for r in runs if r.status == s] for s in ("queued", "running", "succeeded", "cancelled", "failed")}
     done = by["succeeded"]

@@ -86,7 +86,7 @@ def configuration_html(conf: dict[str, Any]) -> str:
                        for k, v in conf["params"].items())
     rows = [[f"#{r['id']}", r["seed"], r["status"], _num(r["final"], ".4f"), _num(r["last_eval"], ".4f"),
              r["reason"] or ""] for r in conf["runs"]]
-    metric = conf.get("metric", "accuracy")
+    metric = conf["metric"]
     return (f"<div class='ps-card' id='ps-sweep-config-card'><b>{escape(conf['key'])}</b><div>{escape(params)}</div>"
             + html_table(["run", "seed", "status", f"final {metric}", f"last dev {metric}", "stopped because"], rows,
                          "ps-sweep-config-runs") + "</div>")
