@@ -14,8 +14,8 @@ from backend.prompts.example import Example
 from backend.prompts.template import compile_template
 from backend.prompts.verbalizer import compile_verbalizer
 from backend.workbench import labelsearch
-from backend.workbench.labelsearch import (best_assignment, rank_candidates, search_label_words, stratified_sample,
-                                          word_tokens)
+from backend.data.sampling import stratified_sample
+from backend.workbench.labelsearch import best_assignment, rank_candidates, search_label_words, word_tokens
 from tests.tiny import bert_tokenizer, tiny_model
 
 

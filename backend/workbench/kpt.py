@@ -21,7 +21,8 @@ from backend.batching import EncodeSettings
 from backend.errors import DatasetError, VerbalizerError
 from backend.prompts.example import Example
 from backend.prompts.verbalizer import word_surface
-from backend.workbench.labelsearch import MAX_SEARCH_ROWS, mask_log_probs, stratified_sample, word_tokens
+from backend.data.sampling import stratified_sample
+from backend.workbench.labelsearch import MAX_SEARCH_ROWS, mask_log_probs, word_tokens
 
 
 @dataclass

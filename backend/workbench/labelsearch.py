@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from backend.batching import EncodeSettings, collate, encode_examples, length_sorted_batches
+from backend.data.sampling import stratified_sample
 from backend.errors import ConfigError, DatasetError
 from backend.evaluate import gold_indices
 from backend.pipeline import WHOLE_VOCAB, build_verbalizer, mask_prefix
@@ -47,28 +48,6 @@ class LabelSearch:
     seconds: float = 0.0
     notes: list[str] = field(default_factory=list)
     of_rows: int = 0                                  # training rows there were (more than ``rows``: sampled)
-
-
-def stratified_sample(key: Sequence[Any], cap: int, seed: int = 0) -> list[int]:
-    """Indices of at most ``cap`` rows (``key``: each row's group, e.g. its class), taken in turn from each
-    group (each shuffled with ``seed``), in the rows' own order. Why in turn: a class with few rows keeps
-    all of them, where a plain sample of a skewed split could leave it out."""
-    if len(key) <= cap:
-        return list(range(len(key)))
-    import random
-
-    groups: dict[Any, list[int]] = {}
-    for i, k in enumerate(key):
-        groups.setdefault(k, []).append(i)
-    rng = random.Random(seed)
-    for members in groups.values():
-        rng.shuffle(members)
-    picked: list[int] = []
-    for turn in itertools.zip_longest(*groups.values()):
-        picked += [i for i in turn if i is not None][:cap - len(picked)]
-        if len(picked) >= cap:
-            break
-    return sorted(picked)
 
 
 def word_tokens(tokenizer: Any, prefix: str, min_chars: int = 2) -> dict[int, str]:
