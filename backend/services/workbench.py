@@ -68,8 +68,7 @@ def comparison(ctx: StudioContext, job: int) -> dict[str, Any]:
     refreshed page or a second browser sees the same)."""
     from backend.workbench.job import job_status
 
-    ctx.run(job)   # one of this project's
-    res = job_status(ctx.store, int(job))
+    res = job_status(ctx.store, ctx.run(job))   # one of this project's
     if res["status"] == "failed":
         return user_error(f"comparison #{res['job']} failed: {res['run_error']}", "compare")
     return res
@@ -77,10 +76,9 @@ def comparison(ctx: StudioContext, job: int) -> dict[str, Any]:
 
 @service("compare")
 def cancel_comparison(ctx: StudioContext, job: int) -> dict[str, Any]:
-    from backend.workbench.job import job_status
+    from backend.workbench.job import check_comparison
 
-    ctx.run(job)   # one of this project's
-    job_status(ctx.store, int(job))   # a comparison, or "no run with id"
+    check_comparison(ctx.run(job))   # one of this project's, and a comparison
     ctx.store.request_cancel(int(job))
     return {"job": int(job), "message": f"Cancel requested for comparison #{int(job)}."}
 

@@ -223,12 +223,16 @@ def _ensembles(store: Any, cfg: RunConfig, loaded: Any, spec: ComparisonSpec, cm
     return out
 
 
-def job_status(store: Any, run_id: int) -> dict[str, Any]:
-    """Where a comparison job stands, from storage: status, rows scored / total, and the result table once
-    it succeeded (what a refreshed page or a second browser reads)."""
-    info = store.get_run(int(run_id))
+def check_comparison(info: Any) -> None:
+    """Refuse a run (a RunInfo) that is not a comparison job."""
     if info.method != COMPARISON:
         raise ConfigError(f"run {info.id} is a {info.method} run, not a comparison", field="compare")
+
+
+def job_status(store: Any, info: Any) -> dict[str, Any]:
+    """Where comparison job ``info`` (its RunInfo) stands, from storage: status, rows scored / total, and
+    the result table once it succeeded (what a refreshed page or a second browser reads)."""
+    check_comparison(info)
     last: dict[str, float] = {}
     for ev in store.get_metrics(info.id, keys=["compare/rows_scored", "compare/rows_total"]):
         last[ev["key"]] = ev["value"]
