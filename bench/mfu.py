@@ -119,6 +119,11 @@ def _fastest_mm(a: torch.Tensor, b: torch.Tensor, repeats: int) -> float:
     return best
 
 
+def _linears(model: nn.Module, skip: tuple[str, ...]) -> list[nn.Linear]:
+    """The model's linear layers in order, but those whose name contains one of ``skip``."""
+    return [m for name, m in model.named_modules() if isinstance(m, nn.Linear) and not any(s in name for s in skip)]
+
+
 def shape_ceiling(model: nn.Module, tokens: int, repeats: int = 5,
                   skip: tuple[str, ...] = ("lm_head", "embed")) -> float:
     """FLOP/s of the model's own linear layers as matmuls of ``tokens`` rows, each shape timed alone
@@ -127,8 +132,7 @@ def shape_ceiling(model: nn.Module, tokens: int, repeats: int = 5,
     how much of the gap the shapes alone explain (MFU against the peak stays the verdict)."""
     from collections import Counter
 
-    shapes = Counter((m.in_features, m.out_features) for name, m in model.named_modules()
-                     if isinstance(m, nn.Linear) and not any(s in name for s in skip))
+    shapes = Counter((m.in_features, m.out_features) for m in _linears(model, skip))
     dev = next(model.parameters()).device
     rows = max(tokens, 1)
     flops = seconds = 0.0
@@ -145,8 +149,7 @@ def streamed_ceiling(model: nn.Module, tokens: int, repeats: int = 3,
     a shape timed alone reuses one weight that stays in cache, while a forward reads each of its ~400 MB
     of weights once; this is the matmul speed a forward can reach on this machine before any element-wise
     work, attention or framework overhead."""
-    linears = [m for name, m in model.named_modules()
-               if isinstance(m, nn.Linear) and not any(s in name for s in skip)]
+    linears = _linears(model, skip)
     if not linears:
         return 0.0
     dev = linears[0].weight.device
