@@ -27,9 +27,11 @@ def browser_or_skip() -> None:
 
 
 @contextlib.contextmanager
-def launched_studio(folder: Path, tokenizer: Any, jobs: bool = True) -> Iterator[tuple[str, Any]]:
+def launched_studio(folder: Path, tokenizer: Any, jobs: bool = True,
+                    **launch_options: Any) -> Iterator[tuple[str, Any]]:
     """(url, context) of a launched studio on a tiny causal model; ``jobs``: with a job runner that runs
-    real child processes (the model then lives on disk so that they can load it)."""
+    real child processes (the model then lives on disk so that they can load it); ``launch_options`` go to
+    ``studio.app.launch`` (``auth``, ``ready_s``)."""
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     from backend.services.testing import make_context, on_disk, with_jobs
     from studio.app import build_app, launch
@@ -41,7 +43,7 @@ def launched_studio(folder: Path, tokenizer: Any, jobs: bool = True) -> Iterator
     else:
         ctx = make_context(Path(folder) / "studio", loaded)
     demo = build_app(ctx)
-    launch(demo, ctx, block=False)
+    launch(demo, ctx, block=False, **launch_options)
     try:
         yield demo.local_url, ctx
     finally:

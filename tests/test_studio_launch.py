@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from studio.app import check_args, make_context, parse_args
+from tests.browser_helpers import launched_studio
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -106,20 +107,10 @@ def test_a_studio_slow_to_answer_still_starts(tmp_path, smol_tok, monkeypatch):
     refuses to start; the studio waits for its first answer itself instead (studio.app.wait_until_served)."""
     import gradio.networking
 
-    from backend.services.testing import make_context as testing_context
-    from studio.app import build_app, launch
-    from tests.tiny import tiny_model
-
     monkeypatch.setattr(gradio.networking, "url_ok", lambda url: False)   # as a 3-s timeout reads to it
-    ctx = testing_context(tmp_path, tiny_model("causal", smol_tok))
-    demo = build_app(ctx)
-    try:
-        launch(demo, ctx, block=False)
-        with urllib.request.urlopen(demo.local_url, timeout=30) as page:
+    with launched_studio(tmp_path, smol_tok, jobs=False) as (url, _ctx):
+        with urllib.request.urlopen(url, timeout=30) as page:
             assert "Prompt Studio" in page.read().decode()
-    finally:
-        demo.close()
-        ctx.close()
 
 
 def test_a_studio_that_never_answers_is_a_clear_error():
@@ -135,19 +126,9 @@ def test_a_studio_that_never_answers_is_a_clear_error():
 
 def test_a_studio_behind_a_login_counts_as_answering(tmp_path, smol_tok):
     """Its first page is the login page: the launch's own check must accept that, not wait 60 s."""
-    from backend.services.testing import make_context as testing_context
-    from studio.app import build_app, launch
-    from tests.tiny import tiny_model
-
-    ctx = testing_context(tmp_path, tiny_model("causal", smol_tok))
-    demo = build_app(ctx)
     started = time.monotonic()
-    try:
-        launch(demo, ctx, auth=("user", "secret"), block=False, ready_s=20)
+    with launched_studio(tmp_path, smol_tok, jobs=False, auth=("user", "secret"), ready_s=20) as (url, _ctx):
         assert time.monotonic() - started < 20
         with pytest.raises(urllib.error.HTTPError) as refused:   # the app itself still wants the login
-            urllib.request.urlopen(demo.local_url + "config", timeout=30)
+            urllib.request.urlopen(url + "config", timeout=30)
         assert refused.value.code == 401
-    finally:
-        demo.close()
-        ctx.close()
