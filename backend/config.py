@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, get_type_hints
 
-from backend.choices import DEFAULT_MODEL, DEMO_SELECTIONS, TRUNCATE_METHODS
+from backend.choices import CPU_MEMORY_MODES, DEFAULT_MODEL, DEMO_SELECTIONS, TRUNCATE_METHODS
 from backend.errors import ConfigError
 from backend.methods import get_method
 from backend.schema import check, unknown_key
@@ -79,6 +79,9 @@ class TrainOptions:
     # Split each batch into chunks of at most this many padded tokens and accumulate their gradients:
     # the same optimizer step with fewer activations held. None: 512 on CPU, no split on GPU; 0: never.
     micro_batch_tokens: int | None = field(default=None, metadata={"min": 0, "max": 10_000_000})
+    # CPU only: "fast" keeps freed activation buffers for the next step, "lean" returns them to the OS (less
+    # resident memory, a page fault per 4 KiB touched again); "auto": fast when memory is ample (training/heap.py)
+    cpu_memory: str = field(default="auto", metadata={"choices": CPU_MEMORY_MODES})
     max_grad_norm: float = field(default=1.0, metadata={"min": 0, "max": 1e6})   # 0: no clipping
     eval_every: int | None = field(default=None, metadata={"min": 1, "max": 10_000_000})
     eval_limit: int | None = field(default=None, metadata={"min": 1, "max": COUNT})

@@ -4,10 +4,6 @@ really hands freed buffers back."""
 from __future__ import annotations
 
 import copy
-import platform
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 import torch
@@ -186,45 +182,3 @@ def test_every_packable_architecture_packs_exactly(smol_tok, model_type, attenti
                  _run(plm, smol_tok, template, "prompt-tuning", pack=False))
 
 
-# ------------------------------------------------------------------------------------------ heap
-
-_PINNED_HEAP = """
-import importlib.util, sys, torch
-spec = importlib.util.spec_from_file_location("heap", "backend/training/heap.py")   # ctypes only: no backend import
-heap = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(heap)
-def rss():
-    with open("/proc/self/status") as f:
-        return next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmRSS:"))
-def run():
-    torch.ones(1 << 20)                        # a 4 MiB buffer freed: glibc's dynamic threshold rises past 1 MiB
-    before = rss()
-    big, pins = [], []
-    for _ in range(200):
-        big.append(torch.ones(256 * 1024))     # 1 MiB, touched
-        pins.append(torch.ones(16 * 1024))     # 64 KiB, long-lived: pins the heap above each big buffer
-    grown = rss() - before
-    del big
-    print(grown >> 20, (rss() - before) >> 20)
-if sys.argv[1] == "on":
-    with heap.buffers_returned_to_os():
-        run()
-else:
-    run()
-"""
-
-
-@pytest.mark.skipif(platform.system() != "Linux" or platform.libc_ver()[0] != "glibc", reason="glibc only")
-def test_freed_buffers_go_back_to_the_os():
-    """Small long-lived tensors between big freed ones keep glibc's heap from shrinking; with the setting
-    the big buffers never enter the heap."""
-    def grown_and_kept(mode: str) -> tuple[int, int]:
-        out = subprocess.run([sys.executable, "-c", _PINNED_HEAP, mode], capture_output=True, text=True,
-                             check=True, cwd=Path(__file__).resolve().parents[1])
-        grown, kept = out.stdout.split()
-        return int(grown), int(kept)
-
-    grown, kept = grown_and_kept("off")
-    assert grown > 150 and kept > 150, (grown, kept)       # the failure mode being fixed
-    grown, kept = grown_and_kept("on")
-    assert grown > 150 and kept < 30, (grown, kept)

@@ -27,6 +27,7 @@ class Resolved:
     batch_size: int
     grad_accum: int
     micro_batch_tokens: int            # 0: no split
+    cpu_memory: str                    # auto / lean / fast (training/heap.py)
     warmup_steps: int
     eval_every: int | None
     checkpoint_every: int
@@ -66,6 +67,7 @@ def resolve(train: object, method_name: str, n_train: int, device_type: str = "c
     soft_lr = float(lr) if get_method(method_name).trains_soft_tokens else max(float(lr), SoftPrompt.default_lr)
     return Resolved(total_steps=max(1, int(total)), lr=float(lr), soft_lr=soft_lr,
                     batch_size=bs, grad_accum=accum, micro_batch_tokens=int(micro),
+                    cpu_memory=str(getattr(train, "cpu_memory", "auto")),
                     warmup_steps=int(round(float(getattr(train, "warmup_ratio", 0.06)) * total)),
                     eval_every=eval_every, checkpoint_every=ckpt_every,
                     patience=getattr(train, "early_stopping", None), metric=getattr(train, "metric", "accuracy"),
