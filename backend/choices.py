@@ -19,6 +19,6 @@ TRUNCATE_METHODS = ("tail", "head", "balanced")
 # How in-context demonstrations are chosen from the training rows (backend.prompts.demos).
 DEMO_SELECTIONS = ("random", "similar")
 
-# How CPU training hands freed activation buffers back (backend.training.heap): decided by the memory there
+# How CPU training hands freed activation buffers back (backend.cpu_memory): decided by the memory there
 # is, kept for the next step, or returned to the OS.
 CPU_MEMORY_MODES = ("auto", "lean", "fast")

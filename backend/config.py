@@ -80,7 +80,7 @@ class TrainOptions:
     # the same optimizer step with fewer activations held. None: 512 on CPU, no split on GPU; 0: never.
     micro_batch_tokens: int | None = field(default=None, metadata={"min": 0, "max": 10_000_000})
     # CPU only: "fast" keeps freed activation buffers for the next step, "lean" returns them to the OS (less
-    # resident memory, a page fault per 4 KiB touched again); "auto": fast when memory is ample (training/heap.py)
+    # resident memory, a page fault per 4 KiB touched again); "auto": fast when memory is ample (backend/cpu_memory.py)
     cpu_memory: str = field(default="auto", metadata={"choices": CPU_MEMORY_MODES})
     max_grad_norm: float = field(default=1.0, metadata={"min": 0, "max": 1e6})   # 0: no clipping
     eval_every: int | None = field(default=None, metadata={"min": 1, "max": 10_000_000})

@@ -12,6 +12,7 @@ from typing import Any, Callable, Sequence
 
 from backend.batching import EncodeSettings
 from backend.config import RunConfig
+from backend.cpu_memory import cpu_buffers, mode_for
 from backend.errors import ConfigError, DatasetError
 from backend.evaluate import EvalResult, evaluate, evaluate_vocabulary
 from backend.liveness import keep_alive
@@ -172,10 +173,12 @@ def run_zero_shot(cfg: RunConfig, *, loaded: Any = None, store: Any = None,
                                          batch_size=cfg.eval.batch_size, precision_at=cfg.eval.precision_at or (1, 10),
                                          prefix=compiled.prefix)
         else:
-            result = evaluate(pm, loaded.tokenizer, data.examples, settings=settings_for(cfg, loaded.kind),
-                              batch_size=cfg.eval.batch_size, calibration=cfg.eval.calibration, support=support,
-                              top_k=cfg.eval.top_k, precision_at=cfg.eval.precision_at, progress=progress,
-                              demos=demos)
+            # on CPU, activation buffers kept between batches when memory allows (backend/cpu_memory.py)
+            with cpu_buffers(mode_for(pm, loaded.device.type, cfg.train.cpu_memory)):
+                result = evaluate(pm, loaded.tokenizer, data.examples, settings=settings_for(cfg, loaded.kind),
+                                  batch_size=cfg.eval.batch_size, calibration=cfg.eval.calibration, support=support,
+                                  top_k=cfg.eval.top_k, precision_at=cfg.eval.precision_at, progress=progress,
+                                  demos=demos)
     except BaseException as exc:
         if store is not None and run_id is not None:
             store.set_status(run_id, "failed", error=f"{type(exc).__name__}: {exc}")

@@ -153,7 +153,7 @@ def _our_step_fn(loaded, method: dict, batches):
                                  packed=pm.packs_rows)
         prepared.append([(collate([encs[i] for i in c], info.pad_id), labels[c], len(b)) for c in chunks])
 
-    def step(i: int) -> None:   # run inside heap.cpu_buffers(mode), held for the whole run as the loop holds it
+    def step(i: int) -> None:   # run inside cpu_memory.cpu_buffers(mode), held for the whole run as the loop holds it
         for batch, labels, n in prepared[i % len(prepared)]:
             loss = torch.nn.functional.nll_loss(pm(batch), labels, reduction="sum") / n
             loss.backward()
@@ -215,7 +215,7 @@ def cmd_speed(args: argparse.Namespace) -> None:
         stock.tokenizer.pad_token = stock.tokenizer.eos_token
     from bench.mfu import FORMULA, OtherLoad, PeakSamples, ceiling_entry, mfu_entry, non_embedding_params, train_flops
 
-    from backend.training.heap import cpu_buffers, cpu_memory_mode
+    from backend.cpu_memory import cpu_buffers, cpu_memory_mode
 
     dev = read_jsonl(SST2 / "dev.jsonl")
     batches = [dev[i * 8:(i + 1) * 8] for i in range(4)]
@@ -288,7 +288,7 @@ def speed_markdown(report: dict) -> None:
              "split into chunks with gradients accumulated (the training loop's CPU default), on the model as our "
              "loader builds it (grouped-query attention kept grouped, fused SiLU product; backend/models/lean.py) "
              f"and with the CPU memory mode the training loop picks on this machine ({report['setting'].get('cpu_memory', 'lean')}; "
-             "backend/training/heap.py, training_cpu_memory.md compares the two). The same step on the model "
+             "backend/cpu_memory.py, training_cpu_memory.md compares the two). The same step on the model "
              "as transformers builds it is given too. PEFT: its causal-LM recipe (label word appended, "
              "full-vocabulary loss) on the model as transformers builds it, padded to max_length 128 as in PEFT's "
              "examples, and with dynamic padding.", "",
@@ -318,7 +318,7 @@ def speed_markdown(report: dict) -> None:
 def cmd_cpu_memory_child(args: argparse.Namespace) -> None:
     """One process, one mode: our step's median seconds and page faults per step after two warm-up steps."""
     from backend.models import load_model
-    from backend.training.heap import cpu_buffers
+    from backend.cpu_memory import cpu_buffers
 
     loaded = load_model("smollm2-135m-instruct", dtype="float32")
     dev = read_jsonl(SST2 / "dev.jsonl")
@@ -336,7 +336,7 @@ def cmd_cpu_memory_child(args: argparse.Namespace) -> None:
 
 
 def cmd_cpu_memory(args: argparse.Namespace) -> None:
-    """Lean vs fast CPU memory mode (backend/training/heap.py) on our training step. Each measurement is a
+    """Lean vs fast CPU memory mode (backend/cpu_memory.py) on our training step. Each measurement is a
     fresh process (the heap's state is per process), lean and fast alternated so machine drift hits both;
     the figure is the ratio within each adjacent pair."""
     import subprocess
@@ -358,7 +358,7 @@ def cmd_cpu_memory(args: argparse.Namespace) -> None:
     report["setting"]["load_average_end"] = [round(x, 2) for x in os.getloadavg()]
     (RESULTS / "training_cpu_memory.json").write_text(json.dumps(report, indent=2))
     lines = ["# CPU memory mode: training step time and page faults, lean vs fast (SmolLM2-135M, CPU, batch 8)", "",
-             "`train.cpu_memory` (backend/training/heap.py): **lean** returns each freed activation buffer to the OS "
+             "`train.cpu_memory` (backend/cpu_memory.py): **lean** returns each freed activation buffer to the OS "
              "(every page faulted in again on the next step), **fast** keeps them in glibc's heap for the next step; "
              "**auto**, the default, is fast when the machine has 3x the model's weights available. The step is the "
              "one in training_speed.md (ours). Each figure is its own process (the heap's state is per process), "
@@ -403,7 +403,7 @@ def rss_markdown(results: dict) -> None:
               "the fused SiLU product that keeps two of the MLP's three intermediate tensors (-> 1.68), rows cut "
               "after the mask and packed instead of padded (-> 1.54; half of a padded few-shot SST-2 batch is "
               "padding), activation buffers returned to the OS instead of fragmenting glibc's heap (-> 1.41, "
-              "backend/training/heap.py). `micro_batch_tokens` and checkpointing cut further at a cost in step time.", "",
+              "backend/cpu_memory.py). `micro_batch_tokens` and checkpointing cut further at a cost in step time.", "",
               "Returning the buffers costs ~250k page faults a step, 20-40% of the step's time "
               "(training_cpu_memory.md). So the loop now returns them only where memory is short: `train.cpu_memory` "
               "auto (the default) is lean (the `cpu_memory lean` row, within the 1.5x target) when less than 3x the "
@@ -430,7 +430,7 @@ def cmd_rss(args: argparse.Namespace) -> None:
 
     from backend.config import RunConfig
     from backend.models import load_model
-    from backend.training.heap import cpu_memory_mode
+    from backend.cpu_memory import cpu_memory_mode
     from backend.training.run import RunData, run_training
 
     train = k_shot(read_jsonl(SST2 / "train.jsonl"), 16, 13)

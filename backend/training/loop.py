@@ -25,7 +25,7 @@ from backend.prompts.example import Example
 from backend.training.checkpoint import (has_checkpoint, load_checkpoint, load_trainable_state, save_checkpoint,
                                          trainable_state)
 from backend.training.events import Progress, Sink
-from backend.training.heap import cpu_buffers, cpu_memory_mode
+from backend.cpu_memory import cpu_buffers, mode_for
 from backend.training.options import SOFT_PREFIXES, Resolved
 from backend.training.trajectory import record_soft
 
@@ -97,11 +97,6 @@ def _evaluate(tuned: TunedModel, tokenizer: Any, data: TrainData) -> dict[str, A
     return res.metrics
 
 
-def _weight_bytes(model: torch.nn.Module) -> int:
-    """Bytes of the model's parameters (shared ones once): the scale auto's memory check is read against."""
-    return sum(p.numel() * p.element_size() for p in {id(p): p for p in model.parameters()}.values())
-
-
 def train_loop(tuned: TunedModel, tokenizer: Any, data: TrainData, opts: Resolved, *, seed: int,
                sink: Sink, out_dir: Path, accelerator: Any,
                cancel_check: Callable[[], bool] | None = None, resume: bool = False) -> LoopResult:
@@ -124,13 +119,11 @@ def train_loop(tuned: TunedModel, tokenizer: Any, data: TrainData, opts: Resolve
     if main and state["step"] == 0:
         record_soft(out_dir, pm, 0)     # the initialisation: where drift is measured from (trajectory.py)
     status = "succeeded"
-    # CPU: activation buffers kept for the next step or returned to the OS, by the memory there is (heap.py).
-    buffers: contextlib.AbstractContextManager[Any] = contextlib.nullcontext()
-    if device.type == "cpu":
-        mode = cpu_memory_mode(opts.cpu_memory, _weight_bytes(pm))
+    # CPU: activation buffers kept for the next step or returned to the OS, by the memory there is (backend/cpu_memory.py).
+    mode = mode_for(pm, device.type, opts.cpu_memory)
+    if mode is not None:
         sink.emit("train/cpu_buffers_kept", float(mode == "fast"), state["step"])
-        buffers = cpu_buffers(mode)
-    with buffers:
+    with cpu_buffers(mode):
         while state["step"] < opts.total_steps:
             if cancel_check is not None and cancel_check():
                 status = "cancelled"

@@ -27,7 +27,7 @@ class Resolved:
     batch_size: int
     grad_accum: int
     micro_batch_tokens: int            # 0: no split
-    cpu_memory: str                    # auto / lean / fast (training/heap.py)
+    cpu_memory: str                    # auto / lean / fast (backend/cpu_memory.py)
     warmup_steps: int
     eval_every: int | None
     checkpoint_every: int

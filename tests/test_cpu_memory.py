@@ -1,5 +1,5 @@
-"""CPU training's activation buffers: returned to the OS (lean) or kept for the next step (fast), and the
-automatic choice between them (backend/training/heap.py)."""
+"""CPU activation buffers: returned to the OS (lean) or kept for the next step (fast), and the
+automatic choice between them (backend/cpu_memory.py)."""
 from __future__ import annotations
 
 import platform
@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from backend.training import MemorySink, run_training
-from backend.training.heap import FAST_HEADROOM, available_memory, cpu_memory_mode
+from backend.cpu_memory import FAST_HEADROOM, available_memory, cpu_memory_mode
 from tests.tiny import tiny_model
 from tests.training_helpers import DATA, train_config
 
@@ -18,12 +18,10 @@ ROOT = Path(__file__).resolve().parents[1]
 glibc_only = pytest.mark.skipif(platform.system() != "Linux" or platform.libc_ver()[0] != "glibc",
                                 reason="glibc only")
 
-# heap.py needs ctypes and backend.choices only: loaded from its file, no torch-heavy package import
+# backend.cpu_memory needs ctypes and backend.choices only: a fresh process imports it alone
 _LOAD_HEAP = """
-import importlib.util, resource, sys, torch
-spec = importlib.util.spec_from_file_location("heap", "backend/training/heap.py")
-heap = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(heap)
+import resource, sys, torch
+from backend import cpu_memory as heap
 def rss():
     with open("/proc/self/status") as f:
         return next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmRSS:"))
@@ -101,7 +99,7 @@ def test_auto_is_fast_only_with_room_to_spare():
 
 
 def test_auto_without_a_memory_figure_is_lean(tmp_path, monkeypatch):
-    import backend.training.heap as heap
+    import backend.cpu_memory as heap
 
     monkeypatch.setattr(heap, "available_memory", lambda: None)
     assert cpu_memory_mode("auto", 1) == "lean"
@@ -129,3 +127,31 @@ def test_an_unknown_mode_is_refused_at_the_config(tmp_path):
 
     with pytest.raises(ConfigError, match="cpu_memory"):
         train_config("causal", {"name": "lora"}, tmp_path, cpu_memory="quick")
+
+
+@pytest.mark.parametrize("choice", ["lean", "fast"])
+def test_a_zero_shot_evaluation_runs_in_the_configured_mode(smol_tok, tmp_path, monkeypatch, choice):
+    import contextlib
+    import json
+
+    import backend.pipeline as pipeline
+    from backend.config import RunConfig
+
+    seen = []
+
+    @contextlib.contextmanager
+    def recorded(mode):
+        seen.append(mode)
+        with pipeline_buffers(mode):
+            yield True
+
+    pipeline_buffers = pipeline.cpu_buffers
+    monkeypatch.setattr(pipeline, "cpu_buffers", recorded)
+    dev = tmp_path / "dev.jsonl"
+    dev.write_text("\n".join(json.dumps({"text_a": f"review {i}", "label": "positive" if i % 2 else "negative"})
+                             for i in range(4)) + "\n")
+    cfg = RunConfig.from_dict({"model": "tiny-causal", "data": {"eval": str(dev)}, "template": "{text_a} It was {mask}",
+                               "verbalizer": {"negative": ["bad"], "positive": ["good"]},
+                               "train": {"cpu_memory": choice}})
+    result, _ = pipeline.run_zero_shot(cfg, loaded=tiny_model("causal", smol_tok))
+    assert seen == [choice] and len(result.predictions) == 4

@@ -13,7 +13,8 @@ step holds.
 - **fast** keeps the buffers in the heap and does not trim it while training: no page faults after the
   first step, for the fragmentation above; the free heap goes back to the OS when training ends.
 - **auto** (the default) is fast when the machine has ``FAST_HEADROOM`` times the model's weights
-  available, else lean: the extra ~0.2x of the weights matters only where memory is short.
+  available, else lean: the extra ~0.2x of the weights matters only where memory is short. Training and evaluation jobs run in it
+  (``mode_for``, ``cpu_buffers``).
 
 bench/results/training_rss.md and training_speed.md measure both.
 """
@@ -23,7 +24,7 @@ import contextlib
 import ctypes
 import platform
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 from backend.choices import CPU_MEMORY_MODES
 
@@ -117,6 +118,18 @@ def buffers_kept() -> Iterator[bool]:
             _malloc_trim()
 
 
-def cpu_buffers(mode: str) -> contextlib.AbstractContextManager[bool]:
-    """The block for a resolved mode (``cpu_memory_mode``)."""
+def weight_bytes(model: Any) -> int:
+    """Bytes of a torch module's parameters (shared ones once): the scale auto's memory check is read against."""
+    return sum(p.numel() * p.element_size() for p in {id(p): p for p in model.parameters()}.values())
+
+
+def mode_for(model: Any, device_type: str, choice: str = "auto") -> str | None:
+    """The mode to run ``model`` in on ``device_type``: lean or fast on CPU, None elsewhere (no setting)."""
+    return cpu_memory_mode(choice, weight_bytes(model)) if device_type == "cpu" else None
+
+
+def cpu_buffers(mode: str | None) -> contextlib.AbstractContextManager[bool]:
+    """The block for a resolved mode (``mode_for``); nothing for None."""
+    if mode is None:
+        return contextlib.nullcontext(False)
     return buffers_kept() if mode == "fast" else buffers_returned_to_os()
