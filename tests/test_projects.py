@@ -8,7 +8,7 @@ from alembic.config import Config
 
 from storage import DEFAULT_PROJECT, InvalidInput, NotFound, check_project_name, open_store
 from storage.engine import MIGRATIONS_DIR, make_engine, writer
-from tests.storage_helpers import shared_cluster, store  # noqa: F401
+from tests.storage_helpers import pg_cluster, store  # noqa: F401
 
 
 def test_two_projects_runs_and_versions_never_mix(store):  # noqa: F811
@@ -145,11 +145,8 @@ def test_migration_0002_keeps_every_row_sqlite(tmp_path):
     _check_upgraded(url, tmp_path / "a")
 
 
-def test_migration_0002_keeps_every_row_postgresql(tmp_path):
-    cluster = shared_cluster()
-    if isinstance(cluster, str):
-        pytest.skip(f"PostgreSQL tests skipped: {cluster}")
-    url = cluster.new_database()
+def test_migration_0002_keeps_every_row_postgresql(tmp_path, pg_cluster):  # noqa: F811
+    url = pg_cluster.new_database()
     _database_at_0001_with_rows(url)
     with make_engine(url).begin() as conn:   # explicit ids above: move the sequences past them
         for table in ("entities", "versions", "runs", "projects"):

@@ -14,7 +14,7 @@ from backend.jobs import cancel, submit
 from storage import open_store
 from tests.job_helpers import assets, job_config  # noqa: F401 - assets: the tiny model and data on disk
 from tests.ray_helpers import ray_local  # noqa: F401 - the module's one local Ray instance
-from tests.storage_helpers import shared_cluster, wait_for
+from tests.storage_helpers import pg_cluster, wait_for  # noqa: F401
 
 pytestmark = pytest.mark.slow
 
@@ -25,12 +25,9 @@ def secret() -> str:
 
 
 @pytest.fixture
-def pg_store(tmp_path, secret):
+def pg_store(tmp_path, secret, pg_cluster):  # noqa: F811
     """A fresh PostgreSQL database whose URL carries a password (trust auth ignores it) to look for."""
-    cluster = shared_cluster()
-    if isinstance(cluster, str):
-        pytest.skip(f"PostgreSQL tests skipped: {cluster}")
-    url = cluster.new_database().replace("postgres@", f"postgres:{secret}@", 1)
+    url = pg_cluster.new_database().replace("postgres@", f"postgres:{secret}@", 1)
     st = open_store(url, tmp_path / "artifacts")
     yield st
     st.close()

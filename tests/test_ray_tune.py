@@ -11,7 +11,7 @@ import pytest
 from storage import open_store
 from tests.job_helpers import assets, job_config  # noqa: F401 - assets: the tiny model and data on disk
 from tests.ray_helpers import ray_local  # noqa: F401 - the module's one local Ray instance
-from tests.storage_helpers import shared_cluster
+from tests.storage_helpers import pg_cluster  # noqa: F401
 
 pytest.importorskip("ray", reason="Ray tests skipped: the 'ray' package is not installed")
 
@@ -73,15 +73,13 @@ STEPS = 40   # long enough for Tune's stop to reach a run before it ends (a tiny
 
 
 @pytest.mark.slow
-def test_a_sweep_through_tune_into_postgres_records_runs_and_asha_stops(ray_local, assets, tmp_path):
+def test_a_sweep_through_tune_into_postgres_records_runs_and_asha_stops(ray_local, assets, tmp_path,
+                                                                         pg_cluster):  # noqa: F811
     from backend.sweeps.expand import tag
     from backend.sweeps.ray_tune import run_sweep_ray
     from backend.sweeps.spec import load_spec
 
-    cluster = shared_cluster()
-    if isinstance(cluster, str):
-        pytest.skip(f"PostgreSQL tests skipped: {cluster}")
-    store = open_store(cluster.new_database(), tmp_path / "artifacts")
+    store = open_store(pg_cluster.new_database(), tmp_path / "artifacts")
     base = job_config(assets, STEPS, tmp_path / "out")
     base["train"].update(eval_every=1)
     neg, pos = _one_class_dev_files(assets, tmp_path)
