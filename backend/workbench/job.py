@@ -145,6 +145,7 @@ def run_comparison_job(store: Any, run_id: int, *, loaded: Any = None,
 
 
 def _run(store: Any, run_id: int, info: Any, loaded: Any, should_stop: Callable[[], bool] | None) -> dict[str, Any]:
+    from backend.cpu_memory import cpu_buffers, mode_for
     from backend.data.splitting import check_disjoint
     from backend.pipeline import build_verbalizer, check_model, load_split, settings_for
     from backend.recording import record_started
@@ -174,15 +175,19 @@ def _run(store: Any, run_id: int, info: Any, loaded: Any, should_stop: Callable[
     progress.total = len(spec.templates) * (n_rows + (2 if train else 1) * _cf_rows(dev.examples))
     settings = settings_for(cfg, loaded.kind)
     common = dict(settings=settings, batch_size=cfg.eval.batch_size, should_stop=should_stop, progress=progress)
-    cmp = compare_prompts(loaded, spec.templates, spec.verbalizers, dev.examples, dev.label_names, **common)
     group = f"compare:{run_id}"
-    rec = record_comparison(store, cfg, loaded, cmp, spec.templates, spec.verbalizers, dev, baseline=spec.baseline,
-                            project=info.project, group=group, parent_run_id=run_id)
-    ensembles = []
-    if train is not None:
-        progress.offset = _done(cmp, dev)
-        on_train = compare_prompts(loaded, spec.templates, spec.verbalizers, train.examples, dev.label_names, **common)
-        ensembles = _ensembles(store, cfg, loaded, spec, cmp, on_train, rec, train, dev, group, run_id, info.project)
+    # on CPU, activation buffers kept between batches when memory allows (backend/cpu_memory.py)
+    with cpu_buffers(mode_for(loaded.model, loaded.device.type, cfg.train.cpu_memory)):
+        cmp = compare_prompts(loaded, spec.templates, spec.verbalizers, dev.examples, dev.label_names, **common)
+        rec = record_comparison(store, cfg, loaded, cmp, spec.templates, spec.verbalizers, dev,
+                                baseline=spec.baseline, project=info.project, group=group, parent_run_id=run_id)
+        ensembles = []
+        if train is not None:
+            progress.offset = _done(cmp, dev)
+            on_train = compare_prompts(loaded, spec.templates, spec.verbalizers, train.examples, dev.label_names,
+                                       **common)
+            ensembles = _ensembles(store, cfg, loaded, spec, cmp, on_train, rec, train, dev, group, run_id,
+                                   info.project)
     table = (cmp.table(baseline=spec.baseline), cmp.table(baseline=spec.baseline, calibrated=True))
     shown = {p.name: spec.shown.get(p.name) or json.dumps(p.content, ensure_ascii=False) for p in spec.verbalizers}
     rows = [{"run_id": rec["run_ids"][i], "template": u["template"], "label_words": u["verbalizer"],
