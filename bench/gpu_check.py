@@ -176,7 +176,7 @@ def _train_all(loaded32: Any, device: torch.device, train: list, dev: list, step
     for precision in ("bf16", "fp16"):
         if precision == "fp16" and device.type != "cuda":
             rows.append(_row("train", "every method, fp16 + GradScaler", NO_CUDA,
-                             "accelerate ignores fp16 on CPU (trains in fp32, no GradScaler)"))
+                             "refused on CPU: accelerate would train in fp32 under an fp16 config"))
             continue
         if precision == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
             rows.append(_row("train", "every method, bf16", "not run: this GPU has no bf16"))

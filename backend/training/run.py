@@ -17,7 +17,7 @@ import torch
 from backend.batching import encode_examples
 from backend.config import RunConfig
 from backend.data.splitting import check_disjoint
-from backend.errors import DatasetError
+from backend.errors import ConfigError, DatasetError
 from backend.evaluate import evaluate, gold_indices
 from backend.methods import get_method
 from backend.methods.build import TunedModel, build_tuned_model
@@ -103,6 +103,13 @@ def _accelerator(cfg: RunConfig, device: torch.device) -> Any:
     mp = cfg.train.mixed_precision
     if mp is None:
         mp = ("bf16" if torch.cuda.is_bf16_supported() else "fp16") if device.type == "cuda" else "no"
+    # accelerate would quietly train in fp32 instead, under a config that says otherwise
+    if mp == "fp16" and device.type != "cuda":
+        raise ConfigError(f"train.mixed_precision: fp16 needs a CUDA GPU and this run is on {device.type}; "
+                          "choose bf16 (CPU autocast) or no", field="train.mixed_precision")
+    if mp == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        raise ConfigError("train.mixed_precision: this GPU has no bf16; choose fp16 or no",
+                          field="train.mixed_precision")
     return Accelerator(cpu=device.type == "cpu", mixed_precision=mp)
 
 
@@ -169,9 +176,11 @@ def run_training(config: RunConfig, *, sink: Sink | None = None, cancel_check: C
     tuned.pm.eval()
     # A cancelled run stops now (whoever sent SIGTERM may follow with SIGKILL): its last checkpoint and
     # best weights are kept for --resume, but it is not scored on the whole dev/test split again.
-    final = None if status == "cancelled" else evaluate(
-        tuned.pm, loaded.tokenizer, data.test if data.test is not None else data.dev, settings=settings,
-        batch_size=config.eval.batch_size)
+    final = None
+    if status != "cancelled":
+        with accelerator.autocast():   # in the precision the run trained in, as its dev evaluations ran
+            final = evaluate(tuned.pm, loaded.tokenizer, data.test if data.test is not None else data.dev,
+                             settings=settings, batch_size=config.eval.batch_size)
     metrics = scalar_metrics(final.metrics) if final is not None else {}
     for k, v in metrics.items():
         sink.emit(f"final/{k}", v, steps)
