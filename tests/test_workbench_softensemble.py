@@ -36,17 +36,36 @@ def trained(tmp_path_factory, smol_tok):
     ctx = make_context(tmp / "studio", tiny_model("causal", smol_tok))
     project.bootstrap(ctx)
     ids = []
-    for seed, template in ((1, "{text_a} It was {mask}"), (2, "{text_a} It was {mask}"), (3, "{text_a} So: {mask}")):
+    # the fourth member trained on a 2-per-class sample of the training rows instead of them all
+    for seed, template, shots in ((1, "{text_a} It was {mask}", None), (2, "{text_a} It was {mask}", None),
+                                  (3, "{text_a} So: {mask}", None), (4, "{text_a} It was {mask}", 2)):
         out = tmp / f"run-{seed}"
         cfg = runconfig.build(ctx, template=template, label_words=WORDS, selection=data.default_selection(),
                               max_length=64, method="prompt-tuning", options={"num_tokens": 3, "init": "vocab"},
                               train={"steps": 3, "batch_size": 4, "lr": 0.3, "seed": seed, "eval_limit": 8,
                                      "output_dir": str(out)})
         cfg.data.limit = 12
+        cfg.data.shots, cfg.data.seed = shots, seed
         run_id = submit(ctx.store, cfg, status="running")
         assert train_recorded(ctx.store, run_id, cfg, out_dir=out, loaded=ctx.model.get()).status == "succeeded"
         ids.append(run_id)
     return ctx, ids
+
+
+def _train_rows(ctx, run_id) -> set:
+    """The training rows a run's dataset snapshot names (row numbers; ranges expanded)."""
+    info = ctx.store.get_run(run_id)
+    rows = ctx.store.get_dataset_snapshot(info.dataset_snapshot_id).row_counts["train_rows"]
+    return {n for first, last in rows for n in range(first, last + 1)}
+
+
+def test_the_ensemble_records_every_row_its_members_trained_on(trained):
+    ctx, ids = trained
+    sampled, whole = _train_rows(ctx, ids[3]), _train_rows(ctx, ids[0])
+    assert sampled and sampled < whole           # the members trained on different rows
+    res = workbench.soft_ensemble(ctx, [ids[3], ids[0]], "mean")
+    assert "error" not in res, res
+    assert _train_rows(ctx, res["run_id"]) == whole | sampled
 
 
 def test_one_batch_gives_every_prompt_its_own_scores_and_the_run_serves(trained):

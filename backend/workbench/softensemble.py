@@ -118,6 +118,22 @@ def combine(member: np.ndarray, how: str) -> np.ndarray:
 SPEC_NAME = "soft_ensemble.json"
 
 
+def trained_rows(trains: Sequence[Sequence[Example]]) -> list[Example]:
+    """Every row any member trained on, once (by content), in the order first seen: the ensemble's training
+    data, which its record names (members trained on different samples each add theirs)."""
+    from backend.data.fingerprint import example_key
+
+    seen: set[str] = set()
+    rows = []
+    for train in trains:
+        for ex in train:
+            key = example_key(ex)
+            if key not in seen:
+                seen.add(key)
+                rows.append(ex)
+    return rows
+
+
 def record_soft_ensemble(store: Any, folders: dict[int, Any], combine_by: str, loaded: Any, *,
                          project: str | None = None, n_boot: int = 1000) -> dict[str, Any]:
     """Evaluate the trained runs in ``folders`` (run id -> its materialised trained folder) as one
@@ -168,7 +184,8 @@ def record_soft_ensemble(store: Any, folders: dict[int, Any], combine_by: str, l
     one = dataclasses.replace(cfgs[0], name=f"{cfgs[0].name or 'soft'} soft-prompt ensemble ({combine_by})",
                               tags=[t for t in cfgs[0].tags if t != "resume"] + ["soft-ensemble"])
     verb = parse_verbalizer(metas[0]["verbalizer"], metas[0]["classes"])
-    run_id = create_run(store, one, method="soft-ensemble", loaded=loaded, verbalizer=verb, train=trains[0].examples,
+    run_id = create_run(store, one, method="soft-ensemble", loaded=loaded, verbalizer=verb,
+                        train=trained_rows([t.examples for t in trains]),
                         eval=dev.examples, classes=classes, parent_run_id=ids[0], tags=one.tags, project=project,
                         how=dev.how, counts=dev.counts, status="running")   # running here: no worker may claim it
     spec = {"combine": combine_by, "prompts": ens.prompts, "tokens": ens.tokens, "members": members,
