@@ -1,5 +1,5 @@
-"""How CPU training hands its activation buffers back: kept for the next step (fast) or returned to the
-OS (lean). glibc only; elsewhere both are a no-op.
+"""How CPU training and evaluation hand their activation buffers back: kept for the next step (fast) or
+returned to the OS (lean). glibc only; elsewhere both are a no-op.
 
 A training step allocates and frees ~1 GB of activation buffers (SmolLM2-135M, 250 tokens). glibc serves
 large allocations with mmap, but its threshold is dynamic: every mmapped block that is freed raises the
@@ -9,14 +9,15 @@ step holds.
 
 - **lean** fixes the threshold at ``MMAP_THRESHOLD``: each buffer is its own mapping, unmapped when freed.
   Resident memory stays at what the step holds, but every page is faulted in again on the next step:
-  ~300k page faults a step, a third of a LoRA step's time on this VM.
-- **fast** keeps the buffers in the heap and does not trim it while training: no page faults after the
-  first step, for the fragmentation above; the free heap goes back to the OS when training ends.
+  ~250k page faults a step, 20-40% of a step's time on this VM.
+- **fast** keeps the buffers in the heap and does not trim it inside the block: no page faults after the
+  first step, for the fragmentation above; the free heap goes back to the OS when the block ends.
 - **auto** (the default) is fast when the machine has ``FAST_HEADROOM`` times the model's weights
-  available, else lean: the extra ~0.2x of the weights matters only where memory is short. Training and evaluation jobs run in it
-  (``mode_for``, ``cpu_buffers``).
+  available, else lean: the extra ~0.2x of the weights matters only where memory is short.
 
-bench/results/training_rss.md and training_speed.md measure both.
+The training loop, zero-shot evaluation and comparison jobs run in the mode ``train.cpu_memory`` resolves
+to (``mode_for``, ``cpu_buffers``). bench/results/training_cpu_memory.md measures the step time of both,
+training_rss.md their peak memory.
 """
 from __future__ import annotations
 
