@@ -166,9 +166,12 @@ def write_markdown(report: dict) -> None:
               "Now Gradio's own loops run unchanged but their sleeps last until there is work (a request pushed, "
               "started or ended; studio/idle_queue.py), the main thread checks once a second that the server "
               "still runs instead of Gradio's `block_thread` ten times a second, and the job runner stats the "
-              "SQLite file each second and queries only on news or every 10 s (backend/services/jobs.py). What "
-              "is left: uvicorn's own 10-per-second tick and the once-a-second safety wake-ups. The CPU figure "
-              "counts clock ticks of 10 ms: over 30 s it moves in steps of ~0.03%."]
+              "SQLite file each second and queries only on news or every 10 s (backend/services/jobs.py). "
+              "Measured again later, the same code (b903ce3) used 0.52-0.55%: the rest was uvicorn's main loop, "
+              "waking ten times a second to see whether to exit (strace: ~10 wake-ups a second on the server's "
+              "thread, most of their cost in the kernel); the studio's server now ticks once a second and closing "
+              "wakes it at once (`CalmServer`, studio/idle_queue.py). What is left: the once-a-second ticks and "
+              "safety wake-ups. The CPU figure counts clock ticks of 10 ms: over 60 s it moves in steps of ~0.02%."]
     (RESULTS / "idle.md").write_text("\n".join(lines) + "\n")
 
 

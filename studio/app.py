@@ -23,7 +23,7 @@ import gradio as gr  # noqa: E402  (the environment above must be set before gra
 
 from backend.errors import StudioError  # noqa: E402
 from backend.services.context import StudioContext  # noqa: E402
-from studio.idle_queue import calm_queue  # noqa: E402
+from studio.idle_queue import calm_queue, calm_server  # noqa: E402
 from studio.shared import Shared  # noqa: E402
 from studio.style import CSS, HEAD_JS  # noqa: E402
 from studio.tabs import compare, data, evaluate, playground, runs, start, template, train, verbalizer  # noqa: E402
@@ -178,6 +178,7 @@ def launch(demo: gr.Blocks, ctx: StudioContext, *, host: str = "127.0.0.1", port
     ``wait_until_served`` does it instead, patiently, with a message about what did not answer.
     """
     calm_queue(demo.queue(default_concurrency_limit=2))   # an idle studio sleeps (studio/idle_queue.py)
+    calm_server()
     served = demo.launch(
         server_name=host, server_port=port, auth=auth, share=False, quiet=True, inbrowser=False,
         prevent_thread_lock=True, show_error=True, footer_links=["api"],

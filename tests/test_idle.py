@@ -14,7 +14,7 @@ from backend.jobs import submit
 from backend.services.jobs import JobRunner, sqlite_files
 from bench.bench_idle import ExitedProcess
 from storage import open_store
-from studio.idle_queue import WakeableQueue, calm_queue
+from studio.idle_queue import CalmServer, WakeableQueue, calm_queue, calm_server
 
 CFG = {"template": "{text_a} It was {mask}.", "verbalizer": {"negative": ["bad"], "positive": ["good"]},
        "data": {"eval": "builtin:movie-reviews"}}
@@ -104,9 +104,40 @@ def test_the_studio_launches_with_the_calm_queue(tmp_path, smol_tok):
     demo = build_app(ctx)
     launch(demo, ctx, port=None, block=False)
     try:
-        assert isinstance(demo._queue, WakeableQueue)
+        assert isinstance(demo._queue, WakeableQueue) and isinstance(demo.server, CalmServer)
     finally:
         demo.close()
+
+
+def test_the_server_ticks_once_a_second_keeps_its_date_and_closes_at_once():
+    """uvicorn's loop wakes ten times a second; the calm server once, with the Date header still fresh."""
+    from email.utils import parsedate_to_datetime
+
+    with gr.Blocks() as demo:
+        gr.Textbox()
+    calm_server()
+    demo.queue().launch(prevent_thread_lock=True, quiet=True)
+    server = demo.server
+    ticks = []
+    real = server.on_tick
+
+    async def counted(counter):
+        ticks.append(counter)
+        return await real(counter)
+
+    server.on_tick = counted
+    try:
+        assert isinstance(server, CalmServer)
+        time.sleep(2.5)
+        assert 1 <= len(ticks) <= 4, ticks                 # uvicorn's own loop: ~25
+        time.sleep(1.1)
+        date = urllib.request.urlopen(demo.local_url, timeout=10).headers["date"]
+        assert abs(parsedate_to_datetime(date).timestamp() - time.time()) <= 2.5, date
+    finally:
+        t0 = time.perf_counter()
+        demo.close()
+        closed = time.perf_counter() - t0
+    assert closed < 0.9 and not server.thread.is_alive(), closed   # not a tick's wait
 
 
 def test_two_queued_events_run_side_by_side():
