@@ -48,25 +48,17 @@ def _libc_function(name: str) -> ctypes._CFuncPtr | None:   # type: ignore[name-
         return None
 
 
-def _mallopt() -> ctypes._CFuncPtr | None:   # type: ignore[name-defined]
-    return _libc_function("mallopt")
+def _mallopt(param: int, nbytes: int) -> bool:
+    """Set one of glibc's malloc thresholds (which also stops its dynamic adjustment of both); False where
+    unsupported."""
+    fn = _libc_function("mallopt")
+    return bool(fn and fn(param, int(nbytes)) == 1)
 
 
 def _malloc_trim() -> None:
     fn = _libc_function("malloc_trim")
     if fn is not None:
         fn(0)
-
-
-def set_mmap_threshold(nbytes: int) -> bool:
-    """Fix glibc's mmap threshold (which also stops its dynamic adjustment); False where unsupported."""
-    fn = _mallopt()
-    return bool(fn and fn(M_MMAP_THRESHOLD, int(nbytes)) == 1)
-
-
-def _set_trim_threshold(nbytes: int) -> bool:
-    fn = _mallopt()
-    return bool(fn and fn(M_TRIM_THRESHOLD, int(nbytes)) == 1)
 
 
 def available_memory(meminfo: Path = Path("/proc/meminfo")) -> int | None:
@@ -80,14 +72,14 @@ def available_memory(meminfo: Path = Path("/proc/meminfo")) -> int | None:
     return None
 
 
-def cpu_memory_mode(choice: str, weight_bytes: int, available: int | None = None) -> str:
+def cpu_memory_mode(choice: str, model_bytes: int, available: int | None = None) -> str:
     """``lean`` or ``fast`` for a ``train.cpu_memory`` choice; auto decides by the memory available now."""
     if choice not in CPU_MEMORY_MODES:
         raise ValueError(f"cpu memory mode {choice!r}: one of {', '.join(CPU_MEMORY_MODES)}")
     if choice != "auto":
         return choice
     available = available_memory() if available is None else available
-    return "fast" if available is not None and available >= FAST_HEADROOM * weight_bytes else "lean"
+    return "fast" if available is not None and available >= FAST_HEADROOM * model_bytes else "lean"
 
 
 @contextlib.contextmanager
@@ -97,12 +89,12 @@ def buffers_returned_to_os(nbytes: int = MMAP_THRESHOLD) -> Iterator[bool]:
     Afterwards the threshold is left at glibc's dynamic ceiling, which is where the dynamic threshold
     settles in a process that has freed large tensors anyway.
     """
-    applied = set_mmap_threshold(nbytes)
+    applied = _mallopt(M_MMAP_THRESHOLD, nbytes)
     try:
         yield applied
     finally:
         if applied:
-            set_mmap_threshold(DEFAULT_MMAP_THRESHOLD_MAX)
+            _mallopt(M_MMAP_THRESHOLD, DEFAULT_MMAP_THRESHOLD_MAX)
 
 
 @contextlib.contextmanager
@@ -110,12 +102,12 @@ def buffers_kept() -> Iterator[bool]:
     """Within the block, buffers below glibc's dynamic ceiling come from the heap and the heap is never
     trimmed (a step frees all it allocated, which would otherwise go back at the heap's top); afterwards
     the trim threshold is glibc's own rule again and what the block left free goes back to the OS."""
-    applied = set_mmap_threshold(DEFAULT_MMAP_THRESHOLD_MAX) and _set_trim_threshold(NEVER_TRIM)
+    applied = _mallopt(M_MMAP_THRESHOLD, DEFAULT_MMAP_THRESHOLD_MAX) and _mallopt(M_TRIM_THRESHOLD, NEVER_TRIM)
     try:
         yield applied
     finally:
         if applied:
-            _set_trim_threshold(AFTER_TRIM_THRESHOLD)
+            _mallopt(M_TRIM_THRESHOLD, AFTER_TRIM_THRESHOLD)
             _malloc_trim()
 
 

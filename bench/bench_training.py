@@ -215,12 +215,12 @@ def cmd_speed(args: argparse.Namespace) -> None:
         stock.tokenizer.pad_token = stock.tokenizer.eos_token
     from bench.mfu import FORMULA, OtherLoad, PeakSamples, ceiling_entry, mfu_entry, non_embedding_params, train_flops
 
-    from backend.cpu_memory import cpu_buffers, cpu_memory_mode
+    from backend.cpu_memory import cpu_buffers, mode_for
 
     dev = read_jsonl(SST2 / "dev.jsonl")
     batches = [dev[i * 8:(i + 1) * 8] for i in range(4)]
     n_params = non_embedding_params(loaded.model)
-    mode = cpu_memory_mode("auto", _weight_bytes(loaded.model))   # what the training loop picks on this machine
+    mode = mode_for(loaded.model, "cpu")   # what the training loop picks on this machine
     report = {"setting": {"model": "smollm2-135m-instruct", "batch_size": 8, "steps_timed": args.steps,
                           "torch_threads": torch.get_num_threads(), "mfu_formula": FORMULA, "cpu_memory": mode,
                           "load_average_start": [round(x, 2) for x in os.getloadavg()],
@@ -273,10 +273,6 @@ def cmd_speed(args: argparse.Namespace) -> None:
     report["setting"]["load_average_end"] = [round(x, 2) for x in os.getloadavg()]
     (RESULTS / "training_speed.json").write_text(json.dumps(report, indent=2))
     speed_markdown(report)
-
-
-def _weight_bytes(model) -> int:
-    return sum(p.numel() * p.element_size() for p in {id(p): p for p in model.parameters()}.values())
 
 
 def speed_markdown(report: dict) -> None:

@@ -18,6 +18,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from backend.batching import EncodeSettings, collate, length_sorted_batches, split_by_tokens
+from backend.cpu_memory import cpu_buffers, mode_for
 from backend.evaluate import evaluate
 from backend.methods.build import TunedModel
 from backend.prompts.encode import Encoded
@@ -25,7 +26,6 @@ from backend.prompts.example import Example
 from backend.training.checkpoint import (has_checkpoint, load_checkpoint, load_trainable_state, save_checkpoint,
                                          trainable_state)
 from backend.training.events import Progress, Sink
-from backend.cpu_memory import cpu_buffers, mode_for
 from backend.training.options import SOFT_PREFIXES, Resolved
 from backend.training.trajectory import record_soft
 
