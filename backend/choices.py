@@ -22,3 +22,8 @@ DEMO_SELECTIONS = ("random", "similar")
 # How CPU training hands freed activation buffers back (backend.cpu_memory): decided by the memory there
 # is, kept for the next step, or returned to the OS.
 CPU_MEMORY_MODES = ("auto", "lean", "fast")
+
+# The dtype an evaluation loads its model in (``eval.dtype``; backend.models.device.eval_dtype): the device's
+# default (GPU bf16/fp16, CPU fp32), or one asked for. bfloat16 on a CPU with AMX scores ~2.6x faster than
+# fp32 (bench/results/engine.md gives the figure and how often predictions change).
+EVAL_DTYPES = ("auto", "float32", "bfloat16", "float16")

@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, get_type_hints
 
-from backend.choices import CPU_MEMORY_MODES, DEFAULT_MODEL, DEMO_SELECTIONS, TRUNCATE_METHODS
+from backend.choices import CPU_MEMORY_MODES, DEFAULT_MODEL, DEMO_SELECTIONS, EVAL_DTYPES, TRUNCATE_METHODS
 from backend.errors import ConfigError
 from backend.methods import get_method
 from backend.schema import check, unknown_key
@@ -65,6 +65,8 @@ class EvalOptions:
     calibration: str | None = field(default=None, metadata={"choices": CALIBRATIONS})   # or None
     top_k: int = field(default=0, metadata={"min": 0, "max": 1000})   # vocabulary top-k at the mask; 0: off
     precision_at: list[int] = field(default_factory=list, metadata={"min": 1, "max": 1000, "max_items": 20})
+    # the weights' dtype when an evaluation loads its own model (zero-shot, comparisons); auto: the device's
+    dtype: str = field(default="auto", metadata={"choices": EVAL_DTYPES})
 
 
 @dataclass

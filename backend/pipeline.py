@@ -134,22 +134,38 @@ def settings_for(cfg: RunConfig, kind: str) -> EncodeSettings:
     return EncodeSettings(profile=kind, max_length=cfg.max_length, truncate=cfg.truncate)
 
 
+def load_for_eval(cfg: RunConfig) -> Any:
+    """The config's model, loaded on the default device in the dtype ``eval.dtype`` asks for."""
+    from backend.models import load_model
+    from backend.models.device import eval_dtype, parse_device
+
+    device = parse_device(None)
+    return load_model(cfg.model, device=device, dtype=eval_dtype(cfg.eval.dtype, device))
+
+
 def check_model(cfg: RunConfig, loaded: Any) -> None:
     """A run is recorded with the model it ran on, so a config naming another model than the loaded one
-    is refused rather than scored on the loaded model under the config's name."""
+    (or another dtype than it was loaded in) is refused rather than scored on the loaded model under the
+    config's name."""
     if cfg.model not in (loaded.spec, loaded.model_id):
         raise ConfigError(f"the config asks for model {cfg.model!r}, but this evaluation runs on the loaded "
                           f"model {loaded.model_id!r}; set \"model\": {loaded.spec!r}, or run the config with "
                           "python -m backend, which loads the model it names", field="model")
+    if cfg.eval.dtype != "auto":
+        from backend.models.device import dtype_name, eval_dtype
+
+        wanted = eval_dtype(cfg.eval.dtype, loaded.device)
+        if wanted != loaded.dtype:
+            raise ConfigError(f"eval.dtype: the config asks for {dtype_name(wanted)}, but the loaded model is in "
+                              f"{dtype_name(loaded.dtype)}; set \"dtype\": \"auto\" to evaluate as loaded, or run "
+                              "the config with python -m backend, which loads it in the dtype asked for",
+                              field="eval.dtype")
 
 
 def run_zero_shot(cfg: RunConfig, *, loaded: Any = None, store: Any = None,
                   progress: Callable[[int, int], None] | None = None) -> tuple[EvalResult, int | None]:
     """Evaluate the config's template + verbalizer zero-shot; record everything when a store is given."""
-    if loaded is None:
-        from backend.models import load_model
-
-        loaded = load_model(cfg.model)
+    loaded = loaded if loaded is not None else load_for_eval(cfg)
     check_model(cfg, loaded)
     data = load_split(cfg, "eval")
     pm, template, compiled = build_prompt_model(loaded, cfg, data.label_names, data.examples)

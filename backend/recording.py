@@ -12,7 +12,9 @@ records through here, so every run carries the same lineage:
 - the template and verbalizer versions (saving identical content finds the existing version);
 - a dataset snapshot whose fingerprint covers the exact train and eval rows, listing them (source row
   numbers, see ``row_ids``), so "which rows were used" is answerable;
-- the code version that ran it (``code_version``).
+- the code version that ran it (``code_version``);
+- what the model computed on and in: its device, its weights' dtype and the autocast a training ran under
+  (the same config scores differently in bf16 on a GPU and in fp32 on a CPU).
 
 The ids go into the run row's columns; the whole record is also attached to the run as a ``lineage``
 artifact (``lineage.json``), so it travels with exported bundles and holds what has no column (code
@@ -136,6 +138,9 @@ class Lineage:
     dataset_snapshot_id: int
     parent_run_id: int | None
     code_version: str
+    device: str          # "cpu", "cuda:0" ...
+    dtype: str           # the weights': "float32", "bfloat16" ...
+    autocast: str        # mixed precision a training ran under: "no", "bf16", "fp16"
 
     def columns(self) -> dict[str, Any]:
         return {"model_id": self.model_id, "model_revision": self.model_revision,
@@ -144,15 +149,22 @@ class Lineage:
                 "dataset_snapshot_id": self.dataset_snapshot_id}
 
 
+def _named(value: Any) -> str:
+    """A device or dtype as records name it (``torch.bfloat16`` -> ``bfloat16``); "unknown" when absent."""
+    return "unknown" if value is None else str(value).removeprefix("torch.")
+
+
 def lineage(store: Any, cfg: RunConfig, *, loaded: Any, verbalizer: Verbalizer, train: Sequence[Example],
             eval: Sequence[Example], classes: Sequence[str], parent_run_id: int | None = None, how: str = "",
-            counts: dict[str, int] | None = None, project: str | None = None) -> Lineage:
+            counts: dict[str, int] | None = None, project: str | None = None, autocast: str = "no") -> Lineage:
     """Save the versions and the snapshot a run used and say where it came from (writes no run)."""
     tv, vv = save_versions(store, cfg, verbalizer, project=project)
     snap = save_snapshot(store, cfg, train=train, eval=eval, classes=classes, how=how, counts=counts)
     return Lineage(model_spec=str(getattr(loaded, "spec", "") or cfg.model), model_id=loaded.model_id,
                    model_revision=loaded.revision, template_version_id=tv, verbalizer_version_id=vv,
-                   dataset_snapshot_id=snap, parent_run_id=parent_run_id, code_version=code_version())
+                   dataset_snapshot_id=snap, parent_run_id=parent_run_id, code_version=code_version(),
+                   device=_named(getattr(loaded, "device", None)), dtype=_named(getattr(loaded, "dtype", None)),
+                   autocast=autocast)
 
 
 def create_run(store: Any, cfg: RunConfig, *, method: str, loaded: Any, verbalizer: Verbalizer,
@@ -172,13 +184,13 @@ def create_run(store: Any, cfg: RunConfig, *, method: str, loaded: Any, verbaliz
 
 def record_started(store: Any, run_id: int, cfg: RunConfig, *, loaded: Any, verbalizer: Verbalizer,
                    train: Sequence[Example], eval: Sequence[Example], classes: Sequence[str], how: str = "",
-                   counts: dict[str, int] | None = None) -> Lineage:
+                   counts: dict[str, int] | None = None, autocast: str = "no") -> Lineage:
     """Write the lineage of a run created before its model and rows were loaded (queued: studio train,
     re-run, CLI train, resume, sweep, worker), once its process has loaded them: the model id and
     revision actually loaded replace the config's model name."""
     run = store.get_run(run_id)
     lin = lineage(store, cfg, loaded=loaded, verbalizer=verbalizer, train=train, eval=eval, classes=classes,
-                  parent_run_id=run.parent_run_id, how=how, counts=counts, project=run.project)
+                  parent_run_id=run.parent_run_id, how=how, counts=counts, project=run.project, autocast=autocast)
     store.set_lineage(run_id, **lin.columns())
     _attach(store, run_id, lin)
     return lin

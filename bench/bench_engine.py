@@ -7,7 +7,8 @@ strategy differs (tokenization, shared by all three, is timed separately as the 
   openprompt every example padded to 128 tokens, full logits at every position
 Also: p95 time to parse + wrap + encode one example with a ~200-token input (target <= 5 ms), and our
 loop's model-FLOPs utilisation against an fp32 matmul peak measured in the same run (bench/mfu.py; bar
->= 65%).
+>= 65%). On a CPU, our loop on the model loaded in bf16 (``eval.dtype: bfloat16``) runs as a fourth arm:
+its speed against fp32 and how many predictions change (no bar: that a CPU has bf16 matrix units decides).
 
     .venv/bin/python bench/bench_engine.py [--limit N] [--batch-size 32]
 Writes bench/results/engine.json and engine.md.
@@ -86,20 +87,31 @@ def main() -> None:
     encs = encode_examples(tpl, examples, tok, st, info)
     word_rows = [w[0][0] for w in verb.token_ids]
 
-    # The three loops run interleaved batch by batch, so a change in machine load hits all of them alike.
+    # bf16 weights on a CPU: the same encodings and batches through the same loop (eval.dtype: bfloat16)
+    pm16 = None
+    if lm.device.type == "cpu":
+        lm16 = load_model(dtype="bfloat16")
+        pm16 = build_prompt_model(lm16, cfg, ["negative", "positive"])[0]
+    amx = bool(getattr(torch.cpu, "_is_amx_tile_supported", lambda: False)())
+
+    # The loops run interleaved batch by batch, so a change in machine load hits all of them alike.
     ours_b = length_sorted_batches([e.length for e in encs], args.batch_size)
     plain_b = [list(range(i, min(i + args.batch_size, len(encs)))) for i in range(0, len(encs), args.batch_size)]
     peaks = PeakSamples(lm.device)
-    secs = {"ours": 0.0, "plain": 0.0, "openprompt": 0.0}
-    preds = {"ours": [None] * len(encs), "plain": [None] * len(encs), "openprompt": [None] * len(encs)}
+    arms = ["ours", "plain", "openprompt"] + (["ours_bf16"] if pm16 is not None else [])
+    secs = {k: 0.0 for k in arms}
+    preds: dict[str, list] = {k: [None] * len(encs) for k in arms}
     mode = mode_for(pm, lm.device.type)   # the CPU memory mode an evaluation job runs in on this machine
     with cpu_buffers(mode), torch.inference_mode():   # every loop alike: one process, one allocator
         ours_batch(pm, encs[:4], info.pad_id)  # warm-up
+        if pm16 is not None:
+            ours_batch(pm16, encs[:4], info.pad_id)
         for ob, pb in zip(ours_b, plain_b):
             for name, idx, fn in (
                     ("ours", ob, lambda c: ours_batch(pm, c, info.pad_id)),
                     ("plain", pb, lambda c: full_logits_batch(lm.model, c, word_rows, info.pad_id)),
-                    ("openprompt", pb, lambda c: full_logits_batch(lm.model, c, word_rows, info.pad_id, 128))):
+                    ("openprompt", pb, lambda c: full_logits_batch(lm.model, c, word_rows, info.pad_id, 128)),
+                    *((("ours_bf16", ob, lambda c: ours_batch(pm16, c, info.pad_id)),) if pm16 is not None else ())):
                 t = time.perf_counter()
                 out = fn([encs[i] for i in idx])
                 secs[name] += time.perf_counter() - t
@@ -117,6 +129,12 @@ def main() -> None:
     ours_pred, plain_pred, op_pred = preds["ours"], preds["plain"], preds["openprompt"]
     gold = [verb.classes.index(e.label) for e in examples]
     accuracy = sum(int(g == p) for g, p in zip(gold, ours_pred)) / len(gold)
+    bf16 = None
+    if pm16 is not None:
+        p16 = preds["ours_bf16"]
+        bf16 = {"examples_per_s": len(encs) / secs["ours_bf16"], "speedup_vs_fp32": t_ours / secs["ours_bf16"],
+                "accuracy": sum(int(g == p) for g, p in zip(gold, p16)) / len(gold),
+                "predictions_changed": sum(a != b for a, b in zip(ours_pred, p16)), "amx": amx}
 
     # p95 of parse + wrap + encode for one example with a ~200-token input
     long_text = " ".join(r["text_a"] for r in rows[:12])
@@ -147,7 +165,7 @@ def main() -> None:
                              "agreement_openprompt": sum(a == b for a, b in zip(op_pred, ours_pred)) / n},
         "preview_latency_ms": {"input_tokens": n_tokens, "p50": statistics.median(lat), "p95": p95,
                                "cpu_p50": statistics.median(cpu), "cpu_p95": cpu_p95},
-        "mfu_eval": mfu,
+        "mfu_eval": mfu, "ours_bf16_cpu": bf16,
         "targets": {"eval_mfu": EVAL_MFU_BAR, "speedup_vs_plain": 1.3, "speedup_vs_openprompt_style": 2.5, "preview_p95_ms": 5.0},
     }
     out = ROOT / "bench" / "results"
@@ -165,6 +183,10 @@ def main() -> None:
           f"p95 {p95:.2f} ms wall-clock, CPU time p50 {statistics.median(cpu):.2f} ms, p95 {cpu_p95:.2f} ms "
           "(target <= 5 ms; on a loaded machine the wall-clock tail includes time the process was not scheduled).",
           "", mfu_line("Zero-shot eval, ours", mfu, others.cores) + f" {tokens} tokens needed, N = {n_params:,}.",
+          *(["", f"Ours with the model in bf16 (`eval.dtype: bfloat16`; this CPU has {'AMX' if amx else 'no AMX'}): "
+              f"{bf16['examples_per_s']:.1f} examples/s, **{bf16['speedup_vs_fp32']:.2f}x fp32** in the same run; "
+              f"accuracy {bf16['accuracy']:.4f} (fp32 {accuracy:.4f}); {bf16['predictions_changed']} of {n} "
+              "predictions differ from fp32."] if bf16 else []),
           "", FORMULA]
     (out / "engine.md").write_text("\n".join(md) + "\n")
     print(json.dumps(res, indent=2))

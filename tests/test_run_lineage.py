@@ -91,7 +91,12 @@ def check_lineage(store, run_id: int, loaded, *, train: list[int], eval: list[in
     assert doc["model_spec"] == loaded.spec and doc["model_revision"] == loaded.revision
     assert doc["dataset_snapshot_id"] == run.dataset_snapshot_id and doc["parent_run_id"] == parent
     assert doc["code_version"] and (doc["code_version"].startswith("git ") or not _git_described())
+    assert (doc["device"], doc["dtype"], doc["autocast"]) == (str(loaded.device), _dtype(loaded), "no")
     return run
+
+
+def _dtype(loaded) -> str:
+    return str(loaded.dtype).removeprefix("torch.")
 
 
 ALL_TRAIN, ALL_DEV = list(range(12)), list(range(10))
@@ -115,6 +120,51 @@ def test_code_version_is_computed_once_and_never_fails(monkeypatch):
         assert recording.code_version() == recording.code_version()   # cached: git not asked again
     finally:
         recording.code_version.cache_clear()
+
+
+def test_an_evaluation_loads_the_dtype_its_config_asks_for_and_records_it(env):
+    from backend.pipeline import run_zero_shot
+
+    cfg = RunConfig.from_dict(_config(env, "zero-shot", eval={"dtype": "bfloat16"}))
+    result, run_id = run_zero_shot(cfg, store=env.cli)     # loads the model itself, in bf16
+    doc = json.loads(env.cli.read_artifact([a for a in env.cli.list_artifacts(run_id) if a.kind == "lineage"][0].sha256))
+    assert (doc["device"], doc["dtype"], doc["autocast"]) == ("cpu", "bfloat16", "no")
+    assert 0.0 <= result.metrics["accuracy"] <= 1.0
+
+
+def test_an_evaluation_on_a_model_loaded_in_another_dtype_is_refused_not_mislabelled(env):
+    from backend.errors import ConfigError
+    from backend.pipeline import run_zero_shot
+    from backend.services import evaluate
+
+    before = len(env.cli.list_runs(limit=None))
+    cfg = RunConfig.from_dict(_config(env, "zero-shot", eval={"dtype": "bfloat16"}))
+    with pytest.raises(ConfigError, match="asks for bfloat16, but the loaded model is in float32") as err:
+        run_zero_shot(cfg, loaded=env.loaded, store=env.cli)
+    assert err.value.field == "eval.dtype" and len(env.cli.list_runs(limit=None)) == before
+    shown = evaluate.zero_shot(env.ctx, cfg)           # the studio's model: a message, no run, no traceback
+    assert "eval.dtype" in json.dumps(shown) and "bfloat16" in json.dumps(shown)
+
+
+def test_half_precision_a_device_cannot_run_is_refused(env):
+    import torch
+
+    from backend.errors import ConfigError
+    from backend.models.device import eval_dtype
+    from backend.training.run import mixed_precision
+
+    assert eval_dtype("auto", torch.device("cpu")) == torch.float32
+    assert eval_dtype("bfloat16", torch.device("cpu")) == torch.bfloat16
+    with pytest.raises(ConfigError, match="float16 on a CPU") as err:
+        eval_dtype("float16", torch.device("cpu"))
+    assert err.value.field == "eval.dtype"
+    with pytest.raises(ConfigError) as bad:
+        RunConfig.from_dict(_config(env, "zero-shot", eval={"dtype": "float8"}))
+    assert "eval.dtype" in str(bad.value)
+    train = RunConfig.from_dict(_config(env, eval={"dtype": "bfloat16"}))
+    with pytest.raises(ConfigError, match="train.mixed_precision instead") as err:
+        mixed_precision(train, torch.device("cpu"))    # training evaluates as it trains: one place says how
+    assert err.value.field == "eval.dtype"
 
 
 @pytest.mark.slow

@@ -1,6 +1,7 @@
 """Launch options: defaults, the login rule for non-loopback hosts, and a real ``python launch.py``."""
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -11,6 +12,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+import torch
 
 from studio.app import check_args, make_context, parse_args
 from tests.browser_helpers import launched_studio
@@ -55,6 +57,49 @@ def test_data_dir_and_db_url(tmp_path):
         assert ctx.store.url.endswith("elsewhere.db") and (tmp_path / "elsewhere.db").exists()
         assert ctx.data_dir == tmp_path / "home" and ctx.max_upload_mb == 3
         assert ctx.jobs is not None  # training is wired to the job runner
+    finally:
+        ctx.close()
+
+
+def test_the_studio_model_dtype_is_checked_before_anything_loads_and_named_on_the_page(tmp_path):
+    assert parse_args([]).dtype == "auto"
+    with pytest.raises(SystemExit) as err:      # a CPU runs no float16: refused at launch, not in a thread later
+        make_context(parse_args(["--data-dir", str(tmp_path / "home"), "--dtype", "float16"]))
+    assert "--dtype: float16 on a CPU" in str(err.value)
+    ctx = make_context(parse_args(["--data-dir", str(tmp_path / "home"), "--dtype", "bfloat16"]))
+    try:
+        assert ctx.model.dtype == "bfloat16" and ctx.model.spec   # loads lazily, in bf16 (below)
+    finally:
+        ctx.close()
+
+
+def test_a_bf16_studio_model_is_used_by_every_evaluation_it_builds(tmp_path, smol_tok):
+    """The studio's evaluations run on its one model: the configs it builds say its dtype, so a comparison
+    job (its own process, loading its own model) and the record both match what the page scored with."""
+    import dataclasses
+
+    from backend.services import data, evaluate, project, runconfig
+    from backend.services.context import ModelSlot
+    from backend.services.testing import make_context as service_context
+    from tests.tiny import tiny_model
+
+    tiny = tiny_model("causal", smol_tok)
+    bf16 = dataclasses.replace(tiny, model=tiny.model.to(torch.bfloat16), dtype=torch.bfloat16)
+    ctx = service_context(tmp_path, bf16)
+    ctx.model = ModelSlot(bf16.spec, loader=lambda: bf16, dtype="bfloat16")
+    ctx.model.start()
+    assert ctx.model.wait(30) and ctx.model.status()["message"].endswith(", bfloat16")
+    project.bootstrap(ctx)
+    try:
+        args = dict(template="{text_a} It was {mask}", label_words="negative: bad\npositive: good",
+                    selection=data.default_selection(), max_length=64, eval_limit=8)
+        cfg = runconfig.build(ctx, **args)
+        assert cfg.eval.dtype == "bfloat16"
+        assert runconfig.build(ctx, **args, method="prompt-tuning").eval.dtype == "auto"   # training: fp32 weights
+        res = evaluate.zero_shot(ctx, cfg)
+        assert res["run_id"] and res["metrics"]["n"] == 8
+        doc = [a for a in ctx.store.list_artifacts(res["run_id"]) if a.kind == "lineage"][0]
+        assert json.loads(ctx.store.read_artifact(doc.sha256))["dtype"] == "bfloat16"
     finally:
         ctx.close()
 

@@ -28,9 +28,9 @@ def _verbalizer_arg(text: str) -> Any:
 
 
 def _loaded(cfg: Any) -> Any:
-    from backend.models import load_model
+    from backend.pipeline import load_for_eval
 
-    return load_model(cfg.model)
+    return load_for_eval(cfg)
 
 
 def _progress(done: int, total: int) -> None:

@@ -41,9 +41,15 @@ class ModelSlot:
     keystroke).
     """
 
-    def __init__(self, spec: str = DEFAULT_MODEL, loader: Callable[[], LoadedModel] | None = None) -> None:
+    def __init__(self, spec: str = DEFAULT_MODEL, loader: Callable[[], LoadedModel] | None = None,
+                 dtype: str = "auto") -> None:
         self.spec = spec
-        self._loader = loader or (lambda: _load_default(spec))
+        # the studio's evaluations run on this one model, so its dtype is theirs (``eval.dtype`` of the
+        # configs it builds); a dtype the device cannot run is refused here, before anything loads
+        self.dtype = dtype
+        if dtype != "auto":
+            _eval_dtype(dtype, setting="--dtype")
+        self._loader = loader or (lambda: _load_default(spec, dtype))
         self._start_lock = threading.Lock()
         # Held around every forward pass in the studio process: PromptModel hooks the shared base model's
         # LM head for the duration of a call, so two concurrent calls would read each other's captures.
@@ -98,7 +104,7 @@ class ModelSlot:
         if self._loaded is not None:
             return {"state": "ready", "model_id": self._loaded.model_id, "kind": self._loaded.kind,
                     "message": f"model {model_label(self._loaded.model_id)} ({self._loaded.kind}) on "
-                               f"{self._loaded.device}"}
+                               f"{self._loaded.device}" + ("" if self.dtype == "auto" else f", {self.dtype}")}
         if self._error is not None:
             return {"state": "failed", "model_id": self.spec, "kind": None,
                     "message": self._error.replace(self.spec, model_label(self.spec))}
@@ -134,10 +140,16 @@ def model_label(model_id: str) -> str:
     return Path(model_id).name if Path(model_id).is_absolute() else model_id
 
 
-def _load_default(spec: str) -> LoadedModel:
+def _eval_dtype(choice: str, setting: str = "eval.dtype") -> Any:
+    from backend.models.device import eval_dtype, parse_device
+
+    return eval_dtype(choice, parse_device(None), setting)
+
+
+def _load_default(spec: str, dtype: str = "auto") -> LoadedModel:
     from backend.models import load_model
 
-    return load_model(spec)
+    return load_model(spec, dtype=_eval_dtype(dtype))
 
 
 class DatasetCache:

@@ -84,7 +84,7 @@ def recorder(store: Any, run_id: int, cfg: RunConfig) -> Recorder:
     def record(loaded: Any, data: RunData, verb: Verbalizer) -> None:
         record_started(store, run_id, cfg, loaded=loaded, verbalizer=verb, train=data.train,
                        eval=data.test if data.test is not None else data.dev, classes=list(verb.classes),
-                       how=data.how, counts=data.counts)
+                       how=data.how, counts=data.counts, autocast=mixed_precision(cfg, loaded.device))
 
     return record
 
@@ -97,20 +97,30 @@ def _load_model(cfg: RunConfig) -> Any:
     return load_model(cfg.model, dtype="float32")
 
 
-def _accelerator(cfg: RunConfig, device: torch.device) -> Any:
-    from accelerate import Accelerator
-
+def mixed_precision(cfg: RunConfig, device: torch.device) -> str:
+    """What the run computes in under autocast ("no", "bf16", "fp16"): the config's choice, or bf16 (fp16
+    without bf16) on a GPU and none on a CPU. A choice the device cannot honour is refused: accelerate would
+    quietly train in fp32 instead, under a config that says otherwise."""
     mp = cfg.train.mixed_precision
     if mp is None:
         mp = ("bf16" if torch.cuda.is_bf16_supported() else "fp16") if device.type == "cuda" else "no"
-    # accelerate would quietly train in fp32 instead, under a config that says otherwise
     if mp == "fp16" and device.type != "cuda":
         raise ConfigError(f"train.mixed_precision: fp16 needs a CUDA GPU and this run is on {device.type}; "
                           "choose bf16 (CPU autocast) or no", field="train.mixed_precision")
     if mp == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
         raise ConfigError("train.mixed_precision: this GPU has no bf16; choose fp16 or no",
                           field="train.mixed_precision")
-    return Accelerator(cpu=device.type == "cpu", mixed_precision=mp)
+    if cfg.eval.dtype != "auto":
+        raise ConfigError("eval.dtype: a training run evaluates in the precision it trains in; set "
+                          "train.mixed_precision instead (eval.dtype is for zero-shot evaluations)",
+                          field="eval.dtype")
+    return mp
+
+
+def _accelerator(cfg: RunConfig, device: torch.device) -> Any:
+    from accelerate import Accelerator
+
+    return Accelerator(cpu=device.type == "cpu", mixed_precision=mixed_precision(cfg, device))
 
 
 def scalar_metrics(metrics: dict[str, Any]) -> dict[str, float]:
@@ -140,6 +150,7 @@ def run_training(config: RunConfig, *, sink: Sink | None = None, cancel_check: C
     if data.test is not None:
         check_disjoint(data.train, data.test)
     loaded = loaded or _load_model(config)
+    mixed_precision(config, loaded.device)   # a precision the device cannot honour fails before anything is recorded
     out_dir = Path(resume_from or config.train.output_dir or tempfile.mkdtemp(prefix="ps-run-"))
     out_dir.mkdir(parents=True, exist_ok=True)
     tuned = _build(config, loaded, data, seed)

@@ -147,17 +147,14 @@ def run_comparison_job(store: Any, run_id: int, *, loaded: Any = None,
 def _run(store: Any, run_id: int, info: Any, loaded: Any, should_stop: Callable[[], bool] | None) -> dict[str, Any]:
     from backend.cpu_memory import cpu_buffers, mode_for
     from backend.data.splitting import check_disjoint
-    from backend.pipeline import build_verbalizer, check_model, load_split, settings_for
+    from backend.pipeline import build_verbalizer, check_model, load_for_eval, load_split, settings_for
     from backend.recording import record_started
     from backend.workbench.compare import compare_prompts
     from backend.workbench.record import record_comparison
 
     cfg = RunConfig.from_dict(info.config)
     spec = _spec(store, run_id, info.parent_run_id)
-    if loaded is None:
-        from backend.models import load_model
-
-        loaded = load_model(cfg.model)
+    loaded = loaded if loaded is not None else load_for_eval(cfg)
     check_model(cfg, loaded)
     dev = load_split(cfg, "eval")
     train = None
