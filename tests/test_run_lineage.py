@@ -146,7 +146,7 @@ def test_an_evaluation_on_a_model_loaded_in_another_dtype_is_refused_not_mislabe
     assert "eval.dtype" in json.dumps(shown) and "bfloat16" in json.dumps(shown)
 
 
-def test_half_precision_a_device_cannot_run_is_refused(env):
+def test_half_precision_a_device_cannot_run_is_refused(env, monkeypatch):
     import torch
 
     from backend.errors import ConfigError
@@ -161,6 +161,13 @@ def test_half_precision_a_device_cannot_run_is_refused(env):
     with pytest.raises(ConfigError) as bad:
         RunConfig.from_dict(_config(env, "zero-shot", eval={"dtype": "float8"}))
     assert "eval.dtype" in str(bad.value)
+    from backend.models import device
+
+    cpu = torch.device("cpu")
+    monkeypatch.setattr(device, "cpu_has_bf16_units", lambda: False)   # an AVX2 laptop: said, not refused
+    assert "slower than float32" in device.dtype_note(torch.bfloat16, cpu)
+    monkeypatch.setattr(device, "cpu_has_bf16_units", lambda: True)
+    assert device.dtype_note(torch.bfloat16, cpu) == "" == device.dtype_note(torch.float32, cpu)
     train = RunConfig.from_dict(_config(env, eval={"dtype": "bfloat16"}))
     with pytest.raises(ConfigError, match="train.mixed_precision instead") as err:
         mixed_precision(train, torch.device("cpu"))    # training evaluates as it trains: one place says how

@@ -63,6 +63,21 @@ def dtype_name(dtype: torch.dtype) -> str:
     return str(dtype).removeprefix("torch.")
 
 
+def cpu_has_bf16_units() -> bool:
+    """Whether this CPU multiplies bf16 matrices in hardware (AMX tiles or AVX-512 BF16); without them
+    PyTorch emulates bf16 and it runs slower than fp32 (it still halves the weights' memory)."""
+    cpu = torch.cpu
+    return any(bool(getattr(cpu, name, lambda: False)()) for name in
+               ("_is_amx_tile_supported", "_is_avx512_bf16_supported"))
+
+
+def dtype_note(dtype: torch.dtype, device: torch.device) -> str:
+    """What a user should know about running in ``dtype`` on ``device`` ("" when nothing)."""
+    if dtype == torch.bfloat16 and device.type == "cpu" and not cpu_has_bf16_units():
+        return "this CPU has no bf16 units: slower than float32, though half the memory"
+    return ""
+
+
 def eval_dtype(choice: str | None, device: torch.device, setting: str = "eval.dtype") -> torch.dtype:
     """The dtype an evaluation on ``device`` loads its model in, for ``choice`` of ``setting``.
 

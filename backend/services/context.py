@@ -104,11 +104,19 @@ class ModelSlot:
         if self._loaded is not None:
             return {"state": "ready", "model_id": self._loaded.model_id, "kind": self._loaded.kind,
                     "message": f"model {model_label(self._loaded.model_id)} ({self._loaded.kind}) on "
-                               f"{self._loaded.device}" + ("" if self.dtype == "auto" else f", {self.dtype}")}
+                               f"{self._loaded.device}" + self._dtype_said()}
         if self._error is not None:
             return {"state": "failed", "model_id": self.spec, "kind": None,
                     "message": self._error.replace(self.spec, model_label(self.spec))}
         return {"state": "loading", "model_id": self.spec, "kind": None, "message": LOADING_MESSAGE}
+
+    def _dtype_said(self) -> str:
+        if self.dtype == "auto" or self._loaded is None:
+            return ""
+        from backend.models.device import dtype_note
+
+        note = dtype_note(self._loaded.dtype, self._loaded.device)
+        return f", {self.dtype}" + (f" ({note})" if note else "")
 
     def get(self) -> LoadedModel:
         """The loaded model, or a ModelError saying it is still loading / why it failed."""
