@@ -19,6 +19,12 @@ Checks, each a row of the table (ok / FAILED / not run: why):
             on CUDA, device memory in use rises while the child runs (the child uses the GPU)
 Peak memory: torch.cuda.max_memory_allocated on CUDA, the process's peak RSS (VmHWM, reset per check) on
 CPU. Results: <out>/gpu.md and gpu.json; exit status 1 when a check FAILED.
+
+On the lent GPU machine the real weights cannot travel (SmolLM2's GGUF is 98 MB, a call carries 64 MiB), so
+``--random-weights DIR`` builds the same architecture from ``DIR``'s config.json with seeded random weights
+and the real tokenizer beside it, saves it as a local model folder and runs every check on that:
+speed, memory, dtypes, packing, the attention path and the worker are the architecture's; accuracies are
+chance and the report says so. ``bench/gpu_bundle.py`` makes that folder and the wheels the machine lacks.
 """
 from __future__ import annotations
 
@@ -134,6 +140,24 @@ def _capture_accelerators(box: list) -> Callable[[], None]:
         AcceleratorState._reset_state(reset_partial_state=True)
     run_mod._accelerator = spy
     return restore
+
+
+def random_weights_model(config_dir: Path, dest: Path, seed: int = 0) -> Path:
+    """A local model folder at ``dest``: ``config_dir``'s architecture with seeded random weights, and its
+    tokenizer files (what load_model reads from any local folder)."""
+    import shutil
+
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    config = AutoConfig.from_pretrained(config_dir)
+    torch.manual_seed(seed)
+    model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    dest.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(dest)
+    for f in config_dir.iterdir():
+        if f.is_file() and f.name != "config.json" and not f.name.endswith((".safetensors", ".bin", ".gguf")):
+            shutil.copy2(f, dest / f.name)
+    return dest
 
 
 # ------------------------------------------------------------------------------------------- checks
@@ -401,10 +425,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--methods", default="", help="comma-separated subset (default: every method that trains)")
     ap.add_argument("--skip", default="", help="comma-separated checks to leave out: matmul,train,packed,lean,eval,worker")
     ap.add_argument("--out", default=str(ROOT / "bench" / "results"))
+    ap.add_argument("--random-weights", default=None, metavar="DIR",
+                    help="a folder with config.json and tokenizer files: run on that architecture with random "
+                         "weights (the lent GPU machine cannot receive the real ones)")
     args = ap.parse_args(argv)
     from backend.models import load_model
 
     t0 = time.perf_counter()
+    scratch = tempfile.TemporaryDirectory(prefix="ps-gpu-model-")
+    if args.random_weights:
+        args.model = str(random_weights_model(Path(args.random_weights), Path(scratch.name) / "model"))
     skip = {s.strip() for s in args.skip.split(",") if s.strip()}
     cuda = torch.cuda.is_available()
     device = torch.device("cuda" if cuda else "cpu")
@@ -415,9 +445,15 @@ def main(argv: list[str] | None = None) -> int:
                                                                           f"{torch.get_num_threads()} threads)",
            "cuda": torch.version.cuda, "bf16_supported": torch.cuda.is_bf16_supported() if cuda else None,
            "data": source, "load_average": [round(x, 2) for x in os.getloadavg()],
+           "weights": "random (seeded), architecture and tokenizer of " + Path(args.random_weights).name
+                      + ": accuracies are chance" if args.random_weights else "as loaded",
            "note": ("CUDA checks ran." if cuda else "No CUDA here: the CPU fallback ran the paths it can (bf16 "
                     "autocast on CPU, packed rows, the lean kernel, eval, the worker); rows marked 'not run: no "
-                    "CUDA' need a GPU.") + (f" Left out on request: {', '.join(sorted(skip))}." if skip else "")}
+                    "CUDA' need a GPU.") + (f" Left out on request: {', '.join(sorted(skip))}." if skip else "")
+                   + (" Weights: random (seeded) on the real architecture and tokenizer, so accuracies are "
+                      "chance; speed, memory, dtypes and the equality checks hold." if args.random_weights else "")}
+    if args.random_weights:
+        env["model"] = f"{Path(args.random_weights).name} architecture, random weights"
     rows: list[dict] = []
     peaks: dict[str, float] = {}
     if "matmul" not in skip:
@@ -440,6 +476,7 @@ def main(argv: list[str] | None = None) -> int:
     report = {"environment": env, "rows": rows, "wall_s": time.perf_counter() - t0,
               "verdict": f"{len(failed)} check(s) FAILED" if failed else
               f"all {sum(r['result'] == 'ok' for r in rows)} checks that ran passed"}
+    scratch.cleanup()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "gpu.json").write_text(json.dumps(report, indent=2, default=str))

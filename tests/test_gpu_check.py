@@ -47,3 +47,26 @@ def test_cpu_fallback_runs_every_path_it_can(tiny_causal_dir, tmp_path):
     Accelerator(cpu=True, mixed_precision="no")
     md = (tmp_path / "gpu.md").read_text()
     assert md.count("\n| ") == len(rows) + 1 and "not run: no CUDA" in md and "checks that ran passed" in md
+
+
+def test_random_weights_run_the_architecture_from_a_config_and_tokenizer_alone(tiny_causal_dir, tmp_path):
+    """What the lent GPU machine gets (the real weights cannot travel): config.json and the tokenizer, no
+    weights; gpu_check builds that architecture with seeded random weights and says so in its report."""
+    import shutil
+
+    bare = tmp_path / "bare"
+    shutil.copytree(tiny_causal_dir, bare, ignore=shutil.ignore_patterns("*.safetensors"))
+    assert not list(bare.glob("*.safetensors"))
+    code = gpu_check.main(["--random-weights", str(bare), "--steps", "1", "--dev-rows", "16",
+                           "--skip", "matmul,train,worker", "--out", str(tmp_path / "out")])
+    report = json.loads((tmp_path / "out" / "gpu.json").read_text())
+    assert code == 0 and {r["check"] for r in report["rows"]} == {"packed", "lean", "eval"}
+    assert all(r["result"] == "ok" for r in report["rows"]), report["rows"]
+    assert report["environment"]["model"] == "bare architecture, random weights"
+    assert "accuracies are chance" in (tmp_path / "out" / "gpu.md").read_text()
+    one = gpu_check.random_weights_model(bare, tmp_path / "one")
+    two = gpu_check.random_weights_model(bare, tmp_path / "two")
+    from safetensors.torch import load_file   # seeded: two builds are the same model
+
+    a, b = load_file(str(one / "model.safetensors")), load_file(str(two / "model.safetensors"))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
