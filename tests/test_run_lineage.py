@@ -174,6 +174,21 @@ def test_half_precision_a_device_cannot_run_is_refused(env, monkeypatch):
     assert err.value.field == "eval.dtype"
 
 
+def test_the_cli_dtype_flag_sets_eval_dtype_on_every_command_that_loads_its_model(env, tmp_path):
+    from backend.cli import build_parser
+    from backend.cli.eval import _config_from
+
+    path = tmp_path / "zero.json"
+    path.write_text(json.dumps(_config(env, "zero-shot")))
+    parser = build_parser()
+    for command in ("eval", "compare", "search-words", "kpt", "search-templates"):
+        args = parser.parse_args([command, str(path), "--dtype", "bfloat16"])
+        assert _config_from(args).eval.dtype == "bfloat16", command
+    assert _config_from(parser.parse_args(["eval", str(path)])).eval.dtype == "auto"
+    with pytest.raises(SystemExit):
+        parser.parse_args(["eval", str(path), "--dtype", "float8"])
+
+
 @pytest.mark.slow
 def test_studio_train_rerun_and_evaluating_a_trained_run_record_the_full_lineage(env):
     from backend.jobs.child import execute

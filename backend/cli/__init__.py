@@ -17,7 +17,7 @@ import os
 import sys
 from typing import Any, Callable, Sequence
 
-from backend.choices import DEFAULT_MODEL, KINDS, TRUNCATE_METHODS
+from backend.choices import DEFAULT_MODEL, EVAL_DTYPES, KINDS, TRUNCATE_METHODS
 from backend.cli.executor import add_executor_options
 from backend.errors import StudioError
 
@@ -122,6 +122,10 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--limit", type=_at_least(1), help="rank on the first N evaluation rows")
     st.add_argument("--seed", type=_at_least(0), default=0)
     st.add_argument("--extra", action="append", help="another template to rank with the rest (repeat)")
+    for name in ("eval", "compare", "search-words", "kpt", "search-templates"):   # they load the model themselves
+        sub.choices[name].add_argument("--dtype", choices=EVAL_DTYPES, help="the model's dtype (eval.dtype): auto "
+                                       "(bf16 on a GPU, fp32 on a CPU), float32, bfloat16 (fast on CPUs with AMX), "
+                                       "float16 (GPU only)")
     from backend.cli.common import add_project_option
 
     add_project_option(sub)

@@ -13,9 +13,10 @@ from backend.cli.common import open_store, print_json, with_project
 def _config_from(args: argparse.Namespace) -> Any:
     from backend.config import DEMO_CONFIG, RunConfig, load_config
 
-    if args.config in ("demo", "builtin"):
-        return with_project(RunConfig.from_dict(DEMO_CONFIG), args)
-    return with_project(load_config(args.config), args)
+    cfg = RunConfig.from_dict(DEMO_CONFIG) if args.config in ("demo", "builtin") else load_config(args.config)
+    if getattr(args, "dtype", None):
+        cfg.eval.dtype = args.dtype   # a choice of EVAL_DTYPES (argparse checked it); the run records it
+    return with_project(cfg, args)
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
