@@ -151,6 +151,12 @@ def check_model(cfg: RunConfig, loaded: Any) -> None:
         raise ConfigError(f"the config asks for model {cfg.model!r}, but this evaluation runs on the loaded "
                           f"model {loaded.model_id!r}; set \"model\": {loaded.spec!r}, or run the config with "
                           "python -m backend, which loads the model it names", field="model")
+    check_dtype(cfg, loaded)
+
+
+def check_dtype(cfg: RunConfig, loaded: Any) -> None:
+    """An evaluation asking for a dtype (``eval.dtype``) is refused on a model loaded in another one: it
+    would be recorded as run in the dtype it did not run in."""
     if cfg.eval.dtype != "auto":
         from backend.models.device import dtype_name, eval_dtype
 

@@ -15,6 +15,7 @@ import pytest
 
 from backend.config import RunConfig
 from backend.errors import DatasetError, StudioError
+from backend.prompts.example import Example
 from backend.services.testing import make_context, on_disk
 from storage import open_store
 from tests.cli_helpers import backend_cli
@@ -172,6 +173,24 @@ def test_half_precision_a_device_cannot_run_is_refused(env, monkeypatch):
     with pytest.raises(ConfigError, match="train.mixed_precision instead") as err:
         mixed_precision(train, torch.device("cpu"))    # training evaluates as it trains: one place says how
     assert err.value.field == "eval.dtype"
+
+
+def test_a_queued_zero_shot_run_loads_the_dtype_it_asks_for(env):
+    """Queued runs (re-run, sweep, worker) go through the training entry point: a zero-shot one trains
+    nothing, so it loads as an evaluation does; handed a model in another dtype, it is refused."""
+    from backend.errors import ConfigError
+    from backend.jobs import submit
+    from backend.jobs.child import execute
+    from backend.training import RunData, run_training
+
+    cfg = _config(env, "zero-shot", eval={"dtype": "bfloat16"})
+    run_id = submit(env.cli, cfg)
+    assert execute(env.cli, run_id) == "succeeded", env.cli.get_run(run_id).error
+    doc = json.loads(env.cli.read_artifact([a for a in env.cli.list_artifacts(run_id) if a.kind == "lineage"][0].sha256))
+    assert doc["dtype"] == "bfloat16"
+    rows = [Example(guid=i, text_a=f"this was a {w}", label=lab) for i, (w, lab) in enumerate(PAIRS)]
+    with pytest.raises(ConfigError, match="asks for bfloat16, but the loaded model is in float32"):
+        run_training(RunConfig.from_dict(cfg), loaded=env.loaded, data=RunData(train=[], dev=rows))
 
 
 def test_the_cli_dtype_flag_sets_eval_dtype_on_every_command_that_loads_its_model(env, tmp_path):

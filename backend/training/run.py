@@ -91,9 +91,14 @@ def recorder(store: Any, run_id: int, cfg: RunConfig) -> Recorder:
 
 def _load_model(cfg: RunConfig) -> Any:
     """Training loads fp32 weights: trainable tensors inherit the PLM's dtype, and AdamW on bf16 rows
-    barely moves them; on GPU the forward pass still runs in bf16/fp16 under autocast."""
+    barely moves them; on GPU the forward pass still runs in bf16/fp16 under autocast. A queued zero-shot
+    run trains nothing: it loads in the dtype its ``eval.dtype`` asks for, as any evaluation does."""
     from backend.models import load_model
 
+    if not get_method(cfg.method.name).trains:
+        from backend.pipeline import load_for_eval
+
+        return load_for_eval(cfg)
     return load_model(cfg.model, dtype="float32")
 
 
@@ -110,7 +115,7 @@ def mixed_precision(cfg: RunConfig, device: torch.device) -> str:
     if mp == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
         raise ConfigError("train.mixed_precision: this GPU has no bf16; choose fp16 or no",
                           field="train.mixed_precision")
-    if cfg.eval.dtype != "auto":
+    if cfg.eval.dtype != "auto" and get_method(cfg.method.name).trains:
         raise ConfigError("eval.dtype: a training run evaluates in the precision it trains in; set "
                           "train.mixed_precision instead (eval.dtype is for zero-shot evaluations)",
                           field="eval.dtype")
@@ -151,6 +156,10 @@ def run_training(config: RunConfig, *, sink: Sink | None = None, cancel_check: C
         check_disjoint(data.train, data.test)
     loaded = loaded or _load_model(config)
     mixed_precision(config, loaded.device)   # a precision the device cannot honour fails before anything is recorded
+    if not get_method(config.method.name).trains:
+        from backend.pipeline import check_dtype
+
+        check_dtype(config, loaded)          # a zero-shot run handed a model in another dtype than it asks for
     out_dir = Path(resume_from or config.train.output_dir or tempfile.mkdtemp(prefix="ps-run-"))
     out_dir.mkdir(parents=True, exist_ok=True)
     tuned = _build(config, loaded, data, seed)
