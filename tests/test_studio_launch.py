@@ -100,6 +100,14 @@ def test_a_bf16_studio_model_is_used_by_every_evaluation_it_builds(tmp_path, smo
         assert res["run_id"] and res["metrics"]["n"] == 8
         doc = [a for a in ctx.store.list_artifacts(res["run_id"]) if a.kind == "lineage"][0]
         assert json.loads(ctx.store.read_artifact(doc.sha256))["dtype"] == "bfloat16"
+        from backend.services import runs   # the same prompt on the model in fp32: the comparison says why they differ
+
+        fp32 = tiny_model("causal", smol_tok)
+        ctx.model = ModelSlot.ready(fp32)
+        other = evaluate.zero_shot(ctx, runconfig.build(ctx, **args))
+        diff = runs.compare(ctx, [res["run_id"], other["run_id"]])["config_diff"]
+        assert diff["lineage.dtype"] == ["bfloat16", "float32"] and diff["config.eval.dtype"] == ["bfloat16", "auto"]
+        assert "lineage.device" not in diff and "lineage.code_version" not in diff   # only what differs
     finally:
         ctx.close()
 

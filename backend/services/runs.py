@@ -135,8 +135,27 @@ def compare(ctx: StudioContext, run_ids: Sequence[int]) -> dict[str, Any]:
     cmp = ctx.store.compare_runs(ids)
     curves = {f"#{i}": _points(ctx.store.get_metrics(i)) for i in ids}
     shown = {key: [_no_server_path(v) for v in values] for key, values in cmp["config_diff"].items()}
+    shown.update(_computed_in_diff(ctx, cmp["runs"]))
     return {"runs": cmp["runs"], "status": cmp["status"], "config_diff": shown,
             "metrics": cmp["metrics"], "curves": curves}
+
+
+COMPUTED_IN = ("device", "dtype", "autocast", "code_version")   # lineage.json fields that are no run column
+
+
+def _computed_in_diff(ctx: StudioContext, ids: Sequence[int]) -> dict[str, list[Any]]:
+    """Where two equal configs can still score differently: the device, dtype, autocast and code each run
+    computed with (its lineage.json); only those that differ, as ``lineage.<field>`` rows. A run recorded
+    before a field existed shows None."""
+    from backend.recording import read_lineage
+
+    docs = [read_lineage(ctx.store, int(i)) or {} for i in ids]
+    out = {}
+    for key in COMPUTED_IN:
+        values = [d.get(key) for d in docs]
+        if len(set(map(str, values))) > 1:
+            out[f"lineage.{key}"] = values
+    return out
 
 
 def _no_server_path(value: Any) -> Any:

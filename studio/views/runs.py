@@ -24,8 +24,8 @@ def config_diff_html(res: dict[str, Any]) -> str:
     if not res["config_diff"]:
         return "<div class='ps-msg ps-info'>The configs are identical.</div>"
     rows = [[k] + [_cell(v) for v in values] for k, values in res["config_diff"].items()]
-    return "<div><b>Config differences</b> (only keys that differ)</div>" + html_table(["key"] + ids, rows,
-                                                                                         "ps-config-diff")
+    return ("<div><b>Config differences</b> (only keys that differ; <code>lineage.*</code>: what the run computed "
+            "on and with)</div>") + html_table(["key"] + ids, rows, "ps-config-diff")
 
 
 def _cell(v: Any) -> str:
