@@ -162,7 +162,7 @@ def check_dtype(cfg: RunConfig, loaded: Any) -> None:
 
         wanted = eval_dtype(cfg.eval.dtype, loaded.device)
         if wanted != loaded.dtype:
-            raise ConfigError(f"eval.dtype: the config asks for {dtype_name(wanted)}, but the loaded model is in "
+            raise ConfigError(f"the config asks for {dtype_name(wanted)}, but the loaded model is in "
                               f"{dtype_name(loaded.dtype)}; set \"dtype\": \"auto\" to evaluate as loaded, or run "
                               "the config with python -m backend, which loads it in the dtype asked for",
                               field="eval.dtype")
