@@ -204,6 +204,16 @@ def _peft_step_fn(loaded, method: dict, batches, padding: str):
     return step
 
 
+def _autocast_step(step):
+    """``step`` under CPU bf16 autocast, as accelerate runs a ``mixed_precision: bf16`` step on a CPU."""
+    import torch
+
+    def run(i: int) -> None:
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            step(i)
+    return run
+
+
 def cmd_speed(args: argparse.Namespace) -> None:
     import torch
 
@@ -216,6 +226,7 @@ def cmd_speed(args: argparse.Namespace) -> None:
     from bench.mfu import FORMULA, OtherLoad, PeakSamples, ceiling_entry, mfu_entry, non_embedding_params, train_flops
 
     from backend.cpu_memory import cpu_buffers, mode_for
+    from backend.models.device import cpu_has_bf16_units
 
     dev = read_jsonl(SST2 / "dev.jsonl")
     batches = [dev[i * 8:(i + 1) * 8] for i in range(4)]
@@ -237,6 +248,8 @@ def cmd_speed(args: argparse.Namespace) -> None:
                "ours_stock_model": _our_step_fn(stock, method, batches),
                "peft_max_length": _peft_step_fn(stock, method, batches, "max_length"),
                "peft_dynamic": _peft_step_fn(stock, method, batches, "longest")}
+        if cpu_has_bf16_units():   # train.mixed_precision: bf16 on this CPU: the loop's autocast around our step
+            fns["ours_bf16_autocast"] = _autocast_step(_our_step_fn(loaded, method, batches))
         times: dict[str, list[float]] = {k: [] for k in fns}
         cpu: dict[str, list[float]] = {k: [] for k in fns}
         others = OtherLoad()
@@ -301,6 +314,14 @@ def speed_markdown(report: dict) -> None:
                      f"{c['peft_max_length']:.2f} | {m['peft_dynamic']:.2f} / {c['peft_dynamic']:.2f} | "
                      f"{r['ratio_vs_peft_max_length']:.2f} / {r['cpu_ratio_vs_peft_max_length']:.2f} | "
                      f"{r['ratio_vs_peft_dynamic']:.2f} / {r['cpu_ratio_vs_peft_dynamic']:.2f} |")
+    bf16 = [(name, r["median_s"]) for name, r in report["methods"].items() if "ours_bf16_autocast" in r["median_s"]]
+    if bf16:
+        lines += ["", "Ours under bf16 autocast (`train.mixed_precision: bf16`; this CPU has bf16 matrix units), "
+                  "interleaved with the rest: " + "; ".join(
+                      f"{name} {m['ours_bf16_autocast']:.2f} s/step = {m['ours_bf16_autocast'] / m['ours']:.2f}x fp32"
+                      for name, m in bf16) + ". Autocast casts the fp32 weights at every forward, which eats most "
+                  "of the matrix units' gain at these ~250-token steps (evaluation in bf16 weights, without the "
+                  "casts, is faster: engine.md)."]
     lines += ["", "Model-FLOPs utilisation of our step (the median step's needed FLOPs over its wall time; "
               f"bar >= {100 * TRAIN_MFU_BAR:.0f}%):", ""]
     st = report["setting"]
