@@ -159,6 +159,7 @@ def _our_step_fn(loaded, method: dict, batches):
             loss.backward()
         opt.step()
         opt.zero_grad(set_to_none=True)
+    step.pm = pm                                        # type: ignore[attr-defined]
     step.tokens = tokens                                # type: ignore[attr-defined]  (bench/mfu.py's T per batch)
     step.n_trained = trained_matmul_params(pm)          # type: ignore[attr-defined]
     return step
@@ -205,8 +206,13 @@ def _peft_step_fn(loaded, method: dict, batches, padding: str):
 
 
 def _autocast_step(step):
-    """``step`` under CPU bf16 autocast, as accelerate runs a ``mixed_precision: bf16`` step on a CPU."""
+    """``step`` under CPU bf16 autocast, as the training loop runs a ``mixed_precision: bf16`` step on a CPU:
+    accelerate's autocast, on a model whose frozen Linear weights the run stored in bf16 once."""
     import torch
+
+    from backend.models.lean import store_frozen_linears_in
+
+    store_frozen_linears_in(step.pm.plm, torch.bfloat16)   # the step's own deep copy of the model
 
     def run(i: int) -> None:
         with torch.autocast("cpu", dtype=torch.bfloat16):
@@ -319,9 +325,9 @@ def speed_markdown(report: dict) -> None:
         lines += ["", "Ours under bf16 autocast (`train.mixed_precision: bf16`; this CPU has bf16 matrix units), "
                   "interleaved with the rest: " + "; ".join(
                       f"{name} {m['ours_bf16_autocast']:.2f} s/step = {m['ours_bf16_autocast'] / m['ours']:.2f}x fp32"
-                      for name, m in bf16) + ". Autocast casts the fp32 weights at every forward, which eats most "
-                  "of the matrix units' gain at these ~250-token steps (evaluation in bf16 weights, without the "
-                  "casts, is faster: engine.md)."]
+                      for name, m in bf16) + ". The frozen Linear weights are stored in bf16 once, as the training "
+                  "loop does (`backend.models.lean.store_frozen_linears_in`; autocast alone casts them at every "
+                  "forward, which ate most of the gain: 0.86-0.98x before)."]
     lines += ["", "Model-FLOPs utilisation of our step (the median step's needed FLOPs over its wall time; "
               f"bar >= {100 * TRAIN_MFU_BAR:.0f}%):", ""]
     st = report["setting"]

@@ -220,7 +220,8 @@ def _train_all(loaded32: Any, device: torch.device, train: list, dev: list, step
             t0 = time.perf_counter()
             try:
                 with DtypeSpy() as dtypes:
-                    res = run_training(cfg, loaded=fresh, data=RunData(train=train, dev=dev), sink=sink)
+                    res = run_training(cfg, loaded=fresh, data=RunData(train=train, dev=dev), sink=sink,
+                                       owns_model=True)   # its own copy: frozen weights stored as the job child does
             except StudioError as exc:
                 rows.append(_row("train", f"{name}, {precision}", "not run: " + str(exc).split(";")[0][:160]))
                 continue

@@ -42,3 +42,96 @@ def test_bf16_training_evaluates_in_bf16_too(smol_tok, tmp_path, monkeypatch, fr
     res = run_training(cfg, loaded=tiny_model("causal", smol_tok), data=DATA)
     assert res.status == "succeeded"
     assert seen == [True, True, True]      # two dev evaluations, then the final one
+
+
+@pytest.mark.parametrize("method", [{"name": "lora"}, {"name": "prefix-tuning", "num_tokens": 3},
+                                    {"name": "prompt-tuning", "num_tokens": 3}, {"name": "ia3"}])
+def test_frozen_linears_stored_in_bf16_give_the_same_step_as_autocast_casting_them(smol_tok, method):
+    """What autocast does to a frozen fp32 weight at every forward, done once: the loss and every trained
+    gradient are bit-identical, the frozen Linear weights are bf16, the rest keeps its dtype."""
+    import copy
+
+    from backend.batching import EncodeSettings, collate, encode_examples
+    from backend.methods.build import build_tuned_model
+    from backend.models.lean import store_frozen_linears_in
+    from backend.prompts.encode import describe_tokenizer
+    from backend.prompts.verbalizer import parse_verbalizer
+    from tests.training_helpers import TEMPLATE
+
+    lm = tiny_model("causal", smol_tok)
+    verb = parse_verbalizer({"negative": ["bad"], "positive": ["good"]})
+    opts = {k: v for k, v in method.items() if k != "name"}
+    built = [build_tuned_model(copy.deepcopy(lm.model), smol_tok, "causal", TEMPLATE["causal"], verb, method["name"],
+                               opts, seed=0) for _ in range(2)]
+    changed = store_frozen_linears_in(built[1].pm.plm, torch.bfloat16)
+    assert changed > 0
+    plm = built[1].pm.plm
+    frozen = [m for m in plm.modules() if isinstance(m, torch.nn.Linear) and m is not plm.get_output_embeddings()
+              and not m.weight.requires_grad]
+    assert frozen and all(m.weight.dtype == torch.bfloat16 for m in frozen)
+    assert all(p.dtype == torch.float32 for p in built[1].pm.parameters() if p.requires_grad)
+    assert plm.get_input_embeddings().weight.dtype == torch.float32       # the residual stream is unchanged
+    batch = collate(encode_examples(built[0].pm.template, DATA.train[:6], smol_tok, EncodeSettings(profile="causal")),
+                    describe_tokenizer(smol_tok).pad_id)
+    labels = torch.tensor([0, 1, 0, 1, 0, 1])
+    losses, grads = [], []
+    for tuned in built:
+        tuned.pm.train()
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            loss = torch.nn.functional.nll_loss(tuned.pm(batch), labels)
+        loss.backward()
+        losses.append(loss.detach())
+        grads.append({n: p.grad for n, p in tuned.trainable()})
+    assert torch.equal(losses[0], losses[1])
+    assert grads[0].keys() == grads[1].keys() and grads[0]
+    for name in grads[0]:
+        assert torch.equal(grads[0][name], grads[1][name]), name
+
+
+def test_a_run_stores_its_own_models_frozen_weights_in_bf16_never_a_model_handed_in(smol_tok, tmp_path, monkeypatch,
+                                                                                     fresh_accelerate):
+    """The job child loads its model: stored in bf16 once, trained bit-identically to a run on a model
+    handed in (which other runs may share, so it is never changed)."""
+    import backend.models.lean as lean
+    from safetensors.torch import load_file
+
+    from backend.models import load_model
+    from backend.services.testing import on_disk
+
+    path = tmp_path / "model"
+    on_disk(tiny_model("causal", smol_tok), path)
+    calls = []
+    real = lean.store_frozen_linears_in
+    monkeypatch.setattr(lean, "store_frozen_linears_in", lambda model, dtype: calls.append(real(model, dtype)) or calls[-1])
+    results = {}
+    for who in ("owned", "handed"):
+        cfg = train_config("causal", {"name": "lora"}, tmp_path / who, steps=3, mixed_precision="bf16")
+        cfg.model = str(path)
+        handed = load_model(str(path), device="cpu", cache_dir=tmp_path / "cache") if who == "handed" else None
+        results[who] = run_training(cfg, loaded=handed, data=DATA)
+        if handed is not None:
+            assert all(p.dtype == torch.float32 for p in handed.model.parameters())
+    assert len(calls) == 1 and calls[0] > 0                   # the owned run only
+    assert results["owned"].history == results["handed"].history
+    files = sorted(p.relative_to(tmp_path / "owned") for p in (tmp_path / "owned").rglob("*.safetensors"))
+    assert files
+    for rel in files:
+        a, b = load_file(str(tmp_path / "owned" / rel)), load_file(str(tmp_path / "handed" / rel))
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), rel
+
+
+def test_seeds_on_copies_store_their_copy_and_never_the_shared_model(smol_tok, tmp_path, monkeypatch, fresh_accelerate):
+    import backend.models.lean as lean
+    from backend.sweeps.seeds import run_seeds
+
+    calls = []
+    real = lean.store_frozen_linears_in
+    monkeypatch.setattr(lean, "store_frozen_linears_in", lambda model, dtype: calls.append(real(model, dtype)) or calls[-1])
+    shared = tiny_model("causal", smol_tok)
+    for method, copies in (({"name": "lora"}, 2), ({"name": "prompt-tuning", "num_tokens": 2}, 0)):
+        calls.clear()
+        cfg = train_config("causal", method, tmp_path / method["name"], steps=1, mixed_precision="bf16")
+        out = run_seeds(cfg, [1, 2], loaded=shared, data_for_seed=lambda c: DATA)
+        assert [r["status"] for r in out["runs"]] == ["succeeded", "succeeded"]
+        assert len(calls) == copies and all(calls)        # LoRA's seeds train copies; prompt tuning shares the base
+        assert all(p.dtype == torch.float32 for p in shared.model.parameters())

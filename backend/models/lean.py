@@ -132,6 +132,34 @@ def use_lean_mlp(model: torch.nn.Module) -> int:
     return sum(1 for m in model.modules() if isinstance(m, LeanGatedMLP))
 
 
+def store_frozen_linears_in(model: torch.nn.Module, dtype: torch.dtype) -> int:
+    """Store every frozen ``nn.Linear`` weight of ``model`` (and bias) in ``dtype``, the autocast dtype a
+    training runs under; returns how many layers changed.
+
+    Autocast casts an fp32 weight to bf16/fp16 at every forward (it caches casts only of weights that
+    train), which on a CPU with bf16 matrix units costs much of what they gain: a bf16 step took 0.86-0.98x
+    the fp32 step time with those casts, 0.80-0.85x with them done once (bench/results/training_speed.md);
+    on a GPU it halves what the frozen weights take of its memory. The matmuls are bit-identical, since
+    autocast would round the same weights the same way; the frozen weights take half the memory. Only
+    Linear layers: embeddings and norms keep their dtype (the residual stream stays as it was), and the
+    output embedding is left alone (it may be the input embedding, tied). Mutates ``model``: call it on a
+    model the run owns, never on one shared with runs in another precision.
+    """
+    head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
+    changed = 0
+    for module in model.modules():
+        if not isinstance(module, torch.nn.Linear) or module is head:
+            continue
+        params = [p for p in (module.weight, module.bias) if p is not None]
+        if any(p.requires_grad for p in params) or all(p.dtype == dtype for p in params):
+            continue
+        for p in params:
+            if p.is_floating_point():
+                p.data = p.data.to(dtype)
+        changed += 1
+    return changed
+
+
 def make_lean(model: PreTrainedModel) -> None:
     """Both lean paths; same outputs and gradients as the model as loaded."""
     use_lean_attention(model)

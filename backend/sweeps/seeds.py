@@ -80,14 +80,15 @@ def run_seeds(config: RunConfig, seeds: Sequence[int], *, loaded: Any = None,
     for trial in seed_trials(config, seeds):
         cfg, seed = trial.config, trial.seed
         data = (data_for_seed or load_run_data)(cfg)
-        this = loaded
-        if method.modifies_base:
+        this, own = loaded, method.modifies_base        # a seed that changes the base gets its own copy
+        if own:
             this = dataclasses.replace(loaded, model=copy.deepcopy(loaded.model))
         sink = sink_for_seed(seed) if sink_for_seed else None
         if store is None:
-            res = run_training(cfg, sink=sink, cancel_check=cancel_check, loaded=this, data=data, seed=seed)
+            res = run_training(cfg, sink=sink, cancel_check=cancel_check, loaded=this, data=data, seed=seed,
+                               owns_model=own)
         else:
-            res = _recorded(store, cfg, sink, cancel_check, this, data, seed, project)
+            res = _recorded(store, cfg, sink, cancel_check, this, data, seed, project, own)
         results.append(res)
         if res.status == "cancelled":
             break
@@ -96,7 +97,7 @@ def run_seeds(config: RunConfig, seeds: Sequence[int], *, loaded: Any = None,
 
 
 def _recorded(store: Any, cfg: RunConfig, sink: Sink | None, cancel_check: Callable[[], bool] | None,
-              loaded: Any, data: RunData, seed: int, project: str | None) -> TrainResult:
+              loaded: Any, data: RunData, seed: int, project: str | None, owns_model: bool) -> TrainResult:
     """One seed as a run in ``store``, trained here the way a job child trains (``train_recorded``)."""
     from backend.jobs.child import CancelFlag, train_recorded
     from backend.liveness import keep_alive
@@ -109,4 +110,4 @@ def _recorded(store: Any, cfg: RunConfig, sink: Sink | None, cancel_check: Calla
     with keep_alive(store, run_id):
         return train_recorded(store, run_id, cfg, out_dir=Path(cfg.train.output_dir), echo=sink,
                               cancel_check=CancelFlag(store, run_id, also=cancel_check), loaded=loaded,
-                              data=data, seed=seed)
+                              data=data, seed=seed, owns_model=owns_model)

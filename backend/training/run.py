@@ -102,6 +102,9 @@ def _load_model(cfg: RunConfig) -> Any:
     return load_model(cfg.model, dtype="float32")
 
 
+HALF = {"bf16": torch.bfloat16, "fp16": torch.float16}   # train.mixed_precision -> the autocast dtype
+
+
 def mixed_precision(cfg: RunConfig, device: torch.device) -> str:
     """What the run computes in under autocast ("no", "bf16", "fp16"): the config's choice, or bf16 (fp16
     without bf16) on a GPU and none on a CPU. A choice the device cannot honour is refused: accelerate would
@@ -134,7 +137,7 @@ def scalar_metrics(metrics: dict[str, Any]) -> dict[str, float]:
 
 def run_training(config: RunConfig, *, sink: Sink | None = None, cancel_check: Callable[[], bool] | None = None,
                  resume_from: str | Path | None = None, loaded: Any = None, data: RunData | None = None,
-                 seed: int | None = None, record: Recorder | None = None) -> TrainResult:
+                 seed: int | None = None, record: Recorder | None = None, owns_model: bool = False) -> TrainResult:
     """Train ``config.method`` and evaluate the best checkpoint on the dev split.
 
     ``resume_from``: an output folder of an interrupted run; training continues from its checkpoint
@@ -143,7 +146,9 @@ def run_training(config: RunConfig, *, sink: Sink | None = None, cancel_check: C
     is honoured before each optimizer step; the result then has status "cancelled", a last checkpoint is
     in the output folder and the final evaluation is skipped (its metrics are empty). ``record`` (see
     ``Recorder``) is how a recorded run gets its lineage; every training refuses dev / test rows that are
-    training rows, whether loaded here or handed in."""
+    training rows, whether loaded here or handed in. A model loaded here, or handed in with ``owns_model``
+    (a copy no other run uses), has its frozen Linear weights stored in the autocast dtype under mixed
+    precision (``backend.models.lean.store_frozen_linears_in``); a model handed in is otherwise left as it is."""
     t0 = time.perf_counter()
     get_method(config.method.name).parse_options(config.method.options)   # fail before loading anything
     sink = sink or MemorySink()
@@ -154,8 +159,9 @@ def run_training(config: RunConfig, *, sink: Sink | None = None, cancel_check: C
     check_disjoint(data.train, data.dev)   # a score on rows it learned would measure memorisation
     if data.test is not None:
         check_disjoint(data.train, data.test)
+    owned = loaded is None or owns_model      # a model only this run uses: it may store its frozen weights its own way
     loaded = loaded or _load_model(config)
-    mixed_precision(config, loaded.device)   # a precision the device cannot honour fails before anything is recorded
+    precision = mixed_precision(config, loaded.device)   # one the device cannot honour fails before anything is recorded
     if not get_method(config.method.name).trains:
         from backend.pipeline import check_dtype
 
@@ -163,6 +169,10 @@ def run_training(config: RunConfig, *, sink: Sink | None = None, cancel_check: C
     out_dir = Path(resume_from or config.train.output_dir or tempfile.mkdtemp(prefix="ps-run-"))
     out_dir.mkdir(parents=True, exist_ok=True)
     tuned = _build(config, loaded, data, seed)
+    if owned and precision in HALF:
+        from backend.models.lean import store_frozen_linears_in
+
+        store_frozen_linears_in(tuned.pm.plm, HALF[precision])   # autocast's per-forward casts, done once
     if record is not None:
         record(loaded, data, tuned.verbalizer)
     counts = tuned.counts()
