@@ -57,6 +57,7 @@ def test_runs_table_detail_compare_and_bundle_round_trip(ctx, tmp_path):
     assert runs.table(ctx, text=str(a))["runs"][0]["id"] == a
     assert runs.table(ctx, status="failed")["runs"] == []
     detail = runs.detail(ctx, a)
+    assert detail["computed_on"] == "cpu, float32"     # from the run's lineage: what it ran on and in
     assert detail["versions"]["template"]["content"] == "{text_a} It was {mask}"
     assert detail["predictions"] == 64 and any(x["name"] == "metrics.json" for x in detail["artifacts"])
     assert all(len(x["sha256"]) == 64 for x in detail["artifacts"])

@@ -112,6 +112,24 @@ def test_a_run_stores_its_own_models_frozen_weights_in_bf16_never_a_model_handed
         if handed is not None:
             assert all(p.dtype == torch.float32 for p in handed.model.parameters())
     assert len(calls) == 1 and calls[0] > 0                   # the owned run only
+    from types import SimpleNamespace
+
+    from backend.services.runs import computed_on
+    from storage import open_store
+
+    store = open_store(f"sqlite:///{tmp_path / 'runs.db'}")   # a recorded bf16 run says so on its detail
+    try:
+        from backend.jobs import submit
+        from backend.jobs.child import execute
+
+        cfg = train_config("causal", {"name": "lora"}, tmp_path / "recorded", steps=1, mixed_precision="bf16")
+        cfg.model = str(path)
+        cfg.data.train, cfg.data.eval = str(_jsonl(tmp_path / "train.jsonl", DATA.train)), str(_jsonl(tmp_path / "dev.jsonl", DATA.dev))
+        run_id = submit(store, cfg.to_dict())
+        assert execute(store, run_id) == "succeeded", store.get_run(run_id).error
+        assert computed_on(SimpleNamespace(store=store), run_id) == "cpu, float32 weights under bf16 autocast"
+    finally:
+        store.close()
     assert results["owned"].history == results["handed"].history
     files = sorted(p.relative_to(tmp_path / "owned") for p in (tmp_path / "owned").rglob("*.safetensors"))
     assert files
@@ -135,3 +153,10 @@ def test_seeds_on_copies_store_their_copy_and_never_the_shared_model(smol_tok, t
         assert [r["status"] for r in out["runs"]] == ["succeeded", "succeeded"]
         assert len(calls) == copies and all(calls)        # LoRA's seeds train copies; prompt tuning shares the base
         assert all(p.dtype == torch.float32 for p in shared.model.parameters())
+
+
+def _jsonl(path, examples):
+    import json
+
+    path.write_text("\n".join(json.dumps({"text_a": e.text_a, "label": e.label}) for e in examples))
+    return path

@@ -99,7 +99,20 @@ def detail(ctx: StudioContext, run_id: int) -> dict[str, Any]:
             "artifacts": [{"kind": a.kind, "name": a.name, "sha256": a.sha256, "size": a.size}
                           for a in r.artifacts],
             "predictions": len(preds), "prediction_rows": [_prediction_row(p) for p in preds[:PREDICTION_ROWS]],
-            "curves": _points(ctx.store.get_metrics(r.id)), "data": data_used(r)}
+            "curves": _points(ctx.store.get_metrics(r.id)), "data": data_used(r),
+            "computed_on": computed_on(ctx, r.id)}
+
+
+def computed_on(ctx: StudioContext, run_id: int) -> str:
+    """What a run computed on and in, in one line (``cpu, float32``; ``cuda:0, float32 weights under bf16
+    autocast``); "" for a run recorded before its lineage said."""
+    from backend.recording import read_lineage
+
+    doc = read_lineage(ctx.store, run_id) or {}
+    if not doc.get("device"):
+        return ""
+    auto = doc.get("autocast") or "no"
+    return f"{doc['device']}, {doc.get('dtype', '?')}" + ("" if auto == "no" else f" weights under {auto} autocast")
 
 
 def data_used(r: RunInfo) -> str:

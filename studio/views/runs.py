@@ -46,7 +46,7 @@ def detail_html(res: dict[str, Any]) -> str:
     r = res["run"]
     items = [("status", r["status"]), ("method", r["method"]), ("model", r["model"]), ("name", r["name"]),
              ("duration (s)", r["duration_s"]), ("predictions stored", res["predictions"]),
-             ("data", res.get("data", ""))]
+             ("data", res.get("data", "")), ("computed on", res.get("computed_on", ""))]
     parts = [kv_card(items, f"Run #{r['id']}")]
     if res.get("run_error"):
         parts.append(f"<div class='ps-msg ps-error'>{escape(res['run_error'])}</div>")
