@@ -27,9 +27,11 @@ sys.path.insert(0, str(ROOT))
 
 OUT = ROOT / ".gpu"
 CARRY_LIMIT = 64 * 2 ** 20     # what one device call carries, the working tree included
-# What the machine lacks or holds at another version (device/KINDS.md lists its packages); the rest of
-# what gpu_check imports is there (torch, accelerate, tokenizers, safetensors, numpy, pyyaml, psutil, ...).
-PACKAGES = ("transformers", "peft", "sqlalchemy", "alembic", "mako")
+# What the machine lacks or holds at another version (device/KINDS.md lists its packages): transformers
+# 5.17 there (we pin 5.23, which checks regex >= 2025.10.22 at import; the machine's regex is not listed),
+# no SQLAlchemy / Alembic / Mako. The rest of what gpu_check imports is there at versions transformers 5.23
+# accepts (torch, accelerate 1.15, tokenizers 0.23.2, huggingface_hub 1.33, safetensors 0.8, numpy, pyyaml).
+PACKAGES = ("transformers", "peft", "sqlalchemy", "alembic", "mako", "regex")
 PLATFORMS = ("manylinux_2_28_x86_64", "manylinux_2_27_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64",
              "manylinux1_x86_64")
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".gguf", ".pt")
