@@ -153,6 +153,14 @@ def test_seeds_on_copies_store_their_copy_and_never_the_shared_model(smol_tok, t
         assert [r["status"] for r in out["runs"]] == ["succeeded", "succeeded"]
         assert len(calls) == copies and all(calls)        # LoRA's seeds train copies; prompt tuning shares the base
         assert all(p.dtype == torch.float32 for p in shared.model.parameters())
+    from backend.services.testing import on_disk
+
+    calls.clear()       # a base the seeds loaded themselves is theirs alone: stored once, by the first seed
+    cfg = train_config("causal", {"name": "prompt-tuning", "num_tokens": 2}, tmp_path / "own", steps=1,
+                       mixed_precision="bf16")
+    cfg.model = str(on_disk(tiny_model("causal", smol_tok), tmp_path / "model").spec)
+    out = run_seeds(cfg, [1, 2], data_for_seed=lambda c: DATA)
+    assert [r["status"] for r in out["runs"]] == ["succeeded", "succeeded"] and calls[0] > 0 and calls[1:] == [0]
 
 
 def _jsonl(path, examples):

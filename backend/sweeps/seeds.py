@@ -75,13 +75,14 @@ def run_seeds(config: RunConfig, seeds: Sequence[int], *, loaded: Any = None,
     from backend.training.run import _load_model, load_run_data
 
     method = get_method(config.method.name)
+    own_base = loaded is None     # loaded here: only these seeds use it, all in the config's one precision
     loaded = loaded or _load_model(config)
     results: list[TrainResult] = []
     for trial in seed_trials(config, seeds):
         cfg, seed = trial.config, trial.seed
         data = (data_for_seed or load_run_data)(cfg)
-        this, own = loaded, method.modifies_base        # a seed that changes the base gets its own copy
-        if own:
+        this, own = loaded, method.modifies_base or own_base
+        if method.modifies_base:                          # a seed that changes the base gets its own copy
             this = dataclasses.replace(loaded, model=copy.deepcopy(loaded.model))
         sink = sink_for_seed(seed) if sink_for_seed else None
         if store is None:
