@@ -44,8 +44,9 @@ def build(ctx: StudioContext, *, template: str, label_words: str, selection: dic
         "method": {"name": method, **(options or {})}, "name": name or ctx.project, "tags": tags or [],
         "project": ctx.project, "train": {"seed": seed, **(train or {})},
     }
-    if method == "zero-shot" and ctx.model.dtype != "auto":   # scored on the studio's model, in its dtype
-        evaluation = {"dtype": ctx.model.dtype, **(evaluation or {})}
+    dtype = getattr(ctx.model, "dtype", "auto")
+    if method == "zero-shot" and dtype != "auto":   # scored on the studio's model, in its dtype
+        evaluation = {"dtype": dtype, **(evaluation or {})}
     if evaluation:
         raw["eval"] = evaluation
     return RunConfig.from_dict(raw)
