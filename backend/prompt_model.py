@@ -154,8 +154,11 @@ class PromptModel(nn.Module):
             self.soft_embedding = nn.Embedding(template.num_soft_tokens + 1, input_emb.shape[1]).to(
                 device=input_emb.device, dtype=input_emb.dtype)
             _init_soft_rows(self.soft_embedding, template, input_emb.detach(), seed)
+        # On the model's device: every scoring loop sends its batches to ``label_rows.device`` (a PromptModel
+        # outside training is never moved as a whole; accelerate moves it only for training).
+        device = input_emb.device
         rows = verbalizer.first_token_ids
-        self.register_buffer("label_rows", torch.tensor(rows, dtype=torch.long), persistent=False)
+        self.register_buffer("label_rows", torch.tensor(rows, dtype=torch.long, device=device), persistent=False)
         index = {t: i for i, t in enumerate(rows)}
         n_cls = len(verbalizer.token_ids)
         n_words = max(len(ws) for ws in verbalizer.token_ids)
@@ -169,9 +172,9 @@ class PromptModel(nn.Module):
                 for k, t in enumerate(toks):
                     sub[c, w, k] = index[t]
                     sub_mask[c, w, k] = True
-        self.register_buffer("sub_index", sub, persistent=False)
-        self.register_buffer("sub_mask", sub_mask, persistent=False)
-        self.register_buffer("word_mask", word_mask, persistent=False)
+        self.register_buffer("sub_index", sub.to(device), persistent=False)
+        self.register_buffer("sub_mask", sub_mask.to(device), persistent=False)
+        self.register_buffer("word_mask", word_mask.to(device), persistent=False)
 
     # ------------------------------------------------------------------ inputs
 

@@ -50,7 +50,7 @@ def expand_words(tokenizer: Any, embeddings: torch.Tensor, seeds: dict[str, Sequ
             if not toks:
                 raise VerbalizerError(f"label word {w!r} of class {cls!r} tokenizes to nothing")
             vecs.append(embeddings.detach().float()[list(toks)].mean(0))
-        sims = (table @ torch.nn.functional.normalize(torch.stack(vecs), dim=-1).T).max(-1).values.numpy()
+        sims = (table @ torch.nn.functional.normalize(torch.stack(vecs), dim=-1).T).max(-1).values.cpu().numpy()
         for k in np.argsort(-sims)[:neighbours]:
             w, s = words[int(ids[k])], float(sims[k])
             if w not in best or s > best[w][1]:
