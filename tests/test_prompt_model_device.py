@@ -4,7 +4,6 @@ model CPU batches (no GPU had run an evaluation yet). Checked on PyTorch's "meta
 for any device that is not the CPU."""
 from __future__ import annotations
 
-import torch
 
 from backend.prompt_model import PromptModel
 from backend.prompts.template import compile_template
