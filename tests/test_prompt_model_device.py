@@ -4,7 +4,6 @@ model CPU batches (no GPU had run an evaluation yet). Checked on PyTorch's "meta
 for any device that is not the CPU."""
 from __future__ import annotations
 
-
 from backend.prompt_model import PromptModel
 from backend.prompts.template import compile_template
 from backend.prompts.verbalizer import compile_verbalizer, parse_verbalizer
