@@ -372,5 +372,5 @@ class PromptModel(nn.Module):
         out = torch.full((len(encoded), n_cls, n_words), float("-inf"), device=device)
         for i, (read, (c, w, toks)) in enumerate(zip(reads, words * len(encoded))):
             logp = torch.log_softmax(self.vocab_logits(hidden[i, read]), dim=-1)
-            out[i // len(words), c, w] = logp[torch.arange(len(toks)), torch.tensor(toks, device=device)].sum()
+            out[i // len(words), c, w] = logp[torch.arange(len(toks), device=device), torch.tensor(toks, device=device)].sum()
         return self.class_scores(out)
