@@ -65,7 +65,7 @@ def test_the_studio_model_dtype_is_checked_before_anything_loads_and_named_on_th
     assert parse_args([]).dtype == "auto"
     with pytest.raises(SystemExit) as err:      # a CPU runs no float16: refused at launch, not in a thread later
         make_context(parse_args(["--data-dir", str(tmp_path / "home"), "--dtype", "float16"]))
-    assert "--dtype: float16 on a CPU" in str(err.value)
+    assert "--dtype: evaluating in float16 on a CPU" in str(err.value)
     ctx = make_context(parse_args(["--data-dir", str(tmp_path / "home"), "--dtype", "bfloat16"]))
     try:
         assert ctx.model.dtype == "bfloat16" and ctx.model.spec   # loads lazily, in bf16 (below)

@@ -88,10 +88,10 @@ def eval_dtype(choice: str | None, device: torch.device, setting: str = "eval.dt
     if dt is None:
         return default_dtype(device)
     if dt == torch.float16 and device.type == "cpu":
-        raise ConfigError("float16 on a CPU is slow and overflows easily; choose bfloat16 "
+        raise ConfigError("evaluating in float16 on a CPU is slow and overflows easily; choose bfloat16 "
                           "(fast on CPUs with AMX) or float32", field=setting)
     if dt == torch.bfloat16 and device.type == "cuda" and not torch.cuda.is_bf16_supported():
-        raise ConfigError("this GPU has no bf16; choose float16 or float32", field=setting)
+        raise ConfigError("this GPU has no bf16 to evaluate in; choose float16 or float32", field=setting)
     return dt
 
 

@@ -113,10 +113,10 @@ def mixed_precision(cfg: RunConfig, device: torch.device) -> str:
     if mp is None:
         mp = ("bf16" if torch.cuda.is_bf16_supported() else "fp16") if device.type == "cuda" else "no"
     if mp == "fp16" and device.type != "cuda":
-        raise ConfigError(f"fp16 needs a CUDA GPU and this run is on {device.type}; "
+        raise ConfigError(f"mixed precision fp16 needs a CUDA GPU and this run is on {device.type}; "
                           "choose bf16 (CPU autocast) or no", field="train.mixed_precision")
     if mp == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
-        raise ConfigError("this GPU has no bf16; choose fp16 or no",
+        raise ConfigError("this GPU has no bf16 for mixed precision; choose fp16 or no",
                           field="train.mixed_precision")
     if cfg.eval.dtype != "auto" and get_method(cfg.method.name).trains:
         raise ConfigError("a training run evaluates in the precision it trains in; set "
