@@ -137,10 +137,10 @@ def settings_for(cfg: RunConfig, kind: str) -> EncodeSettings:
 def load_for_eval(cfg: RunConfig) -> Any:
     """The config's model, loaded on the default device in the dtype ``eval.dtype`` asks for."""
     from backend.models import load_model
-    from backend.models.device import eval_dtype, parse_device
+    from backend.models.device import eval_device_dtype
 
-    device = parse_device(None)
-    return load_model(cfg.model, device=device, dtype=eval_dtype(cfg.eval.dtype, device))
+    device, dtype = eval_device_dtype(cfg.eval.dtype)
+    return load_model(cfg.model, device=device, dtype=dtype)
 
 
 def check_model(cfg: RunConfig, loaded: Any) -> None:

@@ -129,9 +129,9 @@ def _capture_accelerators(box: list) -> Callable[[], None]:
 
     original = run_mod._accelerator
 
-    def spy(cfg: Any, device: torch.device) -> Any:
+    def spy(precision: str, device: torch.device) -> Any:
         AcceleratorState._reset_state(reset_partial_state=True)
-        acc = original(cfg, device)
+        acc = original(precision, device)
         box.append(acc)
         return acc
 

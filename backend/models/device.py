@@ -95,6 +95,13 @@ def eval_dtype(choice: str | None, device: torch.device, setting: str = "eval.dt
     return dt
 
 
+def eval_device_dtype(choice: str | None, setting: str = "eval.dtype") -> tuple[torch.device, torch.dtype]:
+    """The default device and, on it, the dtype ``choice`` of ``setting`` resolves to (``eval_dtype``): where
+    an evaluation that loads its own model puts it."""
+    device = parse_device(None)
+    return device, eval_dtype(choice, device, setting)
+
+
 def select_device(device: str | torch.device | None = None,
                   dtype: str | torch.dtype | None = None) -> tuple[torch.device, torch.dtype]:
     """Resolve the user's (possibly empty) device and dtype choice to concrete values."""

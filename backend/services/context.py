@@ -48,7 +48,9 @@ class ModelSlot:
         # configs it builds); a dtype the device cannot run is refused here, before anything loads
         self.dtype = dtype
         if dtype != "auto":
-            _eval_dtype(dtype, setting="--dtype")
+            from backend.models.device import eval_device_dtype
+
+            eval_device_dtype(dtype, setting="--dtype")
         self._loader = loader or (lambda: _load_default(spec, dtype))
         self._start_lock = threading.Lock()
         # Held around every forward pass in the studio process: PromptModel hooks the shared base model's
@@ -148,16 +150,12 @@ def model_label(model_id: str) -> str:
     return Path(model_id).name if Path(model_id).is_absolute() else model_id
 
 
-def _eval_dtype(choice: str, setting: str = "eval.dtype") -> Any:
-    from backend.models.device import eval_dtype, parse_device
-
-    return eval_dtype(choice, parse_device(None), setting)
-
-
 def _load_default(spec: str, dtype: str = "auto") -> LoadedModel:
     from backend.models import load_model
+    from backend.models.device import eval_device_dtype
 
-    return load_model(spec, dtype=_eval_dtype(dtype))
+    device, dt = eval_device_dtype(dtype, setting="--dtype")
+    return load_model(spec, device=device, dtype=dt)
 
 
 class DatasetCache:

@@ -125,10 +125,11 @@ def mixed_precision(cfg: RunConfig, device: torch.device) -> str:
     return mp
 
 
-def _accelerator(cfg: RunConfig, device: torch.device) -> Any:
+def _accelerator(precision: str, device: torch.device) -> Any:
+    """The run's accelerator in its resolved ``mixed_precision`` (what ``mixed_precision`` returned)."""
     from accelerate import Accelerator
 
-    return Accelerator(cpu=device.type == "cpu", mixed_precision=mixed_precision(cfg, device))
+    return Accelerator(cpu=device.type == "cpu", mixed_precision=precision)
 
 
 def scalar_metrics(metrics: dict[str, Any]) -> dict[str, float]:
@@ -150,7 +151,8 @@ def run_training(config: RunConfig, *, sink: Sink | None = None, cancel_check: C
     (a copy no other run uses), has its frozen Linear weights stored in the autocast dtype under mixed
     precision (``backend.models.lean.store_frozen_linears_in``); a model handed in is otherwise left as it is."""
     t0 = time.perf_counter()
-    get_method(config.method.name).parse_options(config.method.options)   # fail before loading anything
+    method = get_method(config.method.name)
+    method.parse_options(config.method.options)   # fail before loading anything
     sink = sink or MemorySink()
     seed = config.train.seed if seed is None else seed
     data = data or load_run_data(config)
@@ -162,7 +164,7 @@ def run_training(config: RunConfig, *, sink: Sink | None = None, cancel_check: C
     owned = loaded is None or owns_model      # a model only this run uses: it may store its frozen weights its own way
     loaded = loaded or _load_model(config)
     precision = mixed_precision(config, loaded.device)   # one the device cannot honour fails before anything is recorded
-    if not get_method(config.method.name).trains:
+    if not method.trains:
         from backend.pipeline import check_dtype
 
         check_dtype(config, loaded)          # a zero-shot run handed a model in another dtype than it asks for
@@ -182,7 +184,7 @@ def run_training(config: RunConfig, *, sink: Sink | None = None, cancel_check: C
     sink.emit("data/dev_rows", len(data.dev), 0)
     settings = _settings(config, loaded.kind)
     info = describe_tokenizer(loaded.tokenizer)
-    accelerator = _accelerator(config, loaded.device)
+    accelerator = _accelerator(precision, loaded.device)
     status, steps, best_step, best_metric, history = "succeeded", 0, None, None, []
     if tuned.method.trains and counts["trainable"] > 0:
         opts = resolve(config.train, config.method.name, len(data.train), loaded.device.type)
