@@ -12,10 +12,12 @@ cache is repeated across the batch, and only the rest of each row goes through t
 still reach the soft tokens through the cached keys and values.
 
 Causal rows are also packed instead of padded when padding would waste work: each row is cut after its
-mask (later tokens cannot change the mask's hidden state), the rows run back to back in a few balanced
-packs with a block-diagonal causal mask and their own position ids, so little work or activation memory
-goes to padding (half of a padded few-shot SST-2 batch is padding). The shared prefix, or PEFT prefix
-tuning's trained keys/values, sits in front of every pack.
+mask (later tokens cannot change the mask's hidden state) and the rows run back to back with their own
+position ids, so no work or activation memory goes to padding (half of a padded few-shot SST-2 batch is
+padding). On our attention function (models.lean) the whole batch is one sequence and attention alone
+re-lays it as rows, each attending to its own tokens (RowAttention); on any other attention the rows go
+in a few balanced packs under a block-diagonal causal mask, whose masked-out blocks attention still
+computes. The shared prefix, or PEFT prefix tuning's trained keys/values, sits in front of every row.
 """
 from __future__ import annotations
 
@@ -26,7 +28,7 @@ import torch
 from torch import nn
 
 from backend.batching import collate, pack_rows
-from backend.models.lean import LEAN_SDPA
+from backend.models.lean import LEAN_SDPA, ROWS, row_attention
 from backend.prompts.encode import Encoded
 from backend.prompts.template import Template
 from backend.prompts.verbalizer import CompiledVerbalizer
@@ -75,6 +77,10 @@ MIN_SHARED_PREFIX = 4
 PACK_MIN_SAVING = 0.15
 # Tokens per packed sequence: attention within a pack grows with the square of its length.
 PACK_CAPACITY = 256
+# Rows run back to back and attended to one row at a time (our attention, models.lean.RowAttention) when
+# padding would be at least this share of the padded batch's tokens: re-laying queries, keys and values
+# as rows costs about this much of a layer.
+ROWS_MIN_SAVING = 0.02
 # Architectures known to honour per-token position ids and a ready 4D mask as given (tested ones), and
 # the attention implementations that take such a mask (flash-attention kernels take none).
 PACKABLE_MODEL_TYPES = frozenset({"llama", "mistral", "qwen2", "qwen3", "gpt2"})
@@ -243,27 +249,40 @@ class PromptModel(nn.Module):
                 and getattr(config, "_attn_implementation", None) in SDPA_IMPLEMENTATIONS | {"eager"}
                 and (not _is_prompt_learning(self.plm) or _prefix_tokens(self.plm) > 0))
 
+    @property
+    def attends_per_row(self) -> bool:
+        """Whether packed rows run as one sequence with per-row attention (models.lean.RowAttention) rather
+        than in packs under a block-diagonal mask: our attention function does that, no other does."""
+        return getattr(getattr(self.plm, "config", None), "_attn_implementation", None) == LEAN_SDPA
+
     def packing(self, batch: dict[str, torch.Tensor], shared: int) -> list[list[int]] | None:
-        """The packs to run the rows in (lists of row indices), or None to run the batch padded."""
+        """The packs to run the rows in (lists of row indices), or None to run the batch padded. Under
+        per-row attention, one pack holds every row."""
         if not self.packs_rows or "decoder_input_ids" in batch:
             return None
         needed = (batch["mask_pos"] + 1 - shared).tolist()
+        padded = len(needed) * (batch["input_ids"].shape[1] - shared)
+        if self.attends_per_row:
+            return [list(range(len(needed)))] if sum(needed) <= (1 - ROWS_MIN_SAVING) * padded else None
         packs = pack_rows(needed, max(PACK_CAPACITY, max(needed)))
         packed = len(packs) * max(sum(needed[r] for r in p) for p in packs)   # packs pad to the longest
-        padded = len(needed) * (batch["input_ids"].shape[1] - shared)
         return packs if packed <= (1 - PACK_MIN_SAVING) * padded else None
 
     def _packed_mask_hidden(self, inputs: dict[str, Any], batch: dict[str, torch.Tensor], shared: int,
                             packs: list[list[int]]) -> torch.Tensor:
         key = "inputs_embeds" if "inputs_embeds" in inputs else "input_ids"
         x = inputs[key]
-        layout = {k: v.to(x.device) for k, v in
-                  _packed_layout((batch["mask_pos"] + 1).tolist(), shared, packs).items()}
-        eager = self.plm.config._attn_implementation not in SDPA_IMPLEMENTATIONS
-        dtype = self.plm.get_input_embeddings().weight.dtype if eager else None
+        ends = (batch["mask_pos"] + 1).tolist()
+        layout = {k: v.to(x.device) for k, v in _packed_layout(ends, shared, packs).items()}
         virtual = _prefix_tokens(self.plm)
-        call = {key: x[layout["rows"], layout["cols"]], "position_ids": layout["cols"] + virtual,
-                "attention_mask": _packed_mask(layout["seg"], shared + virtual, dtype), "use_cache": False}
+        call = {key: x[layout["rows"], layout["cols"]], "position_ids": layout["cols"] + virtual, "use_cache": False}
+        if self.attends_per_row:    # one sequence (packs == [every row]); attention one row at a time
+            call.update({"attention_mask": None,
+                         ROWS: row_attention([ends[r] - shared for r in packs[0]], shared + virtual, x.device)})
+        else:
+            eager = self.plm.config._attn_implementation not in SDPA_IMPLEMENTATIONS
+            dtype = self.plm.get_input_embeddings().weight.dtype if eager else None
+            call["attention_mask"] = _packed_mask(layout["seg"], shared + virtual, dtype)
         model = self.plm
         with capture_head_input(self.plm) as box:
             if virtual:

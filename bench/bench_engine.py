@@ -2,7 +2,8 @@
 
 All three see the same token ids (our encoding) and must give the same predictions; only the compute
 strategy differs (tokenization, shared by all three, is timed separately as the preview latency):
-  ours       length-sorted batches, dynamic padding, LM-head rows of the label words at the mask only
+  ours       length-sorted batches, rows cut after the mask and run back to back (no padding; attention
+             row by row), LM-head rows of the label words at the mask only
   plain      batches in dataset order, padding to the longest in the batch, model(**batch) with full logits
   openprompt every example padded to 128 tokens, full logits at every position
 Also: p95 time to parse + wrap + encode one example with a ~200-token input (target <= 5 ms), and our

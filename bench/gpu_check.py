@@ -9,8 +9,8 @@ Checks, each a row of the table (ok / FAILED / not run: why):
   train     every method that trains a causal LM, a few steps through run_training (the accelerator, autocast
             and, for fp16, the GradScaler the training loop uses), in bf16 and fp16: the compute dtype the
             Linear layers actually ran in, whether loss scaling was on, finite loss, s/step, peak memory
-  packed    packed rows under the boolean block-diagonal mask == the same rows padded (same weights, under
-            autocast in the run's dtype)
+  packed    packed rows == the same rows padded (same weights, under autocast in the run's dtype): one
+            sequence attended row by row (our attention), else packs under a boolean block-diagonal mask
   lean      which attention function ran: the lean grouped-query kernel (CPU) or transformers' SDPA (CUDA,
             where lean_sdpa_forward falls back), and that it matches stock SDPA
   eval      zero-shot throughput in the model's default dtype (bf16 on CUDA), MFU against that dtype's
@@ -293,7 +293,9 @@ def check_packed(loaded32: Any, device: torch.device, dev: list) -> list[dict]:
             rows.append(_row("packed", name, f"FAILED: rows were not packed ({loaded32.kind} model)"))
             continue
         rows.append(_row("packed", name, "ok" if diff <= tol else f"FAILED: relative difference {diff:.2e} > {tol}",
-                         f"{len(encs)} rows in {len(packs)} pack(s), relative max difference {diff:.1e}",
+                         f"{len(encs)} rows " + ("in one sequence, attended row by row" if pm.attends_per_row
+                                                 else f"in {len(packs)} pack(s)")
+                         + f", relative max difference {diff:.1e}",
                          rel_diff=diff))
     return rows
 

@@ -11,8 +11,10 @@ from transformers import AutoConfig, AutoModelForCausalLM, GPT2Config, GPT2LMHea
 
 import backend.prompt_model as prompt_model
 from backend.batching import EncodeSettings, collate, encode_examples, pack_rows
-from backend.methods.build import build_tuned_model
-from backend.models.lean import LEAN_SDPA, LeanGatedMLP, make_lean, use_lean_attention, use_lean_mlp
+from backend.errors import ConfigError
+from backend.methods.build import build_tuned_model, enable_checkpointing
+from backend.models.lean import (LEAN_SDPA, LeanGatedMLP, make_lean, row_attention, rows_sdpa, use_lean_attention,
+                                 use_lean_mlp)
 from backend.prompts.encode import describe_tokenizer
 from backend.prompts.example import Example
 from backend.prompts.verbalizer import parse_verbalizer
@@ -98,8 +100,10 @@ def _gpt2(tok):
                                       bos_token_id=None, eos_token_id=None, pad_token_id=tok.pad_token_id)).eval()
 
 
-def _run(plm, tok, template, method, *, pack: bool, share: bool = True):
+def _run(plm, tok, template, method, *, pack: bool, share: bool = True, checkpointing: bool = False):
     tuned = build_tuned_model(copy.deepcopy(plm), tok, "causal", template, VERB, method)
+    if checkpointing:
+        enable_checkpointing(tuned.pm)
     pm = tuned.pm.train()
     pm.pack, pm.share_prefix = pack, share
     batch = collate(encode_examples(pm.template, EXAMPLES, tok, EncodeSettings(profile="causal")),
@@ -132,11 +136,57 @@ def test_packed_rows_match_padded_rows(smol_tok, arch, method, share):
     padded = _run(plm, smol_tok, template, method, pack=False, share=share)
     packed = _run(plm, smol_tok, template, method, pack=True, share=share)
     assert padded[2] is None and packed[2] == [[0, 1, 2, 3]]
+    # llama (grouped heads) runs our attention: one sequence, attended row by row; gpt2 a masked pack
+    assert (plm.config._attn_implementation == LEAN_SDPA) == (arch == "llama")
     _assert_same(packed, padded)
+
+
+@pytest.mark.parametrize("method", ["lora", "prompt-tuning"])
+def test_packed_rows_match_padded_rows_under_checkpointing(smol_tok, method):
+    """Checkpointed layers recompute their forward in the backward pass, with the row layout they were
+    given (it travels as a keyword through transformers' checkpointing)."""
+    plm = tiny_model("causal", smol_tok).model
+    template = "Review follows. {text_a} Overall it was{mask} indeed."
+    padded = _run(plm, smol_tok, template, method, pack=False)
+    packed = _run(plm, smol_tok, template, method, pack=True, checkpointing=True)
+    assert packed[2] == [[0, 1, 2, 3]]
+    _assert_same(packed, padded)
+
+
+def test_prefix_tuning_refuses_checkpointing(smol_tok):
+    """transformers' checkpointed layers drop past keys/values: the prefix would train unseen."""
+    with pytest.raises(ConfigError, match="method.checkpointing: prefix tuning cannot run with gradient"):
+        build_tuned_model(tiny_model("causal", smol_tok).model, smol_tok, "causal", "{text_a} It was{mask}", VERB,
+                          "prefix-tuning", {"checkpointing": True})
+
+
+@pytest.mark.parametrize("prefix", [0, 3])
+def test_row_attention_is_each_row_attending_alone(prefix):
+    """Rows of 4, 1 and 3 tokens back to back after a prefix: each row's output is that row's own causal
+    attention over the prefix and its tokens (grouped heads: 4 query heads, 2 key/value heads)."""
+    torch.manual_seed(0)
+    lengths, heads, kv, dim = [4, 1, 3], 4, 2, 8
+    total = sum(lengths)
+    q = torch.randn(1, heads, total, dim, requires_grad=True)
+    k, v = torch.randn(1, kv, prefix + total, dim), torch.randn(1, kv, prefix + total, dim)
+    out = rows_sdpa(q, k, v, row_attention(lengths, prefix))
+    assert out.shape == (1, total, heads, dim)
+    start = 0
+    for n in lengths:
+        keys = torch.cat([k[:, :, :prefix], k[:, :, prefix + start:prefix + start + n]], dim=2)
+        values = torch.cat([v[:, :, :prefix], v[:, :, prefix + start:prefix + start + n]], dim=2)
+        allowed = torch.ones(n, prefix + n, dtype=torch.bool).tril(prefix)
+        alone = torch.nn.functional.scaled_dot_product_attention(
+            q[:, :, start:start + n], keys.repeat_interleave(2, 1), values.repeat_interleave(2, 1), attn_mask=allowed)
+        torch.testing.assert_close(out[:, start:start + n], alone.transpose(1, 2))
+        start += n
+    out.sum().backward()                       # gradients flow back through the re-laying
+    assert q.grad is not None and bool(q.grad.abs().sum() > 0)
 
 
 def test_several_packs_match_padded_rows(smol_tok, monkeypatch):
     plm = tiny_model("causal", smol_tok).model
+    plm.set_attn_implementation("sdpa")      # packs under a block-diagonal mask: transformers' own attention
     template = "Review follows. {text_a} Overall it was{mask}"
     padded = _run(plm, smol_tok, template, "prompt-tuning", pack=False)
     monkeypatch.setattr(prompt_model, "PACK_CAPACITY", 8)

@@ -129,6 +129,14 @@ class PrefixTuning(Method):
                                 "default sentence"),
     }
 
+    def check_options(self, opts: dict[str, Any]) -> None:
+        if opts.get("checkpointing"):
+            # transformers' checkpointed layers drop every layer's past keys/values, which is where the prefix
+            # sits: the run would train a prefix the model never sees
+            raise ConfigError("method.checkpointing: prefix tuning cannot run with gradient checkpointing "
+                              "(transformers drops the prefix's keys and values in checkpointed layers); "
+                              "lower train.micro_batch_tokens to save memory instead")
+
     def reload_options(self, opts: dict[str, Any]) -> dict[str, Any]:
         """A trained prefix replaces its initialisation: skip the forward pass that computes it."""
         return dict(opts, init="random")
