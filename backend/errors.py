@@ -6,7 +6,11 @@ user-facing failure in the engine is one of these types.
 """
 from __future__ import annotations
 
+import re
 from typing import Any
+
+# A message that starts with the setting it is about ("train.steps: must be at least 1").
+_LEADING_PATH = re.compile(r"([A-Za-z_][\w]*(?:\.[\w\[\]]+)*): ")
 
 
 class StudioError(Exception):
@@ -36,7 +40,16 @@ class StudioError(Exception):
 
     def __str__(self) -> str:
         where = self.location()
-        return f"{self.field}: {self.message}" + (f" ({where})" if where else "")
+        return f"{self._named()}" + (f" ({where})" if where else "")
+
+    def _named(self) -> str:
+        """The message after its field, unless it already starts with that field or a setting inside it
+        (the CLI printed ``config: train.steps: must be at least 1``)."""
+        lead = _LEADING_PATH.match(self.message)
+        if lead and (lead.group(1) == self.field or lead.group(1).startswith(self.field + ".")
+                     or ("." in lead.group(1) and self.field == type(self).field)):
+            return self.message
+        return f"{self.field}: {self.message}"
 
     def to_dict(self) -> dict[str, Any]:
         return {"error": type(self).__name__, "field": self.field, "message": self.message,
