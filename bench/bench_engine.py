@@ -8,7 +8,7 @@ strategy differs (tokenization, shared by all three, is timed separately as the 
   openprompt every example padded to 128 tokens, full logits at every position
 Also: p95 time to parse + wrap + encode one example with a ~200-token input (target <= 5 ms), and our
 loop's model-FLOPs utilisation against an fp32 matmul peak measured in the same run (bench/mfu.py; bar
->= 65%), from a pass of our loop alone after the interleaved ones (the interleaved figure is kept too). On a CPU, our loop on the model loaded in bf16 (``eval.dtype: bfloat16``) runs as a fourth arm:
+>= 65%). On a CPU, our loop on the model loaded in bf16 (``eval.dtype: bfloat16``) runs as a fourth arm:
 its speed against fp32 and how many predictions change (no bar: that a CPU has bf16 matrix units decides).
 
     .venv/bin/python bench/bench_engine.py [--limit N] [--batch-size 32]
@@ -119,23 +119,14 @@ def main() -> None:
                 for i, p in zip(idx, out):
                     preds[name][i] = p
             peaks.sample()
-        # Our loop alone, as an evaluation job runs it (nothing else in the process between its batches):
-        # the MFU verdict. Interleaved, each of our batches follows the baselines' full-vocabulary logits
-        # (up to 800 MB a batch); that figure is kept beside it.
-        alone_peaks, t_alone = PeakSamples(lm.device), 0.0
-        for ob in ours_b:
-            t = time.perf_counter()
-            ours_batch(pm, [encs[i] for i in ob], info.pad_id)
-            t_alone += time.perf_counter() - t
-            alone_peaks.sample()
     t_ours, t_plain, t_op = secs["ours"], secs["plain"], secs["openprompt"]
+    peak = peaks.median
     n_params, tokens = non_embedding_params(lm.model), needed_tokens(encs, lm.kind)
     per_forward = round(tokens / max(1, len(ours_b)))
-    mfu = dict(mfu_entry(forward_flops(n_params, tokens), t_alone, alone_peaks.median, EVAL_MFU_BAR),
-               non_embedding_params=n_params, tokens_needed=tokens, examples_per_s_alone=len(encs) / t_alone,
-               peak_samples_gflops=[round(v / 1e9, 1) for v in alone_peaks.values],
+    mfu = dict(mfu_entry(forward_flops(n_params, tokens), t_ours, peak, EVAL_MFU_BAR),
+               non_embedding_params=n_params, tokens_needed=tokens,
+               peak_samples_gflops=[round(v / 1e9, 1) for v in peaks.values],
                **ceiling_entry(lm.model, per_forward, lm.device))
-    mfu_interleaved = mfu_entry(forward_flops(n_params, tokens), t_ours, peaks.median, EVAL_MFU_BAR)
     ours_pred, plain_pred, op_pred = preds["ours"], preds["plain"], preds["openprompt"]
     gold = [verb.classes.index(e.label) for e in examples]
     accuracy = sum(int(g == p) for g, p in zip(gold, ours_pred)) / len(gold)
@@ -175,7 +166,7 @@ def main() -> None:
                              "agreement_openprompt": sum(a == b for a, b in zip(op_pred, ours_pred)) / n},
         "preview_latency_ms": {"input_tokens": n_tokens, "p50": statistics.median(lat), "p95": p95,
                                "cpu_p50": statistics.median(cpu), "cpu_p95": cpu_p95},
-        "mfu_eval": mfu, "mfu_eval_interleaved": mfu_interleaved, "ours_bf16_cpu": bf16,
+        "mfu_eval": mfu, "ours_bf16_cpu": bf16,
         "targets": {"eval_mfu": EVAL_MFU_BAR, "speedup_vs_plain": 1.3, "speedup_vs_openprompt_style": 2.5, "preview_p95_ms": 5.0},
     }
     out = ROOT / "bench" / "results"
@@ -192,12 +183,7 @@ def main() -> None:
           f"Parse + wrap + encode of one {n_tokens}-token example: p50 {res['preview_latency_ms']['p50']:.2f} ms, "
           f"p95 {p95:.2f} ms wall-clock, CPU time p50 {statistics.median(cpu):.2f} ms, p95 {cpu_p95:.2f} ms "
           "(target <= 5 ms; on a loaded machine the wall-clock tail includes time the process was not scheduled).",
-          "", mfu_line("Zero-shot eval, ours (our loop alone, as an evaluation job runs it: "
-                       f"{mfu['examples_per_s_alone']:.1f} examples/s)", mfu, others.cores)
-          + f" {tokens} tokens needed, N = {n_params:,}. Interleaved with the other loops above, batch by batch: "
-          f"{100 * mfu_interleaved['mfu']:.0f}% MFU ({mfu_interleaved['achieved_gflops']:.1f} against "
-          f"{mfu_interleaved['peak_gflops']:.1f} GFLOP/s): there each of our batches follows the baselines', "
-          "whose full-vocabulary logits take up to 800 MB a batch, and the gap is what that costs our loop.",
+          "", mfu_line("Zero-shot eval, ours", mfu, others.cores) + f" {tokens} tokens needed, N = {n_params:,}.",
           *(["", f"Ours with the model in bf16 (`eval.dtype: bfloat16`; this CPU has {'AMX' if amx else 'no AMX'}): "
               f"{bf16['examples_per_s']:.1f} examples/s, **{bf16['speedup_vs_fp32']:.2f}x fp32** in the same run; "
               f"accuracy {bf16['accuracy']:.4f} (fp32 {accuracy:.4f}); {bf16['predictions_changed']} of {n} "

@@ -270,28 +270,15 @@ def cmd_speed(args: argparse.Namespace) -> None:
                         cpu[k].append(time.process_time() - c)
                 if i:
                     peaks.sample()
-            # Our step alone, as a training run runs it (nothing else in the process between its steps): the
-            # MFU verdict. Interleaved, each of our steps follows PEFT's full-vocabulary steps; that figure is
-            # kept beside it.
-            alone, alone_peaks = [], PeakSamples("cpu")
-            for i in range(1, args.steps + 1):
-                t = time.perf_counter()
-                fns["ours"](i)
-                alone.append(time.perf_counter() - t)
-                alone_peaks.sample()
         others.stop()
         ours = fns["ours"]
-
-        def rates(seconds: list[float]) -> list[float]:
-            # the median step's FLOP/s: a step stalled by something else running does not drag the figure
-            return [train_flops(n_params, ours.n_trained, ours.tokens[i % len(batches)]) / seconds[i - 1]
-                    for i in range(1, args.steps + 1)]
-        mfu = dict(mfu_entry(statistics.median(rates(alone)), 1.0, alone_peaks.median, TRAIN_MFU_BAR),
+        # the median step's FLOP/s: a step stalled by something else running does not drag the figure
+        rates = [train_flops(n_params, ours.n_trained, ours.tokens[i % len(batches)]) / times["ours"][i - 1]
+                 for i in range(1, args.steps + 1)]
+        mfu = dict(mfu_entry(statistics.median(rates), 1.0, peaks.median, TRAIN_MFU_BAR),
                    n_params=n_params, n_trained=ours.n_trained, tokens_per_batch=ours.tokens,
-                   median_s_alone=statistics.median(alone),
-                   peak_samples_gflops=[round(v / 1e9, 1) for v in alone_peaks.values],
+                   peak_samples_gflops=[round(v / 1e9, 1) for v in peaks.values],
                    other_processes_cores=others.cores,
-                   interleaved=mfu_entry(statistics.median(rates(times["ours"])), 1.0, peaks.median, TRAIN_MFU_BAR),
                    **ceiling_entry(loaded.model, round(statistics.mean(ours.tokens))))
         med = {k: statistics.median(v) for k, v in times.items()}
         med_cpu = {k: statistics.median(v) for k, v in cpu.items()}
@@ -342,16 +329,9 @@ def speed_markdown(report: dict) -> None:
                   "loop does (`backend.models.lean.store_frozen_linears_in`; autocast alone casts them at every "
                   "forward, which ate most of the gain: 0.86-0.98x before)."]
     lines += ["", "Model-FLOPs utilisation of our step (the median step's needed FLOPs over its wall time; "
-              f"bar >= {100 * TRAIN_MFU_BAR:.0f}%), from our steps run alone after the interleaved ones, as a "
-              "training run runs them; interleaved, each of our steps follows PEFT's full-vocabulary steps, and "
-              "that figure is given after it:", ""]
+              f"bar >= {100 * TRAIN_MFU_BAR:.0f}%):", ""]
     st = report["setting"]
-
-    def interleaved(entry: dict) -> str:
-        inter = entry.get("interleaved")
-        return (f" Alone: {entry['median_s_alone']:.2f} s/step; interleaved: {100 * inter['mfu']:.0f}% MFU."
-                if inter else "")
-    lines += [f"- {mfu_line(name, r['mfu'], r['mfu'].get('other_processes_cores'))}{interleaved(r['mfu'])}"
+    lines += [f"- {mfu_line(name, r['mfu'], r['mfu'].get('other_processes_cores'))}"
               for name, r in report["methods"].items() if "mfu" in r]
     lines += ["", f"Load average (1/5/15 min) at start {st.get('load_average_start')}, at end "
               f"{st.get('load_average_end')}. {st.get('mfu_formula', '')}"]
