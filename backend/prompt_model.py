@@ -28,7 +28,7 @@ import torch
 from torch import nn
 
 from backend.batching import collate, pack_rows
-from backend.models.lean import LEAN_SDPA, ROWS, row_attention
+from backend.models.lean import LEAN_SDPA, ROW_ATTENTION_TYPES, ROWS, row_attention
 from backend.prompts.encode import Encoded
 from backend.prompts.template import Template
 from backend.prompts.verbalizer import CompiledVerbalizer
@@ -81,9 +81,9 @@ PACK_CAPACITY = 256
 # padding would be at least this share of the padded batch's tokens: re-laying queries, keys and values
 # as rows costs about this much of a layer.
 ROWS_MIN_SAVING = 0.02
-# Architectures known to honour per-token position ids and a ready 4D mask as given (tested ones), and
-# the attention implementations that take such a mask (flash-attention kernels take none).
-PACKABLE_MODEL_TYPES = frozenset({"llama", "mistral", "qwen2", "qwen3", "gpt2"})
+# Architectures known to honour per-token position ids, and a ready 4D mask on other attention, as given
+# (tested ones), and the attention implementations that take such a mask (flash-attention kernels take none).
+PACKABLE_MODEL_TYPES = ROW_ATTENTION_TYPES
 SDPA_IMPLEMENTATIONS = frozenset({"sdpa", LEAN_SDPA})
 
 

@@ -82,22 +82,29 @@ def test_lean_model_gives_the_stock_outputs_and_gradients():
 
 def test_lean_paths_leave_other_models_alone(bert_tok):
     gpt2 = GPT2LMHeadModel(GPT2Config(vocab_size=100, n_embd=32, n_layer=1, n_head=4))
-    assert not use_lean_attention(gpt2) and use_lean_mlp(gpt2) == 0             # no grouped heads, no gated MLP
+    assert use_lean_attention(gpt2) and use_lean_mlp(gpt2) == 0          # rows back to back; no gated MLP
     bert = tiny_model("masked", bert_tok).model
-    assert bert.config._attn_implementation != LEAN_SDPA
+    assert bert.config._attn_implementation != LEAN_SDPA                # attention both ways: nothing to gain
     mha = LlamaForCausalLM(LlamaConfig(vocab_size=100, hidden_size=32, num_hidden_layers=1, num_attention_heads=4,
                                        num_key_value_heads=4, intermediate_size=64))
-    assert not use_lean_attention(mha)                                  # every head has its own keys: nothing to gain
-    assert use_lean_mlp(mha) == 1
+    assert use_lean_attention(mha) and use_lean_mlp(mha) == 1           # every head has its own keys; rows
+    opt = AutoModelForCausalLM.from_config(AutoConfig.for_model(
+        "opt", vocab_size=100, hidden_size=32, num_hidden_layers=1, num_attention_heads=4, ffn_dim=64,
+        word_embed_proj_dim=32), attn_implementation="sdpa")
+    assert not use_lean_attention(opt)                                  # not known to take row position ids
+    eager = AutoModelForCausalLM.from_config(mha.config, attn_implementation="eager")
+    assert not use_lean_attention(eager)
 
 
 # ------------------------------------------------------------------------------------------ packing
 
 def _gpt2(tok):
     torch.manual_seed(0)
-    return GPT2LMHeadModel(GPT2Config(vocab_size=len(tok), n_embd=32, n_layer=2, n_head=4, n_positions=256,
-                                      resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0,
-                                      bos_token_id=None, eos_token_id=None, pad_token_id=tok.pad_token_id)).eval()
+    model = GPT2LMHeadModel(GPT2Config(vocab_size=len(tok), n_embd=32, n_layer=2, n_head=4, n_positions=256,
+                                       resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0, bos_token_id=None,
+                                       eos_token_id=None, pad_token_id=tok.pad_token_id)).eval()
+    make_lean(model)     # as the loader builds it
+    return model
 
 
 def _run(plm, tok, template, method, *, pack: bool, share: bool = True, checkpointing: bool = False):
@@ -124,20 +131,22 @@ def _assert_same(a, b):
         torch.testing.assert_close(a[1][name], b[1][name], atol=1e-5, rtol=1e-3, msg=name)
 
 
-@pytest.mark.parametrize("arch", ["llama", "gpt2"])
+@pytest.mark.parametrize("arch", ["llama", "gpt2", "llama-masked-packs"])
 @pytest.mark.parametrize("method", ["zero-shot", "prompt-tuning", "p-tuning", "lora", "soft-prompt",
                                     "prefix-tuning"])
 @pytest.mark.parametrize("share", [True, False])
 def test_packed_rows_match_padded_rows(smol_tok, arch, method, share):
-    plm = tiny_model("causal", smol_tok).model if arch == "llama" else _gpt2(smol_tok)
+    plm = _gpt2(smol_tok) if arch == "gpt2" else tiny_model("causal", smol_tok).model
+    if arch == "llama-masked-packs":
+        plm.set_attn_implementation("sdpa")           # transformers' own attention: packs under a 4D mask
     # text after the mask is cut from packed rows; a soft token in the middle for soft-prompt
     template = ("Review follows. {text_a} " + ('{"soft": "so"} ' if method == "soft-prompt" else "")
                 + "Overall it was{mask} indeed.")
     padded = _run(plm, smol_tok, template, method, pack=False, share=share)
     packed = _run(plm, smol_tok, template, method, pack=True, share=share)
     assert padded[2] is None and packed[2] == [[0, 1, 2, 3]]
-    # llama (grouped heads) runs our attention: one sequence, attended row by row; gpt2 a masked pack
-    assert (plm.config._attn_implementation == LEAN_SDPA) == (arch == "llama")
+    # our attention: one sequence, attended row by row; transformers' own: a pack under a block mask
+    assert (plm.config._attn_implementation == LEAN_SDPA) == (arch != "llama-masked-packs")
     _assert_same(packed, padded)
 
 
@@ -160,25 +169,37 @@ def test_prefix_tuning_refuses_checkpointing(smol_tok):
                           "prefix-tuning", {"checkpointing": True})
 
 
+@pytest.mark.parametrize("precision", ["float32", "bfloat16", "bf16-autocast"])
 @pytest.mark.parametrize("prefix", [0, 3])
-def test_row_attention_is_each_row_attending_alone(prefix):
+def test_row_attention_is_each_row_attending_alone(prefix, precision, monkeypatch):
     """Rows of 4, 1 and 3 tokens back to back after a prefix: each row's output is that row's own causal
-    attention over the prefix and its tokens (grouped heads: 4 query heads, 2 key/value heads)."""
+    attention over the prefix and its tokens (grouped heads: 4 query heads, 2 key/value heads). In bf16
+    on a CPU, training takes the matmul path (the flash kernel's bf16 backward is ~4x slower there)."""
+    import backend.models.lean as lean
+
+    math_calls = []
+    real_math = lean._math_attention
+    monkeypatch.setattr(lean, "_math_attention", lambda *a: math_calls.append(1) or real_math(*a))
     torch.manual_seed(0)
     lengths, heads, kv, dim = [4, 1, 3], 4, 2, 8
     total = sum(lengths)
-    q = torch.randn(1, heads, total, dim, requires_grad=True)
+    dtype = torch.bfloat16 if precision == "bfloat16" else torch.float32
+    q32 = torch.randn(1, heads, total, dim)
     k, v = torch.randn(1, kv, prefix + total, dim), torch.randn(1, kv, prefix + total, dim)
-    out = rows_sdpa(q, k, v, row_attention(lengths, prefix))
+    q = q32.to(dtype).requires_grad_()
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16-autocast"):
+        out = rows_sdpa(q, k.to(dtype), v.to(dtype), row_attention(lengths, prefix))
+    assert len(math_calls) == (precision != "float32")
     assert out.shape == (1, total, heads, dim)
+    tol = {} if precision == "float32" else {"atol": 3e-2, "rtol": 3e-2}
     start = 0
     for n in lengths:
         keys = torch.cat([k[:, :, :prefix], k[:, :, prefix + start:prefix + start + n]], dim=2)
         values = torch.cat([v[:, :, :prefix], v[:, :, prefix + start:prefix + start + n]], dim=2)
         allowed = torch.ones(n, prefix + n, dtype=torch.bool).tril(prefix)
         alone = torch.nn.functional.scaled_dot_product_attention(
-            q[:, :, start:start + n], keys.repeat_interleave(2, 1), values.repeat_interleave(2, 1), attn_mask=allowed)
-        torch.testing.assert_close(out[:, start:start + n], alone.transpose(1, 2))
+            q32[:, :, start:start + n], keys.repeat_interleave(2, 1), values.repeat_interleave(2, 1), attn_mask=allowed)
+        torch.testing.assert_close(out[:, start:start + n].float(), alone.transpose(1, 2), **tol)
         start += n
     out.sum().backward()                       # gradients flow back through the re-laying
     assert q.grad is not None and bool(q.grad.abs().sum() > 0)
