@@ -13,8 +13,8 @@ import backend.prompt_model as prompt_model
 from backend.batching import EncodeSettings, collate, encode_examples, pack_rows
 from backend.errors import ConfigError
 from backend.methods.build import build_tuned_model, enable_checkpointing
-from backend.models.lean import (LEAN_SDPA, LeanGatedMLP, make_lean, row_attention, rows_sdpa, use_lean_attention,
-                                 use_lean_mlp)
+from backend.models.lean import (LEAN_SDPA, LeanGatedMLP, lean_sdpa_forward, make_lean, row_attention, rows_sdpa,
+                                 use_lean_attention, use_lean_mlp)
 from backend.prompts.encode import describe_tokenizer
 from backend.prompts.example import Example
 from backend.prompts.verbalizer import parse_verbalizer
@@ -167,6 +167,40 @@ def test_prefix_tuning_refuses_checkpointing(smol_tok):
     with pytest.raises(ConfigError, match="method.checkpointing: prefix tuning cannot run with gradient"):
         build_tuned_model(tiny_model("causal", smol_tok).model, smol_tok, "causal", "{text_a} It was{mask}", VERB,
                           "prefix-tuning", {"checkpointing": True})
+
+
+@pytest.mark.parametrize("masked", [True, False])
+def test_bf16_training_attention_on_cpu_goes_through_matmuls(masked, monkeypatch):
+    """Padded rows (a padding mask, or none: causal) under bf16 autocast with gradients: the matmul path,
+    which gives what SDPA gives in float32 (within bf16's precision) and passes gradients back."""
+    import types
+
+    import backend.models.lean as lean
+
+    calls = []
+    real_math = lean._math_attention
+    monkeypatch.setattr(lean, "_math_attention", lambda *a: calls.append(1) or real_math(*a))
+    torch.manual_seed(0)
+    rows, heads, kv, width, dim = 3, 4, 2, 6, 8
+    q32 = torch.randn(rows, heads, width, dim)
+    k, v = torch.randn(rows, kv, width, dim), torch.randn(rows, kv, width, dim)
+    lengths = torch.tensor([6, 2, 4])
+    causal = torch.ones(width, width, dtype=torch.bool).tril()
+    mask = (causal[None] & (torch.arange(width)[None, None, :] < lengths[:, None, None]))[:, None] if masked else None
+    module = types.SimpleNamespace(num_key_value_groups=2, is_causal=True)
+    q = q32.clone().requires_grad_()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out, _ = lean_sdpa_forward(module, q, k, v, mask)
+    assert calls == [1] and out.shape == (rows, width, heads, dim)
+    reference = torch.nn.functional.scaled_dot_product_attention(
+        q32, k.repeat_interleave(2, 1), v.repeat_interleave(2, 1), attn_mask=causal if mask is None else mask)
+    for r, n in enumerate(lengths.tolist() if masked else [width] * rows):   # padding queries are never read
+        torch.testing.assert_close(out[r, :n].float(), reference.transpose(1, 2)[r, :n], atol=3e-2, rtol=3e-2)
+    out.float().sum().backward()
+    assert q.grad is not None and bool(torch.isfinite(q.grad).all())
+    with torch.no_grad():                                        # no backward pass: the flash kernel, as before
+        lean_sdpa_forward(module, q32, k, v, mask)
+    assert calls == [1]
 
 
 @pytest.mark.parametrize("precision", ["float32", "bfloat16", "bf16-autocast"])

@@ -77,9 +77,8 @@ def rows_sdpa(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, rows:
     q = as_rows(query, rows.gather)                        # (rows, H, width, d)
     k, v = as_rows(key, rows.keys), as_rows(value, rows.keys)   # (rows, Hkv, prefix + width, d)
     groups = q.shape[1] // k.shape[1]
-    if q.device.type == "cpu" and _computes_in(q) in (torch.bfloat16, torch.float16) and torch.is_grad_enabled() \
-            and (q.requires_grad or k.requires_grad):
-        out = _math_attention(q, k, v, rows, dropout, scaling)
+    if _slow_flash_backward(q, k):
+        out = _math_attention(q, k, v, rows.mask, dropout, scaling)
     else:
         if groups > 1 and q.device.type != "cpu":          # not every GPU kernel takes grouped heads
             k, v = k.repeat_interleave(groups, dim=1), v.repeat_interleave(groups, dim=1)
@@ -97,22 +96,38 @@ def _computes_in(x: torch.Tensor) -> torch.dtype:
     return x.dtype
 
 
-def _math_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, rows: RowAttention, dropout: float,
+def _slow_flash_backward(query: torch.Tensor, key: torch.Tensor) -> bool:
+    """Whether PyTorch's CPU flash kernel would run a bf16/fp16 backward pass here (see _math_attention)."""
+    return (query.device.type == "cpu" and _computes_in(query) in (torch.bfloat16, torch.float16)
+            and torch.is_grad_enabled() and (query.requires_grad or key.requires_grad))
+
+
+def _math_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None, dropout: float,
                     scaling: float | None) -> torch.Tensor:
     """Attention as two batched matmuls around a float32 softmax, as transformers' eager attention computes
-    it. Why: PyTorch's CPU flash kernel takes 9-12 ms for the backward pass of 8 rows x 9 heads of 40 tokens
+    it: (rows, heads, width, d) from keys/values (rows, kv heads, keys, d). ``mask``: True where a query
+    may attend (or additive), broadcastable to (rows, 1, width, keys); None: causal from the bottom right.
+
+    Why: PyTorch's CPU flash kernel takes 9-12 ms for the backward pass of 8 rows x 9 heads of 40 tokens
     in bf16, against 2-3 ms this way (and 2 ms for its own fp32 backward), which made a bf16-autocast LoRA
     step slower than an fp32 one. Grouped heads stay grouped: the query heads of one key/value head are
-    stacked as one matrix (query head h reads key/value head h // groups, as transformers repeats them)."""
+    stacked as one matrix (query head h reads key/value head h // groups, as transformers repeats them).
+    A query allowed nothing gets uniform weights rather than NaN, as in eager attention (padding only)."""
     n_rows, heads, width, dim = q.shape
     kv_heads, keys = k.shape[1], k.shape[2]
     groups = heads // kv_heads
     scores = torch.matmul(q.reshape(n_rows, kv_heads, groups * width, dim), k.transpose(-1, -2))
     scores = scores.view(n_rows, kv_heads, groups, width, keys).float() * (scaling if scaling is not None
                                                                              else dim ** -0.5)
-    allowed = rows.mask if rows.mask is not None else torch.ones(width, keys, dtype=torch.bool,
-                                                                  device=q.device).tril(keys - width)
-    probs = torch.softmax(scores.masked_fill(~allowed, float("-inf")), dim=-1).to(q.dtype)
+    if mask is None:
+        mask = torch.ones(width, keys, dtype=torch.bool, device=q.device).tril(keys - width)
+    elif mask.dim() == 4:                                   # (rows, 1, width, keys): one mask for every head
+        mask = mask.unsqueeze(2)
+    if mask.dtype == torch.bool:
+        scores = scores.masked_fill(~mask, torch.finfo(scores.dtype).min)
+    else:
+        scores = scores + mask.float()
+    probs = torch.softmax(scores, dim=-1).to(q.dtype)
     if dropout:
         probs = F.dropout(probs, p=dropout)
     return torch.matmul(probs.view(n_rows, kv_heads, groups * width, keys), v).view(n_rows, heads, width, dim)
@@ -121,14 +136,20 @@ def _math_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, rows: Row
 def lean_sdpa_forward(module: torch.nn.Module, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
                       attention_mask: torch.Tensor | None, dropout: float = 0.0, scaling: float | None = None,
                       is_causal: bool | None = None, **kwargs: Any) -> tuple[torch.Tensor, None]:
-    """transformers' SDPA attention, except that grouped keys/values stay grouped under a mask on CPU, and
-    that back-to-back rows (a RowAttention under ``ROWS``) are attended to one row at a time."""
+    """transformers' SDPA attention, except that grouped keys/values stay grouped under a mask on CPU, that
+    back-to-back rows (a RowAttention under ``ROWS``) are attended to one row at a time, and that bf16/fp16
+    training on a CPU attends through matmuls (_math_attention)."""
     rows = kwargs.pop(ROWS, None)
     if rows is not None:
         return rows_sdpa(query, key, value, rows, dropout, scaling), None
     grouped = getattr(module, "num_key_value_groups", 1) > 1
     plain = not kwargs.get("output_attentions") and kwargs.get("softcap") is None \
         and kwargs.get("position_bias") is None and kwargs.get("cache") is None
+    # no mask: transformers' SDPA would attend causally only for a causal module
+    mask_known = attention_mask is not None or (getattr(module, "is_causal", False) and is_causal is not False)
+    if plain and mask_known and _slow_flash_backward(query, key):
+        out = _math_attention(query, key, value, attention_mask, dropout, scaling)
+        return out.transpose(1, 2).contiguous(), None
     if not (grouped and plain and attention_mask is not None and query.device.type == "cpu"):
         return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout,
                                       scaling=scaling, is_causal=is_causal, **kwargs)
