@@ -146,3 +146,34 @@ def test_parameter_counts_count_tied_weights_once(smol_tok):
     lm = tiny_model("causal", smol_tok)
     total = sum(p.numel() for p in {id(p): p for p in lm.model.parameters()}.values())
     assert parameter_counts(lm.model)["total"] == total
+
+
+def _config_model(model_type: str, tok, **extra):
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    cfg = AutoConfig.for_model(model_type, vocab_size=len(tok), hidden_size=64, num_hidden_layers=2,
+                               num_attention_heads=4, num_key_value_heads=2, intermediate_size=128, head_dim=16,
+                               pad_token_id=tok.pad_token_id, bos_token_id=None, eos_token_id=None, **extra)
+    torch.manual_seed(0)
+    return AutoModelForCausalLM.from_config(cfg)
+
+
+@pytest.mark.parametrize("model_type, lora_on", [("smollm3", {"q_proj", "v_proj"}), ("phi3", {"qkv_proj"}),
+                                                 ("llama", {"q_proj", "v_proj"})])
+def test_lora_and_ia3_find_their_targets_where_peft_has_no_default(smol_tok, model_type, lora_on):
+    """PEFT knows no target modules for SmolLM3 or Phi-3 and refused LoRA there unless the user named them;
+    the attention's query/value projections are found by name instead (PEFT's own default for Llama)."""
+    tuned = build_tuned_model(_config_model(model_type, smol_tok), smol_tok, "causal", "{text_a} It was{mask}",
+                              VERB, "lora")
+    trained = {name.split(".lora_")[0].rsplit(".", 1)[-1] for name, _ in tuned.trainable()}
+    assert trained == lora_on
+    if model_type != "phi3":                       # phi3 fuses keys and values into qkv_proj: named explicitly
+        ia3 = build_tuned_model(_config_model(model_type, smol_tok), smol_tok, "causal", "{text_a} It was{mask}",
+                                VERB, "ia3")
+        assert {name.split(".ia3_l")[0].rsplit(".", 1)[-1] for name, _ in ia3.trainable()} == \
+            {"k_proj", "v_proj", "down_proj"}
+
+
+def test_peft_without_targets_names_the_layers_to_choose_from(smol_tok):
+    with pytest.raises(ConfigError, match=r"set method.target_modules to some of its linear layers: .*qkv_proj"):
+        build_tuned_model(_config_model("phi3", smol_tok), smol_tok, "causal", "{text_a} It was{mask}", VERB, "ia3")

@@ -25,7 +25,7 @@ class IA3(Method):
     def prepare(self, pm: PromptModel, opts: dict[str, Any], ctx: MethodContext) -> None:
         from peft import IA3Config
 
-        from backend.methods.peft_util import wrap_with_peft
+        from backend.methods.peft_util import ia3_targets, wrap_with_peft
 
-        wrap_with_peft(pm, IA3Config(target_modules=opts["target_modules"],
-                                     feedforward_modules=opts["feedforward_modules"]))
+        targets, feedforward = ia3_targets(pm, opts["target_modules"], opts["feedforward_modules"])
+        wrap_with_peft(pm, IA3Config(target_modules=targets, feedforward_modules=feedforward))

@@ -24,13 +24,14 @@ class LoRA(Method):
                         doc="the update is scaled by alpha / r; keep it about 2 x r"),
         "dropout": Option(float, 0.0, min=0, lt=1, label="Dropout", advanced=True,
                           doc="dropout on the update's input; 0.05-0.1 against overfitting on larger data"),
-        "target_modules": modules_option("which projections get updates; empty: PEFT's default for the model"),
+        "target_modules": modules_option("which projections get updates; empty: PEFT's default for the model, or "
+                                         "its attention's query and value projections where PEFT has none"),
     }
 
     def prepare(self, pm: PromptModel, opts: dict[str, Any], ctx: MethodContext) -> None:
         from peft import LoraConfig
 
-        from backend.methods.peft_util import wrap_with_peft
+        from backend.methods.peft_util import lora_targets, wrap_with_peft
 
         wrap_with_peft(pm, LoraConfig(r=opts["r"], lora_alpha=opts["alpha"], lora_dropout=opts["dropout"],
-                                      target_modules=opts["target_modules"]))
+                                      target_modules=lora_targets(pm, opts["target_modules"])))
