@@ -100,6 +100,14 @@ def _prefix_tokens(plm: nn.Module) -> int:
     return int(peft_cfg.num_virtual_tokens)
 
 
+def _sliding_window(config: Any) -> int | None:
+    """The tokens a query may look back over when the model attends within a sliding window (Mistral), else None."""
+    window = getattr(config, "sliding_window", None)
+    if not window or getattr(config, "use_sliding_window", True) is False:
+        return None
+    return int(window)
+
+
 def _packed_layout(ends: list[int], shared: int, bins: list[list[int]]) -> dict[str, torch.Tensor]:
     """Where each packed position comes from (row, column), its segment (row, -1 for padding), and
     where each row's last token lands (pack, offset)."""
@@ -261,6 +269,9 @@ class PromptModel(nn.Module):
         if not self.packs_rows or "decoder_input_ids" in batch:
             return None
         needed = (batch["mask_pos"] + 1 - shared).tolist()
+        window = _sliding_window(self.plm.config)
+        if window is not None and max(needed) + shared + _prefix_tokens(self.plm) > window:
+            return None          # packed rows see every earlier token of their row: only the padded path has the window
         padded = len(needed) * (batch["input_ids"].shape[1] - shared)
         if self.attends_per_row:
             return [list(range(len(needed)))] if sum(needed) <= (1 - ROWS_MIN_SAVING) * padded else None

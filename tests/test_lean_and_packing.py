@@ -282,8 +282,27 @@ def test_every_packable_architecture_packs_exactly(smol_tok, model_type, attenti
     torch.manual_seed(0)
     plm = AutoModelForCausalLM.from_config(cfg, attn_implementation=attention).eval()
     make_lean(plm)
+    assert (plm.config._attn_implementation == LEAN_SDPA) == (attention == "sdpa")   # rows vs masked packs
     template = "Review follows. {text_a} Overall it was{mask}"
-    _assert_same(_run(plm, smol_tok, template, "prompt-tuning", pack=True),
-                 _run(plm, smol_tok, template, "prompt-tuning", pack=False))
+    packed = _run(plm, smol_tok, template, "prompt-tuning", pack=True)
+    assert packed[2] is not None
+    _assert_same(packed, _run(plm, smol_tok, template, "prompt-tuning", pack=False))
 
 
+
+
+@pytest.mark.parametrize("window, packs", [(8, False), (4096, True)])
+def test_rows_longer_than_a_sliding_window_stay_padded(smol_tok, window, packs):
+    """Mistral attends within a sliding window; packed rows would see further back, so rows longer than the
+    window run padded, where transformers applies it."""
+    cfg = AutoConfig.for_model("mistral", vocab_size=len(smol_tok), hidden_size=64, num_hidden_layers=2,
+                               num_attention_heads=4, num_key_value_heads=2, intermediate_size=128, head_dim=16,
+                               pad_token_id=smol_tok.pad_token_id, bos_token_id=None, eos_token_id=None,
+                               sliding_window=window)
+    torch.manual_seed(0)
+    plm = AutoModelForCausalLM.from_config(cfg, attn_implementation="sdpa").eval()
+    make_lean(plm)
+    template = "Review follows. {text_a} Overall it was{mask}"
+    packed = _run(plm, smol_tok, template, "lora", pack=True)
+    assert (packed[2] is not None) == packs
+    _assert_same(packed, _run(plm, smol_tok, template, "lora", pack=False))

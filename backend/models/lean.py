@@ -31,7 +31,8 @@ ROWS = "prompt_studio_rows"
 # Causal architectures that honour per-token position ids as given and hand a call's extra keywords to their
 # attention function, so their rows can run back to back (each tested, packed == padded:
 # tests/test_lean_and_packing.py).
-ROW_ATTENTION_TYPES = frozenset({"llama", "mistral", "qwen2", "qwen3", "gpt2"})
+ROW_ATTENTION_TYPES = frozenset({"llama", "mistral", "qwen2", "qwen3", "gpt2", "smollm3", "gemma", "phi3", "olmo2",
+                                 "granite"})
 
 
 @dataclass(frozen=True)
