@@ -81,8 +81,9 @@ PACK_CAPACITY = 256
 # padding would be at least this share of the padded batch's tokens: re-laying queries, keys and values
 # as rows costs about this much of a layer.
 ROWS_MIN_SAVING = 0.02
-# Architectures known to honour per-token position ids, and a ready 4D mask on other attention, as given
-# (tested ones), and the attention implementations that take such a mask (flash-attention kernels take none).
+# Architectures whose rows may run packed (tested ones: they honour per-token position ids, and on other
+# attention a ready 4D mask, as given), and the attention implementations that take such a mask
+# (flash-attention kernels take none).
 PACKABLE_MODEL_TYPES = ROW_ATTENTION_TYPES
 SDPA_IMPLEMENTATIONS = frozenset({"sdpa", LEAN_SDPA})
 
@@ -269,7 +270,7 @@ class PromptModel(nn.Module):
         if not self.packs_rows or "decoder_input_ids" in batch:
             return None
         needed = (batch["mask_pos"] + 1 - shared).tolist()
-        window = _sliding_window(self.plm.config)
+        window = _sliding_window(getattr(self.plm, "config", None))
         if window is not None and max(needed) + shared + _prefix_tokens(self.plm) > window:
             return None          # packed rows see every earlier token of their row: only the padded path has the window
         padded = len(needed) * (batch["input_ids"].shape[1] - shared)

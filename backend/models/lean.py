@@ -12,6 +12,10 @@ The gated MLP (``down(silu(gate(x)) * up(x))``: Llama, Mistral, Qwen, SmolLM) ke
 tensors per token for the backward pass under plain autograd (gate, silu(gate), up); the fused product below
 keeps two and recomputes silu in the backward pass (bit-identical gradients, ~1% of a step). Together these
 cut what a SmolLM2 training step keeps for the backward pass by about a third.
+
+The same attention function attends rows run back to back as one sequence one row at a time
+(RowAttention), so a batch's projections and MLPs see no padding; and in bf16/fp16 training on a CPU it
+attends through matmuls, since PyTorch's CPU flash kernel is several times slower there in the backward pass.
 """
 from __future__ import annotations
 
