@@ -201,6 +201,10 @@ def test_bf16_training_attention_on_cpu_goes_through_matmuls(masked, monkeypatch
     with torch.no_grad():                                        # no backward pass: the flash kernel, as before
         lean_sdpa_forward(module, q32, k, v, mask)
     assert calls == [1]
+    monkeypatch.setattr(lean, "MATH_ATTENTION_MAX_SCORES", rows * heads * width * width - 1)
+    with torch.autocast("cpu", dtype=torch.bfloat16):            # too large to keep whole: the flash kernel
+        lean_sdpa_forward(module, q32.clone().requires_grad_(), k, v, mask)
+    assert calls == [1]
 
 
 @pytest.mark.parametrize("precision", ["float32", "bfloat16", "bf16-autocast"])

@@ -101,10 +101,20 @@ def _computes_in(x: torch.Tensor) -> torch.dtype:
     return x.dtype
 
 
+# The matmul path keeps its attention probabilities (rows x heads x queries x keys, in float32 and the
+# compute dtype) for the backward pass, where the flash kernel keeps one number per query: above this many
+# a layer (8 MB of float32; one 512-token row with 9 heads has 2.4 M, 8 few-shot rows of 40 tokens 0.1 M)
+# memory wins over speed.
+MATH_ATTENTION_MAX_SCORES = 1 << 21
+
+
 def _slow_flash_backward(query: torch.Tensor, key: torch.Tensor) -> bool:
-    """Whether PyTorch's CPU flash kernel would run a bf16/fp16 backward pass here (see _math_attention)."""
+    """Whether PyTorch's CPU flash kernel would run a bf16/fp16 backward pass here on an attention small
+    enough to keep whole (see _math_attention)."""
+    scores = query.shape[0] * query.shape[1] * query.shape[2] * key.shape[2]
     return (query.device.type == "cpu" and _computes_in(query) in (torch.bfloat16, torch.float16)
-            and torch.is_grad_enabled() and (query.requires_grad or key.requires_grad))
+            and torch.is_grad_enabled() and (query.requires_grad or key.requires_grad)
+            and scores <= MATH_ATTENTION_MAX_SCORES)
 
 
 def _math_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None, dropout: float,
