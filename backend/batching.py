@@ -135,6 +135,43 @@ def pack_rows(lengths: Sequence[int], capacity: int) -> list[list[int]]:
     return [sorted(b) for b in bins if b]
 
 
+def packed_layout(ends: list[int], shared: int, bins: list[list[int]]) -> dict[str, torch.Tensor]:
+    """Where each packed position comes from (row, column), its segment (row, -1 for padding), and
+    where each row's last token lands (pack, offset)."""
+    width = max(sum(ends[r] - shared for r in b) for b in bins)
+    rows = torch.zeros((len(bins), width), dtype=torch.long)
+    cols = torch.zeros((len(bins), width), dtype=torch.long)
+    seg = torch.full((len(bins), width), -1, dtype=torch.long)
+    read = torch.zeros((len(ends), 2), dtype=torch.long)
+    for p, members in enumerate(bins):
+        offset = 0
+        for r in members:
+            n = ends[r] - shared
+            rows[p, offset:offset + n] = r
+            cols[p, offset:offset + n] = torch.arange(shared, ends[r])
+            seg[p, offset:offset + n] = r
+            read[r] = torch.tensor([p, offset + n - 1])
+            offset += n
+    return {"rows": rows, "cols": cols, "seg": seg, "read": read}
+
+
+def packed_mask(seg: torch.Tensor, shared: int, dtype: torch.dtype | None) -> torch.Tensor:
+    """4D mask (packs, 1, width, shared + width): a token sees the shared prefix and the earlier tokens of
+    its own row; padding sees only itself (a query with nothing to attend to would give NaN). Boolean
+    (True = attend) for ``dtype`` None, as SDPA takes under any autocast dtype, else additive in ``dtype``
+    for eager attention."""
+    width = seg.shape[1]
+    pos = torch.arange(width, device=seg.device)
+    real = seg >= 0
+    within = (seg[:, :, None] == seg[:, None, :]) & (pos[:, None] >= pos[None, :]) & real[:, :, None]
+    within |= (~real)[:, :, None] & (pos[:, None] == pos[None, :])
+    allowed = torch.cat([real[:, :, None].expand(-1, -1, shared), within], dim=-1) if shared else within
+    if dtype is None:
+        return allowed[:, None]
+    mask = torch.zeros(allowed.shape, dtype=dtype, device=seg.device)
+    return mask.masked_fill(~allowed, torch.finfo(dtype).min)[:, None]
+
+
 def collate(encoded: Iterable[Encoded], pad_id: int, device: torch.device | str = "cpu") -> dict[str, torch.Tensor]:
     """Right-pad a list of encodings to the longest one; returns model-ready tensors."""
     encs = list(encoded)

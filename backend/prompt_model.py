@@ -27,7 +27,7 @@ from typing import Any, Iterator
 import torch
 from torch import nn
 
-from backend.batching import collate, pack_rows
+from backend.batching import collate, pack_rows, packed_layout, packed_mask
 from backend.models.lean import LEAN_SDPA, ROW_ATTENTION_TYPES, ROWS, row_attention
 from backend.prompts.encode import Encoded
 from backend.prompts.template import Template
@@ -107,43 +107,6 @@ def _sliding_window(config: Any) -> int | None:
     if not window or getattr(config, "use_sliding_window", True) is False:
         return None
     return int(window)
-
-
-def _packed_layout(ends: list[int], shared: int, bins: list[list[int]]) -> dict[str, torch.Tensor]:
-    """Where each packed position comes from (row, column), its segment (row, -1 for padding), and
-    where each row's last token lands (pack, offset)."""
-    width = max(sum(ends[r] - shared for r in b) for b in bins)
-    rows = torch.zeros((len(bins), width), dtype=torch.long)
-    cols = torch.zeros((len(bins), width), dtype=torch.long)
-    seg = torch.full((len(bins), width), -1, dtype=torch.long)
-    read = torch.zeros((len(ends), 2), dtype=torch.long)
-    for p, members in enumerate(bins):
-        offset = 0
-        for r in members:
-            n = ends[r] - shared
-            rows[p, offset:offset + n] = r
-            cols[p, offset:offset + n] = torch.arange(shared, ends[r])
-            seg[p, offset:offset + n] = r
-            read[r] = torch.tensor([p, offset + n - 1])
-            offset += n
-    return {"rows": rows, "cols": cols, "seg": seg, "read": read}
-
-
-def _packed_mask(seg: torch.Tensor, shared: int, dtype: torch.dtype | None) -> torch.Tensor:
-    """4D mask (packs, 1, width, shared + width): a token sees the shared prefix and the earlier tokens of
-    its own row; padding sees only itself (a query with nothing to attend to would give NaN). Boolean
-    (True = attend) for ``dtype`` None, as SDPA takes under any autocast dtype, else additive in ``dtype``
-    for eager attention."""
-    width = seg.shape[1]
-    pos = torch.arange(width, device=seg.device)
-    real = seg >= 0
-    within = (seg[:, :, None] == seg[:, None, :]) & (pos[:, None] >= pos[None, :]) & real[:, :, None]
-    within |= (~real)[:, :, None] & (pos[:, None] == pos[None, :])
-    allowed = torch.cat([real[:, :, None].expand(-1, -1, shared), within], dim=-1) if shared else within
-    if dtype is None:
-        return allowed[:, None]
-    mask = torch.zeros(allowed.shape, dtype=dtype, device=seg.device)
-    return mask.masked_fill(~allowed, torch.finfo(dtype).min)[:, None]
 
 
 class PromptModel(nn.Module):
@@ -285,7 +248,7 @@ class PromptModel(nn.Module):
         key = "inputs_embeds" if "inputs_embeds" in inputs else "input_ids"
         x = inputs[key]
         ends = (batch["mask_pos"] + 1).tolist()
-        layout = {k: v.to(x.device) for k, v in _packed_layout(ends, shared, packs).items()}
+        layout = {k: v.to(x.device) for k, v in packed_layout(ends, shared, packs).items()}
         virtual = _prefix_tokens(self.plm)
         call = {key: x[layout["rows"], layout["cols"]], "position_ids": layout["cols"] + virtual, "use_cache": False}
         if self.attends_per_row:    # one sequence (packs == [every row]); attention one row at a time
@@ -294,7 +257,7 @@ class PromptModel(nn.Module):
         else:
             eager = self.plm.config._attn_implementation not in SDPA_IMPLEMENTATIONS
             dtype = self.plm.get_input_embeddings().weight.dtype if eager else None
-            call["attention_mask"] = _packed_mask(layout["seg"], shared + virtual, dtype)
+            call["attention_mask"] = packed_mask(layout["seg"], shared + virtual, dtype)
         model = self.plm
         with capture_head_input(self.plm) as box:
             if virtual:
