@@ -102,9 +102,6 @@ def _load_model(cfg: RunConfig) -> Any:
     return load_model(cfg.model, dtype="float32")
 
 
-HALF = {"bf16": torch.bfloat16, "fp16": torch.float16}   # train.mixed_precision -> the autocast dtype
-
-
 def mixed_precision(cfg: RunConfig, device: torch.device) -> str:
     """What the run computes in under autocast ("no", "bf16", "fp16"): the config's choice, or bf16 (fp16
     without bf16) on a GPU and none on a CPU. A choice the device cannot honour is refused: accelerate would
@@ -171,10 +168,11 @@ def run_training(config: RunConfig, *, sink: Sink | None = None, cancel_check: C
     out_dir = Path(resume_from or config.train.output_dir or tempfile.mkdtemp(prefix="ps-run-"))
     out_dir.mkdir(parents=True, exist_ok=True)
     tuned = _build(config, loaded, data, seed)
-    if owned and precision in HALF:
+    if owned and precision != "no":
+        from backend.models.device import parse_dtype
         from backend.models.lean import store_frozen_linears_in
 
-        store_frozen_linears_in(tuned.pm.plm, HALF[precision])   # autocast's per-forward casts, done once
+        store_frozen_linears_in(tuned.pm.plm, parse_dtype(precision))   # autocast's per-forward casts, done once
     if record is not None:
         record(loaded, data, tuned.verbalizer)
     counts = tuned.counts()
