@@ -82,14 +82,23 @@ def test_mistakes_are_messages(client):
 def test_template_search_ranks_candidates_then_compares_the_best_with_mine(client):
     c, ctx = client
     args = ["{text_a} It was {mask}", "negative: bad\npositive: good", 64, "tail", "sentiment", 0, 8, 2]
-    msg, table, *_ = c.predict(*args, api_name="/search_templates")
-    assert "templates ranked on" in msg and "full evaluations" in msg, msg
+    msg, table, search, _timer, cmp_job, _cmp_timer = c.predict(*args, api_name="/search_templates")
+    assert f"Template search #{int(search)}" in msg and "templates ranked on" in msg and "full evaluations" in msg, msg
+    assert cmp_job == {"__type__": "update"}                   # unchanged: nothing to hand to the comparison
     rows = table["data"]
     assert len(rows) >= 3 and [r[0] for r in rows] == list(range(1, len(rows) + 1))
     assert any(r[1] == "yours" for r in rows) and all("{mask}" in r[2] or "mask" in r[2] for r in rows)
+    assert ctx.store.get_run(int(search)).method == "template-search"
     before = len(ctx.store.list_runs(method="comparison"))
-    msg, table, cmp_msg, job, _timer = c.predict(*args, api_name="/search_templates_compare")
-    assert f"Comparison #{int(job)}" in msg and len(ctx.store.list_runs(method="comparison")) == before + 1
+    msg, table, search, _timer, cmp_job, _cmp_timer = c.predict(*args, api_name="/search_templates_compare")
+    assert f"Comparison #{int(cmp_job)} of yours and the best 2: done, above." in msg, msg
+    assert len(ctx.store.list_runs(method="comparison")) == before + 1
+    assert ctx.store.get_run(int(cmp_job)).parent_run_id == int(search)
+    # a refreshed page reads the search back from storage: the same ranking, and no second job
+    again, table_again, *_ = c.predict(search, api_name="/template_search_status")
+    assert table_again["data"] == table["data"] and f"Template search #{int(search)}" in again
+    assert "Cancel requested for template search" in c.predict(search, api_name="/template_search_cancel")
+    assert "no template search to cancel" in c.predict(None, api_name="/template_search_cancel")
     bad = c.predict("", *args[1:], api_name="/search_templates")[0]
     assert "write a template" in bad
     with pytest.raises(Exception, match="greater than maximum value 50"):   # the box's own range, said by Gradio

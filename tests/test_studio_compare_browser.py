@@ -66,3 +66,31 @@ def test_search_words_compare_as_a_job_flips_adopt_and_serve_the_ensemble(page, 
     tab(page, "Compare")
     wait_text(page, "#ps-cmp-msg", "combinations on 16 dev rows", 30_000)
     wait_text(page, "#ps-cmp-table", "V2: ")
+
+
+def test_template_search_is_a_job_that_hands_its_best_to_the_comparison_and_survives_a_reload(page, studio):
+    _, ctx = studio
+    tab(page, "Compare")
+    page.locator("#ps-tsearch").get_by_text("Search templates (successive halving on the dev rows)").click()
+    page.locator("#ps-tsearch-task input").fill("sentiment")
+    page.locator("#ps-tsearch-reph input").fill("0")
+    page.locator("#ps-tsearch-budget input").fill("8")
+    page.locator("#ps-tsearch-keep input").fill("2")
+    page.locator("#ps-tsearch-compare").click()
+    wait_text(page, "#ps-tsearch-msg", "Template search #")       # queued or running: the page is not blocked
+    wait_text(page, "#ps-tsearch-msg", "templates ranked on", 240_000)
+    search = ctx.store.list_runs(method="template-search")[0]
+    assert search.status == "succeeded" and f"Template search #{search.id}" in text_of(page, "#ps-tsearch-msg")
+    assert "yours" in text_of(page, "#ps-tsearch-table")
+    cmp = [r for r in ctx.store.list_runs(method="comparison") if r.parent_run_id == search.id]
+    assert len(cmp) == 1
+    wait_text(page, "#ps-cmp-msg", f"Comparison #{cmp[0].id}: 3 combinations", 240_000)   # handed to the poller
+    ranking = text_of(page, "#ps-tsearch-table")
+    shot(page, "template-search")
+
+    page.reload()                                                # the search's ranking is read back from storage
+    page.wait_for_selector("#ps-model-state[data-state='ready']", timeout=60_000)
+    tab(page, "Compare")
+    page.locator("#ps-tsearch").get_by_text("Search templates (successive halving on the dev rows)").click()
+    wait_text(page, "#ps-tsearch-msg", f"Template search #{search.id}", 30_000)
+    assert text_of(page, "#ps-tsearch-table") == ranking

@@ -3,6 +3,8 @@ replies, the halving schedule and its forward count, and a whole search on a tin
 go into the comparison."""
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -193,8 +195,10 @@ def studio(tmp_path, causal):
     return ctx
 
 
-def test_service_ranks_and_queues_the_best_into_the_comparison(studio):
+def test_service_ranks_as_a_recorded_job_and_queues_the_best_into_the_comparison(studio):
+    from backend.recording import expand_rows, read_lineage
     from backend.services import data
+    from backend.services.templatesearch import latest_template_search, template_search
     from backend.services.templatesearch import search_templates as service
 
     sel = data.default_selection()
@@ -202,12 +206,69 @@ def test_service_ranks_and_queues_the_best_into_the_comparison(studio):
                   selection=sel, task="sentiment", rephrasings=2, budget=8, keep=2, max_length=64, limit=40,
                   compare=True)
     assert "error" not in res, res
-    assert res["rows"] == 40 and res["forwards"] <= 8 * 40 and len(res["best"]) == 2
-    assert "full evaluations" in res["message"]
+    assert res["status"] == "succeeded" and res["done"] and res["fraction"] > 0, res     # no runner: ran here
+    out = res["result"]
+    assert out["rows"] == 40 and out["forwards"] <= 8 * 40 and len(out["best"]) == 2
+    assert res["forwards"] == out["forwards"] and res["forwards_budget"] <= 8 * 40   # the last progress event
+    assert "full evaluations" in res["message"] and out["ranking"][0]["accuracy"] >= out["ranking"][-1]["accuracy"]
+    info = studio.store.get_run(res["job"])
+    assert info.method == "template-search" and info.status == "succeeded" and info.project == studio.project
+    snap = studio.store.get_dataset_snapshot(info.dataset_snapshot_id)     # which rows the ranking was made on
+    assert snap.row_counts["eval"] == 40 and len(expand_rows(snap.row_counts["eval_rows"])) == 40
+    assert not snap.row_counts.get("train") and read_lineage(studio.store, info.id)["template_version_id"]
+    assert info.metrics["search/candidates"] == out["candidates"] >= 3
     cmp = res["comparison"]
     assert cmp["status"] == "succeeded", cmp
+    assert studio.store.get_run(cmp["job"]).parent_run_id == info.id       # lineage: the search it came from
     templates = {row["template"] for row in cmp["result"]["rows"]}
-    assert len(templates) == len({"{text_a} It was{mask}", *res["best"]})
+    assert len(templates) == len({"{text_a} It was{mask}", *out["best"]})
+    assert cmp["result"]["label_words"] == {"V1": "negative: bad\npositive: good"}   # the editor's text
+    assert latest_template_search(studio) == info.id
+    again = template_search(studio, info.id)           # what a refreshed page reads, from storage alone
+    assert again["result"] == out and again["comparison"]["job"] == cmp["job"]
+    assert not any(r.method == "template-search" for r in studio.store.list_runs() if r.status != "succeeded")
+
+
+def test_a_search_job_cancelled_between_batches_ends_cancelled_and_a_crash_fails(studio):
+    from backend.services import data
+    from backend.services.templatesearch import cancel_template_search, template_search
+    from backend.services.templatesearch import search_templates as service
+    from backend.workbench.search_job import run_template_search_job
+
+    studio.jobs = object()       # a runner that never runs anything: the job stays queued
+    try:
+        job = service(studio, template="{text_a} It was{mask}", label_words="negative: bad\npositive: good",
+                      selection=data.default_selection(), rephrasings=0, budget=8, limit=40, max_length=64)
+    finally:
+        studio.jobs = None
+    assert job["status"] == "queued" and not job["done"] and job["result"] is None
+    calls = []
+
+    def stop_after_two() -> bool:
+        calls.append(1)
+        return len(calls) > 2
+
+    assert run_template_search_job(studio.store, job["job"], loaded=studio.model.get(),
+                                   should_stop=stop_after_two) == "cancelled"
+    info = studio.store.get_run(job["job"])
+    assert info.status == "cancelled" and "between two batches" in info.history[-1].note
+    again = template_search(studio, job["job"])
+    assert again["status"] == "cancelled" and again["done"] and again["result"] is None
+    assert 0 < again["forwards"] < again["forwards_budget"]          # it had started: progress was recorded
+    assert "Cancel requested" in cancel_template_search(studio, job["job"])["message"]
+    other = studio.store.create_run({"name": "x"}, method="zero-shot")
+    assert "not a template search" in template_search(studio, other)["error"]["message"]
+    # a config naming another model: the job fails with the reason on the run, and the page says it
+    studio.jobs = object()
+    try:
+        job = service(studio, template="{text_a} It was{mask}", label_words="negative: bad\npositive: good",
+                      selection=data.default_selection(), rephrasings=0, budget=8, limit=40)
+    finally:
+        studio.jobs = None
+    wrong = dataclasses.replace(studio.model.get(), spec="other-model", model_id="other-model")
+    assert run_template_search_job(studio.store, job["job"], loaded=wrong) == "failed"
+    failed = template_search(studio, job["job"])
+    assert failed["error"]["message"].startswith(f"template search #{job['job']} failed: the config asks for model")
 
 
 @pytest.mark.parametrize("kwargs, field", [
@@ -224,3 +285,38 @@ def test_service_mistakes_are_messages(studio, kwargs, field):
     res = service(studio, **args)
     assert res["error"]["field"] == field, res
     assert res["error"]["message"]
+
+
+@pytest.mark.slow
+def test_search_runs_in_the_job_runners_child_process_then_its_comparison(tmp_path, smol_tok):
+    """The real path: the search is queued and claimed by the worker, runs in its own process (which loads
+    the model from the config) while the page polls storage; the comparison it queues runs next."""
+    import os
+    import time
+
+    from backend.services import data, project
+    from backend.services.templatesearch import search_templates as service
+    from backend.services.templatesearch import template_search
+    from backend.services.testing import make_context, on_disk, with_jobs
+
+    loaded = on_disk(tiny_model("causal", smol_tok), tmp_path / "model")
+    ctx = with_jobs(make_context(tmp_path / "studio", loaded))
+    ctx.model.spec = loaded.spec
+    project.bootstrap(ctx)
+    try:
+        res = service(ctx, template="{text_a} It was{mask}", label_words="negative: bad\npositive: good",
+                      selection=data.default_selection(), rephrasings=0, budget=8, keep=2, max_length=64, limit=40,
+                      compare=True)
+        assert res["status"] in ("queued", "running") and res["result"] is None, res
+        deadline = time.monotonic() + 240
+        while not (res.get("done") and (res.get("comparison") or {}).get("done")) and time.monotonic() < deadline:
+            time.sleep(0.5)
+            res = template_search(ctx, res["job"])
+            assert "error" not in res, res
+        assert res["status"] == "succeeded" and res["comparison"]["status"] == "succeeded", res
+        search, cmp = ctx.store.get_run(res["job"]), ctx.store.get_run(res["comparison"]["job"])
+        assert search.pid not in (None, os.getpid()) and cmp.pid not in (None, os.getpid())   # both ran elsewhere
+        assert cmp.parent_run_id == search.id and len(res["comparison"]["result"]["rows"]) == 3
+        assert res["forwards"] == res["result"]["forwards"] <= res["forwards_budget"] <= 8 * 40
+    finally:
+        ctx.close()

@@ -74,10 +74,11 @@ def _execute(store: Any, run_id: int, info: Any, terminal: bool, stop: StopOnSig
     from backend.jobs.paths import run_dir
     from backend.training import TerminalSink
 
-    if info.method == "comparison":   # a prompt comparison job (backend.workbench.job), not a training run
-        from backend.workbench.job import run_comparison_job
+    from backend.workbench.jobbase import job_runner
 
-        return run_comparison_job(store, run_id, should_stop=CancelFlag(store, run_id, also=stop))
+    workbench_job = job_runner(info.method)   # a prompt comparison or a template search, not a training run
+    if workbench_job is not None:
+        return workbench_job(store, run_id, should_stop=CancelFlag(store, run_id, also=stop))
     out_dir = run_dir(store, run_id, info.config)
     resume = None
     if info.parent_run_id is not None and "resume" in info.tags:

@@ -62,7 +62,9 @@ def choices(ctx: StudioContext, status: str | None = None, limit: int = 200, wit
 
 def is_trained(method: str) -> bool:
     """Runs that produced weights (not zero-shot scoring, not an evaluation of another run)."""
-    return method not in ("zero-shot", EVALUATION, "comparison")   # a comparison job: its runs are zero-shot
+    from backend.workbench.jobbase import RUNNERS
+
+    return method not in ("zero-shot", EVALUATION, *RUNNERS)   # workbench jobs (a comparison, a template search)
 
 
 def run_id_of(label: Any) -> int:

@@ -1,5 +1,6 @@
 """The studio's template search: candidates ranked on the selection's dev rows within a budget of full
-evaluations, and (when asked) the best few queued into the prompt comparison beside the user's template.
+evaluations, as a job (``backend.workbench.search_job``), and (when asked) the best few then queued into
+the prompt comparison beside the user's template.
 
 Why the comparison and not a verdict: the search ranks on the rows it chose on, so its own scores
 flatter the winner; the comparison scores the user's template and the best few on the same rows with
@@ -12,11 +13,7 @@ from typing import Any
 
 from backend.services.context import StudioContext
 from backend.services.results import service, user_error
-
-MAX_REPHRASINGS = 32
-MAX_KEEP = 10
-MAX_TASK = 60
-SHOWN = 25            # ranking rows returned (the page shows the top; the rest only cost bytes)
+from backend.workbench.search_job import MAX_BUDGET, MAX_KEEP, MAX_REPHRASINGS, MAX_TASK
 
 
 def _number(value: Any, kind: type, low: float, high: float, field: str) -> tuple[Any, dict[str, Any] | None]:
@@ -34,9 +31,10 @@ def _number(value: Any, kind: type, low: float, high: float, field: str) -> tupl
 def search_templates(ctx: StudioContext, *, template: str, label_words: str, selection: dict[str, Any],
                      task: str = "", rephrasings: Any = 8, budget: Any = 5.0, keep: Any = 3, max_length: Any = 256,
                      truncate: str = "tail", limit: int | None = None, compare: bool = False) -> dict[str, Any]:
-    """Rank template candidates for the editors' ``template`` and ``label_words`` on the selection's dev rows
-    (``limit`` of them at most). With ``compare``, the user's template and the best ``keep`` are queued as
-    a comparison (``backend.services.workbench.compare``); its answer is under ``comparison``."""
+    """Queue a ranking of template candidates for the editors' ``template`` and ``label_words`` on the
+    selection's dev rows (``limit`` of them at most) as one job; without a job runner it runs here, to the
+    end. With ``compare``, the job then queues the user's template and the best ``keep`` as a comparison.
+    Returns ``template_search``'s answer for the job: poll that for progress and the ranking."""
     if not isinstance(template, str) or not template.strip():
         return user_error("write a template to search from (the candidates are scored beside it)", "template")
     if not isinstance(label_words, str) or not label_words.strip():
@@ -45,36 +43,75 @@ def search_templates(ctx: StudioContext, *, template: str, label_words: str, sel
         return user_error(f"the task's noun is a few words (at most {MAX_TASK} characters)", "task")
     checked = {}
     for name, value, kind, low, high in (("rephrasings", rephrasings, int, 0, MAX_REPHRASINGS),
-                                         ("budget", budget, float, 0.5, 50), ("keep", keep, int, 1, MAX_KEEP)):
+                                         ("budget", budget, float, 0.5, MAX_BUDGET), ("keep", keep, int, 1, MAX_KEEP)):
         checked[name], err = _number(value, kind, low, high, name)
         if err:
             return err
-    from backend.pipeline import load_split, settings_for
+    from backend.pipeline import load_split
+    from backend.prompts.template import parse_template
     from backend.services import runconfig
     from backend.services.data import confine_config
-    from backend.workbench.templatesearch import search_templates as run_search
+    from backend.workbench.search_job import TemplateSearchSpec, run_template_search_job, submit_template_search
 
+    parse_template(template)     # TemplateError with the span: said now, not by a job that fails later
     cfg = confine_config(ctx, runconfig.build(ctx, template=template, label_words=label_words, selection=selection,
                                               max_length=max_length, truncate=truncate, eval_limit=limit))
-    dev = load_split(cfg, "eval")
-    with ctx.model.lock:
-        loaded = ctx.model.get()
-        res = run_search(loaded, cfg.template, cfg.verbalizer, dev.examples, dev.label_names,
-                         settings=settings_for(cfg, loaded.kind), task=task.strip(),
-                         rephrasings=checked["rephrasings"], budget=checked["budget"], keep=checked["keep"],
-                         seed=int((selection or {}).get("seed") or 0), batch_size=cfg.eval.batch_size)
-    out = res.to_dict()
-    best = [p.content for p in res.best(checked["keep"])]
-    out.update(ranking=out["ranking"][:SHOWN], candidates=len(res.ranking), best=best,
-               message=(f"{len(res.ranking)} templates ranked on {res.rows} dev rows for {res.forwards} row forwards "
-                        f"({res.full_evaluations:.1f} full evaluations; one each would be {len(res.ranking)}). "
-                        "Scores are on the rows they were chosen on: compare the best on the same rows before "
-                        "keeping one."))
-    if compare:
-        from backend.services import workbench
+    load_split(cfg, "eval")      # a missing column or an empty split: said now too
+    spec = TemplateSearchSpec(task=task.strip(), rephrasings=checked["rephrasings"], budget=checked["budget"],
+                              keep=checked["keep"], seed=int((selection or {}).get("seed") or 0), compare=bool(compare),
+                              label_words=label_words)
+    job = submit_template_search(ctx.store, cfg, spec, project=ctx.project)
+    if ctx.jobs is None:
+        from backend.workbench.job import run_comparison_job
+        from backend.workbench.jobbase import read_json
+        from backend.workbench.search_job import RESULT_KIND, RESULT_NAME
 
-        templates = list(dict.fromkeys([cfg.template, *best]))
-        out["comparison"] = workbench.compare(ctx, templates=templates, label_words=[label_words],
-                                              selection=selection, max_length=max_length, truncate=truncate,
-                                              baseline=0, limit=limit)
-    return out
+        with ctx.model.lock:
+            loaded = ctx.model.get()
+            if run_template_search_job(ctx.store, job, loaded=loaded) == "succeeded":
+                queued = (read_json(ctx.store, job, RESULT_KIND, RESULT_NAME) or {}).get("comparison")
+                if queued is not None:
+                    run_comparison_job(ctx.store, int(queued), loaded=loaded)
+    return template_search(ctx, job)
+
+
+def _message(result: dict[str, Any]) -> str:
+    n = result["candidates"]
+    return (f"{n} templates ranked on {result['rows']} dev rows for {result['forwards']} row forwards "
+            f"({result['full_evaluations']:.1f} full evaluations; one each would be {n}). Scores are on the rows "
+            "they were chosen on: compare the best on the same rows before keeping one.")
+
+
+@service("template_search")
+def template_search(ctx: StudioContext, job: int) -> dict[str, Any]:
+    """A template-search job's status, row forwards run / the most it may run, and once it finished its
+    ranking, a message, and the comparison it queued (that comparison's own answer, under ``comparison``)."""
+    from backend.services.workbench import comparison
+    from backend.workbench.search_job import search_status
+
+    res = search_status(ctx.store, ctx.run(job))   # one of this project's
+    if res["status"] == "failed":
+        return user_error(f"template search #{res['job']} failed: {res['run_error']}", "template_search")
+    result = res["result"]
+    if result is not None:
+        res["message"] = _message(result)
+        if result.get("comparison") is not None:
+            res["comparison"] = comparison(ctx, int(result["comparison"]))
+    return res
+
+
+@service("template_search")
+def cancel_template_search(ctx: StudioContext, job: int) -> dict[str, Any]:
+    from backend.workbench.search_job import check_template_search
+
+    check_template_search(ctx.run(job))   # one of this project's, and a template search
+    ctx.store.request_cancel(int(job))
+    return {"job": int(job), "message": f"Cancel requested for template search #{int(job)}."}
+
+
+def latest_template_search(ctx: StudioContext) -> int | None:
+    """The template search a freshly opened page shows: a running one, else a queued one, else the newest."""
+    from backend.workbench.jobbase import latest_job
+    from backend.workbench.search_job import TEMPLATE_SEARCH
+
+    return latest_job(ctx.store, TEMPLATE_SEARCH, ctx.project)

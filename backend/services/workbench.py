@@ -84,14 +84,11 @@ def cancel_comparison(ctx: StudioContext, job: int) -> dict[str, Any]:
 
 
 def latest_comparison(ctx: StudioContext) -> int | None:
-    """The comparison a freshly opened page shows: a running one, else the newest."""
+    """The comparison a freshly opened page shows: a running one, else a queued one, else the newest."""
     from backend.workbench.job import COMPARISON
+    from backend.workbench.jobbase import latest_job
 
-    for status in ("running", "queued", None):
-        found = ctx.store.list_runs(status=status, method=COMPARISON, limit=1, project=ctx.project)
-        if found:
-            return found[0].id
-    return None
+    return latest_job(ctx.store, COMPARISON, ctx.project)
 
 
 @service("compare")

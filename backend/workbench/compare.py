@@ -177,7 +177,7 @@ def score_rows(models: list[PromptModel], encs: list, pad_id: int, batch_size: i
     with torch.inference_mode():
         for idx in length_sorted_batches([e.length for e in encs], batch_size):
             if should_stop and should_stop():
-                raise InterruptedError("the comparison was cancelled")
+                raise InterruptedError("cancelled between two batches")
             chunk = [encs[i] for i in idx]
             batch = collate(chunk, pad_id, first.label_rows.device)
             hidden = first.mask_hidden(batch)

@@ -1,19 +1,16 @@
-"""A comparison as a job: queued in the database, run by the job runner's child process (or in the
-caller's process when there is no runner), with progress events, cancel and liveness like training.
+"""A prompt comparison as a job (``backend.workbench.jobbase``: queued, run by the job runner's child
+process, progress events, cancel and liveness like training).
 
-Why a job: scoring a dozen templates x label-word sets on a few hundred rows takes minutes on a CPU; in
-a request it blocked the page and was lost on a refresh. The job is a run of method ``comparison``: its
-config is the first combination (a valid RunConfig: model, data, encoding), and ``comparison.json``
-(kind ``config``) holds what to compare (every template and verbalizer by name, the baseline, which
-ensembles to fit). The child writes ``compare/rows_scored`` events as batches finish, reads the cancel
-flag between batches, records every combination as a run of the group ``compare:<job id>`` (their
-parent is the job) and every ensemble as a run too, and attaches the result table to the job.
+The job is a run of method ``comparison``: its config is the first combination (a valid RunConfig:
+model, data, encoding), and ``comparison.json`` (kind ``config``) holds what to compare (every template
+and verbalizer by name, the baseline, which ensembles to fit). The child writes ``compare/rows_scored``
+events as batches finish, reads the cancel flag between batches, records every combination as a run of
+the group ``compare:<job id>`` (their parent is the job) and every ensemble as a run too, and attaches
+the result table to the job.
 """
 from __future__ import annotations
 
 import json
-import time
-import traceback
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -22,11 +19,12 @@ from backend.errors import ConfigError
 from backend.textcheck import brief
 from backend.workbench.compare import MAX_COMBINATIONS, Prompt
 from backend.workbench.ensemble import KINDS
+from backend.workbench.jobbase import EventProgress, progress_of, run_as_job, wait_for_spec
 
 COMPARISON = "comparison"                      # the job run's method
 SPEC_KIND, SPEC_NAME = "config", "comparison.json"
 RESULT_KIND, RESULT_NAME = "report", "comparison.json"
-SPEC_WAIT_S = 30.0       # a child may claim the run between its creation and the spec's attachment
+PROGRESS_KEYS = ("compare/rows_scored", "compare/rows_total")
 
 
 @dataclass
@@ -68,50 +66,16 @@ class ComparisonSpec:
                    {str(k): str(v) for k, v in (raw.get("shown") or {}).items()}).check()
 
 
-def submit_comparison(store: Any, cfg: RunConfig, spec: ComparisonSpec, *, project: str | None = None) -> int:
-    """Queue the comparison (checked first: a job that cannot start is never queued); returns the job's run id."""
+def submit_comparison(store: Any, cfg: RunConfig, spec: ComparisonSpec, *, project: str | None = None,
+                      parent_run_id: int | None = None) -> int:
+    """Queue the comparison (checked first: a job that cannot start is never queued); returns the job's run
+    id. ``parent_run_id``: the job it came from (a template search that queued its best for comparison)."""
     spec.check()
     run_id = store.create_run(cfg.to_dict(), method=COMPARISON, model_id=cfg.model, project=project,
-                              tags=[*cfg.tags, COMPARISON], status="queued")
+                              tags=[*cfg.tags, COMPARISON], status="queued",
+                              parent_run_id=parent_run_id)
     store.attach_artifact(run_id, SPEC_KIND, SPEC_NAME, json.dumps(spec.to_dict(), ensure_ascii=False).encode())
     return run_id
-
-
-def read_json(store: Any, run_id: int, kind: str, name: str) -> dict[str, Any] | None:
-    for art in store.list_artifacts(run_id):
-        if (art.kind, art.name) == (kind, name):
-            return json.loads(store.read_artifact(art.sha256))
-    return None
-
-
-def _spec(store: Any, run_id: int, parent: int | None) -> ComparisonSpec:
-    """The job's spec; a resumed job (a new run whose parent is the interrupted one) reads its parent's."""
-    deadline = time.monotonic() + SPEC_WAIT_S
-    while True:
-        raw = read_json(store, run_id, SPEC_KIND, SPEC_NAME)
-        if raw is None and parent is not None:
-            raw = read_json(store, parent, SPEC_KIND, SPEC_NAME)
-        if raw is not None:
-            return ComparisonSpec.from_dict(raw)
-        if time.monotonic() > deadline:
-            raise ConfigError(f"comparison job {run_id} has no {SPEC_NAME}: nothing to compare")
-        time.sleep(0.2)
-
-
-class _Progress:
-    """``compare/rows_scored`` events (and the total), at most every ``every_s`` seconds plus the last."""
-
-    def __init__(self, store: Any, run_id: int, every_s: float = 0.5) -> None:
-        self.store, self.run_id, self.every_s, self.last, self.offset = store, run_id, every_s, 0.0, 0
-        self.total = 0
-
-    def __call__(self, done: int, total: int) -> None:
-        now = time.monotonic()
-        if now - self.last >= self.every_s or done == total:
-            self.last = now
-            self.store.append_metrics(self.run_id, [
-                {"key": "compare/rows_scored", "step": self.offset + done, "value": self.offset + done},
-                {"key": "compare/rows_total", "step": 0, "value": self.total or total}])
 
 
 def run_comparison_job(store: Any, run_id: int, *, loaded: Any = None,
@@ -119,29 +83,12 @@ def run_comparison_job(store: Any, run_id: int, *, loaded: Any = None,
     """Run comparison job ``run_id`` here; returns its final status (recorded on the run, with the reason
     when it failed or was cancelled). ``loaded``: the model already in memory (the studio without a job
     runner), else the config's model is loaded."""
-    from backend.errors import StudioError
-    from storage.errors import StorageError
+    def summary(result: dict[str, Any]) -> dict[str, float]:
+        return {"compare/best_accuracy": max(r["uncalibrated"]["accuracy"] for r in result["rows"]),
+                "compare/combinations": len(result["rows"])}
 
-    info = store.get_run(run_id)
-    if info.status == "queued":
-        store.set_status(run_id, "running")
-    try:
-        result = _run(store, run_id, info, loaded, should_stop)
-    except InterruptedError:
-        store.set_status(run_id, "cancelled", note="cancel requested: stopped between two batches")
-        return "cancelled"
-    except (StudioError, StorageError) as exc:
-        store.set_status(run_id, "failed", error=getattr(exc, "message", str(exc)))
-        return "failed"
-    except Exception as exc:  # noqa: BLE001 - a crash is recorded on the run, with where it happened
-        store.set_status(run_id, "failed", error=f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=5)}")
-        return "failed"
-    store.attach_artifact(run_id, RESULT_KIND, RESULT_NAME, json.dumps(result, ensure_ascii=False).encode())
-    store.append_metrics(run_id, [{"key": "compare/best_accuracy", "step": 0,
-                                   "value": max(r["uncalibrated"]["accuracy"] for r in result["rows"])},
-                                  {"key": "compare/combinations", "step": 0, "value": len(result["rows"])}])
-    store.set_status(run_id, "succeeded")
-    return "succeeded"
+    return run_as_job(store, run_id, lambda info: _run(store, run_id, info, loaded, should_stop),
+                      result=(RESULT_KIND, RESULT_NAME), summary=summary)
 
 
 def _run(store: Any, run_id: int, info: Any, loaded: Any, should_stop: Callable[[], bool] | None) -> dict[str, Any]:
@@ -153,7 +100,8 @@ def _run(store: Any, run_id: int, info: Any, loaded: Any, should_stop: Callable[
     from backend.workbench.record import record_comparison
 
     cfg = RunConfig.from_dict(info.config)
-    spec = _spec(store, run_id, info.parent_run_id)
+    spec = ComparisonSpec.from_dict(wait_for_spec(store, run_id, info.parent_run_id, SPEC_KIND, SPEC_NAME,
+                                                  "comparison"))
     loaded = loaded if loaded is not None else load_for_eval(cfg)
     check_model(cfg, loaded)
     dev = load_split(cfg, "eval")
@@ -167,7 +115,7 @@ def _run(store: Any, run_id: int, info: Any, loaded: Any, should_stop: Callable[
     record_started(store, run_id, cfg, loaded=loaded, verbalizer=build_verbalizer(cfg.verbalizer, dev.label_names),
                    train=train.examples if train else [], eval=dev.examples, classes=dev.label_names,
                    how=(train or dev).how, counts=(train or dev).counts)
-    progress = _Progress(store, run_id)
+    progress = EventProgress(store, run_id, PROGRESS_KEYS)
     n_rows = len(dev.examples) + (len(train.examples) if train else 0)
     progress.total = len(spec.templates) * (n_rows + (2 if train else 1) * _cf_rows(dev.examples))
     settings = settings_for(cfg, loaded.kind)
@@ -235,14 +183,6 @@ def job_status(store: Any, info: Any) -> dict[str, Any]:
     """Where comparison job ``info`` (its RunInfo) stands, from storage: status, rows scored / total, and
     the result table once it succeeded (what a refreshed page or a second browser reads)."""
     check_comparison(info)
-    last: dict[str, float] = {}
-    for ev in store.get_metrics(info.id, keys=["compare/rows_scored", "compare/rows_total"]):
-        last[ev["key"]] = ev["value"]
-    done, total = int(last.get("compare/rows_scored", 0)), int(last.get("compare/rows_total", 0))
-    out: dict[str, Any] = {"job": info.id, "status": info.status, "rows_scored": done, "rows_total": total,
-                           "fraction": min(1.0, done / total) if total else (1.0 if info.status == "succeeded" else 0.0),
-                           "run_error": info.error, "done": info.status in ("succeeded", "failed", "cancelled"),
-                           "result": None}
-    if info.status == "succeeded":
-        out["result"] = read_json(store, info.id, RESULT_KIND, RESULT_NAME)
+    out = progress_of(store, info, PROGRESS_KEYS, (RESULT_KIND, RESULT_NAME))
+    out.update(rows_scored=out["done_count"], rows_total=out["total_count"])
     return out

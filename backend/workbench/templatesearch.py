@@ -135,10 +135,13 @@ class ModelScorer:
     of every row forward."""
 
     def __init__(self, loaded: Any, verbalizer: Any, rows: Sequence[Example], classes: Sequence[str], *,
-                 settings: EncodeSettings, batch_size: int = 32, calibrate: bool = True) -> None:
+                 settings: EncodeSettings, batch_size: int = 32, calibrate: bool = True,
+                 should_stop: Callable[[], bool] | None = None,
+                 on_forwards: Callable[[int], None] | None = None) -> None:
         self.loaded, self.rows, self.classes = loaded, list(rows), list(classes)
         self.verbalizer = build_verbalizer(verbalizer, self.classes, self.rows)
         self.settings, self.batch_size, self.calibrate = settings, batch_size, calibrate
+        self.should_stop, self.on_forwards = should_stop, on_forwards
         self.info = describe_tokenizer(loaded.tokenizer)
         self.forwards = 0
         self._models: dict[str, tuple[PromptModel, np.ndarray | None]] = {}
@@ -159,8 +162,12 @@ class ModelScorer:
 
     def _score(self, pm: PromptModel, examples: Sequence[Example]) -> np.ndarray:
         encs = encode_examples(pm.template, list(examples), self.loaded.tokenizer, self.settings, self.info)
-        self.forwards += len(encs)
-        return score_rows([pm], encs, self.info.pad_id, self.batch_size)[0]
+        return score_rows([pm], encs, self.info.pad_id, self.batch_size, self.should_stop, self._ran)[0]
+
+    def _ran(self, n: int) -> None:   # after every batch: the count, and a long search shows it moving
+        self.forwards += n
+        if self.on_forwards is not None:
+            self.on_forwards(self.forwards)
 
     def __call__(self, text: str, idx: Sequence[int]) -> np.ndarray:
         pm, prior = self._model(text)
@@ -176,17 +183,22 @@ def input_fields(template: str, examples: Sequence[Example]) -> list[str]:
 def search_templates(loaded: Any, template: str, verbalizer: Any, rows: Sequence[Example], classes: Sequence[str],
                      *, settings: EncodeSettings, task: str = "", rephrasings: int = 8, budget: float = 5.0,
                      keep: int = 3, seed: int = 0, batch_size: int = 32, calibrate: bool = True,
-                     extra: Sequence[str] = (), max_new_tokens: int = 96) -> Search:
+                     extra: Sequence[str] = (), max_new_tokens: int = 96,
+                     should_stop: Callable[[], bool] | None = None,
+                     progress: Callable[[int, int], None] | None = None) -> Search:
     """Candidates (the user's ``template``, the families filled with ``task`` and the label words, the
     model's rephrasings of ``template``, any ``extra`` texts) ranked on ``rows`` within ``budget`` full
-    evaluations."""
+    evaluations. ``progress(forwards run, forwards at most)`` once the candidates are known and after
+    every batch; ``should_stop()`` true between two batches raises InterruptedError."""
     if not rows:
         raise DatasetError("no dev rows to rank templates on")
     if not 0 < budget <= 50:
         raise ConfigError("budget must be more than 0 and at most 50 full evaluations", field="budget")
     t0 = time.perf_counter()
+    most = [0]
     scorer = ModelScorer(loaded, verbalizer, rows, classes, settings=settings, batch_size=batch_size,
-                         calibrate=calibrate)
+                         calibrate=calibrate, should_stop=should_stop,
+                         on_forwards=None if progress is None else (lambda done: progress(done, most[0])))
     fields = input_fields(template, rows)
     seen: set[str] = set()
     cands, dropped = [], []
@@ -201,6 +213,8 @@ def search_templates(loaded: Any, template: str, verbalizer: Any, rows: Sequence
     cands, dropped = cands + ok, dropped + bad
     outputs, why_not = generate_rephrasings(loaded, template, fields, n=rephrasings, seed=seed,
                                             max_new_tokens=max_new_tokens)
+    if should_stop is not None and should_stop():
+        raise InterruptedError("the template search was cancelled")
     if why_not and rephrasings:
         dropped.append(Dropped("", "rephrased", why_not))
     ok, bad = parse_rephrasings(outputs, fields, loaded.kind, seen=seen)
@@ -211,6 +225,9 @@ def search_templates(loaded: Any, template: str, verbalizer: Any, rows: Sequence
         raise ConfigError(f"{budget:g} evaluations of {len(rows)} rows cannot rank {len(cands)} candidates (their "
                           f"calibration alone takes {cf * len(cands)} forwards): use more dev rows or a larger "
                           "budget", field="budget")
+    most[0] = budget_forwards + cf * len(cands)    # the budget, calibration included: the most it can run
+    if progress is not None:
+        progress(0, most[0])
     gold = gold_indices(rows, list(classes))
     ranking, rounds = successive_halving(cands, gold, scorer, budget_forwards=budget_forwards, keep=keep,
                                          seed=seed, pinned=[0], spent=lambda: scorer.forwards)

@@ -10,7 +10,7 @@ from typing import Any
 
 import gradio as gr
 
-from backend.services import workbench
+from backend.services import templatesearch, workbench
 from backend.services.context import StudioContext
 from backend.workbench.ensemble import KINDS
 from studio.shared import Shared
@@ -19,7 +19,8 @@ from studio.views.messages import error_html, info_html
 from studio.views.tokens import example_html
 from studio.views.workbench import (COMPARE_HEADERS, SEARCH_HEADERS, TEMPLATE_SEARCH_HEADERS, compare_rows,
                                     ensembles_html, flip_row_html, flips_html, inspect_html, progress_html,
-                                    search_rows, soft_ensemble_html, template_search_rows)
+                                    search_progress_html, search_rows, soft_ensemble_html,
+                                    template_search_rows)
 
 HELP = ("Pick saved versions (or the editors' drafts) on both sides: every template is scored with every set "
         "of label words on **the same dev rows**, one forward pass per template, as one job (it runs in the "
@@ -85,6 +86,8 @@ def build(ctx: StudioContext, shared: Shared) -> None:
         with gr.Row():
             ts_btn = gr.Button("Search templates", elem_id="ps-tsearch-go")
             ts_cmp = gr.Button("Search, then compare the best with mine", elem_id="ps-tsearch-compare")
+            ts_job = gr.Number(None, label="Template search #", precision=0, elem_id="ps-tsearch-job")
+            ts_cancel = gr.Button("Cancel search", variant="stop", elem_id="ps-tsearch-cancel")
         ts_msg = gr.HTML(elem_id="ps-tsearch-msg")
         ts_table = gr.Dataframe(headers=TEMPLATE_SEARCH_HEADERS, interactive=False, wrap=True,
                                 elem_id="ps-tsearch-table")
@@ -104,6 +107,7 @@ def build(ctx: StudioContext, shared: Shared) -> None:
         se_out = gr.HTML(elem_id="ps-softens-out")
     last = gr.State({})
     timer = gr.Timer(POLL_S, active=False)
+    ts_timer = gr.Timer(POLL_S, active=False)
 
     @guard
     def do_refresh(picked_t: list[Any], picked_w: list[Any], pj: str | None = None) -> tuple[Any, Any]:
@@ -221,23 +225,26 @@ def build(ctx: StudioContext, shared: Shared) -> None:
         return (info_html(f"Saved as {v['name']} v{v['version']}" + ("" if res["created"] else " (unchanged)") +
                           "; it is picked for the next comparison."), gr.Dropdown(choices=choices, value=value))
 
+    def search_outputs(res: dict[str, Any], handoff: bool = True) -> tuple[Any, ...]:
+        """A template search's answer -> (message, ranking, search #, its timer, comparison #, its timer).
+        ``handoff``: the comparison the search queued goes to the comparison's poller (as the search ends
+        in front of the user; a page opened later keeps the comparison it picked itself)."""
+        if "error" in res:
+            return error_html(res), gr.skip(), gr.skip(), gr.Timer(active=False), gr.skip(), gr.skip()
+        if not res["done"] or res["result"] is None:     # queued, running or cancelled
+            return (search_progress_html(res), gr.skip(), res["job"], gr.Timer(active=not res["done"]),
+                    gr.skip(), gr.skip())
+        cmp = res.get("comparison") or {}
+        handoff = handoff and "error" not in cmp and cmp.get("job") is not None
+        return (search_progress_html(res), template_search_rows(res["result"]), res["job"], gr.Timer(active=False),
+                cmp["job"] if handoff else gr.skip(), gr.Timer(active=True) if handoff else gr.skip())
+
     def do_template_search(compare: bool, template: str, words: str, sel: dict[str, Any], max_len: Any, trunc: str,
                            task: str, reph: Any, budget: Any, keep: Any, pj: str | None) -> tuple[Any, ...]:
-        from backend.services import templatesearch
-
         res = templatesearch.search_templates(ctx.scoped(pj), template=template or "", label_words=words or "",
                                               selection=sel, task=task or "", rephrasings=reph, budget=budget,
                                               keep=keep, max_length=max_len, truncate=trunc, compare=compare)
-        if "error" in res:
-            return error_html(res), gr.skip(), gr.skip(), gr.skip(), gr.skip()
-        queued = res.get("comparison") or {}
-        if "error" in queued:
-            return error_html(queued), template_search_rows(res), gr.skip(), gr.skip(), gr.skip()
-        if queued:
-            return (info_html(res["message"] + f" Comparison #{queued['job']} of yours and the best "
-                              f"{len(res['best'])} is queued above."), template_search_rows(res),
-                    progress_html(queued), queued["job"], gr.Timer(active=True))
-        return info_html(res["message"]), template_search_rows(res), gr.skip(), gr.skip(), gr.skip()
+        return search_outputs(res)
 
     @guard
     def do_tsearch(*args: Any) -> tuple[Any, ...]:
@@ -246,6 +253,26 @@ def build(ctx: StudioContext, shared: Shared) -> None:
     @guard
     def do_tsearch_compare(*args: Any) -> tuple[Any, ...]:
         return do_template_search(True, *args)
+
+    @guard
+    def do_tsearch_poll(search_id: Any, pj: str | None = None) -> tuple[Any, ...]:
+        if search_id is None:
+            return "", gr.skip(), gr.skip(), gr.Timer(active=False), gr.skip(), gr.skip()
+        return search_outputs(templatesearch.template_search(ctx.scoped(pj), as_int(search_id, 0)))
+
+    @guard
+    def do_tsearch_cancel(search_id: Any, pj: str | None = None) -> str:
+        if search_id is None:
+            return error_html({"error": {"message": "no template search to cancel: start one first"}})
+        res = templatesearch.cancel_template_search(ctx.scoped(pj), as_int(search_id, 0))
+        return error_html(res) if "error" in res else info_html(res["message"])
+
+    @guard
+    def do_tsearch_load(pj: str | None = None) -> tuple[Any, ...]:
+        latest = templatesearch.latest_template_search(ctx.scoped(pj))
+        if latest is None:
+            return "", gr.skip(), gr.skip(), gr.Timer(active=False), gr.skip(), gr.skip()
+        return search_outputs(templatesearch.template_search(ctx.scoped(pj), latest), handoff=False)
 
     @guard
     def do_soft_ensemble(text: str, how: str, pj: str | None = None) -> str:
@@ -286,12 +313,17 @@ def build(ctx: StudioContext, shared: Shared) -> None:
     adopt_btn.click(lambda t: t, [found], [shared.label_words], api_visibility="private")
     ts_inputs = [shared.template_text, shared.label_words, shared.data_sel, shared.max_length, shared.truncate,
                  ts_task, ts_reph, ts_budget, ts_keep, shared.project]
-    ts_btn.click(do_tsearch, ts_inputs, [ts_msg, ts_table, msg, job, timer], api_name="search_templates")
-    ts_cmp.click(do_tsearch_compare, ts_inputs, [ts_msg, ts_table, msg, job, timer],
-                 api_name="search_templates_compare")
+    ts_outputs = [ts_msg, ts_table, ts_job, ts_timer, job, timer]
+    ts_btn.click(do_tsearch, ts_inputs, ts_outputs, api_name="search_templates")
+    ts_cmp.click(do_tsearch_compare, ts_inputs, ts_outputs, api_name="search_templates_compare")
+    ts_job.submit(do_tsearch_poll, [ts_job, shared.project], ts_outputs, api_visibility="private")
+    ts_timer.tick(do_tsearch_poll, [ts_job, shared.project], ts_outputs, api_name="template_search_status",
+                  show_progress="hidden")
+    ts_cancel.click(do_tsearch_cancel, [ts_job, shared.project], [ts_msg], api_name="template_search_cancel")
     insp_btn.click(do_inspect, [insp_a, insp_b, insp_k, shared.project], [insp_out], api_name="inspect_soft_prompts")
     se_btn.click(do_soft_ensemble, [se_runs, se_how, shared.project], [se_out], api_name="soft_prompt_ensemble")
     shared.on_load.append((do_refresh, [templates, words, shared.project], [templates, words]))
     shared.on_load.append((do_load, [shared.project], [job, timer]))
+    shared.on_load.append((do_tsearch_load, [shared.project], ts_outputs))
     shared.project.change(do_refresh, [templates, words, shared.project], [templates, words],
                           api_visibility="private")

@@ -123,6 +123,32 @@ def search_rows(res: dict[str, Any]) -> list[list[Any]]:
 TEMPLATE_SEARCH_HEADERS = ["rank", "family", "template", "accuracy", "rows scored", "last round"]
 
 
+def search_progress_html(job: dict[str, Any]) -> str:
+    """One line for a template-search job: queued / running with row forwards against its budget, or
+    how it ended (its ranking message, and the comparison it queued)."""
+    n = job["job"]
+    if job["status"] == "queued":
+        return f"<div class='ps-msg ps-info' id='ps-tsearch-progress'>Template search #{n} is queued.</div>"
+    if job["status"] == "running":
+        pct = int(round(100 * job["fraction"]))
+        what = (f"{job['forwards']} / at most {job['forwards_budget']} row forwards ({pct}%)" if job["forwards_budget"]
+                else "writing candidates")
+        return (f"<div class='ps-msg ps-info' id='ps-tsearch-progress'>Template search #{n} running: {what}"
+                f"<progress max='100' value='{pct}' style='width:100%'></progress></div>")
+    if job["status"] == "cancelled":
+        return f"<div class='ps-msg ps-warning' id='ps-tsearch-progress'>Template search #{n} was cancelled.</div>"
+    cmp = job.get("comparison") or {}
+    then = ""
+    if cmp.get("job") is not None:
+        best = len((job.get("result") or {}).get("best") or [])
+        state = {"succeeded": "done", "cancelled": "cancelled"}.get(cmp.get("status"), cmp.get("status", "queued"))
+        then = f" Comparison #{cmp['job']} of yours and the best {best}: {state}, above."
+    elif "error" in cmp:
+        then = " " + str(cmp["error"].get("message", ""))
+    return (f"<div class='ps-msg ps-ok' id='ps-tsearch-progress'>Template search #{n}: "
+            f"{escape(job.get('message', ''))}{escape(then)}</div>")
+
+
 def template_search_rows(res: dict[str, Any]) -> list[list[Any]]:
     """The searched templates best first; the accuracy is on the rows each was scored on (fewer for the
     ones dropped early), which the column beside it says."""

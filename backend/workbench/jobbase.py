@@ -1,0 +1,140 @@
+"""What every workbench job shares (a prompt comparison, a template search): a run of its own method,
+queued in the database and run by the job runner's child process (or in the caller's process when there
+is no runner), its spec and result as JSON artifacts, progress as metric events, and an end recorded on
+the run whatever happens.
+
+Why jobs and not requests: scoring many prompts on a few hundred rows takes minutes on a CPU. In a
+request it held the model, blocked the page and was lost on a refresh; as a job it runs beside the page,
+can be cancelled between two batches, and any page (refreshed, or a second browser) reads where it
+stands from storage.
+"""
+from __future__ import annotations
+
+import importlib
+import json
+import time
+import traceback
+from typing import Any, Callable
+
+from backend.errors import ConfigError
+
+SPEC_WAIT_S = 30.0       # a child may claim the run between its creation and the spec's attachment
+ENDED = ("succeeded", "failed", "cancelled")
+
+# a job run's method -> "module:function" that runs it (store, run_id, *, should_stop) -> final status
+RUNNERS = {"comparison": "backend.workbench.job:run_comparison_job",
+           "template-search": "backend.workbench.search_job:run_template_search_job"}
+
+
+def job_runner(method: str) -> Callable[..., str] | None:
+    """The function that runs a workbench job of ``method``; None for a training (or zero-shot) run."""
+    target = RUNNERS.get(method)
+    if target is None:
+        return None
+    module, _, name = target.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def read_json(store: Any, run_id: int, kind: str, name: str) -> dict[str, Any] | None:
+    for art in store.list_artifacts(run_id):
+        if (art.kind, art.name) == (kind, name):
+            return json.loads(store.read_artifact(art.sha256))
+    return None
+
+
+def wait_for_spec(store: Any, run_id: int, parent: int | None, kind: str, name: str, what: str) -> dict[str, Any]:
+    """The job's spec; a resumed job (a new run whose parent is the interrupted one) reads its parent's."""
+    deadline = time.monotonic() + SPEC_WAIT_S
+    while True:
+        raw = read_json(store, run_id, kind, name)
+        if raw is None and parent is not None:
+            raw = read_json(store, parent, kind, name)
+        if raw is not None:
+            return raw
+        if time.monotonic() > deadline:
+            raise ConfigError(f"{what} job {run_id} has no {name}: nothing to do")
+        time.sleep(0.2)
+
+
+class EventProgress:
+    """Progress as metric events: ``keys`` (done, total), at most every ``every_s`` seconds plus the last;
+    ``offset`` shifts a later phase's counts after an earlier one's, ``total`` (when set) overrides the
+    phase's own."""
+
+    def __init__(self, store: Any, run_id: int, keys: tuple[str, str], every_s: float = 0.5) -> None:
+        self.store, self.run_id, self.every_s, self.last, self.offset = store, run_id, every_s, 0.0, 0
+        self.done_key, self.total_key = keys
+        self.total = 0
+        self.written: tuple[int, int] | None = None
+        self.seen: tuple[int, int] | None = None
+
+    def __call__(self, done: int, total: int) -> None:
+        self.seen = (done, total)
+        if time.monotonic() - self.last >= self.every_s or done == total:
+            self._write(done, total)
+
+    def flush(self) -> None:
+        """Write the last count if the throttle held it back: where a job ended, or was cancelled (one
+        may end below its total: a search within a budget)."""
+        if self.seen is not None and self.written != self.seen:
+            self._write(*self.seen)
+
+    def _write(self, done: int, total: int) -> None:
+        self.last, self.written = time.monotonic(), (done, total)
+        self.store.append_metrics(self.run_id, [
+            {"key": self.done_key, "step": self.offset + done, "value": self.offset + done},
+            {"key": self.total_key, "step": 0, "value": self.total or total}])
+
+
+def run_as_job(store: Any, run_id: int, work: Callable[[Any], dict[str, Any]], *, result: tuple[str, str],
+               summary: Callable[[dict[str, Any]], dict[str, float]]) -> str:
+    """Run ``work(info)`` as job ``run_id`` and record how it ended: its result attached as ``result``
+    (kind, name) with ``summary``'s figures as metric events and ``succeeded``; ``cancelled`` when it
+    stopped between two batches; ``failed`` with the message (a crash: with where it happened).
+    Returns the final status."""
+    from backend.errors import StudioError
+    from storage.errors import StorageError
+
+    info = store.get_run(run_id)
+    if info.status == "queued":
+        store.set_status(run_id, "running")
+    try:
+        out = work(info)
+    except InterruptedError:
+        store.set_status(run_id, "cancelled", note="cancel requested: stopped between two batches")
+        return "cancelled"
+    except (StudioError, StorageError) as exc:
+        store.set_status(run_id, "failed", error=getattr(exc, "message", str(exc)))
+        return "failed"
+    except Exception as exc:  # noqa: BLE001 - a crash is recorded on the run, with where it happened
+        store.set_status(run_id, "failed", error=f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=5)}")
+        return "failed"
+    store.attach_artifact(run_id, result[0], result[1], json.dumps(out, ensure_ascii=False).encode())
+    store.append_metrics(run_id, [{"key": k, "step": 0, "value": float(v)} for k, v in summary(out).items()])
+    store.set_status(run_id, "succeeded")
+    return "succeeded"
+
+
+def progress_of(store: Any, info: Any, keys: tuple[str, str], result: tuple[str, str]) -> dict[str, Any]:
+    """Where job ``info`` (its RunInfo) stands, from storage: status, the last of its progress events
+    (``keys``: done, total), and its result once it succeeded (what a refreshed page or a second browser
+    reads)."""
+    last: dict[str, float] = {}
+    for ev in store.get_metrics(info.id, keys=list(keys)):
+        last[ev["key"]] = ev["value"]
+    done, total = int(last.get(keys[0], 0)), int(last.get(keys[1], 0))
+    out: dict[str, Any] = {"job": info.id, "status": info.status, "done_count": done, "total_count": total,
+                           "fraction": 1.0 if info.status == "succeeded" else min(1.0, done / total) if total else 0.0,
+                           "run_error": info.error, "done": info.status in ENDED, "result": None}
+    if info.status == "succeeded":
+        out["result"] = read_json(store, info.id, *result)
+    return out
+
+
+def latest_job(store: Any, method: str, project: str | None) -> int | None:
+    """The job of ``method`` a freshly opened page shows: a running one, else a queued one, else the newest."""
+    for status in ("running", "queued", None):
+        found = store.list_runs(status=status, method=method, limit=1, project=project)
+        if found:
+            return found[0].id
+    return None

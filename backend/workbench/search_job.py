@@ -1,0 +1,142 @@
+"""A template search as a job (``backend.workbench.jobbase``): queued, run by the job runner's child
+process with progress, cancel and liveness, its ranking kept on the run.
+
+The job is a run of method ``template-search``. Its config is the user's template and label words on the
+rows searched (a valid RunConfig: model, data, encoding); ``template_search.json`` (kind ``config``) holds
+the search's own settings. The child ranks the candidates on the config's dev rows, writing
+``search/forwards`` events as batches finish, records which rows it used (lineage), and attaches the
+ranking. With ``compare``, it then queues a comparison of the user's template and the best few on the
+same rows (a comparison job whose parent is the search), since the search's own scores are on the rows
+the winners were chosen on and flatter them.
+"""
+from __future__ import annotations
+
+import copy
+import json
+import math
+from dataclasses import asdict, dataclass
+from typing import Any, Callable
+
+from backend.config import RunConfig
+from backend.errors import ConfigError
+from backend.workbench.jobbase import EventProgress, progress_of, run_as_job, wait_for_spec
+
+TEMPLATE_SEARCH = "template-search"           # the job run's method
+SPEC_KIND, SPEC_NAME = "config", "template_search.json"
+RESULT_KIND, RESULT_NAME = "report", "template_search.json"
+PROGRESS_KEYS = ("search/forwards", "search/forwards_budget")
+MAX_REPHRASINGS = 32
+MAX_KEEP = 10
+MAX_TASK = 60
+MAX_BUDGET = 50.0
+SHOWN = 25            # ranking rows kept in the result (the page shows the top; the rest only cost bytes)
+
+
+@dataclass
+class TemplateSearchSpec:
+    """The search's settings (the template, label words and rows are the job's RunConfig)."""
+    task: str = ""
+    rephrasings: int = 8
+    budget: float = 5.0             # in full evaluations of one template on every row
+    keep: int = 3
+    seed: int = 0
+    compare: bool = False           # queue a comparison of the user's template and the best ``keep``
+    label_words: str = ""           # the editor's text of the label words, shown in that comparison
+
+    def check(self) -> TemplateSearchSpec:
+        if not isinstance(self.task, str) or len(self.task) > MAX_TASK:
+            raise ConfigError(f"the task's noun is a few words (at most {MAX_TASK} characters)", field="task")
+        for name, low, high in (("rephrasings", 0, MAX_REPHRASINGS), ("budget", 0.5, MAX_BUDGET),
+                                ("keep", 1, MAX_KEEP), ("seed", 0, 2**31 - 1)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or \
+                    (isinstance(value, float) and not math.isfinite(value)) or not low <= value <= high:
+                raise ConfigError(f"{name} must be from {low:g} to {high:g}, got {str(value)[:40]!r}", field=name)
+        return self
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> TemplateSearchSpec:
+        return cls(task=str(raw.get("task", "")), rephrasings=int(raw.get("rephrasings", 8)),
+                   budget=float(raw.get("budget", 5.0)), keep=int(raw.get("keep", 3)), seed=int(raw.get("seed", 0)),
+                   compare=bool(raw.get("compare", False)), label_words=str(raw.get("label_words", ""))).check()
+
+
+def submit_template_search(store: Any, cfg: RunConfig, spec: TemplateSearchSpec, *, project: str | None = None) -> int:
+    """Queue the search (checked first: a job that cannot start is never queued); returns the job's run id."""
+    spec.check()
+    run_id = store.create_run(cfg.to_dict(), method=TEMPLATE_SEARCH, model_id=cfg.model, project=project,
+                              tags=[*cfg.tags, TEMPLATE_SEARCH], status="queued")
+    store.attach_artifact(run_id, SPEC_KIND, SPEC_NAME, json.dumps(asdict(spec), ensure_ascii=False).encode())
+    return run_id
+
+
+def run_template_search_job(store: Any, run_id: int, *, loaded: Any = None,
+                            should_stop: Callable[[], bool] | None = None) -> str:
+    """Run template-search job ``run_id`` here; returns its final status (recorded on the run, with the
+    reason when it failed or was cancelled). ``loaded``: the model already in memory, else the config's."""
+    def summary(result: dict[str, Any]) -> dict[str, float]:
+        return {"search/best_accuracy": max(r["accuracy"] for r in result["ranking"]),
+                "search/candidates": result["candidates"], "search/full_evaluations": result["full_evaluations"]}
+
+    return run_as_job(store, run_id, lambda info: _run(store, info, loaded, should_stop),
+                      result=(RESULT_KIND, RESULT_NAME), summary=summary)
+
+
+def _run(store: Any, info: Any, loaded: Any, should_stop: Callable[[], bool] | None) -> dict[str, Any]:
+    from backend.cpu_memory import cpu_buffers, mode_for
+    from backend.pipeline import build_verbalizer, check_model, load_for_eval, load_split, settings_for
+    from backend.recording import record_started
+    from backend.workbench.templatesearch import search_templates
+
+    cfg = RunConfig.from_dict(info.config)
+    spec = TemplateSearchSpec.from_dict(wait_for_spec(store, info.id, info.parent_run_id, SPEC_KIND, SPEC_NAME,
+                                                      "template search"))
+    loaded = loaded if loaded is not None else load_for_eval(cfg)
+    check_model(cfg, loaded)
+    dev = load_split(cfg, "eval")
+    record_started(store, info.id, cfg, loaded=loaded, verbalizer=build_verbalizer(cfg.verbalizer, dev.label_names),
+                   train=[], eval=dev.examples, classes=dev.label_names, how=dev.how, counts=dev.counts)
+    progress = EventProgress(store, info.id, PROGRESS_KEYS)
+    try:
+        with cpu_buffers(mode_for(loaded.model, loaded.device.type, cfg.train.cpu_memory)):
+            res = search_templates(loaded, cfg.template, cfg.verbalizer, dev.examples, dev.label_names,
+                                   settings=settings_for(cfg, loaded.kind), task=spec.task.strip(),
+                                   rephrasings=spec.rephrasings, budget=spec.budget, keep=spec.keep, seed=spec.seed,
+                                   batch_size=cfg.eval.batch_size, should_stop=should_stop, progress=progress)
+    finally:
+        progress.flush()
+    out = res.to_dict()
+    best = [p.content for p in res.best(spec.keep)]
+    out.update(ranking=out["ranking"][:SHOWN], candidates=len(res.ranking), best=best, template=cfg.template,
+               comparison=None)
+    if spec.compare:
+        out["comparison"] = _queue_comparison(store, cfg, spec, best, info)
+    return out
+
+
+def _queue_comparison(store: Any, cfg: RunConfig, spec: TemplateSearchSpec, best: list[str], info: Any) -> int:
+    """The user's template and the best found, with the user's label words, on the same rows: a comparison
+    job (the runner picks it up next; without one, the caller runs it)."""
+    from backend.workbench.compare import Prompt
+    from backend.workbench.job import ComparisonSpec, submit_comparison
+
+    templates = list(dict.fromkeys([cfg.template, *best]))
+    shown = {"V1": spec.label_words} if spec.label_words else {}
+    compare = ComparisonSpec([Prompt(f"T{i + 1}", t) for i, t in enumerate(templates)],
+                             [Prompt("V1", copy.deepcopy(cfg.verbalizer))], baseline=0, shown=shown)
+    return submit_comparison(store, cfg, compare, project=info.project, parent_run_id=info.id)
+
+
+def check_template_search(info: Any) -> None:
+    """Refuse a run (a RunInfo) that is not a template-search job."""
+    if info.method != TEMPLATE_SEARCH:
+        raise ConfigError(f"run {info.id} is a {info.method} run, not a template search", field="template_search")
+
+
+def search_status(store: Any, info: Any) -> dict[str, Any]:
+    """Where template-search job ``info`` stands: status, row forwards run / the most it may run, and its
+    ranking once it succeeded."""
+    check_template_search(info)
+    out = progress_of(store, info, PROGRESS_KEYS, (RESULT_KIND, RESULT_NAME))
+    out.update(forwards=out["done_count"], forwards_budget=out["total_count"])
+    return out
