@@ -52,8 +52,12 @@ def test_compare_saved_versions_and_drafts_then_flips_and_adopt(client):
 def test_ensembles_and_searched_label_words(client):
     c, ctx = client
     c.predict([], [], api_name="/compare_choices")   # this session's pickers list the saved versions
-    note, table, words = c.predict("{text_a} It was {mask}", 64, "tail", 3, api_name="/search_label_words")
-    assert "Searched on 64 training rows" in note and len(table["data"]) == 6
+    note, table, words, job, _timer = c.predict("{text_a} It was {mask}", 64, "tail", 3,
+                                                api_name="/search_label_words")
+    assert f"Label-word search #{int(job)}: searched on 64 training rows" in note and len(table["data"]) == 6
+    again = c.predict(job, api_name="/label_search_status")           # read back from storage: the same words
+    assert again[2] == words and again[1]["data"] == table["data"]
+    assert "Cancel requested for label-word search" in c.predict(job, api_name="/label_search_cancel")
     assert words.startswith("negative: ") and "\npositive: " in words
     note, update = c.predict("searched", words, ["the editor's draft"], api_name="/save_searched_words")
     assert "Saved as searched v1" in note and update["value"] == ["the editor's draft", "searched v1"]

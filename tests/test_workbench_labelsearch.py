@@ -100,8 +100,67 @@ def test_the_search_reads_a_sample_of_a_large_split(smol_tok, monkeypatch):
     train = [Example(guid=i, text_a=f"review number {i}", label=["positive", "negative"][i % 2]) for i in range(30)]
     real, ran = labelsearch.mask_log_probs, []
     monkeypatch.setattr(labelsearch, "mask_log_probs",
-                        lambda lm_, t, rows, st: ran.append(len(rows)) or real(lm_, t, rows, st))
+                        lambda lm_, t, rows, st, **kw: ran.append(len(rows)) or real(lm_, t, rows, st, **kw))
     res = search_label_words(lm, "{text_a} It was {mask}.", train, ["negative", "positive"],
                              settings=EncodeSettings(profile="causal", max_length=32), pool=5, keep=2, max_rows=8)
     assert ran == [8] and (res.rows, res.of_rows) == (8, 30)
     assert res.notes == ["searched on a class-stratified sample of 8 of the 30 training rows (seed 0)"]
+
+
+@pytest.fixture
+def studio(tmp_path, smol_tok):
+    from backend.services import project
+    from backend.services.testing import make_context
+
+    ctx = make_context(tmp_path, tiny_model("causal", smol_tok))
+    project.bootstrap(ctx)
+    return ctx
+
+
+def test_the_studio_search_is_a_job_recording_the_training_rows_it_read_and_the_words_found(studio):
+    from backend.recording import expand_rows
+    from backend.services import data, workbench
+
+    sel = dict(data.default_selection(), shots=4)
+    res = workbench.search_words(studio, template="{text_a} It was {mask}", selection=sel, max_length=64, keep=3)
+    assert "error" not in res, res
+    assert res["status"] == "succeeded" and res["done"] and res["rows_scored"] == res["rows_total"] == 8, res
+    out = res["result"]
+    assert out["rows"] == 8 and set(out["best"]) == {"negative", "positive"}
+    assert out["label_words"] == "\n".join(f"{c}: {w[0]}" for c, w in out["best"].items())
+    info = studio.store.get_run(res["job"])
+    assert info.method == "label-search" and info.project == studio.project
+    snap = studio.store.get_dataset_snapshot(info.dataset_snapshot_id)     # the training rows it read, only
+    assert snap.row_counts["train"] == 8 and len(expand_rows(snap.row_counts["train_rows"])) == 8
+    assert not snap.row_counts.get("eval")
+    saved = studio.store.list_versions("verbalizer", "searched", project=studio.project)
+    assert [v.id for v in saved] == [info.verbalizer_version_id]
+    content = studio.store.get_version_by_id(info.verbalizer_version_id).content   # the words it found
+    assert all(f'"{words[0]}"' in content for words in out["best"].values())
+    assert workbench.latest_label_search(studio) == info.id
+    assert workbench.label_search(studio, info.id)["result"] == out      # what a refreshed page reads
+
+
+def test_a_label_search_job_cancels_between_batches_and_mistakes_are_messages(studio):
+    from backend.services import data, workbench
+    from backend.workbench.labelsearch_job import run_label_search_job
+
+    sel = dict(data.default_selection(), shots=16)
+    studio.jobs = object()          # a runner that never runs anything: the job stays queued
+    try:
+        job = workbench.search_words(studio, template="{text_a} It was {mask}", selection=sel, max_length=64)
+    finally:
+        studio.jobs = None
+    assert job["status"] == "queued" and not job["done"]
+    calls = []
+    assert run_label_search_job(studio.store, job["job"], loaded=studio.model.get(),
+                                should_stop=lambda: calls.append(1) or len(calls) > 1) == "cancelled"
+    again = workbench.label_search(studio, job["job"])
+    assert again["status"] == "cancelled" and again["result"] is None and 0 < again["rows_scored"] < 32
+    assert "Cancel requested" in workbench.cancel_label_search(studio, job["job"])["message"]
+    other = studio.store.create_run({"name": "x"}, method="zero-shot")
+    assert "not a label-word search" in workbench.label_search(studio, other)["error"]["message"]
+    assert "{mask}" in workbench.search_words(studio, template=" ", selection=sel)["error"]["message"]
+    assert "never closed" in workbench.search_words(studio, template="{text_a} {mask", selection=sel)["error"]["message"]
+    bad = workbench.search_words(studio, template="{text_a} It was {mask}", selection=sel, keep=0)
+    assert bad["error"]["message"].startswith("keep must be a whole number from 1 to 50")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from backend.services import workbench_jobs
 from backend.services.context import StudioContext
 from backend.services.results import service, user_error
 from backend.workbench.search_job import MAX_BUDGET, MAX_KEEP, MAX_REPHRASINGS, MAX_TASK
@@ -64,12 +65,12 @@ def search_templates(ctx: StudioContext, *, template: str, label_words: str, sel
     if ctx.jobs is None:
         from backend.workbench.job import run_comparison_job
         from backend.workbench.jobbase import read_json
-        from backend.workbench.search_job import RESULT_KIND, RESULT_NAME
+        from backend.workbench.search_job import JOB
 
         with ctx.model.lock:
             loaded = ctx.model.get()
             if run_template_search_job(ctx.store, job, loaded=loaded) == "succeeded":
-                queued = (read_json(ctx.store, job, RESULT_KIND, RESULT_NAME) or {}).get("comparison")
+                queued = (read_json(ctx.store, job, "report", JOB.result) or {}).get("comparison")
                 if queued is not None:
                     run_comparison_job(ctx.store, int(queued), loaded=loaded)
     return template_search(ctx, job)
@@ -87,12 +88,10 @@ def template_search(ctx: StudioContext, job: int) -> dict[str, Any]:
     """A template-search job's status, row forwards run / the most it may run, and once it finished its
     ranking, a message, and the comparison it queued (that comparison's own answer, under ``comparison``)."""
     from backend.services.workbench import comparison
-    from backend.workbench.search_job import search_status
+    from backend.workbench.search_job import JOB, search_status
 
-    res = search_status(ctx.store, ctx.run(job))   # one of this project's
-    if res["status"] == "failed":
-        return user_error(f"template search #{res['job']} failed: {res['run_error']}", "template_search")
-    result = res["result"]
+    res = workbench_jobs.answer(ctx, JOB, search_status, job)
+    result = res.get("result")
     if result is not None:
         res["message"] = _message(result)
         if result.get("comparison") is not None:
@@ -102,16 +101,12 @@ def template_search(ctx: StudioContext, job: int) -> dict[str, Any]:
 
 @service("template_search")
 def cancel_template_search(ctx: StudioContext, job: int) -> dict[str, Any]:
-    from backend.workbench.search_job import check_template_search
+    from backend.workbench.search_job import JOB
 
-    check_template_search(ctx.run(job))   # one of this project's, and a template search
-    ctx.store.request_cancel(int(job))
-    return {"job": int(job), "message": f"Cancel requested for template search #{int(job)}."}
+    return workbench_jobs.cancel(ctx, JOB, job)
 
 
 def latest_template_search(ctx: StudioContext) -> int | None:
-    """The template search a freshly opened page shows: a running one, else a queued one, else the newest."""
-    from backend.workbench.jobbase import latest_job
-    from backend.workbench.search_job import TEMPLATE_SEARCH
+    from backend.workbench.search_job import JOB
 
-    return latest_job(ctx.store, TEMPLATE_SEARCH, ctx.project)
+    return workbench_jobs.latest(ctx, JOB)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
+from backend.services import workbench_jobs
 from backend.services.context import StudioContext
 from backend.services.results import service, user_error
 
@@ -66,29 +67,22 @@ def compare(ctx: StudioContext, *, templates: Sequence[str], label_words: Sequen
 def comparison(ctx: StudioContext, job: int) -> dict[str, Any]:
     """A comparison job's status, rows scored / total, and its table once it finished (from storage: a
     refreshed page or a second browser sees the same)."""
-    from backend.workbench.job import job_status
+    from backend.workbench.job import JOB, job_status
 
-    res = job_status(ctx.store, ctx.run(job))   # one of this project's
-    if res["status"] == "failed":
-        return user_error(f"comparison #{res['job']} failed: {res['run_error']}", "compare")
-    return res
+    return workbench_jobs.answer(ctx, JOB, job_status, job)
 
 
 @service("compare")
 def cancel_comparison(ctx: StudioContext, job: int) -> dict[str, Any]:
-    from backend.workbench.job import check_comparison
+    from backend.workbench.job import JOB
 
-    check_comparison(ctx.run(job))   # one of this project's, and a comparison
-    ctx.store.request_cancel(int(job))
-    return {"job": int(job), "message": f"Cancel requested for comparison #{int(job)}."}
+    return workbench_jobs.cancel(ctx, JOB, job)
 
 
 def latest_comparison(ctx: StudioContext) -> int | None:
-    """The comparison a freshly opened page shows: a running one, else a queued one, else the newest."""
-    from backend.workbench.job import COMPARISON
-    from backend.workbench.jobbase import latest_job
+    from backend.workbench.job import JOB
 
-    return latest_job(ctx.store, COMPARISON, ctx.project)
+    return workbench_jobs.latest(ctx, JOB)
 
 
 @service("compare")
@@ -150,25 +144,47 @@ def flip_row(ctx: StudioContext, run_a: int, run_b: int, index: int) -> dict[str
 @service("search")
 def search_words(ctx: StudioContext, *, template: str, selection: dict[str, Any], max_length: Any = 256,
                  truncate: str = "tail", pool: int = 50, keep: int = 5) -> dict[str, Any]:
-    """Search one label word per class on the selection's *training* rows (the words are then compared
-    on dev rows they were never chosen on); the best assignment comes back as editor text too."""
-    from dataclasses import asdict
-
-    from backend.pipeline import load_split, settings_for
-    from backend.workbench.labelsearch import search_label_words
+    """Queue a search for one label word per class on the selection's *training* rows (the words are then
+    compared on dev rows they were never chosen on) as one job; without a job runner it runs here, to the
+    end. Returns ``label_search``'s answer for the job: poll that for progress and the words."""
+    from backend.pipeline import WHOLE_VOCAB, load_split
+    from backend.prompts.template import parse_template
+    from backend.workbench.labelsearch_job import (SAVED_NAME, LabelSearchSpec, run_label_search_job,
+                                                   submit_label_search)
 
     if not isinstance(template, str) or not template.strip():
         return user_error("write a template with a {mask} first", "template")
+    parse_template(template)     # TemplateError with the span: said now, not by a job that fails later
     cfg = _comparison_config(ctx, template, "x: x", selection, max_length, truncate, None, True)
-    train = load_split(cfg, "train")
-    loaded = ctx.model.get()
-    with ctx.model.lock:
-        res = search_label_words(loaded, template, train.examples, train.label_names,
-                                 settings=settings_for(cfg, loaded.kind), pool=int(pool), keep=int(keep))
-    out = asdict(res)
-    out["label_words"] = "\n".join(f"{c}: {', '.join(w)}" for c, w in res.best.items())
-    return out
+    cfg.verbalizer, cfg.name = WHOLE_VOCAB, SAVED_NAME     # the search reads the whole vocabulary at the mask
+    load_split(cfg, "train")     # no training rows, or a missing column: said now too
+    job = submit_label_search(ctx.store, cfg, LabelSearchSpec(pool=pool, keep=keep), project=ctx.project)
+    if ctx.jobs is None:
+        with ctx.model.lock:
+            run_label_search_job(ctx.store, job, loaded=ctx.model.get())
+    return label_search(ctx, job)
 
+
+@service("search")
+def label_search(ctx: StudioContext, job: int) -> dict[str, Any]:
+    """A label-search job's status, training rows scored / total, and its result once it finished (the
+    candidates per class, the best words, also as editor text under ``label_words``)."""
+    from backend.workbench.labelsearch_job import JOB, label_search_status
+
+    return workbench_jobs.answer(ctx, JOB, label_search_status, job)
+
+
+@service("search")
+def cancel_label_search(ctx: StudioContext, job: int) -> dict[str, Any]:
+    from backend.workbench.labelsearch_job import JOB
+
+    return workbench_jobs.cancel(ctx, JOB, job)
+
+
+def latest_label_search(ctx: StudioContext) -> int | None:
+    from backend.workbench.labelsearch_job import JOB
+
+    return workbench_jobs.latest(ctx, JOB)
 
 
 @service("inspect")

@@ -19,12 +19,11 @@ from backend.errors import ConfigError
 from backend.textcheck import brief
 from backend.workbench.compare import MAX_COMBINATIONS, Prompt
 from backend.workbench.ensemble import KINDS
-from backend.workbench.jobbase import EventProgress, progress_of, run_as_job, wait_for_spec
+from backend.workbench.jobbase import EventProgress, JobKind
 
 COMPARISON = "comparison"                      # the job run's method
-SPEC_KIND, SPEC_NAME = "config", "comparison.json"
-RESULT_KIND, RESULT_NAME = "report", "comparison.json"
-PROGRESS_KEYS = ("compare/rows_scored", "compare/rows_total")
+JOB = JobKind(COMPARISON, "comparison", spec="comparison.json", result="comparison.json",
+              progress=("compare/rows_scored", "compare/rows_total"), field="compare")
 
 
 @dataclass
@@ -70,12 +69,7 @@ def submit_comparison(store: Any, cfg: RunConfig, spec: ComparisonSpec, *, proje
                       parent_run_id: int | None = None) -> int:
     """Queue the comparison (checked first: a job that cannot start is never queued); returns the job's run
     id. ``parent_run_id``: the job it came from (a template search that queued its best for comparison)."""
-    spec.check()
-    run_id = store.create_run(cfg.to_dict(), method=COMPARISON, model_id=cfg.model, project=project,
-                              tags=[*cfg.tags, COMPARISON], status="queued",
-                              parent_run_id=parent_run_id)
-    store.attach_artifact(run_id, SPEC_KIND, SPEC_NAME, json.dumps(spec.to_dict(), ensure_ascii=False).encode())
-    return run_id
+    return JOB.submit(store, cfg, spec.check().to_dict(), project=project, parent_run_id=parent_run_id)
 
 
 def run_comparison_job(store: Any, run_id: int, *, loaded: Any = None,
@@ -87,8 +81,7 @@ def run_comparison_job(store: Any, run_id: int, *, loaded: Any = None,
         return {"compare/best_accuracy": max(r["uncalibrated"]["accuracy"] for r in result["rows"]),
                 "compare/combinations": len(result["rows"])}
 
-    return run_as_job(store, run_id, lambda info: _run(store, run_id, info, loaded, should_stop),
-                      result=(RESULT_KIND, RESULT_NAME), summary=summary)
+    return JOB.run(store, run_id, lambda info: _run(store, run_id, info, loaded, should_stop), summary)
 
 
 def _run(store: Any, run_id: int, info: Any, loaded: Any, should_stop: Callable[[], bool] | None) -> dict[str, Any]:
@@ -100,8 +93,7 @@ def _run(store: Any, run_id: int, info: Any, loaded: Any, should_stop: Callable[
     from backend.workbench.record import record_comparison
 
     cfg = RunConfig.from_dict(info.config)
-    spec = ComparisonSpec.from_dict(wait_for_spec(store, run_id, info.parent_run_id, SPEC_KIND, SPEC_NAME,
-                                                  "comparison"))
+    spec = ComparisonSpec.from_dict(JOB.read_spec(store, info))
     loaded = loaded if loaded is not None else load_for_eval(cfg)
     check_model(cfg, loaded)
     dev = load_split(cfg, "eval")
@@ -115,7 +107,7 @@ def _run(store: Any, run_id: int, info: Any, loaded: Any, should_stop: Callable[
     record_started(store, run_id, cfg, loaded=loaded, verbalizer=build_verbalizer(cfg.verbalizer, dev.label_names),
                    train=train.examples if train else [], eval=dev.examples, classes=dev.label_names,
                    how=(train or dev).how, counts=(train or dev).counts)
-    progress = EventProgress(store, run_id, PROGRESS_KEYS)
+    progress = EventProgress(store, run_id, JOB.progress)
     n_rows = len(dev.examples) + (len(train.examples) if train else 0)
     progress.total = len(spec.templates) * (n_rows + (2 if train else 1) * _cf_rows(dev.examples))
     settings = settings_for(cfg, loaded.kind)
@@ -173,16 +165,9 @@ def _ensembles(store: Any, cfg: RunConfig, loaded: Any, spec: ComparisonSpec, cm
     return out
 
 
-def check_comparison(info: Any) -> None:
-    """Refuse a run (a RunInfo) that is not a comparison job."""
-    if info.method != COMPARISON:
-        raise ConfigError(f"run {info.id} is a {info.method} run, not a comparison", field="compare")
-
-
 def job_status(store: Any, info: Any) -> dict[str, Any]:
     """Where comparison job ``info`` (its RunInfo) stands, from storage: status, rows scored / total, and
     the result table once it succeeded (what a refreshed page or a second browser reads)."""
-    check_comparison(info)
-    out = progress_of(store, info, PROGRESS_KEYS, (RESULT_KIND, RESULT_NAME))
+    out = JOB.status(store, info)
     out.update(rows_scored=out["done_count"], rows_total=out["total_count"])
     return out

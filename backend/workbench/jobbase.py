@@ -1,4 +1,4 @@
-"""What every workbench job shares (a prompt comparison, a template search): a run of its own method,
+"""What every workbench job shares (a prompt comparison, a template or label-word search): a run of its own method,
 queued in the database and run by the job runner's child process (or in the caller's process when there
 is no runner), its spec and result as JSON artifacts, progress as metric events, and an end recorded on
 the run whatever happens.
@@ -14,6 +14,7 @@ import importlib
 import json
 import time
 import traceback
+from dataclasses import dataclass
 from typing import Any, Callable
 
 from backend.errors import ConfigError
@@ -23,7 +24,8 @@ ENDED = ("succeeded", "failed", "cancelled")
 
 # a job run's method -> "module:function" that runs it (store, run_id, *, should_stop) -> final status
 RUNNERS = {"comparison": "backend.workbench.job:run_comparison_job",
-           "template-search": "backend.workbench.search_job:run_template_search_job"}
+           "template-search": "backend.workbench.search_job:run_template_search_job",
+           "label-search": "backend.workbench.labelsearch_job:run_label_search_job"}
 
 
 def job_runner(method: str) -> Callable[..., str] | None:
@@ -40,6 +42,51 @@ def read_json(store: Any, run_id: int, kind: str, name: str) -> dict[str, Any] |
         if (art.kind, art.name) == (kind, name):
             return json.loads(store.read_artifact(art.sha256))
     return None
+
+
+@dataclass(frozen=True)
+class JobKind:
+    """One kind of workbench job: the method its run is recorded under, how messages name it, its spec
+    (kind ``config``) and result (kind ``report``) artifacts, and its progress events (done, total)."""
+    method: str
+    title: str               # "comparison", "template search", ...: messages say "<title> #<run id>"
+    spec: str
+    result: str
+    progress: tuple[str, str]
+    field: str               # where the page shows its messages
+
+    def check(self, info: Any) -> None:
+        """Refuse a run (a RunInfo) that is not a job of this kind."""
+        if info.method != self.method:
+            raise ConfigError(f"run {info.id} is a {info.method} run, not a {self.title}", field=self.field)
+
+    def submit(self, store: Any, cfg: Any, spec: dict[str, Any], *, project: str | None = None,
+               parent_run_id: int | None = None) -> int:
+        """Queue a job of this kind (its run, then its spec); returns the job's run id."""
+        run_id = store.create_run(cfg.to_dict(), method=self.method, model_id=cfg.model, project=project,
+                                  tags=[*cfg.tags, self.method], status="queued", parent_run_id=parent_run_id)
+        store.attach_artifact(run_id, "config", self.spec, json.dumps(spec, ensure_ascii=False).encode())
+        return run_id
+
+    def read_spec(self, store: Any, info: Any) -> dict[str, Any]:
+        return wait_for_spec(store, info.id, info.parent_run_id, "config", self.spec, self.title)
+
+    def run(self, store: Any, run_id: int, work: Callable[[Any], dict[str, Any]],
+            summary: Callable[[dict[str, Any]], dict[str, float]]) -> str:
+        return run_as_job(store, run_id, work, result=("report", self.result), summary=summary)
+
+    def status(self, store: Any, info: Any) -> dict[str, Any]:
+        """Where job ``info`` stands (``progress_of``); refused for a run of another kind."""
+        self.check(info)
+        return progress_of(store, info, self.progress, ("report", self.result))
+
+    def latest(self, store: Any, project: str | None) -> int | None:
+        """The job a freshly opened page shows: a running one, else a queued one, else the newest."""
+        for status in ("running", "queued", None):
+            found = store.list_runs(status=status, method=self.method, limit=1, project=project)
+            if found:
+                return found[0].id
+        return None
 
 
 def wait_for_spec(store: Any, run_id: int, parent: int | None, kind: str, name: str, what: str) -> dict[str, Any]:
@@ -130,11 +177,3 @@ def progress_of(store: Any, info: Any, keys: tuple[str, str], result: tuple[str,
         out["result"] = read_json(store, info.id, *result)
     return out
 
-
-def latest_job(store: Any, method: str, project: str | None) -> int | None:
-    """The job of ``method`` a freshly opened page shows: a running one, else a queued one, else the newest."""
-    for status in ("running", "queued", None):
-        found = store.list_runs(status=status, method=method, limit=1, project=project)
-        if found:
-            return found[0].id
-    return None

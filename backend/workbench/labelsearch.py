@@ -15,7 +15,7 @@ from __future__ import annotations
 import itertools
 import time
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
@@ -119,8 +119,11 @@ def best_assignment(logp: np.ndarray, gold: np.ndarray,
 
 
 def mask_log_probs(loaded: Any, template_text: str, examples: Sequence[Example], settings: EncodeSettings,
-                   batch_size: int = 16) -> tuple[np.ndarray, str]:
-    """(rows x vocabulary) log-probs at the mask, and the label words' leading space for this template."""
+                   batch_size: int = 16, should_stop: Callable[[], bool] | None = None,
+                   progress: Callable[[int, int], None] | None = None) -> tuple[np.ndarray, str]:
+    """(rows x vocabulary) log-probs at the mask, and the label words' leading space for this template.
+    ``progress(rows done, rows)`` after every batch; ``should_stop()`` true before one raises
+    InterruptedError."""
     tok = loaded.tokenizer
     template = compile_template(template_text, tok)
     stand_in = compile_verbalizer(build_verbalizer(WHOLE_VOCAB, ["*"]), tok)
@@ -128,18 +131,32 @@ def mask_log_probs(loaded: Any, template_text: str, examples: Sequence[Example],
     info = describe_tokenizer(tok)
     encs = encode_examples(template, list(examples), tok, settings, info)
     out = np.empty((len(encs), pm.plm.get_output_embeddings().weight.shape[0]), dtype=np.float32)
+    done = 0
     with torch.inference_mode():
         for idx in length_sorted_batches([e.length for e in encs], batch_size):
+            if should_stop is not None and should_stop():
+                raise InterruptedError("cancelled between two batches")
             batch = collate([encs[i] for i in idx], info.pad_id, pm.label_rows.device)
             out[idx] = torch.log_softmax(pm.vocab_logits(pm.mask_hidden(batch)), -1).float().cpu().numpy()
+            done += len(idx)
+            if progress is not None:
+                progress(done, len(encs))
     return out, mask_prefix(template)
+
+
+def search_rows(train: Sequence[Example], classes: Sequence[str], max_rows: int = MAX_SEARCH_ROWS) -> list[int]:
+    """Which training rows a search reads: all of them, or a class-stratified sample (seed 0) of
+    ``max_rows`` when there are more (a job records exactly these as its rows)."""
+    return stratified_sample(gold_indices(train, list(classes)), max_rows)
 
 
 def search_label_words(loaded: Any, template_text: str, train: Sequence[Example], classes: Sequence[str], *,
                        settings: EncodeSettings, pool: int = 50, keep: int = 5,
-                       max_rows: int = MAX_SEARCH_ROWS) -> LabelSearch:
+                       max_rows: int = MAX_SEARCH_ROWS, should_stop: Callable[[], bool] | None = None,
+                       progress: Callable[[int, int], None] | None = None) -> LabelSearch:
     """Search one label word per class on ``train`` (the training rows only; see the module docstring),
-    at most ``max_rows`` of them: a class-stratified sample (seed 0) when there are more."""
+    at most ``max_rows`` of them (``search_rows``). ``progress`` and ``should_stop``: as
+    ``mask_log_probs`` takes them."""
     if not train:
         raise DatasetError("the label-word search needs labelled training rows")
     if keep < 1 or pool < keep:
@@ -147,10 +164,10 @@ def search_label_words(loaded: Any, template_text: str, train: Sequence[Example]
     t0 = time.perf_counter()
     classes = list(classes)
     available, every_gold = len(train), gold_indices(train, classes)
-    picked = stratified_sample(every_gold, max_rows)
+    picked = search_rows(train, classes, max_rows)
     train = [train[i] for i in picked]
     gold = np.asarray([every_gold[i] for i in picked])
-    logp, prefix = mask_log_probs(loaded, template_text, train, settings)
+    logp, prefix = mask_log_probs(loaded, template_text, train, settings, should_stop=should_stop, progress=progress)
     word = {t: w for t, w in word_tokens(loaded.tokenizer, prefix).items() if t < logp.shape[1]}
     eligible = np.zeros(logp.shape[1], dtype=bool)
     eligible[list(word)] = True

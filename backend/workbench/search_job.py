@@ -12,19 +12,16 @@ the winners were chosen on and flatter them.
 from __future__ import annotations
 
 import copy
-import json
 import math
 from dataclasses import asdict, dataclass
 from typing import Any, Callable
 
 from backend.config import RunConfig
 from backend.errors import ConfigError
-from backend.workbench.jobbase import EventProgress, progress_of, run_as_job, wait_for_spec
+from backend.workbench.jobbase import EventProgress, JobKind
 
-TEMPLATE_SEARCH = "template-search"           # the job run's method
-SPEC_KIND, SPEC_NAME = "config", "template_search.json"
-RESULT_KIND, RESULT_NAME = "report", "template_search.json"
-PROGRESS_KEYS = ("search/forwards", "search/forwards_budget")
+JOB = JobKind("template-search", "template search", spec="template_search.json", result="template_search.json",
+              progress=("search/forwards", "search/forwards_budget"), field="template_search")
 MAX_REPHRASINGS = 32
 MAX_KEEP = 10
 MAX_TASK = 60
@@ -63,11 +60,7 @@ class TemplateSearchSpec:
 
 def submit_template_search(store: Any, cfg: RunConfig, spec: TemplateSearchSpec, *, project: str | None = None) -> int:
     """Queue the search (checked first: a job that cannot start is never queued); returns the job's run id."""
-    spec.check()
-    run_id = store.create_run(cfg.to_dict(), method=TEMPLATE_SEARCH, model_id=cfg.model, project=project,
-                              tags=[*cfg.tags, TEMPLATE_SEARCH], status="queued")
-    store.attach_artifact(run_id, SPEC_KIND, SPEC_NAME, json.dumps(asdict(spec), ensure_ascii=False).encode())
-    return run_id
+    return JOB.submit(store, cfg, asdict(spec.check()), project=project)
 
 
 def run_template_search_job(store: Any, run_id: int, *, loaded: Any = None,
@@ -78,8 +71,7 @@ def run_template_search_job(store: Any, run_id: int, *, loaded: Any = None,
         return {"search/best_accuracy": max(r["accuracy"] for r in result["ranking"]),
                 "search/candidates": result["candidates"], "search/full_evaluations": result["full_evaluations"]}
 
-    return run_as_job(store, run_id, lambda info: _run(store, info, loaded, should_stop),
-                      result=(RESULT_KIND, RESULT_NAME), summary=summary)
+    return JOB.run(store, run_id, lambda info: _run(store, info, loaded, should_stop), summary)
 
 
 def _run(store: Any, info: Any, loaded: Any, should_stop: Callable[[], bool] | None) -> dict[str, Any]:
@@ -89,14 +81,13 @@ def _run(store: Any, info: Any, loaded: Any, should_stop: Callable[[], bool] | N
     from backend.workbench.templatesearch import search_templates
 
     cfg = RunConfig.from_dict(info.config)
-    spec = TemplateSearchSpec.from_dict(wait_for_spec(store, info.id, info.parent_run_id, SPEC_KIND, SPEC_NAME,
-                                                      "template search"))
+    spec = TemplateSearchSpec.from_dict(JOB.read_spec(store, info))
     loaded = loaded if loaded is not None else load_for_eval(cfg)
     check_model(cfg, loaded)
     dev = load_split(cfg, "eval")
     record_started(store, info.id, cfg, loaded=loaded, verbalizer=build_verbalizer(cfg.verbalizer, dev.label_names),
                    train=[], eval=dev.examples, classes=dev.label_names, how=dev.how, counts=dev.counts)
-    progress = EventProgress(store, info.id, PROGRESS_KEYS)
+    progress = EventProgress(store, info.id, JOB.progress)
     try:
         with cpu_buffers(mode_for(loaded.model, loaded.device.type, cfg.train.cpu_memory)):
             res = search_templates(loaded, cfg.template, cfg.verbalizer, dev.examples, dev.label_names,
@@ -127,16 +118,9 @@ def _queue_comparison(store: Any, cfg: RunConfig, spec: TemplateSearchSpec, best
     return submit_comparison(store, cfg, compare, project=info.project, parent_run_id=info.id)
 
 
-def check_template_search(info: Any) -> None:
-    """Refuse a run (a RunInfo) that is not a template-search job."""
-    if info.method != TEMPLATE_SEARCH:
-        raise ConfigError(f"run {info.id} is a {info.method} run, not a template search", field="template_search")
-
-
 def search_status(store: Any, info: Any) -> dict[str, Any]:
     """Where template-search job ``info`` stands: status, row forwards run / the most it may run, and its
     ranking once it succeeded."""
-    check_template_search(info)
-    out = progress_of(store, info, PROGRESS_KEYS, (RESULT_KIND, RESULT_NAME))
+    out = JOB.status(store, info)
     out.update(forwards=out["done_count"], forwards_budget=out["total_count"])
     return out

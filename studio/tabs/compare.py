@@ -18,8 +18,8 @@ from studio.tabs.common import as_int, guard
 from studio.views.messages import error_html, info_html
 from studio.views.tokens import example_html
 from studio.views.workbench import (COMPARE_HEADERS, SEARCH_HEADERS, TEMPLATE_SEARCH_HEADERS, compare_rows,
-                                    ensembles_html, flip_row_html, flips_html, inspect_html, progress_html,
-                                    search_progress_html, search_rows, soft_ensemble_html,
+                                    ensembles_html, flip_row_html, flips_html, inspect_html, label_search_html,
+                                    progress_html, search_progress_html, search_rows, soft_ensemble_html,
                                     template_search_rows)
 
 HELP = ("Pick saved versions (or the editors' drafts) on both sides: every template is scored with every set "
@@ -66,6 +66,8 @@ def build(ctx: StudioContext, shared: Shared) -> None:
         with gr.Row():
             keep = gr.Number(5, label="Candidates per class", precision=0, minimum=1, maximum=50, elem_id="ps-search-keep")
             search_btn = gr.Button("Search label words", elem_id="ps-search-go")
+            search_job = gr.Number(None, label="Label-word search #", precision=0, elem_id="ps-search-job")
+            search_cancel = gr.Button("Cancel search", variant="stop", elem_id="ps-search-cancel")
         search_msg = gr.HTML(elem_id="ps-search-msg")
         search_table = gr.Dataframe(headers=SEARCH_HEADERS, interactive=False, elem_id="ps-search-table")
         found = gr.Textbox(label="Searched label words (edit before saving if you like)", lines=3,
@@ -108,6 +110,7 @@ def build(ctx: StudioContext, shared: Shared) -> None:
     last = gr.State({})
     timer = gr.Timer(POLL_S, active=False)
     ts_timer = gr.Timer(POLL_S, active=False)
+    search_timer = gr.Timer(POLL_S, active=False)
 
     @guard
     def do_refresh(picked_t: list[Any], picked_w: list[Any], pj: str | None = None) -> tuple[Any, Any]:
@@ -192,18 +195,41 @@ def build(ctx: StudioContext, shared: Shared) -> None:
         res = workbench.flip_row(ctx.scoped(pj), as_int(a, 0), as_int(b, 0), as_int(index, 0))
         return error_html(res) if "error" in res else flip_row_html(res, example_html)
 
-    @guard
-    def do_search(template: str, sel: dict[str, Any], max_len: Any, trunc: str, k: Any) -> tuple[str, Any, Any]:
-        res = workbench.search_words(ctx, template=template or "", selection=sel, max_length=max_len,
-                                     truncate=trunc, keep=max(1, min(50, as_int(k, 5))))
+    def label_outputs(res: dict[str, Any]) -> tuple[Any, ...]:
+        """A label search's answer -> (message, candidates, searched words, search #, its timer)."""
         if "error" in res:
-            return error_html(res), gr.skip(), gr.skip()
-        rows = f"{res['rows']} training rows" if res["rows"] >= res["of_rows"] else \
-            f"a class-stratified sample of {res['rows']} of the {res['of_rows']} training rows"
-        note = info_html(f"Searched on {rows} in {res['seconds']:.1f} s: the best words "
-                         f"score {res['train_accuracy']:.3f} accuracy there ({res['assignments_tried']} "
-                         "assignments tried). Compare them on the dev rows before trusting them.")
-        return note, search_rows(res), res["label_words"]
+            return error_html(res), gr.skip(), gr.skip(), gr.skip(), gr.Timer(active=False)
+        if not res["done"] or res["result"] is None:    # queued, running or cancelled
+            return label_search_html(res), gr.skip(), gr.skip(), res["job"], gr.Timer(active=not res["done"])
+        out = res["result"]
+        return label_search_html(res), search_rows(out), out["label_words"], res["job"], gr.Timer(active=False)
+
+    @guard
+    def do_search(template: str, sel: dict[str, Any], max_len: Any, trunc: str, k: Any,
+                  pj: str | None = None) -> tuple[Any, ...]:
+        return label_outputs(workbench.search_words(ctx.scoped(pj), template=template or "", selection=sel,
+                                                    max_length=max_len, truncate=trunc,
+                                                    keep=max(1, min(50, as_int(k, 5)))))
+
+    @guard
+    def do_search_poll(search_id: Any, pj: str | None = None) -> tuple[Any, ...]:
+        if search_id is None:
+            return "", gr.skip(), gr.skip(), gr.skip(), gr.Timer(active=False)
+        return label_outputs(workbench.label_search(ctx.scoped(pj), as_int(search_id, 0)))
+
+    @guard
+    def do_search_cancel(search_id: Any, pj: str | None = None) -> str:
+        if search_id is None:
+            return error_html({"error": {"message": "no label-word search to cancel: start one first"}})
+        res = workbench.cancel_label_search(ctx.scoped(pj), as_int(search_id, 0))
+        return error_html(res) if "error" in res else info_html(res["message"])
+
+    @guard
+    def do_search_load(pj: str | None = None) -> tuple[Any, ...]:
+        latest = workbench.latest_label_search(ctx.scoped(pj))
+        if latest is None:
+            return "", gr.skip(), gr.skip(), gr.skip(), gr.Timer(active=False)
+        return label_outputs(workbench.label_search(ctx.scoped(pj), latest))
 
     @guard
     def do_save(name: str, text: str, sel: dict[str, Any], picked_w: list[Any],
@@ -306,8 +332,13 @@ def build(ctx: StudioContext, shared: Shared) -> None:
     flips_btn.click(do_flips, [run_a, run_b, shared.project], [flips_out], api_name="flips")
     table.select(on_row, None, [use_row, run_b], api_visibility="private")
     flip_btn.click(do_flip_row, [run_a, run_b, flip_index, shared.project], [flip_out], api_name="flip_row")
-    search_btn.click(do_search, [shared.template_text, shared.data_sel, shared.max_length, shared.truncate, keep],
-                     [search_msg, search_table, found], api_name="search_label_words")
+    words_outputs = [search_msg, search_table, found, search_job, search_timer]
+    search_btn.click(do_search, [shared.template_text, shared.data_sel, shared.max_length, shared.truncate, keep,
+                                 shared.project], words_outputs, api_name="search_label_words")
+    search_job.submit(do_search_poll, [search_job, shared.project], words_outputs, api_visibility="private")
+    search_timer.tick(do_search_poll, [search_job, shared.project], words_outputs, api_name="label_search_status",
+                      show_progress="hidden")
+    search_cancel.click(do_search_cancel, [search_job, shared.project], [search_msg], api_name="label_search_cancel")
     save_btn.click(do_save, [save_name, found, shared.data_sel, words, shared.project], [search_msg, words],
                    api_name="save_searched_words")
     adopt_btn.click(lambda t: t, [found], [shared.label_words], api_visibility="private")
@@ -325,5 +356,6 @@ def build(ctx: StudioContext, shared: Shared) -> None:
     shared.on_load.append((do_refresh, [templates, words, shared.project], [templates, words]))
     shared.on_load.append((do_load, [shared.project], [job, timer]))
     shared.on_load.append((do_tsearch_load, [shared.project], ts_outputs))
+    shared.on_load.append((do_search_load, [shared.project], words_outputs))
     shared.project.change(do_refresh, [templates, words, shared.project], [templates, words],
                           api_visibility="private")

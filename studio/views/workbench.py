@@ -3,7 +3,7 @@ two runs disagree (with both token views of one of them), and the label-word sea
 from __future__ import annotations
 
 from html import escape
-from typing import Any
+from typing import Any, Callable
 
 COMPARE_HEADERS = ["#", "run", "template", "label words", "accuracy [95% CI]", "macro-F1 [95% CI]",
                    "calibrated accuracy [95% CI]", "calibrated macro-F1 [95% CI]",
@@ -37,24 +37,34 @@ def compare_rows(res: dict[str, Any]) -> list[list[Any]]:
     return rows
 
 
+def job_line(job: dict[str, Any], title: str, elem_id: str, running: Callable[[int], str],
+             ended: Callable[[], str]) -> str:
+    """One line for a workbench job: queued; running (``running(percent)`` says how far, with a bar);
+    cancelled; or how it ended (``ended()``, text already escaped)."""
+    n, status = job["job"], job["status"]
+    if status == "queued":
+        return f"<div class='ps-msg ps-info' id='{elem_id}'>{title} #{n} is queued.</div>"
+    if status == "running":
+        pct = int(round(100 * job["fraction"]))
+        return (f"<div class='ps-msg ps-info' id='{elem_id}'>{title} #{n} running: {running(pct)}"
+                f"<progress max='100' value='{pct}' style='width:100%'></progress></div>")
+    if status == "cancelled":
+        return f"<div class='ps-msg ps-warning' id='{elem_id}'>{title} #{n} was cancelled.</div>"
+    return f"<div class='ps-msg ps-ok' id='{elem_id}'>{title} #{n}: {ended()}</div>"
+
+
 def progress_html(job: dict[str, Any]) -> str:
     """One line for a comparison job: queued / running with rows scored, or how it ended."""
-    n = job["job"]
-    if job["status"] == "queued":
-        return f"<div class='ps-msg ps-info' id='ps-cmp-progress'>Comparison #{n} is queued.</div>"
-    if job["status"] == "running":
-        pct = int(round(100 * job["fraction"]))
-        return (f"<div class='ps-msg ps-info' id='ps-cmp-progress'>Comparison #{n} running: "
-                f"{job['rows_scored']} / {job['rows_total'] or '?'} rows scored ({pct}%)"
-                f"<progress max='100' value='{pct}' style='width:100%'></progress></div>")
-    if job["status"] == "cancelled":
-        return f"<div class='ps-msg ps-warning' id='ps-cmp-progress'>Comparison #{n} was cancelled.</div>"
-    res = job["result"] or {}
-    ids = [r["run_id"] for r in res.get("rows", [])]
-    span = f"runs {ids[0]}–{ids[-1]}" if ids else "no runs"
-    return (f"<div class='ps-msg ps-ok' id='ps-cmp-progress'>Comparison #{n}: {len(ids)} combinations on "
-            f"{res.get('n', 0)} dev rows in {res.get('seconds', 0):.1f} s ({res.get('forwards', 0)} forward "
-            f"passes); recorded as {span}, tag {escape(str(res.get('group', '')))}.</div>")
+    def ended() -> str:
+        res = job["result"] or {}
+        ids = [r["run_id"] for r in res.get("rows", [])]
+        span = f"runs {ids[0]}–{ids[-1]}" if ids else "no runs"
+        return (f"{len(ids)} combinations on {res.get('n', 0)} dev rows in {res.get('seconds', 0):.1f} s "
+                f"({res.get('forwards', 0)} forward passes); recorded as {span}, tag "
+                f"{escape(str(res.get('group', '')))}.")
+
+    return job_line(job, "Comparison", "ps-cmp-progress",
+                    lambda pct: f"{job['rows_scored']} / {job['rows_total'] or '?'} rows scored ({pct}%)", ended)
 
 
 def ensembles_html(res: dict[str, Any]) -> str:
@@ -120,33 +130,44 @@ def search_rows(res: dict[str, Any]) -> list[list[Any]]:
             for c, cands in res["candidates"].items() for x in cands]
 
 
+def label_search_html(job: dict[str, Any]) -> str:
+    """One line for a label-word search job: queued / running with training rows scored, or how it ended
+    (on which training rows, and how well the best words do there)."""
+    def ended() -> str:
+        res = job["result"] or {}
+        rows = f"{res['rows']} training rows" if res["rows"] >= res["of_rows"] else \
+            f"a class-stratified sample of {res['rows']} of the {res['of_rows']} training rows"
+        return (f"searched on {rows} in {res['seconds']:.1f} s; the best words score {res['train_accuracy']:.3f} "
+                f"accuracy there ({res['assignments_tried']} assignments tried). Compare them on the dev rows "
+                "before trusting them.")
+
+    return job_line(job, "Label-word search", "ps-search-progress",
+                    lambda pct: f"{job['rows_scored']} / {job['rows_total'] or '?'} training rows scored ({pct}%)",
+                    ended)
+
+
 TEMPLATE_SEARCH_HEADERS = ["rank", "family", "template", "accuracy", "rows scored", "last round"]
 
 
 def search_progress_html(job: dict[str, Any]) -> str:
     """One line for a template-search job: queued / running with row forwards against its budget, or
     how it ended (its ranking message, and the comparison it queued)."""
-    n = job["job"]
-    if job["status"] == "queued":
-        return f"<div class='ps-msg ps-info' id='ps-tsearch-progress'>Template search #{n} is queued.</div>"
-    if job["status"] == "running":
-        pct = int(round(100 * job["fraction"]))
-        what = (f"{job['forwards']} / at most {job['forwards_budget']} row forwards ({pct}%)" if job["forwards_budget"]
-                else "writing candidates")
-        return (f"<div class='ps-msg ps-info' id='ps-tsearch-progress'>Template search #{n} running: {what}"
-                f"<progress max='100' value='{pct}' style='width:100%'></progress></div>")
-    if job["status"] == "cancelled":
-        return f"<div class='ps-msg ps-warning' id='ps-tsearch-progress'>Template search #{n} was cancelled.</div>"
-    cmp = job.get("comparison") or {}
-    then = ""
-    if cmp.get("job") is not None:
-        best = len((job.get("result") or {}).get("best") or [])
-        state = {"succeeded": "done", "cancelled": "cancelled"}.get(cmp.get("status"), cmp.get("status", "queued"))
-        then = f" Comparison #{cmp['job']} of yours and the best {best}: {state}, above."
-    elif "error" in cmp:
-        then = " " + str(cmp["error"].get("message", ""))
-    return (f"<div class='ps-msg ps-ok' id='ps-tsearch-progress'>Template search #{n}: "
-            f"{escape(job.get('message', ''))}{escape(then)}</div>")
+    def running(pct: int) -> str:
+        return (f"{job['forwards']} / at most {job['forwards_budget']} row forwards ({pct}%)"
+                if job["forwards_budget"] else "writing candidates")
+
+    def ended() -> str:
+        cmp = job.get("comparison") or {}
+        then = ""
+        if cmp.get("job") is not None:
+            best = len((job.get("result") or {}).get("best") or [])
+            state = {"succeeded": "done", "cancelled": "cancelled"}.get(cmp.get("status"), cmp.get("status", "queued"))
+            then = f" Comparison #{cmp['job']} of yours and the best {best}: {state}, above."
+        elif "error" in cmp:
+            then = " " + str(cmp["error"].get("message", ""))
+        return escape(job.get("message", "") + then)
+
+    return job_line(job, "Template search", "ps-tsearch-progress", running, ended)
 
 
 def template_search_rows(res: dict[str, Any]) -> list[list[Any]]:
