@@ -164,3 +164,31 @@ def test_a_label_search_job_cancels_between_batches_and_mistakes_are_messages(st
     assert "never closed" in workbench.search_words(studio, template="{text_a} {mask", selection=sel)["error"]["message"]
     bad = workbench.search_words(studio, template="{text_a} It was {mask}", selection=sel, keep=0)
     assert bad["error"]["message"].startswith("keep must be a whole number from 1 to 50")
+
+
+@pytest.mark.slow
+def test_the_label_search_job_runs_in_the_job_runners_child_process(tmp_path, smol_tok):
+    import os
+    import time
+
+    from backend.services import data, project, workbench
+    from backend.services.testing import make_context, on_disk, with_jobs
+
+    loaded = on_disk(tiny_model("causal", smol_tok), tmp_path / "model")
+    ctx = with_jobs(make_context(tmp_path / "studio", loaded))
+    ctx.model.spec = loaded.spec
+    project.bootstrap(ctx)
+    try:
+        res = workbench.search_words(ctx, template="{text_a} It was {mask}",
+                                     selection=dict(data.default_selection(), shots=4), max_length=64, keep=3)
+        assert res["status"] in ("queued", "running"), res
+        deadline = time.monotonic() + 180
+        while not res.get("done") and time.monotonic() < deadline:
+            time.sleep(0.5)
+            res = workbench.label_search(ctx, res["job"])
+            assert "error" not in res, res
+        assert res["status"] == "succeeded" and res["result"]["rows"] == 8, res
+        info = ctx.store.get_run(res["job"])
+        assert info.pid not in (None, os.getpid()) and info.dataset_snapshot_id is not None   # ran elsewhere
+    finally:
+        ctx.close()
