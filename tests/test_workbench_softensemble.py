@@ -59,19 +59,28 @@ def _train_rows(ctx, run_id) -> set:
     return {n for first, last in rows for n in range(first, last + 1)}
 
 
+def _done(job: dict) -> dict:
+    """An ensemble answered in-process (no job runner): finished; its result names the job's own run."""
+    assert "error" not in job, job
+    assert job["status"] == "succeeded" and job["done"] and job["rows_scored"] == job["rows_total"] > 0, job
+    assert job["result"]["run_id"] == job["job"]
+    return job["result"]
+
+
 def test_the_ensemble_records_every_row_its_members_trained_on(trained):
     ctx, ids = trained
     sampled, whole = _train_rows(ctx, ids[3]), _train_rows(ctx, ids[0])
     assert sampled and sampled < whole           # the members trained on different rows
-    res = workbench.soft_ensemble(ctx, [ids[3], ids[0]], "mean")
-    assert "error" not in res, res
+    res = _done(workbench.soft_ensemble(ctx, [ids[3], ids[0]], "mean"))
     assert _train_rows(ctx, res["run_id"]) == whole | sampled
 
 
 def test_one_batch_gives_every_prompt_its_own_scores_and_the_run_serves(trained):
     ctx, ids = trained
-    res = workbench.soft_ensemble(ctx, ids[:2], "mean")
-    assert "error" not in res, res
+    job = workbench.soft_ensemble(ctx, ids[:2], "mean")
+    res = _done(job)
+    assert job["rows_total"] == 2 * 12 and workbench.soft_ensemble_job(ctx, job["job"])["result"] == res
+    assert workbench.latest_soft_ensemble(ctx) == job["job"]
     assert res["prompts"] == 2 and res["n"] == 12 and [m["run_id"] for m in res["members"]] == ids[:2]
     info = ctx.store.get_run(res["run_id"])
     assert info.method == "soft-ensemble" and info.parent_run_id == ids[0] and info.dataset_snapshot_id
@@ -112,3 +121,42 @@ def test_members_that_differ_in_more_than_their_soft_prompt_are_refused(trained)
     zero = evaluate.zero_shot(ctx, runconfig.build(ctx, template="{text_a} {mask}", label_words=WORDS,
                                                    selection=data.default_selection(), eval_limit=4))["run_id"]
     assert "no trained artifacts" in workbench.soft_ensemble(ctx, [ids[0], zero])["error"]["message"]
+
+
+def test_an_ensemble_job_cancelled_between_batches_is_never_served(trained):
+    from backend.services.runs import is_trained
+    from backend.workbench.softensemble_job import run_soft_ensemble_job
+
+    ctx, ids = trained
+    ctx.jobs = object()          # a runner that never runs anything: the job stays queued
+    try:
+        job = workbench.soft_ensemble(ctx, ids[:2], "majority")
+    finally:
+        ctx.jobs = None
+    assert job["status"] == "queued" and not job["done"] and job["result"] is None
+    info = ctx.store.get_run(job["job"])
+    assert info.method == "soft-ensemble" and info.parent_run_id == ids[0] and is_trained(info.method)
+    assert info.tags.count("soft-ensemble") == 1
+    assert run_soft_ensemble_job(ctx.store, job["job"], loaded=ctx.model.get(), should_stop=lambda: True) == "cancelled"
+    again = workbench.soft_ensemble_job(ctx, job["job"])
+    assert again["status"] == "cancelled" and again["result"] is None
+    assert job["job"] not in [int(label.split()[0].lstrip("#")) for label in playground.runs(ctx)]   # not served
+    assert "Cancel requested for soft-prompt ensemble" in workbench.cancel_soft_ensemble(ctx, job["job"])["message"]
+    assert "not a soft-prompt ensemble" in workbench.soft_ensemble_job(ctx, ids[0])["error"]["message"]
+
+
+def test_the_job_copies_its_members_inside_the_store_and_removes_the_copies(trained, monkeypatch):
+    from pathlib import Path
+
+    from backend import serving
+
+    ctx, ids = trained
+    copied = []
+    real = serving.materialize_run
+    monkeypatch.setattr(serving, "materialize_run", lambda store, rid, dest: copied.append(Path(dest)) or real(store, rid, dest))
+    res = _done(workbench.soft_ensemble(ctx, ids[:2], "mean"))
+    runs_root = Path(ctx.store.artifacts.root).parent / "runs"
+    inside = [d for d in copied if d.is_relative_to(runs_root / f"run-{res['run_id']}")]
+    assert len(inside) == 2 and not inside[0].exists()         # the job's own copies, gone once it ended
+    first_output = Path(ctx.store.get_run(ids[0]).config["train"]["output_dir"])
+    assert not (first_output / f"run-{res['run_id']}").exists()   # nothing written into a member's folder

@@ -62,9 +62,9 @@ def choices(ctx: StudioContext, status: str | None = None, limit: int = 200, wit
 
 def is_trained(method: str) -> bool:
     """Runs that produced weights (not zero-shot scoring, not an evaluation of another run)."""
-    from backend.workbench.jobbase import RUNNERS
+    from backend.workbench.jobbase import SCORING_ONLY
 
-    return method not in ("zero-shot", EVALUATION, *RUNNERS)   # workbench jobs (a comparison, a template search)
+    return method not in ("zero-shot", EVALUATION, *SCORING_ONLY)   # a comparison's runs are zero-shot
 
 
 def run_id_of(label: Any) -> int:

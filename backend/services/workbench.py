@@ -217,10 +217,12 @@ def inspect_soft(ctx: StudioContext, run_ids: Sequence[Any], k: int = 5) -> dict
 
 @service("soft-ensemble")
 def soft_ensemble(ctx: StudioContext, run_ids: Sequence[Any], combine: str = "mean") -> dict[str, Any]:
-    """Two or more trained soft prompts of this base model as one ensemble (Lester et al.): scored in one
-    batch on the first run's dev rows, recorded as a run the Playground serves."""
+    """Queue two or more trained soft prompts of this base model as one ensemble (Lester et al.), scored
+    in one batch on the first run's dev rows and recorded as a run the Playground serves, as one job;
+    without a job runner it runs here, to the end. Returns ``soft_ensemble_job``'s answer for the job."""
     from backend.serving import materialize_run
-    from backend.workbench.softensemble import COMBINE, record_soft_ensemble
+    from backend.workbench.softensemble import COMBINE
+    from backend.workbench.softensemble_job import run_soft_ensemble_job, submit_soft_ensemble
 
     ids = list(dict.fromkeys(int(i) for i in run_ids if i is not None))
     if len(ids) < 2:
@@ -234,9 +236,33 @@ def soft_ensemble(ctx: StudioContext, run_ids: Sequence[Any], combine: str = "me
             return user_error(f"run #{run_id} is not a finished run trained on the loaded base model "
                               f"{ctx.model.spec!r}", "runs")
         folders[run_id] = materialize_run(ctx.store, run_id, ctx.data_dir / "serving")
-    loaded = ctx.model.get()
-    with ctx.model.lock:
-        return record_soft_ensemble(ctx.store, folders, combine, loaded, project=ctx.project)
+    job = submit_soft_ensemble(ctx.store, folders, combine, project=ctx.project)
+    if ctx.jobs is None:
+        with ctx.model.lock:
+            run_soft_ensemble_job(ctx.store, job, loaded=ctx.model.get())
+    return soft_ensemble_job(ctx, job)
+
+
+@service("soft-ensemble")
+def soft_ensemble_job(ctx: StudioContext, job: int) -> dict[str, Any]:
+    """A soft-prompt ensemble job's status, rows scored / total, and once it finished its accuracy (with
+    its interval) and each member's; the job's run is the ensemble the Playground serves."""
+    from backend.workbench.softensemble_job import JOB, ensemble_status
+
+    return workbench_jobs.answer(ctx, JOB, ensemble_status, job)
+
+
+@service("soft-ensemble")
+def cancel_soft_ensemble(ctx: StudioContext, job: int) -> dict[str, Any]:
+    from backend.workbench.softensemble_job import JOB
+
+    return workbench_jobs.cancel(ctx, JOB, job)
+
+
+def latest_soft_ensemble(ctx: StudioContext) -> int | None:
+    from backend.workbench.softensemble_job import JOB
+
+    return workbench_jobs.latest(ctx, JOB)
 
 
 DRAFT = "the editor's draft"

@@ -25,7 +25,10 @@ ENDED = ("succeeded", "failed", "cancelled")
 # a job run's method -> "module:function" that runs it (store, run_id, *, should_stop) -> final status
 RUNNERS = {"comparison": "backend.workbench.job:run_comparison_job",
            "template-search": "backend.workbench.search_job:run_template_search_job",
-           "label-search": "backend.workbench.labelsearch_job:run_label_search_job"}
+           "label-search": "backend.workbench.labelsearch_job:run_label_search_job",
+           "soft-ensemble": "backend.workbench.softensemble_job:run_soft_ensemble_job"}
+# jobs whose run records a finding and nothing to serve (a soft-prompt ensemble's run serves)
+SCORING_ONLY = ("comparison", "template-search", "label-search")
 
 
 def job_runner(method: str) -> Callable[..., str] | None:
@@ -64,7 +67,8 @@ class JobKind:
                parent_run_id: int | None = None) -> int:
         """Queue a job of this kind (its run, then its spec); returns the job's run id."""
         run_id = store.create_run(cfg.to_dict(), method=self.method, model_id=cfg.model, project=project,
-                                  tags=[*cfg.tags, self.method], status="queued", parent_run_id=parent_run_id)
+                                  tags=list(dict.fromkeys([*cfg.tags, self.method])), status="queued",
+                                  parent_run_id=parent_run_id)
         store.attach_artifact(run_id, "config", self.spec, json.dumps(spec, ensure_ascii=False).encode())
         return run_id
 
@@ -157,7 +161,9 @@ def run_as_job(store: Any, run_id: int, work: Callable[[Any], dict[str, Any]], *
         store.set_status(run_id, "failed", error=f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=5)}")
         return "failed"
     store.attach_artifact(run_id, result[0], result[1], json.dumps(out, ensure_ascii=False).encode())
-    store.append_metrics(run_id, [{"key": k, "step": 0, "value": float(v)} for k, v in summary(out).items()])
+    figures = summary(out)
+    if figures:
+        store.append_metrics(run_id, [{"key": k, "step": 0, "value": float(v)} for k, v in figures.items()])
     store.set_status(run_id, "succeeded")
     return "succeeded"
 

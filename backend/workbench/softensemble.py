@@ -14,7 +14,7 @@ ensemble's run, so it serves from its own artifacts (and its bundle) without its
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
@@ -84,18 +84,27 @@ class SoftEnsemble:
         pm.eval()
         return cls(pm, p, n, combine)
 
-    def member_scores(self, examples: Sequence[Example], tokenizer: Any, settings: EncodeSettings,
-                      info: Any) -> np.ndarray:
-        """(P, N, C) class log-probs of every prompt, from one pass over the replicated rows."""
+    def member_scores(self, examples: Sequence[Example], tokenizer: Any, settings: EncodeSettings, info: Any,
+                      should_stop: Callable[[], bool] | None = None,
+                      progress: Callable[[int, int], None] | None = None) -> np.ndarray:
+        """(P, N, C) class log-probs of every prompt, from one pass over the replicated rows.
+        ``progress(rows done, rows)`` after every batch; ``should_stop()`` true before one raises
+        InterruptedError."""
         encs = encode_examples(self.pm.template, list(examples), tokenizer, settings, info)
         rows = [dataclasses.replace(e, soft_token_ids=tuple(s + p * self.tokens if s > 0 else 0
                                                             for s in e.soft_token_ids))
                 for p in range(self.prompts) for e in encs]
         out = np.empty((len(rows), len(self.pm.verbalizer.classes)), dtype=np.float32)
+        done = 0
         with torch.inference_mode():
             for idx in length_sorted_batches([e.length for e in rows], self.batch_size):
+                if should_stop is not None and should_stop():
+                    raise InterruptedError("cancelled between two batches")
                 batch = collate([rows[i] for i in idx], info.pad_id, self.pm.label_rows.device)
                 out[idx] = self.pm(batch).float().cpu().numpy()
+                done += len(idx)
+                if progress is not None:
+                    progress(done, len(rows))
         return out.reshape(self.prompts, len(encs), -1)
 
     def scores(self, examples: Sequence[Example], tokenizer: Any, settings: EncodeSettings, info: Any) -> torch.Tensor:
@@ -134,35 +143,32 @@ def trained_rows(trains: Sequence[Sequence[Example]]) -> list[Example]:
     return rows
 
 
-def record_soft_ensemble(store: Any, folders: dict[int, Any], combine_by: str, loaded: Any, *,
-                         project: str | None = None, n_boot: int = 1000) -> dict[str, Any]:
-    """Evaluate the trained runs in ``folders`` (run id -> its materialised trained folder) as one
-    soft-prompt ensemble on the first run's dev rows (refused when any member trained on one of them),
-    and record it as a run of method ``soft-ensemble`` that serves from its own artifacts."""
-    import json
-    from pathlib import Path
+@dataclasses.dataclass
+class Plan:
+    """What an ensemble of ``ids`` is scored on and recorded as, checked before anything runs."""
+    ids: list[int]
+    metas: list[dict[str, Any]]       # each member's run.json (+ its run id)
+    dev: Any                          # the first member's dev rows (a pipeline Split)
+    train_rows: list[Example]         # every row any member trained on
+    config: Any                       # the ensemble run's RunConfig
 
-    from safetensors.torch import save as save_tensors
+
+def plan_ensemble(store: Any, folders: dict[int, Any], combine_by: str) -> Plan:
+    """Check the trained runs in ``folders`` (run id -> its materialised trained folder) as members of one
+    soft-prompt ensemble scored on the first run's dev rows: they differ only in their soft prompts, and
+    none trained on a dev row (ConfigError naming the run otherwise)."""
+    from pathlib import Path
 
     from backend.config import RunConfig
     from backend.data.splitting import check_disjoint
-    from backend.evaluate import classification_metrics, gold_indices
-    from backend.pipeline import load_split, settings_for
-    from backend.prompts.encode import describe_tokenizer
-    from backend.prompts.verbalizer import parse_verbalizer
-    from backend.recording import create_run
-    from backend.training.artifacts import load_trained, read_run_meta
-    from backend.workbench import stats
+    from backend.pipeline import load_split
+    from backend.training.artifacts import read_run_meta
 
+    if combine_by not in COMBINE:
+        raise ConfigError(f"combine by {' or '.join(COMBINE)}, not {combine_by!r}", field="combine")
     ids = list(folders)
     metas = [read_run_meta(Path(folders[i])) | {"run_id": i} for i in ids]
     check_members(metas)
-    pms = [load_trained(Path(folders[i]), loaded.model, loaded.tokenizer).pm for i in ids]
-    for i, pm in zip(ids, pms):
-        if pm.soft_verbalizer is not None or getattr(pm, "class_head", None) is not None:
-            raise ConfigError(f"run {i} trained a head besides its soft prompt; it cannot be ensembled", field="runs")
-    vectors = stack_vectors(pms)
-    ens = SoftEnsemble.build(pms[0], vectors, combine_by)
     cfgs = [RunConfig.from_dict(store.get_run(i).config) for i in ids]
     dev = load_split(cfgs[0], "eval")
     trains = [load_split(c, "train") for c in cfgs]
@@ -171,25 +177,52 @@ def record_soft_ensemble(store: Any, folders: dict[int, Any], combine_by: str, l
             check_disjoint(train.examples, dev.examples)
         except Exception as exc:
             raise ConfigError(f"run {i} trained on rows of the dev set it would be scored on: {exc}", field="runs") from None
+    one = dataclasses.replace(cfgs[0], name=f"{cfgs[0].name or 'soft'} soft-prompt ensemble ({combine_by})",
+                              tags=[t for t in cfgs[0].tags if t != "resume"] + ["soft-ensemble"])
+    return Plan(ids, metas, dev, trained_rows([t.examples for t in trains]), one)
+
+
+def score_into(store: Any, run_id: int, plan: Plan, folders: dict[int, Any], combine_by: str, loaded: Any, *,
+               should_stop: Callable[[], bool] | None = None, progress: Callable[[int, int], None] | None = None,
+               n_boot: int = 1000) -> dict[str, Any]:
+    """Score ``plan``'s members as one ensemble in one batch over the replicated dev rows and record it
+    on run ``run_id`` (its lineage, the stacked vectors and spec it serves from, metrics, predictions);
+    returns the result the page shows. The caller records the run's end."""
+    import json
+    from pathlib import Path
+
+    from safetensors.torch import save as save_tensors
+
+    from backend.evaluate import classification_metrics, gold_indices
+    from backend.pipeline import settings_for
+    from backend.prompts.encode import describe_tokenizer
+    from backend.prompts.verbalizer import parse_verbalizer
+    from backend.recording import record_started
+    from backend.training.artifacts import load_trained
+    from backend.workbench import stats
+
+    ids, dev = plan.ids, plan.dev
+    pms = [load_trained(Path(folders[i]), loaded.model, loaded.tokenizer).pm for i in ids]
+    for i, pm in zip(ids, pms):
+        if pm.soft_verbalizer is not None or getattr(pm, "class_head", None) is not None:
+            raise ConfigError(f"run {i} trained a head besides its soft prompt; it cannot be ensembled", field="runs")
+    vectors = stack_vectors(pms)
+    ens = SoftEnsemble.build(pms[0], vectors, combine_by)
     classes = list(pms[0].verbalizer.classes)
+    verb = parse_verbalizer(plan.metas[0]["verbalizer"], plan.metas[0]["classes"])
+    record_started(store, run_id, plan.config, loaded=loaded, verbalizer=verb, train=plan.train_rows,
+                   eval=dev.examples, classes=classes, how=dev.how, counts=dev.counts)
     gold = gold_indices(dev.examples, classes)
-    member = ens.member_scores(dev.examples, loaded.tokenizer, settings_for(cfgs[0], loaded.kind),
-                               describe_tokenizer(loaded.tokenizer))
+    member = ens.member_scores(dev.examples, loaded.tokenizer, settings_for(plan.config, loaded.kind),
+                               describe_tokenizer(loaded.tokenizer), should_stop=should_stop, progress=progress)
     scores = combine(member, combine_by)
     pred = scores.argmax(-1)
     m = classification_metrics(gold, pred.tolist(), classes)
     idx = stats.resample_indices(len(gold), n_boot, 0)
     members = [{"run_id": i, "uid": store.get_run(i).uid, "accuracy": float((member[k].argmax(-1) == np.asarray(gold)).mean())}
                for k, i in enumerate(ids)]
-    one = dataclasses.replace(cfgs[0], name=f"{cfgs[0].name or 'soft'} soft-prompt ensemble ({combine_by})",
-                              tags=[t for t in cfgs[0].tags if t != "resume"] + ["soft-ensemble"])
-    verb = parse_verbalizer(metas[0]["verbalizer"], metas[0]["classes"])
-    run_id = create_run(store, one, method="soft-ensemble", loaded=loaded, verbalizer=verb,
-                        train=trained_rows([t.examples for t in trains]),
-                        eval=dev.examples, classes=classes, parent_run_id=ids[0], tags=one.tags, project=project,
-                        how=dev.how, counts=dev.counts, status="running")   # running here: no worker may claim it
     spec = {"combine": combine_by, "prompts": ens.prompts, "tokens": ens.tokens, "members": members,
-            "method": metas[0]["method"]}
+            "method": plan.metas[0]["method"]}
     store.attach_artifact(run_id, "config", "run.json", (Path(folders[ids[0]]) / "run.json").read_bytes())
     store.attach_artifact(run_id, "config", SPEC_NAME, json.dumps(spec, indent=2).encode())
     store.attach_artifact(run_id, "weights", VECTORS, save_tensors({"soft_prompts": vectors.contiguous()}))
@@ -202,7 +235,6 @@ def record_soft_ensemble(store: Any, folders: dict[int, Any], combine_by: str, l
                                     "predicted": classes[int(pred[r])],
                                     "probs": {c: float(probs[r, k]) for k, c in enumerate(classes)}}
                                    for r, g in enumerate(gold)])
-    store.set_status(run_id, "succeeded")
     return {"run_id": run_id, "combine": combine_by, "accuracy": m["accuracy"], "macro_f1": m["macro_f1"],
             "accuracy_ci": stats.interval(stats.accuracy_samples(gold, pred, idx)), "members": members,
             "n": len(gold), "prompts": ens.prompts}

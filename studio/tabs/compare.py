@@ -19,7 +19,7 @@ from studio.views.messages import error_html, info_html
 from studio.views.tokens import example_html
 from studio.views.workbench import (COMPARE_HEADERS, SEARCH_HEADERS, TEMPLATE_SEARCH_HEADERS, compare_rows,
                                     ensembles_html, flip_row_html, flips_html, inspect_html, label_search_html,
-                                    progress_html, search_progress_html, search_rows, soft_ensemble_html,
+                                    progress_html, search_progress_html, search_rows, soft_ensemble_job_html,
                                     template_search_rows)
 
 HELP = ("Pick saved versions (or the editors' drafts) on both sides: every template is scored with every set "
@@ -106,11 +106,14 @@ def build(ctx: StudioContext, shared: Shared) -> None:
                                  elem_id="ps-softens-runs")
             se_how = gr.Radio(["mean", "majority"], value="mean", label="Combine by", elem_id="ps-softens-combine")
             se_btn = gr.Button("Evaluate and record the ensemble", elem_id="ps-softens-go")
+            se_job = gr.Number(None, label="Ensemble run #", precision=0, elem_id="ps-softens-job")
+            se_cancel = gr.Button("Cancel", variant="stop", elem_id="ps-softens-cancel")
         se_out = gr.HTML(elem_id="ps-softens-out")
     last = gr.State({})
     timer = gr.Timer(POLL_S, active=False)
     ts_timer = gr.Timer(POLL_S, active=False)
     search_timer = gr.Timer(POLL_S, active=False)
+    se_timer = gr.Timer(POLL_S, active=False)
 
     @guard
     def do_refresh(picked_t: list[Any], picked_w: list[Any], pj: str | None = None) -> tuple[Any, Any]:
@@ -300,14 +303,40 @@ def build(ctx: StudioContext, shared: Shared) -> None:
             return "", gr.skip(), gr.skip(), gr.Timer(active=False), gr.skip(), gr.skip()
         return search_outputs(templatesearch.template_search(ctx.scoped(pj), latest), handoff=False)
 
+    def ensemble_outputs(res: dict[str, Any]) -> tuple[Any, ...]:
+        """A soft-prompt ensemble job's answer -> (its card, job #, its timer)."""
+        if "error" in res:
+            return error_html(res), gr.skip(), gr.Timer(active=False)
+        return soft_ensemble_job_html(res), res["job"], gr.Timer(active=not res["done"])
+
     @guard
-    def do_soft_ensemble(text: str, how: str, pj: str | None = None) -> str:
+    def do_soft_ensemble(text: str, how: str, pj: str | None = None) -> tuple[Any, ...]:
         parts = [p.strip().lstrip("#") for p in (text or "").replace(";", ",").split(",") if p.strip()]
         bad = [p for p in parts if not p.isdigit()]
         if bad or len(parts) > 16:
-            return error_html({"error": {"message": f"give run ids like '12, 15' ({'not a run id: ' + bad[0][:40] if bad else 'at most 16'})"}})
-        res = workbench.soft_ensemble(ctx.scoped(pj), [int(p) for p in parts], str(how or "mean"))
-        return error_html(res) if "error" in res else soft_ensemble_html(res)
+            return (error_html({"error": {"message": f"give run ids like '12, 15' ({'not a run id: ' + bad[0][:40] if bad else 'at most 16'})"}}),
+                    gr.skip(), gr.skip())
+        return ensemble_outputs(workbench.soft_ensemble(ctx.scoped(pj), [int(p) for p in parts], str(how or "mean")))
+
+    @guard
+    def do_soft_ensemble_poll(job_id: Any, pj: str | None = None) -> tuple[Any, ...]:
+        if job_id is None:
+            return "", gr.skip(), gr.Timer(active=False)
+        return ensemble_outputs(workbench.soft_ensemble_job(ctx.scoped(pj), as_int(job_id, 0)))
+
+    @guard
+    def do_soft_ensemble_cancel(job_id: Any, pj: str | None = None) -> str:
+        if job_id is None:
+            return error_html({"error": {"message": "no soft-prompt ensemble to cancel: start one first"}})
+        res = workbench.cancel_soft_ensemble(ctx.scoped(pj), as_int(job_id, 0))
+        return error_html(res) if "error" in res else info_html(res["message"])
+
+    @guard
+    def do_soft_ensemble_load(pj: str | None = None) -> tuple[Any, ...]:
+        latest = workbench.latest_soft_ensemble(ctx.scoped(pj))
+        if latest is None:
+            return "", gr.skip(), gr.Timer(active=False)
+        return ensemble_outputs(workbench.soft_ensemble_job(ctx.scoped(pj), latest))
 
     @guard
     def do_inspect(a: Any, b: Any, k: Any, pj: str | None = None) -> str:
@@ -352,10 +381,16 @@ def build(ctx: StudioContext, shared: Shared) -> None:
                   show_progress="hidden")
     ts_cancel.click(do_tsearch_cancel, [ts_job, shared.project], [ts_msg], api_name="template_search_cancel")
     insp_btn.click(do_inspect, [insp_a, insp_b, insp_k, shared.project], [insp_out], api_name="inspect_soft_prompts")
-    se_btn.click(do_soft_ensemble, [se_runs, se_how, shared.project], [se_out], api_name="soft_prompt_ensemble")
+    se_outputs = [se_out, se_job, se_timer]
+    se_btn.click(do_soft_ensemble, [se_runs, se_how, shared.project], se_outputs, api_name="soft_prompt_ensemble")
+    se_job.submit(do_soft_ensemble_poll, [se_job, shared.project], se_outputs, api_visibility="private")
+    se_timer.tick(do_soft_ensemble_poll, [se_job, shared.project], se_outputs, api_name="soft_ensemble_status",
+                  show_progress="hidden")
+    se_cancel.click(do_soft_ensemble_cancel, [se_job, shared.project], [se_out], api_name="soft_ensemble_cancel")
     shared.on_load.append((do_refresh, [templates, words, shared.project], [templates, words]))
     shared.on_load.append((do_load, [shared.project], [job, timer]))
     shared.on_load.append((do_tsearch_load, [shared.project], ts_outputs))
     shared.on_load.append((do_search_load, [shared.project], words_outputs))
+    shared.on_load.append((do_soft_ensemble_load, [shared.project], se_outputs))
     shared.project.change(do_refresh, [templates, words, shared.project], [templates, words],
                           api_visibility="private")

@@ -213,6 +213,16 @@ def inspect_html(res: dict[str, Any]) -> str:
     return f"<div style='display:flex;gap:12px;flex-wrap:wrap' id='ps-inspect-cards'>{''.join(cards)}</div>"
 
 
+def soft_ensemble_job_html(job: dict[str, Any]) -> str:
+    """A soft-prompt ensemble job: queued / running with replicated rows scored, cancelled, or the
+    recorded ensemble against its members."""
+    if job["status"] == "succeeded" and job["result"]:
+        return soft_ensemble_html(job["result"])
+    return job_line(job, "Soft-prompt ensemble", "ps-softens-progress",
+                    lambda pct: f"{job['rows_scored']} / {job['rows_total'] or '?'} rows scored, one per prompt "
+                                f"and dev row ({pct}%)", lambda: "")
+
+
 def soft_ensemble_html(res: dict[str, Any]) -> str:
     """The recorded soft-prompt ensemble against each of its members, on the same dev rows."""
     members = "".join(f"<tr><td>#{m['run_id']}</td><td>{m['accuracy']:.3f}</td></tr>" for m in res["members"])
