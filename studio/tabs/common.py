@@ -16,6 +16,8 @@ from backend.services.results import USER_ERRORS
 
 log = logging.getLogger("studio")
 
+JOB_POLL_S = 1.0      # how often a page asks storage where a background job stands
+
 
 def guard(fn: Callable[..., Any]) -> Callable[..., Any]:
     """The edge of the studio: every event handler is wrapped in this.
