@@ -1,5 +1,5 @@
 """The Compare tab in a real browser (Debian's chromium, Playwright): search label words on the training
-rows and save them as a verbalizer version, compare it with the draft as a background job with two
+rows as a job and save them as a verbalizer version, compare it with the draft as a background job with two
 ensembles, open the rows where two prompts disagree down to both token views, adopt the searched words,
 classify text with the recorded ensemble in the Playground, and see the comparison again after a reload."""
 from __future__ import annotations
@@ -17,7 +17,8 @@ def test_search_words_compare_as_a_job_flips_adopt_and_serve_the_ensemble(page, 
     tab(page, "Compare")
     page.locator("#ps-search").get_by_text("Search label words (on the training rows)").click()
     page.locator("#ps-search-go").click()
-    wait_text(page, "#ps-search-msg", "training rows", 60_000)
+    wait_text(page, "#ps-search-msg", "Label-word search #")     # queued or running: the page is not blocked
+    wait_text(page, "#ps-search-msg", "searched on", 120_000)
     searched = page.locator("#ps-search-words textarea").input_value()
     assert searched.startswith("negative: ") and "positive: " in searched
     table = text_of(page, "#ps-search-table")

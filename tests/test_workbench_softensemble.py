@@ -160,3 +160,27 @@ def test_the_job_copies_its_members_inside_the_store_and_removes_the_copies(trai
     assert len(inside) == 2 and not inside[0].exists()         # the job's own copies, gone once it ended
     first_output = Path(ctx.store.get_run(ids[0]).config["train"]["output_dir"])
     assert not (first_output / f"run-{res['run_id']}").exists()   # nothing written into a member's folder
+
+
+def test_the_studio_queues_the_ensemble_and_reads_it_back(trained):
+    """Through the studio's HTTP API: the ensemble card, its job number; its status read back from storage."""
+    import os
+
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    from gradio_client import Client
+
+    from studio.app import build_app, launch
+
+    ctx, ids = trained
+    demo = build_app(ctx)
+    launch(demo, ctx, port=None, block=False)
+    try:
+        c = Client(demo.local_url, verbose=False)
+        card, job, _timer = c.predict(f"#{ids[0]}, {ids[1]}", "mean", api_name="/soft_prompt_ensemble")
+        assert f"recorded as run <b>#{int(job)}</b>" in card and "2 prompts (mean)" in card, card
+        again, job_again, _ = c.predict(job, api_name="/soft_ensemble_status")
+        assert again == card and job_again == job
+        assert "give run ids like" in c.predict("12, x", "mean", api_name="/soft_prompt_ensemble")[0]
+        assert "no soft-prompt ensemble to cancel" in c.predict(None, api_name="/soft_ensemble_cancel")
+    finally:
+        demo.close()
