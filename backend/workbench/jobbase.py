@@ -1,7 +1,7 @@
-"""What every workbench job shares (a prompt comparison, a template or label-word search): a run of its own method,
-queued in the database and run by the job runner's child process (or in the caller's process when there
-is no runner), its spec and result as JSON artifacts, progress as metric events, and an end recorded on
-the run whatever happens.
+"""What every workbench job shares (a prompt comparison, a template or label-word search, a soft-prompt
+ensemble): a run of its own method, queued in the database and run by the job runner's child process (or
+in the caller's process when there is no runner), its spec and result as JSON artifacts, progress as
+metric events, and an end recorded on the run whatever happens.
 
 Why jobs and not requests: scoring many prompts on a few hundred rows takes minutes on a CPU. In a
 request it held the model, blocked the page and was lost on a refresh; as a job it runs beside the page,
