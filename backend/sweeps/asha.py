@@ -53,7 +53,7 @@ class Stop:
     value: float       # the value judged: the run's own, or its configuration's mean over ``seeds`` seeds
     cut: float
     metric: str
-    seeds: int = 0     # 0: the run was judged alone (one seed, or Ray Tune's per-trial rule)
+    seeds: int = 0     # 0: the run was judged alone (a configuration of one seed)
 
     @property
     def reason(self) -> str:

@@ -12,11 +12,14 @@ run could not record its own end (last metric events, checkpoint, ``cancelled``)
 the truth. So the scheduler's decision (Tune's rungs and cut) is written on the run exactly as the local
 supervisor writes it (``asha/*`` events, then the cancel request: ``backend.sweeps.asha``); the run ends
 itself ``cancelled`` before its next step and the trial returns. The table (``backend.sweeps.table``)
-therefore reads the same whichever executor ran the sweep. Tune's rungs are those of the local rule;
-its cut is the quantile of the runs recorded at the rung before this one (the local rule counts the run
-itself too), so the two can differ on a near tie. And Tune judges each trial (one seed) alone, where the
-local rule judges a configuration by the mean of its seeds and stops them together; the table ranks a
-configuration with a stopped seed after those without, since its mean over the rest is then flattering.
+therefore reads the same whichever executor ran the sweep. As the local rule does, Tune's scheduler judges
+*configurations*, not single seeds: a configuration reaches a rung with its first seed there, its value is
+the mean over its seeds that have reported at or past the rung by then, and a losing configuration's seeds
+all stop together (queued ones cancelled), so the table's mean over a configuration's finished seeds is
+never the survivors' mean. Two differences remain, both Tune's bracket's: it records a configuration once
+per rung (the local rule takes the decision again as more seeds arrive), and its cut is the quantile of
+the configurations recorded there before this one (the local rule counts the configuration itself too),
+so the two can differ on a near tie.
 
 Runs are ``queued`` until their trial starts: a local worker sharing the store may take one first; it
 then runs there, recorded the same way, without Tune (its trial sees that and ends at once).
@@ -109,22 +112,50 @@ class Local:
         self.value = None
 
 
-def asha_scheduler(rule: dict[str, Any], max_steps: int, on_stop: Callable[[int, Stop], None]) -> Any:
-    """Tune's ASHAScheduler on the ``step`` of each report, whose STOP becomes ``on_stop(run_id, Stop)``
-    (the run is then asked to stop through the store) while Tune is told to continue: the trial ends
-    when its run does. ``max_steps``: the longest run's steps (the last rung is below it)."""
+def asha_scheduler(rule: dict[str, Any], max_steps: int, on_stop: Callable[[int, Stop], None],
+                   configs: dict[int, str] | None = None) -> Any:
+    """Tune's ASHAScheduler on the ``step`` of each report, judging *configurations*: ``configs`` maps each
+    run id to its configuration's key (a run missing there is its own configuration). A configuration
+    reaches a rung with its first seed there, and its value is the mean over its seeds that have reported
+    at or past the rung by then; Tune's bracket records it once per rung and computes the cut. A STOP
+    becomes ``on_stop(run_id, Stop)`` for every run of the configuration (they are then asked to stop
+    through the store, queued ones included) while Tune is told to continue: each trial ends when its run
+    does. ``max_steps``: the longest run's steps (the last rung is below it)."""
     from ray.tune.schedulers import ASHAScheduler, TrialScheduler
 
     class StoreASHA(ASHAScheduler):
         def on_trial_result(self, tune_controller: Any, trial: Any, result: dict[str, Any]) -> str:
-            found = _rung_and_cut(self._trial_info.get(trial.trial_id), result.get("step"), trial.trial_id)
-            action = super().on_trial_result(tune_controller, trial, result)
-            if action == TrialScheduler.STOP and found is not None and self.on_stop.value is not None:
-                run_id = int(trial.config["run"])
-                self.on_stop.value(run_id, Stop(run_id=run_id, step=int(result["step"]), rung=int(found[0]),
-                                                value=float(result[self.metric_name]), cut=found[1],
-                                                metric=self.metric_name))
+            self._judge(trial, result)
             return TrialScheduler.CONTINUE
+
+        def on_trial_complete(self, tune_controller: Any, trial: Any, result: dict[str, Any]) -> None:
+            self._judge(trial, result, last=True)   # what Tune's own does (record the last result), per configuration
+            self._trial_info.pop(trial.trial_id, None)
+
+        def _judge(self, trial: Any, result: dict[str, Any], last: bool = False) -> None:
+            bracket = self._trial_info.get(trial.trial_id)
+            if bracket is None or result.get("step") is None or result.get(self.metric_name) is None:
+                return
+            run_id, step = int(trial.config["run"]), int(result["step"])
+            key = self.configs.get(run_id, f"run {run_id}")
+            self.evals.setdefault(key, {}).setdefault(run_id, []).append((step, float(result[self.metric_name])))
+            unit = _Unit(key)
+            found = _rung_and_cut(bracket, step, key)
+            if found is None:      # below the first rung, or this rung's value for the configuration is recorded
+                return
+            rung = found[0]
+            there = [min(e for e in evals if e[0] >= rung)[1] for evals in self.evals[key].values()
+                     if any(e[0] >= rung for e in evals)]
+            value = sum(there) / len(there)
+            if bracket.on_result(unit, step, self._metric_op * value) != TrialScheduler.STOP or last \
+                    or self.on_stop.value is None:
+                return
+            seeds = len(there) if sum(1 for k in self.configs.values() if k == key) > 1 else 0
+            for other in [r for r, k in self.configs.items() if k == key] or [run_id]:
+                mine = [s for s, _ in self.evals[key].get(other, []) if s >= rung]
+                at = min(mine) if mine else max((s for s, _ in self.evals[key].get(other, [])), default=0)
+                self.on_stop.value(other, Stop(run_id=other, step=at, rung=int(rung), value=value, cut=found[1],
+                                               metric=self.metric_name, seeds=seeds))
 
     grace = int(rule.get("grace_steps", 10))
     metric = rule.get("metric", "accuracy")
@@ -132,29 +163,41 @@ def asha_scheduler(rule: dict[str, Any], max_steps: int, on_stop: Callable[[int,
                       max_t=max(max_steps, grace), reduction_factor=int(rule.get("reduction_factor", 3)),
                       stop_last_trials=False)
     sched.metric_name, sched.on_stop = metric, Local(on_stop)
+    sched.configs, sched.evals = dict(configs or {}), {}
     return sched
 
 
-def _rung_and_cut(bracket: Any, step: Any, trial_id: str) -> tuple[float, float] | None:
-    """The rung a result at ``step`` reaches for the first time and its cut, as Tune's bracket computes
-    them (read before the bracket records this result)."""
+class _Unit:
+    """What Tune's bracket records a value under: a configuration (the bracket reads ``trial_id`` only)."""
+
+    def __init__(self, key: str) -> None:
+        self.trial_id = key
+
+
+def _rung_and_cut(bracket: Any, step: Any, unit_id: str) -> tuple[float, float | None] | None:
+    """The rung a result at ``step`` reaches for the first time for ``unit_id`` and that rung's cut so far,
+    as Tune's bracket computes them (read before the bracket records this result); the cut is None while
+    nothing is recorded there."""
     if bracket is None or step is None:
         return None
     for milestone, recorded in bracket._rungs:       # highest rung first, as the bracket walks them
-        if step < milestone or trial_id in recorded:
+        if step >= milestone and unit_id in recorded:
+            return None                              # decided at this rung already (the bracket stops here too)
+        if step < milestone:
             continue
         cut = bracket.cutoff(recorded)
-        return None if cut is None else (milestone, float(cut))
+        return milestone, None if cut is None else float(cut)
     return None
 
 
 def stop_run(store: Any) -> Callable[[int, Stop], None]:
-    """What a STOP does: the reason on the run (``asha/*`` events), then the cancel request."""
+    """What a STOP does: the reason on the run (``asha/*`` events), then the cancel request (a queued run is
+    cancelled at once; its trial then finds it so and ends)."""
     def apply(run_id: int, stop: Stop) -> None:
-        if store.get_run(run_id).status != "running":     # it has just ended: nothing to stop
+        if store.get_run(run_id).status not in ("queued", "running"):   # it has just ended: nothing to stop
             return
         store.append_metrics(run_id, stop_events(stop, time.time()))
-        store.request_cancel(run_id)
+        store.request_cancel(run_id, why=stop.reason)
     return apply
 
 
@@ -194,7 +237,8 @@ def run_sweep_ray(store: Any, spec: SweepSpec, address: str | None = None, *, st
                                               "gpu": request[cfg["run"]]["num_gpus"]})
     scheduler = None
     if rule is not None:
-        scheduler = asha_scheduler(rule, max(t.config.train.steps or 1 for t in trials), stop_run(store))
+        scheduler = asha_scheduler(rule, max(t.config.train.steps or 1 for t in trials), stop_run(store),
+                                   configs={run_id: t.key for run_id, t in zip(ids, trials)})
     watch = _watch_callback(tune, store, spec.name, stop, on_change)
     from ray.tune.progress_reporter import TrialProgressCallback
 
