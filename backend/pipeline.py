@@ -6,6 +6,7 @@ verbalizer the same way.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
@@ -35,6 +36,18 @@ class Split:
     columns: dict[str, Any]
     how: str = ""                 # how the rows were chosen, when one source was split into train / dev
     counts: dict[str, int] = field(default_factory=dict)   # train / dev rows of that split
+
+
+def rows_of(split: Split, indices: Sequence[int], why: str) -> Split:
+    """``split`` narrowed to the rows at ``indices`` (in that order); ``why`` is added to how its rows were
+    chosen, which the run's record keeps. ConfigError when an index is not a row of it (its data changed)."""
+    n = len(split.examples)
+    bad = [i for i in indices if not (isinstance(i, int) and 0 <= i < n)]
+    if bad or len(set(indices)) != len(indices):
+        raise ConfigError(f"row {bad[0] if bad else 'numbers repeat'} is not one of the {n} rows of {split.source}: "
+                          "the data changed since this was queued", field="data")
+    how = "; ".join(x for x in (split.how, why) if x)
+    return dataclasses.replace(split, examples=[split.examples[i] for i in indices], how=how)
 
 
 def load_split(cfg: RunConfig, which: str) -> Split:

@@ -208,18 +208,30 @@ def test_service_ranks_as_a_recorded_job_and_queues_the_best_into_the_comparison
     assert "error" not in res, res
     assert res["status"] == "succeeded" and res["done"] and res["fraction"] > 0, res     # no runner: ran here
     out = res["result"]
-    assert out["rows"] == 40 and out["forwards"] <= 8 * 40 and len(out["best"]) == 2
-    assert res["forwards"] == out["forwards"] and res["forwards_budget"] <= 8 * 40   # the last progress event
-    assert "full evaluations" in res["message"] and out["ranking"][0]["accuracy"] >= out["ranking"][-1]["accuracy"]
+    # with a comparison to follow, half the 40 dev rows are ranked on and the other half held out for it
+    assert out["rows"] == out["held_out"] == 20 and out["forwards"] <= 8 * 20 and len(out["best"]) == 2
+    assert res["forwards"] == out["forwards"] and res["forwards_budget"] <= 8 * 20   # the last progress event
+    assert "full evaluations" in res["message"] and "other 20 dev rows, held out" in res["message"]
+    assert out["ranking"][0]["accuracy"] >= out["ranking"][-1]["accuracy"]
     info = studio.store.get_run(res["job"])
     assert info.method == "template-search" and info.status == "succeeded" and info.project == studio.project
     snap = studio.store.get_dataset_snapshot(info.dataset_snapshot_id)     # which rows the ranking was made on
-    assert snap.row_counts["eval"] == 40 and len(expand_rows(snap.row_counts["eval_rows"])) == 40
+    ranked_on = set(expand_rows(snap.row_counts["eval_rows"]))
+    assert snap.row_counts["eval"] == len(ranked_on) == 20 and "the half of the dev rows it ranked on" in \
+        snap.row_counts["split"]                                           # how they were chosen, on the record
     assert not snap.row_counts.get("train") and read_lineage(studio.store, info.id)["template_version_id"]
     assert info.metrics["search/candidates"] == out["candidates"] >= 3
     cmp = res["comparison"]
-    assert cmp["status"] == "succeeded", cmp
+    assert cmp["status"] == "succeeded" and cmp["result"]["n"] == 20, cmp
     assert studio.store.get_run(cmp["job"]).parent_run_id == info.id       # lineage: the search it came from
+    compared = studio.store.get_dataset_snapshot(studio.store.get_run(cmp["job"]).dataset_snapshot_id)
+    compared_on = set(expand_rows(compared.row_counts["eval_rows"]))
+    assert len(compared_on) == 20 and not compared_on & ranked_on          # never on a row that chose the winners
+    assert "held out from the search" in compared.row_counts["split"]
+    for row in cmp["result"]["rows"]:                                      # each combination's run: the same rows
+        run = studio.store.get_run(row["run_id"])
+        assert set(expand_rows(studio.store.get_dataset_snapshot(run.dataset_snapshot_id)
+                               .row_counts["eval_rows"])) == compared_on
     templates = {row["template"] for row in cmp["result"]["rows"]}
     assert len(templates) == len({"{text_a} It was{mask}", *out["best"]})
     assert cmp["result"]["label_words"] == {"V1": "negative: bad\npositive: good"}   # the editor's text
@@ -320,3 +332,16 @@ def test_search_runs_in_the_job_runners_child_process_then_its_comparison(tmp_pa
         assert res["forwards"] == res["result"]["forwards"] <= res["forwards_budget"] <= 8 * 40
     finally:
         ctx.close()
+
+
+def test_halves_are_stratified_seeded_and_disjoint():
+    from backend.workbench.search_job import halves
+
+    labels = ["a"] * 10 + ["b"] * 5
+    ranked, held = halves(labels, 7)
+    assert sorted(ranked + held) == list(range(15)) and not set(ranked) & set(held)
+    assert len(ranked) == 8 and sum(labels[i] == "b" for i in ranked) == 3    # each label halved: 5 a + 3 b
+    assert halves(labels, 7) == (ranked, held) and halves(labels, 8) != (ranked, held)
+    odd = ["a"] * 3 + ["b"] * 3                   # two odd labels: one gives its extra row to each side
+    assert [len(x) for x in halves(odd, 0)] == [3, 3]
+    assert halves(["a"], 0) == ([0], [])

@@ -3,8 +3,9 @@ evaluations, as a job (``backend.workbench.search_job``), and (when asked) the b
 the prompt comparison beside the user's template.
 
 Why the comparison and not a verdict: the search ranks on the rows it chose on, so its own scores
-flatter the winner; the comparison scores the user's template and the best few on the same rows with
-paired intervals and McNemar, and records them as runs the user can keep.
+flatter the winner; the comparison scores the user's template and the best few on dev rows the search
+never saw (it then ranks on the other half) with paired intervals and McNemar, and records them as runs
+the user can keep.
 """
 from __future__ import annotations
 
@@ -77,10 +78,13 @@ def search_templates(ctx: StudioContext, *, template: str, label_words: str, sel
 
 
 def _message(result: dict[str, Any]) -> str:
-    n = result["candidates"]
-    return (f"{n} templates ranked on {result['rows']} dev rows for {result['forwards']} row forwards "
-            f"({result['full_evaluations']:.1f} full evaluations; one each would be {n}). Scores are on the rows "
-            "they were chosen on: compare the best on the same rows before keeping one.")
+    n, held = result["candidates"], result.get("held_out") or 0
+    ranked = (f"{n} templates ranked on {result['rows']} dev rows for {result['forwards']} row forwards "
+              f"({result['full_evaluations']:.1f} full evaluations; one each would be {n}). Scores are on the rows "
+              "they were chosen on, so they flatter the winners")
+    if held:
+        return f"{ranked}; the comparison scores them on the other {held} dev rows, held out from the search."
+    return f"{ranked}: compare the best on other rows before keeping one."
 
 
 @service("template_search")

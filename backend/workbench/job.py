@@ -22,6 +22,7 @@ from backend.workbench.ensemble import KINDS
 from backend.workbench.jobbase import EventProgress, JobKind
 
 COMPARISON = "comparison"                      # the job run's method
+MAX_ROWS = 1_000_000       # row numbers a comparison may be narrowed to (a template search's held-out rows)
 JOB = JobKind(COMPARISON, "comparison", spec="comparison.json", result="comparison.json",
               progress=("compare/rows_scored", "compare/rows_total"), field="compare")
 
@@ -35,6 +36,8 @@ class ComparisonSpec:
     baseline: int = 0
     ensembles: list[str] = field(default_factory=list)
     shown: dict[str, str] = field(default_factory=dict)    # verbalizer name -> the editor text it came from
+    rows: list[int] | None = None      # only these rows of the config's dev rows (indices), with ``rows_why``
+    rows_why: str = ""
 
     def check(self) -> ComparisonSpec:
         if not self.templates or not self.verbalizers:
@@ -51,18 +54,24 @@ class ComparisonSpec:
         if self.ensembles and n < 2:
             raise ConfigError("an ensemble needs at least two combinations: pick more templates or label words",
                               field="ensemble")
+        if self.rows is not None and (not self.rows or len(self.rows) > MAX_ROWS
+                                      or not all(isinstance(i, int) and i >= 0 for i in self.rows)):
+            raise ConfigError(f"rows: 1 to {MAX_ROWS} row numbers of the dev rows", field="compare")
         return self
 
     def to_dict(self) -> dict[str, Any]:
         return {"templates": [[p.name, p.content] for p in self.templates],
                 "verbalizers": [[p.name, p.content] for p in self.verbalizers],
-                "baseline": self.baseline, "ensembles": list(self.ensembles), "shown": dict(self.shown)}
+                "baseline": self.baseline, "ensembles": list(self.ensembles), "shown": dict(self.shown),
+                "rows": None if self.rows is None else list(self.rows), "rows_why": self.rows_why}
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> ComparisonSpec:
         return cls([Prompt(str(n), c) for n, c in raw["templates"]], [Prompt(str(n), c) for n, c in raw["verbalizers"]],
                    int(raw.get("baseline", 0)), [str(k) for k in raw.get("ensembles") or []],
-                   {str(k): str(v) for k, v in (raw.get("shown") or {}).items()}).check()
+                   {str(k): str(v) for k, v in (raw.get("shown") or {}).items()},
+                   None if raw.get("rows") is None else [int(i) for i in raw["rows"]], str(raw.get("rows_why") or "")
+                   ).check()
 
 
 def submit_comparison(store: Any, cfg: RunConfig, spec: ComparisonSpec, *, project: str | None = None,
@@ -87,7 +96,7 @@ def run_comparison_job(store: Any, run_id: int, *, loaded: Any = None,
 def _run(store: Any, run_id: int, info: Any, loaded: Any, should_stop: Callable[[], bool] | None) -> dict[str, Any]:
     from backend.cpu_memory import cpu_buffers, mode_for
     from backend.data.splitting import check_disjoint
-    from backend.pipeline import build_verbalizer, check_model, load_for_eval, load_split, settings_for
+    from backend.pipeline import build_verbalizer, check_model, load_for_eval, load_split, rows_of, settings_for
     from backend.recording import record_started
     from backend.workbench.compare import compare_prompts
     from backend.workbench.record import record_comparison
@@ -97,6 +106,8 @@ def _run(store: Any, run_id: int, info: Any, loaded: Any, should_stop: Callable[
     loaded = loaded if loaded is not None else load_for_eval(cfg)
     check_model(cfg, loaded)
     dev = load_split(cfg, "eval")
+    if spec.rows is not None:
+        dev = rows_of(dev, spec.rows, spec.rows_why)
     train = None
     if spec.ensembles:
         if not (cfg.data.train or cfg.data.dev_fraction):

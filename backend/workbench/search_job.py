@@ -5,9 +5,10 @@ The job is a run of method ``template-search``. Its config is the user's templat
 rows searched (a valid RunConfig: model, data, encoding); ``template_search.json`` (kind ``config``) holds
 the search's own settings. The child ranks the candidates on the config's dev rows, writing
 ``search/forwards`` events as batches finish, records which rows it used (lineage), and attaches the
-ranking. With ``compare``, it then queues a comparison of the user's template and the best few on the
-same rows (a comparison job whose parent is the search), since the search's own scores are on the rows
-the winners were chosen on and flatter them.
+ranking. With ``compare``, it ranks on half of the dev rows (stratified, seeded) and then queues a
+comparison of the user's template and the best few on the other half (a comparison job whose parent is
+the search): the search's own scores are on the rows the winners were chosen on and flatter them, and a
+comparison on those same rows would too.
 """
 from __future__ import annotations
 
@@ -27,6 +28,8 @@ MAX_KEEP = 10
 MAX_TASK = 60
 MAX_BUDGET = 50.0
 SHOWN = 25            # ranking rows kept in the result (the page shows the top; the rest only cost bytes)
+RANKED_ON = "template search: the half of the dev rows it ranked on (stratified, seeded)"
+HELD_OUT = "template search: the other half of the dev rows, held out from the search to compare its winners"
 
 
 @dataclass
@@ -76,7 +79,7 @@ def run_template_search_job(store: Any, run_id: int, *, loaded: Any = None,
 
 def _run(store: Any, info: Any, loaded: Any, should_stop: Callable[[], bool] | None) -> dict[str, Any]:
     from backend.cpu_memory import cpu_buffers, mode_for
-    from backend.pipeline import build_verbalizer, check_model, load_for_eval, load_split, settings_for
+    from backend.pipeline import build_verbalizer, check_model, load_for_eval, load_split, rows_of, settings_for
     from backend.recording import record_started
     from backend.workbench.templatesearch import search_templates
 
@@ -84,7 +87,14 @@ def _run(store: Any, info: Any, loaded: Any, should_stop: Callable[[], bool] | N
     spec = TemplateSearchSpec.from_dict(JOB.read_spec(store, info))
     loaded = loaded if loaded is not None else load_for_eval(cfg)
     check_model(cfg, loaded)
-    dev = load_split(cfg, "eval")
+    full = dev = load_split(cfg, "eval")
+    rest: list[int] = []
+    if spec.compare:     # the winners are compared on rows they were not chosen on
+        ranked, rest = halves([e.label for e in full.examples], spec.seed)
+        if not ranked or not rest:
+            raise ConfigError(f"{len(full.examples)} dev row(s) cannot be split into rows to search on and rows "
+                              "to compare the winners on: use more dev rows", field="template_search")
+        dev = rows_of(full, ranked, RANKED_ON)
     record_started(store, info.id, cfg, loaded=loaded, verbalizer=build_verbalizer(cfg.verbalizer, dev.label_names),
                    train=[], eval=dev.examples, classes=dev.label_names, how=dev.how, counts=dev.counts)
     progress = EventProgress(store, info.id, JOB.progress)
@@ -99,22 +109,45 @@ def _run(store: Any, info: Any, loaded: Any, should_stop: Callable[[], bool] | N
     out = res.to_dict()
     best = [p.content for p in res.best(spec.keep)]
     out.update(ranking=out["ranking"][:SHOWN], candidates=len(res.ranking), best=best, template=cfg.template,
-               comparison=None)
+               comparison=None, held_out=0)
     if spec.compare:
-        out["comparison"] = _queue_comparison(store, cfg, spec, best, info)
+        out["held_out"] = len(rest)
+        out["comparison"] = _queue_comparison(store, cfg, spec, best, info, rest)
     return out
 
 
-def _queue_comparison(store: Any, cfg: RunConfig, spec: TemplateSearchSpec, best: list[str], info: Any) -> int:
-    """The user's template and the best found, with the user's label words, on the same rows: a comparison
-    job (the runner picks it up next; without one, the caller runs it)."""
+def halves(labels: list[Any], seed: int) -> tuple[list[int], list[int]]:
+    """Row numbers to rank on and to hold out: half of each label's rows each (seeded; a label with an odd
+    count gives its extra row to the two sides in turn). The search's winners are then compared on rows
+    they were not chosen on: scored on the rows that chose them, any template looks better than it is."""
+    import random
+
+    groups: dict[str, list[int]] = {}
+    for i, label in enumerate(labels):
+        groups.setdefault(str(label), []).append(i)
+    rng, ranked, extra = random.Random(seed), [], 0
+    for key in sorted(groups):
+        rows = groups[key][:]
+        rng.shuffle(rows)
+        take = len(rows) // 2 + (len(rows) % 2 if extra % 2 == 0 else 0)
+        extra += len(rows) % 2
+        ranked += rows[:take]
+    chosen = set(ranked)
+    return sorted(chosen), [i for i in range(len(labels)) if i not in chosen]
+
+
+def _queue_comparison(store: Any, cfg: RunConfig, spec: TemplateSearchSpec, best: list[str], info: Any,
+                      rows: list[int]) -> int:
+    """The user's template and the best found, with the user's label words, on the held-out ``rows`` of the
+    dev rows: a comparison job (the runner picks it up next; without one, the caller runs it)."""
     from backend.workbench.compare import Prompt
     from backend.workbench.job import ComparisonSpec, submit_comparison
 
     templates = list(dict.fromkeys([cfg.template, *best]))
     shown = {"V1": spec.label_words} if spec.label_words else {}
     compare = ComparisonSpec([Prompt(f"T{i + 1}", t) for i, t in enumerate(templates)],
-                             [Prompt("V1", copy.deepcopy(cfg.verbalizer))], baseline=0, shown=shown)
+                             [Prompt("V1", copy.deepcopy(cfg.verbalizer))], baseline=0, shown=shown, rows=rows,
+                             rows_why=HELD_OUT)
     return submit_comparison(store, cfg, compare, project=info.project, parent_run_id=info.id)
 
 
