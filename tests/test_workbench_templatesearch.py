@@ -345,3 +345,25 @@ def test_halves_are_stratified_seeded_and_disjoint():
     odd = ["a"] * 3 + ["b"] * 3                   # two odd labels: one gives its extra row to each side
     assert [len(x) for x in halves(odd, 0)] == [3, 3]
     assert halves(["a"], 0) == ([0], [])
+
+
+def test_a_cancelled_search_resumes_as_a_new_job_from_its_parents_spec(studio):
+    from backend.jobs.queue import resume
+    from backend.services import data
+    from backend.services.templatesearch import search_templates as service
+    from backend.services.templatesearch import template_search
+    from backend.workbench.search_job import run_template_search_job
+
+    studio.jobs = object()       # a runner that never runs anything: the job stays queued
+    try:
+        job = service(studio, template="{text_a} It was{mask}", label_words="negative: bad\npositive: good",
+                      selection=data.default_selection(), rephrasings=0, budget=8, keep=2, limit=40)["job"]
+    finally:
+        studio.jobs = None
+    assert run_template_search_job(studio.store, job, loaded=studio.model.get(), should_stop=lambda: True) == "cancelled"
+    again = resume(studio.store, job)
+    info = studio.store.get_run(again)
+    assert info.method == "template-search" and info.parent_run_id == job and "resume" in info.tags
+    assert run_template_search_job(studio.store, again, loaded=studio.model.get()) == "succeeded"
+    res = template_search(studio, again)
+    assert res["result"]["rows"] == 40 and res["result"]["best"] and res["result"]["held_out"] == 0
