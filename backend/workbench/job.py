@@ -96,15 +96,13 @@ def run_comparison_job(store: Any, run_id: int, *, loaded: Any = None,
 def _run(store: Any, run_id: int, info: Any, loaded: Any, should_stop: Callable[[], bool] | None) -> dict[str, Any]:
     from backend.cpu_memory import cpu_buffers, mode_for
     from backend.data.splitting import check_disjoint
-    from backend.pipeline import build_verbalizer, check_model, load_for_eval, load_split, rows_of, settings_for
+    from backend.pipeline import build_verbalizer, load_split, rows_of, settings_for
     from backend.recording import record_started
     from backend.workbench.compare import compare_prompts
     from backend.workbench.record import record_comparison
 
-    cfg = RunConfig.from_dict(info.config)
-    spec = ComparisonSpec.from_dict(JOB.read_spec(store, info))
-    loaded = loaded if loaded is not None else load_for_eval(cfg)
-    check_model(cfg, loaded)
+    cfg, raw, loaded = JOB.open(store, info, loaded)
+    spec = ComparisonSpec.from_dict(raw)
     dev = load_split(cfg, "eval")
     if spec.rows is not None:
         dev = rows_of(dev, spec.rows, spec.rows_why)

@@ -75,6 +75,18 @@ class JobKind:
     def read_spec(self, store: Any, info: Any) -> dict[str, Any]:
         return wait_for_spec(store, info.id, info.parent_run_id, "config", self.spec, self.title)
 
+    def open(self, store: Any, info: Any, loaded: Any) -> tuple[Any, dict[str, Any], Any]:
+        """What job ``info`` runs on: its RunConfig, its spec, and its model (``loaded`` when the caller has
+        one in memory, else the config's, loaded here), refused when the config names another model."""
+        from backend.config import RunConfig
+        from backend.pipeline import check_model, load_for_eval
+
+        cfg = RunConfig.from_dict(info.config)
+        spec = self.read_spec(store, info)
+        loaded = loaded if loaded is not None else load_for_eval(cfg)
+        check_model(cfg, loaded)
+        return cfg, spec, loaded
+
     def run(self, store: Any, run_id: int, work: Callable[[Any], dict[str, Any]],
             summary: Callable[[dict[str, Any]], dict[str, float]]) -> str:
         return run_as_job(store, run_id, work, result=("report", self.result), summary=summary)
@@ -123,6 +135,12 @@ class EventProgress:
         self.seen = (done, total)
         if time.monotonic() - self.last >= self.every_s or done == total:
             self._write(done, total)
+
+    def __enter__(self) -> EventProgress:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.flush()
 
     def flush(self) -> None:
         """Write the last count if the throttle held it back: where a job ended, or was cancelled (one

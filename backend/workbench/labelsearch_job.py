@@ -63,22 +63,17 @@ def run_label_search_job(store: Any, run_id: int, *, loaded: Any = None,
 
 
 def _run(store: Any, info: Any, loaded: Any, should_stop: Callable[[], bool] | None) -> dict[str, Any]:
-    from backend.pipeline import build_verbalizer, check_model, load_for_eval, load_split, settings_for
+    from backend.pipeline import build_verbalizer, load_split, settings_for
     from backend.recording import record_started
     from backend.workbench.labelsearch import search_label_words, search_rows
 
-    cfg = RunConfig.from_dict(info.config)
-    spec = LabelSearchSpec.from_dict(JOB.read_spec(store, info))
-    loaded = loaded if loaded is not None else load_for_eval(cfg)
-    check_model(cfg, loaded)
+    cfg, raw, loaded = JOB.open(store, info, loaded)
+    spec = LabelSearchSpec.from_dict(raw)
     train = load_split(cfg, "train")
-    progress = EventProgress(store, info.id, JOB.progress)
-    try:
+    with EventProgress(store, info.id, JOB.progress) as progress:
         res = search_label_words(loaded, cfg.template, train.examples, train.label_names,
                                  settings=settings_for(cfg, loaded.kind), pool=spec.pool, keep=spec.keep,
                                  should_stop=should_stop, progress=progress)
-    finally:
-        progress.flush()
     read = [train.examples[i] for i in search_rows(train.examples, train.label_names)]
     cfg.name = SAVED_NAME
     record_started(store, info.id, cfg, loaded=loaded, verbalizer=build_verbalizer(res.best, train.label_names),

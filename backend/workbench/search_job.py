@@ -79,14 +79,12 @@ def run_template_search_job(store: Any, run_id: int, *, loaded: Any = None,
 
 def _run(store: Any, info: Any, loaded: Any, should_stop: Callable[[], bool] | None) -> dict[str, Any]:
     from backend.cpu_memory import cpu_buffers, mode_for
-    from backend.pipeline import build_verbalizer, check_model, load_for_eval, load_split, rows_of, settings_for
+    from backend.pipeline import build_verbalizer, load_split, rows_of, settings_for
     from backend.recording import record_started
     from backend.workbench.templatesearch import search_templates
 
-    cfg = RunConfig.from_dict(info.config)
-    spec = TemplateSearchSpec.from_dict(JOB.read_spec(store, info))
-    loaded = loaded if loaded is not None else load_for_eval(cfg)
-    check_model(cfg, loaded)
+    cfg, raw, loaded = JOB.open(store, info, loaded)
+    spec = TemplateSearchSpec.from_dict(raw)
     full = dev = load_split(cfg, "eval")
     rest: list[int] = []
     if spec.compare:     # the winners are compared on rows they were not chosen on
@@ -97,15 +95,12 @@ def _run(store: Any, info: Any, loaded: Any, should_stop: Callable[[], bool] | N
         dev = rows_of(full, ranked, RANKED_ON)
     record_started(store, info.id, cfg, loaded=loaded, verbalizer=build_verbalizer(cfg.verbalizer, dev.label_names),
                    train=[], eval=dev.examples, classes=dev.label_names, how=dev.how, counts=dev.counts)
-    progress = EventProgress(store, info.id, JOB.progress)
-    try:
-        with cpu_buffers(mode_for(loaded.model, loaded.device.type, cfg.train.cpu_memory)):
-            res = search_templates(loaded, cfg.template, cfg.verbalizer, dev.examples, dev.label_names,
-                                   settings=settings_for(cfg, loaded.kind), task=spec.task.strip(),
-                                   rephrasings=spec.rephrasings, budget=spec.budget, keep=spec.keep, seed=spec.seed,
-                                   batch_size=cfg.eval.batch_size, should_stop=should_stop, progress=progress)
-    finally:
-        progress.flush()
+    with EventProgress(store, info.id, JOB.progress) as progress, \
+            cpu_buffers(mode_for(loaded.model, loaded.device.type, cfg.train.cpu_memory)):
+        res = search_templates(loaded, cfg.template, cfg.verbalizer, dev.examples, dev.label_names,
+                               settings=settings_for(cfg, loaded.kind), task=spec.task.strip(),
+                               rephrasings=spec.rephrasings, budget=spec.budget, keep=spec.keep, seed=spec.seed,
+                               batch_size=cfg.eval.batch_size, should_stop=should_stop, progress=progress)
     out = res.to_dict()
     best = [p.content for p in res.best(spec.keep)]
     out.update(ranking=out["ranking"][:SHOWN], candidates=len(res.ranking), best=best, template=cfg.template,

@@ -37,27 +37,21 @@ def run_soft_ensemble_job(store: Any, run_id: int, *, loaded: Any = None,
 
 
 def _run(store: Any, info: Any, loaded: Any, should_stop: Callable[[], bool] | None) -> dict[str, Any]:
-    from backend.config import RunConfig
     from backend.jobs.paths import run_dir
-    from backend.pipeline import check_model, load_for_eval
     from backend.serving import materialize_run
     from backend.workbench.softensemble import plan_ensemble, score_into
 
-    spec = JOB.read_spec(store, info)
-    cfg = RunConfig.from_dict(info.config)
-    loaded = loaded if loaded is not None else load_for_eval(cfg)
-    check_model(cfg, loaded)
+    _, spec, loaded = JOB.open(store, info, loaded)
     # the members' trained files, copied from the store for the time it runs (under the store's own runs
     # folder: the config's output_dir is the first member's)
     members = run_dir(store, info.id) / "members"
-    progress = EventProgress(store, info.id, JOB.progress)
     try:
-        folders = {int(i): materialize_run(store, int(i), members) for i in spec["runs"]}
-        plan = plan_ensemble(store, folders, str(spec["combine"]))
-        return score_into(store, info.id, plan, folders, str(spec["combine"]), loaded, should_stop=should_stop,
-                          progress=progress)
+        with EventProgress(store, info.id, JOB.progress) as progress:
+            folders = {int(i): materialize_run(store, int(i), members) for i in spec["runs"]}
+            plan = plan_ensemble(store, folders, str(spec["combine"]))
+            return score_into(store, info.id, plan, folders, str(spec["combine"]), loaded, should_stop=should_stop,
+                              progress=progress)
     finally:
-        progress.flush()
         shutil.rmtree(members, ignore_errors=True)
 
 
