@@ -196,3 +196,17 @@ def row_picker(ctx: Any, sel: dict[str, Any], picked: list[Any] | None, default_
     valid = {c[1] for c in choices}
     keep = [p for p in picked or [] if as_int(p, -1) in valid] or [c[1] for c in choices[:default_count]]
     return gr.Dropdown(choices=choices, value=keep)
+
+
+def cancel_handler(ctx: Any, cancel: Callable[[Any, int], dict[str, Any]], title: str) -> Callable[..., str]:
+    """The Cancel button of a background job (a comparison, a search, an ensemble): ``cancel(ctx, job)`` on
+    the session's project, its message or error drawn as the page draws them."""
+    from studio.views.messages import error_html, info_html
+
+    @guard
+    def do_cancel(job_id: Any, pj: str | None = None) -> str:
+        if job_id is None:
+            return error_html({"error": {"message": f"no {title} to cancel: start one first"}})
+        res = cancel(ctx.scoped(pj), as_int(job_id, 0))
+        return error_html(res) if "error" in res else info_html(res["message"])
+    return do_cancel

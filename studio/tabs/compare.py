@@ -15,7 +15,7 @@ from backend.services.context import StudioContext
 from backend.workbench.ensemble import KINDS
 from studio.shared import Shared
 from studio.tabs import compare_searches, compare_soft
-from studio.tabs.common import JOB_POLL_S, as_int, guard
+from studio.tabs.common import JOB_POLL_S, as_int, cancel_handler, guard
 from studio.views.messages import error_html, info_html
 from studio.views.tokens import example_html
 from studio.views.workbench import COMPARE_HEADERS, compare_rows, ensembles_html, flip_row_html, flips_html, progress_html
@@ -105,12 +105,7 @@ def build(ctx: StudioContext, shared: Shared) -> None:
         return (progress_html(res), compare_rows(out), out, ids[out["baseline"]], other, ensembles_html(out),
                 gr.Timer(active=False))
 
-    @guard
-    def do_cancel(job_id: Any, pj: str | None = None) -> str:
-        if job_id is None:
-            return error_html({"error": {"message": "no comparison to cancel: start one first"}})
-        res = workbench.cancel_comparison(ctx.scoped(pj), as_int(job_id, 0))
-        return error_html(res) if "error" in res else info_html(res["message"])
+    do_cancel = cancel_handler(ctx, workbench.cancel_comparison, "comparison")
 
     @guard
     def do_use(res: dict[str, Any], row: Any) -> tuple[Any, Any, str]:

@@ -11,7 +11,7 @@ import gradio as gr
 from backend.services import templatesearch, workbench
 from backend.services.context import StudioContext
 from studio.shared import Shared
-from studio.tabs.common import JOB_POLL_S, as_int, guard
+from studio.tabs.common import JOB_POLL_S, as_int, cancel_handler, guard
 from studio.views.messages import error_html, info_html
 from studio.views.workbench import (SEARCH_HEADERS, TEMPLATE_SEARCH_HEADERS, label_search_html, search_progress_html,
                                     search_rows, template_search_rows)
@@ -76,12 +76,7 @@ def build(ctx: StudioContext, shared: Shared, *, words: Any, job: Any, timer: An
             return "", gr.skip(), gr.skip(), gr.skip(), gr.Timer(active=False)
         return label_outputs(workbench.label_search(ctx.scoped(pj), as_int(search_id, 0)))
 
-    @guard
-    def do_search_cancel(search_id: Any, pj: str | None = None) -> str:
-        if search_id is None:
-            return error_html({"error": {"message": "no label-word search to cancel: start one first"}})
-        res = workbench.cancel_label_search(ctx.scoped(pj), as_int(search_id, 0))
-        return error_html(res) if "error" in res else info_html(res["message"])
+    do_search_cancel = cancel_handler(ctx, workbench.cancel_label_search, "label-word search")
 
     @guard
     def do_search_load(pj: str | None = None) -> tuple[Any, ...]:
@@ -145,12 +140,7 @@ def build(ctx: StudioContext, shared: Shared, *, words: Any, job: Any, timer: An
             return "", gr.skip(), gr.skip(), gr.Timer(active=False), gr.skip(), gr.skip()
         return search_outputs(templatesearch.template_search(ctx.scoped(pj), as_int(search_id, 0)))
 
-    @guard
-    def do_tsearch_cancel(search_id: Any, pj: str | None = None) -> str:
-        if search_id is None:
-            return error_html({"error": {"message": "no template search to cancel: start one first"}})
-        res = templatesearch.cancel_template_search(ctx.scoped(pj), as_int(search_id, 0))
-        return error_html(res) if "error" in res else info_html(res["message"])
+    do_tsearch_cancel = cancel_handler(ctx, templatesearch.cancel_template_search, "template search")
 
     @guard
     def do_tsearch_load(pj: str | None = None) -> tuple[Any, ...]:

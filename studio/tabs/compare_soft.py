@@ -9,8 +9,8 @@ import gradio as gr
 from backend.services import workbench
 from backend.services.context import StudioContext
 from studio.shared import Shared
-from studio.tabs.common import JOB_POLL_S, as_int, guard
-from studio.views.messages import error_html, info_html
+from studio.tabs.common import JOB_POLL_S, as_int, cancel_handler, guard
+from studio.views.messages import error_html
 from studio.views.workbench import inspect_html, soft_ensemble_job_html
 
 
@@ -55,12 +55,7 @@ def build(ctx: StudioContext, shared: Shared) -> None:
             return "", gr.skip(), gr.Timer(active=False)
         return ensemble_outputs(workbench.soft_ensemble_job(ctx.scoped(pj), as_int(job_id, 0)))
 
-    @guard
-    def do_soft_ensemble_cancel(job_id: Any, pj: str | None = None) -> str:
-        if job_id is None:
-            return error_html({"error": {"message": "no soft-prompt ensemble to cancel: start one first"}})
-        res = workbench.cancel_soft_ensemble(ctx.scoped(pj), as_int(job_id, 0))
-        return error_html(res) if "error" in res else info_html(res["message"])
+    do_soft_ensemble_cancel = cancel_handler(ctx, workbench.cancel_soft_ensemble, "soft-prompt ensemble")
 
     @guard
     def do_soft_ensemble_load(pj: str | None = None) -> tuple[Any, ...]:
