@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import sys
 import time
@@ -39,8 +38,9 @@ from backend.prompts.encode import describe_tokenizer, encode  # noqa: E402
 from backend.prompts.example import Example  # noqa: E402
 from backend.prompts.template import compile_template  # noqa: E402
 from backend.prompts.wrap import wrap  # noqa: E402
-from bench.mfu import (FORMULA, OtherLoad, PeakSamples, ceiling_entry, forward_flops, mfu_entry,  # noqa: E402
-                       mfu_line, needed_tokens, non_embedding_params)
+from bench.mfu import (FORMULA, OtherLoad, PeakSamples, by_machine, by_machine_lines, ceiling_entry,  # noqa: E402
+                       forward_flops, machine, machine_label, mfu_entry, mfu_line, needed_tokens,
+                       non_embedding_params)
 
 EVAL_MFU_BAR = 0.65
 SST2 = ROOT.parent / "shared" / "datasets" / "sst2" / "dev.jsonl"
@@ -154,9 +154,11 @@ def main() -> None:
 
     n = len(examples)
     others.stop()
+    out = ROOT / "bench" / "results"
+    previous = json.loads((out / "engine.json").read_text()) if (out / "engine.json").exists() else None
     res = {
         "dataset": "SST-2 dev", "n": n, "batch_size": args.batch_size, "model": lm.model_id, "device": str(lm.device),
-        "threads": torch.get_num_threads(), "machine": platform.machine(), "cpu_memory": mode,
+        "threads": torch.get_num_threads(), "machine": machine(), "cpu_memory": mode,
         "accuracy": accuracy, "load_average_start_end": [load0, list(os.getloadavg())],
         "other_processes_cores": others.cores,
         "examples_per_s": {"ours": n / t_ours, "plain_transformers": n / t_plain, "openprompt_style": n / t_op},
@@ -166,14 +168,14 @@ def main() -> None:
                              "agreement_openprompt": sum(a == b for a, b in zip(op_pred, ours_pred)) / n},
         "preview_latency_ms": {"input_tokens": n_tokens, "p50": statistics.median(lat), "p95": p95,
                                "cpu_p50": statistics.median(cpu), "cpu_p95": cpu_p95},
-        "mfu_eval": mfu, "ours_bf16_cpu": bf16,
+        "mfu_eval": mfu, "mfu_by_machine": by_machine(previous, {"zero-shot eval": mfu}), "ours_bf16_cpu": bf16,
         "targets": {"eval_mfu": EVAL_MFU_BAR, "speedup_vs_plain": 1.3, "speedup_vs_openprompt_style": 2.5, "preview_p95_ms": 5.0},
     }
-    out = ROOT / "bench" / "results"
     out.mkdir(parents=True, exist_ok=True)
     (out / "engine.json").write_text(json.dumps(res, indent=2))
     md = [f"# Engine benchmark ({res['dataset']}, n={n}, batch {args.batch_size}, {res['device']}, "
           f"{res['threads']} threads, CPU memory mode {mode or '-'})", "",
+          f"Machine: {machine_label(res['machine'])}; torch {res['machine']['torch']}.", "",
           "| loop | examples/s | ours is faster by |", "|---|---|---|",
           f"| ours | {n / t_ours:.1f} | — |",
           f"| plain transformers | {n / t_plain:.1f} | {t_plain / t_ours:.2f}x (target >= 1.3x) |",
@@ -188,7 +190,9 @@ def main() -> None:
               f"{bf16['examples_per_s']:.1f} examples/s, **{bf16['speedup_vs_fp32']:.2f}x fp32** in the same run; "
               f"accuracy {bf16['accuracy']:.4f} (fp32 {accuracy:.4f}); {bf16['predictions_changed']} of {n} "
               "predictions differ from fp32."] if bf16 else []),
-          "", FORMULA]
+          "", "MFU by machine (the latest run on each kind of machine this bench ran on; the ratio depends on the "
+              "machine as much as on the code, see `bench/mfu.py: machine`):", "",
+          *by_machine_lines(res["mfu_by_machine"]), "", FORMULA]
     (out / "engine.md").write_text("\n".join(md) + "\n")
     print(json.dumps(res, indent=2))
 

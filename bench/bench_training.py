@@ -229,7 +229,8 @@ def cmd_speed(args: argparse.Namespace) -> None:
     stock = load_model("smollm2-135m-instruct", dtype="float32", lean=False)   # what a PEFT user gets
     if stock.tokenizer.pad_token is None:
         stock.tokenizer.pad_token = stock.tokenizer.eos_token
-    from bench.mfu import FORMULA, OtherLoad, PeakSamples, ceiling_entry, mfu_entry, non_embedding_params, train_flops
+    from bench.mfu import (FORMULA, OtherLoad, PeakSamples, by_machine, ceiling_entry, machine, machine_label,
+                           mfu_entry, non_embedding_params, train_flops)
 
     from backend.cpu_memory import cpu_buffers, mode_for
     from backend.models.device import cpu_has_bf16_units
@@ -240,13 +241,17 @@ def cmd_speed(args: argparse.Namespace) -> None:
     mode = mode_for(loaded.model, "cpu")   # what the training loop picks on this machine
     report = {"setting": {"model": "smollm2-135m-instruct", "batch_size": 8, "steps_timed": args.steps,
                           "torch_threads": torch.get_num_threads(), "mfu_formula": FORMULA, "cpu_memory": mode,
+                          "machine": machine(),
                           "load_average_start": [round(x, 2) for x in os.getloadavg()],
                           "note": "steps interleaved ours / ours on the stock model / PEFT(max_length) / "
                                   "PEFT(dynamic) so machine load hits all alike; median seconds per optimizer step"},
               "methods": {}}
     path = RESULTS / "training_speed.json"
-    if args.methods != "all" and path.exists():    # rerun some methods, keep the others' figures
-        report["methods"] = json.loads(path.read_text()).get("methods", {})
+    previous = json.loads(path.read_text()) if path.exists() else None
+    same_machine = previous is not None and machine_label(previous["setting"].get("machine") or {}) \
+        == machine_label(report["setting"]["machine"])
+    if args.methods != "all" and same_machine:    # rerun some methods, keep the others' figures of this machine
+        report["methods"] = previous.get("methods", {})
     for method in SPEED_METHODS:
         if args.methods != "all" and method["name"] not in args.methods.split(","):
             continue
@@ -290,14 +295,17 @@ def cmd_speed(args: argparse.Namespace) -> None:
         (RESULTS / "training_speed.json").write_text(json.dumps(report, indent=2))
         print(method["name"], json.dumps(report["methods"][method["name"]]), flush=True)
     report["setting"]["load_average_end"] = [round(x, 2) for x in os.getloadavg()]
+    report["mfu_by_machine"] = by_machine(previous, {name: r["mfu"] for name, r in report["methods"].items()})
     (RESULTS / "training_speed.json").write_text(json.dumps(report, indent=2))
     speed_markdown(report)
 
 
 def speed_markdown(report: dict) -> None:
-    from bench.mfu import mfu_line
+    from bench.mfu import by_machine_lines, machine_label, mfu_line
 
+    where = report["setting"].get("machine")
     lines = ["# Training step time vs PEFT (SmolLM2-135M, CPU, batch 8, SST-2 dev sentences)", "",
+             *([f"Machine: {machine_label(where)}; torch {where.get('torch')}.", ""] if where else []),
              "Ours: PromptModel, logits only at the mask for the label words, the batch's shared prefix run once, "
              "rows cut after the mask and packed back to back instead of padded, batches over 512 padded tokens "
              "split into chunks with gradients accumulated (the training loop's CPU default), on the model as our "
@@ -334,7 +342,12 @@ def speed_markdown(report: dict) -> None:
     lines += [f"- {mfu_line(name, r['mfu'], r['mfu'].get('other_processes_cores'))}"
               for name, r in report["methods"].items() if "mfu" in r]
     lines += ["", f"Load average (1/5/15 min) at start {st.get('load_average_start')}, at end "
-              f"{st.get('load_average_end')}. {st.get('mfu_formula', '')}"]
+              f"{st.get('load_average_end')}."]
+    if report.get("mfu_by_machine"):
+        lines += ["", "MFU by machine (the latest run on each kind of machine this bench ran on; the ratio depends "
+                  "on the machine as much as on the code, see `bench/mfu.py: machine`):", "",
+                  *by_machine_lines(report["mfu_by_machine"])]
+    lines += ["", st.get("mfu_formula", "")]
     (RESULTS / "training_speed.md").write_text("\n".join(lines) + "\n")
 
 

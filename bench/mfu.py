@@ -20,7 +20,11 @@ What counts (FORMULA below is the text the benches print):
 """
 from __future__ import annotations
 
+import os
+import platform
+import subprocess
 import time
+from pathlib import Path
 from typing import Any, Iterable
 
 import torch
@@ -243,6 +247,90 @@ class OtherLoad:
         return self.cores
 
 
+def machine() -> dict[str, Any]:
+    """The processor a figure was measured on, as far as the OS and PyTorch tell.
+
+    Why: the same code reaches 64% of the peak on one of this workplace's VMs (Intel, AMX, an fp32 peak of
+    250-310 GFLOP/s on 2 cores) and 73% on another (AMD, AVX2, ~125 GFLOP/s): the faster the matmuls, the
+    larger the share of a forward that the rest (norms, attention, copies) takes. A ratio is only
+    comparable on the machine it names."""
+    info: dict[str, str] = {}
+    flags: set[str] = set()
+    try:
+        for line in Path("/proc/cpuinfo").read_text(errors="replace").splitlines():
+            key, _, value = line.partition(":")
+            key = key.strip()
+            if key in ("model name", "cpu family", "model") and key not in info:
+                info[key] = value.strip()
+            elif key == "flags" and not flags:
+                flags = set(value.split())
+    except OSError:
+        pass
+    cpu = torch.cpu
+    amx = bool(getattr(cpu, "_is_amx_tile_supported", lambda: False)())
+    avx512_bf16 = bool(getattr(cpu, "_is_avx512_bf16_supported", lambda: False)())
+    simd = ("AMX" if amx else "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags
+            else "no AVX2" if flags else "unknown")
+    return {"cpu": info.get("model name") or platform.processor() or "unknown",
+            "family_model": f"{info['cpu family']}/{info['model']}" if "cpu family" in info and "model" in info else "",
+            "arch": platform.machine(), "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+            "simd": simd, "bf16_units": amx or avx512_bf16, "torch": torch.__version__}
+
+
+def machine_label(m: dict[str, Any]) -> str:
+    """``AMD EPYC (family/model 25/1), AVX2, no bf16 units, 2 cores``: the key figures are kept under."""
+    fam = f" (family/model {m['family_model']})" if m.get("family_model") else ""
+    units = "bf16 units" if m.get("bf16_units") else "no bf16 units"
+    return f"{m.get('cpu', 'unknown')}{fam}, {m.get('simd', 'unknown')}, {units}, {m.get('cores')} cores"
+
+
+def code_version() -> str:
+    """The commit the bench ran on (``+`` when the tree had changes), or "" outside a git checkout."""
+    root = Path(__file__).resolve().parents[1]
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True,
+                              text=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return ""
+    return head + ("+" if head and dirty else "")
+
+
+def by_machine(previous: dict[str, Any] | None, figures: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """The latest MFU figures of each machine the bench ever ran on: ``previous`` (the last results file's
+    ``mfu_by_machine``) with this run's ``figures`` (name -> mfu_entry) put under this machine.
+
+    Why: a rerun on another kind of VM would otherwise overwrite the only figures of the first kind, and a
+    bar met on one machine would read as met everywhere."""
+    out = dict((previous or {}).get("mfu_by_machine") or {})
+    m = machine()
+    out[machine_label(m)] = {"date": time.strftime("%Y-%m-%d"), "commit": code_version(), "machine": m,
+                             "figures": {name: {k: e[k] for k in ("mfu", "peak_gflops", "achieved_gflops", "bar",
+                                                                   "meets_bar") if k in e}
+                                         for name, e in figures.items()}}
+    return out
+
+
+def by_machine_lines(table: dict[str, Any]) -> list[str]:
+    """Markdown: one row per machine and figure, the latest run on each."""
+    if not table:
+        return []
+    lines = ["| machine | date, commit | figure | MFU | fp32 peak GFLOP/s | bar |", "|---|---|---|---|---|---|"]
+    for label, run in table.items():
+        for name, f in run["figures"].items():
+            verdict = "meets" if f.get("meets_bar") else "BELOW"
+            lines.append(f"| {label} | {run.get('date', '')}, {run.get('commit') or '-'} | {name} | "
+                         f"{percent(f['mfu'], f['bar'])} | {f.get('peak_gflops', 0):.0f} | {verdict} {100 * f['bar']:.0f}% |")
+    return lines
+
+
+def percent(mfu: float, bar: float) -> str:
+    """``64%``; one decimal where the whole number would read as the bar itself (54.9% below a 55% bar)."""
+    whole = f"{100 * mfu:.0f}%"
+    return f"{100 * mfu:.1f}%" if whole == f"{100 * bar:.0f}%" else whole
+
+
 def mfu_line(name: str, entry: dict[str, Any], others: float | None = None) -> str:
     """One markdown line: what a reader checks first. When other processes kept the machine busy
     (``others``: cores they used meanwhile, >= QUIET_OTHERS) the verdict says so: the peak is the best
@@ -250,7 +338,7 @@ def mfu_line(name: str, entry: dict[str, Any], others: float | None = None) -> s
     then understates."""
     verdict = "meets" if entry["meets_bar"] else "BELOW"
     line = (f"{name}: {entry['achieved_gflops']:.1f} GFLOP/s achieved against a {entry['peak_gflops']:.1f} GFLOP/s "
-            f"matmul peak = **{100 * entry['mfu']:.0f}% MFU** ({verdict} the {100 * entry['bar']:.0f}% bar).")
+            f"matmul peak = **{percent(entry['mfu'], entry['bar'])} MFU** ({verdict} the {100 * entry['bar']:.0f}% bar).")
     if entry.get("ceiling_fraction_of_peak"):
         frac = entry["ceiling_fraction_of_peak"]
         line += (f" The model's own matmul shapes at {entry.get('ceiling_tokens')} tokens a forward, timed alone, "
