@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import logging
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
@@ -150,9 +151,12 @@ def settings_for(cfg: RunConfig, kind: str) -> EncodeSettings:
 def load_for_eval(cfg: RunConfig) -> Any:
     """The config's model, loaded on the default device in the dtype ``eval.dtype`` asks for."""
     from backend.models import load_model
-    from backend.models.device import eval_device_dtype
+    from backend.models.device import dtype_name, dtype_note, eval_device_dtype
 
     device, dtype = eval_device_dtype(cfg.eval.dtype)
+    note = dtype_note(dtype, device)
+    if note:     # asked for, so run as asked; said, since it can be several times slower than the default
+        logging.getLogger(__name__).info("eval.dtype %s: %s", dtype_name(dtype), note)
     return load_model(cfg.model, device=device, dtype=dtype)
 
 

@@ -1,7 +1,9 @@
-"""``python -m backend compare | search-words | kpt`` on a tiny model saved to disk (in process)."""
+"""``python -m backend compare | search-words | kpt | search-templates`` on a tiny model saved to disk (in
+process)."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -57,9 +59,9 @@ def test_compare_prints_one_row_per_combination_and_records_them_as_a_group(conf
 
 
 def test_search_words_and_kpt_print_a_usable_verbalizer(config_file, capsys):
-    assert main(["search-words", str(config_file), "--pool", "10", "--keep", "2"]) == 0
+    assert main(["search-words", str(config_file), "--no-db", "--pool", "10", "--keep", "2"]) == 0
     found = json.loads(capsys.readouterr().out)
-    assert found["rows"] == 8 and set(found["best"]) == {"negative", "positive"}
+    assert found["rows"] == 8 and set(found["best"]) == {"negative", "positive"} and found["recorded"] is None
     assert main(["kpt", str(config_file), "--neighbours", "5"]) == 0
     kpt = json.loads(capsys.readouterr().out)
     assert kpt["verbalizer"]["label_words"]["negative"][0] == "bad"
@@ -73,14 +75,71 @@ def test_mistakes_are_one_line_and_exit_2(config_file, capsys):
 
 
 def test_search_templates_ranks_within_its_budget(config_file, capsys):
-    assert main(["search-templates", str(config_file), "--task", "sentiment", "--budget", "20", "--keep", "2"]) == 0
+    assert main(["search-templates", str(config_file), "--no-db", "--task", "sentiment", "--budget", "20",
+                 "--keep", "2"]) == 0
     out = json.loads(capsys.readouterr().out)
-    assert out["rows"] == 12 and out["forwards"] <= 20 * 12 and len(out["best"]) == 2
+    assert out["recorded"] is None and out["rows"] == 12 and out["forwards"] <= 20 * 12 and len(out["best"]) == 2
     assert out["best"][0]["template"] == next(r["text"] for r in out["ranking"] if r["family"] != "yours")
     assert any(r["family"] == "yours" for r in out["ranking"])
     # a masked model writes no rephrasings: said, not silently skipped
     assert any("no chat template" in d["reason"] for d in out["dropped"])
-    assert main(["search-templates", str(config_file)]) == 2          # 5 evaluations of 12 rows are too few
+    assert main(["search-templates", str(config_file), "--no-db"]) == 2   # 5 evaluations of 12 rows are too few
     assert "use more dev rows or a larger budget" in capsys.readouterr().err
-    assert main(["search-templates", str(config_file), "--budget", "nan"]) == 2
+    assert main(["search-templates", str(config_file), "--no-db", "--budget", "nan"]) == 2
     assert "budget" in capsys.readouterr().err
+    assert main(["search-templates", str(config_file), "--no-db", "--compare"]) == 2
+    assert "--compare records the comparison of the winners as runs: drop --no-db" in capsys.readouterr().err
+
+
+def _rows(store, run_id, split):
+    """The row numbers of ``split`` a run's dataset snapshot names."""
+    from backend.recording import expand_rows
+
+    snap = store.get_dataset_snapshot(store.get_run(run_id).dataset_snapshot_id)
+    return set(expand_rows(snap.row_counts[f"{split}_rows"]))
+
+
+def test_search_templates_is_recorded_as_the_studios_job_and_compares_on_rows_it_did_not_rank_on(
+        config_file, capsys, tmp_path):
+    from storage import open_store
+
+    db = f"sqlite:///{tmp_path / 'search.db'}"
+    assert main(["search-templates", str(config_file), "--db", db, "--project", "cli-search", "--task", "sentiment",
+                 "--budget", "50", "--keep", "2", "--compare", "--extra", "Honestly: {text_a} {mask}!"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    search, compared = out["recorded"]["search"], out["recorded"]["comparison"]
+    assert out["rows"] == 6 and out["held_out"] == 6 and len(out["best"]) == 2
+    assert any(r["family"] == "extra" for r in out["ranking"])          # --extra reached the job's candidates
+    with open_store(db) as store:
+        job = store.get_run(search)
+        assert (job.method, job.status, job.project) == ("template-search", "succeeded", "cli-search")
+        assert job.dataset_snapshot_id and job.template_version_id and job.model_revision
+        cmp = store.get_run(compared)
+        assert (cmp.method, cmp.status, cmp.parent_run_id) == ("comparison", "succeeded", search)
+        ranked, held = _rows(store, search, "eval"), _rows(store, compared, "eval")
+        assert len(ranked) == len(held) == 6 and not ranked & held
+    table = out["comparison"]["rows"]
+    assert table[0]["template"] == "T1" and len(table) == 3 and out["comparison"]["n"] == 6
+    assert "held out from the search" in out["note"]
+    assert main(["search-templates", str(config_file), "--db", db, "--compare"]) == 2     # 5 evaluations of 6 rows
+    err = capsys.readouterr().err
+    failed = re.match(r"error: template search #(\d+) failed: 5 evaluations of 6 rows cannot rank", err)
+    assert failed and err.endswith("use more dev rows or a larger budget\n")
+    with open_store(db) as store:                           # recorded with its reason, as the studio's would be
+        info = store.get_run(int(failed.group(1)))
+        assert (info.method, info.status) == ("template-search", "failed") and "cannot rank" in info.error
+
+
+def test_search_words_is_recorded_with_the_rows_it_read_and_the_words_it_found(config_file, capsys, tmp_path):
+    from storage import open_store
+
+    db = f"sqlite:///{tmp_path / 'words.db'}"
+    assert main(["search-words", str(config_file), "--db", db, "--pool", "10", "--keep", "2"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    with open_store(db) as store:
+        job = store.get_run(out["recorded"]["search"])
+        assert (job.method, job.status) == ("label-search", "succeeded")
+        assert len(_rows(store, job.id, "train")) == 8 and not _rows(store, job.id, "eval")
+        words = store.get_version_by_id(job.verbalizer_version_id)
+        assert words.name == "searched" and all(f'"{w[0]}"' in words.content for w in out["best"].values())
+    assert set(out["best"]) == {"negative", "positive"} and out["rows"] == 8

@@ -133,6 +133,22 @@ def test_an_evaluation_loads_the_dtype_its_config_asks_for_and_records_it(env):
     assert 0.0 <= result.metrics["accuracy"] <= 1.0
 
 
+def test_bf16_asked_for_on_a_cpu_without_bf16_units_runs_and_says_it_is_slower(env, monkeypatch, caplog):
+    from backend.models import device
+    from backend.pipeline import load_for_eval
+
+    cfg = RunConfig.from_dict(_config(env, "zero-shot", eval={"dtype": "bfloat16"}))
+    monkeypatch.setattr(device, "cpu_has_bf16_units", lambda: False)
+    with caplog.at_level("INFO", logger="backend.pipeline"):
+        assert str(load_for_eval(cfg).dtype) == "torch.bfloat16"
+    assert "eval.dtype bfloat16: this CPU has no bf16 units: slower than float32" in caplog.text
+    caplog.clear()
+    monkeypatch.setattr(device, "cpu_has_bf16_units", lambda: True)
+    with caplog.at_level("INFO", logger="backend.pipeline"):
+        load_for_eval(cfg)
+    assert "no bf16 units" not in caplog.text
+
+
 def test_an_evaluation_on_a_model_loaded_in_another_dtype_is_refused_not_mislabelled(env):
     from backend.errors import ConfigError
     from backend.pipeline import run_zero_shot

@@ -46,6 +46,11 @@ def _at_least(low: int) -> Any:
     return parse
 
 
+def _record_options(parser: argparse.ArgumentParser, db_help: str) -> None:
+    parser.add_argument("--db", help=db_help)
+    parser.add_argument("--no-db", action="store_true", help="do not record anything")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m backend", description="Prompt Studio engine")
     sub = p.add_subparsers(dest="command", required=True)
@@ -95,12 +100,12 @@ def build_parser() -> argparse.ArgumentParser:
                     help="label words as JSON or a file (repeat); default: the config's")
     cp.add_argument("--baseline", type=_at_least(0), default=0, help="index of the combination to test against")
     cp.add_argument("--limit", type=_at_least(1), help="compare on the first N evaluation rows")
-    cp.add_argument("--db", help="record every combination as a run, grouped by a tag (default: the studio's)")
-    cp.add_argument("--no-db", action="store_true", help="do not record the runs")
+    _record_options(cp, "record every combination as a run, grouped by a tag (default: the studio's database)")
     sw = sub.add_parser("search-words", help="automatic label words from the config's training rows")
     sw.add_argument("config")
     sw.add_argument("--pool", type=_at_least(1), default=50, help="most likely tokens per class considered")
     sw.add_argument("--keep", type=_at_least(1), default=5, help="candidates per class kept for the joint search")
+    _record_options(sw, "record the search as a run (its rows and words; default: the studio's database)")
     sp = sub.add_parser("sweep", help="a grid / sample of configurations x seeds as queued runs, worked here "
                                       "(ASHA early stopping if the spec asks); prints the mean ± std table")
     sp.add_argument("spec", help="sweep spec (YAML/JSON): base, grid, seeds, sample, early_stop, name")
@@ -122,6 +127,10 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--limit", type=_at_least(1), help="rank on the first N evaluation rows")
     st.add_argument("--seed", type=_at_least(0), default=0)
     st.add_argument("--extra", action="append", help="another template to rank with the rest (repeat)")
+    st.add_argument("--compare", action="store_true",
+                    help="rank on half of the evaluation rows, then compare the config's template and the best on "
+                         "the other half (paired intervals, McNemar), as the studio's 'search, then compare'")
+    _record_options(st, "record the search (and its comparison) as runs (default: the studio's database)")
     for name in ("eval", "compare", "search-words", "kpt", "search-templates"):   # they load the model themselves
         sub.choices[name].add_argument("--dtype", choices=EVAL_DTYPES, help="the model's dtype (eval.dtype): auto "
                                        "(bf16 on a GPU, fp32 on a CPU), float32, bfloat16 (fast on CPUs with AMX), "

@@ -25,7 +25,7 @@ def open_store(args: argparse.Namespace) -> Any:
 
 
 # Commands whose runs are recorded, and whose template / verbalizer names are looked up, in one project.
-PROJECT_COMMANDS = ("eval", "train", "compare", "sweep")
+PROJECT_COMMANDS = ("eval", "train", "compare", "sweep", "search-templates", "search-words")
 
 
 def _project_name(text: str) -> str:

@@ -4,17 +4,23 @@ Every command reads a RunConfig for the model, the data and the encoding. ``comp
 verbalizers on the config's evaluation rows; ``search-words`` and ``kpt`` read the config's *training*
 rows only (K-shot sampled when ``data.shots`` is set), so what they find was never chosen on the rows
 it is later scored on. Output is one JSON document on stdout.
+
+``search-templates`` and ``search-words`` run the studio's jobs (``backend.workbench.search_job``,
+``labelsearch_job``) in this process, so a search from the CLI is recorded as the studio records it: a run
+with its exact rows, settings and result, in the Runs tab (``--no-db``: not recorded). ``search-templates
+--compare`` ranks on half of the dev rows and compares the best with the config's template on the other
+half, as the studio's "search, then compare" does.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import sys
-from typing import Any
+from typing import Any, Callable
 
 from backend.cli.common import open_store, print_json
 from backend.cli.eval import _config_from
-from backend.errors import ConfigError
+from backend.errors import ConfigError, StudioError
 
 
 def _verbalizer_arg(text: str) -> Any:
@@ -72,18 +78,50 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+class JobFailed(StudioError):
+    """A workbench job that ended without its result: the message names the job and says why."""
+
+    def __str__(self) -> str:
+        return self.message
+
+
+def _run_job(store: Any, kind: Any, run: Callable[..., str], job: int, loaded: Any) -> dict[str, Any]:
+    """Run workbench job ``job`` here to its end; its result, or a StudioError with the reason it failed
+    (Ctrl-C records it cancelled before the CLI exits)."""
+    from backend.workbench.jobbase import read_json
+
+    try:
+        status = run(store, job, loaded=loaded)
+    except KeyboardInterrupt:
+        store.set_status(job, "cancelled", note="interrupted (Ctrl-C)")
+        raise
+    if status != "succeeded":
+        raise JobFailed(f"{kind.title} #{job} {status}: {store.get_run(job).error or 'no reason recorded'}")
+    return read_json(store, job, "report", kind.result) or {}
+
+
 def cmd_search_words(args: argparse.Namespace) -> int:
     from dataclasses import asdict
 
-    from backend.pipeline import load_split, settings_for
+    from backend.pipeline import WHOLE_VOCAB, load_split, settings_for
     from backend.workbench.labelsearch import search_label_words
+    from backend.workbench.labelsearch_job import (JOB, SAVED_NAME, LabelSearchSpec, run_label_search_job,
+                                                   submit_label_search)
 
     cfg = _config_from(args)
-    train = load_split(cfg, "train")
+    spec = LabelSearchSpec(pool=args.pool, keep=args.keep).check()
+    train = load_split(cfg, "train")      # a missing column or an empty split: said before the model loads
+    store = open_store(args)
     loaded = _loaded(cfg)
-    res = search_label_words(loaded, cfg.template, train.examples, train.label_names,
-                             settings=settings_for(cfg, loaded.kind), pool=args.pool, keep=args.keep)
-    print_json(asdict(res))
+    if store is None:
+        res = search_label_words(loaded, cfg.template, train.examples, train.label_names,
+                                 settings=settings_for(cfg, loaded.kind), pool=spec.pool, keep=spec.keep)
+        print_json({"recorded": None, **asdict(res)})
+        return 0
+    cfg.verbalizer, cfg.name = WHOLE_VOCAB, SAVED_NAME     # the job's config, as the studio queues it
+    job = submit_label_search(store, cfg, spec, project=cfg.project)
+    out = _run_job(store, JOB, run_label_search_job, job, loaded)
+    print_json({"recorded": {"search": job}, **out})
     return 0
 
 
@@ -106,19 +144,53 @@ def cmd_kpt(args: argparse.Namespace) -> int:
 def cmd_search_templates(args: argparse.Namespace) -> int:
     from backend.pipeline import check_model, load_split, settings_for
     from backend.workbench.templatesearch import search_templates
+    from backend.workbench.search_job import TemplateSearchSpec
 
     cfg = _config_from(args)
     if args.limit is not None:
         cfg.data.limit = args.limit
+    spec = TemplateSearchSpec(task=args.task.strip(), rephrasings=args.rephrasings, budget=args.budget,
+                              keep=args.keep, seed=args.seed, compare=args.compare,
+                              extra=tuple(args.extra or ())).check()
+    store = open_store(args)
+    if store is None and spec.compare:
+        raise ConfigError("--compare records the comparison of the winners as runs: drop --no-db")
     dev = load_split(cfg, "eval")
     loaded = _loaded(cfg)
     check_model(cfg, loaded)
+    if store is not None:
+        return _search_templates_job(store, cfg, spec, loaded, dev)
     res = search_templates(loaded, cfg.template, cfg.verbalizer, dev.examples, dev.label_names,
-                           settings=settings_for(cfg, loaded.kind), task=args.task, rephrasings=args.rephrasings,
-                           budget=args.budget, keep=args.keep, seed=args.seed, batch_size=cfg.eval.batch_size,
-                           extra=args.extra or ())
-    print_json({"rows": len(dev.examples), "source": dev.source, **res.to_dict(),
-                "best": [{"name": p.name, "template": p.content} for p in res.best(args.keep)],
+                           settings=settings_for(cfg, loaded.kind), task=spec.task, rephrasings=spec.rephrasings,
+                           budget=spec.budget, keep=spec.keep, seed=spec.seed, batch_size=cfg.eval.batch_size,
+                           extra=spec.extra)
+    print_json({"recorded": None, "rows": len(dev.examples), "source": dev.source, **res.to_dict(),
+                "best": [{"name": p.name, "template": p.content} for p in res.best(spec.keep)],
                 "note": "scores are on the rows the templates were chosen on; confirm the best with compare "
-                        "on other rows"})
+                        "on other rows (or search with --compare)"})
+    return 0
+
+
+def _search_templates_job(store: Any, cfg: Any, spec: Any, loaded: Any, dev: Any) -> int:
+    """The search as the studio's job, recorded; with ``--compare``, then its comparison job."""
+    from backend.workbench import job as comparison_job
+    from backend.workbench.search_job import JOB, run_template_search_job, submit_template_search
+
+    job = submit_template_search(store, cfg, spec, project=cfg.project)
+    out = _run_job(store, JOB, run_template_search_job, job, loaded)
+    recorded: dict[str, Any] = {"search": job}
+    comparison = None
+    if out.get("comparison") is not None:
+        recorded["comparison"] = int(out["comparison"])
+        comparison = _run_job(store, comparison_job.JOB, comparison_job.run_comparison_job, recorded["comparison"],
+                              loaded)
+    ranked_on = out["rows"]
+    note = ("scores are on the rows the templates were chosen on; the comparison scores the config's template "
+            f"and the best on the other {out['held_out']} dev rows, held out from the search"
+            if comparison is not None else
+            "scores are on the rows the templates were chosen on; confirm the best with compare on other rows "
+            "(or search with --compare)")
+    print_json({"recorded": recorded, "source": dev.source, **out, "rows": ranked_on,
+                "best": [{"name": f"best {i + 1}", "template": t} for i, t in enumerate(out["best"])],
+                "comparison": comparison, "note": note})
     return 0

@@ -27,6 +27,8 @@ MAX_REPHRASINGS = 32
 MAX_KEEP = 10
 MAX_TASK = 60
 MAX_BUDGET = 50.0
+MAX_EXTRA = 50        # templates of the user's own ranked with the rest (the CLI's --extra)
+MAX_EXTRA_CHARS = 10_000
 SHOWN = 25            # ranking rows kept in the result (the page shows the top; the rest only cost bytes)
 RANKED_ON = "template search: the half of the dev rows it ranked on (stratified, seeded)"
 HELD_OUT = "template search: the other half of the dev rows, held out from the search to compare its winners"
@@ -42,10 +44,17 @@ class TemplateSearchSpec:
     seed: int = 0
     compare: bool = False           # queue a comparison of the user's template and the best ``keep``
     label_words: str = ""           # the editor's text of the label words, shown in that comparison
+    extra: tuple[str, ...] = ()     # more templates to rank with the rest (one that does not parse is dropped, said)
 
     def check(self) -> TemplateSearchSpec:
         if not isinstance(self.task, str) or len(self.task) > MAX_TASK:
             raise ConfigError(f"the task's noun is a few words (at most {MAX_TASK} characters)", field="task")
+        if len(self.extra) > MAX_EXTRA:
+            raise ConfigError(f"at most {MAX_EXTRA} extra templates, got {len(self.extra)}", field="extra")
+        for i, text in enumerate(self.extra):
+            if not isinstance(text, str) or not text.strip() or len(text) > MAX_EXTRA_CHARS:
+                raise ConfigError(f"extra template {i + 1} must be a text of 1 to {MAX_EXTRA_CHARS:,} characters",
+                                  field="extra")
         for name, low, high in (("rephrasings", 0, MAX_REPHRASINGS), ("budget", 0.5, MAX_BUDGET),
                                 ("keep", 1, MAX_KEEP), ("seed", 0, 2**31 - 1)):
             value = getattr(self, name)
@@ -58,7 +67,16 @@ class TemplateSearchSpec:
     def from_dict(cls, raw: dict[str, Any]) -> TemplateSearchSpec:
         return cls(task=str(raw.get("task", "")), rephrasings=int(raw.get("rephrasings", 8)),
                    budget=float(raw.get("budget", 5.0)), keep=int(raw.get("keep", 3)), seed=int(raw.get("seed", 0)),
-                   compare=bool(raw.get("compare", False)), label_words=str(raw.get("label_words", ""))).check()
+                   compare=bool(raw.get("compare", False)), label_words=str(raw.get("label_words", "")),
+                   extra=_texts(raw.get("extra"))).check()
+
+
+def _texts(value: Any) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, (list, tuple)):
+        raise ConfigError("extra must be a list of templates", field="extra")
+    return tuple(value)
 
 
 def submit_template_search(store: Any, cfg: RunConfig, spec: TemplateSearchSpec, *, project: str | None = None) -> int:
@@ -100,7 +118,8 @@ def _run(store: Any, info: Any, loaded: Any, should_stop: Callable[[], bool] | N
         res = search_templates(loaded, cfg.template, cfg.verbalizer, dev.examples, dev.label_names,
                                settings=settings_for(cfg, loaded.kind), task=spec.task.strip(),
                                rephrasings=spec.rephrasings, budget=spec.budget, keep=spec.keep, seed=spec.seed,
-                               batch_size=cfg.eval.batch_size, should_stop=should_stop, progress=progress)
+                               batch_size=cfg.eval.batch_size, extra=spec.extra, should_stop=should_stop,
+                               progress=progress)
     out = res.to_dict()
     best = [p.content for p in res.best(spec.keep)]
     out.update(ranking=out["ranking"][:SHOWN], candidates=len(res.ranking), best=best, template=cfg.template,
