@@ -145,6 +145,16 @@ def set_lineage(s: Session, run_id: int, *, model_id: str, model_revision: str, 
     run.dataset_snapshot_id = dataset_snapshot_id
 
 
+def set_rows(s: Session, run_id: int, dataset_snapshot_id: int) -> None:
+    """Record the rows a run reads before the rest of its lineage is known (a label-word search learns its
+    verbalizer only at its end): a run stopped before then still says which rows it read."""
+    from . import snapshots
+
+    run = get_row(s, run_id, lock=True)
+    snapshots.get(s, dataset_snapshot_id)
+    run.dataset_snapshot_id = dataset_snapshot_id
+
+
 def transition(s: Session, run: Run, status: str, error: str | None = None,
                note: str | None = None) -> None:
     """Apply a legal status change to a row locked by the caller's write transaction."""

@@ -196,6 +196,11 @@ class Store:
                                   verbalizer_version_id=verbalizer_version_id,
                                   dataset_snapshot_id=dataset_snapshot_id)
 
+    def set_rows(self, run_id: int, dataset_snapshot_id: int) -> None:
+        """Record the dataset snapshot of the rows a run reads, ahead of the rest of its lineage."""
+        with self.write() as s:
+            runs_repo.set_rows(s, run_id, dataset_snapshot_id)
+
     def set_status(self, run_id: int, status: str, error: str | None = None,
                    note: str | None = None) -> RunInfo:
         """Move a run to ``status``; ``note`` goes to its history (e.g. "stopped by SIGTERM")."""

@@ -39,6 +39,17 @@ def test_a_run_records_exactly_what_produced_it(store):
     assert store.get_dataset_snapshot(snap).labels == ["neg", "pos"]
 
 
+def test_the_rows_a_run_reads_can_be_recorded_before_the_rest_of_its_lineage(store):
+    rid = store.create_run(CONFIG, method="label-search")
+    snap = store.save_dataset_snapshot("x", {"text_a": "s"}, "fp-rows", {"train": 3}, ["a"])
+    store.set_rows(rid, snap)
+    run = store.get_run(rid)
+    assert run.dataset_snapshot_id == snap and run.verbalizer_version_id is None
+    with pytest.raises(NotFound):
+        store.set_rows(rid, snap + 1000)
+    assert store.get_run(rid).dataset_snapshot_id == snap
+
+
 def test_dataset_snapshots_dedupe_by_fingerprint_and_columns(store):
     a = store.save_dataset_snapshot("x", {"text_a": "s"}, "fp", {"train": 1}, ["a"])
     b = store.save_dataset_snapshot("moved/x", {"text_a": "s"}, "fp", {"train": 1}, ["a"])

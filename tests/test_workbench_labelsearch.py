@@ -157,6 +157,9 @@ def test_a_label_search_job_cancels_between_batches_and_mistakes_are_messages(st
                                 should_stop=lambda: calls.append(1) or len(calls) > 1) == "cancelled"
     again = workbench.label_search(studio, job["job"])
     assert again["status"] == "cancelled" and again["result"] is None and 0 < again["rows_scored"] < 32
+    info = studio.store.get_run(job["job"])      # stopped before it found words, it still says which rows it read
+    snap = studio.store.get_dataset_snapshot(info.dataset_snapshot_id)
+    assert snap.row_counts["train"] == 32 and not snap.row_counts.get("eval") and info.verbalizer_version_id is None
     assert "Cancel requested" in workbench.cancel_label_search(studio, job["job"])["message"]
     other = studio.store.create_run({"name": "x"}, method="zero-shot")
     assert "not a label-word search" in workbench.label_search(studio, other)["error"]["message"]

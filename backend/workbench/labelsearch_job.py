@@ -3,10 +3,11 @@ process with progress, cancel and liveness, its result and the training rows it 
 
 The job is a run of method ``label-search``. Its config is the template on the selection's training rows
 (verbalizer ``vocab``: the search reads the whole vocabulary at the mask); ``label_search.json`` (kind
-``config``) holds the pool and how many candidates to keep. The child runs the model over the training
-rows (``labels/rows_scored`` events per batch), then records the run's lineage with exactly the rows it
-read and the words it found as the run's verbalizer (under the name ``searched``, the name the page
-offers for saving them: saving the same words again returns that version).
+``config``) holds the pool and how many candidates to keep. The child records the exact training rows it
+reads (the run's dataset snapshot) before it starts, runs the model over them (``labels/rows_scored``
+events per batch), then records the rest of the run's lineage with the words it found as the run's
+verbalizer (under the name ``searched``, the name the page offers for saving them: saving the same words
+again returns that version).
 """
 from __future__ import annotations
 
@@ -64,17 +65,20 @@ def run_label_search_job(store: Any, run_id: int, *, loaded: Any = None,
 
 def _run(store: Any, info: Any, loaded: Any, should_stop: Callable[[], bool] | None) -> dict[str, Any]:
     from backend.pipeline import build_verbalizer, load_split, settings_for
-    from backend.recording import record_started
+    from backend.recording import record_started, save_snapshot
     from backend.workbench.labelsearch import search_label_words, search_rows
 
     cfg, raw, loaded = JOB.open(store, info, loaded)
     spec = LabelSearchSpec.from_dict(raw)
     train = load_split(cfg, "train")
+    read = [train.examples[i] for i in search_rows(train.examples, train.label_names)]
+    # the rows first: a search cancelled or failed before it found its words still says what it read
+    store.set_rows(info.id, save_snapshot(store, cfg, train=read, eval=[], classes=train.label_names, how=train.how,
+                                          counts=train.counts))
     with EventProgress(store, info.id, JOB.progress) as progress:
         res = search_label_words(loaded, cfg.template, train.examples, train.label_names,
                                  settings=settings_for(cfg, loaded.kind), pool=spec.pool, keep=spec.keep,
                                  should_stop=should_stop, progress=progress)
-    read = [train.examples[i] for i in search_rows(train.examples, train.label_names)]
     cfg.name = SAVED_NAME
     record_started(store, info.id, cfg, loaded=loaded, verbalizer=build_verbalizer(res.best, train.label_names),
                    train=read, eval=[], classes=train.label_names, how=train.how, counts=train.counts)
