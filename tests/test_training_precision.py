@@ -168,3 +168,32 @@ def _jsonl(path, examples):
 
     path.write_text("\n".join(json.dumps({"text_a": e.text_a, "label": e.label}) for e in examples))
     return path
+
+
+@pytest.mark.parametrize("encoder", ["lstm", "mlp"])
+def test_p_tuning_computes_its_prompt_in_fp32_under_bf16_autocast_and_trains(smol_tok, tmp_path, fresh_accelerate,
+                                                                             encoder):
+    """The encoder is a few dozen rows: in fp32 it costs nothing, while oneDNN's CPU LSTM has no bf16 kernel
+    without AVX-512 BF16 (a bf16 p-tuning run crashed on such a CPU) and would round the prompt elsewhere."""
+    from backend.methods.ptuning_encoder import PTuningEncoder
+
+    torch.manual_seed(0)
+    enc = PTuningEncoder(torch.randn(5, 16), encoder, hidden=8, residual=False)
+    plain = enc.table()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        under = enc.table()
+    assert under.dtype == torch.float32 and torch.equal(under, plain)
+    cfg = train_config("causal", {"name": "p-tuning", "encoder": encoder, "num_tokens": 3}, tmp_path, steps=2,
+                       mixed_precision="bf16")
+    assert run_training(cfg, loaded=tiny_model("causal", smol_tok), data=DATA).status == "succeeded"
+
+
+def test_bf16_training_on_a_cpu_without_bf16_units_says_it_is_slower(smol_tok, tmp_path, fresh_accelerate,
+                                                                     monkeypatch, caplog):
+    from backend.models import device
+
+    monkeypatch.setattr(device, "cpu_has_bf16_units", lambda: False)
+    cfg = train_config("causal", {"name": "lora"}, tmp_path, steps=1, mixed_precision="bf16")
+    with caplog.at_level("INFO", logger="backend.training.run"):
+        assert run_training(cfg, loaded=tiny_model("causal", smol_tok), data=DATA).status == "succeeded"
+    assert "train.mixed_precision bf16: this CPU has no bf16 units: slower than float32" in caplog.text

@@ -34,11 +34,18 @@ class PTuningEncoder(nn.Module):
         return self.table()
 
     def table(self) -> torch.Tensor:
+        """The soft rows, always computed in float32, outside any autocast.
+
+        Why: the encoder runs once per forward on a few dozen rows, so its precision costs nothing, while
+        under CPU bf16 autocast oneDNN's LSTM has no kernel on CPUs without AVX-512 BF16 (the run crashed:
+        "could not create a primitive descriptor for the LSTM forward propagation primitive"), and where it
+        has one the prompt itself would be rounded to bf16 before it reaches the model."""
         x = self.embedding.weight[1:].unsqueeze(0)               # 1, S, H: one sequence of soft tokens
-        h = self.lstm(x)[0] if self.lstm is not None else x
-        out = self.mlp(h)
-        if self.residual:
-            out = out + x
+        with torch.autocast(device_type=x.device.type, enabled=False):
+            h = self.lstm(x)[0] if self.lstm is not None else x
+            out = self.mlp(h)
+            if self.residual:
+                out = out + x
         return torch.cat([self.embedding.weight[:1], out[0]], dim=0)
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:

@@ -6,6 +6,7 @@ process, with a storage sink and a cancel flag read from the database).
 from __future__ import annotations
 
 import json
+import logging
 import tempfile
 import time
 from dataclasses import asdict, dataclass, field
@@ -161,6 +162,12 @@ def run_training(config: RunConfig, *, sink: Sink | None = None, cancel_check: C
     owned = loaded is None or owns_model      # a model only this run uses: it may store its frozen weights its own way
     loaded = loaded or _load_model(config)
     precision = mixed_precision(config, loaded.device)   # one the device cannot honour fails before anything is recorded
+    if precision == "bf16":
+        from backend.models.device import dtype_note
+
+        note = dtype_note(torch.bfloat16, loaded.device)
+        if note:     # asked for, so run as asked; said, since it can be slower than the default
+            logging.getLogger(__name__).info("train.mixed_precision bf16: %s", note)
     if not method.trains:
         from backend.pipeline import check_dtype
 
