@@ -3,6 +3,7 @@ process)."""
 from __future__ import annotations
 
 import json
+import os
 import re
 from pathlib import Path
 
@@ -143,3 +144,43 @@ def test_search_words_is_recorded_with_the_rows_it_read_and_the_words_it_found(c
         words = store.get_version_by_id(job.verbalizer_version_id)
         assert words.name == "searched" and all(f'"{w[0]}"' in words.content for w in out["best"].values())
     assert set(out["best"]) == {"negative", "positive"} and out["rows"] == 8
+
+
+def test_a_job_another_worker_claimed_first_runs_there_once_and_the_cli_waits_for_its_result(tmp_path, monkeypatch):
+    """The CLI queues its job, then claims it; a studio or worker on the same database may have claimed it
+    in between: the job then runs there, once, and the CLI reads that result."""
+    import threading
+
+    from backend.cli import workbench as cli_workbench
+    from backend.workbench.labelsearch_job import JOB
+    from storage import open_store
+
+    monkeypatch.setattr(cli_workbench, "WAIT_S", 0.05)
+    with open_store(f"sqlite:///{tmp_path / 'race.db'}") as store:
+        job = store.create_run({"name": "x"}, method="label-search")
+        store.set_status(job, "running")                 # the other worker's claim
+
+        def worker() -> None:
+            store.attach_artifact(job, "report", JOB.result, b'{"best": {"a": ["x"]}}')
+            store.set_status(job, "succeeded")
+
+        def never(*args, **kwargs):
+            raise AssertionError("run twice")
+
+        timer = threading.Timer(0.3, worker)
+        timer.start()
+        try:
+            assert cli_workbench._run_job(store, JOB, never, job, loaded=None) == {"best": {"a": ["x"]}}
+        finally:
+            timer.join()
+        queued = store.create_run({"name": "y"}, method="label-search")
+        seen = []
+
+        def here(store_, run_id, loaded):
+            seen.append(store_.get_run(run_id).status)    # claimed by this process before it runs
+            store_.set_status(run_id, "failed", error="no training rows")
+            return "failed"
+
+        with pytest.raises(cli_workbench.JobFailed, match=rf"label-word search #{queued} failed: no training rows"):
+            cli_workbench._run_job(store, JOB, here, queued, loaded=None)
+        assert seen == ["running"] and store.get_run(queued).pid == os.getpid()

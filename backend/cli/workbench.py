@@ -14,8 +14,10 @@ half, as the studio's "search, then compare" does.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
+import time
 from typing import Any, Callable
 
 from backend.cli.common import open_store, print_json
@@ -78,6 +80,9 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+WAIT_S = 1.0     # how often a job another process claimed is looked at
+
+
 class JobFailed(StudioError):
     """A workbench job that ended without its result: the message names the job and says why."""
 
@@ -86,15 +91,26 @@ class JobFailed(StudioError):
 
 
 def _run_job(store: Any, kind: Any, run: Callable[..., str], job: int, loaded: Any) -> dict[str, Any]:
-    """Run workbench job ``job`` here to its end; its result, or a StudioError with the reason it failed
-    (Ctrl-C records it cancelled before the CLI exits)."""
-    from backend.workbench.jobbase import read_json
+    """Run queued workbench job ``job`` here to its end; its result, or a JobFailed with the reason it did
+    not succeed (Ctrl-C records it cancelled before the CLI exits).
+
+    The job is claimed first (queued -> running, one write: a studio or a worker on the same database
+    could claim it too); if one of them was first, it runs there and this waits for its end."""
+    from backend.workbench.jobbase import ENDED, read_json
+    from storage import InvalidTransition
 
     try:
-        status = run(store, job, loaded=loaded)
-    except KeyboardInterrupt:
-        store.set_status(job, "cancelled", note="interrupted (Ctrl-C)")
-        raise
+        store.set_status(job, "running")
+    except InvalidTransition:
+        while (status := store.get_run(job).status) not in ENDED:
+            time.sleep(WAIT_S)
+    else:
+        try:
+            status = run(store, job, loaded=loaded)
+        except KeyboardInterrupt:
+            with contextlib.suppress(InvalidTransition):
+                store.set_status(job, "cancelled", note="interrupted (Ctrl-C)")
+            raise
     if status != "succeeded":
         raise JobFailed(f"{kind.title} #{job} {status}: {store.get_run(job).error or 'no reason recorded'}")
     return read_json(store, job, "report", kind.result) or {}
