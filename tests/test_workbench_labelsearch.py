@@ -195,3 +195,25 @@ def test_the_label_search_job_runs_in_the_job_runners_child_process(tmp_path, sm
         assert info.pid not in (None, os.getpid()) and info.dataset_snapshot_id is not None   # ran elsewhere
     finally:
         ctx.close()
+
+
+def test_without_a_runner_the_studio_runs_a_job_only_if_no_other_worker_claimed_it(studio, monkeypatch):
+    """A worker on the same database (``python -m backend worker``) claims queued runs too: a job it
+    claimed first runs there, once, and the page follows it."""
+    from backend.services import data, workbench
+    from backend.workbench import labelsearch_job
+
+    real = labelsearch_job.submit_label_search
+
+    def submit_then_claimed_elsewhere(store, *args, **kwargs):
+        job = real(store, *args, **kwargs)
+        store.set_status(job, "running")          # the other worker's claim, before the studio's
+        return job
+
+    monkeypatch.setattr(labelsearch_job, "submit_label_search", submit_then_claimed_elsewhere)
+    monkeypatch.setattr(labelsearch_job, "run_label_search_job",
+                        lambda *a, **k: pytest.fail("the studio ran a job another worker had claimed"))
+    sel = dict(data.default_selection(), shots=16)
+    res = workbench.search_words(studio, template="{text_a} It was {mask}", selection=sel, max_length=64)
+    assert res["status"] == "running" and not res["done"] and res["rows_scored"] == 0
+    studio.store.set_status(res["job"], "cancelled")

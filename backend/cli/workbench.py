@@ -94,23 +94,20 @@ def _run_job(store: Any, kind: Any, run: Callable[..., str], job: int, loaded: A
     """Run queued workbench job ``job`` here to its end; its result, or a JobFailed with the reason it did
     not succeed (Ctrl-C records it cancelled before the CLI exits).
 
-    The job is claimed first (queued -> running, one write: a studio or a worker on the same database
-    could claim it too); if one of them was first, it runs there and this waits for its end."""
-    from backend.workbench.jobbase import ENDED, read_json
+    If a studio or a worker on the same database claimed it first (``jobbase.run_here``), it runs there
+    and this waits for its end."""
+    from backend.workbench.jobbase import ENDED, read_json, run_here
     from storage import InvalidTransition
 
     try:
-        store.set_status(job, "running")
-    except InvalidTransition:
+        status = run_here(store, job, run, loaded=loaded)
+    except KeyboardInterrupt:
+        with contextlib.suppress(InvalidTransition):
+            store.set_status(job, "cancelled", note="interrupted (Ctrl-C)")
+        raise
+    if status is None:          # another process claimed it first: it runs there
         while (status := store.get_run(job).status) not in ENDED:
             time.sleep(WAIT_S)
-    else:
-        try:
-            status = run(store, job, loaded=loaded)
-        except KeyboardInterrupt:
-            with contextlib.suppress(InvalidTransition):
-                store.set_status(job, "cancelled", note="interrupted (Ctrl-C)")
-            raise
     if status != "succeeded":
         raise JobFailed(f"{kind.title} #{job} {status}: {store.get_run(job).error or 'no reason recorded'}")
     return read_json(store, job, "report", kind.result) or {}

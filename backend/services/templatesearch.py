@@ -65,15 +65,15 @@ def search_templates(ctx: StudioContext, *, template: str, label_words: str, sel
     job = submit_template_search(ctx.store, cfg, spec, project=ctx.project)
     if ctx.jobs is None:
         from backend.workbench.job import run_comparison_job
-        from backend.workbench.jobbase import read_json
+        from backend.workbench.jobbase import read_json, run_here
         from backend.workbench.search_job import JOB
 
         with ctx.model.lock:
             loaded = ctx.model.get()
-            if run_template_search_job(ctx.store, job, loaded=loaded) == "succeeded":
+            if run_here(ctx.store, job, run_template_search_job, loaded=loaded) == "succeeded":
                 queued = (read_json(ctx.store, job, "report", JOB.result) or {}).get("comparison")
                 if queued is not None:
-                    run_comparison_job(ctx.store, int(queued), loaded=loaded)
+                    run_here(ctx.store, int(queued), run_comparison_job, loaded=loaded)
     return template_search(ctx, job)
 
 

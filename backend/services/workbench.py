@@ -7,6 +7,7 @@ from typing import Any, Sequence
 from backend.services import workbench_jobs
 from backend.services.context import StudioContext
 from backend.services.results import service, user_error
+from backend.workbench.jobbase import run_here
 
 MAX_PROMPTS = 12      # per side: what the pickers offer; the job itself takes up to 400 combinations
 
@@ -59,7 +60,7 @@ def compare(ctx: StudioContext, *, templates: Sequence[str], label_words: Sequen
     job = submit_comparison(ctx.store, cfg, spec, project=ctx.project)
     if ctx.jobs is None:
         with ctx.model.lock:
-            run_comparison_job(ctx.store, job, loaded=ctx.model.get())
+            run_here(ctx.store, job, run_comparison_job, loaded=ctx.model.get())
     return comparison(ctx, job)
 
 
@@ -161,7 +162,7 @@ def search_words(ctx: StudioContext, *, template: str, selection: dict[str, Any]
     job = submit_label_search(ctx.store, cfg, LabelSearchSpec(pool=pool, keep=keep), project=ctx.project)
     if ctx.jobs is None:
         with ctx.model.lock:
-            run_label_search_job(ctx.store, job, loaded=ctx.model.get())
+            run_here(ctx.store, job, run_label_search_job, loaded=ctx.model.get())
     return label_search(ctx, job)
 
 
@@ -239,7 +240,7 @@ def soft_ensemble(ctx: StudioContext, run_ids: Sequence[Any], combine: str = "me
     job = submit_soft_ensemble(ctx.store, folders, combine, project=ctx.project)
     if ctx.jobs is None:
         with ctx.model.lock:
-            run_soft_ensemble_job(ctx.store, job, loaded=ctx.model.get())
+            run_here(ctx.store, job, run_soft_ensemble_job, loaded=ctx.model.get())
     return soft_ensemble_job(ctx, job)
 
 

@@ -105,6 +105,21 @@ class JobKind:
         return None
 
 
+def run_here(store: Any, run_id: int, runner: Callable[..., str], **kwargs: Any) -> str | None:
+    """Run queued job ``run_id`` in this process (a studio without a job runner, the CLI) with ``runner``;
+    its final status, or None when another process had claimed it.
+
+    Why the claim first (queued -> running in one write): a job runner or worker on the same database
+    claims queued runs too, and a job run by both would be recorded twice; whoever claims first runs it."""
+    from storage import InvalidTransition
+
+    try:
+        store.set_status(run_id, "running")
+    except InvalidTransition:
+        return None
+    return runner(store, run_id, **kwargs)
+
+
 def wait_for_spec(store: Any, run_id: int, parent: int | None, kind: str, name: str, what: str) -> dict[str, Any]:
     """The job's spec; a resumed job (a new run whose parent is the interrupted one) reads its parent's."""
     deadline = time.monotonic() + SPEC_WAIT_S
