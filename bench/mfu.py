@@ -327,8 +327,11 @@ def by_machine_lines(table: dict[str, Any]) -> list[str]:
 
 def percent(mfu: float, bar: float) -> str:
     """``64%``; one decimal where the whole number would read as the bar itself (54.9% below a 55% bar)."""
-    whole = f"{100 * mfu:.0f}%"
-    return f"{100 * mfu:.1f}%" if whole == f"{100 * bar:.0f}%" else whole
+    for digits in (0, 1, 2):
+        shown, at_bar = f"{100 * mfu:.{digits}f}", f"{100 * bar:.{digits}f}"
+        if shown != at_bar or mfu == bar:
+            return f"{shown}%"
+    return f"{100 * mfu:.3f}%"
 
 
 def mfu_line(name: str, entry: dict[str, Any], others: float | None = None) -> str:

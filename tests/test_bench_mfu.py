@@ -45,6 +45,7 @@ def test_other_load_counts_cores_never_below_zero():
 
 def test_a_figure_just_under_the_bar_never_reads_as_the_bar():
     assert percent(0.549, 0.55) == "54.9%" and percent(0.64, 0.65) == "64%" and percent(0.551, 0.55) == "55.1%"
+    assert percent(0.6496, 0.65) == "64.96%" and percent(0.65, 0.65) == "65%"
     assert "**54.9% MFU** (BELOW the 55% bar)" in mfu_line("lora", mfu_entry(54.9e9, 1.0, 100e9, 0.55))
 
 
