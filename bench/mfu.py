@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import os
 import platform
-import subprocess
 import time
 from pathlib import Path
 from typing import Any, Iterable
@@ -251,7 +250,7 @@ def machine() -> dict[str, Any]:
     """The processor a figure was measured on, as far as the OS and PyTorch tell.
 
     Why: the same code reaches 64% of the peak on one of this workplace's VMs (Intel, AMX, an fp32 peak of
-    250-310 GFLOP/s on 2 cores) and 73% on another (AMD, AVX2, ~125 GFLOP/s): the faster the matmuls, the
+    250-310 GFLOP/s on 2 cores) and 76% on another (AMD, AVX2, ~120 GFLOP/s): the faster the matmuls, the
     larger the share of a forward that the rest (norms, attention, copies) takes. A ratio is only
     comparable on the machine it names."""
     info: dict[str, str] = {}
@@ -266,15 +265,15 @@ def machine() -> dict[str, Any]:
                 flags = set(value.split())
     except OSError:
         pass
-    cpu = torch.cpu
-    amx = bool(getattr(cpu, "_is_amx_tile_supported", lambda: False)())
-    avx512_bf16 = bool(getattr(cpu, "_is_avx512_bf16_supported", lambda: False)())
+    from backend.models.device import cpu_has_bf16_units
+
+    amx = bool(getattr(torch.cpu, "_is_amx_tile_supported", lambda: False)())
     simd = ("AMX" if amx else "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags
             else "no AVX2" if flags else "unknown")
     return {"cpu": info.get("model name") or platform.processor() or "unknown",
             "family_model": f"{info['cpu family']}/{info['model']}" if "cpu family" in info and "model" in info else "",
             "arch": platform.machine(), "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-            "simd": simd, "bf16_units": amx or avx512_bf16, "torch": torch.__version__}
+            "simd": simd, "bf16_units": cpu_has_bf16_units(), "torch": torch.__version__}
 
 
 def machine_label(m: dict[str, Any]) -> str:
@@ -284,25 +283,14 @@ def machine_label(m: dict[str, Any]) -> str:
     return f"{m.get('cpu', 'unknown')}{fam}, {m.get('simd', 'unknown')}, {units}, {m.get('cores')} cores"
 
 
-def code_version() -> str:
-    """The commit the bench ran on (``+`` when the tree had changes), or "" outside a git checkout."""
-    root = Path(__file__).resolve().parents[1]
-    try:
-        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True,
-                              text=True, timeout=10).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
-                               capture_output=True, text=True, timeout=10).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return ""
-    return head + ("+" if head and dirty else "")
-
-
 def by_machine(previous: dict[str, Any] | None, figures: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """The latest MFU figures of each machine the bench ever ran on: ``previous`` (the last results file's
     ``mfu_by_machine``) with this run's ``figures`` (name -> mfu_entry) put under this machine.
 
     Why: a rerun on another kind of VM would otherwise overwrite the only figures of the first kind, and a
     bar met on one machine would read as met everywhere."""
+    from backend.recording import code_version     # what a run records as its code: the same words here
+
     out = dict((previous or {}).get("mfu_by_machine") or {})
     m = machine()
     out[machine_label(m)] = {"date": time.strftime("%Y-%m-%d"), "commit": code_version(), "machine": m,
