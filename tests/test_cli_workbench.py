@@ -152,6 +152,7 @@ def test_a_job_another_worker_claimed_first_runs_there_once_and_the_cli_waits_fo
     import threading
 
     from backend.cli import workbench as cli_workbench
+    from backend.workbench import labelsearch_job
     from backend.workbench.labelsearch_job import JOB
     from storage import open_store
 
@@ -167,10 +168,11 @@ def test_a_job_another_worker_claimed_first_runs_there_once_and_the_cli_waits_fo
         def never(*args, **kwargs):
             raise AssertionError("run twice")
 
+        monkeypatch.setattr(labelsearch_job, "run_label_search_job", never)
         timer = threading.Timer(0.3, worker)
         timer.start()
         try:
-            assert cli_workbench._run_job(store, JOB, never, job, loaded=None) == {"best": {"a": ["x"]}}
+            assert cli_workbench._run_job(store, JOB, job, loaded=None) == {"best": {"a": ["x"]}}
         finally:
             timer.join()
         queued = store.create_run({"name": "y"}, method="label-search")
@@ -181,6 +183,7 @@ def test_a_job_another_worker_claimed_first_runs_there_once_and_the_cli_waits_fo
             store_.set_status(run_id, "failed", error="no training rows")
             return "failed"
 
+        monkeypatch.setattr(labelsearch_job, "run_label_search_job", here)
         with pytest.raises(cli_workbench.JobFailed, match=rf"label-word search #{queued} failed: no training rows"):
-            cli_workbench._run_job(store, JOB, here, queued, loaded=None)
+            cli_workbench._run_job(store, JOB, queued, loaded=None)
         assert seen == ["running"] and store.get_run(queued).pid == os.getpid()

@@ -18,7 +18,7 @@ import contextlib
 import json
 import sys
 import time
-from typing import Any, Callable
+from typing import Any
 
 from backend.cli.common import open_store, print_json
 from backend.cli.eval import _config_from
@@ -81,6 +81,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 WAIT_S = 1.0     # how often a job another process claimed is looked at
+CHOSEN_ON = "scores are on the rows the templates were chosen on"
+UNCONFIRMED = f"{CHOSEN_ON}; confirm the best with compare on other rows (or search with --compare)"
 
 
 class JobFailed(StudioError):
@@ -90,17 +92,17 @@ class JobFailed(StudioError):
         return self.message
 
 
-def _run_job(store: Any, kind: Any, run: Callable[..., str], job: int, loaded: Any) -> dict[str, Any]:
+def _run_job(store: Any, kind: Any, job: int, loaded: Any) -> dict[str, Any]:
     """Run queued workbench job ``job`` here to its end; its result, or a JobFailed with the reason it did
     not succeed (Ctrl-C records it cancelled before the CLI exits).
 
     If a studio or a worker on the same database claimed it first (``jobbase.run_here``), it runs there
     and this waits for its end."""
-    from backend.workbench.jobbase import ENDED, read_json, run_here
+    from backend.workbench.jobbase import ENDED, job_runner, read_json, run_here
     from storage import InvalidTransition
 
     try:
-        status = run_here(store, job, run, loaded=loaded)
+        status = run_here(store, job, job_runner(kind.method), loaded=loaded)
     except KeyboardInterrupt:
         with contextlib.suppress(InvalidTransition):
             store.set_status(job, "cancelled", note="interrupted (Ctrl-C)")
@@ -118,8 +120,7 @@ def cmd_search_words(args: argparse.Namespace) -> int:
 
     from backend.pipeline import WHOLE_VOCAB, load_split, settings_for
     from backend.workbench.labelsearch import search_label_words
-    from backend.workbench.labelsearch_job import (JOB, SAVED_NAME, LabelSearchSpec, run_label_search_job,
-                                                   submit_label_search)
+    from backend.workbench.labelsearch_job import JOB, SAVED_NAME, LabelSearchSpec, submit_label_search
 
     cfg = _config_from(args)
     spec = LabelSearchSpec(pool=args.pool, keep=args.keep).check()
@@ -133,7 +134,7 @@ def cmd_search_words(args: argparse.Namespace) -> int:
         return 0
     cfg.verbalizer, cfg.name = WHOLE_VOCAB, SAVED_NAME     # the job's config, as the studio queues it
     job = submit_label_search(store, cfg, spec, project=cfg.project)
-    out = _run_job(store, JOB, run_label_search_job, job, loaded)
+    out = _run_job(store, JOB, job, loaded)
     print_json({"recorded": {"search": job}, **out})
     return 0
 
@@ -179,31 +180,25 @@ def cmd_search_templates(args: argparse.Namespace) -> int:
                            extra=spec.extra)
     print_json({"recorded": None, "rows": len(dev.examples), "source": dev.source, **res.to_dict(),
                 "best": [{"name": p.name, "template": p.content} for p in res.best(spec.keep)],
-                "note": "scores are on the rows the templates were chosen on; confirm the best with compare "
-                        "on other rows (or search with --compare)"})
+                "note": UNCONFIRMED})
     return 0
 
 
 def _search_templates_job(store: Any, cfg: Any, spec: Any, loaded: Any, dev: Any) -> int:
     """The search as the studio's job, recorded; with ``--compare``, then its comparison job."""
     from backend.workbench import job as comparison_job
-    from backend.workbench.search_job import JOB, run_template_search_job, submit_template_search
+    from backend.workbench.search_job import JOB, submit_template_search
 
     job = submit_template_search(store, cfg, spec, project=cfg.project)
-    out = _run_job(store, JOB, run_template_search_job, job, loaded)
+    out = _run_job(store, JOB, job, loaded)
     recorded: dict[str, Any] = {"search": job}
     comparison = None
     if out.get("comparison") is not None:
         recorded["comparison"] = int(out["comparison"])
-        comparison = _run_job(store, comparison_job.JOB, comparison_job.run_comparison_job, recorded["comparison"],
-                              loaded)
-    ranked_on = out["rows"]
-    note = ("scores are on the rows the templates were chosen on; the comparison scores the config's template "
-            f"and the best on the other {out['held_out']} dev rows, held out from the search"
-            if comparison is not None else
-            "scores are on the rows the templates were chosen on; confirm the best with compare on other rows "
-            "(or search with --compare)")
-    print_json({"recorded": recorded, "source": dev.source, **out, "rows": ranked_on,
+        comparison = _run_job(store, comparison_job.JOB, recorded["comparison"], loaded)
+    note = (f"{CHOSEN_ON}; the comparison scores the config's template and the best on the other "
+            f"{out['held_out']} dev rows, held out from the search" if comparison is not None else UNCONFIRMED)
+    print_json({"recorded": recorded, "source": dev.source, **out,
                 "best": [{"name": f"best {i + 1}", "template": t} for i, t in enumerate(out["best"])],
                 "comparison": comparison, "note": note})
     return 0
