@@ -93,14 +93,14 @@ def test_the_cli_still_reads_local_files(ctx_and_secret):
 
 @pytest.fixture(scope="module")
 def client(tmp_path_factory):
-    from gradio_client import Client
+    from tests.client_helpers import api_client
 
     from studio.app import build_app, launch
 
     ctx = make_context(tmp_path_factory.mktemp("studio-sec"))
     demo = build_app(ctx)
     launch(demo, ctx, port=None, block=False)
-    yield Client(demo.local_url, verbose=False), ctx
+    yield api_client(demo.local_url), ctx
     demo.close()
     ctx.close()
 

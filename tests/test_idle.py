@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+import urllib.error
 import urllib.request
 
 import gradio as gr
@@ -95,6 +96,33 @@ def test_gradio_queue_sleeps_while_idle_and_still_serves():
         demo.close()
 
 
+def test_events_build_no_monitoring_summary_and_keep_few_records(monkeypatch):
+    """Stock Gradio builds a pandas frame of its last 10,000 events after each event (~40 ms with the
+    studio's functions); the calm queue never does, and keeps at most ANALYTICS_KEPT event records."""
+    from gradio import queueing
+
+    import studio.idle_queue as idle
+
+    frames = []
+    monkeypatch.setattr(queueing.Queue, "_get_df", staticmethod(lambda records: frames.append(records)))
+    monkeypatch.setattr(idle, "ANALYTICS_KEPT", 2)
+    with gr.Blocks() as demo:
+        box_in, box_out = gr.Textbox(), gr.Textbox()
+        box_in.submit(lambda s: s.upper(), box_in, box_out, api_name="up")
+    calm_queue(demo.queue())
+    demo.launch(prevent_thread_lock=True, quiet=True, enable_monitoring=False)
+    base = demo.local_url.rstrip("/") + "/gradio_api/call/up"
+    try:
+        for text in ("a", "b", "c", "d"):
+            req = urllib.request.Request(base, data=json.dumps({"data": [text]}).encode(),
+                                         headers={"Content-Type": "application/json"})
+            event_id = json.loads(urllib.request.urlopen(req, timeout=30).read())["event_id"]
+            assert f'["{text.upper()}"]' in urllib.request.urlopen(f"{base}/{event_id}", timeout=30).read().decode()
+        assert frames == [] and len(demo._queue.event_analytics) <= 2
+    finally:
+        demo.close()
+
+
 def test_the_studio_launches_with_the_calm_queue(tmp_path, smol_tok):
     from backend.services.testing import make_context
     from studio.app import build_app, launch
@@ -105,6 +133,9 @@ def test_the_studio_launches_with_the_calm_queue(tmp_path, smol_tok):
     launch(demo, ctx, port=None, block=False)
     try:
         assert isinstance(demo._queue, WakeableQueue) and isinstance(demo.server, CalmServer)
+        with pytest.raises(urllib.error.HTTPError) as refused:   # Gradio's traffic page is not the studio's
+            urllib.request.urlopen(demo.local_url.rstrip("/") + "/monitoring/summary", timeout=30)
+        assert refused.value.code == 403
     finally:
         demo.close()
 

@@ -100,7 +100,7 @@ def test_rerun_naming_another_model_is_refused_and_nothing_is_recorded(studio_ct
 
 @pytest.fixture(scope="module")
 def client(tmp_path_factory, smol_tok):
-    from gradio_client import Client
+    from tests.client_helpers import api_client
 
     from studio.app import build_app, launch
     from tests.tiny import tiny_model
@@ -108,7 +108,7 @@ def client(tmp_path_factory, smol_tok):
     ctx = make_context(tmp_path_factory.mktemp("studio-split"), tiny_model("causal", smol_tok))
     demo = build_app(ctx)
     launch(demo, ctx, port=None, block=False)
-    yield Client(demo.local_url, verbose=False)
+    yield api_client(demo.local_url)
     demo.close()
     ctx.close()
 

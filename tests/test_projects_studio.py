@@ -25,9 +25,9 @@ def studio(tmp_path_factory, smol_tok):
 
 
 def _client(url: str):
-    from gradio_client import Client
+    from tests.client_helpers import api_client
 
-    return Client(url, verbose=False)
+    return api_client(url)
 
 
 def _strings(out) -> list[str]:

@@ -29,9 +29,9 @@ def studio(tmp_path_factory, smol_tok):
 
 @pytest.fixture(scope="module")
 def client(studio):
-    from gradio_client import Client
+    from tests.client_helpers import api_client
 
-    return Client(studio[0], verbose=False)
+    return api_client(studio[0])
 
 
 def _text(html: str) -> str:
@@ -192,7 +192,7 @@ def test_playground_and_train_progress_report_problems_next_to_their_fields(clie
 @pytest.fixture(scope="module")
 def loading_client(tmp_path_factory):
     """An app whose model never finishes loading: the page works, model-dependent controls say so."""
-    from gradio_client import Client
+    from tests.client_helpers import api_client
 
     from backend.services.testing import make_context
     from studio.app import build_app, launch
@@ -200,7 +200,7 @@ def loading_client(tmp_path_factory):
     ctx = make_context(tmp_path_factory.mktemp("loading"))
     demo = build_app(ctx)
     launch(demo, ctx, block=False)
-    yield Client(demo.local_url, verbose=False)
+    yield api_client(demo.local_url)
     demo.close()
 
 

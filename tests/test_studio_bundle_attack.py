@@ -16,7 +16,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 @pytest.fixture(scope="module")
 def studio(tmp_path_factory, smol_tok):
-    from gradio_client import Client
+    from tests.client_helpers import api_client
 
     from backend.services.testing import make_context
     from studio.app import build_app, launch
@@ -26,7 +26,7 @@ def studio(tmp_path_factory, smol_tok):
     ctx = make_context(home, tiny_model("causal", smol_tok))
     demo = build_app(ctx)
     launch(demo, ctx, port=None, block=False)
-    yield Client(demo.local_url, verbose=False), ctx, home
+    yield api_client(demo.local_url), ctx, home
     demo.close()
 
 

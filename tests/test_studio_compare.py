@@ -11,7 +11,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 @pytest.fixture(scope="module")
 def client(tmp_path_factory, smol_tok):
-    from gradio_client import Client
+    from tests.client_helpers import api_client
 
     from backend.services.testing import make_context
     from studio.app import build_app, launch
@@ -22,7 +22,7 @@ def client(tmp_path_factory, smol_tok):
     ctx.store.save_version("verbalizer", "critic", '{"label_words": {"negative": ["awful"], "positive": ["great"]}}')
     demo = build_app(ctx)
     launch(demo, ctx, port=None, block=False)
-    yield Client(demo.local_url, verbose=False), ctx
+    yield api_client(demo.local_url), ctx
     demo.close()
 
 

@@ -167,7 +167,7 @@ def test_the_studio_queues_the_ensemble_and_reads_it_back(trained):
     import os
 
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
-    from gradio_client import Client
+    from tests.client_helpers import api_client
 
     from studio.app import build_app, launch
 
@@ -175,7 +175,7 @@ def test_the_studio_queues_the_ensemble_and_reads_it_back(trained):
     demo = build_app(ctx)
     launch(demo, ctx, port=None, block=False)
     try:
-        c = Client(demo.local_url, verbose=False)
+        c = api_client(demo.local_url)
         card, job, _timer = c.predict(f"#{ids[0]}, {ids[1]}", "mean", api_name="/soft_prompt_ensemble")
         assert f"recorded as run <b>#{int(job)}</b>" in card and "2 prompts (mean)" in card, card
         again, job_again, _ = c.predict(job, api_name="/soft_ensemble_status")
