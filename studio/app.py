@@ -187,12 +187,15 @@ def launch(demo: gr.Blocks, ctx: StudioContext, *, host: str = "127.0.0.1", port
     refuses to start with advice about share links; on a busy laptop (a training job on every core) the
     first page can take longer than that. ``_frontend=False`` skips that check only (Gradio 6.x);
     ``wait_until_served`` does it instead, patiently, with a message about what did not answer.
+
+    ``enable_monitoring=False``: Gradio's traffic page (/monitoring, its key printed to the console) is not
+    part of the studio; with it off nothing reads the queue's per-event summary, which the calm queue skips.
     """
     calm_queue(demo.queue(default_concurrency_limit=2))   # an idle studio sleeps (studio/idle_queue.py)
     calm_server()
     served = demo.launch(
         server_name=host, server_port=port, auth=auth, share=False, quiet=True, inbrowser=False,
-        prevent_thread_lock=True, show_error=True, footer_links=["api"],
+        prevent_thread_lock=True, show_error=True, footer_links=["api"], enable_monitoring=False,
         max_file_size=int(ctx.max_upload_mb * 1024 * 1024), allowed_paths=[str(ctx.exports_dir)],
         css=CSS, head=HEAD_JS, theme=gr.themes.Soft(font=[gr.themes.Font("system-ui"), "sans-serif"],
                                                    font_mono=[gr.themes.Font("ui-monospace"), "monospace"]),

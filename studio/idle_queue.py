@@ -15,6 +15,13 @@ The server: uvicorn's main loop wakes ten times a second to see whether it shoul
 refreshes its Date header), which left the idle studio at ~0.55% of a core (strace: ~10 wake-ups a second
 on the server's thread, each costing more in the kernel than in Python). ``CalmServer`` ticks once a second
 (the Date header still refreshed each tick) and closing wakes it at once, so shutting down is as prompt.
+
+Busy, the queue did work nobody reads: after every event Gradio 6 rebuilds a pandas frame of its last 10,000
+events and takes per-function percentiles for its /monitoring page (~40 ms of CPU an event with the
+studio's ~60 named functions, measured: half of a template preview's 80 ms round trip, and a fuzz of the
+whole API spent a quarter of its time there). The studio launches with monitoring off, so nothing reads
+that summary: ``WakeableQueue`` keeps Gradio's (empty) cached one and at most ``ANALYTICS_KEPT`` event
+records.
 """
 from __future__ import annotations
 
@@ -25,6 +32,7 @@ from gradio import http_server, queueing
 
 SAFETY_WAKE_S = 1.0      # an idle queue still looks once a second (work added without push)
 SERVER_TICK_S = 1.0      # uvicorn: 0.1
+ANALYTICS_KEPT = 100     # Gradio: 10,000 event records, read only by its /monitoring page
 
 
 class UntilWork(float):
@@ -85,6 +93,10 @@ class WakeableQueue(queueing.Queue):
         self.sleep_when_free = UntilWork(0.05, can_start, work)
         self.progress_update_sleep_when_free = UntilWork(0.1, running, busy)
 
+    def compute_analytics_summary(self, records: Any) -> Any:
+        """The /monitoring page's summary, never recomputed: the studio launches with monitoring off."""
+        return self.cached_event_analytics_summary
+
     async def push(self, *args: Any, **kwargs: Any) -> Any:
         result = await super().push(*args, **kwargs)
         self._work_event.set()
@@ -99,11 +111,13 @@ class WakeableQueue(queueing.Queue):
 
 
 def calm_queue(demo: Any) -> Any:
-    """Make ``demo``'s queue (after ``demo.queue()``, before ``launch``) sleep while idle; returns ``demo``."""
+    """Make ``demo``'s queue (after ``demo.queue()``, before ``launch``) sleep while idle and skip Gradio's
+    monitoring summary; returns ``demo``."""
     queue = getattr(demo, "_queue", None)
     if type(queue) is queueing.Queue:
         queue.__class__ = WakeableQueue
         queue.make_sleepy()
+        queue.ANALYTICS_MAX_EVENTS = ANALYTICS_KEPT
         if not isinstance(queueing.asyncio, _Asyncio):
             queueing.asyncio = _Asyncio()
     return demo
