@@ -29,8 +29,10 @@ def test_the_group_of_a_test(nodeid, group):
 
 @pytest.mark.slow
 def test_a_module_runs_on_one_worker():
+    """The six cases above, under the real scheduler: on one worker (xdist's own ``load`` without the
+    suite's hook spreads them over both: ``--noconftest``)."""
     out = subprocess.run([sys.executable, "-m", "pytest", "-n", "2", "--dist", "load", "-v", "-p",
-                          "no:cacheprovider", "tests/test_studio_launch.py", "-k", "defaults or refused"],
+                          "no:cacheprovider", "tests/test_suite_grouping.py", "-k", "group_of"],
                          cwd=str(ROOT), capture_output=True, text=True, timeout=300)
     workers = re.findall(r"\[(gw\d+)\][^\n]*PASSED", out.stdout)
     assert len(workers) == 6 and len(set(workers)) == 1, out.stdout[-3000:]
