@@ -78,6 +78,10 @@ def main(argv: list[str]) -> int:
         return subprocess.call([str(py), str(ROOT / "launch.py"), *argv], env=env, cwd=str(ROOT))
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+    sys.path.insert(0, str(ROOT))
+    from backend.openmp import sleeping_waits
+
+    sleeping_waits()   # before torch is imported: the studio shares its cores with the page and its runs
     if argv[:1] == ["test"]:
         import pytest
 
@@ -85,7 +89,6 @@ def main(argv: list[str]) -> int:
         names_paths = any(not a.startswith("-") and (ROOT / a.split("::")[0]).exists() for a in args)
         return int(pytest.main(["-p", "no:cacheprovider", *_workers(args),
                                 *([] if names_paths else [str(ROOT / "tests")]), *args]))
-    sys.path.insert(0, str(ROOT))
     from studio.app import main as studio_main
 
     return int(studio_main(argv) or 0)

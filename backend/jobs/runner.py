@@ -8,6 +8,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from backend.openmp import sleeping_waits
+
 ROOT = Path(__file__).resolve().parents[2]
 DB_ENV = "PROMPT_STUDIO_DB_URL"   # the child's database URL: in its environment, never in argv (ps shows argv)
 
@@ -23,6 +25,7 @@ def spawn(store: Any, run_id: int, log_dir: Path | None = None, preexec_fn: Any 
         out = open(log_dir / f"run-{run_id}.log", "ab")  # noqa: SIM115 - owned by the child process
     env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     env[DB_ENV] = store.url
+    sleeping_waits(env)   # the child trains at a lower priority than whatever shares its cores
     return subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, cwd=str(ROOT), env=env,
                             preexec_fn=preexec_fn)
 
