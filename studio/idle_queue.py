@@ -17,9 +17,10 @@ on the server's thread, each costing more in the kernel than in Python). ``CalmS
 (the Date header still refreshed each tick) and closing wakes it at once, so shutting down is as prompt.
 
 Busy, the queue did work nobody reads: after every event Gradio 6 rebuilds a pandas frame of its last 10,000
-events and takes per-function percentiles for its /monitoring page (~40 ms of CPU an event with the
-studio's ~60 named functions, measured: half of a template preview's 80 ms round trip, and a fuzz of the
-whole API spent a quarter of its time there). The studio launches with monitoring off, so nothing reads
+events and takes per-function percentiles for its /monitoring page: ~40 ms of CPU an event with the
+studio's ~60 named functions (measured), paid after each queued event's result is sent (the Train tab's
+poll, each second while a run trains on the same cores), and a quarter of a fuzz of the whole API's server
+time (py-spy). The studio launches with monitoring off, so nothing reads
 that summary: ``WakeableQueue`` keeps Gradio's (empty) cached one and at most ``ANALYTICS_KEPT`` event
 records.
 """
