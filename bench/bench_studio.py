@@ -105,12 +105,13 @@ def http_phase(url: str, n: int, tag: str) -> dict[str, Any]:
         for i in range(10):  # warm-up: first requests set up the queue and caches
             call(client, "preview", [f"{BASE}{i}: {{mask}}", [0, 1], 256, "tail"])
             call(client, "noop", [str(i)])
-            direct(client, "preview", [f"{BASE}{i}: {{mask}}", [0, 1], 256, "tail", None])
+            direct(client, "preview", [f"{BASE}{i}: {{mask}}", [0, 1], 256, "tail", None, None])
             direct(client, "noop_direct", [str(i)])
         for i in range(n):
             typed = f"{tag}{i:04d}"
-            for api, fn, extra in (("preview", call, []), ("preview_direct", direct, [None])):
-                # /run takes every input: None for the browser's data selection means "the default"
+            for api, fn, extra in (("preview", call, []), ("preview_direct", direct, [None, None])):
+                # /run takes every input, the page's states too: None for the data selection means "the
+                # default", None for the label words "none yet"
                 ms, body = fn(client, "preview", [f"{BASE} {typed}{api[-1]}: {{mask}}", [0, 1], 256, "tail", *extra])
                 if typed not in body or "ps-chip" not in body:
                     raise RuntimeError(f"preview did not reflect the edit: {body[:300]}")
