@@ -86,6 +86,13 @@ def call(client: Any, api: str, data: list[Any]) -> tuple[float, str]:
     return ms, body
 
 
+def preview_args(template: str, direct: bool = False) -> list[Any]:
+    """The preview's inputs for ``template`` on the first two rows. ``/run`` (``direct``) takes every input,
+    the page's states too: None for the data selection means "the default", None for the label words
+    "none yet"; the queued API fills the states itself."""
+    return [template, [0, 1], 256, "tail", *([None, None] if direct else [])]
+
+
 def direct(client: Any, api: str, data: list[Any]) -> tuple[float, str]:
     """One direct HTTP request (``POST /gradio_api/run/<api>``, what the page sends for the preview)."""
     t0 = time.perf_counter()
@@ -103,16 +110,14 @@ def http_phase(url: str, n: int, tag: str) -> dict[str, Any]:
     got: dict[str, list[float]] = {"preview": [], "noop": [], "preview_direct": [], "noop_direct": []}
     with httpx.Client(base_url=url, timeout=60) as client:
         for i in range(10):  # warm-up: first requests set up the queue and caches
-            call(client, "preview", [f"{BASE}{i}: {{mask}}", [0, 1], 256, "tail"])
+            call(client, "preview", preview_args(f"{BASE}{i}: {{mask}}"))
             call(client, "noop", [str(i)])
-            direct(client, "preview", [f"{BASE}{i}: {{mask}}", [0, 1], 256, "tail", None, None])
+            direct(client, "preview", preview_args(f"{BASE}{i}: {{mask}}", direct=True))
             direct(client, "noop_direct", [str(i)])
         for i in range(n):
             typed = f"{tag}{i:04d}"
-            for api, fn, extra in (("preview", call, []), ("preview_direct", direct, [None, None])):
-                # /run takes every input, the page's states too: None for the data selection means "the
-                # default", None for the label words "none yet"
-                ms, body = fn(client, "preview", [f"{BASE} {typed}{api[-1]}: {{mask}}", [0, 1], 256, "tail", *extra])
+            for api, fn in (("preview", call), ("preview_direct", direct)):
+                ms, body = fn(client, "preview", preview_args(f"{BASE} {typed}{api[-1]}: {{mask}}", fn is direct))
                 if typed not in body or "ps-chip" not in body:
                     raise RuntimeError(f"preview did not reflect the edit: {body[:300]}")
                 got[api].append(ms)
