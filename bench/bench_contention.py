@@ -32,12 +32,10 @@ def child(method: str, steps: int) -> None:
 
     from backend.cpu_memory import cpu_buffers, mode_for
     from backend.models import load_model
-    from bench.bench_training import SPEED_METHODS, SST2, _our_step_fn, read_jsonl
+    from bench.bench_training import SPEED_METHODS, _our_step_fn, speed_batches
 
     loaded = load_model("smollm2-135m-instruct", dtype="float32")
-    dev = read_jsonl(SST2 / "dev.jsonl")
-    batches = [dev[i * 8:(i + 1) * 8] for i in range(4)]
-    step = _our_step_fn(loaded, next(m for m in SPEED_METHODS if m["name"] == method), batches)
+    step = _our_step_fn(loaded, next(m for m in SPEED_METHODS if m["name"] == method), speed_batches())
     times = []
     with cpu_buffers(mode_for(loaded.model, "cpu")):
         step(0)

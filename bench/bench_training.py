@@ -123,6 +123,12 @@ def write_markdown(report: dict) -> None:
 
 # ------------------------------------------------------------------------------------------- speed
 
+def speed_batches():
+    """The step benches' data: the first 4 batches of 8 SST-2 dev rows."""
+    dev = read_jsonl(SST2 / "dev.jsonl")
+    return [dev[i * 8:(i + 1) * 8] for i in range(4)]
+
+
 def _our_step_fn(loaded, method: dict, batches):
     import copy
 
@@ -235,8 +241,7 @@ def cmd_speed(args: argparse.Namespace) -> None:
     from backend.cpu_memory import cpu_buffers, mode_for
     from backend.models.device import cpu_has_bf16_units
 
-    dev = read_jsonl(SST2 / "dev.jsonl")
-    batches = [dev[i * 8:(i + 1) * 8] for i in range(4)]
+    batches = speed_batches()
     n_params = non_embedding_params(loaded.model)
     mode = mode_for(loaded.model, "cpu")   # what the training loop picks on this machine
     report = {"setting": {"model": "smollm2-135m-instruct", "batch_size": 8, "steps_timed": args.steps,
@@ -357,9 +362,8 @@ def cmd_cpu_memory_child(args: argparse.Namespace) -> None:
     from backend.cpu_memory import cpu_buffers
 
     loaded = load_model("smollm2-135m-instruct", dtype="float32")
-    dev = read_jsonl(SST2 / "dev.jsonl")
     method = next(m for m in SPEED_METHODS if m["name"] == args.method)
-    step = _our_step_fn(loaded, method, [dev[i * 8:(i + 1) * 8] for i in range(4)])
+    step = _our_step_fn(loaded, method, speed_batches())
     times, faults = [], []
     with cpu_buffers(args.mode):
         for i in range(args.steps + 2):
