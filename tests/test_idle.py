@@ -70,6 +70,14 @@ def test_only_sqlite_files_are_watched(tmp_path):
     assert sqlite_files("postgresql://u@h/db") is None
 
 
+def _call(base: str, text: str, timeout: float) -> str:
+    """POST ``text`` to the named endpoint at ``base`` (``.../gradio_api/call/<name>``), then its event stream."""
+    req = urllib.request.Request(base, data=json.dumps({"data": [text]}).encode(),
+                                 headers={"Content-Type": "application/json"})
+    event_id = json.loads(urllib.request.urlopen(req, timeout=timeout).read())["event_id"]
+    return urllib.request.urlopen(f"{base}/{event_id}", timeout=timeout).read().decode()
+
+
 def test_gradio_queue_sleeps_while_idle_and_still_serves():
     """The studio's queue sleeps when idle (about two wake-ups a second; stock Gradio on Linux: ~1100), and
     queued calls still start and finish, one after the other."""
@@ -87,10 +95,7 @@ def test_gradio_queue_sleeps_while_idle_and_still_serves():
         assert queue.idle_waits - before <= 4   # stock Gradio on Linux wakes ~1100 times a second
         base = demo.local_url.rstrip("/") + "/gradio_api/call/rev"
         for text in ("abc", "studio"):           # queued calls start and finish, one after the other
-            req = urllib.request.Request(base, data=json.dumps({"data": [text]}).encode(),
-                                         headers={"Content-Type": "application/json"})
-            event_id = json.loads(urllib.request.urlopen(req, timeout=10).read())["event_id"]
-            stream = urllib.request.urlopen(f"{base}/{event_id}", timeout=10).read().decode()
+            stream = _call(base, text, 10)
             assert f'["{text[::-1]}"]' in stream, stream
     finally:
         demo.close()
@@ -114,10 +119,7 @@ def test_events_build_no_monitoring_summary_and_keep_few_records(monkeypatch):
     base = demo.local_url.rstrip("/") + "/gradio_api/call/up"
     try:
         for text in ("a", "b", "c", "d"):
-            req = urllib.request.Request(base, data=json.dumps({"data": [text]}).encode(),
-                                         headers={"Content-Type": "application/json"})
-            event_id = json.loads(urllib.request.urlopen(req, timeout=30).read())["event_id"]
-            assert f'["{text.upper()}"]' in urllib.request.urlopen(f"{base}/{event_id}", timeout=30).read().decode()
+            assert f'["{text.upper()}"]' in _call(base, text, 30)
         assert frames == [] and len(demo._queue.event_analytics) <= 2
     finally:
         demo.close()
@@ -184,10 +186,7 @@ def test_two_queued_events_run_side_by_side():
     done: list[float] = []
 
     def call(text: str) -> None:
-        req = urllib.request.Request(base, data=json.dumps({"data": [text]}).encode(),
-                                     headers={"Content-Type": "application/json"})
-        event_id = json.loads(urllib.request.urlopen(req, timeout=10).read())["event_id"]
-        urllib.request.urlopen(f"{base}/{event_id}", timeout=10).read()
+        _call(base, text, 10)
         done.append(time.perf_counter())
 
     try:
