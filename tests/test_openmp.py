@@ -48,3 +48,17 @@ def test_every_job_child_gets_it(monkeypatch, tmp_path):
     monkeypatch.setenv(WAIT_POLICY, "ACTIVE")
     runner.spawn(store, 2)
     assert [env[WAIT_POLICY] for env in seen] == ["PASSIVE", "ACTIVE"]
+
+
+def test_ray_workers_get_it(monkeypatch):
+    """What ``connect`` hands ray.init for its workers (a real worker's environment: test_ray_executor)."""
+    from backend.jobs import ray_executor
+
+    seen = []
+    fake = SimpleNamespace(is_initialized=lambda: False, init=lambda **kw: seen.append(kw))
+    monkeypatch.setattr(ray_executor, "ray_module", lambda: fake)
+    monkeypatch.delenv(WAIT_POLICY, raising=False)
+    ray_executor.connect(None, num_cpus=1)
+    monkeypatch.setenv(WAIT_POLICY, "ACTIVE")
+    ray_executor.connect(None, num_cpus=1)
+    assert [kw["runtime_env"]["env_vars"][WAIT_POLICY] for kw in seen] == ["PASSIVE", "ACTIVE"]

@@ -61,6 +61,12 @@ def test_ray_worker_runs_queued_runs_as_tasks_into_postgres(ray_local, pg_store,
     assert not leaked, f"the database password is in Ray's files: {leaked}"
 
 
+def test_ray_workers_wait_for_openmp_threads_asleep(ray_local):
+    """A Ray worker imports torch with sleeping OpenMP waits, as a local job child (backend/openmp.py)."""
+    policy = ray_local.get(ray_local.remote(lambda: os.environ.get("OMP_WAIT_POLICY")).remote(), timeout=120)
+    assert policy == os.environ.get("OMP_WAIT_POLICY", "PASSIVE")
+
+
 def test_cancel_from_the_store_and_ray_cancel_both_end_cancelled(ray_local, pg_store, assets, tmp_path):
     from backend.jobs.ray_executor import RayRuns
 

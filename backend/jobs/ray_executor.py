@@ -35,6 +35,7 @@ from typing import Any, Callable
 
 from backend.errors import ConfigError
 from backend.jobs.worker import STALE_AFTER_S, Worker
+from backend.openmp import wait_policy_for_elsewhere
 
 ROOT = Path(__file__).resolve().parents[2]
 QUIET_ENV = {"RAY_USAGE_STATS_ENABLED": "0"}   # no usage-stats prompt or upload attempt
@@ -57,14 +58,18 @@ def connect(address: str | None = None, *, num_cpus: int | None = None) -> Any:
 
     Quiet on purpose: no dashboard, workers' output stays in Ray's own log files, Ray's loggers at
     WARNING. Workers import this code base from the same path as the driver (``PYTHONPATH``): every
-    node needs the same checkout and environment (the README says how)."""
+    node needs the same checkout and environment (the README says how). Their OpenMP threads sleep while
+    they wait (``OMP_WAIT_POLICY``, the driver's own value when it has one)."""
     ray = ray_module()
     if ray.is_initialized():
         return ray
     for key, value in QUIET_ENV.items():
         os.environ.setdefault(key, value)
+    # workers get the code base (same path as the driver) and sleeping OpenMP waits, as a local job child
+    # does (backend/openmp.py): a Ray node runs several tasks, and other work, on the cores it has
+    env_vars = {"PYTHONPATH": str(ROOT), **wait_policy_for_elsewhere()}
     kwargs: dict[str, Any] = {"log_to_driver": False, "logging_level": logging.WARNING,
-                              "runtime_env": {"env_vars": {"PYTHONPATH": str(ROOT)}}}
+                              "runtime_env": {"env_vars": env_vars}}
     if address and address != "local":
         _check_reachable(address)
         kwargs["address"] = address
