@@ -44,6 +44,12 @@ KEY_CHARS = 16   # content keys listed for rows without a source row number: 64 
 def code_version() -> str:
     """``git describe --always --dirty`` of this checkout, else the installed package's version, else
     ``"unknown"``. Computed once per process and never raises: a run is recorded even without git."""
+    return describe_code()
+
+
+def describe_code() -> str:
+    """What ``code_version`` says, asked now (the job server compares it before forking a run: a child
+    runs the code the server imported, so a checkout changed since then means a cold start)."""
     root = Path(__file__).resolve().parents[1]
     try:
         out = subprocess.run(["git", "describe", "--always", "--dirty"], cwd=root, capture_output=True,

@@ -5,6 +5,7 @@ import json
 import os
 import signal
 import time
+from pathlib import Path
 
 import pytest
 
@@ -13,6 +14,8 @@ from backend.jobs.paths import run_dir
 from storage import open_store
 from tests.job_helpers import assets, job_config  # noqa: F401 - assets: the tiny model and data on disk
 from tests.storage_helpers import wait_for
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture
@@ -78,3 +81,34 @@ def test_kill_9_marks_failed_and_resume_continues_from_the_checkpoint(store, ass
     assert new.parent_run_id == run_id
     steps = _loss_steps(store, new_id)
     assert steps[0] == saved + 1 and steps[-1] == 60
+
+
+@pytest.mark.slow
+def test_a_worker_killed_takes_its_runs_processes_with_it(store, assets, tmp_path):
+    """Children die with their worker (a warm child's parent is the job server, which ends with it)."""
+    import subprocess
+    import sys
+
+    import psutil
+
+    run_id = submit(store, job_config(assets, 100_000, tmp_path / "out"))
+    worker = subprocess.Popen([sys.executable, "-m", "backend", "worker", "--db", store.url], cwd=str(ROOT),
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        assert wait_for(lambda: len(_loss_steps(store, run_id)) >= 1, timeout=180)
+        child = store.get_run(run_id).pid
+        assert child not in (None, worker.pid)
+        assert psutil.Process(child).ppid() != worker.pid       # forked by the job server: a warm start
+    finally:
+        worker.kill()
+        worker.wait()
+
+    def gone() -> bool:
+        try:
+            return psutil.Process(child).status() == psutil.STATUS_ZOMBIE
+        except psutil.NoSuchProcess:
+            return True
+    assert wait_for(gone, timeout=30)
+    store.reap_dead_runs(90.0)
+    info = store.get_run(run_id)
+    assert info.status == "failed", info.status

@@ -44,9 +44,9 @@ def test_every_job_child_gets_it(monkeypatch, tmp_path):
     monkeypatch.setattr(runner.subprocess, "Popen", lambda cmd, **kw: seen.append(kw["env"]))
     store = SimpleNamespace(url="sqlite:///x.db", artifacts=SimpleNamespace(root=tmp_path))
     monkeypatch.delenv(WAIT_POLICY, raising=False)
-    runner.spawn(store, 1)
+    runner.spawn(store, 1, warm=False)   # a cold child; warm ones: tests/test_jobs_warm.py
     monkeypatch.setenv(WAIT_POLICY, "ACTIVE")
-    runner.spawn(store, 2)
+    runner.spawn(store, 2, warm=False)
     assert [env[WAIT_POLICY] for env in seen] == ["PASSIVE", "ACTIVE"]
 
 

@@ -150,8 +150,6 @@ def _fail(store: Any, sink: Any, run_id: int, message: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from storage import open_store
-
     from backend.jobs.runner import DB_ENV
 
     p = argparse.ArgumentParser(prog="python -m backend.jobs.child")
@@ -163,9 +161,16 @@ def main(argv: list[str] | None = None) -> int:
     url = args.db or os.environ.get(DB_ENV)
     if not url:
         p.error(f"no database: pass --db or set {DB_ENV}")
-    store = open_store(url, Path(args.artifacts) if args.artifacts else None)
+    return run(url, args.artifacts, args.run)
+
+
+def run(url: str, artifacts: str | None, run_id: int) -> int:
+    """The child's work, cold (``main``) or forked warm (``backend.jobs.warm``); returns its exit status."""
+    from storage import open_store
+
+    store = open_store(url, Path(artifacts) if artifacts else None)
     with StopOnSignal() as stop:     # from the start: a SIGTERM while loading still ends the run cleanly
-        status = execute(store, args.run, stop=stop)
+        status = execute(store, run_id, stop=stop)
     if stop.exit_code is not None:
         return stop.exit_code
     return 0 if status in ("succeeded", "cancelled") else 1

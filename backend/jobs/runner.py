@@ -14,15 +14,32 @@ ROOT = Path(__file__).resolve().parents[2]
 DB_ENV = "PROMPT_STUDIO_DB_URL"   # the child's database URL: in its environment, never in argv (ps shows argv)
 
 
-def spawn(store: Any, run_id: int, log_dir: Path | None = None, preexec_fn: Any = None) -> subprocess.Popen:
-    """``python -m backend.jobs.child`` for ``run_id``; output goes to ``<log_dir>/run-<id>.log``. The
-    database URL (and its password) goes through the child's environment: any user can read argv."""
+def spawn(store: Any, run_id: int, log_dir: Path | None = None, preexec_fn: Any = None,
+          warm: bool = True) -> Any:
+    """The process of ``run_id``: forked from the warm job server where it can be (``backend.jobs.warm``),
+    else ``python -m backend.jobs.child``; ``preexec_fn`` runs in it first. Output goes to
+    ``<log_dir>/run-<id>.log``. Returns a ``subprocess.Popen`` or its stand-in (``warm.WarmChild``)."""
+    log_path = None
+    if log_dir is not None:
+        log_dir.mkdir(parents=True, exist_ok=True)
+        log_path = log_dir / f"run-{run_id}.log"
+    if warm:
+        from backend.jobs import warm as warm_start
+
+        child = warm_start.start(run_id, store.url, str(store.artifacts.root), log_path, preexec_fn)
+        if child is not None:
+            return child
+    return spawn_cold(store, run_id, log_path, preexec_fn)
+
+
+def spawn_cold(store: Any, run_id: int, log_path: Path | None = None, preexec_fn: Any = None) -> subprocess.Popen:
+    """``python -m backend.jobs.child`` for ``run_id``. The database URL (and its password) goes through
+    the child's environment: any user can read argv."""
     cmd = [sys.executable, "-m", "backend.jobs.child", "--run", str(run_id),
            "--artifacts", str(store.artifacts.root)]
     out: Any = subprocess.DEVNULL
-    if log_dir is not None:
-        log_dir.mkdir(parents=True, exist_ok=True)
-        out = open(log_dir / f"run-{run_id}.log", "ab")  # noqa: SIM115 - owned by the child process
+    if log_path is not None:
+        out = open(log_path, "ab")  # noqa: SIM115 - owned by the child process
     env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     env[DB_ENV] = store.url
     sleeping_waits(env)   # the child trains at a lower priority than whatever shares its cores
