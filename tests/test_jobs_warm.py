@@ -32,7 +32,8 @@ child.kill()
 out["killed"] = child.wait(timeout=30)
 out["reason"] = runner.exit_reason(out["killed"])
 sqlite = SimpleNamespace(url=f"sqlite:///{tmp / 'runs.db'}", artifacts=SimpleNamespace(root=tmp / "artifacts"))
-ended = runner.spawn(sqlite, 8, tmp / "logs")        # no run 8 in that database: the child fails at once
+os.chdir(tmp)                                          # a log folder named from the caller's own folder
+ended = runner.spawn(sqlite, 8, Path("logs"))         # no run 8 in that database: the child fails at once
 out["ended_warm"] = isinstance(ended, warm.WarmChild)
 out["ended"] = ended.wait(timeout=120)
 out["log"] = (tmp / "logs" / "run-8.log").read_text()

@@ -102,7 +102,8 @@ def start(run_id: int, url: str, artifacts: str, log_path: Path | None,
             return None
         process = multiprocessing.get_context("forkserver").Process(
             target=_child_main,
-            args=(run_id, url, artifacts, str(log_path) if log_path else None, preexec_fn, os.getpid()),
+            # the log as the caller names it from its own folder (a cold child's is opened by the caller)
+            args=(run_id, url, artifacts, str(log_path.absolute()) if log_path else None, preexec_fn, os.getpid()),
             name=f"prompt-studio-run-{run_id}", daemon=True)
         process.start()
     return WarmChild(process)
@@ -137,9 +138,9 @@ def _child_main(run_id: int, url: str, artifacts: str, log_path: str | None,
     # daemon for the parent (its exit stops us rather than waiting for a whole run), but a run may start
     # processes of its own, which multiprocessing refuses a daemon
     multiprocessing.current_process().daemon = False
-    _die_with(spawner)
     if preexec_fn is not None:
-        preexec_fn()
+        preexec_fn()                     # first: a lower priority is per thread, and threads inherit it
+    _die_with(spawner)
     os.chdir(ROOT)                       # where a cold child runs
     sys.stdout.flush()
     sys.stderr.flush()
