@@ -1,7 +1,7 @@
 """Run children forked from the warm job server (backend/jobs/warm.py): the database URL never in their
 argv or environment, their output in the run's log, their exit status as Popen gives it (a kill is
--SIGKILL), and a cold start once the environment or the checkout's version has changed since the
-server started. Whole runs through it: tests/test_jobs_worker.py (and a worker killed takes its runs'
+-SIGKILL), at the studio's lower priority, and a cold start once the environment or the checkout's
+version has changed since the server started. Whole runs through it: tests/test_jobs_worker.py (and a worker killed takes its runs'
 processes with it) and every test that trains through a worker or the studio."""
 from __future__ import annotations
 
@@ -15,17 +15,24 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 # in a fresh interpreter: the server (one per process) must start with this test's environment
 SCRIPT = r'''
-import functools, json, os, sys, time
+import json, os, sys, time
 from pathlib import Path
 from types import SimpleNamespace
 from backend.jobs import runner, warm
+from tests.test_jobs_warm import studio_child_then_sleep
 
 secret, tmp = sys.argv[1], Path(sys.argv[2])
 out = {}
 store = SimpleNamespace(url=f"postgresql://ps:{secret}@127.0.0.1:9/runs", artifacts=SimpleNamespace(root=tmp))
-child = runner.spawn(store, 7, tmp / "logs", preexec_fn=functools.partial(time.sleep, 120))
+child = runner.spawn(store, 7, tmp / "logs", preexec_fn=studio_child_then_sleep)
 out["warm"] = isinstance(child, warm.WarmChild)
-# forked (Process.start waits for its pid) and asleep in preexec_fn, before any code of ours ran
+deadline = time.monotonic() + 60       # forked at once; its preexec_fn runs once it has unpickled its work
+while time.monotonic() < deadline:
+    out["nice"] = os.getpriority(os.PRIO_PROCESS, child.pid) - os.getpriority(os.PRIO_PROCESS, 0)
+    if out["nice"]:
+        break
+    time.sleep(0.05)
+# asleep in preexec_fn, before any code of ours ran
 shown = [Path(f"/proc/{child.pid}/{part}").read_bytes() for part in ("cmdline", "environ")]
 out["secret_shown"] = any(secret.encode() in s for s in shown)
 child.kill()
@@ -48,6 +55,16 @@ print(json.dumps(out))
 '''
 
 
+def studio_child_then_sleep() -> None:
+    """The studio's preexec_fn (lower priority, die with the parent), then asleep before any run code."""
+    import time
+
+    from backend.services.jobs import _background_child
+
+    _background_child()
+    time.sleep(120)
+
+
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="warm starts use Linux's forkserver")
 def test_warm_children_hide_the_url_log_and_exit_as_popen_and_a_changed_environment_starts_cold(tmp_path):
     secret = "s3cret-warm-start"
@@ -56,6 +73,9 @@ def test_warm_children_hide_the_url_log_and_exit_as_popen_and_a_changed_environm
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     assert out["warm"] and out["ended_warm"]
+    from backend.services.jobs import NICENESS
+
+    assert out["nice"] == NICENESS                        # the studio's runs yield the CPU to the page
     assert out["secret_shown"] is False                   # neither argv nor the environment of the child
     assert out["killed"] == -9 and "killed by SIGKILL" in out["reason"]
     assert out["ended"] == 1
