@@ -6,7 +6,7 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from backend.openmp import sleeping_waits
 
@@ -14,11 +14,25 @@ ROOT = Path(__file__).resolve().parents[2]
 DB_ENV = "PROMPT_STUDIO_DB_URL"   # the child's database URL: in its environment, never in argv (ps shows argv)
 
 
+class RunProcess(Protocol):
+    """What the workers use of a run's process: a ``subprocess.Popen`` (cold) or a ``warm.WarmChild``."""
+
+    pid: int
+
+    def poll(self) -> int | None: ...
+
+    def wait(self, timeout: float | None = None) -> int: ...
+
+    def terminate(self) -> None: ...
+
+    def kill(self) -> None: ...
+
+
 def spawn(store: Any, run_id: int, log_dir: Path | None = None, preexec_fn: Any = None,
-          warm: bool = True) -> Any:
+          warm: bool = True) -> RunProcess:
     """The process of ``run_id``: forked from the warm job server where it can be (``backend.jobs.warm``),
     else ``python -m backend.jobs.child``; ``preexec_fn`` runs in it first. Output goes to
-    ``<log_dir>/run-<id>.log``. Returns a ``subprocess.Popen`` or its stand-in (``warm.WarmChild``)."""
+    ``<log_dir>/run-<id>.log``."""
     log_path = None
     if log_dir is not None:
         log_dir.mkdir(parents=True, exist_ok=True)

@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from backend.jobs.runner import reap, spawn
+from backend.jobs.runner import RunProcess, reap, spawn
 
 STALE_AFTER_S = 90.0
 log = logging.getLogger(__name__)
@@ -46,7 +46,7 @@ class Worker:
         self.name = name or f"{socket.gethostname()}:{os.getpid()}"
         self.log_dir = log_dir
         self.stale_after_s = stale_after_s
-        self.children: dict[int, subprocess.Popen] = {}
+        self.children: dict[int, RunProcess] = {}
 
     def poll(self) -> list[int]:
         """Reap finished children, fail stale runs, start claimed runs in free slots; returns started ids."""
@@ -77,7 +77,7 @@ class Worker:
         except Exception:  # noqa: BLE001 - early stopping is an optimisation; the runs go on without it
             log.exception("sweep supervisor failed; the sweep's runs continue")
 
-    def _spawn(self, run_id: int) -> subprocess.Popen:
+    def _spawn(self, run_id: int) -> RunProcess:
         return spawn(self.store, run_id, self.log_dir, preexec_fn=_die_with_parent)
 
     def run(self, *, once: bool = False, poll_s: float = 1.0, stop: Callable[[], bool] | None = None) -> None:
