@@ -20,6 +20,8 @@ from typing import Any, Callable
 from backend.liveness import keep_alive
 from backend.jobs.signals import StopOnSignal
 
+DB_ENV = "PROMPT_STUDIO_DB_URL"   # the database URL of a cold child: in its environment, never in argv (ps shows argv)
+
 
 class CancelFlag:
     """``cancel_requested`` read from the database, at most every ``min_interval_s`` seconds; ``also``
@@ -150,8 +152,6 @@ def _fail(store: Any, sink: Any, run_id: int, message: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from backend.jobs.runner import DB_ENV
-
     p = argparse.ArgumentParser(prog="python -m backend.jobs.child")
     p.add_argument("--db", help=f"database URL (default: ${DB_ENV}, how the runner passes it: a password on "
                                 "the command line would show in ps)")

@@ -8,10 +8,10 @@ import sys
 from pathlib import Path
 from typing import Any, Protocol
 
+from backend.jobs.child import DB_ENV
 from backend.openmp import sleeping_waits
 
 ROOT = Path(__file__).resolve().parents[2]
-DB_ENV = "PROMPT_STUDIO_DB_URL"   # the child's database URL: in its environment, never in argv (ps shows argv)
 
 
 class RunProcess(Protocol):
