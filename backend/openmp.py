@@ -16,18 +16,17 @@ import os
 from typing import MutableMapping
 
 WAIT_POLICY = "OMP_WAIT_POLICY"
-SLEEPING = "PASSIVE"
 
 
 def sleeping_waits(env: MutableMapping[str, str] | None = None) -> MutableMapping[str, str]:
     """Ask for sleeping OpenMP waits in ``env`` (default: this process's environment, which only works
     before torch is imported) unless it says otherwise; returns ``env``."""
     target = os.environ if env is None else env
-    target.setdefault(WAIT_POLICY, SLEEPING)
+    target.setdefault(WAIT_POLICY, "PASSIVE")
     return target
 
 
 def wait_policy_for_elsewhere() -> dict[str, str]:
     """The variable for processes started on this one's behalf by someone else (Ray's workers): this
     process's own value when it has one, sleeping waits otherwise."""
-    return {WAIT_POLICY: os.environ.get(WAIT_POLICY, SLEEPING)}
+    return {WAIT_POLICY: sleeping_waits(dict(os.environ))[WAIT_POLICY]}
