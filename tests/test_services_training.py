@@ -145,3 +145,39 @@ def test_cancel_then_resume(trained):
     assert _wait(ctx, resumed["run_id"])["status"] in ("cancelled", "succeeded")
     assert ctx.store.get_run(resumed["run_id"]).parent_run_id == run_id
     assert "no run with id" in training.resume(ctx, 9999)["error"]["message"]
+
+
+def test_cost_card_adds_every_dev_evaluation_to_the_training_time(trained):
+    ctx, opening = trained
+    few = training.plan(ctx, _cfg(ctx, opening, eval_every=4))       # 4 steps: evaluated once, then the final one
+    many = training.plan(ctx, _cfg(ctx, opening, eval_every=1))      # evaluated after each of the 4 steps
+    dev_rows = many["dev_examples"]
+    assert few["evaluations"] == 1 and few["eval_rows"] == 2 * dev_rows
+    assert many["evaluations"] == 4 and many["eval_rows"] == 5 * dev_rows
+    for card in (few, many):
+        assert card["eval_s"] > 0 and card["estimated_s"] == pytest.approx(card["train_s"] + card["eval_s"])
+    assert many["eval_s"] > few["eval_s"]
+
+
+def test_cost_card_times_a_training_pass_after_an_untimed_first_one(trained, monkeypatch):
+    """The first pass of a fresh copy pays for buffers and kernel choice; timing it made one sweep
+    configuration look 25% dearer than the same work at another learning rate."""
+    from backend.prompt_model import PromptModel
+
+    ctx, opening = trained
+    monkeypatch.setattr(training, "_throughput", lambda *a: (None, ""))   # the measuring path, not an earlier run's rate
+    plain = training.plan(ctx, _cfg(ctx, opening))["tokens_per_s"]
+    forward, calls = PromptModel.forward, []
+
+    def slow_first_training_pass(self, *args, **kwargs):
+        import torch
+
+        if torch.is_grad_enabled() and self.training and not calls:
+            calls.append(1)
+            time.sleep(1.0)           # a tiny model's pass takes milliseconds
+        return forward(self, *args, **kwargs)
+
+    monkeypatch.setattr(PromptModel, "forward", slow_first_training_pass)
+    card = training.plan(ctx, _cfg(ctx, opening))
+    assert calls and card["speed_source"] == "measured on one batch now"
+    assert card["tokens_per_s"] > plain / 10    # the slow pass timed would make it ~100x lower

@@ -173,3 +173,25 @@ def test_a_configuration_says_why_its_runs_stopped_in_the_sweep_metric(studio):
     assert table["rows"][0]["metric"] == "macro_f1" and table["rows"][0]["mean"] == pytest.approx(0.4)
     assert "macro_f1: mean ± std" in table_headers(table["rows"]) and "best dev macro_f1" in table_headers(table["rows"])
     assert "macro_f1 0.4000 ± 0.0000" in status_html(table)
+
+
+def test_configurations_differing_in_learning_rate_share_one_cost_card(studio, monkeypatch):
+    from backend.services import training
+
+    ctx, opening = studio
+    cards = []
+    real = training.plan
+
+    def counted(ctx, cfg):
+        cards.append(cfg.method.name)
+        return real(ctx, cfg)
+
+    monkeypatch.setattr(training, "plan", counted)
+    spec = sweeps.form_spec(_base(ctx, opening), name="lrs", methods=["prompt-tuning", "lora"], lrs="1e-3, 3e-3",
+                            seeds="13")
+    card = sweeps.plan(ctx, spec)
+    assert card["configurations"] == 4 and sorted(cards) == ["lora", "prompt-tuning"]   # one card per method
+    by_method = {}
+    for row in card["rows"]:
+        by_method.setdefault(row["key"].split(",")[0], set()).add(row["estimated_s"])
+    assert all(len(times) == 1 for times in by_method.values()), by_method

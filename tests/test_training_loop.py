@@ -17,9 +17,11 @@ def test_loss_goes_down_and_events_arrive(bert_tok, tmp_path):
     losses = sink.values("train/loss")
     assert len(losses) == 12 and min(losses[-3:]) < losses[0]
     keys = {k for k, _, _ in sink.events}
-    for k in ("train/lr", "train/tokens_per_s", "train/eta_s", "train/elapsed_s", "train/epoch",
-              "eval/accuracy", "params/trainable", "params/percent", "final/accuracy"):
+    for k in ("train/lr", "train/tokens_per_s", "train/step_tokens_per_s", "train/eta_s", "train/elapsed_s",
+              "train/epoch", "eval/accuracy", "params/trainable", "params/percent", "final/accuracy"):
         assert k in keys, k
+    # the steps' own rate leaves the evaluation at step 6 out, the loop's rate does not
+    assert sink.values("train/step_tokens_per_s")[-1] > sink.values("train/tokens_per_s")[-1]
     assert res.best_step in (6, 12)
     lrs = sink.values("train/lr")
     assert lrs[-1] < max(lrs)   # linear decay
@@ -130,3 +132,18 @@ def test_learning_rate_of_soft_tokens():
     beside = resolve(TrainOptions(), "lora", 32)                  # beside LoRA: at least the soft-prompt rate
     assert beside.lr == 5e-4 and beside.soft_lr == 3e-3
     assert resolve(TrainOptions(), "prompt-tuning", 32).soft_lr == 3e-2
+
+
+def test_progress_leaves_evaluations_out_of_the_steps_own_rate(monkeypatch):
+    from backend.training import events
+
+    clock = iter([0.0, 1.0, 3.0])       # start; step 1 after 1 s; step 2 after 1 s of evaluation and 1 s of training
+    monkeypatch.setattr(events.time, "perf_counter", lambda: next(clock))
+    sink = MemorySink()
+    progress = events.Progress(sink, total_steps=2)
+    progress.step(1, loss=1.0, lr=0.1, epoch=0.5, tokens=100)
+    progress.pause(1.0)
+    progress.step(2, loss=0.5, lr=0.1, epoch=1.0, tokens=100)
+    assert sink.values("train/tokens_per_s") == [100.0, pytest.approx(200 / 3)]
+    assert sink.values("train/step_tokens_per_s") == [100.0, 100.0]
+    assert sink.values("train/eta_s") == [1.0, 0.0]

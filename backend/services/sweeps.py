@@ -149,6 +149,18 @@ def spec_text(spec: SweepSpec) -> str:
     return yaml.safe_dump(spec.to_dict(), sort_keys=False, allow_unicode=True, width=110)
 
 
+def _cost_key(cfg: RunConfig) -> str:
+    """Configurations that differ only in learning rate or seed do the same work: one cost card serves
+    them all (timed apart, they differed by the machine's noise alone). Its name, tags and sweep
+    record only name the configuration."""
+    import json
+
+    d = {k: v for k, v in copy.deepcopy(cfg.to_dict()).items() if k not in ("name", "tags", "sweep")}
+    d.get("train", {}).pop("lr", None)
+    d.get("train", {}).pop("seed", None)
+    return json.dumps(d, sort_keys=True, default=str)
+
+
 @service("sweep")
 def plan(ctx: StudioContext, spec: SweepSpec) -> dict[str, Any]:
     """The whole sweep's cost before it starts: runs, configurations, steps and the time on this machine
@@ -162,12 +174,15 @@ def plan(ctx: StudioContext, spec: SweepSpec) -> dict[str, Any]:
     for t in trials:
         configs.setdefault(t.key, t.config)
     rows, per_step = [], []
+    cards: dict[str, dict[str, Any]] = {}
     for i, (key, cfg) in enumerate(configs.items()):
         if i < PLANNED:
-            card = run_plan(ctx, cfg)
+            same_work = _cost_key(cfg)
+            card = cards.get(same_work) or run_plan(ctx, cfg)
             if "error" in card:
                 card["error"]["message"] = f"configuration {key}: {card['error']['message']}"
                 return card
+            cards[same_work] = card
             rows.append({"key": key, "steps": card["steps"], "trainable": card["trainable"],
                          "estimated_s": card["estimated_s"]})
             if card["estimated_s"] is not None:

@@ -55,7 +55,9 @@ def option_values(method: str, raw: dict[str, Any]) -> dict[str, Any]:
 @service("train")
 def plan(ctx: StudioContext, cfg: RunConfig) -> dict[str, Any]:
     """The cost card before starting: trainable parameters and %, steps, tokens per epoch, and the time
-    it should take here (from this machine's throughput on earlier runs, else a one-batch measurement)."""
+    it should take here: the training steps (at this machine's rate on earlier runs of the method, else
+    one batch timed now) plus every dev evaluation the run will make and its final one (timed now on dev
+    rows), since on a small dataset evaluating can take as long as training."""
     from backend.methods.build import build_tuned_model
     from backend.training.options import resolve
     from backend.training.run import load_run_data
@@ -82,11 +84,23 @@ def plan(ctx: StudioContext, cfg: RunConfig) -> dict[str, Any]:
     if speed is None:
         speed, source = _measure(tuned, loaded, data.train[:opts.batch_size], cfg), "measured on one batch now"
     train_tokens = tokens * epochs
-    seconds = train_tokens / speed if speed else None
+    train_s = train_tokens / speed if speed else None
+    evaluations = -(-opts.total_steps // opts.eval_every) if opts.eval_every else 0
+    dev = data.dev[:cfg.train.eval_limit] if cfg.train.eval_limit else data.dev
+    final = data.test if data.test is not None else data.dev
+    eval_rows = evaluations * len(dev) + len(final)
+    eval_s = None
+    if eval_rows:
+        eval_tokens = (evaluations * _mean_length(ctx, tuned.pm.template, dev, cfg, loaded.kind) * len(dev)
+                       + _mean_length(ctx, tuned.pm.template, final, cfg, loaded.kind) * len(final))
+        eval_speed = _measure_eval(ctx, tuned, list(final[:cfg.eval.batch_size]), cfg)
+        eval_s = eval_tokens / eval_speed if eval_speed else None
+    seconds = None if train_s is None or (eval_rows and eval_s is None) else train_s + (eval_s or 0.0)
     return {"trainable": counts["trainable"], "total": counts["total"], "percent": counts["percent"],
             "train_examples": len(data.train), "dev_examples": len(data.dev), "tokens_per_epoch": tokens,
             "steps": opts.total_steps, "epochs": epochs, "lr": opts.lr, "batch_size": opts.batch_size,
-            "tokens_per_s": speed, "speed_source": source, "estimated_s": seconds, "device": str(loaded.device)}
+            "tokens_per_s": speed, "speed_source": source, "train_s": train_s, "evaluations": evaluations,
+            "eval_rows": eval_rows, "eval_s": eval_s, "estimated_s": seconds, "device": str(loaded.device)}
 
 
 def _tokens(ctx: StudioContext, template: Any, examples: list[Any], cfg: RunConfig, kind: str) -> int:
@@ -97,16 +111,32 @@ def _tokens(ctx: StudioContext, template: Any, examples: list[Any], cfg: RunConf
                                                  ctx.model.info))
 
 
+LENGTH_SAMPLE = 256   # rows encoded to know a split's mean length (a dev split can have thousands)
+
+
+def _mean_length(ctx: StudioContext, template: Any, examples: Any, cfg: RunConfig, kind: str) -> float:
+    """Mean tokens per row of ``examples``, from an evenly spread sample of at most LENGTH_SAMPLE rows."""
+    rows = list(examples)
+    if not rows:
+        return 0.0
+    sample = rows[::max(1, len(rows) // LENGTH_SAMPLE)][:LENGTH_SAMPLE]
+    return _tokens(ctx, template, sample, cfg, kind) / len(sample)
+
+
 def _throughput(ctx: StudioContext, cfg: RunConfig, model_id: str) -> tuple[float | None, str]:
-    """Tokens/s of the latest finished run of the same model and method on this store."""
+    """Tokens/s of the training steps alone (dev evaluations left out: the card adds the run's own) of
+    the latest finished run of the same model and method on this store; runs recorded before that rate
+    was kept are passed over."""
     for r in ctx.store.list_runs(status="succeeded", method=cfg.method.name, limit=20):
-        if r.model_id == model_id and r.metrics.get("train/tokens_per_s"):
-            return float(r.metrics["train/tokens_per_s"]), f"run #{r.id} on this machine"
+        if r.model_id == model_id and r.metrics.get("train/step_tokens_per_s"):
+            return float(r.metrics["train/step_tokens_per_s"]), f"run #{r.id} on this machine"
     return None, ""
 
 
 def _measure(tuned: Any, loaded: Any, batch_examples: list[Any], cfg: RunConfig) -> float | None:
-    """Time one forward + backward pass on a real batch (tokens per second)."""
+    """Tokens per second of one forward + backward pass on a real batch, timed after an untimed first
+    pass (its buffer allocation and kernel choice made one configuration of a sweep look 25% slower than
+    the same work at another learning rate)."""
     from backend.batching import EncodeSettings, collate, encode_examples
     from backend.prompts.encode import describe_tokenizer
 
@@ -117,13 +147,32 @@ def _measure(tuned: Any, loaded: Any, batch_examples: list[Any], cfg: RunConfig)
     encs = encode_examples(tuned.pm.template, batch_examples, loaded.tokenizer, settings, info)
     batch = collate(encs, info.pad_id, loaded.device)
     tuned.pm.train()
-    t0 = time.perf_counter()
-    scores = tuned.pm(batch)
-    if scores.requires_grad:
-        scores.sum().backward()
-    elapsed = time.perf_counter() - t0
-    tuned.pm.zero_grad(set_to_none=True)
+    elapsed = 0.0
+    for _ in range(2):
+        t0 = time.perf_counter()
+        scores = tuned.pm(batch)
+        if scores.requires_grad:
+            scores.sum().backward()
+        elapsed = time.perf_counter() - t0
+        tuned.pm.zero_grad(set_to_none=True)
     return sum(e.length for e in encs) / elapsed if elapsed > 0 else None
+
+
+def _measure_eval(ctx: StudioContext, tuned: Any, examples: list[Any], cfg: RunConfig) -> float | None:
+    """Tokens per second of the run's own evaluation (``backend.evaluate``, no gradients) on up to one
+    evaluation batch of ``examples``."""
+    from backend.batching import EncodeSettings
+    from backend.evaluate import evaluate
+
+    if not examples:
+        return None
+    loaded = ctx.model.get()
+    settings = EncodeSettings(profile=loaded.kind, max_length=cfg.max_length, truncate=cfg.truncate)
+    tuned.pm.eval()
+    seconds = evaluate(tuned.pm, loaded.tokenizer, examples, settings=settings, batch_size=cfg.eval.batch_size,
+                       with_predictions=False).metrics["seconds"]
+    tokens = _tokens(ctx, tuned.pm.template, examples, cfg, loaded.kind)
+    return tokens / seconds if seconds > 0 else None
 
 
 def command(ctx: StudioContext, cfg: RunConfig) -> str:

@@ -83,7 +83,12 @@ class TerminalSink:
 
 
 class Progress:
-    """Derive tokens/s, elapsed and ETA; emit one step's events."""
+    """Derive tokens/s, elapsed and ETA; emit one step's events.
+
+    Two rates: ``train/tokens_per_s`` over the loop's whole wall time (what the run has been doing, dev
+    evaluations included; the ETA follows it) and ``train/step_tokens_per_s`` over the training steps alone
+    (``pause`` takes the evaluations out). The cost card predicts a run from the second and adds its
+    evaluations itself, so a run with few evaluations is not charged for another's many."""
 
     def __init__(self, sink: Sink, total_steps: int, start_step: int = 0) -> None:
         self.sink = sink
@@ -91,14 +96,21 @@ class Progress:
         self.start_step = start_step
         self.t0 = time.perf_counter()
         self.tokens = 0
+        self.paused = 0.0
+
+    def pause(self, seconds: float) -> None:
+        """``seconds`` of the loop spent off its training steps (a dev evaluation)."""
+        self.paused += max(seconds, 0.0)
 
     def step(self, step: int, *, loss: float, lr: float, epoch: float, tokens: int) -> None:
         self.tokens += tokens
         elapsed = time.perf_counter() - self.t0
+        stepping = elapsed - self.paused
         done = max(step - self.start_step, 1)
         eta = elapsed / done * (self.total - step)
         for key, value in (("train/loss", loss), ("train/lr", lr), ("train/epoch", epoch),
                            ("train/tokens_per_s", self.tokens / elapsed if elapsed > 0 else 0.0),
+                           ("train/step_tokens_per_s", self.tokens / stepping if stepping > 0 else 0.0),
                            ("train/elapsed_s", elapsed), ("train/eta_s", eta)):
             self.sink.emit(key, value, step)
 

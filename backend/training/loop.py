@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -159,8 +160,10 @@ def train_loop(tuned: TunedModel, tokenizer: Any, data: TrainData, opts: Resolve
             progress.step(state["step"], loss=loss_sum, lr=scheduler.get_last_lr()[0], epoch=epoch, tokens=tokens)
             stop = False
             if opts.eval_every and (state["step"] % opts.eval_every == 0 or state["step"] == opts.total_steps):
+                t_eval = time.perf_counter()
                 with accelerator.autocast():   # evaluated in the precision it trains in
                     stop = _eval_step(tuned, tokenizer, data, opts, state, progress, out_dir, save=main)
+                progress.pause(time.perf_counter() - t_eval)
             checkpoint_due = state["step"] % opts.checkpoint_every == 0 or state["step"] == opts.total_steps
             if main and (stop or checkpoint_due):
                 save_checkpoint(out_dir, pm, optimizer, scheduler, state)

@@ -23,9 +23,20 @@ def cost_card(res: dict[str, Any]) -> str:
              ("training examples", res["train_examples"]), ("dev examples", res["dev_examples"]),
              ("tokens per epoch", f"{res['tokens_per_epoch']:,}"),
              ("steps", f"{res['steps']} (~{res['epochs']:.1f} epochs, batch {res['batch_size']}, lr {res['lr']:g})"),
-             ("estimated time", f"{duration(res['estimated_s'])} on {res['device']}"
-              + (f" at {res['tokens_per_s']:.0f} tokens/s ({res['speed_source']})" if res["tokens_per_s"] else ""))]
+             ("estimated time", f"{duration(res['estimated_s'])} on {res['device']}"),
+             ("training steps", duration(res.get("train_s"))
+              + (f" at {res['tokens_per_s']:.0f} tokens/s ({res['speed_source']})" if res["tokens_per_s"] else "")),
+             ("evaluations", _evaluations(res))]
     return kv_card(items, "Cost before starting")
+
+
+def _evaluations(res: dict[str, Any]) -> str:
+    """What the dev evaluations add: a run on a few examples can spend as long evaluating as training."""
+    if not res.get("eval_rows"):
+        return "none"
+    n = res.get("evaluations") or 0
+    what = (f"{n} during training + the final one" if n else "the final one") + f", {res['eval_rows']:,} rows in all"
+    return f"{duration(res.get('eval_s'))} ({what})"
 
 
 def progress_html(res: dict[str, Any]) -> str:
