@@ -7,16 +7,21 @@ from typing import Any, Sequence
 
 from studio.views.tables import fmt, html_table, kv_card, when
 
-RUN_COLUMNS = ["id", "status", "method", "name", "accuracy", "macro_f1", "duration_s", "created", "tags"]
+RUN_COLUMNS = ["id", "status", "method", "name", "accuracy", "macro_f1", "duration (s)", "created", "tags"]
 
 
 def runs_frame_rows(rows: Sequence[dict[str, Any]]) -> list[list[Any]]:
     return [[r["id"], r["status"], r["method"], r["name"] or "", _num(r["accuracy"]), _num(r["macro_f1"]),
-             _num(r["duration_s"]), when(r["created_at"]), ", ".join(r["tags"])] for r in rows]
+             _seconds(r["duration_s"]), when(r["created_at"]), ", ".join(r["tags"])] for r in rows]
 
 
 def _num(v: float | None) -> float | None:
     return None if v is None else round(float(v), 4)
+
+
+def _seconds(v: float | None) -> float | None:
+    """Tenths of a second: a run's duration is not known to the microsecond (still a number, so it sorts)."""
+    return None if v is None else round(float(v), 1)
 
 
 def config_diff_html(res: dict[str, Any]) -> str:
@@ -45,7 +50,7 @@ def metric_table_html(res: dict[str, Any]) -> str:
 def detail_html(res: dict[str, Any]) -> str:
     r = res["run"]
     items = [("status", r["status"]), ("method", r["method"]), ("model", r["model"]), ("name", r["name"]),
-             ("duration (s)", r["duration_s"]), ("predictions stored", res["predictions"]),
+             ("duration (s)", _seconds(r["duration_s"])), ("predictions stored", res["predictions"]),
              ("data", res.get("data", "")), ("computed on", res.get("computed_on", ""))]
     parts = [kv_card(items, f"Run #{r['id']}")]
     if res.get("run_error"):
