@@ -51,7 +51,10 @@ def test_eval_stdout_is_exactly_the_metrics_json_and_stderr_is_quiet(configs):
     proc = _run("eval", str(configs["eval"]), "--no-db")
     lines = proc.stdout.splitlines()
     assert len(lines) == 1, proc.stdout
-    assert set(json.loads(lines[0])) >= {"accuracy", "macro_f1", "n"}
+    out = json.loads(lines[0])
+    assert set(out) >= {"accuracy", "macro_f1", "n", "intervals"}
+    lo, hi = out["intervals"]["accuracy"]           # 95% bootstrap interval over the rows scored
+    assert lo <= out["accuracy"] <= hi and out["intervals"]["confidence"] == 0.95
     assert proc.stderr.strip() == "", proc.stderr
 
 

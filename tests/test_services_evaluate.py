@@ -29,6 +29,15 @@ def test_zero_shot_is_recorded_and_rebuilt_from_predictions(ctx):
     again = evaluate.run_result(ctx, res["run_id"])
     assert again["confusion"] == res["confusion"]
     assert again["metrics"]["accuracy"] == pytest.approx(res["metrics"]["accuracy"])
+    # each metric with its 95% interval over the 64 rows scored, the same when the run is reopened
+    for key in ("accuracy", "macro_f1"):
+        lo, hi = res["intervals"][key]
+        assert lo <= res["metrics"][key] <= hi and 0.05 < hi - lo < 0.4
+        assert again["intervals"][key] == res["intervals"][key]
+    from studio.views.evaluation import metrics_card
+
+    acc, (lo, hi) = res["metrics"]["accuracy"], res["intervals"]["accuracy"]
+    assert f"{acc:.4f} (95% CI {lo:.4f}-{hi:.4f})" in metrics_card(res)
 
 
 def test_calibration_is_an_option_and_limit_samples(ctx):

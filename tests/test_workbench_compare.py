@@ -89,3 +89,30 @@ def test_bootstrap_samples_match_the_metrics_on_the_identity_resample():
     lo, hi = stats.interval(stats.accuracy_samples(gold, pred, idx))
     assert lo < full["accuracy"] < hi
     assert np.array_equal(idx, stats.resample_indices(50, 500, seed=3))
+
+
+def test_confusion_intervals_agree_with_resampling_the_rows():
+    rng = np.random.default_rng(3)
+    gold = rng.integers(0, 3, size=300)
+    pred = np.where(rng.random(300) < 0.7, gold, rng.integers(0, 3, size=300))
+    metrics = classification_metrics(gold.tolist(), pred.tolist(), ["a", "b", "c"])
+    got = stats.confusion_intervals(metrics["confusion"], n_boot=4000)
+    idx = stats.resample_indices(300, n_boot=4000, seed=1)
+    rows = {"accuracy": stats.interval(stats.accuracy_samples(gold, pred, idx)),
+            "macro_f1": stats.interval(stats.macro_f1_samples(gold, pred, 3, idx))}
+    for key, (lo, hi) in got.items():
+        assert lo < metrics[key] < hi
+        assert rows[key][0] == pytest.approx(lo, abs=0.01) and rows[key][1] == pytest.approx(hi, abs=0.01), key
+
+
+def test_confusion_intervals_narrow_with_rows_and_fit_many_classes():
+    small = stats.confusion_intervals([[28, 4], [2, 30]])                 # 64 rows, accuracy 0.906
+    large = stats.confusion_intervals([[2800, 400], [200, 3000]])         # the same rates on 6400
+    width = {k: hi - lo for k, (lo, hi) in small.items()}
+    assert all(0.05 < w < 0.25 for w in width.values()), width
+    assert all(hi - lo < width[k] / 5 for k, (lo, hi) in large.items())
+    many = np.eye(100, dtype=int) * 3
+    many[0, 1] = 30                                                       # 300 of 330 right
+    wide = stats.confusion_intervals(many.tolist())
+    assert set(wide) == {"accuracy"} and wide["accuracy"][0] < 300 / 330 < wide["accuracy"][1]
+    assert stats.confusion_intervals([[0, 0], [0, 0]]) == {}

@@ -41,7 +41,11 @@ def cmd_eval(args: argparse.Namespace) -> int:
         except RunStopped as exc:
             sys.stderr.write(f"evaluation {exc}\n")
             return stop.exit_code or 130
+    from backend.workbench.stats import CONFIDENCE, confusion_intervals
+
     out = dict(result.metrics)
+    out["intervals"] = {k: list(v) for k, v in confusion_intervals(result.metrics.get("confusion") or []).items()}
+    out["intervals"]["confidence"] = CONFIDENCE
     out["run_id"] = run_id
     if args.predictions:
         path = Path(args.predictions)

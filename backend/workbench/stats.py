@@ -50,6 +50,35 @@ def interval(samples: np.ndarray, confidence: float = CONFIDENCE) -> tuple[float
     return float(lo), float(hi)
 
 
+MAX_CONFUSION_CLASSES = 64    # above: accuracy's interval only (n_boot x classes² cells would not fit)
+
+
+def confusion_intervals(confusion: Sequence[Sequence[int]], n_boot: int = 1000, seed: int = 0,
+                        confidence: float = CONFIDENCE) -> dict[str, tuple[float, float]]:
+    """Bootstrap intervals of accuracy and macro-F1 from a confusion matrix (rows gold) alone.
+
+    Why from the matrix: drawing n rows with replacement is drawing n cells from the matrix's own
+    frequencies (one multinomial draw per resample), so every stored run has its interval without its
+    per-row predictions, in memory of n_boot x classes² rather than n_boot x rows. The same resampling as
+    ``accuracy_samples`` / ``macro_f1_samples``, so one run's interval here and in a comparison agree up
+    to the bootstrap's own noise."""
+    conf = np.asarray(confusion, dtype=np.int64)
+    n = int(conf.sum()) if conf.size else 0
+    if n == 0:
+        return {}
+    k = conf.shape[0]
+    rng = np.random.default_rng(seed)
+    if k > MAX_CONFUSION_CLASSES:
+        correct = rng.binomial(n, np.trace(conf) / n, size=n_boot) / n
+        return {"accuracy": interval(correct, confidence)}
+    draws = rng.multinomial(n, (conf / n).ravel(), size=n_boot).reshape(n_boot, k, k)
+    tp = np.diagonal(draws, axis1=1, axis2=2).astype(float)
+    predicted, support = draws.sum(axis=1), draws.sum(axis=2)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        f1 = np.where(predicted + support > 0, 2 * tp / (predicted + support), 0.0)
+    return {"accuracy": interval(tp.sum(axis=1) / n, confidence), "macro_f1": interval(f1.mean(axis=1), confidence)}
+
+
 @dataclass(frozen=True)
 class McNemar:
     only_a: int          # rows the first prompt gets right and the second wrong
