@@ -66,6 +66,17 @@ def classification_metrics(gold: Sequence[int], pred: Sequence[int], classes: Se
             "classes": list(classes)}
 
 
+def interval_scalars(metrics: dict[str, Any]) -> dict[str, float]:
+    """``accuracy_ci_low`` / ``_high`` (and macro-F1's): the 95% bootstrap interval over the rows scored,
+    as scalars a run records beside the metric, so a stored 0.97 on 64 rows says it could be 0.92."""
+    from backend.workbench.stats import confusion_intervals
+
+    out: dict[str, float] = {}
+    for key, (lo, hi) in confusion_intervals(metrics.get("confusion") or []).items():
+        out[f"{key}_ci_low"], out[f"{key}_ci_high"] = lo, hi
+    return out
+
+
 def _score(pm: PromptModel, encs: list, pad_id: int, batch_size: int, top_k: int,
            progress: Callable[[int, int], None] | None = None) -> tuple[torch.Tensor, list]:
     """Class log-probs for every encoding (in input order) and, if asked, top-k tokens at the mask."""

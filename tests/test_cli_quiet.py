@@ -52,9 +52,9 @@ def test_eval_stdout_is_exactly_the_metrics_json_and_stderr_is_quiet(configs):
     lines = proc.stdout.splitlines()
     assert len(lines) == 1, proc.stdout
     out = json.loads(lines[0])
-    assert set(out) >= {"accuracy", "macro_f1", "n", "intervals"}
-    lo, hi = out["intervals"]["accuracy"]           # 95% bootstrap interval over the rows scored
-    assert lo <= out["accuracy"] <= hi and out["intervals"]["confidence"] == 0.95
+    assert set(out) >= {"accuracy", "macro_f1", "n", "accuracy_ci_low", "accuracy_ci_high"}
+    # the 95% bootstrap interval over the rows scored
+    assert out["accuracy_ci_low"] <= out["accuracy"] <= out["accuracy_ci_high"]
     assert proc.stderr.strip() == "", proc.stderr
 
 

@@ -41,11 +41,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
         except RunStopped as exc:
             sys.stderr.write(f"evaluation {exc}\n")
             return stop.exit_code or 130
-    from backend.workbench.stats import CONFIDENCE, confusion_intervals
+    from backend.evaluate import interval_scalars
 
-    out = dict(result.metrics)
-    out["intervals"] = {k: list(v) for k, v in confusion_intervals(result.metrics.get("confusion") or []).items()}
-    out["intervals"]["confidence"] = CONFIDENCE
+    out = dict(result.metrics, **interval_scalars(result.metrics))   # as the run records them
     out["run_id"] = run_id
     if args.predictions:
         path = Path(args.predictions)

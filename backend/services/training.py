@@ -170,6 +170,7 @@ def _measure_eval(ctx: StudioContext, tuned: Any, examples: list[Any], cfg: RunC
     loaded = ctx.model.get()
     settings = EncodeSettings(profile=loaded.kind, max_length=cfg.max_length, truncate=cfg.truncate)
     tuned.pm.eval()
+    evaluate(tuned.pm, loaded.tokenizer, examples[:2], settings=settings, with_predictions=False)   # untimed: first call
     seconds = evaluate(tuned.pm, loaded.tokenizer, examples, settings=settings, batch_size=cfg.eval.batch_size,
                        with_predictions=False).metrics["seconds"]
     tokens = _tokens(ctx, tuned.pm.template, examples, cfg, loaded.kind)

@@ -54,7 +54,9 @@ def progress_html(res: dict[str, Any]) -> str:
         bits.append(f"{res['tokens_per_s']:.0f} tokens/s")
     final = res.get("final") or {}
     if "accuracy" in final:
-        bits.append(f"final accuracy {final['accuracy']:.4f}")
+        bits.append(f"final accuracy {final['accuracy']:.4f}"
+                    + (f" (95% CI {final['accuracy_ci_low']:.4f}-{final['accuracy_ci_high']:.4f})"
+                       if "accuracy_ci_low" in final and "accuracy_ci_high" in final else ""))
     bar = f"<div class='ps-progress'><div style='width:{pct}%'></div></div>"
     err = f"<div class='ps-msg ps-error'>{escape(res['run_error'])}</div>" if res.get("run_error") else ""
     return f"<div class='ps-card' id='ps-train-card'>{' · '.join(bits)}{bar}{err}</div>"
