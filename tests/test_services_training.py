@@ -122,6 +122,8 @@ def test_train_progress_queue_and_playground(trained):
     assert scored["metrics"]["n"] == 10 and scored["run_id"] != run_id
     child = ctx.store.get_run(scored["run_id"])
     assert child.method == "evaluation" and child.parent_run_id == run_id
+    lo, hi = scored["intervals"]["accuracy"]      # the interval shown is the one recorded with the run
+    assert (child.metrics["eval/accuracy_ci_low"], child.metrics["eval/accuracy_ci_high"]) == (lo, hi)
     assert (child.model_id, child.model_revision) == (ctx.model.get().model_id, ctx.model.get().revision)
     g, p = scored["classes"][0], scored["classes"][0]
     assert evaluate.cell_examples(ctx, scored["run_id"], g, p)["count"] == scored["confusion"][0][0]
