@@ -82,7 +82,7 @@ def plan(ctx: StudioContext, cfg: RunConfig) -> dict[str, Any]:
     epochs = opts.total_steps / steps_per_epoch
     speed, source = _throughput(ctx, cfg, loaded.model_id)
     if speed is None:
-        speed, source = _measure(tuned, loaded, data.train[:opts.batch_size], cfg), "measured on one batch now"
+        speed, source = _measure(tuned, loaded, data.train[:opts.batch_size], cfg, opts), "measured on one batch now"
     train_tokens = tokens * epochs
     train_s = train_tokens / speed if speed else None
     evaluations = -(-opts.total_steps // opts.eval_every) if opts.eval_every else 0
@@ -133,12 +133,14 @@ def _throughput(ctx: StudioContext, cfg: RunConfig, model_id: str) -> tuple[floa
     return None, ""
 
 
-def _measure(tuned: Any, loaded: Any, batch_examples: list[Any], cfg: RunConfig) -> float | None:
-    """Tokens per second of one forward + backward pass on a real batch, timed after an untimed first
-    pass (its buffer allocation and kernel choice made one configuration of a sweep look 25% slower than
-    the same work at another learning rate)."""
+def _measure(tuned: Any, loaded: Any, batch_examples: list[Any], cfg: RunConfig, opts: Any) -> float | None:
+    """Tokens per second of one training step on a real batch (forward, backward and the loop's own
+    optimizer step, which is most of a full fine-tuning's step), timed after an untimed first step (its
+    buffer allocation and kernel choice made one configuration of a sweep look 25% slower than the same
+    work at another learning rate). The copy's weights move: it is thrown away after the card."""
     from backend.batching import EncodeSettings, collate, encode_examples
     from backend.prompts.encode import describe_tokenizer
+    from backend.training.loop import make_optimizer
 
     if not batch_examples:
         return None
@@ -146,6 +148,7 @@ def _measure(tuned: Any, loaded: Any, batch_examples: list[Any], cfg: RunConfig)
     info = describe_tokenizer(loaded.tokenizer)
     encs = encode_examples(tuned.pm.template, batch_examples, loaded.tokenizer, settings, info)
     batch = collate(encs, info.pad_id, loaded.device)
+    optimizer = make_optimizer(tuned, opts)[0] if tuned.trainable() else None
     tuned.pm.train()
     elapsed = 0.0
     for _ in range(2):
@@ -153,6 +156,8 @@ def _measure(tuned: Any, loaded: Any, batch_examples: list[Any], cfg: RunConfig)
         scores = tuned.pm(batch)
         if scores.requires_grad:
             scores.sum().backward()
+            if optimizer is not None:
+                optimizer.step()
         elapsed = time.perf_counter() - t0
         tuned.pm.zero_grad(set_to_none=True)
     return sum(e.length for e in encs) / elapsed if elapsed > 0 else None
