@@ -1,6 +1,6 @@
 """How close the Train tab's cost card comes to the time the run then takes.
 
-    python bench/bench_cost_card.py [--steps 40] [--methods prompt-tuning,lora]
+    python bench/bench_cost_card.py [--steps 40] [--methods prompt-tuning,lora,full]
 
 For each method, on the demo prompt and built-in reviews (8 shots per class, a dev evaluation every 10
 steps), in a fresh store with the studio's own services and job runner (SmolLM2 loaded in this process as
@@ -71,7 +71,7 @@ def _card(ctx, cfg) -> dict:
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--steps", type=int, default=40)
-    p.add_argument("--methods", default="prompt-tuning,lora")
+    p.add_argument("--methods", default="prompt-tuning,lora,full")
     args = p.parse_args()
     from backend.openmp import sleeping_waits
 
