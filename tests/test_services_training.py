@@ -162,7 +162,65 @@ def test_cost_card_adds_every_dev_evaluation_to_the_training_time(trained):
     assert few["evaluations"] == 1 and few["eval_rows"] == 2 * dev_rows
     assert many["evaluations"] == 4 and many["eval_rows"] == 5 * dev_rows
     for card in (few, many):   # (a tiny model's evaluation takes milliseconds: its timings are noise)
-        assert card["eval_s"] > 0 and card["estimated_s"] == pytest.approx(card["train_s"] + card["eval_s"])
+        assert card["eval_s"] > 0 and card["saving_s"] > 0
+        assert card["estimated_s"] == pytest.approx(card["train_s"] + card["eval_s"] + card["saving_s"]
+                                                    + (card["start_s"] or 0.0))
+    # 4 steps: a checkpoint at each evaluation (3 copies of the weights: them and AdamW's two moments), the
+    # best weights at each evaluation at most, the final weights
+    assert few["writes"] == 3 * 1 + 1 + 1 and many["writes"] == 3 * 4 + 4 + 1
+
+
+def _run_record(run_id, *, wall, loop, final, trainable, model="m"):
+    from types import SimpleNamespace
+
+    return SimpleNamespace(id=run_id, model_id=model, started_at=100.0, finished_at=100.0 + wall,
+                           metrics={"train/loop_s": loop, "final/seconds": final, "params/trainable": trainable,
+                                    "train/saving_s": 0.1})
+
+
+def test_start_and_finish_are_what_earlier_runs_spent_outside_their_loop_and_final_evaluation():
+    from types import SimpleNamespace
+
+    runs = [_run_record(9, wall=30.0, loop=20.0, final=4.0, trainable=1000),            # 6 s outside
+            _run_record(8, wall=40.0, loop=20.0, final=4.0, trainable=1000),            # a slow first start: 16 s
+            _run_record(7, wall=31.0, loop=20.0, final=4.0, trainable=250_000_000),     # a gigabyte written at the end
+            _run_record(6, wall=99.0, loop=1.0, final=1.0, trainable=10, model="another model"),
+            SimpleNamespace(id=5, model_id="m", started_at=1.0, finished_at=2.0, metrics={"eval/accuracy": 1.0})]
+    ctx = SimpleNamespace(store=SimpleNamespace(list_runs=lambda **kw: runs))
+    # run 7's final weights (1e9 bytes at 6e-9 s a byte: 6 s) are its method's, not the next run's
+    seconds, source = training._start_finish(ctx, "m", final_per_byte=6e-9)
+    assert seconds == pytest.approx(6.0, abs=1e-3) and source == "runs #9, #8, #7 on this machine"   # the median
+    assert training._start_finish(ctx, "a third model", 6e-9) == (None, "")
+
+
+def test_write_timing_uses_the_runs_folder_and_leaves_nothing_there(trained, tmp_path):
+    from backend.methods.build import build_tuned_model
+    from backend.pipeline import build_verbalizer
+
+    ctx, opening = trained
+    loaded = ctx.model.get()
+    verb = build_verbalizer(_cfg(ctx, opening).verbalizer, ["negative", "positive"], [])
+    tuned = build_tuned_model(loaded.model, loaded.tokenizer, loaded.kind, _cfg(ctx, opening).template, verb,
+                              "prompt-tuning", {"num_tokens": 4}, seed=0)
+    root = tmp_path / "runs"
+    write, attach = training._measure_writes(tuned, root)
+    assert 0 < write < 1e-6 and 0 < attach < 1e-6      # seconds a byte: a disk writes far above 1 MB/s
+    assert list(root.iterdir()) == []
+
+
+def test_cost_card_says_what_it_leaves_out():
+    from studio.views.training import cost_card
+
+    card = {"trainable": 10, "total": 100, "percent": 10.0, "train_examples": 8, "dev_examples": 4,
+            "tokens_per_epoch": 80, "steps": 4, "epochs": 2.0, "batch_size": 4, "lr": 0.1, "estimated_s": 12.0,
+            "device": "cpu", "train_s": 5.0, "tokens_per_s": 64.0, "speed_source": "run #3 on this machine",
+            "evaluations": 2, "eval_rows": 12, "eval_s": 3.0, "writes": 9, "saving_s": 0.01, "start_s": None,
+            "start_source": ""}
+    html = cost_card(card)
+    assert "under a second (checkpoints, best weights, final weights: 9 writes" in html
+    assert "not priced yet (no earlier run of this model here" in html
+    html = cost_card(dict(card, saving_s=14.0, start_s=4.0, start_source="runs #3, #2 on this machine"))
+    assert "14 s (checkpoints" in html and "4 s (as runs #3, #2 on this machine)" in html
 
 
 def test_cost_card_times_a_training_pass_after_an_untimed_first_one(trained, monkeypatch):

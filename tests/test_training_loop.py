@@ -18,8 +18,11 @@ def test_loss_goes_down_and_events_arrive(bert_tok, tmp_path):
     assert len(losses) == 12 and min(losses[-3:]) < losses[0]
     keys = {k for k, _, _ in sink.events}
     for k in ("train/lr", "train/tokens_per_s", "train/step_tokens_per_s", "train/eta_s", "train/elapsed_s",
-              "train/epoch", "eval/accuracy", "params/trainable", "params/percent", "final/accuracy"):
+              "train/epoch", "eval/accuracy", "params/trainable", "params/percent", "final/accuracy",
+              "train/saving_s", "train/loop_s"):
         assert k in keys, k
+    # the loop's whole time: beyond its last step's elapsed time by that step's evaluation and checkpoint
+    assert sink.values("train/loop_s")[-1] > sink.values("train/elapsed_s")[-1] > sink.values("train/saving_s")[-1] > 0
     # the steps' own rate leaves the evaluation at step 6 out, the loop's rate does not
     assert sink.values("train/step_tokens_per_s")[-1] > sink.values("train/tokens_per_s")[-1]
     assert res.best_step in (6, 12)
@@ -147,3 +150,18 @@ def test_progress_leaves_evaluations_out_of_the_steps_own_rate(monkeypatch):
     assert sink.values("train/tokens_per_s") == [100.0, pytest.approx(200 / 3)]
     assert sink.values("train/step_tokens_per_s") == [100.0, 100.0]
     assert sink.values("train/eta_s") == [1.0, 0.0]
+
+
+def test_progress_leaves_writes_out_of_the_steps_own_rate_and_totals_them(monkeypatch):
+    from backend.training import events
+
+    clock = iter([0.0, 1.0, 4.0, 5.0])   # start; step 1 after 1 s; step 2 after 2 s of writes and 1 s of training; close
+    monkeypatch.setattr(events.time, "perf_counter", lambda: next(clock))
+    sink = MemorySink()
+    progress = events.Progress(sink, total_steps=2)
+    progress.step(1, loss=1.0, lr=0.1, epoch=0.5, tokens=100)
+    progress.saved(2.0)
+    progress.step(2, loss=0.5, lr=0.1, epoch=1.0, tokens=100)
+    progress.close(2)
+    assert sink.values("train/step_tokens_per_s") == [100.0, 100.0]
+    assert sink.values("train/saving_s") == [2.0] and sink.values("train/loop_s") == [5.0]

@@ -10,10 +10,12 @@ from __future__ import annotations
 import copy
 import json
 import time
+from pathlib import Path
 from typing import Any
 
 from backend.config import RunConfig
 from backend.errors import ConfigError
+from backend.jobs.paths import runs_root
 from backend.services.context import StudioContext
 from backend.services.results import service, user_error
 
@@ -56,8 +58,10 @@ def option_values(method: str, raw: dict[str, Any]) -> dict[str, Any]:
 def plan(ctx: StudioContext, cfg: RunConfig) -> dict[str, Any]:
     """The cost card before starting: trainable parameters and %, steps, tokens per epoch, and the time
     it should take here: the training steps (at this machine's rate on earlier runs of the method, else
-    one batch timed now) plus every dev evaluation the run will make and its final one (timed now on dev
-    rows), since on a small dataset evaluating can take as long as training."""
+    one batch timed now), every dev evaluation the run will make and its final one (timed now on dev
+    rows: on a small dataset evaluating can take as long as training), the weights it writes (checkpoints,
+    best weights, the final ones into the store: a full fine-tuning's are most of a gigabyte each, timed
+    now on this disk) and its process's start and finish (model load, lineage; from earlier runs here)."""
     from backend.methods.build import build_tuned_model
     from backend.training.options import resolve
     from backend.training.run import load_run_data
@@ -95,12 +99,19 @@ def plan(ctx: StudioContext, cfg: RunConfig) -> dict[str, Any]:
                        + _mean_length(ctx, tuned.pm.template, final, cfg, loaded.kind) * len(final))
         eval_speed = _measure_eval(ctx, tuned, list(final[:cfg.eval.batch_size]), cfg)
         eval_s = eval_tokens / eval_speed if eval_speed else None
-    seconds = None if train_s is None or (eval_rows and eval_s is None) else train_s + (eval_s or 0.0)
+    writes = _writes(opts, evaluations)
+    write_s, attach_s = _measure_writes(tuned, runs_root(ctx.store, cfg.to_dict()))
+    trainable_bytes = _trainable_bytes(tuned)
+    saving_s = trainable_bytes * (writes * write_s + attach_s)
+    start_s, start_source = _start_finish(ctx, loaded.model_id, write_s + attach_s)
+    seconds = (None if train_s is None or (eval_rows and eval_s is None)
+               else train_s + (eval_s or 0.0) + saving_s + (start_s or 0.0))
     return {"trainable": counts["trainable"], "total": counts["total"], "percent": counts["percent"],
             "train_examples": len(data.train), "dev_examples": len(data.dev), "tokens_per_epoch": tokens,
             "steps": opts.total_steps, "epochs": epochs, "lr": opts.lr, "batch_size": opts.batch_size,
             "tokens_per_s": speed, "speed_source": source, "train_s": train_s, "evaluations": evaluations,
-            "eval_rows": eval_rows, "eval_s": eval_s, "estimated_s": seconds, "device": str(loaded.device)}
+            "eval_rows": eval_rows, "eval_s": eval_s, "writes": writes, "saving_s": saving_s,
+            "start_s": start_s, "start_source": start_source, "estimated_s": seconds, "device": str(loaded.device)}
 
 
 def _tokens(ctx: StudioContext, template: Any, examples: list[Any], cfg: RunConfig, kind: str) -> int:
@@ -124,13 +135,94 @@ def _mean_length(ctx: StudioContext, template: Any, examples: Any, cfg: RunConfi
 
 
 def _throughput(ctx: StudioContext, cfg: RunConfig, model_id: str) -> tuple[float | None, str]:
-    """Tokens/s of the training steps alone (dev evaluations left out: the card adds the run's own) of
-    the latest finished run of the same model and method on this store; runs recorded before that rate
-    was kept are passed over."""
+    """Tokens/s of the training steps alone (dev evaluations and writes left out: the card adds the run's
+    own) of the latest finished run of the same model and method on this store; runs recorded before
+    writes were kept apart (no ``train/saving_s``) are passed over: their checkpoints were in that rate."""
     for r in ctx.store.list_runs(status="succeeded", method=cfg.method.name, limit=20):
-        if r.model_id == model_id and r.metrics.get("train/step_tokens_per_s"):
+        if r.model_id == model_id and r.metrics.get("train/step_tokens_per_s") and "train/saving_s" in r.metrics:
             return float(r.metrics["train/step_tokens_per_s"]), f"run #{r.id} on this machine"
     return None, ""
+
+
+WRITE_SAMPLE = (16 << 20, 64 << 20)   # bytes written to time this disk: enough to see its rate, not a gigabyte
+STATE_COPIES = 3                       # a checkpoint: the trained weights and AdamW's two moments of each
+
+
+def _writes(opts: Any, evaluations: int) -> int:
+    """How many times a run writes its trained weights' size: each checkpoint (the loop's every
+    ``checkpoint_every`` steps and its last), the best weights at each evaluation (at most; only a better
+    one writes), and the final weights."""
+    checkpoints = opts.total_steps // opts.checkpoint_every + (1 if opts.total_steps % opts.checkpoint_every else 0)
+    return STATE_COPIES * checkpoints + evaluations + 1
+
+
+def _trainable_bytes(tuned: Any) -> int:
+    return sum(p.numel() * p.element_size() for _, p in tuned.trainable())
+
+
+def _measure_writes(tuned: Any, root: Path) -> tuple[float, float]:
+    """Seconds per byte of writing trained weights as the loop does (a copy, then safetensors) and of
+    attaching a file to the store (a SHA-256 read and a copy), timed now next to where the run will write,
+    on 16-64 MB of the model's own trainable tensors (padded with zeros when they are fewer)."""
+    import hashlib
+    import shutil
+    import tempfile
+
+    import torch
+    from safetensors.torch import save_file
+
+    total = _trainable_bytes(tuned)
+    want = min(max(total, WRITE_SAMPLE[0]), WRITE_SAMPLE[1])
+    sample: dict[str, Any] = {}
+    size = 0
+    for name, p in tuned.trainable():
+        if size >= want:
+            break
+        flat = p.detach().reshape(-1)[:max(1, (want - size) // p.element_size())]
+        sample[name] = flat
+        size += flat.numel() * flat.element_size()
+    if size < want:
+        sample["_pad"] = torch.zeros((want - size) // 4)
+        size = want
+    root.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=".cost-card-", dir=root) as tmp:
+        path = Path(tmp) / "w.safetensors"
+        t0 = time.perf_counter()
+        save_file({k: v.clone() for k, v in sample.items()}, str(path))
+        t1 = time.perf_counter()
+        digest = hashlib.sha256()
+        with path.open("rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(chunk)
+        shutil.copyfile(path, Path(tmp) / "copy")
+        t2 = time.perf_counter()
+    return (t1 - t0) / size, (t2 - t1) / size
+
+
+START_SAMPLE = 5   # earlier runs whose start and finish are pooled (the median: a job server's first start is slow)
+
+
+def _start_finish(ctx: StudioContext, model_id: str, final_per_byte: float) -> tuple[float | None, str]:
+    """Seconds of a run outside its loop and final evaluation (the process's start, loading the model,
+    encoding, lineage, status) as the latest finished runs of this model here took them: their wall time
+    less their loop, final evaluation and final weights' writing (priced at this disk's rate by their size,
+    which differs between methods). None before any such run: the card says it leaves it out."""
+    import statistics
+
+    seen: list[tuple[int, float]] = []
+    for r in ctx.store.list_runs(status="succeeded", limit=50):
+        m = r.metrics
+        if r.model_id != model_id or "train/loop_s" not in m or not r.started_at or not r.finished_at:
+            continue
+        final_write = m.get("params/trainable", 0.0) * 4 * final_per_byte
+        outside = (r.finished_at - r.started_at) - m["train/loop_s"] - m.get("final/seconds", 0.0) - final_write
+        seen.append((r.id, max(outside, 0.0)))
+        if len(seen) == START_SAMPLE:
+            break
+    if not seen:
+        return None, ""
+    runs = ", ".join(f"#{i}" for i, _ in seen)
+    return statistics.median(s for _, s in seen), f"run{'s' if len(seen) > 1 else ''} {runs} on this machine"
 
 
 def _measure(tuned: Any, loaded: Any, batch_examples: list[Any], cfg: RunConfig, opts: Any) -> float | None:

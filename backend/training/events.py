@@ -87,8 +87,9 @@ class Progress:
 
     Two rates: ``train/tokens_per_s`` over the loop's whole wall time (what the run has been doing, dev
     evaluations included; the ETA follows it) and ``train/step_tokens_per_s`` over the training steps alone
-    (``pause`` takes the evaluations out). The cost card predicts a run from the second and adds its
-    evaluations itself, so a run with few evaluations is not charged for another's many."""
+    (``pause`` takes the evaluations out, ``saved`` the checkpoints and best weights written). The cost card
+    predicts a run from the second and adds its evaluations and writes itself, so a run with few evaluations
+    is not charged for another's many, nor a small adapter for a full model's checkpoints."""
 
     def __init__(self, sink: Sink, total_steps: int, start_step: int = 0) -> None:
         self.sink = sink
@@ -97,10 +98,23 @@ class Progress:
         self.t0 = time.perf_counter()
         self.tokens = 0
         self.paused = 0.0
+        self.saving = 0.0
 
     def pause(self, seconds: float) -> None:
         """``seconds`` of the loop spent off its training steps (a dev evaluation)."""
         self.paused += max(seconds, 0.0)
+
+    def saved(self, seconds: float) -> None:
+        """``seconds`` spent writing weights (a checkpoint, the best weights so far): off the steps too, and
+        kept apart (``train/saving_s``) since what a write costs follows the trained weights' size."""
+        self.pause(seconds)
+        self.saving += max(seconds, 0.0)
+
+    def close(self, step: int) -> None:
+        """The loop's totals: its writes, and its whole wall time (``train/elapsed_s`` stops at the last step,
+        before that step's evaluation and checkpoint; the cost card prices what a run does outside the loop)."""
+        self.sink.emit("train/saving_s", self.saving, step)
+        self.sink.emit("train/loop_s", time.perf_counter() - self.t0, step)
 
     def step(self, step: int, *, loss: float, lr: float, epoch: float, tokens: int) -> None:
         self.tokens += tokens

@@ -118,7 +118,7 @@ def train_loop(tuned: TunedModel, tokenizer: Any, data: TrainData, opts: Resolve
     main = accelerator.is_main_process
     pm.train()
     if main and state["step"] == 0:
-        record_soft(out_dir, pm, 0)     # the initialisation: where drift is measured from (trajectory.py)
+        _timed(progress, record_soft, out_dir, pm, 0)     # the initialisation: where drift is measured from (trajectory.py)
     status = "succeeded"
     # CPU: activation buffers kept for the next step or returned to the OS, by the memory there is (backend/cpu_memory.py).
     mode = mode_for(pm, device.type, opts.cpu_memory)
@@ -129,7 +129,7 @@ def train_loop(tuned: TunedModel, tokenizer: Any, data: TrainData, opts: Resolve
             if cancel_check is not None and cancel_check():
                 status = "cancelled"
                 if main and state["step"] % opts.checkpoint_every:   # steps since the last one: keep them
-                    save_checkpoint(out_dir, pm, optimizer, scheduler, state)
+                    _timed(progress, save_checkpoint, out_dir, pm, optimizer, scheduler, state)
                 break
             step = state["step"]
             loss_sum, tokens, epoch = 0.0, 0, 0.0
@@ -160,16 +160,17 @@ def train_loop(tuned: TunedModel, tokenizer: Any, data: TrainData, opts: Resolve
             progress.step(state["step"], loss=loss_sum, lr=scheduler.get_last_lr()[0], epoch=epoch, tokens=tokens)
             stop = False
             if opts.eval_every and (state["step"] % opts.eval_every == 0 or state["step"] == opts.total_steps):
-                t_eval = time.perf_counter()
+                t_eval, saving = time.perf_counter(), progress.saving
                 with accelerator.autocast():   # evaluated in the precision it trains in
                     stop = _eval_step(tuned, tokenizer, data, opts, state, progress, out_dir, save=main)
-                progress.pause(time.perf_counter() - t_eval)
+                progress.pause(time.perf_counter() - t_eval - (progress.saving - saving))   # its writes: saved()
             checkpoint_due = state["step"] % opts.checkpoint_every == 0 or state["step"] == opts.total_steps
             if main and (stop or checkpoint_due):
-                save_checkpoint(out_dir, pm, optimizer, scheduler, state)
+                _timed(progress, save_checkpoint, out_dir, pm, optimizer, scheduler, state)
             if stop:
                 sink.emit("train/early_stopped", 1.0, state["step"])
                 break
+    progress.close(state["step"])
     sink.flush()
     accelerator.wait_for_everyone()     # the main process has written the best weights
     if state["best_step"] is not None and (Path(out_dir) / BEST).exists():
@@ -177,6 +178,12 @@ def train_loop(tuned: TunedModel, tokenizer: Any, data: TrainData, opts: Resolve
     pm.eval()
     return LoopResult(status=status, steps=state["step"], best_step=state["best_step"],
                       best_metric=state["best_metric"], history=state["history"])
+
+
+def _timed(progress: Progress, write: Callable[..., Any], *args: Any) -> None:
+    t0 = time.perf_counter()
+    write(*args)
+    progress.saved(time.perf_counter() - t0)
 
 
 def _eval_step(tuned: TunedModel, tokenizer: Any, data: TrainData, opts: Resolved, state: dict[str, Any],
@@ -188,12 +195,12 @@ def _eval_step(tuned: TunedModel, tokenizer: Any, data: TrainData, opts: Resolve
     value = float(metrics.get(opts.metric, math.nan))
     state["history"].append({"step": state["step"], opts.metric: value})
     if save:
-        record_soft(out_dir, tuned.pm, state["step"])
+        _timed(progress, record_soft, out_dir, tuned.pm, state["step"])
     best = state["best_metric"]
     if best is None or value > best:
         state.update(best_metric=value, best_step=state["step"], bad_evals=0)
         if save:
-            save_file(trainable_state(tuned.pm), str(Path(out_dir) / BEST))
+            _timed(progress, lambda: save_file(trainable_state(tuned.pm), str(Path(out_dir) / BEST)))
         return False
     state["bad_evals"] += 1
     return bool(opts.patience) and state["bad_evals"] >= opts.patience

@@ -26,8 +26,26 @@ def cost_card(res: dict[str, Any]) -> str:
              ("estimated time", f"{duration(res['estimated_s'])} on {res['device']}"),
              ("training steps", duration(res.get("train_s"))
               + (f" at {res['tokens_per_s']:.0f} tokens/s ({res['speed_source']})" if res["tokens_per_s"] else "")),
-             ("evaluations", _evaluations(res))]
+             ("evaluations", _evaluations(res)),
+             ("writing weights", _writes(res)),
+             ("start and finish", _start(res))]
     return kv_card(items, "Cost before starting")
+
+
+def _writes(res: dict[str, Any]) -> str:
+    """Checkpoints and best weights: nothing for a soft prompt, a large share of a full fine-tuning."""
+    if res.get("saving_s") is None:
+        return "not priced"
+    took = duration(res["saving_s"]) if res["saving_s"] >= 0.5 else "under a second"
+    return (f"{took} (checkpoints, best weights, final weights: "
+            f"{res.get('writes', 0)} writes of the trained weights at most)")
+
+
+def _start(res: dict[str, Any]) -> str:
+    """The run's process starting, loading the model and recording its outputs, learnt from earlier runs."""
+    if res.get("start_s") is None:
+        return "not priced yet (no earlier run of this model here; one run teaches it)"
+    return f"{duration(res['start_s'])} (as {res['start_source']})"
 
 
 def _evaluations(res: dict[str, Any]) -> str:
