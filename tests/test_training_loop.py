@@ -23,6 +23,9 @@ def test_loss_goes_down_and_events_arrive(bert_tok, tmp_path):
         assert k in keys, k
     # the loop's whole time: beyond its last step's elapsed time by that step's evaluation and checkpoint
     assert sink.values("train/loop_s")[-1] > sink.values("train/elapsed_s")[-1] > sink.values("train/saving_s")[-1] > 0
+    # two checkpoints (weights, AdamW's two moments) and the best weights at least once: on disk, as counted
+    trainable = int(sink.values("params/trainable")[0]) * 4
+    assert 2 * 3 * trainable + trainable <= sink.values("train/saved_bytes")[-1] < 2 * 3 * trainable + 2 * trainable + 65536
     # the steps' own rate leaves the evaluation at step 6 out, the loop's rate does not
     assert sink.values("train/step_tokens_per_s")[-1] > sink.values("train/tokens_per_s")[-1]
     assert res.best_step in (6, 12)
@@ -160,8 +163,9 @@ def test_progress_leaves_writes_out_of_the_steps_own_rate_and_totals_them(monkey
     sink = MemorySink()
     progress = events.Progress(sink, total_steps=2)
     progress.step(1, loss=1.0, lr=0.1, epoch=0.5, tokens=100)
-    progress.saved(2.0)
+    progress.saved(2.0, 4096)
     progress.step(2, loss=0.5, lr=0.1, epoch=1.0, tokens=100)
     progress.close(2)
     assert sink.values("train/step_tokens_per_s") == [100.0, 100.0]
     assert sink.values("train/saving_s") == [2.0] and sink.values("train/loop_s") == [5.0]
+    assert sink.values("train/saved_bytes") == [4096.0]

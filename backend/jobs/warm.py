@@ -53,6 +53,11 @@ def available() -> bool:
     return sys.platform.startswith("linux") and "forkserver" in multiprocessing.get_all_start_methods()
 
 
+def started() -> bool:
+    """Whether this process's job server is up: a run started before it is, starts it (and waits for it)."""
+    return _SERVER.state is not None
+
+
 class WarmChild:
     """A forked run child behind the part of ``subprocess.Popen`` the workers use."""
 

@@ -101,9 +101,12 @@ def plan(ctx: StudioContext, cfg: RunConfig) -> dict[str, Any]:
         eval_s = eval_tokens / eval_speed if eval_speed else None
     writes = _writes(opts, evaluations)
     write_s, attach_s = _measure_writes(tuned, runs_root(ctx.store, cfg.to_dict()))
-    trainable_bytes = _trainable_bytes(tuned)
-    saving_s = trainable_bytes * (writes * write_s + attach_s)
+    write_s, write_source = _write_rate(ctx, cfg, loaded.model_id) or (write_s, "timed now on this disk")
+    saving_s = _trainable_bytes(tuned) * (writes * write_s + attach_s)
     start_s, start_source = _start_finish(ctx, loaded.model_id, write_s + attach_s)
+    from backend.jobs import warm
+
+    server = warm.available() and not warm.started() and ctx.jobs is not None
     seconds = (None if train_s is None or (eval_rows and eval_s is None)
                else train_s + (eval_s or 0.0) + saving_s + (start_s or 0.0))
     return {"trainable": counts["trainable"], "total": counts["total"], "percent": counts["percent"],
@@ -111,7 +114,8 @@ def plan(ctx: StudioContext, cfg: RunConfig) -> dict[str, Any]:
             "steps": opts.total_steps, "epochs": epochs, "lr": opts.lr, "batch_size": opts.batch_size,
             "tokens_per_s": speed, "speed_source": source, "train_s": train_s, "evaluations": evaluations,
             "eval_rows": eval_rows, "eval_s": eval_s, "writes": writes, "saving_s": saving_s,
-            "start_s": start_s, "start_source": start_source, "estimated_s": seconds, "device": str(loaded.device)}
+            "saving_source": write_source, "start_s": start_s, "start_source": start_source,
+            "starts_job_server": server, "estimated_s": seconds, "device": str(loaded.device)}
 
 
 def _tokens(ctx: StudioContext, template: Any, examples: list[Any], cfg: RunConfig, kind: str) -> int:
@@ -160,6 +164,16 @@ def _trainable_bytes(tuned: Any) -> int:
     return sum(p.numel() * p.element_size() for _, p in tuned.trainable())
 
 
+def _write_rate(ctx: StudioContext, cfg: RunConfig, model_id: str) -> tuple[float, str] | None:
+    """Seconds per byte of the loop's writes in the latest finished run of this method and model here: a
+    full fine-tuning's checkpoints (1.6 GB each) write at about half the rate a sample of 64 MB shows."""
+    for r in ctx.store.list_runs(status="succeeded", method=cfg.method.name, limit=20):
+        m = r.metrics
+        if r.model_id == model_id and m.get("train/saved_bytes") and m.get("train/saving_s"):
+            return m["train/saving_s"] / m["train/saved_bytes"], f"at run #{r.id}'s rate"
+    return None
+
+
 def _measure_writes(tuned: Any, root: Path) -> tuple[float, float]:
     """Seconds per byte of writing trained weights as the loop does (a copy, then safetensors) and of
     attaching a file to the store (a SHA-256 read and a copy), timed now next to where the run will write,
@@ -199,16 +213,16 @@ def _measure_writes(tuned: Any, root: Path) -> tuple[float, float]:
     return (t1 - t0) / size, (t2 - t1) / size
 
 
-START_SAMPLE = 5   # earlier runs whose start and finish are pooled (the median: a job server's first start is slow)
+START_SAMPLE = 5   # earlier runs whose start and finish are looked at (the shortest: see _start_finish)
 
 
 def _start_finish(ctx: StudioContext, model_id: str, final_per_byte: float) -> tuple[float | None, str]:
     """Seconds of a run outside its loop and final evaluation (the process's start, loading the model,
     encoding, lineage, status) as the latest finished runs of this model here took them: their wall time
     less their loop, final evaluation and final weights' writing (priced at this disk's rate by their size,
-    which differs between methods). None before any such run: the card says it leaves it out."""
-    import statistics
-
+    which differs between methods). The shortest of them: the studio's first run also starts its job server
+    (torch's imports, ~5 s), which the card says apart (``starts_job_server``) rather than charging every
+    later run with it. None before any such run: the card says it leaves it out."""
     seen: list[tuple[int, float]] = []
     for r in ctx.store.list_runs(status="succeeded", limit=50):
         m = r.metrics
@@ -222,7 +236,7 @@ def _start_finish(ctx: StudioContext, model_id: str, final_per_byte: float) -> t
     if not seen:
         return None, ""
     runs = ", ".join(f"#{i}" for i, _ in seen)
-    return statistics.median(s for _, s in seen), f"run{'s' if len(seen) > 1 else ''} {runs} on this machine"
+    return min(s for _, s in seen), f"the shortest of run{'s' if len(seen) > 1 else ''} {runs} on this machine"
 
 
 def _measure(tuned: Any, loaded: Any, batch_examples: list[Any], cfg: RunConfig, opts: Any) -> float | None:

@@ -99,21 +99,25 @@ class Progress:
         self.tokens = 0
         self.paused = 0.0
         self.saving = 0.0
+        self.saved_bytes = 0
 
     def pause(self, seconds: float) -> None:
         """``seconds`` of the loop spent off its training steps (a dev evaluation)."""
         self.paused += max(seconds, 0.0)
 
-    def saved(self, seconds: float) -> None:
-        """``seconds`` spent writing weights (a checkpoint, the best weights so far): off the steps too, and
-        kept apart (``train/saving_s``) since what a write costs follows the trained weights' size."""
+    def saved(self, seconds: float, nbytes: int = 0) -> None:
+        """``seconds`` spent writing ``nbytes`` of weights (a checkpoint, the best weights so far): off the
+        steps too, and kept apart (``train/saving_s``, ``train/saved_bytes``) since what a write costs follows
+        the trained weights' size: the cost card prices the next run's writes at this rate."""
         self.pause(seconds)
         self.saving += max(seconds, 0.0)
+        self.saved_bytes += nbytes
 
     def close(self, step: int) -> None:
         """The loop's totals: its writes, and its whole wall time (``train/elapsed_s`` stops at the last step,
         before that step's evaluation and checkpoint; the cost card prices what a run does outside the loop)."""
         self.sink.emit("train/saving_s", self.saving, step)
+        self.sink.emit("train/saved_bytes", float(self.saved_bytes), step)
         self.sink.emit("train/loop_s", time.perf_counter() - self.t0, step)
 
     def step(self, step: int, *, loss: float, lr: float, epoch: float, tokens: int) -> None:

@@ -180,10 +180,19 @@ def train_loop(tuned: TunedModel, tokenizer: Any, data: TrainData, opts: Resolve
                       best_metric=state["best_metric"], history=state["history"])
 
 
-def _timed(progress: Progress, write: Callable[..., Any], *args: Any) -> None:
+def _timed(progress: Progress, write: Callable[..., Path | None], *args: Any) -> None:
+    """Run ``write`` (which returns what it wrote, a file or a folder, or None) with its time and bytes
+    told to ``progress``."""
     t0 = time.perf_counter()
-    write(*args)
-    progress.saved(time.perf_counter() - t0)
+    out = write(*args)
+    seconds = time.perf_counter() - t0
+    files = [] if out is None else [out] if out.is_file() else [f for f in out.rglob("*") if f.is_file()]
+    progress.saved(seconds, sum(f.stat().st_size for f in files))
+
+
+def _save_best(pm: torch.nn.Module, path: Path) -> Path:
+    save_file(trainable_state(pm), str(path))
+    return path
 
 
 def _eval_step(tuned: TunedModel, tokenizer: Any, data: TrainData, opts: Resolved, state: dict[str, Any],
@@ -200,7 +209,7 @@ def _eval_step(tuned: TunedModel, tokenizer: Any, data: TrainData, opts: Resolve
     if best is None or value > best:
         state.update(best_metric=value, best_step=state["step"], bad_evals=0)
         if save:
-            _timed(progress, lambda: save_file(trainable_state(tuned.pm), str(Path(out_dir) / BEST)))
+            _timed(progress, _save_best, tuned.pm, Path(out_dir) / BEST)
         return False
     state["bad_evals"] += 1
     return bool(opts.patience) and state["bad_evals"] >= opts.patience

@@ -37,15 +37,17 @@ def _writes(res: dict[str, Any]) -> str:
     if res.get("saving_s") is None:
         return "not priced"
     took = duration(res["saving_s"]) if res["saving_s"] >= 0.5 else "under a second"
-    return (f"{took} (checkpoints, best weights, final weights: "
+    return (f"{took} {res.get('saving_source', '')} (checkpoints, best weights, final weights: "
             f"{res.get('writes', 0)} writes of the trained weights at most)")
 
 
 def _start(res: dict[str, Any]) -> str:
     """The run's process starting, loading the model and recording its outputs, learnt from earlier runs."""
+    server = "; this run also starts the studio's job server (imports torch once), not priced" \
+        if res.get("starts_job_server") else ""
     if res.get("start_s") is None:
-        return "not priced yet (no earlier run of this model here; one run teaches it)"
-    return f"{duration(res['start_s'])} (as {res['start_source']})"
+        return "not priced yet (no earlier run of this model here; one run teaches it)" + server
+    return f"{duration(res['start_s'])} (as {res['start_source']}){server}"
 
 
 def _evaluations(res: dict[str, Any]) -> str:
