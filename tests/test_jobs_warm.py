@@ -22,8 +22,10 @@ from backend.jobs import runner, warm
 from tests.test_jobs_warm import studio_child_then_sleep
 
 secret, tmp = sys.argv[1], Path(sys.argv[2])
-out = {}
-store = SimpleNamespace(url=f"postgresql://ps:{secret}@127.0.0.1:9/runs", artifacts=SimpleNamespace(root=tmp))
+out = {"starts": []}
+said = lambda run_id, events: out["starts"].extend([run_id, e["key"], e["value"]] for e in events)
+store = SimpleNamespace(url=f"postgresql://ps:{secret}@127.0.0.1:9/runs", artifacts=SimpleNamespace(root=tmp),
+                        append_metrics=said)
 child = runner.spawn(store, 7, tmp / "logs", preexec_fn=studio_child_then_sleep)
 out["warm"] = isinstance(child, warm.WarmChild)
 deadline = time.monotonic() + 60       # forked at once; its preexec_fn runs once it has unpickled its work
@@ -38,7 +40,8 @@ out["secret_shown"] = any(secret.encode() in s for s in shown)
 child.kill()
 out["killed"] = child.wait(timeout=30)
 out["reason"] = runner.exit_reason(out["killed"])
-sqlite = SimpleNamespace(url=f"sqlite:///{tmp / 'runs.db'}", artifacts=SimpleNamespace(root=tmp / "artifacts"))
+sqlite = SimpleNamespace(url=f"sqlite:///{tmp / 'runs.db'}", artifacts=SimpleNamespace(root=tmp / "artifacts"),
+                         append_metrics=said)
 os.chdir(tmp)                                          # a log folder named from the caller's own folder
 ended = runner.spawn(sqlite, 8, Path("logs"))         # no run 8 in that database: the child fails at once
 out["ended_warm"] = isinstance(ended, warm.WarmChild)
@@ -46,6 +49,7 @@ out["ended"] = ended.wait(timeout=120)
 out["log"] = (tmp / "logs" / "run-8.log").read_text()
 os.environ["PS_SOMETHING_NEW"] = "1"
 out["after_change"] = warm.start(9, sqlite.url, str(tmp), None)
+out["cold_ended"] = runner.spawn(sqlite, 11, None).wait(timeout=120)   # started cold: no run 11 either
 del os.environ["PS_SOMETHING_NEW"]
 import backend.recording as recording
 checkout = recording.describe_code()
@@ -83,3 +87,7 @@ def test_warm_children_hide_the_url_log_and_exit_as_popen_and_a_changed_environm
 
     assert out["log"].startswith(WARM_NOTE) and "Traceback" in out["log"]   # the child's own output, in its log
     assert out["after_change"] is None and out["after_code_change"] is None   # runner.spawn starts them cold
+    assert out["cold_ended"] == 1
+    # each run says how it started (the cost card prices a start from runs that started alike): the first
+    # waited for the job server to import torch, the next was forked warm, the last imported torch itself
+    assert out["starts"] == [[7, "run/cold_start", 1.0], [8, "run/cold_start", 0.0], [11, "run/cold_start", 1.0]]

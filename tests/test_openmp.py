@@ -42,7 +42,7 @@ def test_every_job_child_gets_it(monkeypatch, tmp_path):
 
     seen = []
     monkeypatch.setattr(runner.subprocess, "Popen", lambda cmd, **kw: seen.append(kw["env"]))
-    store = SimpleNamespace(url="sqlite:///x.db", artifacts=SimpleNamespace(root=tmp_path))
+    store = SimpleNamespace(url="sqlite:///x.db", artifacts=SimpleNamespace(root=tmp_path), append_metrics=lambda *a: 0)
     monkeypatch.delenv(WAIT_POLICY, raising=False)
     runner.spawn(store, 1, warm=False)   # a cold child; warm ones: tests/test_jobs_warm.py
     monkeypatch.setenv(WAIT_POLICY, "ACTIVE")

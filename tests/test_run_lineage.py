@@ -316,7 +316,8 @@ def test_the_child_gets_the_database_url_through_its_environment_not_argv(env, m
         return SimpleNamespace()
 
     monkeypatch.setattr(runner.subprocess, "Popen", fake_popen)
-    store = SimpleNamespace(url="postgresql://ps:s3cret@db.example/runs", artifacts=SimpleNamespace(root="/tmp/a"))
+    store = SimpleNamespace(url="postgresql://ps:s3cret@db.example/runs", artifacts=SimpleNamespace(root="/tmp/a"),
+                            append_metrics=lambda *a: 0)
     runner.spawn(store, 7, warm=False)    # the cold path; the warm one: tests/test_jobs_warm.py
     assert not any("s3cret" in part for part in seen["cmd"])
     assert seen["env"][runner.DB_ENV] == store.url

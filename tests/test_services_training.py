@@ -170,28 +170,46 @@ def test_cost_card_adds_every_dev_evaluation_to_the_training_time(trained):
     assert few["writes"] == 3 * 1 + 1 + 1 and many["writes"] == 3 * 4 + 4 + 1
 
 
-def _run_record(run_id, *, wall, loop, final, trainable, model="m"):
+def _run_record(run_id, *, wall, loop, final, trainable, model="m", cold=None):
     from types import SimpleNamespace
 
-    return SimpleNamespace(id=run_id, model_id=model, started_at=100.0, finished_at=100.0 + wall,
-                           metrics={"train/loop_s": loop, "final/seconds": final, "params/trainable": trainable,
-                                    "train/saving_s": 0.1})
+    m = {"train/loop_s": loop, "final/seconds": final, "params/trainable": trainable, "train/saving_s": 0.1}
+    if cold is not None:
+        m["run/cold_start"] = float(cold)
+    return SimpleNamespace(id=run_id, model_id=model, started_at=100.0, finished_at=100.0 + wall, metrics=m)
 
 
 def test_start_and_finish_are_what_earlier_runs_spent_outside_their_loop_and_final_evaluation():
     from types import SimpleNamespace
 
     runs = [_run_record(9, wall=30.0, loop=20.0, final=4.0, trainable=1000),            # 6 s outside
-            _run_record(8, wall=40.0, loop=20.0, final=4.0, trainable=1000),            # a slow first start: 16 s
-            _run_record(7, wall=31.0, loop=20.0, final=4.0, trainable=250_000_000),     # a gigabyte written at the end
+            _run_record(8, wall=40.0, loop=20.0, final=4.0, trainable=1000),            # 16 s
+            _run_record(7, wall=32.0, loop=20.0, final=4.0, trainable=250_000_000),     # a gigabyte written at the end
             _run_record(6, wall=99.0, loop=1.0, final=1.0, trainable=10, model="another model"),
             SimpleNamespace(id=5, model_id="m", started_at=1.0, finished_at=2.0, metrics={"eval/accuracy": 1.0})]
     ctx = SimpleNamespace(store=SimpleNamespace(list_runs=lambda **kw: runs))
-    # run 7's final weights (1e9 bytes at 6e-9 s a byte: 6 s) are its method's, not the next run's; the
-    # shortest start (a job server's first one is slow) is what the next run should take
-    seconds, source = training._start_finish(ctx, "m", final_per_byte=6e-9)
-    assert seconds == pytest.approx(1.0, abs=1e-3) and source == "the shortest of runs #9, #8, #7 on this machine"
-    assert training._start_finish(ctx, "a third model", 6e-9) == (None, "")
+    # run 7's final weights (1e9 bytes at 6e-9 s a byte: 6 s) are its method's, not the next run's
+    seconds, source, alike = training._start_finish(ctx, "m", final_per_byte=6e-9)
+    assert seconds == pytest.approx(2.0, abs=1e-3) and source == "the shortest of runs #9, #8, #7 on this machine"
+    assert not alike          # none of them says how it started (recorded before run/cold_start)
+    assert training._start_finish(ctx, "a third model", 6e-9) == (None, "", False)
+
+
+def test_start_is_priced_from_runs_that_started_as_the_next_one_will():
+    from types import SimpleNamespace
+
+    runs = [_run_record(3, wall=26.0, loop=20.0, final=4.0, trainable=10, cold=False),   # 2 s: forked warm
+            _run_record(2, wall=31.0, loop=20.0, final=4.0, trainable=10, cold=True),    # 7 s: imported torch
+            _run_record(1, wall=30.0, loop=20.0, final=4.0, trainable=10, cold=True)]    # 6 s
+    ctx = SimpleNamespace(store=SimpleNamespace(list_runs=lambda **kw: runs))
+    warm = training._start_finish(ctx, "m", 0.0, cold=False)
+    cold = training._start_finish(ctx, "m", 0.0, cold=True)
+    assert warm == (pytest.approx(2.0), "the shortest of run #3 on this machine, which started warm as this one will", True)
+    assert cold == (pytest.approx(6.0), "the shortest of runs #2, #1 on this machine, which started cold as this one will",
+                    True)
+    only_cold = SimpleNamespace(store=SimpleNamespace(list_runs=lambda **kw: runs[1:]))
+    assert training._start_finish(only_cold, "m", 0.0, cold=False)[1:] == ("the shortest of runs #2, #1 on this machine",
+                                                                         False)
 
 
 def test_writes_are_priced_at_the_rate_an_earlier_run_of_the_method_wrote(trained):
@@ -200,7 +218,7 @@ def test_writes_are_priced_at_the_rate_an_earlier_run_of_the_method_wrote(traine
     rid = training.submit(ctx, cfg)["run_id"]
     assert _wait(ctx, rid)["status"] == "succeeded"
     m = ctx.store.get_run(rid).metrics
-    assert m["train/saved_bytes"] > 0 and m["train/saving_s"] > 0
+    assert m["train/saved_bytes"] > 0 and m["train/saving_s"] > 0 and m["run/cold_start"] in (0.0, 1.0)
     card = training.plan(ctx, cfg)
     assert card["saving_source"].startswith("at run #")
     rate, source = training._write_rate(ctx, cfg, ctx.model.get().model_id)

@@ -5,6 +5,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -40,10 +41,23 @@ def spawn(store: Any, run_id: int, log_dir: Path | None = None, preexec_fn: Any 
     if warm:
         from backend.jobs import warm as warm_start
 
+        first = not warm_start.started()
         child = warm_start.start(run_id, store.url, str(store.artifacts.root), log_path, preexec_fn)
         if child is not None:
+            _record_start(store, run_id, cold=first)
             return child
-    return spawn_cold(store, run_id, log_path, preexec_fn)
+    cold = spawn_cold(store, run_id, log_path, preexec_fn)
+    _record_start(store, run_id, cold=True)
+    return cold
+
+
+COLD_START = "run/cold_start"   # 1: the run's process imported torch itself, or waited for the job server to
+
+
+def _record_start(store: Any, run_id: int, *, cold: bool) -> None:
+    """Say on the run how its process started: the cost card prices the next run's start from runs that
+    started the way it will (a cold start takes ~5 s more here)."""
+    store.append_metrics(run_id, [{"key": COLD_START, "value": float(cold), "step": 0, "wall_time": time.time()}])
 
 
 def spawn_cold(store: Any, run_id: int, log_path: Path | None = None, preexec_fn: Any = None) -> subprocess.Popen:

@@ -103,10 +103,11 @@ def plan(ctx: StudioContext, cfg: RunConfig) -> dict[str, Any]:
     write_s, attach_s = _measure_writes(tuned, runs_root(ctx.store, cfg.to_dict()))
     write_s, write_source = _write_rate(ctx, cfg, loaded.model_id) or (write_s, "timed now on this disk")
     saving_s = _trainable_bytes(tuned) * (writes * write_s + attach_s)
-    start_s, start_source = _start_finish(ctx, loaded.model_id, write_s + attach_s)
     from backend.jobs import warm
 
-    server = warm.available() and not warm.started() and ctx.jobs is not None
+    cold = not (warm.available() and warm.started())     # this run's process will import torch itself, or wait for the server
+    start_s, start_source, alike = _start_finish(ctx, loaded.model_id, write_s + attach_s, cold)
+    server = cold and not alike and warm.available()   # priced from warm starts only: say what it leaves out
     seconds = (None if train_s is None or (eval_rows and eval_s is None)
                else train_s + (eval_s or 0.0) + saving_s + (start_s or 0.0))
     return {"trainable": counts["trainable"], "total": counts["total"], "percent": counts["percent"],
@@ -216,27 +217,35 @@ def _measure_writes(tuned: Any, root: Path) -> tuple[float, float]:
 START_SAMPLE = 5   # earlier runs whose start and finish are looked at (the shortest: see _start_finish)
 
 
-def _start_finish(ctx: StudioContext, model_id: str, final_per_byte: float) -> tuple[float | None, str]:
+def _start_finish(ctx: StudioContext, model_id: str, final_per_byte: float,
+                  cold: bool = False) -> tuple[float | None, str, bool]:
     """Seconds of a run outside its loop and final evaluation (the process's start, loading the model,
     encoding, lineage, status) as the latest finished runs of this model here took them: their wall time
     less their loop, final evaluation and final weights' writing (priced at this disk's rate by their size,
-    which differs between methods). The shortest of them: the studio's first run also starts its job server
-    (torch's imports, ~5 s), which the card says apart (``starts_job_server``) rather than charging every
-    later run with it. None before any such run: the card says it leaves it out."""
-    seen: list[tuple[int, float]] = []
+    which differs between methods). The shortest of those that started as this one will (``cold``: its
+    process imports torch itself or waits for the job server to; ``run/cold_start``), or of any when none
+    did; the third value says whether they did. None before any such run: the card says it leaves it out."""
+    from backend.jobs.runner import COLD_START
+
+    seen: list[tuple[int, float, float | None]] = []
     for r in ctx.store.list_runs(status="succeeded", limit=50):
         m = r.metrics
         if r.model_id != model_id or "train/loop_s" not in m or not r.started_at or not r.finished_at:
             continue
         final_write = m.get("params/trainable", 0.0) * 4 * final_per_byte
         outside = (r.finished_at - r.started_at) - m["train/loop_s"] - m.get("final/seconds", 0.0) - final_write
-        seen.append((r.id, max(outside, 0.0)))
+        seen.append((r.id, max(outside, 0.0), m.get(COLD_START)))     # None: recorded before runs said
         if len(seen) == START_SAMPLE:
             break
-    if not seen:
-        return None, ""
-    runs = ", ".join(f"#{i}" for i, _ in seen)
-    return min(s for _, s in seen), f"the shortest of run{'s' if len(seen) > 1 else ''} {runs} on this machine"
+    alike = [x for x in seen if x[2] is not None and bool(x[2]) == cold]
+    pool = alike or seen
+    if not pool:
+        return None, "", False
+    runs = ", ".join(f"#{i}" for i, _, _ in pool)
+    source = f"the shortest of run{'s' if len(pool) > 1 else ''} {runs} on this machine"
+    if alike:
+        source += f", which started {'cold' if cold else 'warm'} as this one will"
+    return min(s for _, s, _ in pool), source, bool(alike)
 
 
 def _measure(tuned: Any, loaded: Any, batch_examples: list[Any], cfg: RunConfig, opts: Any) -> float | None:
