@@ -75,6 +75,9 @@ def main() -> None:
     args = ap.parse_args()
     if not SST2.exists():
         sys.exit("../shared/datasets/sst2 is absent")
+    from backend.recording import code_version
+
+    code_version()   # the code measured, asked (and kept) before this bench writes its own results into the tree
     rows = [json.loads(x) for x in SST2.read_text().splitlines()][:args.limit]
     examples = [Example(guid=i, text_a=r["text_a"], label=r["label"]) for i, r in enumerate(rows)]
     load0 = [round(x, 2) for x in os.getloadavg()]

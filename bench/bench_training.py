@@ -230,6 +230,9 @@ def cmd_speed(args: argparse.Namespace) -> None:
     import torch
 
     from backend.models import load_model
+    from backend.recording import code_version
+
+    code_version()   # the code measured, asked (and kept) before this bench writes its own results into the tree
 
     loaded = load_model("smollm2-135m-instruct", dtype="float32")
     stock = load_model("smollm2-135m-instruct", dtype="float32", lean=False)   # what a PEFT user gets
