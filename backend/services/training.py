@@ -99,24 +99,14 @@ def plan(ctx: StudioContext, cfg: RunConfig) -> dict[str, Any]:
                        + _mean_length(ctx, tuned.pm.template, final, cfg, loaded.kind) * len(final))
         eval_speed = _measure_eval(ctx, tuned, list(final[:cfg.eval.batch_size]), cfg)
         eval_s = eval_tokens / eval_speed if eval_speed else None
-    writes = _writes(opts, evaluations)
-    write_s, attach_s = _measure_writes(tuned, runs_root(ctx.store, cfg.to_dict()))
-    write_s, write_source = _write_rate(ctx, cfg, loaded.model_id) or (write_s, "timed now on this disk")
-    saving_s = _trainable_bytes(tuned) * (writes * write_s + attach_s)
-    from backend.jobs import warm
-
-    cold = not (warm.available() and warm.started())     # this run's process will import torch itself, or wait for the server
-    start_s, start_source, alike = _start_finish(ctx, loaded.model_id, write_s + attach_s, cold)
-    server = cold and not alike and warm.available()   # priced from warm starts only: say what it leaves out
+    rest = _writes_and_start(ctx, cfg, tuned, opts, evaluations, loaded.model_id)
     seconds = (None if train_s is None or (eval_rows and eval_s is None)
-               else train_s + (eval_s or 0.0) + saving_s + (start_s or 0.0))
+               else train_s + (eval_s or 0.0) + rest["saving_s"] + (rest["start_s"] or 0.0))
     return {"trainable": counts["trainable"], "total": counts["total"], "percent": counts["percent"],
             "train_examples": len(data.train), "dev_examples": len(data.dev), "tokens_per_epoch": tokens,
             "steps": opts.total_steps, "epochs": epochs, "lr": opts.lr, "batch_size": opts.batch_size,
             "tokens_per_s": speed, "speed_source": source, "train_s": train_s, "evaluations": evaluations,
-            "eval_rows": eval_rows, "eval_s": eval_s, "writes": writes, "saving_s": saving_s,
-            "saving_source": write_source, "start_s": start_s, "start_source": start_source,
-            "starts_job_server": server, "estimated_s": seconds, "device": str(loaded.device)}
+            "eval_rows": eval_rows, "eval_s": eval_s, **rest, "estimated_s": seconds, "device": str(loaded.device)}
 
 
 def _tokens(ctx: StudioContext, template: Any, examples: list[Any], cfg: RunConfig, kind: str) -> int:
@@ -147,6 +137,24 @@ def _throughput(ctx: StudioContext, cfg: RunConfig, model_id: str) -> tuple[floa
         if r.model_id == model_id and r.metrics.get("train/step_tokens_per_s") and "train/saving_s" in r.metrics:
             return float(r.metrics["train/step_tokens_per_s"]), f"run #{r.id} on this machine"
     return None, ""
+
+
+def _writes_and_start(ctx: StudioContext, cfg: RunConfig, tuned: Any, opts: Any, evaluations: int,
+                      model_id: str) -> dict[str, Any]:
+    """What a run spends besides its steps and evaluations: writing its weights (``writes`` times their
+    size, at the rate the method's last run wrote them, else timed now) and its process's start and finish
+    (from earlier runs that started the same way); ``starts_job_server``: priced from warm starts only
+    while this one will wait for the job server."""
+    from backend.jobs import warm
+
+    writes = _writes(opts, evaluations)
+    write_s, attach_s = _measure_writes(tuned, runs_root(ctx.store, cfg.to_dict()))
+    write_s, write_source = _write_rate(ctx, cfg, model_id) or (write_s, "timed now on this disk")
+    cold = not (warm.available() and warm.started())   # its process will import torch itself, or wait for the server
+    start_s, start_source, alike = _start_finish(ctx, model_id, write_s + attach_s, cold)
+    return {"writes": writes, "saving_s": _trainable_bytes(tuned) * (writes * write_s + attach_s),
+            "saving_source": write_source, "start_s": start_s, "start_source": start_source,
+            "starts_job_server": cold and not alike and warm.available()}
 
 
 WRITE_SAMPLE = (16 << 20, 64 << 20)   # bytes written to time this disk: enough to see its rate, not a gigabyte
