@@ -251,11 +251,11 @@ def test_cost_card_says_what_it_leaves_out():
             "evaluations": 2, "eval_rows": 12, "eval_s": 3.0, "writes": 9, "saving_s": 0.01,
             "saving_source": "timed now on this disk", "start_s": None, "start_source": "", "starts_job_server": False}
     html = cost_card(card)
-    assert "under a second timed now on this disk (checkpoints, best weights, final weights: 9 writes" in html
+    assert "under a second (checkpoints, best and final weights: 9 writes of the trained weights at most; timed now on this disk)" in html
     assert "not priced yet (no earlier run of this model here" in html
     html = cost_card(dict(card, saving_s=14.0, saving_source="at run #3's rate", start_s=4.0,
                           start_source="the shortest of runs #3, #2 on this machine", starts_job_server=True))
-    assert "14 s at run #3&#x27;s rate (checkpoints" in html
+    assert "14 s (checkpoints, best and final weights: 9 writes of the trained weights at most; at run #3&#x27;s rate)" in html
     assert "4 s (as the shortest of runs #3, #2 on this machine); this run also starts the studio&#x27;s job server" in html
 
 

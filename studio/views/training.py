@@ -37,8 +37,8 @@ def _writes(res: dict[str, Any]) -> str:
     if res.get("saving_s") is None:
         return "not priced"
     took = duration(res["saving_s"]) if res["saving_s"] >= 0.5 else "under a second"
-    return (f"{took} {res.get('saving_source', '')} (checkpoints, best weights, final weights: "
-            f"{res.get('writes', 0)} writes of the trained weights at most)")
+    return (f"{took} (checkpoints, best and final weights: {res.get('writes', 0)} writes of the trained "
+            f"weights at most; {res.get('saving_source', '')})")
 
 
 def _start(res: dict[str, Any]) -> str:
