@@ -61,10 +61,10 @@ def _run(ctx, cfg) -> dict:
 
 
 def _card(ctx, cfg) -> dict:
-    from backend.services import training
+    from backend.services import cost
 
     t0 = time.perf_counter()
-    card = training.plan(ctx, cfg)
+    card = cost.plan(ctx, cfg)
     if "error" in card:
         raise SystemExit(f"cost card failed: {card['error']}")
     keep = ("estimated_s", "train_s", "eval_s", "evaluations", "eval_rows", "tokens_per_s", "speed_source",
@@ -118,7 +118,7 @@ def main() -> None:
              f"`python bench/bench_cost_card.py --steps {args.steps}` on {machine_label(report['setting']['machine'])}: "
              f"demo prompt and built-in reviews, 8 shots per class, batch 8, {args.steps} steps, a dev "
              "evaluation every 10 steps and the final one; the card from the studio's service "
-             "(`backend.services.training.plan`), each run through the studio's job runner (a job child). "
+             "(`backend.services.cost.plan`), each run through the studio's job runner (a job child). "
              "Wall: the run's started -> finished (the child's model load and saving included). Rest: the "
              "weights written (checkpoints, best and final weights, attaching them to the store) and the "
              "process's start and finish; the card prices the writes on this disk now and the start and "

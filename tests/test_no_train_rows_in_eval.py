@@ -9,7 +9,7 @@ import re
 
 import pytest
 
-from backend.services import data, evaluate, project, runconfig, runs, training
+from backend.services import cost, data, evaluate, project, runconfig, runs, training
 from backend.services.testing import make_context
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
@@ -65,7 +65,7 @@ def test_a_training_run_on_an_upload_never_scores_its_training_rows(studio_ctx):
     run_data = load_run_data(cfg)
     assert len(run_data.dev) == 8 and len(run_data.train) == 8
     assert not {example_key(e) for e in run_data.train} & {example_key(e) for e in run_data.dev}
-    plan = training.plan(ctx, cfg)
+    plan = cost.plan(ctx, cfg)
     assert plan["train_examples"] == 8 and plan["dev_examples"] == 8
 
 

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from backend.services import data, evaluate, playground, project, runconfig, runs, training
+from backend.services import cost, data, evaluate, playground, project, runconfig, runs, training
 from backend.services.testing import make_context, on_disk, with_jobs
 
 
@@ -58,7 +58,7 @@ def _cfg(ctx, opening, **train):
 def test_cost_card_and_command(trained):
     ctx, opening = trained
     cfg = _cfg(ctx, opening)
-    plan = training.plan(ctx, cfg)
+    plan = cost.plan(ctx, cfg)
     assert plan["trainable"] > 0 and 0 < plan["percent"] < 1
     assert plan["train_examples"] == 8 and plan["tokens_per_epoch"] > 0 and plan["estimated_s"] > 0
     cmd = training.command(ctx, cfg)
@@ -156,8 +156,8 @@ def test_cancel_then_resume(trained):
 
 def test_cost_card_adds_every_dev_evaluation_to_the_training_time(trained):
     ctx, opening = trained
-    few = training.plan(ctx, _cfg(ctx, opening, eval_every=4))       # 4 steps: evaluated once, then the final one
-    many = training.plan(ctx, _cfg(ctx, opening, eval_every=1))      # evaluated after each of the 4 steps
+    few = cost.plan(ctx, _cfg(ctx, opening, eval_every=4))       # 4 steps: evaluated once, then the final one
+    many = cost.plan(ctx, _cfg(ctx, opening, eval_every=1))      # evaluated after each of the 4 steps
     dev_rows = many["dev_examples"]
     assert few["evaluations"] == 1 and few["eval_rows"] == 2 * dev_rows
     assert many["evaluations"] == 4 and many["eval_rows"] == 5 * dev_rows
@@ -189,10 +189,10 @@ def test_start_and_finish_are_what_earlier_runs_spent_outside_their_loop_and_fin
             SimpleNamespace(id=5, model_id="m", started_at=1.0, finished_at=2.0, metrics={"eval/accuracy": 1.0})]
     ctx = SimpleNamespace(store=SimpleNamespace(list_runs=lambda **kw: runs))
     # run 7's final weights (1e9 bytes at 6e-9 s a byte: 6 s) are its method's, not the next run's
-    seconds, source, alike = training._start_finish(ctx, "m", final_per_byte=6e-9)
+    seconds, source, alike = cost._start_finish(ctx, "m", final_per_byte=6e-9)
     assert seconds == pytest.approx(2.0, abs=1e-3) and source == "the shortest of runs #9, #8, #7 on this machine"
     assert not alike          # none of them says how it started (recorded before run/cold_start)
-    assert training._start_finish(ctx, "a third model", 6e-9) == (None, "", False)
+    assert cost._start_finish(ctx, "a third model", 6e-9) == (None, "", False)
 
 
 def test_start_is_priced_from_runs_that_started_as_the_next_one_will():
@@ -202,13 +202,13 @@ def test_start_is_priced_from_runs_that_started_as_the_next_one_will():
             _run_record(2, wall=31.0, loop=20.0, final=4.0, trainable=10, cold=True),    # 7 s: imported torch
             _run_record(1, wall=30.0, loop=20.0, final=4.0, trainable=10, cold=True)]    # 6 s
     ctx = SimpleNamespace(store=SimpleNamespace(list_runs=lambda **kw: runs))
-    warm = training._start_finish(ctx, "m", 0.0, cold=False)
-    cold = training._start_finish(ctx, "m", 0.0, cold=True)
+    warm = cost._start_finish(ctx, "m", 0.0, cold=False)
+    cold = cost._start_finish(ctx, "m", 0.0, cold=True)
     assert warm == (pytest.approx(2.0), "the shortest of run #3 on this machine, which started warm as this one will", True)
     assert cold == (pytest.approx(6.0), "the shortest of runs #2, #1 on this machine, which started cold as this one will",
                     True)
     only_cold = SimpleNamespace(store=SimpleNamespace(list_runs=lambda **kw: runs[1:]))
-    assert training._start_finish(only_cold, "m", 0.0, cold=False)[1:] == ("the shortest of runs #2, #1 on this machine",
+    assert cost._start_finish(only_cold, "m", 0.0, cold=False)[1:] == ("the shortest of runs #2, #1 on this machine",
                                                                          False)
 
 
@@ -219,9 +219,9 @@ def test_writes_are_priced_at_the_rate_an_earlier_run_of_the_method_wrote(traine
     assert _wait(ctx, rid)["status"] == "succeeded"
     m = ctx.store.get_run(rid).metrics
     assert m["train/saved_bytes"] > 0 and m["train/saving_s"] > 0 and m["run/cold_start"] in (0.0, 1.0)
-    card = training.plan(ctx, cfg)
+    card = cost.plan(ctx, cfg)
     assert card["saving_source"].startswith("at run #")
-    rate, source = training._write_rate(ctx, cfg, ctx.model.get().model_id)
+    rate, source = cost._write_rate(ctx, cfg, ctx.model.get().model_id)
     assert source == card["saving_source"] and rate > 0
     # the start and finish: an earlier run's time outside its loop and final evaluation
     assert card["start_s"] is not None and card["start_s"] >= 0 and "on this machine" in card["start_source"]
@@ -237,7 +237,7 @@ def test_write_timing_uses_the_runs_folder_and_leaves_nothing_there(trained, tmp
     tuned = build_tuned_model(loaded.model, loaded.tokenizer, loaded.kind, _cfg(ctx, opening).template, verb,
                               "prompt-tuning", {"num_tokens": 4}, seed=0)
     root = tmp_path / "runs"
-    write, attach = training._measure_writes(tuned, root)
+    write, attach = cost._measure_writes(tuned, root)
     assert 0 < write < 1e-6 and 0 < attach < 1e-6      # seconds a byte: a disk writes far above 1 MB/s
     assert list(root.iterdir()) == []
 
@@ -265,8 +265,8 @@ def test_cost_card_times_a_training_pass_after_an_untimed_first_one(trained, mon
     from backend.prompt_model import PromptModel
 
     ctx, opening = trained
-    monkeypatch.setattr(training, "_throughput", lambda *a: (None, ""))   # the measuring path, not an earlier run's rate
-    plain = training.plan(ctx, _cfg(ctx, opening))["tokens_per_s"]
+    monkeypatch.setattr(cost, "_throughput", lambda *a: (None, ""))   # the measuring path, not an earlier run's rate
+    plain = cost.plan(ctx, _cfg(ctx, opening))["tokens_per_s"]
     forward, calls = PromptModel.forward, []
 
     def slow_first_training_pass(self, *args, **kwargs):
@@ -278,6 +278,6 @@ def test_cost_card_times_a_training_pass_after_an_untimed_first_one(trained, mon
         return forward(self, *args, **kwargs)
 
     monkeypatch.setattr(PromptModel, "forward", slow_first_training_pass)
-    card = training.plan(ctx, _cfg(ctx, opening))
+    card = cost.plan(ctx, _cfg(ctx, opening))
     assert calls and card["speed_source"] == "measured on one batch now"
     assert card["tokens_per_s"] > plain / 10    # the slow pass timed would make it ~100x lower

@@ -176,17 +176,17 @@ def test_a_configuration_says_why_its_runs_stopped_in_the_sweep_metric(studio):
 
 
 def test_configurations_differing_in_learning_rate_share_one_cost_card(studio, monkeypatch):
-    from backend.services import training
+    from backend.services import cost
 
     ctx, opening = studio
     cards = []
-    real = training.plan
+    real = cost.plan
 
     def counted(ctx, cfg):
         cards.append(cfg.method.name)
         return real(ctx, cfg)
 
-    monkeypatch.setattr(training, "plan", counted)
+    monkeypatch.setattr(cost, "plan", counted)
     spec = sweeps.form_spec(_base(ctx, opening), name="lrs", methods=["prompt-tuning", "lora"], lrs="1e-3, 3e-3",
                             seeds="13")
     card = sweeps.plan(ctx, spec)

@@ -164,9 +164,9 @@ def _cost_key(cfg: RunConfig) -> str:
 @service("sweep")
 def plan(ctx: StudioContext, spec: SweepSpec) -> dict[str, Any]:
     """The whole sweep's cost before it starts: runs, configurations, steps and the time on this machine
-    (each configuration's cost card, ``services.training.plan``, for the first ``PLANNED``; the others
+    (each configuration's cost card, ``services.cost.plan``, for the first ``PLANNED``; the others
     at the mean time per step of those)."""
-    from backend.services.training import plan as run_plan
+    from backend.services.cost import plan as run_plan
     from backend.sweeps.expand import expand
 
     trials = expand(spec)

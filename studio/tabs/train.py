@@ -8,6 +8,7 @@ import gradio as gr
 
 from backend.services import runconfig
 from backend.services import runs as runs_service
+from backend.services import cost as cost_service
 from backend.services import training as training_service
 from backend.services.context import StudioContext
 from studio.shared import Shared
@@ -135,7 +136,7 @@ def build(ctx: StudioContext, shared: Shared) -> None:
 
     @guard
     def do_cost(*args: Any) -> tuple[str, str]:
-        return cost_estimate(ctx, lambda: _try_config(args), lambda cfg: training_service.plan(ctx, cfg), cost_card)
+        return cost_estimate(ctx, lambda: _try_config(args), lambda cfg: cost_service.plan(ctx, cfg), cost_card)
 
     @guard
     def do_command(*args: Any) -> tuple[str, Any]:
