@@ -208,8 +208,8 @@ def test_start_is_priced_from_runs_that_started_as_the_next_one_will():
     assert cold == (pytest.approx(6.0), "the shortest of runs #2, #1 on this machine, which started cold as this one will",
                     True)
     only_cold = SimpleNamespace(store=SimpleNamespace(list_runs=lambda **kw: runs[1:]))
-    assert cost._start_finish(only_cold, "m", 0.0, cold=False)[1:] == ("the shortest of runs #2, #1 on this machine",
-                                                                         False)
+    assert cost._start_finish(only_cold, "m", 0.0, cold=False)[1:] == (
+        "the shortest of runs #2, #1 on this machine, which started cold; this one will start warm", False)
 
 
 def test_writes_are_priced_at_the_rate_an_earlier_run_of_the_method_wrote(trained):

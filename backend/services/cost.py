@@ -216,8 +216,11 @@ def _start_finish(ctx: StudioContext, model_id: str, final_per_byte: float,
         return None, "", False
     runs = ", ".join(f"#{i}" for i, _, _ in pool)
     source = f"the shortest of run{'s' if len(pool) > 1 else ''} {runs} on this machine"
+    kinds = {bool(k) for _, _, k in pool if k is not None}
     if alike:
         source += f", which started {'cold' if cold else 'warm'} as this one will"
+    elif len(kinds) == 1:   # all of them started the other way: a cold start here takes seconds more than a warm one
+        source += f", which started {'cold' if kinds.pop() else 'warm'}; this one will start {'cold' if cold else 'warm'}"
     return min(s for _, s, _ in pool), source, bool(alike)
 
 
