@@ -240,6 +240,13 @@ def test_write_timing_uses_the_runs_folder_and_leaves_nothing_there(trained, tmp
     write, attach = cost._measure_writes(tuned, root)
     assert 0 < write < 1e-6 and 0 < attach < 1e-6      # seconds a byte: a disk writes far above 1 MB/s
     assert list(root.iterdir()) == []
+    # a folder the run could not write in either: named before the run starts (root ignores permissions,
+    # so the folder's parent is a file here)
+    (tmp_path / "a-file").write_text("x")
+    from backend.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"train.output_dir: the run's folder .*a-file/runs cannot be written"):
+        cost._measure_writes(tuned, tmp_path / "a-file" / "runs")
 
 
 def test_cost_card_says_what_it_leaves_out():

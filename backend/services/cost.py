@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from backend.config import RunConfig
+from backend.errors import ConfigError
 from backend.jobs.paths import runs_root
 from backend.services.context import StudioContext
 from backend.services.results import service
@@ -172,18 +173,22 @@ def _measure_writes(tuned: Any, root: Path) -> tuple[float, float]:
     if size < want:
         sample["_pad"] = torch.zeros((want - size) // 4)
         size = want
-    root.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=".cost-card-", dir=root) as tmp:
-        path = Path(tmp) / "w.safetensors"
-        t0 = time.perf_counter()
-        save_file({k: v.clone() for k, v in sample.items()}, str(path))
-        t1 = time.perf_counter()
-        digest = hashlib.sha256()
-        with path.open("rb") as fh:
-            for chunk in iter(lambda: fh.read(1 << 20), b""):
-                digest.update(chunk)
-        shutil.copyfile(path, Path(tmp) / "copy")
-        t2 = time.perf_counter()
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(prefix=".cost-card-", dir=root) as tmp:
+            path = Path(tmp) / "w.safetensors"
+            t0 = time.perf_counter()
+            save_file({k: v.clone() for k, v in sample.items()}, str(path))
+            t1 = time.perf_counter()
+            digest = hashlib.sha256()
+            with path.open("rb") as fh:
+                for chunk in iter(lambda: fh.read(1 << 20), b""):
+                    digest.update(chunk)
+            shutil.copyfile(path, Path(tmp) / "copy")
+            t2 = time.perf_counter()
+    except OSError as exc:    # the run would fail writing its first checkpoint there: say so before it starts
+        raise ConfigError(f"the run's folder {root} cannot be written: {exc.strerror or exc}",
+                          field="train.output_dir") from exc
     return (t1 - t0) / size, (t2 - t1) / size
 
 
