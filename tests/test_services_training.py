@@ -170,12 +170,12 @@ def test_cost_card_adds_every_dev_evaluation_to_the_training_time(trained):
     assert few["writes"] == 3 * 1 + 1 + 1 and many["writes"] == 3 * 4 + 4 + 1
 
 
-def _run_record(run_id, *, wall, loop, final, trainable, model="m", cold=None):
+def _run_record(run_id, *, wall, loop, final, trainable, model="m", cold=None, server_s=0.0):
     from types import SimpleNamespace
 
     m = {"train/loop_s": loop, "final/seconds": final, "params/trainable": trainable, "train/saving_s": 0.1}
     if cold is not None:
-        m["run/cold_start"] = float(cold)
+        m["run/cold_start"], m["run/job_server_s"] = float(cold), server_s
     return SimpleNamespace(id=run_id, model_id=model, started_at=100.0, finished_at=100.0 + wall, metrics=m)
 
 
@@ -207,6 +207,12 @@ def test_start_is_priced_from_runs_that_started_as_the_next_one_will():
     assert warm == (pytest.approx(2.0), "the shortest of run #3 on this machine, which started warm as this one will", True)
     assert cold == (pytest.approx(6.0), "the shortest of runs #2, #1 on this machine, which started cold as this one will",
                     True)
+    # the job server's first run: 9 s outside, 5.5 of them waiting for the server; a warm start takes 3.5
+    first = SimpleNamespace(store=SimpleNamespace(list_runs=lambda **kw: [
+        _run_record(1, wall=33.0, loop=20.0, final=4.0, trainable=10, cold=True, server_s=5.5)]))
+    assert cost._start_finish(first, "m", 0.0, cold=False) == (
+        pytest.approx(3.5), "the shortest of run #1 on this machine, which started warm as this one will", True)
+    assert cost._start_finish(first, "m", 0.0, cold=True)[0] == pytest.approx(9.0)
     only_cold = SimpleNamespace(store=SimpleNamespace(list_runs=lambda **kw: runs[1:]))
     assert cost._start_finish(only_cold, "m", 0.0, cold=False)[1:] == (
         "the shortest of runs #2, #1 on this machine, which started cold; this one will start warm", False)

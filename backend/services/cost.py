@@ -201,9 +201,10 @@ def _start_finish(ctx: StudioContext, model_id: str, final_per_byte: float,
     encoding, lineage, status) as the latest finished runs of this model here took them: their wall time
     less their loop, final evaluation and final weights' writing (priced at this disk's rate by their size,
     which differs between methods). The shortest of those that started as this one will (``cold``: its
-    process imports torch itself or waits for the job server to; ``run/cold_start``), or of any when none
-    did; the third value says whether they did. None before any such run: the card says it leaves it out."""
-    from backend.jobs.runner import COLD_START
+    process imports torch itself or waits for the job server to; ``run/cold_start``; the job server's
+    first run less its wait, ``run/job_server_s``, counts as a warm start too), or of any when none did;
+    the third value says whether they did. None before any such run: the card says it leaves it out."""
+    from backend.jobs.runner import COLD_START, SERVER_WAIT
 
     seen: list[tuple[int, float, float | None]] = []
     for r in ctx.store.list_runs(status="succeeded", limit=50):
@@ -213,14 +214,16 @@ def _start_finish(ctx: StudioContext, model_id: str, final_per_byte: float,
         final_write = m.get("params/trainable", 0.0) * 4 * final_per_byte
         outside = (r.finished_at - r.started_at) - m["train/loop_s"] - m.get("final/seconds", 0.0) - final_write
         seen.append((r.id, max(outside, 0.0), m.get(COLD_START)))     # None: recorded before runs said
-        if len(seen) == START_SAMPLE:
+        if m.get(SERVER_WAIT):    # the job server's first run: less that wait, it is a warm start
+            seen.append((r.id, max(outside - m[SERVER_WAIT], 0.0), 0.0))
+        if len({i for i, _, _ in seen}) == START_SAMPLE:
             break
     alike = [x for x in seen if x[2] is not None and bool(x[2]) == cold]
     pool = alike or seen
     if not pool:
         return None, "", False
-    runs = ", ".join(f"#{i}" for i, _, _ in pool)
-    source = f"the shortest of run{'s' if len(pool) > 1 else ''} {runs} on this machine"
+    ids = list(dict.fromkeys(i for i, _, _ in pool))
+    source = f"the shortest of run{'s' if len(ids) > 1 else ''} {', '.join(f'#{i}' for i in ids)} on this machine"
     kinds = {bool(k) for _, _, k in pool if k is not None}
     if alike:
         source += f", which started {'cold' if cold else 'warm'} as this one will"
