@@ -323,6 +323,21 @@ def test_the_child_gets_the_database_url_through_its_environment_not_argv(env, m
     assert seen["env"][runner.DB_ENV] == store.url
 
 
+def test_a_started_process_is_returned_even_when_how_it_started_cannot_be_recorded(monkeypatch):
+    """Losing the handle of a started run process would leave it running unwatched; the start's record
+    only prices later runs."""
+    from backend.jobs import runner
+
+    started = SimpleNamespace(pid=4242)
+    monkeypatch.setattr(runner.subprocess, "Popen", lambda cmd, **kwargs: started)
+
+    def broken(*args):
+        raise OSError("database is locked")
+
+    store = SimpleNamespace(url="sqlite:///x.db", artifacts=SimpleNamespace(root="/tmp/a"), append_metrics=broken)
+    assert runner.spawn(store, 7, warm=False) is started
+
+
 def test_the_child_reads_the_database_url_from_its_environment(env, monkeypatch):
     from backend.jobs import child, runner
 

@@ -1,6 +1,7 @@
 """Start a run's child process and turn an abnormal exit into a failed run with the reason."""
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import subprocess
@@ -61,8 +62,11 @@ def _record_start(store: Any, run_id: int, *, cold: bool, server_s: float = 0.0)
     started the way it will (a cold start takes ~5 s more here), and a run that waited for the job server
     also tells what a warm start would have taken."""
     now = time.time()
-    store.append_metrics(run_id, [{"key": COLD_START, "value": float(cold), "step": 0, "wall_time": now},
-                                  {"key": SERVER_WAIT, "value": server_s, "step": 0, "wall_time": now}])
+    try:
+        store.append_metrics(run_id, [{"key": COLD_START, "value": float(cold), "step": 0, "wall_time": now},
+                                      {"key": SERVER_WAIT, "value": server_s, "step": 0, "wall_time": now}])
+    except Exception:  # noqa: BLE001 - the process is started: losing its handle would orphan it; a price can wait
+        logging.getLogger(__name__).warning("run %s: how its process started was not recorded", run_id, exc_info=True)
 
 
 def spawn_cold(store: Any, run_id: int, log_path: Path | None = None, preexec_fn: Any = None) -> subprocess.Popen:
