@@ -66,6 +66,12 @@ def classification_metrics(gold: Sequence[int], pred: Sequence[int], classes: Se
             "classes": list(classes)}
 
 
+def recorded_scalars(metrics: dict[str, Any]) -> dict[str, float]:
+    """What a run records of an evaluation: its numbers (flags left out) as floats, with their intervals."""
+    scalars = {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    return dict(scalars, **interval_scalars(metrics))
+
+
 def interval_scalars(metrics: dict[str, Any]) -> dict[str, float]:
     """``accuracy_ci_low`` / ``_high`` (and macro-F1's): the 95% bootstrap interval over the rows scored,
     as scalars a run records beside the metric, so a stored 0.97 on 64 rows says it could be 0.92."""

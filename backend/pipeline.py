@@ -16,7 +16,7 @@ from backend.batching import EncodeSettings
 from backend.config import RunConfig
 from backend.cpu_memory import cpu_buffers, mode_for
 from backend.errors import ConfigError, DatasetError
-from backend.evaluate import EvalResult, evaluate, evaluate_vocabulary, interval_scalars
+from backend.evaluate import EvalResult, evaluate, evaluate_vocabulary, recorded_scalars
 from backend.liveness import keep_alive
 from backend.prompt_model import PromptModel
 from backend.prompts.demos import DemoChooser, build_pool
@@ -225,9 +225,8 @@ def run_zero_shot(cfg: RunConfig, *, loaded: Any = None, store: Any = None,
     finally:
         beating.close()
     if store is not None and run_id is not None:
-        scalars = {k: v for k, v in result.metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
-        scalars.update(interval_scalars(result.metrics))
-        store.append_metrics(run_id, [{"key": f"eval/{k}", "step": 0, "value": float(v)} for k, v in scalars.items()])
+        store.append_metrics(run_id, [{"key": f"eval/{k}", "step": 0, "value": v}
+                                      for k, v in recorded_scalars(result.metrics).items()])
         store.add_predictions(run_id, result.predictions)
         store.attach_artifact(run_id, "report", "metrics.json",
                               json.dumps(result.metrics, indent=2, default=str).encode())

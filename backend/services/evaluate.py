@@ -46,7 +46,7 @@ def trained_run(ctx: StudioContext, run_id: int, split: str | None = None, limit
     (the base model is not reloaded), and record it as an ``evaluation`` run whose parent is the trained
     one, so its confusion matrix drills down like any other run's."""
     from backend.data.splitting import check_disjoint
-    from backend.evaluate import classification_metrics, gold_indices, interval_scalars
+    from backend.evaluate import classification_metrics, gold_indices, recorded_scalars
     from backend.pipeline import load_split
     from backend.recording import create_run
     from backend.services.data import confine_config
@@ -80,9 +80,8 @@ def trained_run(ctx: StudioContext, run_id: int, split: str | None = None, limit
     new_id = create_run(ctx.store, cfg, method=EVALUATION, loaded=base, verbalizer=served.pm.verbalizer.verbalizer,
                         train=train.examples, eval=examples, classes=classes, parent_run_id=info.id,
                         tags=[EVALUATION], project=info.project, how=train.how, counts=train.counts)
-    scalars = {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float))}
-    scalars.update(interval_scalars(metrics))     # recorded as a zero-shot run's are
-    ctx.store.append_metrics(new_id, [{"key": f"eval/{k}", "step": 0, "value": v} for k, v in scalars.items()])
+    ctx.store.append_metrics(new_id, [{"key": f"eval/{k}", "step": 0, "value": v}   # as a zero-shot run's are
+                                      for k, v in recorded_scalars(metrics).items()])
     ctx.store.add_predictions(new_id, [{"index": i, "gold": classes[g], "predicted": classes[p],
                                         "probs": {c: float(probs[i, k]) for k, c in enumerate(classes)}}
                                        for i, (g, p) in enumerate(zip(gold, pred))])

@@ -19,7 +19,7 @@ from backend.batching import encode_examples
 from backend.config import RunConfig
 from backend.data.splitting import check_disjoint
 from backend.errors import ConfigError, DatasetError
-from backend.evaluate import evaluate, gold_indices, interval_scalars
+from backend.evaluate import evaluate, gold_indices, recorded_scalars
 from backend.methods import get_method
 from backend.methods.build import TunedModel, build_tuned_model
 from backend.prompts.encode import describe_tokenizer
@@ -130,10 +130,6 @@ def _accelerator(precision: str, device: torch.device) -> Any:
     return Accelerator(cpu=device.type == "cpu", mixed_precision=precision)
 
 
-def scalar_metrics(metrics: dict[str, Any]) -> dict[str, float]:
-    return {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
-
-
 def run_training(config: RunConfig, *, sink: Sink | None = None, cancel_check: Callable[[], bool] | None = None,
                  resume_from: str | Path | None = None, loaded: Any = None, data: RunData | None = None,
                  seed: int | None = None, record: Recorder | None = None, owns_model: bool = False) -> TrainResult:
@@ -218,7 +214,7 @@ def run_training(config: RunConfig, *, sink: Sink | None = None, cancel_check: C
         with accelerator.autocast():   # in the precision the run trained in, as its dev evaluations ran
             final = evaluate(tuned.pm, loaded.tokenizer, data.test if data.test is not None else data.dev,
                              settings=settings, batch_size=config.eval.batch_size)
-    metrics = dict(scalar_metrics(final.metrics), **interval_scalars(final.metrics)) if final is not None else {}
+    metrics = recorded_scalars(final.metrics) if final is not None else {}
     for k, v in metrics.items():
         sink.emit(f"final/{k}", v, steps)
     sink.flush()
