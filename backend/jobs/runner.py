@@ -48,9 +48,9 @@ def spawn(store: Any, run_id: int, log_dir: Path | None = None, preexec_fn: Any 
         if child is not None:   # the first one waited while the server imported torch (~5 s here)
             _record_start(store, run_id, cold=first, server_s=time.perf_counter() - t0 if first else 0.0)
             return child
-    cold = spawn_cold(store, run_id, log_path, preexec_fn)
+    process = spawn_cold(store, run_id, log_path, preexec_fn)
     _record_start(store, run_id, cold=True)
-    return cold
+    return process
 
 
 COLD_START = "run/cold_start"   # 1: the run's process imported torch itself, or waited for the job server to

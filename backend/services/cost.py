@@ -11,7 +11,7 @@ from __future__ import annotations
 import copy
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from backend.config import RunConfig
 from backend.errors import ConfigError
@@ -99,10 +99,16 @@ def _throughput(ctx: StudioContext, cfg: RunConfig, model_id: str) -> tuple[floa
     """Tokens/s of the training steps alone (dev evaluations and writes left out: the card adds the run's
     own) of the latest finished run of the same model and method on this store; runs recorded before
     writes were kept apart (no ``train/saving_s``) are passed over: their checkpoints were in that rate."""
+    r = _earlier_run(ctx, cfg, model_id, lambda m: bool(m.get("train/step_tokens_per_s")) and "train/saving_s" in m)
+    return (float(r.metrics["train/step_tokens_per_s"]), f"run #{r.id} on this machine") if r else (None, "")
+
+
+def _earlier_run(ctx: StudioContext, cfg: RunConfig, model_id: str, recorded: Callable[[dict[str, Any]], bool]) -> Any:
+    """The latest finished run of this method and model here whose metrics ``recorded`` accepts, or None."""
     for r in ctx.store.list_runs(status="succeeded", method=cfg.method.name, limit=20):
-        if r.model_id == model_id and r.metrics.get("train/step_tokens_per_s") and "train/saving_s" in r.metrics:
-            return float(r.metrics["train/step_tokens_per_s"]), f"run #{r.id} on this machine"
-    return None, ""
+        if r.model_id == model_id and recorded(r.metrics):
+            return r
+    return None
 
 
 def _writes_and_start(ctx: StudioContext, cfg: RunConfig, tuned: Any, opts: Any, evaluations: int,
@@ -142,11 +148,8 @@ def _trainable_bytes(tuned: Any) -> int:
 def _write_rate(ctx: StudioContext, cfg: RunConfig, model_id: str) -> tuple[float, str] | None:
     """Seconds per byte of the loop's writes in the latest finished run of this method and model here: a
     full fine-tuning's checkpoints (1.6 GB each) write at about half the rate a sample of 64 MB shows."""
-    for r in ctx.store.list_runs(status="succeeded", method=cfg.method.name, limit=20):
-        m = r.metrics
-        if r.model_id == model_id and m.get("train/saved_bytes") and m.get("train/saving_s"):
-            return m["train/saving_s"] / m["train/saved_bytes"], f"at run #{r.id}'s rate"
-    return None
+    r = _earlier_run(ctx, cfg, model_id, lambda m: bool(m.get("train/saved_bytes") and m.get("train/saving_s")))
+    return (r.metrics["train/saving_s"] / r.metrics["train/saved_bytes"], f"at run #{r.id}'s rate") if r else None
 
 
 def _measure_writes(tuned: Any, root: Path) -> tuple[float, float]:
