@@ -179,9 +179,9 @@ def call_named(http: Any, url: str, name: str, args: list[Any], session: str | N
 
 
 @transport_safe
-def call_private(http: Any, url: str, fn_index: int, args: list[Any]) -> dict[str, Any]:
-    """Join the queue for ``fn_index`` as the page does, and read the session's stream until it ends."""
-    session = uuid.uuid4().hex[:10]
+def call_private(http: Any, url: str, fn_index: int, args: list[Any], session: str) -> dict[str, Any]:
+    """Join the queue for ``fn_index`` as the page does, and read the session's stream until it ends; the
+    calls of one function share a session (a new one costs the server a copy of the whole app's config)."""
     body = json.dumps({"data": args, "fn_index": fn_index, "session_hash": session, "event_data": None,
                        "trigger_id": None}, allow_nan=True)
     r = http.post(f"{url}/gradio_api/queue/join", content=body, headers={"content-type": "application/json"})
@@ -279,7 +279,7 @@ def test_every_endpoint_survives_bad_input(studio):
         assert private, "no private helper functions found in /config"
         # not surrogates here: Gradio's session stream (orjson) drops the connection when a message echoes
         # one (its Dropdown's "not in the list of choices" does); /call above carries them
-        jobs += [(f"fn_index {i}", lambda a, i=i: call_private(http, url, i, a),
+        jobs += [(f"fn_index {i}", lambda a, i=i, turn=turn: call_private(http, url, i, a, f"fuzzp{turn}"),
                   [c for c in cases(params, turn, singles=1) if "surrogate" not in c[0]][:5])
                  for turn, (i, params) in enumerate(private)]
 
