@@ -11,16 +11,14 @@ import os
 import sys
 from typing import Any
 
-from backend.cli.common import open_store, with_project
+from backend.cli.common import check_template, open_store, with_project
 from backend.cli.executor import on_ray
 from backend.config import SEED, load_config
 from backend.errors import ConfigError
 from backend.outputs import check_output_dir
 from backend.schema import check
 from backend.jobs.signals import StopOnSignal
-from backend.training.events import MemorySink, TerminalSink
-from backend.training.run import run_training
-from backend.sweeps.seeds import parse_seeds, run_seeds
+from backend.sweeps.seeds import parse_seeds
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -29,6 +27,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.resume is not None:
         return _resume(args)
     cfg = with_project(load_config(args.config), args)
+    check_template(cfg.template)
     if cfg.train.output_dir:          # before any work: the weights must have somewhere to go
         check_output_dir(cfg.train.output_dir, "train.output_dir")
     # Under ``accelerate launch`` / torchrun every rank runs this command: train in this process (a
@@ -41,18 +40,12 @@ def cmd_train(args: argparse.Namespace) -> int:
     if seeds:
         seeds = check(parse_seeds(seeds), list[int], "--seeds", SEED)
         store = None if args.no_db or distributed else open_store(args)   # each seed a recorded run
-        out = run_seeds(cfg, seeds, sink_for_seed=lambda _s: TerminalSink(), store=store)
-        print(json.dumps(out, indent=2, default=str))
-        return 0
+        return _train_seeds(cfg, seeds, store)
     if ray and (args.no_db or distributed):
         raise ConfigError("a run on Ray comes back through its record in the database: leave out --no-db "
                           "(and run it outside accelerate / torchrun)", field="--executor")
     if args.no_db or distributed:
-        first = int(os.environ.get("RANK", "0")) == 0
-        result = run_training(cfg, sink=TerminalSink() if first else MemorySink())
-        if first:
-            print(json.dumps(result.to_dict(), indent=2, default=str))
-        return 0 if result.status == "succeeded" else 1
+        return _train_here(cfg, first=int(os.environ.get("RANK", "0")) == 0)
     from backend.pipeline import load_train_dev
 
     load_train_dev(cfg)   # data mistakes (dev rows that are training rows...) exit 2 before a run is recorded
@@ -62,6 +55,27 @@ def cmd_train(args: argparse.Namespace) -> int:
 
         run_id = submit(store, cfg)
         return _execute_on_ray(store, run_id, args, stop) if ray else _execute(store, run_id, stop)
+
+
+def _train_seeds(cfg: Any, seeds: list[int], store: Any) -> int:
+    from backend.sweeps.seeds import run_seeds
+    from backend.training.events import TerminalSink
+
+    out = run_seeds(cfg, seeds, sink_for_seed=lambda _s: TerminalSink(), store=store)
+    print(json.dumps(out, indent=2, default=str))
+    return 0
+
+
+def _train_here(cfg: Any, first: bool) -> int:
+    """Unrecorded (``--no-db``), or one rank of a distributed run: only the first shows progress and
+    prints the result."""
+    from backend.training.events import MemorySink, TerminalSink
+    from backend.training.run import run_training
+
+    result = run_training(cfg, sink=TerminalSink() if first else MemorySink())
+    if first:
+        print(json.dumps(result.to_dict(), indent=2, default=str))
+    return 0 if result.status == "succeeded" else 1
 
 
 def _execute(store: Any, run_id: int, stop: StopOnSignal) -> int:

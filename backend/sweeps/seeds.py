@@ -14,15 +14,17 @@ import dataclasses
 import statistics
 import time
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from backend.config import RunConfig
 from backend.errors import ConfigError
 from backend.methods import get_method
 from backend.sweeps.expand import Trial, expand
 from backend.sweeps.spec import SweepSpec
-from backend.training.events import Sink
-from backend.training.run import RunData, TrainResult, run_training
+
+if TYPE_CHECKING:   # imported where a seed trains: ``train --seeds 13,-1`` is refused before torch loads
+    from backend.training.events import Sink
+    from backend.training.run import RunData, TrainResult
 
 
 def parse_seeds(text: str | Sequence[int]) -> list[int]:
@@ -72,7 +74,7 @@ def run_seeds(config: RunConfig, seeds: Sequence[int], *, loaded: Any = None,
     """Run ``config`` once per seed (few-shot sample and training seed); returns per-seed results and
     the mean ± std summary. ``data_for_seed`` overrides data loading (default: the config's data). With a
     ``store`` each seed is a recorded run (tagged ``sweep``), with its lineage like any other run."""
-    from backend.training.run import _load_model, load_run_data
+    from backend.training.run import _load_model, load_run_data, run_training
 
     method = get_method(config.method.name)
     own_base = loaded is None     # loaded here: only these seeds use it, all in the config's one precision
