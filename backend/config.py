@@ -185,9 +185,17 @@ class RunConfig:
         return json.dumps(self.to_dict(), indent=2, ensure_ascii=False)
 
     def validate(self) -> None:
-        """Rules across fields (each field's own range is checked by ``_build`` as it is read)."""
+        """Rules across fields (each field's own range is checked by ``_build`` as it is read), and the
+        template compiled (pure, no tokenizer): a run whose template cannot compile is never queued nor
+        recorded, whichever way it came (CLI, studio, sweep, a config re-run as JSON), and the CLI says so
+        before the seconds of importing torch."""
         if not self.template.strip():
             raise ConfigError("template: missing (e.g. \"{text_a} It was {mask}.\")")
+        from backend.prompts.parse import parse_template
+        from backend.prompts.template import compile_template
+
+        parsed = parse_template(self.template)    # a TemplateError with the span of the mistake
+        compile_template(parsed)
         if self.verbalizer is None:
             raise ConfigError("verbalizer: missing (e.g. {\"negative\": [\"bad\"], \"positive\": [\"good\"]})")
         if not (self.data.eval or self.data.train):
@@ -202,14 +210,8 @@ class RunConfig:
         if self.demos.k and self.method.name != "zero-shot":
             raise ConfigError(f"demos.k: demonstrations are shown in zero-shot evaluation only, not with method "
                               f"{self.method.name!r}; set demos.k to 0 or use method zero-shot")
-        if self.method.name != "zero-shot" and self.demos.k is None and "demos" in self.template:
-            from backend.errors import TemplateError
-            from backend.prompts.parse import parse_template
-
-            try:
-                block = parse_template(self.template, require_mask=False).demos
-            except TemplateError:
-                block = None      # the template's own error is reported where it is compiled
+        if self.method.name != "zero-shot" and self.demos.k is None:
+            block = parsed.demos
             if block is not None and block.value:
                 raise ConfigError(f"template: its demonstrations block ({{\"demos\": {block.value}}}) is shown in "
                                   f"zero-shot evaluation only, not with method {self.method.name!r}; remove it or "

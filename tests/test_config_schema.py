@@ -9,7 +9,7 @@ from dataclasses import fields
 import pytest
 
 from backend.config import DataConfig, EvalOptions, RunConfig, TrainOptions
-from backend.errors import ConfigError
+from backend.errors import ConfigError, TemplateError
 
 BASE = {"template": "{text_a} It was {mask}.", "verbalizer": {"neg": ["bad"], "pos": ["good"]},
         "data": {"eval": "builtin:movie-reviews"}}
@@ -89,6 +89,19 @@ def test_the_defaults_and_the_readme_config_parse():
               "truncate": "tail", "method": {"name": "zero-shot"},
               "eval": {"batch_size": 32, "calibration": None, "top_k": 0}}
     assert RunConfig.from_dict(readme).to_dict()["data"]["shots"] == 16
+
+
+@pytest.mark.parametrize("template, expected, span", [
+    ('{"placehoder": "text_a"} {mask}', "did you mean 'placeholder'", (0, 24)),
+    ("{text_a} It was great.", "the template has no {\"mask\"}", (0, 22)),
+    ("{text_a} {mask", "this '{' is never closed", (9, 14)),
+])
+def test_a_template_that_cannot_compile_is_refused_with_the_config(template, expected, span):
+    """Every way a run comes (CLI, studio, sweep, JSON re-run) parses its config first: a run whose template
+    cannot compile is never queued nor recorded, and the message keeps the template's own span."""
+    with pytest.raises(TemplateError) as err:
+        RunConfig.from_dict({**BASE, "template": template})
+    assert err.value.field == "template" and expected in err.value.message and err.value.span == span
 
 
 # ------------------------------------------------------------------------------------ method options

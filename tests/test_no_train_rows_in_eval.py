@@ -90,6 +90,8 @@ def test_rerun_naming_another_model_is_refused_and_nothing_is_recorded(studio_ct
     assert out["error"]["field"] == "model" and "'/etc'" in out["error"]["message"]
     trained = dict(cfg, model="/etc", method={"name": "prompt-tuning"})
     assert training.submit(ctx, runconfig.RunConfig.from_dict(trained))["error"]["field"] in ("model", "train")
+    typo = training.submit_json(ctx, json.dumps(dict(trained, model=cfg["model"], template="{text_a} {mask")))
+    assert typo["error"]["field"] == "template" and "never closed" in typo["error"]["message"]   # not a failed run
     assert len(ctx.store.list_runs()) == before
     done = training.submit_json(ctx, json.dumps(cfg))        # the studio's own model: evaluated and recorded
     run = ctx.store.get_run(done["run_id"])

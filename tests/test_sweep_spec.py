@@ -104,6 +104,12 @@ def test_bad_base_and_combinations():
         load_spec({"grid": {}})
     with pytest.raises(ConfigError, match=r"base\.train\.steps: must be at least 1"):
         load_spec({"base": {**BASE, "train": {"steps": 0}}})
+    with pytest.raises(ConfigError, match=r"sweep: base\.template: unknown key 'placehoder'.*\(characters 0-24\)"):
+        load_spec({"base": {**BASE, "template": '{"placehoder": "text_a"} {mask}'}})
+    # a template in the grid that cannot compile: said with its configuration before any run is queued
+    s = spec(grid={"template": ["{text_a} It was {mask}.", "{text_a} It was great."]})
+    with pytest.raises(ConfigError, match=r"configuration template=.*: template: the template has no \{\"mask\"\}"):
+        expand(s)
     with pytest.raises(ConfigError, match="early_stop: needs dev evaluations"):
         load_spec({"base": {**BASE, "train": {"steps": 4}}, "early_stop": {"grace_steps": 2}})
     # a method's rules between its options are checked per configuration, naming the configuration

@@ -12,14 +12,6 @@ def print_json(obj: Any) -> None:
     sys.stdout.write(json.dumps(obj, ensure_ascii=False, default=str) + "\n")
 
 
-def check_template(template: str) -> None:
-    """Compile the config's template without a tokenizer (pure: no torch), so that a mistake in it is said
-    before the seconds of importing torch and loading the model, and before any run is recorded."""
-    from backend.prompts.template import compile_template
-
-    compile_template(template)
-
-
 def open_store(args: argparse.Namespace) -> Any:
     """The run database named by ``--db`` (None with ``--no-db``), with the runs whose process is gone
     marked failed first, so a command never starts from a database that lies about what is running."""

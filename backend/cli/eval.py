@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from backend.cli.common import check_template, open_store, print_json, with_project
+from backend.cli.common import open_store, print_json, with_project
 
 
 def _config_from(args: argparse.Namespace) -> Any:
@@ -22,7 +22,6 @@ def _config_from(args: argparse.Namespace) -> Any:
 def cmd_eval(args: argparse.Namespace) -> int:
     """Evaluate, record the run (unless ``--no-db``) and print its metrics; 128+signal when stopped."""
     cfg = _config_from(args)          # before the heavy imports: a bad config is reported at once
-    check_template(cfg.template)
     if args.limit is not None:
         cfg.data.limit = args.limit
     if args.predictions:             # before any work, and before the run is recorded

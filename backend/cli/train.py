@@ -11,7 +11,7 @@ import os
 import sys
 from typing import Any
 
-from backend.cli.common import check_template, open_store, with_project
+from backend.cli.common import open_store, with_project
 from backend.cli.executor import on_ray
 from backend.config import SEED, load_config
 from backend.errors import ConfigError
@@ -27,7 +27,6 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.resume is not None:
         return _resume(args)
     cfg = with_project(load_config(args.config), args)
-    check_template(cfg.template)
     if cfg.train.output_dir:          # before any work: the weights must have somewhere to go
         check_output_dir(cfg.train.output_dir, "train.output_dir")
     # Under ``accelerate launch`` / torchrun every rank runs this command: train in this process (a

@@ -16,7 +16,7 @@ from itertools import product
 from typing import Any
 
 from backend.config import RunConfig
-from backend.errors import ConfigError
+from backend.errors import ConfigError, TemplateError
 from backend.sweeps.spec import SweepSpec
 
 LONG = 40           # values longer than this (templates, label words) show as #N in the key
@@ -124,7 +124,8 @@ def expand(spec: SweepSpec) -> list[Trial]:
                             "early_stop": early}
             try:
                 cfg = RunConfig.from_dict(one)
-            except ConfigError as exc:
-                raise ConfigError(f"configuration {key}: {exc.message}", field="sweep") from None
+            except (ConfigError, TemplateError) as exc:    # a template says where in it: str() keeps that
+                what = exc.message if isinstance(exc, ConfigError) else str(exc)
+                raise ConfigError(f"configuration {key}: {what}", field="sweep") from None
             trials.append(Trial(key=key, seed=seed, config=cfg, params=params))
     return trials
