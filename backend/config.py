@@ -185,10 +185,10 @@ class RunConfig:
         return json.dumps(self.to_dict(), indent=2, ensure_ascii=False)
 
     def validate(self) -> None:
-        """Rules across fields (each field's own range is checked by ``_build`` as it is read), and the
-        template compiled (pure, no tokenizer): a run whose template cannot compile is never queued nor
-        recorded, whichever way it came (CLI, studio, sweep, a config re-run as JSON), and the CLI says so
-        before the seconds of importing torch."""
+        """Rules across fields (each field's own range is checked by ``_build`` as it is read), the template
+        compiled and the label words read (pure, no tokenizer): a run whose template or words cannot work is
+        never queued nor recorded, whichever way it came (CLI, studio, sweep, a config re-run as JSON), and
+        the CLI says so before the seconds of importing torch."""
         if not self.template.strip():
             raise ConfigError("template: missing (e.g. \"{text_a} It was {mask}.\")")
         from backend.prompts.parse import parse_template
@@ -198,6 +198,10 @@ class RunConfig:
         compile_template(parsed)
         if self.verbalizer is None:
             raise ConfigError("verbalizer: missing (e.g. {\"negative\": [\"bad\"], \"positive\": [\"good\"]})")
+        if not isinstance(self.verbalizer, str):   # a file, or a probing mode, is read where the run starts
+            from backend.prompts.verbalizer import parse_verbalizer
+
+            parse_verbalizer(self.verbalizer)   # a class without words, a word that is not text: said now
         if not (self.data.eval or self.data.train):
             raise ConfigError("data: give at least data.eval (or data.train) — a file, builtin:NAME or hub id")
         if self.project is not None:

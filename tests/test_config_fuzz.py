@@ -1,5 +1,5 @@
 """Fuzzing the CLI's config: whatever a RunConfig file holds, parsing either gives a config that can be stored
-and read back, or a ConfigError (a TemplateError for a template that cannot compile) naming the problem —
+and read back, or a ConfigError (the template's or label words' own error where they cannot work) naming the problem —
 never another exception — and ``python -m backend eval`` on it exits 2 with one line and no traceback."""
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from backend.config import RunConfig
-from backend.errors import ConfigError, TemplateError
+from backend.errors import ConfigError, TemplateError, VerbalizerError
 from backend.methods import REGISTRY
 from tests.cli_helpers import backend_cli
 
@@ -80,11 +80,11 @@ def configs(draw: st.DrawFn) -> object:
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(configs())
 def test_from_dict_only_ever_raises_config_error(raw):
-    """A ConfigError, or a TemplateError where the template cannot compile (its own message and span)."""
+    """A ConfigError, or the template's or label words' own error (with its span) where they cannot work."""
     try:
         cfg = RunConfig.from_dict(raw)
-    except (ConfigError, TemplateError) as exc:
-        assert isinstance(exc, ConfigError) or exc.field == "template"
+    except (ConfigError, TemplateError, VerbalizerError) as exc:
+        assert isinstance(exc, ConfigError) or exc.field in ("template", "verbalizer")
         message = str(exc)
         assert "\n" not in message and len(message) < 2000
         message.encode("utf-8")                               # printable on any terminal

@@ -9,7 +9,7 @@ from dataclasses import fields
 import pytest
 
 from backend.config import DataConfig, EvalOptions, RunConfig, TrainOptions
-from backend.errors import ConfigError, TemplateError
+from backend.errors import ConfigError, TemplateError, VerbalizerError
 
 BASE = {"template": "{text_a} It was {mask}.", "verbalizer": {"neg": ["bad"], "pos": ["good"]},
         "data": {"eval": "builtin:movie-reviews"}}
@@ -102,6 +102,19 @@ def test_a_template_that_cannot_compile_is_refused_with_the_config(template, exp
     with pytest.raises(TemplateError) as err:
         RunConfig.from_dict({**BASE, "template": template})
     assert err.value.field == "template" and expected in err.value.message and err.value.span == span
+
+
+@pytest.mark.parametrize("words, expected", [
+    ({"neg": [], "pos": ["good"]}, "class 'neg' has no label words"),
+    ({"neg": [" "], "pos": ["good"]}, "an empty label word for 'neg'"),
+    ({"neg": [3], "pos": ["good"]}, "label word 3 for 'neg' is not text"),
+    ({}, "the verbalizer has no classes"),
+    (5, "label words must be a dict"),
+])
+def test_label_words_that_cannot_work_are_refused_with_the_config(words, expected):
+    with pytest.raises(VerbalizerError) as err:
+        RunConfig.from_dict({**BASE, "verbalizer": words})
+    assert err.value.field == "verbalizer" and expected in err.value.message
 
 
 # ------------------------------------------------------------------------------------ method options

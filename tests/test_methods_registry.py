@@ -150,7 +150,7 @@ def test_the_sweep_copies_the_base_per_seed_when_the_method_says_it_modifies_it(
         seen.append(loaded.model)
         return SimpleNamespace(seed=seed, metrics={}, wall_s=0.0, status="succeeded", to_dict=lambda: {})
 
-    monkeypatch.setattr(sweep, "run_training", fake_run)
+    monkeypatch.setattr("backend.training.run.run_training", fake_run)   # seeds.py imports it where it trains
     base = _Loaded(model={"weights": [1.0]})
     sweep.run_seeds(RunConfig.from_dict(_config({"name": name})), [1, 2], loaded=base,
                     data_for_seed=lambda _cfg: None)

@@ -110,6 +110,8 @@ def test_bad_base_and_combinations():
     s = spec(grid={"template": ["{text_a} It was {mask}.", "{text_a} It was great."]})
     with pytest.raises(ConfigError, match=r"configuration template=.*: template: the template has no \{\"mask\"\}"):
         expand(s)
+    with pytest.raises(ConfigError, match=r"sweep: base\.verbalizer: class 'neg' has no label words"):
+        load_spec({"base": {**BASE, "verbalizer": {"neg": [], "pos": ["good"]}}})
     with pytest.raises(ConfigError, match="early_stop: needs dev evaluations"):
         load_spec({"base": {**BASE, "train": {"steps": 4}}, "early_stop": {"grace_steps": 2}})
     # a method's rules between its options are checked per configuration, naming the configuration

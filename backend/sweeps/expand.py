@@ -16,7 +16,7 @@ from itertools import product
 from typing import Any
 
 from backend.config import RunConfig
-from backend.errors import ConfigError, TemplateError
+from backend.errors import ConfigError, StudioError
 from backend.sweeps.spec import SweepSpec
 
 LONG = 40           # values longer than this (templates, label words) show as #N in the key
@@ -124,7 +124,7 @@ def expand(spec: SweepSpec) -> list[Trial]:
                             "early_stop": early}
             try:
                 cfg = RunConfig.from_dict(one)
-            except (ConfigError, TemplateError) as exc:    # a template says where in it: str() keeps that
+            except StudioError as exc:     # a template's or label words' error says where in them: str() keeps that
                 what = exc.message if isinstance(exc, ConfigError) else str(exc)
                 raise ConfigError(f"configuration {key}: {what}", field="sweep") from None
             trials.append(Trial(key=key, seed=seed, config=cfg, params=params))

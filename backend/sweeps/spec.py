@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, Mapping, get_type_hints
 
 from backend.config import METRICS, SEED, RunConfig
-from backend.errors import ConfigError, TemplateError
+from backend.errors import ConfigError, StudioError
 from backend.schema import check, check_text, unknown_key
 
 MAX_TRIALS = 500            # configurations x seeds: a bigger sweep is a typo or a job for a cluster
@@ -191,8 +191,8 @@ def _base(raw: Any, folder: Path) -> dict[str, Any]:
         cfg = RunConfig.from_dict(dict(raw))
     except ConfigError as exc:
         raise ConfigError(f"base.{exc.message}", row=exc.row, span=exc.span) from None
-    except TemplateError as exc:
-        raise ConfigError(f"base.template: {exc.message}", span=exc.span) from None
+    except StudioError as exc:          # the template's or label words' own error, under its field
+        raise ConfigError(f"base.{exc.field}: {exc.message}", span=exc.span) from None
     return cfg.to_dict()
 
 
