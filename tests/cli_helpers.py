@@ -18,3 +18,10 @@ def backend_cli(*args: str, cwd: Path = ROOT, timeout: float = 600,
     env["PYTHONPATH"] = str(ROOT)
     return subprocess.run([sys.executable, "-m", "backend", *args], capture_output=True, text=True, cwd=cwd,
                           env=env, timeout=timeout)
+
+
+def loaded_torch(stderr: str) -> bool:
+    """Whether a CLI run under ``PYTHONPROFILEIMPORTTIME=1`` imported torch (its import lines on stderr):
+    a config's mistake is said before the seconds that import takes."""
+    return any(line.startswith("import time:") and line.split("|")[-1].strip() == "torch"
+               for line in stderr.splitlines())

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from backend.cli import main
+from tests.cli_helpers import backend_cli, loaded_torch
 from tests.tiny import tiny_model
 
 
@@ -73,6 +74,16 @@ def test_mistakes_are_one_line_and_exit_2(config_file, capsys):
     assert "--verbalizer is not valid JSON" in capsys.readouterr().err
     assert main(["compare", str(config_file), "--no-db", "--baseline", "5"]) == 2
     assert "--baseline must be between 0 and 0" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", ["compare", "search-words", "kpt", "search-templates"])
+def test_a_config_mistake_is_said_before_torch_is_imported(config_file, tmp_path, monkeypatch, command):
+    monkeypatch.setenv("PYTHONPROFILEIMPORTTIME", "1")
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(dict(json.loads(config_file.read_text()), template="{text_a} {mask")))
+    proc = backend_cli(command, str(bad), timeout=120)
+    assert proc.returncode == 2 and "this '{' is never closed" in proc.stderr, proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr and not loaded_torch(proc.stderr)
 
 
 def test_search_templates_ranks_within_its_budget(config_file, capsys):

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli_helpers import backend_cli
+from tests.cli_helpers import backend_cli, loaded_torch
 from tests.job_helpers import write_assets
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -120,12 +120,6 @@ def test_a_user_error_inside_a_recorded_run_exits_2_with_one_line(config_file, t
     assert "this template has none" in proc.stderr and "Traceback" not in proc.stderr
 
 
-def _loaded_torch(stderr: str) -> bool:
-    """Whether a CLI run under ``PYTHONPROFILEIMPORTTIME`` imported torch (its import lines on stderr)."""
-    return any(line.startswith("import time:") and line.split("|")[-1].strip() == "torch"
-               for line in stderr.splitlines())
-
-
 @pytest.mark.slow
 def test_train_checks_output_dir_seeds_and_template_before_any_work(config_file, tmp_path, monkeypatch):
     """Mistakes in the config are said in a fraction of a second: before torch is imported (seconds) and
@@ -139,15 +133,15 @@ def test_train_checks_output_dir_seeds_and_template_before_any_work(config_file,
     db = tmp_path / "studio.db"
     proc = _run("train", str(path), "--db", f"sqlite:///{db}")
     assert proc.returncode == 2 and "train.output_dir" in proc.stderr and "is a file" in proc.stderr
-    assert "Traceback" not in proc.stderr and not db.exists() and not _loaded_torch(proc.stderr)
+    assert "Traceback" not in proc.stderr and not db.exists() and not loaded_torch(proc.stderr)
     proc = _run("train", str(config_file), "--no-db", "--seeds", "13,-1")
     assert proc.returncode == 2 and "--seeds[1]: must be at least 0" in proc.stderr
-    assert not _loaded_torch(proc.stderr)
+    assert not loaded_torch(proc.stderr)
     cfg = dict(json.loads(config_file.read_text()), template='{"placehoder": "text_a"} {mask}')
     path.write_text(json.dumps(cfg))
     for command in ("train", "eval"):
         proc = _run(command, str(path), "--db", f"sqlite:///{db}")
         assert proc.returncode == 2 and "did you mean 'placeholder'" in proc.stderr, (command, proc.stderr[-2000:])
-        assert "Traceback" not in proc.stderr and not db.exists() and not _loaded_torch(proc.stderr), command
+        assert "Traceback" not in proc.stderr and not db.exists() and not loaded_torch(proc.stderr), command
     proc = _run("eval", str(config_file), "--no-db", "--limit", "2")   # the check itself: torch is seen
-    assert proc.returncode == 0 and _loaded_torch(proc.stderr), proc.stderr[-2000:]
+    assert proc.returncode == 0 and loaded_torch(proc.stderr), proc.stderr[-2000:]

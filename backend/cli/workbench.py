@@ -47,10 +47,10 @@ def _progress(done: int, total: int) -> None:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
+    cfg = _config_from(args)     # before the heavy imports: a config's mistake is said at once
     from backend.pipeline import check_model, load_split, settings_for
     from backend.workbench.compare import Prompt, compare_prompts
 
-    cfg = _config_from(args)
     if args.limit is not None:
         cfg.data.limit = args.limit
     templates = [Prompt(f"t{i + 1}", t) for i, t in enumerate(args.template or [cfg.template])]
@@ -116,13 +116,13 @@ def _run_job(store: Any, kind: Any, job: int, loaded: Any) -> dict[str, Any]:
 
 
 def cmd_search_words(args: argparse.Namespace) -> int:
+    cfg = _config_from(args)
     from dataclasses import asdict
 
     from backend.pipeline import WHOLE_VOCAB, load_split, settings_for
     from backend.workbench.labelsearch import search_label_words
     from backend.workbench.labelsearch_job import JOB, SAVED_NAME, LabelSearchSpec, submit_label_search
 
-    cfg = _config_from(args)
     spec = LabelSearchSpec(pool=args.pool, keep=args.keep).check()
     train = load_split(cfg, "train")      # a missing column or an empty split: said before the model loads
     store = open_store(args)
@@ -140,12 +140,12 @@ def cmd_search_words(args: argparse.Namespace) -> int:
 
 
 def cmd_kpt(args: argparse.Namespace) -> int:
+    cfg = _config_from(args)
     from dataclasses import asdict
 
     from backend.pipeline import build_verbalizer, load_split, settings_for
     from backend.workbench.kpt import knowledgeable_verbalizer
 
-    cfg = _config_from(args)
     train = load_split(cfg, "train")
     seeds = build_verbalizer(cfg.verbalizer, train.label_names)
     loaded = _loaded(cfg)
@@ -156,11 +156,11 @@ def cmd_kpt(args: argparse.Namespace) -> int:
 
 
 def cmd_search_templates(args: argparse.Namespace) -> int:
+    cfg = _config_from(args)
     from backend.pipeline import check_model, load_split, settings_for
     from backend.workbench.templatesearch import search_templates
     from backend.workbench.search_job import TemplateSearchSpec
 
-    cfg = _config_from(args)
     if args.limit is not None:
         cfg.data.limit = args.limit
     spec = TemplateSearchSpec(task=args.task.strip(), rephrasings=args.rephrasings, budget=args.budget,
