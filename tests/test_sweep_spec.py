@@ -92,6 +92,12 @@ def test_seeds_default_to_the_base_config():
     ({"name": "x" * 91}, "name: 91 characters, over the limit of 90"),
     ({"grid": {"train.lr": [1e-3 * (i + 1) for i in range(26)], "data.shots": list(range(1, 21))}},
      f"over the limit of {MAX_TRIALS}"),
+    # sample: draws from the listed grid, so the grid itself is capped: 100**5 configurations used to pass
+    # with sample: 2 and then hang listing them
+    ({"grid": {**{k: [1e-4 * (i + 1) for i in range(100)]
+                  for k in ("train.lr", "train.weight_decay", "train.warmup_ratio", "train.max_grad_norm")},
+               "train.batch_size": list(range(1, 101))},
+      "sample": 2}, "10,000,000,000 configurations, over the limit of 10,000"),
 ])
 def test_bad_values_name_their_dotted_path(raw, message):
     with pytest.raises(ConfigError) as info:

@@ -27,6 +27,7 @@ from backend.schema import check, check_text, unknown_key
 
 MAX_TRIALS = 500            # configurations x seeds: a bigger sweep is a typo or a job for a cluster
 MAX_VALUES = 100            # values of one grid key
+MAX_GRID = 10_000           # the whole grid, before sampling: it is enumerated to dedupe and draw from
 MAX_KEYS = 20
 MAX_SEEDS = 100
 NAME_MAX = 90               # the sweep's tag ``sweep:<name>`` fits a 100-character tag
@@ -308,6 +309,9 @@ def _check_size(spec: SweepSpec) -> None:
     configs = 1
     for values in spec.grid.values():
         configs *= len(values)
+    if configs > MAX_GRID:
+        raise ConfigError(f"grid: {configs:,} configurations, over the limit of {MAX_GRID:,} even with sample: "
+                          f"(the grid is listed to draw from it); use fewer values per key")
     drawn = min(configs, spec.sample) if spec.sample else configs
     if drawn * len(spec.seeds) > MAX_TRIALS:
         raise ConfigError(f"grid: {drawn:,} configurations x {len(spec.seeds)} seeds = {drawn * len(spec.seeds):,} "
