@@ -37,6 +37,19 @@ def test_duplicate_same_works_where_openprompt_crashed():
     assert [p.soft_token_id for p in tpl.parts if p.kind == "soft"] == [1, 2, 3]
 
 
+def test_the_soft_tokens_of_the_whole_template_are_capped():
+    # each block's duplicate is capped at 1024, but 400 such blocks fit in a template's characters and used
+    # to expand into 409,600 soft parts (1.6 s, 80 MB) before the model allocated an embedding row for each
+    block = '{"soft": None, "duplicate": 1024}'
+    compile_template(block * 4 + " {text_a} {mask}")                        # 4,096: the limit itself
+    with pytest.raises(TemplateError, match="over 4,096 soft tokens") as info:
+        compile_template(block * 400 + " {text_a} {mask}")
+    assert info.value.span == (4 * len(block), 5 * len(block))              # the block that went over
+    reused = '{"soft": None, "duplicate": 1024, "soft_id": 7}' + ' {"soft_id": 7}' * 1000 + " {mask}"
+    with pytest.raises(TemplateError, match="over 4,096 soft tokens"):
+        compile_template(reused)
+
+
 def test_post_processing_is_a_named_whitelist():
     tpl = compile_template('{"placeholder":"text_a","post_processing":["strip","rstrip_punct"]} {mask}')
     assert wrap(tpl, Example(text_a="  Great film!! ")).pieces[0].text == "Great film"

@@ -14,6 +14,8 @@ from backend.errors import TemplateError
 from backend.prompts.parse import ParsedTemplate, Segment, parse_template
 from backend.prompts.postprocess import LIST_JOINERS, POST_PROCESSORS
 
+MAX_SOFT_TOKENS = 4096      # soft parts in one template: more than any model's context here
+
 __all__ = ["LIST_JOINERS", "POST_PROCESSORS", "ParsedTemplate", "Part", "Segment", "Template",
            "compile_template", "mask_prefix", "parse_template"]
 
@@ -69,6 +71,7 @@ def compile_template(source: str | ParsedTemplate, tokenizer: Any = None) -> Tem
     """
     parsed = parse_template(source) if isinstance(source, str) else source
     parts: list[Part] = []
+    soft_parts = 0
     count = 0
     by_user_id: dict[int, list[int]] = {}
     init: dict[int, int] = {}
@@ -78,6 +81,7 @@ def compile_template(source: str | ParsedTemplate, tokenizer: Any = None) -> Tem
                               shortenable=seg.is_shortenable, post_processing=seg.post_processing))
             continue
         if seg.soft_id is not None and seg.soft_id in by_user_id:
+            soft_parts = _check_soft_total(soft_parts, len(by_user_id[seg.soft_id]), seg)
             for sid in by_user_id[seg.soft_id]:
                 parts.append(Part(segment=idx, kind="soft", value=None, add_prefix_space="", shortenable=False,
                                   soft_token_id=sid))
@@ -103,6 +107,8 @@ def compile_template(source: str | ParsedTemplate, tokenizer: Any = None) -> Tem
                 surfaces, vocab = [seg.value], [None]
             if not surfaces:
                 raise TemplateError("soft init text tokenizes to nothing", span=seg.span)
+        soft_parts = _check_soft_total(soft_parts, len(surfaces), seg)
+        if seg.value is not None:
             ids = list(range(count + 1, count + len(surfaces) + 1))
             count += len(surfaces)
         for sid, surface, vid in zip(ids, surfaces, vocab):
@@ -113,6 +119,15 @@ def compile_template(source: str | ParsedTemplate, tokenizer: Any = None) -> Tem
         if seg.soft_id is not None:
             by_user_id[seg.soft_id] = ids
     return Template(parsed=parsed, parts=tuple(parts), num_soft_tokens=count, soft_init=init)
+
+
+def _check_soft_total(so_far: int, adding: int, seg: Segment) -> int:
+    """Cap the whole template's soft parts, not only each block's ``duplicate``: 400 blocks of duplicate
+    1024, or one such block reused by ``soft_id`` a thousand times, fit in a template's characters."""
+    if so_far + adding > MAX_SOFT_TOKENS:
+        raise TemplateError(f"the template has over {MAX_SOFT_TOKENS:,} soft tokens in all by this block; use "
+                            "fewer blocks or smaller duplicate counts", span=seg.span)
+    return so_far + adding
 
 
 def mask_prefix(template: Template) -> str:
