@@ -43,7 +43,9 @@ KEY_CHARS = 16   # content keys listed for rows without a source row number: 64 
 @functools.cache
 def code_version() -> str:
     """``git describe --always --dirty`` of this checkout, else the installed package's version, else
-    ``"unknown"``. Computed once per process and never raises: a run is recorded even without git."""
+    ``"unknown"``. Computed once per process, when this module is imported (below), and never raises: a
+    run is recorded even without git. Asked at the first recording instead, a studio started on one commit
+    recorded the next one after a ``git pull``, while it still ran the code it had imported."""
     return describe_code()
 
 
@@ -213,3 +215,6 @@ def read_lineage(store: Any, run_id: int) -> dict[str, Any] | None:
         if (art.kind, art.name) == (LINEAGE_KIND, LINEAGE_NAME):
             return json.loads(store.read_artifact(art.sha256))
     return None
+
+
+code_version()   # the code this process imported is the code its runs run

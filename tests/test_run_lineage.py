@@ -123,6 +123,17 @@ def test_code_version_is_computed_once_and_never_fails(monkeypatch):
         recording.code_version.cache_clear()
 
 
+def test_code_version_is_the_checkout_imported_not_the_one_at_the_first_run(tmp_path):
+    # a process that imported the code, then saw the checkout change (git pull, an edit), still runs what it
+    # imported: its runs must say so
+    script = ("from backend import recording\n"
+              "recording.describe_code = lambda: 'git changed-since-import'\n"
+              "print(recording.code_version())\n")
+    out = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() and out.stdout.strip() != "git changed-since-import"
+
+
 def test_an_evaluation_loads_the_dtype_its_config_asks_for_and_records_it(env):
     from backend.pipeline import run_zero_shot
 
