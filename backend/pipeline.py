@@ -186,8 +186,10 @@ def check_dtype(cfg: RunConfig, loaded: Any) -> None:
 
 
 def run_zero_shot(cfg: RunConfig, *, loaded: Any = None, store: Any = None,
-                  progress: Callable[[int, int], None] | None = None) -> tuple[EvalResult, int | None]:
-    """Evaluate the config's template + verbalizer zero-shot; record everything when a store is given."""
+                  progress: Callable[[int, int], None] | None = None, parent_run_id: int | None = None
+                  ) -> tuple[EvalResult, int | None]:
+    """Evaluate the config's template + verbalizer zero-shot; record everything when a store is given
+    (``parent_run_id``: the run this one re-runs with changes)."""
     loaded = loaded if loaded is not None else load_for_eval(cfg)
     check_model(cfg, loaded)
     data = load_split(cfg, "eval")
@@ -203,7 +205,7 @@ def run_zero_shot(cfg: RunConfig, *, loaded: Any = None, store: Any = None,
 
         run_id = create_run(store, cfg, method="zero-shot", loaded=loaded, verbalizer=compiled.verbalizer,
                             train=train_rows, eval=data.examples, classes=list(compiled.classes),
-                            tags=cfg.tags, how=data.how, counts=data.counts)
+                            tags=cfg.tags, how=data.how, counts=data.counts, parent_run_id=parent_run_id)
         # created running (this process): a queued row would be claimed by any job runner on the database
         beating.enter_context(keep_alive(store, run_id))   # a long evaluation must not look like a dead one
     try:

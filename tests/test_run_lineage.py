@@ -246,11 +246,15 @@ def test_studio_train_rerun_and_evaluating_a_trained_run_record_the_full_lineage
     assert execute(store, queued) == "succeeded"                    # what the job runner's child does
     check_lineage(store, queued, env.loaded, train=ALL_TRAIN, eval=ALL_DEV)
 
-    rerun = training.submit_json(env.ctx, json.dumps(_config(env, train={"steps": 1, "batch_size": 4})))["run_id"]
+    # re-run with changes: the run whose config was opened is the new run's parent, queued or evaluated here
+    rerun = training.submit_json(env.ctx, json.dumps(_config(env, train={"steps": 1, "batch_size": 4})),
+                                 queued)["run_id"]
     assert execute(store, rerun) == "succeeded"
-    check_lineage(store, rerun, env.loaded, train=ALL_TRAIN, eval=ALL_DEV)
-    zero = training.submit_json(env.ctx, json.dumps(_config(env, "zero-shot")))["run_id"]
-    check_lineage(store, zero, env.loaded, train=[], eval=ALL_DEV)
+    check_lineage(store, rerun, env.loaded, train=ALL_TRAIN, eval=ALL_DEV, parent=queued)
+    zero = training.submit_json(env.ctx, json.dumps(_config(env, "zero-shot")), rerun)["run_id"]
+    check_lineage(store, zero, env.loaded, train=[], eval=ALL_DEV, parent=rerun)
+    pasted = training.submit_json(env.ctx, json.dumps(_config(env, "zero-shot")))["run_id"]   # typed, not opened
+    check_lineage(store, pasted, env.loaded, train=[], eval=ALL_DEV)
 
     scored = evaluate.trained_run(env.ctx, queued, limit=4)
     check_lineage(store, scored["run_id"], env.loaded, train=ALL_TRAIN, eval=[0, 1, 2, 3], parent=queued)

@@ -119,6 +119,13 @@ def test_a_sweep_queues_fills_its_table_and_trains_a_row_on_all_data(studio):
     info = ctx.store.get_run(full["run_id"])
     assert info.config["data"]["shots"] is None and "sweep" not in info.config
     assert "from-sweep:live" in info.tags and not any(t.startswith("sweep:") for t in info.tags)
+    # made from one of the configuration's runs, and said to be scored on the rows that chose it
+    chosen = sweeps.configuration(ctx, "live", "method=prompt-tuning")["runs"]
+    assert info.parent_run_id in {r["id"] for r in chosen} and "optimistic" in full["message"]
+    from backend.services import runs as runs_service
+
+    shown = runs_service.detail(ctx, full["run_id"])
+    assert shown["run"]["parent"] == info.parent_run_id and "Chosen by sweep" in shown["caveats"][0]
     ctx.store.request_cancel(full["run_id"])
 
 

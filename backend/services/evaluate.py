@@ -26,8 +26,8 @@ def result_view(metrics: dict[str, Any], run_id: int | None) -> dict[str, Any]:
 
 
 @service("evaluate")
-def zero_shot(ctx: StudioContext, cfg: RunConfig, progress: Callable[[int, int], None] | None = None
-              ) -> dict[str, Any]:
+def zero_shot(ctx: StudioContext, cfg: RunConfig, progress: Callable[[int, int], None] | None = None,
+              parent_run_id: int | None = None) -> dict[str, Any]:
     """Evaluate ``cfg`` with the already-loaded base model and record it as a zero-shot run."""
     from backend.pipeline import run_zero_shot
     from backend.services.data import confine_config
@@ -35,7 +35,8 @@ def zero_shot(ctx: StudioContext, cfg: RunConfig, progress: Callable[[int, int],
     confine_config(ctx, cfg)
     loaded = ctx.model.get()   # run_zero_shot refuses a config naming another model than this one
     with ctx.model.lock:
-        result, run_id = run_zero_shot(cfg, loaded=loaded, store=ctx.store, progress=progress)
+        result, run_id = run_zero_shot(cfg, loaded=loaded, store=ctx.store, progress=progress,
+                                       parent_run_id=parent_run_id)
     return result_view(result.metrics, run_id)
 
 

@@ -120,10 +120,11 @@ class JobRunner:
         """What changes when any process commits to the SQLite file (the WAL file in WAL mode)."""
         return tuple(_file_stamp(p) for p in self._db_files or ())
 
-    def submit(self, cfg: RunConfig) -> int:
+    def submit(self, cfg: RunConfig, parent_run_id: int | None = None) -> int:
         from backend.jobs import submit
 
-        run_id = submit(self.store, cfg, project=cfg.project or self.project)   # the session's project first
+        run_id = submit(self.store, cfg, project=cfg.project or self.project,   # the session's project first
+                        parent_run_id=parent_run_id)
         self._wake.set()
         return run_id
 

@@ -28,7 +28,7 @@ def run_row(r: RunInfo) -> dict[str, Any]:
     h = headline(r.metrics)
     return {"id": r.id, "status": r.status, "method": r.method, "name": (r.config or {}).get("name"),
             "model": r.model_id, "accuracy": h["accuracy"], "macro_f1": h["macro_f1"],
-            "created_at": r.created_at, "duration_s": _duration(r), "tags": list(r.tags)}
+            "created_at": r.created_at, "duration_s": _duration(r), "tags": list(r.tags), "parent": r.parent_run_id}
 
 
 def _duration(r: RunInfo) -> float | None:
@@ -102,7 +102,18 @@ def detail(ctx: StudioContext, run_id: int) -> dict[str, Any]:
                           for a in r.artifacts],
             "predictions": len(preds), "prediction_rows": [_prediction_row(p) for p in preds[:PREDICTION_ROWS]],
             "curves": _points(ctx.store.get_metrics(r.id)), "data": data_used(r),
-            "computed_on": computed_on(ctx, r.id)}
+            "computed_on": computed_on(ctx, r.id), "caveats": caveats(r)}
+
+
+def caveats(r: RunInfo) -> list[str]:
+    """What a score shown with the run cannot be taken for. A sweep's configuration trained on all data is
+    scored on the dev rows the sweep chose it by: its dev figure is optimistic, not a held-out estimate."""
+    out = []
+    for t in r.tags:
+        if t.startswith("from-sweep:"):
+            out.append(f"Chosen by sweep {t[len('from-sweep:'):]!r} on these dev rows: its dev score is optimistic "
+                       "(the rows that picked it); evaluate it on a split the sweep never saw for a fair figure.")
+    return out
 
 
 def computed_on(ctx: StudioContext, run_id: int) -> str:

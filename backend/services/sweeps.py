@@ -315,7 +315,8 @@ def train_on_all(ctx: StudioContext, name: str, key: str) -> dict[str, Any]:
     raw["tags"] = [t for t in raw.get("tags") or [] if not t.startswith("sweep:")] + [f"from-sweep:{name.strip()}"[:200]]
     raw["data"]["shots"] = None
     raw["name"] = f"{key} on all data"[:1000]
-    res = submit(ctx, RunConfig.from_dict(raw))
+    res = submit(ctx, RunConfig.from_dict(raw), parent_run_id=run.id)   # made from this configuration's run
     if "error" in res:
         return res
-    return {"run_id": res["run_id"], "message": f"{key} on all the training data: run #{res['run_id']} queued."}
+    return {"run_id": res["run_id"], "message": f"{key} on all the training data: run #{res['run_id']} queued "
+            "(its dev score is on the rows the sweep chose it by: optimistic)."}

@@ -61,8 +61,9 @@ def command(ctx: StudioContext, cfg: RunConfig) -> str:
 
 
 @service("train")
-def submit(ctx: StudioContext, cfg: RunConfig) -> dict[str, Any]:
-    """Queue ``cfg`` with the job runner; returns the new run id at once (training runs elsewhere)."""
+def submit(ctx: StudioContext, cfg: RunConfig, parent_run_id: int | None = None) -> dict[str, Any]:
+    """Queue ``cfg`` with the job runner; returns the new run id at once (training runs elsewhere).
+    ``parent_run_id``: the run it was made from (re-run with changes, a sweep row trained on all data)."""
     if cfg.method.name == "zero-shot":
         raise ConfigError("zero-shot has nothing to train: use the Evaluate tab", field="method")
     if ctx.jobs is None:
@@ -71,7 +72,7 @@ def submit(ctx: StudioContext, cfg: RunConfig) -> dict[str, Any]:
 
     confine_config(ctx, cfg)
     _check_studio_model(ctx, cfg)
-    run_id = ctx.jobs.submit(cfg)   # recorded like every run (backend.recording): versions now, the rest when it starts
+    run_id = ctx.jobs.submit(cfg, parent_run_id=parent_run_id)   # recorded like every run (backend.recording): versions now, the rest when it starts
     return {"run_id": run_id, "message": f"Run #{run_id} queued."}
 
 
@@ -89,10 +90,13 @@ def _check_studio_model(ctx: StudioContext, cfg: RunConfig) -> None:
 
 
 @service("rerun")
-def submit_json(ctx: StudioContext, text: str) -> dict[str, Any]:
-    """Re-run with changes: a config edited as JSON; zero-shot configs are evaluated right here."""
+def submit_json(ctx: StudioContext, text: str, parent: Any = None) -> dict[str, Any]:
+    """Re-run with changes: a config edited as JSON; zero-shot configs are evaluated right here.
+    ``parent``: the run whose config was opened for editing, recorded as the new run's parent (one of this
+    project's runs), so "what was this made from" is answerable after the edit."""
     if not isinstance(text, str):  # the client sends the box's value: json.loads would raise TypeError
         raise ConfigError(f"the config to re-run must be JSON text, got {type(text).__name__}")
+    parent_run_id = ctx.run(parent).id if parent not in (None, "") else None
     try:
         raw = json.loads(text)
     except json.JSONDecodeError as exc:
@@ -101,11 +105,11 @@ def submit_json(ctx: StudioContext, text: str) -> dict[str, Any]:
     if cfg.method.name == "zero-shot":
         from backend.services.evaluate import zero_shot
 
-        res = zero_shot(ctx, cfg)
+        res = zero_shot(ctx, cfg, parent_run_id=parent_run_id)
         if "error" in res:
             return res
         return {"run_id": res["run_id"], "message": f"Evaluated as run #{res['run_id']}."}
-    return submit(ctx, cfg)
+    return submit(ctx, cfg, parent_run_id=parent_run_id)
 
 
 @service("train")

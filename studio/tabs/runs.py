@@ -51,6 +51,7 @@ def build(ctx: StudioContext, shared: Shared) -> dict[str, Any]:
                 config = gr.Code(language="json", label="Config (edit, then submit)", elem_id="ps-rerun-config")
                 rerun_btn = gr.Button("Submit as a new run", variant="primary", elem_id="ps-rerun")
                 rerun_msg = gr.HTML(elem_id="ps-rerun-msg")
+                opened = gr.State(None)   # the run whose config is in the box: the re-run's parent
         with gr.Tab("Import a bundle"):
             upload = gr.File(label="Run bundle (.zip)", file_types=[".zip"], type="filepath")
             import_btn = gr.Button("Import", elem_id="ps-import")
@@ -82,14 +83,14 @@ def build(ctx: StudioContext, shared: Shared) -> dict[str, Any]:
     @guard
     def do_open(label: str, pj: str | None = None) -> tuple[Any, ...]:
         if not label:
-            return info_html("Pick a run."), gr.skip(), gr.skip()
+            return info_html("Pick a run."), gr.skip(), gr.skip(), gr.skip()
         res = runs_service.detail(ctx.scoped(pj), runs_service.run_id_of(label))
         if "error" in res:
-            return error_html(res), gr.skip(), gr.skip()
+            return error_html(res), gr.skip(), gr.skip(), gr.skip()
         pts = {f"#{res['run']['id']}": {k: [tuple(p) for p in v] for k, v in res["curves"].items()}}
         metric = ((res["config"] or {}).get("train") or {}).get("metric") or "accuracy"   # the best step's
         fig = curves(pts, best_key=f"eval/{metric}") if res["curves"] else empty("No metric events")
-        return detail_html(res), fig, json.dumps(res["config"], indent=2, ensure_ascii=False)
+        return detail_html(res), fig, json.dumps(res["config"], indent=2, ensure_ascii=False), res["run"]["id"]
 
     @guard
     def do_export(label: str, pj: str | None = None) -> tuple[Any, str]:
@@ -108,10 +109,10 @@ def build(ctx: StudioContext, shared: Shared) -> dict[str, Any]:
         return error_html(res) if "error" in res else info_html(f"Imported as run #{res['run_id']}.", "ok")
 
     @guard
-    def do_rerun(text: str) -> str:
+    def do_rerun(text: str, parent: int | None = None, pj: str | None = None) -> str:
         from backend.services import training as training_service
 
-        res = training_service.submit_json(ctx, text or "")
+        res = training_service.submit_json(ctx.scoped(pj), text or "", parent)
         return error_html(res) if "error" in res else info_html(res["message"], "ok")
 
     filters = [status, method, text, shared.project]
@@ -124,11 +125,11 @@ def build(ctx: StudioContext, shared: Shared) -> dict[str, Any]:
     # .input, not .change: Compare sets this picker itself, which must not run the comparison a second time
     metric.input(do_compare, [picked, metric, shared.project], compared, api_visibility="private",
                  trigger_mode="always_last")
-    open_btn.click(do_open, [one, shared.project], [detail, run_plot, config], api_name="open_run")
+    open_btn.click(do_open, [one, shared.project], [detail, run_plot, config, opened], api_name="open_run")
     export_btn.click(do_export, [one, shared.project], [bundle, detail], api_name="export_bundle")
     import_btn.click(do_import, [upload], [import_msg], api_name="import_bundle") \
         .then(do_refresh, filters, refresh_outputs, api_visibility="private")
-    rerun_btn.click(do_rerun, [config], [rerun_msg], api_name="rerun") \
+    rerun_btn.click(do_rerun, [config, opened, shared.project], [rerun_msg], api_name="rerun") \
         .then(do_refresh, filters, refresh_outputs, api_visibility="private")
     shared.on_load.append((do_refresh, filters, refresh_outputs))
     shared.project.change(do_refresh, filters, refresh_outputs, api_visibility="private")

@@ -51,10 +51,12 @@ def detail_html(res: dict[str, Any]) -> str:
     r = res["run"]
     items = [("status", r["status"]), ("method", r["method"]), ("model", r["model"]), ("name", r["name"]),
              ("duration (s)", _seconds(r["duration_s"])), ("predictions stored", res["predictions"]),
-             ("data", res.get("data", "")), ("computed on", res.get("computed_on", ""))]
+             ("data", res.get("data", "")), ("computed on", res.get("computed_on", "")),
+             ("made from", f"run #{r['parent']}" if r.get("parent") else "")]
     parts = [kv_card(items, f"Run #{r['id']}")]
     if res.get("run_error"):
         parts.append(f"<div class='ps-msg ps-error'>{escape(res['run_error'])}</div>")
+    parts += [f"<div class='ps-msg ps-warning'>{escape(c)}</div>" for c in res.get("caveats") or []]
     for kind, v in res["versions"].items():
         parts.append(f"<div><b>{escape(kind)}</b> {escape(v['name'])} v{v['version']} "
                      f"<small>sha256 {escape(v['sha256'][:16])}</small></div>"
