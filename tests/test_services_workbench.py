@@ -51,6 +51,22 @@ def test_comparison_is_a_job_whose_runs_are_a_recorded_group_equal_to_single_eva
     assert workbench.comparison(ctx, job["job"])["result"] == res      # what a refreshed page reads
 
 
+def test_comparisons_and_searches_refuse_templates_that_would_show_demonstrations(ctx):
+    # they score each template without demonstrations: recorded under a config that shows them, a re-run
+    # would give another number
+    from backend.services import templatesearch
+
+    sel = data.default_selection()
+    demo = "{demos:2} Review: {text_a} It was {mask}."
+    before = len(ctx.store.list_runs(limit=None))
+    for res in (workbench.compare(ctx, templates=[TEMPLATES[0], demo], label_words=WORDS[:1], selection=sel,
+                                  limit=8),
+                workbench.search_words(ctx, template=demo, selection=sel),
+                templatesearch.search_templates(ctx, template=demo, label_words=WORDS[0], selection=sel, limit=8)):
+        assert "without demonstrations" in res["error"]["message"] and "{demos}" in res["error"]["message"], res
+    assert len(ctx.store.list_runs(limit=None)) == before                 # nothing queued nor recorded
+
+
 def test_ensembles_are_fitted_on_training_rows_and_recorded_as_runs(ctx):
     from backend.recording import expand_rows
     from backend.workbench.record import read_ensemble

@@ -106,6 +106,27 @@ class Comparison:
         return out
 
 
+def refuse_demos(cfg: Any, templates: Sequence[str], what: str, field: str) -> None:
+    """Refuse templates that would show demonstrations: comparisons and searches score each template on
+    its own rows alone, and their runs are recorded with the template and ``demos.k`` as given, so a score
+    without demonstrations would be filed under a config that, re-run, shows them (a different number).
+    A template that does not parse is left to the caller's own check."""
+    from backend.errors import TemplateError
+    from backend.prompts.parse import parse_template
+    from backend.textcheck import brief
+
+    for text in templates:
+        try:
+            block = parse_template(str(text)).demos
+        except TemplateError:
+            continue
+        k = cfg.demos.k if cfg.demos.k is not None else (block.value if block is not None else 0)
+        if k:
+            raise ConfigError(f"{what} scores each template without demonstrations, but template {brief(text)} "
+                              f"shows {k} per class: remove its {{demos}} block (or set demos.k to 0), or evaluate "
+                              "it on the Evaluate tab, which draws them from the training rows", field=field)
+
+
 def compare_prompts(loaded: Any, templates: Sequence[Prompt], verbalizers: Sequence[Prompt],
                     examples: Sequence[Example], classes: Sequence[str], *, settings: EncodeSettings,
                     batch_size: int = 32, calibrate: bool = True,

@@ -78,6 +78,9 @@ def submit_comparison(store: Any, cfg: RunConfig, spec: ComparisonSpec, *, proje
                       parent_run_id: int | None = None) -> int:
     """Queue the comparison (checked first: a job that cannot start is never queued); returns the job's run
     id. ``parent_run_id``: the job it came from (a template search that queued its best for comparison)."""
+    from backend.workbench.compare import refuse_demos
+
+    refuse_demos(cfg, [cfg.template, *(str(p.content) for p in spec.templates)], "a comparison", JOB.field)
     return JOB.submit(store, cfg, spec.check().to_dict(), project=project, parent_run_id=parent_run_id)
 
 

@@ -50,6 +50,9 @@ class LabelSearchSpec:
 
 def submit_label_search(store: Any, cfg: RunConfig, spec: LabelSearchSpec, *, project: str | None = None) -> int:
     """Queue the search (checked first: a job that cannot start is never queued); returns the job's run id."""
+    from backend.workbench.compare import refuse_demos
+
+    refuse_demos(cfg, [cfg.template], "a label-word search", JOB.field)
     return JOB.submit(store, cfg, asdict(spec.check()), project=project)
 
 

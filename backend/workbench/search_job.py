@@ -81,6 +81,9 @@ def _texts(value: Any) -> tuple[str, ...]:
 
 def submit_template_search(store: Any, cfg: RunConfig, spec: TemplateSearchSpec, *, project: str | None = None) -> int:
     """Queue the search (checked first: a job that cannot start is never queued); returns the job's run id."""
+    from backend.workbench.compare import refuse_demos
+
+    refuse_demos(cfg, [cfg.template, *spec.extra], "a template search", JOB.field)
     return JOB.submit(store, cfg, asdict(spec.check()), project=project)
 
 
