@@ -11,6 +11,14 @@ A bundle is untrusted input (an upload to a shared studio): every file's shape i
 (``bundle_schema``), artifact names must be safe relative paths, each entry's declared size must match
 the manifest and stay under the limits below before anything is decompressed, blobs are streamed with a
 hard cap and kept only when their hash matches, and every failure is one StorageError naming the bundle.
+The zip's central directory is sized from its end record before ``zipfile`` parses it (``bundle_zip``),
+an entry the manifest does not list is refused, and nothing reaches the artifact store before every
+metadata file has been checked (a refused bundle leaves no blob behind).
+
+Only a finished run travels: export refuses a queued or running one (its bundle would be a job for
+whoever imports it), and a bundle that still says queued or running (an old or hand-made one) is
+imported as failed, with a note and without the host, pid and heartbeat of the machine it ran on, so no
+job runner here claims it or mistakes it for one of its own.
 """
 from __future__ import annotations
 
@@ -32,8 +40,10 @@ from . import snapshots as snapshots_repo
 from . import bundle_schema as schema
 from . import projects as projects_repo
 from . import versions as versions_repo
-from .errors import IntegrityError, InvalidInput, NotFound, StorageError
+from .bundle_zip import check_directory
+from .errors import IntegrityError, InvalidInput, InvalidTransition, NotFound, StorageError
 from .models import Artifact, Entity, Run, StatusEvent, Version
+from .types import TERMINAL_STATUSES
 
 FORMAT = "prompt-studio-run-bundle"
 FORMAT_VERSION = 1
@@ -42,6 +52,8 @@ MAX_METADATA_BYTES = 64 << 20   # each json / jsonl file, held in memory while i
 MAX_BUNDLE_BYTES = 256 << 30    # everything together, blobs included
 MAX_RATIO = 200                 # uncompressed / compressed, for entries over RATIO_FROM_BYTES
 RATIO_FROM_BYTES = 1 << 20      # (deflate reaches ~1000:1 on zeros; real JSON stays far below 200:1)
+MAX_ZIP_ENTRIES = 1 + schema.MAX_FILES   # manifest.json and the files it may list
+MAX_DIRECTORY_BYTES = 256 * MAX_ZIP_ENTRIES   # a bundle's entry takes ~120 bytes there (zip64: ~150)
 _RUN_FIELDS = ("uid", "parent_uid", "status", "method", "seed", "model_id", "model_revision", "host", "pid", "worker",
                "error", "cancel_requested", "created_at", "started_at", "finished_at", "heartbeat_at")
 
@@ -63,10 +75,16 @@ def _lineage(s: Any, version_id: int | None) -> dict[str, Any] | None:
 
 
 def export_run(store: Any, run_id: int, out_zip: Path) -> Path:
-    """Write run ``run_id`` to ``out_zip`` (atomically: a temp file renamed into place)."""
+    """Write run ``run_id`` to ``out_zip`` (atomically: a temp file renamed into place).
+
+    Refused for a run that has not finished: its bundle would carry a half-written record, and a job
+    for whichever studio imported it (see the module's docstring)."""
     files: dict[str, bytes] = {}
     with store.read() as s:
         run = runs_repo.get_row(s, run_id)
+        if run.status not in TERMINAL_STATUSES:
+            raise InvalidTransition(f"run {run.id} is {run.status}; only a finished run (succeeded, failed or "
+                                    f"cancelled) can be exported: wait for it to finish, or cancel it")
         info = runs_repo.info(s, run)
         record = {k: getattr(run, k) for k in _RUN_FIELDS}
         record.update(project=info.project, tags=list(info.tags),
@@ -175,6 +193,15 @@ def _read_verified(zf: zipfile.ZipFile) -> tuple[dict[str, Any], dict[str, Any]]
     manifest = schema.check_manifest(_parse("manifest.json", _read_capped(zf, "manifest.json", None)),
                                      FORMAT, FORMAT_VERSION)
     files = manifest["files"]
+    names, seen = zf.namelist(), set()
+    for name in names:  # of two entries with one name, zipfile reads the last, another tool the first
+        if name in seen:
+            raise InvalidInput(f"the zip has two entries named {name[:200]!r}")
+        seen.add(name)
+    unlisted = sorted(set(names) - set(files) - {"manifest.json"})
+    if unlisted:
+        raise InvalidInput(f"the zip has an entry the manifest does not list: {unlisted[0][:200]!r}"
+                           + (f" (and {len(unlisted) - 1} more)" if len(unlisted) > 1 else ""))
     total = sum(meta["size"] for meta in files.values())
     if total > MAX_BUNDLE_BYTES:
         raise InvalidInput(f"the bundle expands to {total} bytes, over the limit of {MAX_BUNDLE_BYTES} bytes")
@@ -251,14 +278,27 @@ def import_bundle(store: Any, zip_path: Path) -> int:
         raise InvalidInput(f"{zip_path}: the database refused the bundle's content ({exc.orig})") from None
 
 
+def _settled(rec: dict[str, Any]) -> dict[str, Any]:
+    """The run record to write: a queued or running one becomes failed here (see the module docstring)."""
+    if rec["status"] in TERMINAL_STATUSES:
+        return rec
+    note = f"imported while {rec['status']} elsewhere"
+    now = time.time()
+    return dict(rec, status="failed", error=rec["error"] or note, host=None, pid=None, worker=None,
+                heartbeat_at=None, cancel_requested=False, finished_at=now,
+                history=rec["history"] + [{"status": "failed", "at": now, "host": None, "pid": None,
+                                           "note": note}])
+
+
 def _import(store: Any, zip_path: Path) -> int:
+    check_directory(zip_path, MAX_ZIP_ENTRIES, MAX_DIRECTORY_BYTES)
     try:
         zf = zipfile.ZipFile(zip_path)
     except zipfile.BadZipFile:
         raise IntegrityError("not a valid zip file (truncated or corrupt?)") from None
     with zf:
         manifest, docs = _read_verified(zf)
-        rec = manifest["run"]
+        rec = _settled(manifest["run"])
         with store.read() as s:
             existing = s.scalar(select(Run.id).where(Run.uid == rec["uid"]))
         if existing is not None:

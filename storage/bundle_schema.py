@@ -13,6 +13,8 @@ import math
 import re
 from typing import Any
 
+from . import projects as projects_repo
+from . import versions as versions_repo
 from .errors import IntegrityError, InvalidInput
 from .paths import check_artifact_name
 from .types import RUN_STATUSES
@@ -22,6 +24,8 @@ UID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,35}$")   # what uuid4 strings 
 METADATA = ("config.json", "template.json", "verbalizer.json", "dataset.json", "metrics.jsonl",
             "predictions.jsonl", "artifacts.json")
 REQUIRED = ("config.json", "metrics.jsonl", "predictions.jsonl", "artifacts.json")
+MAX_ARTIFACTS = 10_000   # a run's artifacts (adapter files, checkpoints, reports): far fewer in practice
+MAX_FILES = len(METADATA) + MAX_ARTIFACTS   # the manifest's files: each artifact has at most one blob
 INT32 = 2**31
 INT64 = 2**63
 
@@ -163,6 +167,9 @@ def check_manifest(m: Any, fmt: str, fmt_version: int) -> dict[str, Any]:
         raise InvalidInput(f"bundle format {version}; this version of Prompt Studio reads up to {fmt_version}")
     number(m, "exported_at", where, optional=True)
     files = _obj(_get(m, "files", where, False)[0], "manifest.json: files")
+    if len(files) > MAX_FILES:
+        raise _bad("manifest.json: files", f"{len(files)} files, over the limit of {MAX_FILES} "
+                                           f"({MAX_ARTIFACTS} artifacts)")
     for name, meta in files.items():
         at = _child("manifest.json: files", name, field=False)
         if name not in METADATA and not (name.startswith("blobs/") and SHA_RE.match(name[6:])):
@@ -184,12 +191,17 @@ def check_run(r: Any, where: str) -> dict[str, Any]:
     status = text(r, "status", where)
     if status not in RUN_STATUSES:
         raise _bad(_child(where, "status"), f"expected one of {', '.join(RUN_STATUSES)}, not {status[:40]!r}")
+    project = text(r, "project", where, optional=True, nonempty=True, max_len=200)
+    if project is not None:  # checked here, not when the run is written: by then its blobs are stored
+        try:
+            projects_repo.check_name(project)
+        except InvalidInput as exc:
+            raise _bad(_child(where, "project"), exc.message) from None
     out = {"uid": uid(r, "uid", where), "parent_uid": uid(r, "parent_uid", where, optional=True),
            "status": status, "method": text(r, "method", where, nonempty=True, max_len=100),
            "seed": integer(r, "seed", where, optional=True), "pid": integer(r, "pid", where, optional=True),
            "cancel_requested": bool(_bool(r, "cancel_requested", where)),
-           "created_at": number(r, "created_at", where), "project": text(r, "project", where, optional=True,
-                                                                         nonempty=True, max_len=200)}
+           "created_at": number(r, "created_at", where), "project": project}
     for k in ("model_id", "model_revision", "error"):
         out[k] = text(r, k, where, optional=True)
     for k in ("host", "worker"):
@@ -225,7 +237,9 @@ def _status_event(h: Any, where: str) -> dict[str, Any]:
 def check_artifacts(a: Any, blobs: dict[str, int]) -> list[dict[str, Any]]:
     """``artifacts.json``; ``blobs`` maps each blob sha in the manifest to its size."""
     out, seen = [], set()
-    for i, e in enumerate(_list(a, "artifacts.json")):
+    if len(_list(a, "artifacts.json")) > MAX_ARTIFACTS:
+        raise _bad("artifacts.json", f"{len(a)} artifacts, over the limit of {MAX_ARTIFACTS}")
+    for i, e in enumerate(a):
         where = _child("artifacts.json", i)
         _obj(e, where)
         name = check_artifact_name(_get(e, "name", where, False)[0], _child(where, "name"))
@@ -251,6 +265,8 @@ def check_lineage(doc: Any, kind: str) -> dict[str, Any]:
         raise _bad(_child(where, "kind"), f"expected {kind!r}")
     out = {"kind": kind, "name": text(doc, "name", where, nonempty=True, max_len=200),
            "used": integer(doc, "used", where), "versions": []}
+    if not out["name"].strip():
+        raise _bad(_child(where, "name"), "expected a name, not only spaces")
     for i, v in enumerate(_list(_get(doc, "versions", where, False)[0], f"{kind}.json: versions")):
         at = _child(f"{kind}.json: versions", i)
         _obj(v, at)
@@ -259,6 +275,8 @@ def check_lineage(doc: Any, kind: str) -> dict[str, Any]:
             "content": text(v, "content", at), "message": text(v, "message", at, optional=True) or "",
             "author": text(v, "author", at, optional=True, max_len=200) or "",
             "created_at": number(v, "created_at", at), "sha256": sha(v, "sha256", at)})
+        if versions_repo.content_sha256(out["versions"][-1]["content"]) != out["versions"][-1]["sha256"]:
+            raise IntegrityError(f"{at}: content does not match its sha256 (the bundle is corrupt)")
     if out["used"] not in {v["number"] for v in out["versions"]}:
         raise _bad(_child(where, "used"), f"version {out['used']} is not among the versions")
     return out

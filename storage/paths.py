@@ -68,7 +68,8 @@ def db_identity(url: str) -> str | None:
 # Why one helper: an artifact's name comes from a database row or from a bundle someone sent, and it
 # becomes a file path when a run is served or materialised. A name such as ``../../x`` or ``/etc/x``
 # would write anywhere the server can; every join of an untrusted name onto a folder goes through here.
-MAX_NAME_CHARS = 1024
+MAX_NAME_BYTES = 1024     # the whole name, UTF-8 encoded
+MAX_PART_BYTES = 255      # each ``/``-separated part: NAME_MAX of ext4, XFS, APFS and NTFS
 _DRIVE_RE = re.compile(r"^[A-Za-z]:")
 
 
@@ -76,24 +77,34 @@ def check_artifact_name(name: object, where: str = "artifact name") -> str:
     """``name`` if it is a safe relative file path (``w.bin``, ``adapter/adapter_config.json``).
 
     Refused: non-strings, empty names, absolute paths, ``..`` or ``.`` parts, empty parts (``a//b``,
-    a trailing ``/``), backslashes, drive letters, NUL and other control characters. Raises
+    a trailing ``/``), backslashes, drive letters, NUL and other control characters, lone surrogates
+    (not encodable, so no file system or database takes them), and names longer in UTF-8 than
+    ``MAX_NAME_BYTES`` or with a part longer than ``MAX_PART_BYTES`` (why bytes: that is what the file
+    system counts, and a name it cannot create must fail here, not when the run is served). Raises
     :class:`InvalidInput` naming ``where`` and the name.
     """
     if not isinstance(name, str):
         raise InvalidInput(f"{where}: expected a string, not {type(name).__name__}")
     why = _unsafe_because(name)
     if why:
-        raise InvalidInput(f"{where} {name!r} is not a safe file name: {why}")
+        shown = repr(name[:80]) + (f" (first 80 of {len(name)} characters)" if len(name) > 80 else "")
+        raise InvalidInput(f"{where} {shown} is not a safe file name: {why}")
     return name
 
 
 def _unsafe_because(name: str) -> str | None:
     if not name:
         return "it is empty"
-    if len(name) > MAX_NAME_CHARS:
-        return f"it is longer than {MAX_NAME_CHARS} characters"
+    if len(name) > MAX_NAME_BYTES:  # each character is at least one byte: no need to encode a huge one
+        return f"it is longer than {MAX_NAME_BYTES} bytes"
     if any(ord(c) < 32 or ord(c) == 127 for c in name):
         return "it contains a control character"
+    try:
+        size = len(name.encode("utf-8"))
+    except UnicodeEncodeError:
+        return "it is not valid Unicode (a lone surrogate)"
+    if size > MAX_NAME_BYTES:
+        return f"it is {size} bytes long in UTF-8, over the limit of {MAX_NAME_BYTES}"
     if "\\" in name:
         return "it contains a backslash"
     if name.startswith("/"):
@@ -103,6 +114,10 @@ def _unsafe_because(name: str) -> str | None:
     parts = name.split("/")
     if any(p in ("", ".", "..") for p in parts):
         return "it has an empty, '.' or '..' part"
+    long = next((p for p in parts if len(p.encode("utf-8")) > MAX_PART_BYTES), None)
+    if long is not None:
+        return (f"its part {long[:40]!r}... is {len(long.encode('utf-8'))} bytes long in UTF-8, over the "
+                f"limit of {MAX_PART_BYTES} for one file or folder name")
     return None
 
 

@@ -75,6 +75,8 @@ def test_round_trip_to_an_empty_database(store, tmp_path):
 def test_parent_link_is_restored_when_the_parent_is_imported_first(store, tmp_path):
     parent = store.create_run({}, method="soft")
     child = store.create_run({}, method="soft", parent_run_id=parent)
+    for rid in (parent, child):  # only a finished run is exported
+        store.set_status(rid, "cancelled")
     pz, cz = store.export_run(parent, tmp_path / "p.zip"), store.export_run(child, tmp_path / "c.zip")
     with open_store(f"sqlite:///{tmp_path / 'o.db'}", tmp_path / "oa") as other:
         new_parent = other.import_bundle(pz)
@@ -121,6 +123,7 @@ def test_corrupt_bundles_are_refused_before_anything_is_written(store, tmp_path)
 def test_export_refuses_a_corrupt_artifact(store, tmp_path):
     rid = store.create_run({}, method="m")
     art = store.attach_artifact(rid, "weights", "w", b"good")
+    store.set_status(rid, "cancelled")
     store.artifacts.path_for(art.sha256).write_bytes(b"bad!")
     with pytest.raises(IntegrityError):
         store.export_run(rid, tmp_path / "x.zip")

@@ -125,8 +125,10 @@ def test_a_symlink_inside_the_root_cannot_lead_outside(tmp_path):
         safe_join(root, "adapter/x.bin")
 
 
-@pytest.mark.parametrize("name", ["../../evil.txt", "/tmp/evil-abs.txt"])
+@pytest.mark.parametrize("name", ["../../evil.txt", "/tmp/evil-abs.txt", "w\ud800.bin", "a" * 300],
+                         ids=["parent", "absolute", "lone surrogate", "300 bytes"])
 def test_cli_import_of_a_bundle_with_a_hostile_artifact_name_exits_2(good, tmp_path, name):
+    """A lone surrogate was an uncaught UnicodeEncodeError from the database, after its blob was stored."""
     evil = _renamed(good, tmp_path / "evil.zip", name)
     home = tmp_path / "home"
     before = _files_under(tmp_path)

@@ -95,6 +95,7 @@ def test_blobs_left_by_a_failed_import_are_collected(store, tmp_path):
     rid = store.create_run({}, method="m")
     store.attach_artifact(rid, "weights", "a.bin", b"first blob")
     store.attach_artifact(rid, "weights", "b.bin", b"second blob")
+    store.set_status(rid, "cancelled")  # only a finished run is exported
     good = store.export_run(rid, tmp_path / "good.zip")
     bad = tmp_path / "bad.zip"
     second = "blobs/" + hashlib.sha256(b"second blob").hexdigest()
