@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, get_type_hints
 
 from backend.choices import CPU_MEMORY_MODES, DEFAULT_MODEL, DEMO_SELECTIONS, EVAL_DTYPES, TRUNCATE_METHODS
+from backend.data.readers import SPLIT_NAME, SPLIT_RULE
 from backend.errors import ConfigError
 from backend.methods import get_method
 from backend.schema import check, unknown_key
@@ -48,8 +49,10 @@ DEMO_CONFIG: dict[str, Any] = {
 class DataConfig:
     train: str | None = field(default=None, metadata=PATH)
     eval: str | None = field(default=None, metadata=PATH)
-    eval_split: str | None = field(default=None, metadata={"max_len": 256})
-    train_split: str | None = field(default=None, metadata={"max_len": 256})
+    # A split names the file <split>.<ext> in the dataset's folder: a plain name, never a path (a config comes
+    # from a browser too, and "../x" or "/x" would read any data file on the server; the reader checks again).
+    eval_split: str | None = field(default=None, metadata={"max_len": 100, "pattern": SPLIT_NAME, "why": SPLIT_RULE})
+    train_split: str | None = field(default=None, metadata={"max_len": 100, "pattern": SPLIT_NAME, "why": SPLIT_RULE})
     columns: dict[str, Any] = field(default_factory=dict)
     label_names: list[str] | None = field(default=None, metadata={"max_len": 1000, "max_items": 100_000})
     shots: int | None = field(default=None, metadata={"min": 1, "max": 1_000_000})
@@ -226,7 +229,7 @@ def load_config(path: str | Path) -> RunConfig:
     """Read a RunConfig from a .json or .yaml/.yml file."""
     p = Path(path)
     try:
-        text = p.read_text(encoding="utf-8")
+        text = p.read_text(encoding="utf-8-sig")   # a BOM (Notepad's UTF-8) is not part of the config
     except OSError as exc:
         raise ConfigError(f"cannot read config {str(p)!r}: {exc.strerror or exc}") from None
     except UnicodeDecodeError as exc:

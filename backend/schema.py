@@ -9,8 +9,10 @@ traceback, or worse a silent wrong result (a negative batch size once read unini
 
 Bounds (``meta`` keys): ``min`` / ``max`` inclusive, ``gt`` / ``lt`` exclusive, ``choices`` for
 enumerations (``why``: the reason, shown with a wrong choice), ``max_len`` for strings (default
-``MAX_STR``), ``max_items`` for lists, ``path`` for file-system paths (no NUL). For a list, the bounds
-apply to every item and ``max_items`` to the list.
+``MAX_STR``), ``pattern`` for strings that must be a name of one shape (a compiled regex matched whole;
+``why`` then says the rule: a split name must never be a path), ``max_items`` for lists, ``path`` for
+file-system paths. For a list, the bounds apply to every item and ``max_items`` to the list.
+No string anywhere may hold a NUL: a run's config is stored and exported, and a bundle refuses NUL.
 Floats must be finite. This module imports nothing heavy: the config is parsed where torch is not loaded.
 """
 from __future__ import annotations
@@ -122,8 +124,9 @@ def _bounds(value: Any, path: str, meta: Mapping[str, Any]) -> None:
         raise ConfigError(f"{path}: must be a finite number, got {value!r}")
     if isinstance(value, str):
         check_text(value, path, meta.get("max_len", MAX_STR))
-        if meta.get("path") and "\0" in value:
-            raise ConfigError(f"{path}: a path cannot contain a NUL character (at {value.index(chr(0))})")
+        pattern = meta.get("pattern")
+        if pattern is not None and pattern.fullmatch(value) is None:
+            raise ConfigError(f"{path}: {meta.get('why') or 'must match ' + pattern.pattern}, got {brief(value)}")
     choices = meta.get("choices")
     if choices is not None and value not in choices:
         why = f" ({meta['why']})" if meta.get("why") else ""
@@ -137,9 +140,14 @@ def _bounds(value: Any, path: str, meta: Mapping[str, Any]) -> None:
 
 
 def check_text(text: str, path: str, max_len: int = MAX_STR) -> str:
-    """Strings of a config: valid Unicode (no lone surrogates) and at most ``max_len`` characters."""
+    """Strings of a config: valid Unicode (no lone surrogates), no NUL and at most ``max_len`` characters.
+    NUL is refused here, where the config is read, because the run's exported bundle refuses it on import
+    (a run named ``a\\0b`` would export a bundle nobody can import)."""
     if len(text) > max_len:
         raise ConfigError(f"{path}: {len(text):,} characters, over the limit of {max_len:,}")
+    if "\0" in text:
+        raise ConfigError(f"{path}: character {text.index(chr(0))} is a NUL (U+0000), which a config cannot "
+                          "hold; remove it")
     at = surrogate_at(text)
     if at is not None:
         raise ConfigError(f"{path}: {surrogate_message(text, at)}")

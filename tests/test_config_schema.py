@@ -181,3 +181,15 @@ def test_the_studio_builder_reports_an_infinite_max_length_as_a_config_error(tmp
                             max_length=bad)
     with pytest.raises(ConfigError, match="max_length: must be at most"):
         runconfig.build(ctx, template="{text_a} {mask}", label_words="a: x\nb: y", selection=sel, max_length=1e12)
+
+
+def test_a_config_file_with_a_bom_loads(tmp_path):
+    """Data files accept a BOM; a JSON config saved by the same editor used to fail 'Unexpected UTF-8 BOM'."""
+    import json
+
+    from backend.config import DEMO_CONFIG, load_config
+
+    for suffix in (".json", ".yaml"):
+        path = tmp_path / f"run{suffix}"
+        path.write_bytes(b"\xef\xbb\xbf" + json.dumps(DEMO_CONFIG).encode())
+        assert load_config(path).to_dict() == RunConfig.from_dict(DEMO_CONFIG).to_dict(), suffix

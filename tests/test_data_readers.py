@@ -189,3 +189,77 @@ def test_hub_dataset_rows_decode_class_labels(monkeypatch):
     assert columns == ["sentence", "label"]
     assert rows == [{"sentence": "fine", "label": "positive"}, {"sentence": "awful", "label": "negative"}]
     assert load_examples("someone/sst").examples[0].text_a == "fine"  # bare id; "sentence" guessed as text_a
+
+
+# ------------------------------------------------------------------------------------------ Parquet caps
+
+def _repeated_parquet(path, rows, width=1000):
+    """A small file of ``rows`` rows that all hold one ``width``-character value (dictionary encoded):
+    kilobytes on disk, ``rows * width`` bytes once read."""
+    column = pa.DictionaryArray.from_arrays(pa.array([0] * rows, pa.int32()), pa.array(["x" * width]))
+    labels = pa.DictionaryArray.from_arrays(pa.array([0, 1] * (rows // 2), pa.int32()), pa.array(["pos", "neg"]))
+    pq.write_table(pa.table({"text_a": column, "label": labels}), path, compression="zstd")
+    return path
+
+
+def test_a_parquet_file_that_decodes_far_beyond_its_size_is_refused(tmp_path):
+    path = _repeated_parquet(tmp_path / "bomb.parquet", 100_000)        # 100 MB of values in a few KB
+    assert path.stat().st_size < 100_000
+    with pytest.raises(DatasetError, match=r"bomb.parquet is a 0.\d\d MiB file whose values decode to"):
+        load_rows(str(path))
+    rows, columns = load_rows(str(path), limit=5)        # the first rows of it are fine
+    assert len(rows) == 5 and columns == ["text_a", "label"] and rows[0]["text_a"] == "x" * 1000
+
+
+def test_a_parquet_file_over_the_row_cap_is_refused_before_it_is_read(tmp_path, monkeypatch):
+    from backend.data import readers
+
+    path = _repeated_parquet(tmp_path / "many.parquet", readers.MAX_ROWS + 2, width=1)
+    monkeypatch.setattr(readers, "_decoded_bytes", lambda column: pytest.fail("read before the row check"))
+    with pytest.raises(DatasetError, match=r"many.parquet has 1,000,002 rows, over the limit of 1,000,000"):
+        load_rows(str(path))
+
+
+def test_parquet_uncompressed_size_is_checked_from_the_footer(tmp_path, monkeypatch):
+    from backend.data import readers
+
+    path = tmp_path / "plain.parquet"
+    table = pa.table({"text_a": ["y" * 1000] * 3000, "label": ["a", "b"] * 1500})
+    pq.write_table(table, path, compression="zstd", use_dictionary=False)   # 3 MB uncompressed, KBs on disk
+    monkeypatch.setattr(readers, "RATIO_FLOOR", 1 << 20)
+    monkeypatch.setattr(readers, "_decoded_bytes", lambda column: pytest.fail("read before the footer check"))
+    with pytest.raises(DatasetError, match="decode to 3 MiB or more, over the 1 MiB"):
+        load_rows(str(path))
+
+
+def test_a_parquet_limit_stops_reading_batches(tmp_path, monkeypatch):
+    from backend.data import readers
+
+    path = tmp_path / "d.parquet"
+    pq.write_table(pa.table({"text_a": [f"row {i}" for i in range(5000)], "label": ["a", "b"] * 2500}), path,
+                   row_group_size=1000)
+    seen = []
+    real = readers._decoded_bytes
+    monkeypatch.setattr(readers, "_decoded_bytes", lambda column: seen.append(len(column)) or real(column))
+    rows, _ = load_rows(str(path), limit=1500)
+    assert [r["text_a"] for r in rows[-2:]] == ["row 1498", "row 1499"] and len(rows) == 1500
+    assert sum(seen) == 2 * 1500          # two columns, never a row past the limit
+    assert len(load_rows(str(path))[0]) == 5000
+
+
+# ------------------------------------------------------------------------------------------ Python's limits
+
+@pytest.mark.parametrize("name, raw, expected", [
+    ("deep.jsonl", b'{"text_a": "x", "label": "a"}\n' + b"[" * 100_000 + b"]" * 100_000 + b"\n",
+     "line 2 of deep.jsonl cannot be read: it is nested too deeply"),
+    ("deep.json", b"[" * 100_000 + b"]" * 100_000, "deep.json cannot be read: it is nested too deeply"),
+    ("big.jsonl", b'{"text_a": "x", "label": ' + b"9" * 5000 + b"}\n",
+     "line 1 of big.jsonl cannot be read: it holds a number with thousands of digits"),
+    ("big.json", b'[{"text_a": "x", "label": ' + b"9" * 5000 + b"}]",
+     "big.json cannot be read: it holds a number with thousands of digits"),
+])
+def test_json_past_pythons_limits_is_a_dataset_error(tmp_path, name, raw, expected):
+    (tmp_path / name).write_bytes(raw)
+    with pytest.raises(DatasetError) as err:
+        load_examples(str(tmp_path / name))
+    assert err.value.message == expected

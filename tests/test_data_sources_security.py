@@ -115,3 +115,69 @@ def test_the_http_api_refuses_server_paths(client, tmp_path):
         assert "data folder" in out[0] or "not readable" in out[0], out[0]
         page = c.predict("", api_name="/browse")
         assert SECRET not in str(page)
+
+
+# ------------------------------------------------------------------------------------------ split names
+
+def _split_escapes(secret):
+    """The secret file as a split of the built-in dataset: absolute, and ``..`` up from the built-in folder."""
+    from backend.data.builtin import builtin_dir
+
+    stem = secret.with_suffix("")
+    return [str(stem), os.path.relpath(stem, builtin_dir("builtin:movie-reviews"))]
+
+
+def test_a_split_is_a_plain_name_never_a_path(ctx_and_secret):
+    """A split is joined to the dataset's folder as ``<split>.csv``: a path there read any server file.
+    The split names datasets use (built-in, ../shared/datasets, hub) still load."""
+    from backend.config import DEMO_CONFIG, RunConfig
+    from backend.data import load_examples
+    from backend.errors import ConfigError, DatasetError
+    from tests.cli_helpers import ROOT
+
+    ctx, secret = ctx_and_secret
+    for split in _split_escapes(secret):
+        res = data.load(ctx, dict(_sel("builtin:movie-reviews"), split=split))
+        assert "error" in res and SECRET not in str(res) and "not a split name" in res["error"]["message"], res
+        with pytest.raises(DatasetError, match="not a split name"):
+            load_examples("builtin:movie-reviews", split=split)
+        for key in ("eval_split", "train_split"):
+            raw = dict(DEMO_CONFIG, data={**DEMO_CONFIG["data"], key: split})
+            with pytest.raises(ConfigError, match=f"data.{key}: a split is a plain name"):
+                RunConfig.from_dict(raw)
+    for split in ("train", "dev", "", None):
+        assert load_examples("builtin:movie-reviews", split=split).examples
+    shared = ROOT.parent / "shared" / "datasets"
+    for folder, split in (("sst2", "dev"), ("agnews", "test"), ("lama_trex/P103", "test")):
+        if (shared / folder).is_dir():
+            assert load_examples(str(shared / folder), split=split, limit=3).examples
+    for split in ("train", "dev", "validation", "test", "validation_matched", "test.en", "P103", ""):
+        raw = dict(DEMO_CONFIG, data={**DEMO_CONFIG["data"], "eval_split": split, "train_split": split})
+        assert RunConfig.from_dict(raw).data.eval_split == split
+
+
+def test_confine_config_checks_a_split_set_after_parsing(ctx_and_secret):
+    """evaluate.trained_run sets the page's split on a parsed config: confine_config checks it again."""
+    from backend.config import DEMO_CONFIG, RunConfig
+    from backend.errors import ConfigError
+
+    ctx, secret = ctx_and_secret
+    cfg = RunConfig.from_dict(DEMO_CONFIG)
+    cfg.data.eval_split = _split_escapes(secret)[1]
+    with pytest.raises(ConfigError, match="data.eval_split"):
+        data.confine_config(ctx, cfg)
+
+
+def test_a_split_file_linked_out_of_its_folder_is_refused(ctx_and_secret, tmp_path):
+    from backend.data import load_examples
+    from backend.errors import DatasetError
+
+    _, secret = ctx_and_secret
+    folder = tmp_path / "ds"
+    folder.mkdir()
+    (folder / "dev.csv").write_text("text,label\nmine,a\n")
+    (folder / "train.csv").symlink_to(secret)
+    assert load_examples(str(folder), split="dev").examples[0].text_a == "mine"
+    with pytest.raises(DatasetError, match="link to a file outside") as err:
+        load_examples(str(folder), split="train")
+    assert SECRET not in str(err.value)

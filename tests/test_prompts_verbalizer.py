@@ -43,3 +43,27 @@ def test_coverage_reports_subtokens_and_collisions(bert_tok):
     rows = {(r["class"], r["word"]): r for r in coverage_report(v, bert_tok)}
     assert rows[("a", "good")]["collides_with"] == ["b"]
     assert rows[("b", "xylophonist")]["n_subtokens"] > 1
+
+
+BOM = b"\xef\xbb\xbf"
+
+
+def test_a_bom_is_not_part_of_the_first_label_word(tmp_path):
+    """Notepad saves UTF-8 with a BOM; read as utf-8 it became the start of the first word ('\\ufeffbad')."""
+    (tmp_path / "w.txt").write_bytes(BOM + b"bad\ngood,great\n")
+    (tmp_path / "w.csv").write_bytes(BOM + b"bad\ngood,great\n")
+    (tmp_path / "w.json").write_bytes(BOM + json.dumps({"neg": ["bad"], "pos": ["good", "great"]}).encode())
+    for name in ("w.txt", "w.csv", "w.json"):
+        assert parse_verbalizer(str(tmp_path / name), ["neg", "pos"]).words == (("bad",), ("good", "great")), name
+
+
+@pytest.mark.parametrize("name, raw, expected", [
+    ("deep.json", b"[" * 100_000 + b"]" * 100_000, "deep.json cannot be read: it is nested too deeply"),
+    ("big.json", b'{"neg": ' + b"9" * 5000 + b"}", "big.json cannot be read: it holds a number with thousands"),
+    ("long.txt", b"bad\n" + b"g" * 200_000 + b"\n", "line 2 of long.txt cannot be read: field larger than"),
+])
+def test_label_word_files_past_pythons_limits_are_verbalizer_errors(tmp_path, name, raw, expected):
+    (tmp_path / name).write_bytes(raw)
+    with pytest.raises(VerbalizerError) as err:
+        parse_verbalizer(str(tmp_path / name))
+    assert err.value.message.startswith(expected), err.value.message

@@ -141,3 +141,10 @@ def test_spec_files_yaml_json_and_base_path(tmp_path):
         load_spec(tmp_path / "bad.yaml")
     with pytest.raises(ConfigError, match="cannot read sweep spec"):
         load_spec(tmp_path / "missing.yaml")
+
+
+def test_a_spec_file_with_a_bom_loads(tmp_path):
+    for suffix in (".json", ".yaml"):
+        path = tmp_path / f"s{suffix}"
+        path.write_bytes(b"\xef\xbb\xbf" + json.dumps({"name": "bom", "base": BASE, "seeds": [13]}).encode())
+        assert load_spec(path).name == "bom", suffix

@@ -4,6 +4,7 @@ UnicodeEncodeError or ValueError from deep inside; and a command checks where it
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 from pathlib import Path
 
@@ -77,6 +78,41 @@ def test_a_jsonl_file_with_an_escaped_surrogate_is_a_dataset_error(tmp_path):
     with pytest.raises(DatasetError) as err:
         load_examples(str(path), columns=None, label_names=None)
     assert err.value.row == 1 and err.value.column == "text_a"
+
+
+def test_a_nul_in_a_data_cell_names_the_row_and_column(tmp_path):
+    """A bundle refuses NUL on import, so a run must never take one in (its rows reach predictions)."""
+    from backend.data import load_examples
+
+    rows = [{"text": "fine", "label": "pos"}, {"text": "hel\0lo", "label": "neg"}]
+    with pytest.raises(DatasetError) as err:
+        rows_to_examples(rows, ColumnMap(text_a="text"), typed=True)
+    assert (err.value.row, err.value.column) == (1, "text") and "NUL" in err.value.message
+    with pytest.raises(DatasetError, match="row 0, column 'label': character 1 is a NUL"):
+        rows_to_examples([{"text": "x", "label": "p\0"}], ColumnMap(text_a="text"), typed=True)
+    with pytest.raises(DatasetError, match="column 'title'"):
+        rows_to_examples([{"text": "x", "label": "p", "title": "\0"}],
+                         ColumnMap(text_a="text", meta={"title": "title"}), typed=True)
+    (tmp_path / "d.csv").write_bytes(b"text_a,label\nok,pos\nhel\x00lo,neg\n")
+    with pytest.raises(DatasetError, match="row 1, column 'text_a'"):
+        load_examples(str(tmp_path / "d.csv"))
+
+
+def test_a_nul_anywhere_in_a_config_is_refused_by_its_path():
+    """A run named ``demo\\0run`` (or with a NUL label word) used to export a bundle its import refused."""
+    from backend.config import DEMO_CONFIG, RunConfig
+    from backend.errors import ConfigError
+
+    for change, path in (({"name": "demo\0run"}, "name"), ({"tags": ["a\0b"]}, r"tags\[0\]"),
+                         ({"verbalizer": {"negative": ["Neg\0"], "positive": ["Pos"]}}, r"verbalizer.negative\[0\]"),
+                         ({"data": {"eval": "builtin:movie-reviews", "columns": {"text_a": "t\0"}}},
+                          "data.columns.text_a"),
+                         ({"model": "x\0y"}, "model")):
+        with pytest.raises(ConfigError) as err:
+            RunConfig.from_dict(dict(DEMO_CONFIG, **change))
+        assert re.match(f"{path}: character \\d+ is a NUL", err.value.message), err.value.message
+    with pytest.raises(VerbalizerError, match="label word 1 for 'neg': character 1 is a NUL"):
+        parse_verbalizer({"neg": ["b\0ad"], "pos": ["good"]})
 
 
 # ------------------------------------------------------------------------------------------- the CLI

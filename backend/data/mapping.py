@@ -95,6 +95,15 @@ def check_columns(mapping: ColumnMap, columns: list[str], origin: str) -> None:
                                f"available columns: {', '.join(columns)}{hint}", column=column)
 
 
+def _cell(value: Any, row: int, column: str) -> Any:
+    """``check_cell`` (no lone surrogate), and no NUL: a cell's text reaches a run's predictions and label
+    names, which its exported bundle stores, and a bundle with a NUL is refused on import."""
+    if isinstance(value, str) and "\0" in value:
+        raise DatasetError(f"row {row}, column {column!r}: character {value.index(chr(0))} is a NUL (U+0000), "
+                           "not text; remove it from the file", row=row, column=column)
+    return check_cell(value, row, column)
+
+
 def _text(value: Any, row: int, column: str, required: bool) -> str:
     if value is None:
         if required:
@@ -106,7 +115,7 @@ def _text(value: Any, row: int, column: str, required: bool) -> str:
     if len(value) > MAX_FIELD_CHARS:
         raise DatasetError(f"row {row}, column {column!r}: text is {len(value):,} characters, over the "
                            f"{MAX_FIELD_CHARS:,} limit; is the right column mapped?", row=row, column=column)
-    return check_cell(value, row, column)
+    return _cell(value, row, column)
 
 
 def _label(value: Any, row: int, column: str) -> Any:
@@ -115,7 +124,7 @@ def _label(value: Any, row: int, column: str) -> Any:
     if not isinstance(value, (str, int)):  # bool is an int
         raise DatasetError(f"labels must be text or whole numbers; row {row} has {type(value).__name__} "
                            f"{str(value)[:40]!r}", row=row, column=column)
-    return check_cell(value, row, column)
+    return _cell(value, row, column)
 
 
 def rows_to_examples(rows: list[dict[str, Any]], mapping: ColumnMap, typed: bool) -> list[Example]:
@@ -128,7 +137,7 @@ def rows_to_examples(rows: list[dict[str, Any]], mapping: ColumnMap, typed: bool
             text_a=_text(row[mapping.text_a], i, mapping.text_a, required=True),
             text_b=_text(row[mapping.text_b], i, mapping.text_b, required=False) if mapping.text_b else "",
             label=label,
-            meta={name: check_cell(row[col], i, col) for name, col in mapping.meta.items()},
+            meta={name: _cell(row[col], i, col) for name, col in mapping.meta.items()},
         ))
     if mapping.label and not typed and all(isinstance(e.label, str) and _INT_RE.match(e.label)
                                            for e in examples):

@@ -7,6 +7,11 @@ Sources: local ``.jsonl`` / ``.json`` / ``.csv`` / ``.tsv`` / ``.parquet`` files
 Local files are read with the stdlib (JSON), pandas (CSV/TSV) and pyarrow (Parquet) rather than through
 ``datasets``: that skips its arrow cache (a second or more per file, and files written to disk) and lets
 every error name the exact line. Each failure is a DatasetError saying what is wrong and where.
+
+A split is a plain name (``SPLIT_NAME``), never a path: it becomes the file name ``<split>.<ext>`` in a
+folder, and a studio page sends it, so ``../`` or an absolute split would read any data file on the server.
+Parquet is the one format whose rows can be far bigger than the file (a 30 KB file of repeated values
+decodes to hundreds of megabytes), so it is read in batches against ``MAX_ROWS`` and a byte budget.
 """
 from __future__ import annotations
 
@@ -24,6 +29,19 @@ from backend.errors import DatasetError
 
 HUB_PREFIX = "hf:"
 DEFAULT_SPLIT = "train"
+# train, dev, validation_matched, test.en: letters, digits, "_", ".", "-"; no "/", no "..", no leading ".".
+# Empty is allowed: it has always meant the default split (a config may have stored it).
+SPLIT_NAME = re.compile(r"(?:(?!.*\.\.)[A-Za-z0-9][A-Za-z0-9_.-]{0,99})?")
+SPLIT_RULE = ("a split is a plain name like train, dev or test (letters, digits, '_', '.', '-'; at most 100 "
+              "characters; no '/' or '..')")
+# Parquet: at most this many rows read from one file, and this many bytes of decoded values: the smaller
+# of MAX_BYTES and MAX_RATIO times the file's size (at least RATIO_FLOOR). Text compresses a few times;
+# a hundred times is a file made of one repeated value.
+MAX_ROWS = 1_000_000
+MAX_BYTES = 512 << 20
+MAX_RATIO = 100
+RATIO_FLOOR = 64 << 20
+_BATCH_ROWS = 1024
 _PATH_PREFIXES = ("/", "./", "../", "~", ".\\", "..\\")
 
 
@@ -55,6 +73,16 @@ def _object_or_error(value: Any, where: str) -> dict[str, Any]:
     return value
 
 
+def json_limit_reason(exc: BaseException) -> str:
+    """Why ``json.loads`` failed other than by a syntax error, in words: Python's own limits (recursion
+    depth, 4,300-digit integers) raise RecursionError / ValueError, which would otherwise be a traceback."""
+    if isinstance(exc, RecursionError):
+        return "it is nested too deeply"
+    if "integer string conversion" in str(exc):
+        return "it holds a number with thousands of digits"
+    return str(exc).split("\n")[0][:200]
+
+
 def _read_jsonl(path: Path, limit: int | None) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     with _open_text(path) as fh:
@@ -68,6 +96,9 @@ def _read_jsonl(path: Path, limit: int | None) -> list[dict[str, Any]]:
             except json.JSONDecodeError as exc:
                 raise DatasetError(f"invalid JSON on line {line_no} of {path.name}: {exc.msg} "
                                    f"(character {exc.colno})") from None
+            except (ValueError, RecursionError) as exc:
+                raise DatasetError(f"line {line_no} of {path.name} cannot be read: "
+                                   f"{json_limit_reason(exc)}") from None
             rows.append(_object_or_error(value, f"line {line_no} of {path.name}"))
     return rows
 
@@ -80,6 +111,8 @@ def _read_json(path: Path, limit: int | None) -> list[dict[str, Any]]:
         if exc.msg == "Extra data":  # JSON Lines saved as .json
             return _read_jsonl(path, limit)
         raise DatasetError(f"invalid JSON in {path.name} at line {exc.lineno}: {exc.msg}") from None
+    except (ValueError, RecursionError) as exc:   # no line to name: Python's limits say none
+        raise DatasetError(f"{path.name} cannot be read: {json_limit_reason(exc)}") from None
     if isinstance(value, dict):  # {"data": [...]} or {"train": [...]}: the one list inside
         lists = [v for v in value.values() if isinstance(v, list)]
         if len(lists) != 1:
@@ -116,17 +149,71 @@ def _csv_reader(sep: str) -> Callable[[Path, int | None], list[dict[str, Any]]]:
     return read
 
 
+def _decoded_bytes(column: Any) -> int:
+    """Bytes ``column``'s values take once decoded. A dictionary column's own ``nbytes`` counts each
+    distinct value once, which is exactly what a Parquet bomb hides behind, so its values are counted per
+    row (lengths taken through the indices, nothing decoded)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if not pa.types.is_dictionary(column.type):
+        return int(column.nbytes)
+    try:
+        lengths = pc.take(pc.binary_length(column.dictionary), column.indices)
+    except (pa.ArrowNotImplementedError, pa.ArrowInvalid, TypeError):   # not text: small values, decode them
+        return int(column.dictionary_decode().nbytes)
+    return int(pc.sum(lengths).as_py() or 0) + 8 * len(column)
+
+
+def _parquet_budget(path: Path, meta: Any, limit: int | None) -> int:
+    """The byte budget for ``path``; DatasetError before anything is read when the footer already says
+    the rows wanted, or their uncompressed size, are over it."""
+    budget = min(MAX_BYTES, max(RATIO_FLOOR, MAX_RATIO * path.stat().st_size))
+    wanted = meta.num_rows if limit is None else min(meta.num_rows, limit)
+    if wanted > MAX_ROWS:
+        raise DatasetError(f"{path.name} has {meta.num_rows:,} rows, over the limit of {MAX_ROWS:,} rows a "
+                           "Parquet file may give; keep fewer rows (limit) or split the file")
+    rows = size = 0
+    for i in range(meta.num_row_groups):     # uncompressed sizes, of the rows wanted (pages decode one by one)
+        group = meta.row_group(i)
+        if rows >= wanted or not group.num_rows:
+            continue
+        share = min(1.0, (wanted - rows) / group.num_rows)
+        rows, size = rows + group.num_rows, size + int(group.total_byte_size * share)
+    if size > budget:
+        raise DatasetError(_too_big(path, size, budget))
+    return budget
+
+
+def _too_big(path: Path, size: int, budget: int) -> str:
+    return (f"{path.name} is a {path.stat().st_size / 2 ** 20:,.2f} MiB file whose values decode to "
+            f"{size / 2 ** 20:,.0f} MiB or more, over the {budget / 2 ** 20:,.0f} MiB it may give (a Parquet file "
+            f"may decode to {MAX_RATIO} times its size, at least {RATIO_FLOOR >> 20} MiB and at most "
+            f"{MAX_BYTES >> 20} MiB); keep fewer rows (limit) or save the data as CSV or JSON Lines")
+
+
 def _read_parquet(path: Path, limit: int | None) -> list[dict[str, Any]]:
+    """Rows read batch by batch, stopping at ``limit``, never past the row and byte caps (module doc)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
+    rows: list[dict[str, Any]] = []
     try:
-        table = pq.read_table(path)
+        with pq.ParquetFile(path) as pf:
+            budget = _parquet_budget(path, pf.metadata, limit)
+            decoded = 0
+            for batch in pf.iter_batches(batch_size=min(limit or _BATCH_ROWS, _BATCH_ROWS)):
+                if limit is not None:
+                    batch = batch.slice(0, limit - len(rows))
+                decoded += sum(_decoded_bytes(col) for col in batch.columns)
+                if decoded > budget:
+                    raise DatasetError(_too_big(path, decoded, budget))
+                rows.extend(batch.to_pylist())
+                if limit is not None and len(rows) >= limit:
+                    break
     except (pa.ArrowException, OSError) as exc:
         raise DatasetError(f"{path.name} is not a readable Parquet file: {exc}") from None
-    if limit is not None:
-        table = table.slice(0, limit)
-    return table.to_pylist()
+    return rows
 
 
 _READERS: dict[str, Callable[[Path, int | None], list[dict[str, Any]]]] = {
@@ -157,11 +244,24 @@ def _read_file(path: Path, limit: int | None) -> Table:
     return Table(rows=rows, columns=columns, typed=path.suffix.lower() not in _UNTYPED, origin=str(path))
 
 
-def _split_file(directory: Path, split: str | None) -> Path:
+def _check_split(split: str | None) -> str:
+    """The split to read; DatasetError unless it is a plain name (``SPLIT_RULE``), so it can only ever
+    name a file inside the source's folder."""
     want = split or DEFAULT_SPLIT
+    if not isinstance(want, str) or SPLIT_NAME.fullmatch(want) is None:
+        shown = repr(want[:60]) if isinstance(want, str) else type(want).__name__
+        raise DatasetError(f"split {shown} is not a split name: {SPLIT_RULE}")
+    return want
+
+
+def _split_file(directory: Path, split: str | None) -> Path:
+    want = _check_split(split)
+    root = directory.resolve()
     for suffix in _READERS:
         candidate = directory / f"{want}{suffix}"
         if candidate.is_file():
+            if root not in candidate.resolve().parents:   # a link out of the folder: not this source's data
+                raise DatasetError(f"split {want!r} of {directory} is a link to a file outside that folder")
             return candidate
     available = sorted({p.stem for p in directory.iterdir() if p.suffix.lower() in _READERS})
     raise DatasetError(f"no split {want!r} in {directory}: expected {want}.jsonl (or .json/.csv/.tsv/"
@@ -215,6 +315,7 @@ def _check_limit(limit: int | None) -> None:
 def read_source(source: str, split: str | None = None, limit: int | None = None) -> Table:
     """Read ``source`` (see module doc); ``limit`` keeps the first rows only."""
     _check_limit(limit)
+    _check_split(split)
     text = (source or "").strip()
     if not text:
         raise DatasetError("no data source given")

@@ -43,8 +43,13 @@ class Verbalizer:
 
 
 def _read_file(path: Path) -> Any:
+    """A label-word file's value. Read as utf-8-sig: a BOM (what Notepad writes) would otherwise become
+    part of the first word, a word no tokenizer turns into the one the user wrote. Python's own limits
+    (nesting, 4,300-digit numbers, csv's field size) are VerbalizerErrors naming the file, not tracebacks."""
+    from backend.data.readers import json_limit_reason
+
     try:
-        raw = path.read_text(encoding="utf-8")
+        raw = path.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
         raise VerbalizerError(f"cannot read label-word file {str(path)!r}: {exc}") from None
     if path.suffix == ".json":
@@ -52,13 +57,18 @@ def _read_file(path: Path) -> Any:
             return json.loads(raw)
         except json.JSONDecodeError as exc:
             raise VerbalizerError(f"{path.name} is not valid JSON: {exc.msg}", row=exc.lineno) from None
+        except (ValueError, RecursionError) as exc:
+            raise VerbalizerError(f"{path.name} cannot be read: {json_limit_reason(exc)}") from None
     # OpenPrompt's txt/csv format: one class per line, its words separated by commas.
     rows = []
-    for lineno, row in enumerate(csv.reader(io.StringIO(raw)), start=1):
-        words = [w.strip() for w in row if w.strip()]
-        if not words:
-            continue
-        rows.append(words)
+    reader = csv.reader(io.StringIO(raw))
+    try:
+        for row in reader:
+            words = [w.strip() for w in row if w.strip()]
+            if words:
+                rows.append(words)
+    except csv.Error as exc:     # a field over csv's size limit
+        raise VerbalizerError(f"line {reader.line_num} of {path.name} cannot be read: {exc}") from None
     return rows
 
 
@@ -75,6 +85,10 @@ def _as_words(value: Any, where: str) -> list[str]:
             raise VerbalizerError(f"label word {w!r} for {where} is not text")
         if w.strip() in ("", NO_PREFIX):
             raise VerbalizerError(f"an empty label word for {where}")
+        nul = w.find("\0")        # a stored run's bundle refuses NUL: never let one into a run
+        if nul >= 0:
+            raise VerbalizerError(f"label word {len(out) + 1} for {where}: character {nul} is a NUL (U+0000); "
+                                  "remove it", span=(nul, nul + 1))
         at = surrogate_at(w)      # rejected at the edge: it cannot be tokenized, hashed or saved
         if at is not None:
             raise VerbalizerError(f"label word {len(out) + 1} for {where}: {surrogate_message(w, at)}",

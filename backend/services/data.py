@@ -46,12 +46,21 @@ def studio_source(ctx: StudioContext, source: str) -> str:
 
 def confine_config(ctx: StudioContext, cfg: RunConfig) -> RunConfig:
     """A config from the page (or edited JSON) may only read what the studio offers: its data sources
-    are confined like the Data tab's, and label words come inline, not from a server file."""
+    are confined like the Data tab's, its splits are plain names checked again (a caller may have set one
+    after parsing: a split is a file name in the source's folder), and label words come inline, not from a
+    server file."""
+    from dataclasses import fields
+
+    from backend.config import DataConfig
     from backend.pipeline import OPEN_VOCAB, WHOLE_VOCAB
+    from backend.schema import check
 
     for key in ("train", "eval"):
         if getattr(cfg.data, key):
             setattr(cfg.data, key, studio_source(ctx, getattr(cfg.data, key)))
+    declared = {f.name: f.metadata for f in fields(DataConfig)}
+    for key in ("train_split", "eval_split"):
+        check(getattr(cfg.data, key), str | None, f"data.{key}", declared[key])
     if isinstance(cfg.verbalizer, str) and cfg.verbalizer not in (OPEN_VOCAB, WHOLE_VOCAB):
         raise ConfigError("verbalizer: give the label words inline (e.g. {\"negative\": [\"bad\"]}); the "
                           "studio does not read verbalizer files from the server", field="verbalizer")

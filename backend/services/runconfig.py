@@ -31,13 +31,15 @@ def build(ctx: StudioContext, *, template: str, label_words: str, selection: dic
     seed = seed_of(selection or {})   # the project's one seed: sampling, the split and training
     if not source:
         raise ConfigError("no data loaded: pick a dataset on the Data tab", field="data")
-    data: dict[str, Any] = {"eval": source, "eval_split": eval_split or selection.get("split"),
+    # "" (an emptied split box) means the default split, as the Data tab reads it; a split is checked
+    # by the schema as a plain name (never a path), wherever it came from
+    data: dict[str, Any] = {"eval": source, "eval_split": eval_split or selection.get("split") or None,
                             "columns": selection.get("columns") or _guessed_columns(ctx, selection),
                             "label_names": label_names,
                             "limit": eval_limit, "seed": seed,
                             "dev_fraction": selection.get("dev_fraction")}   # the Data tab's train / dev split
     if method != "zero-shot":
-        data.update(train=source, train_split=train_split, shots=selection.get("shots") or None)
+        data.update(train=source, train_split=train_split or None, shots=selection.get("shots") or None)
     raw: dict[str, Any] = {
         "model": ctx.model.spec, "data": data, "template": template,
         "verbalizer": parse_label_words(label_words), "max_length": max_len, "truncate": truncate,

@@ -121,7 +121,7 @@ def _load(source: str | Path | Mapping[str, Any]) -> SweepSpec:
 def _read(path: Path) -> Any:
     """The file's object (a RunConfig file's reading rules: UTF-8, JSON or YAML by suffix)."""
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")   # a BOM is not part of the spec
     except OSError as exc:
         raise ConfigError(f"cannot read sweep spec {str(path)!r}: {exc.strerror or exc}") from None
     except UnicodeDecodeError as exc:
