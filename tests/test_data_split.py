@@ -54,6 +54,20 @@ def test_identical_rows_stay_on_one_side():
     assert not {e.text_a for e in train} & {e.text_a for e in dev}
 
 
+def test_the_same_text_under_two_labels_is_one_input():
+    # label noise: one text labelled pos and neg. Keyed with its label, one copy could train and the other be
+    # scored, and the check passed; to the model they are the same input
+    from backend.data.splitting import check_disjoint, split_train_dev
+
+    examples = [Example(i, f"text {i}", label="pos" if i % 2 else "neg") for i in range(20)]
+    examples += [Example(20, "great film", label="pos"), Example(21, "great film", label="neg")]
+    for seed in range(30):
+        train, dev = split_train_dev(examples, 0.2, seed=seed)
+        assert not {e.text_a for e in train} & {e.text_a for e in dev}, seed
+    with pytest.raises(DatasetError, match="1 of the 1 evaluation rows are also training rows"):
+        check_disjoint(examples[20:21], examples[21:22])
+
+
 def test_split_refuses_bad_fractions_and_tiny_data():
     from backend.data.splitting import split_train_dev
 

@@ -3,9 +3,9 @@
 A single uploaded file used as both training and evaluation data measures memorisation, not accuracy.
 ``split_train_dev`` carves a dev part out of one source: stratified by label (each class keeps its share),
 reproducible from the seed alone (each class drawn with its own RNG seeded from (seed, class), like
-K-shot sampling), and with identical rows kept on the same side, so a file that repeats a row cannot leak
-it into the dev part. ``check_disjoint`` is the check every run makes by example content
-(``example_key``), whatever the files are called.
+K-shot sampling), and with identical inputs kept on the same side, so a file that repeats a row (even
+under another label) cannot leak it into the dev part. ``check_disjoint`` is the check every run makes by
+the input the model is shown (``input_key``: texts and meta, not the label), whatever the files are called.
 """
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import random
 from collections.abc import Hashable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from backend.data.fingerprint import example_key
+from backend.data.fingerprint import input_key
 from backend.errors import ConfigError, DatasetError
 from backend.prompts.example import Example
 
@@ -51,9 +51,9 @@ def split_train_dev(examples: Sequence[Example], dev_fraction: float, seed: int
                     ) -> tuple[list[Example], list[Example]]:
     """(train, dev) from one source, each in dataset order; DatasetError when either part would be empty."""
     fraction = check_fraction(dev_fraction)
-    groups: dict[str, list[int]] = {}          # identical rows travel together
+    groups: dict[str, list[int]] = {}          # identical inputs travel together, whatever their labels
     for i, ex in enumerate(examples):
-        groups.setdefault(example_key(ex), []).append(i)
+        groups.setdefault(input_key(ex), []).append(i)
     by_class: dict[Hashable, list[str]] = {}
     for key, members in groups.items():
         by_class.setdefault(examples[members[0]].label, []).append(key)
@@ -87,10 +87,10 @@ def _row(ex: Example, position: int) -> str:
 
 
 def check_disjoint(train: Sequence[Example], evaluation: Sequence[Example]) -> None:
-    """DatasetError when any evaluation row has the content of a training row (the run would score rows
-    it learned from)."""
-    trained = {example_key(ex) for ex in train}
-    shared = [(i, ex) for i, ex in enumerate(evaluation) if example_key(ex) in trained]
+    """DatasetError when any evaluation row is the input of a training row (the run would score rows it
+    learned from); the label does not count: the same text under two labels is one input to the model."""
+    trained = {input_key(ex) for ex in train}
+    shared = [(i, ex) for i, ex in enumerate(evaluation) if input_key(ex) in trained]
     if shared:
         i, ex = shared[0]
         raise DatasetError(f"{len(shared)} of the {len(evaluation)} evaluation rows are also training rows "

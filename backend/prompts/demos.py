@@ -12,13 +12,12 @@ row, so an evaluation can never show a scored row, labelled, in its own prompt.
 """
 from __future__ import annotations
 
-import hashlib
-import json
 import random
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 from backend.choices import DEMO_SELECTIONS
+from backend.data.fingerprint import input_key
 from backend.data.labels import class_index
 from backend.errors import ConfigError
 from backend.prompts.example import Example
@@ -49,14 +48,6 @@ class DemoPool:
     @property
     def usable(self) -> int:
         return sum(len(rows) for rows in self.by_class)
-
-
-def input_key(example: Example) -> str:
-    """What makes two rows the same input (label left out: a dev row equal to a training row in text is
-    the same row to the model, whatever its label says)."""
-    content = {"a": example.text_a, "b": example.text_b, "m": dict(example.meta)}
-    line = json.dumps(content, sort_keys=True, ensure_ascii=False, default=str)
-    return hashlib.sha256(line.encode()).hexdigest()
 
 
 def embed_text(example: Example) -> str:
