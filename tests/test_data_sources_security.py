@@ -170,7 +170,8 @@ def test_confine_config_checks_a_split_set_after_parsing(ctx_and_secret):
 
 def test_a_studio_run_writes_only_under_the_studios_runs_folder(ctx_and_secret, tmp_path):
     """train.output_dir in edited JSON or a sweep's base: the worker would create run-N and write weights
-    there; the studio refuses a folder outside its runs root and keeps one under it (a copied config)."""
+    there; the studio refuses a folder outside its runs root for a run it queues (training.submit, the cost
+    card) and keeps one under it (a copied config)."""
     from backend.config import DEMO_CONFIG, RunConfig
     from backend.errors import ConfigError
     from backend.jobs.paths import runs_root
@@ -179,11 +180,13 @@ def test_a_studio_run_writes_only_under_the_studios_runs_folder(ctx_and_secret, 
     for outside in (str(tmp_path / "anywhere"), "/tmp", str(runs_root(ctx.store) / ".." / "elsewhere")):
         cfg = RunConfig.from_dict({**DEMO_CONFIG, "method": {"name": "lora"}, "train": {"output_dir": outside}})
         with pytest.raises(ConfigError, match="train.output_dir: the studio keeps its runs' files") as err:
-            data.confine_config(ctx, cfg)
+            data.confine_output(ctx, cfg)
         assert err.value.field == "train.output_dir"
     inside = runs_root(ctx.store) / "mine"
     cfg = RunConfig.from_dict({**DEMO_CONFIG, "method": {"name": "lora"}, "train": {"output_dir": str(inside)}})
-    assert data.confine_config(ctx, cfg).train.output_dir == str(inside.resolve())
+    assert data.confine_output(ctx, cfg).train.output_dir == str(inside.resolve())
+    assert data.confine_config(ctx, RunConfig.from_dict({**DEMO_CONFIG, "method": {"name": "lora"}, "train": {
+        "output_dir": "/tmp"}})).train.output_dir == "/tmp"    # only read (evaluated, served): not refused
 
 
 def test_a_split_file_linked_out_of_its_folder_is_refused(ctx_and_secret, tmp_path):

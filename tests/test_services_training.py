@@ -79,6 +79,15 @@ def test_zero_shot_cannot_be_submitted_for_training(trained):
     assert training.submit(ctx, cfg)["error"]["field"] == "method"
 
 
+def test_a_run_queued_from_the_page_writes_under_the_studios_runs_folder(trained, tmp_path):
+    ctx, opening = trained
+    before = len(ctx.store.list_runs(limit=None))
+    text = json.dumps(dict(_cfg(ctx, opening).to_dict(), train={"steps": 1, "output_dir": str(tmp_path / "x")}))
+    res = training.submit_json(ctx, text)
+    assert res["error"]["field"] == "train.output_dir" and "runs folder" in res["error"]["message"]
+    assert len(ctx.store.list_runs(limit=None)) == before and not (tmp_path / "x").exists()
+
+
 def _wait(ctx, run_id, timeout=180):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -73,6 +73,13 @@ def test_the_ensemble_records_every_row_its_members_trained_on(trained):
     assert sampled and sampled < whole           # the members trained on different rows
     res = _done(workbench.soft_ensemble(ctx, [ids[3], ids[0]], "mean"))
     assert _train_rows(ctx, res["run_id"]) == whole | sampled
+    # scored again on the Evaluate tab: its config is its first member's (the 2-shot one), but what it
+    # learned from, checked against the rows scored and recorded, is every member's
+    from backend.services import evaluate
+
+    scored = evaluate.trained_run(ctx, res["run_id"], limit=4)
+    assert "error" not in scored, scored
+    assert _train_rows(ctx, scored["run_id"]) == whole | sampled
 
 
 def test_one_batch_gives_every_prompt_its_own_scores_and_the_run_serves(trained):

@@ -33,9 +33,9 @@ def plan(ctx: StudioContext, cfg: RunConfig) -> dict[str, Any]:
     from backend.training.run import load_run_data
 
     from backend.pipeline import build_verbalizer, check_model
-    from backend.services.data import confine_config
+    from backend.services.data import confine_config, confine_output
 
-    confine_config(ctx, cfg)
+    confine_output(ctx, confine_config(ctx, cfg))   # the card times writes in the run's folder
     loaded = ctx.model.get()
     check_model(cfg, loaded)
     data = load_run_data(cfg)

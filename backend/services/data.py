@@ -61,18 +61,19 @@ def confine_config(ctx: StudioContext, cfg: RunConfig) -> RunConfig:
     declared = {f.name: f.metadata for f in fields(DataConfig)}
     for key in ("train_split", "eval_split"):
         check(getattr(cfg.data, key), str | None, f"data.{key}", declared[key])
-    if cfg.train.output_dir:
-        _confine_output(ctx, cfg)
     if isinstance(cfg.verbalizer, str) and cfg.verbalizer not in (OPEN_VOCAB, WHOLE_VOCAB):
         raise ConfigError("verbalizer: give the label words inline (e.g. {\"negative\": [\"bad\"]}); the "
                           "studio does not read verbalizer files from the server", field="verbalizer")
     return cfg
 
 
-def _confine_output(ctx: StudioContext, cfg: RunConfig) -> None:
-    """A run started from the studio writes only under the studio's runs folder: ``train.output_dir`` in
-    edited JSON or a sweep's base would otherwise have the worker create folders and write weights anywhere
-    the server can. A config copied from a run of this studio (its folder is under the root) still works."""
+def confine_output(ctx: StudioContext, cfg: RunConfig) -> RunConfig:
+    """A run the studio queues writes only under the studio's runs folder: ``train.output_dir`` in edited
+    JSON or a sweep's base would otherwise have the worker create folders and write weights anywhere the
+    server can. A config copied from a run of this studio (its folder is under the root) still works; a run
+    only read (evaluated, served) keeps whatever folder it trained in."""
+    if not cfg.train.output_dir:
+        return cfg
     from backend.jobs.paths import runs_root
     from backend.textcheck import brief
 
@@ -83,6 +84,7 @@ def _confine_output(ctx: StudioContext, cfg: RunConfig) -> None:
                           f"write to {brief(cfg.train.output_dir)}: remove train.output_dir (python -m backend "
                           "train writes anywhere you ask)", field="train.output_dir")
     cfg.train.output_dir = str(target)
+    return cfg
 
 
 def _base(ctx: StudioContext, selection: dict[str, Any]) -> dict[str, Any]:

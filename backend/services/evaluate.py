@@ -65,7 +65,8 @@ def trained_run(ctx: StudioContext, run_id: int, split: str | None = None, limit
     confine_config(ctx, cfg)
     examples = eval_examples(ctx, cfg)
     train = load_split(cfg, "train")
-    check_disjoint(train.examples, examples)   # never score a run on what it learned
+    learned = learned_rows(ctx, info, train.examples)
+    check_disjoint(learned, examples)   # never score a run on what it learned
     rs = server_for(ctx)
     with rs.lock:
         attach(ctx, rs, info.id)
@@ -79,7 +80,7 @@ def trained_run(ctx: StudioContext, run_id: int, split: str | None = None, limit
     base = ctx.model.get()   # what scored it: the served base (attach checked it is the run's) + its weights hash
     # recorded like every run: the rows it scored and the rows its parent learned from, versions, code
     new_id = create_run(ctx.store, cfg, method=EVALUATION, loaded=base, verbalizer=served.pm.verbalizer.verbalizer,
-                        train=train.examples, eval=examples, classes=classes, parent_run_id=info.id,
+                        train=learned, eval=examples, classes=classes, parent_run_id=info.id,
                         tags=[EVALUATION], project=info.project, how=train.how, counts=train.counts)
     ctx.store.append_metrics(new_id, [{"key": f"eval/{k}", "step": 0, "value": v}   # as a zero-shot run's are
                                       for k, v in recorded_scalars(metrics).items()])
@@ -88,6 +89,23 @@ def trained_run(ctx: StudioContext, run_id: int, split: str | None = None, limit
                                        for i, (g, p) in enumerate(zip(gold, pred))])
     ctx.store.set_status(new_id, "succeeded")
     return result_view(metrics, new_id)
+
+
+def learned_rows(ctx: StudioContext, info: Any, own: list[Any]) -> list[Any]:
+    """Every row trained run ``info`` learned from. Its config names its own rows (``own``), except for a
+    soft-prompt ensemble: its config is its first member's, and members (a sweep's seeds) each trained on
+    their own K-shot sample, so the rows are the union over its members' configs."""
+    from backend.pipeline import load_split
+    from backend.workbench import softensemble_job
+    from backend.workbench.softensemble import trained_rows
+
+    if info.method != softensemble_job.JOB.method:
+        return own
+    members = softensemble_job.JOB.read_spec(ctx.store, info)["runs"]
+    from backend.services.data import confine_config
+
+    return trained_rows([load_split(confine_config(ctx, RunConfig.from_dict(ctx.store.get_run(int(i)).config)),
+                                    "train").examples for i in members])
 
 
 @service("evaluate")

@@ -68,9 +68,9 @@ def submit(ctx: StudioContext, cfg: RunConfig, parent_run_id: int | None = None)
         raise ConfigError("zero-shot has nothing to train: use the Evaluate tab", field="method")
     if ctx.jobs is None:
         return user_error("training is not available yet: this build has no job runner", "train")
-    from backend.services.data import confine_config
+    from backend.services.data import confine_config, confine_output
 
-    confine_config(ctx, cfg)
+    confine_output(ctx, confine_config(ctx, cfg))
     _check_studio_model(ctx, cfg)
     run_id = ctx.jobs.submit(cfg, parent_run_id=parent_run_id)   # recorded like every run (backend.recording): versions now, the rest when it starts
     return {"run_id": run_id, "message": f"Run #{run_id} queued."}
