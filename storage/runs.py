@@ -6,6 +6,8 @@ that made it, so "who ran this, where, when" is answerable later; the run row ke
 """
 from __future__ import annotations
 
+import functools
+import hashlib
 import operator
 
 import os
@@ -36,7 +38,24 @@ ALLOWED = {
 
 
 def _here() -> tuple[str, int]:
-    return socket.gethostname(), os.getpid()
+    return machine(), os.getpid()
+
+
+@functools.cache
+def machine() -> str:
+    """Where a recorded pid means this process table: the hostname, plus a short hash of the boot id and
+    this process's pid namespace when Linux says them (``vm (3fa2c1d0)``).
+
+    Why more than the hostname: containers with host networking share the host's name but not its pids,
+    and a studio in one would fail a live run of a worker in another as "no longer running" at once.
+    Where the namespace differs, only a stale heartbeat says a process is gone."""
+    name = socket.gethostname()
+    try:
+        boot = open("/proc/sys/kernel/random/boot_id", encoding="ascii").read().strip()
+        space = os.readlink("/proc/self/ns/pid")
+    except OSError:
+        return name
+    return f"{name} ({hashlib.sha256(f'{boot}/{space}'.encode()).hexdigest()[:8]})"
 
 
 MAX_ID = 2 ** 63 - 1   # the largest row id SQLite and PostgreSQL store; a larger one names no run

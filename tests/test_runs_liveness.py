@@ -93,6 +93,10 @@ def test_a_live_run_is_left_alone(store):
 def test_runs_on_other_hosts_are_reaped_only_by_a_stale_heartbeat(store):
     run_id = _running(store, host="elsewhere.example", pid=_dead_pid())
     assert store.reap_dead_runs() == []                       # that pid means nothing here
+    # a container with host networking: the same hostname, its own pid namespace (or another boot)
+    twin = _running(store, host=f"{socket.gethostname()} (0123abcd)", pid=_dead_pid())
+    assert store.reap_dead_runs() == [] and store.get_run(twin).status == "running"
+    assert store.get_run(_running(store)).host.startswith(socket.gethostname() + " (")   # this one's, said
     with store.write() as s:
         s.get(Run, run_id).heartbeat_at -= 700
     assert store.reap_dead_runs(stale_after_s=600) == [run_id]
