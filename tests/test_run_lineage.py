@@ -359,7 +359,7 @@ def test_the_child_reads_the_database_url_from_its_environment(env, monkeypatch)
     monkeypatch.setenv(runner.DB_ENV, env.cli.url)
     opened = {}
     monkeypatch.setattr("storage.open_store", lambda url, artifacts=None: opened.setdefault("url", url) and None)
-    monkeypatch.setattr(child, "execute", lambda store, run_id, stop=None: "succeeded")
+    monkeypatch.setattr(child, "execute", lambda store, run_id, stop=None, claimed=False: "succeeded")
     assert child.main(["--run", "1"]) == 0 and opened["url"] == env.cli.url
 
 

@@ -52,8 +52,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         store = open_store(args)
         from backend.jobs import submit
 
-        run_id = submit(store, cfg)
-        return _execute_on_ray(store, run_id, args, stop) if ray else _execute(store, run_id, stop)
+        if ray:        # the Ray task claims it (queued -> running) from its own process
+            return _execute_on_ray(store, submit(store, cfg), args, stop)
+        return _execute(store, submit(store, cfg, status="running"), stop)
 
 
 def _train_seeds(cfg: Any, seeds: list[int], store: Any) -> int:
@@ -78,9 +79,11 @@ def _train_here(cfg: Any, first: bool) -> int:
 
 
 def _execute(store: Any, run_id: int, stop: StopOnSignal) -> int:
+    """Train ``run_id``, created ``running`` by this process. Why not ``queued`` and then run: between the
+    two, a studio or worker on the same database could claim it, and both would train one record."""
     from backend.jobs.child import execute
 
-    status = execute(store, run_id, terminal=True, stop=stop)
+    status = execute(store, run_id, terminal=True, stop=stop, claimed=True)
     return _report(store, run_id, status, stop)
 
 
@@ -121,5 +124,6 @@ def _resume(args: argparse.Namespace) -> int:
         raise ConfigError("--resume continues a run recorded in the database: leave out --no-db")
     with StopOnSignal() as stop:
         store = open_store(args)
-        run_id = resume(store, args.resume)
-        return _execute_on_ray(store, run_id, args, stop) if on_ray(args) else _execute(store, run_id, stop)
+        if on_ray(args):
+            return _execute_on_ray(store, resume(store, args.resume), args, stop)
+        return _execute(store, resume(store, args.resume, status="running"), stop)

@@ -9,6 +9,7 @@ storage, and at the end attaches the trained files to the run as artifacts.
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import shutil
 import sys
@@ -20,6 +21,7 @@ from typing import Any, Callable
 from backend.liveness import keep_alive
 from backend.jobs.signals import StopOnSignal
 
+log = logging.getLogger(__name__)
 DB_ENV = "PROMPT_STUDIO_DB_URL"   # the database URL of a cold child: in its environment, never in argv (ps shows argv)
 
 
@@ -56,16 +58,34 @@ def attach_outputs(store: Any, run_id: int, out_dir: Path) -> None:
         store.attach_artifact(run_id, "report", "result.json", out_dir / "result.json")
 
 
-def execute(store: Any, run_id: int, *, terminal: bool = False, stop: StopOnSignal | None = None) -> str:
-    """Run ``run_id`` here (status must be queued or running); returns its final status.
+def execute(store: Any, run_id: int, *, terminal: bool = False, stop: StopOnSignal | None = None,
+            claimed: bool = False) -> str:
+    """Run ``run_id`` here if this process owns it; returns its final status (or, when it does not own
+    it, the status the run has, untouched).
+
+    Who owns it: ``claimed`` says the caller holds the run's claim (the worker that claimed it and
+    started this child, a Ray task after ``start_queued``, the CLI that created it ``running``); then it
+    must still be ``running``. Otherwise a queued run is claimed here (queued -> running, checked under
+    the row lock). Why refuse the rest: a run another process claimed, or one already ended (reaped,
+    cancelled), trained here too would be two processes writing one record.
 
     Heartbeats go out while it runs (from before the heavy imports: a slow start must not look like a
     dead process). SIGTERM / SIGINT (caught here, or by the caller's ``stop``) end it as ``cancelled``
     after a last checkpoint, with the signal in its history.
     """
+    from storage.errors import InvalidTransition
+
     info = store.get_run(run_id)
-    if info.status == "queued":
-        store.set_status(run_id, "running")
+    owned = info.status == "running" if claimed else False
+    if not claimed and info.status == "queued":
+        try:
+            info, owned = store.set_status(run_id, "running"), True
+        except InvalidTransition:    # claimed (or cancelled) by another process since the read
+            info = store.get_run(run_id)
+    if not owned:
+        log.warning("run %s is %s%s: not running it here", run_id, info.status,
+                    f" (worker {info.worker}, host {info.host}, pid {info.pid})" if info.status == "running" else "")
+        return info.status
     with keep_alive(store, run_id), (stop or StopOnSignal()) as stop:
         return _execute(store, run_id, info, terminal, stop)
 
@@ -147,8 +167,27 @@ def _fail(store: Any, sink: Any, run_id: int, message: str) -> None:
     try:
         sink.flush()
     finally:
-        if store.get_run(run_id).status == "running":
-            store.set_status(run_id, "failed", error=message)
+        fail_if_running(store, run_id, lambda _info: message)
+
+
+def fail_if_running(store: Any, run_id: int, error: Callable[[Any], str]) -> str:
+    """Fail ``run_id`` with ``error(info)`` if it is still ``running``; returns the status it ends with.
+
+    Why the InvalidTransition is caught: the read and the write are two transactions, and in between
+    another process may end the run (a reaper failing it, its own process recording its end). That end
+    stands (the record is the truth); raising here would instead stop the caller (a worker's poll loop,
+    whose other children would die with it)."""
+    from storage.errors import InvalidTransition
+
+    info = store.get_run(run_id)
+    if info.status != "running":
+        return info.status
+    try:
+        return store.set_status(run_id, "failed", error=error(info)).status
+    except InvalidTransition:
+        status = store.get_run(run_id).status
+        log.info("run %s was ended as %s by another process before this one recorded its end", run_id, status)
+        return status
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -170,7 +209,7 @@ def run(url: str, artifacts: str | None, run_id: int) -> int:
 
     store = open_store(url, Path(artifacts) if artifacts else None)
     with StopOnSignal() as stop:     # from the start: a SIGTERM while loading still ends the run cleanly
-        status = execute(store, run_id, stop=stop)
+        status = execute(store, run_id, stop=stop, claimed=True)   # its worker claimed the run for it
     if stop.exit_code is not None:
         return stop.exit_code
     return 0 if status in ("succeeded", "cancelled") else 1

@@ -50,9 +50,10 @@ def cancel(store: Any, run_id: int) -> None:
     store.request_cancel(run_id)
 
 
-def resume(store: Any, run_id: int) -> int:
+def resume(store: Any, run_id: int, *, status: str = "queued") -> int:
     """Queue a continuation of a failed or cancelled run (or of a running one whose process is gone,
-    marked failed first) from its last checkpoint.
+    marked failed first) from its last checkpoint. ``status="running"``: the caller runs it right away,
+    in this process (``train --resume``), so no worker may claim it.
 
     The interrupted run keeps its status and history; the continuation is a new run whose parent is the
     old one (tagged ``resume``), so "what happened" stays answerable.
@@ -71,4 +72,4 @@ def resume(store: Any, run_id: int) -> int:
     return store.create_run(info.config, method=info.method, seed=info.seed, model_id=info.model_id,
                             model_revision=info.model_revision, template_version_id=info.template_version_id,
                             verbalizer_version_id=info.verbalizer_version_id, tags=tags, parent_run_id=run_id,
-                            project=info.project)
+                            project=info.project, status=status)

@@ -138,7 +138,7 @@ def run_task(run_id: int, artifacts_root: str, db_url: str, submitted_by: str) -
         with StopOnSignal() as stop:     # ray.cancel(force=False) is a SIGINT here: a clean 'cancelled'
             if not start_queued(store, run_id, submitted_by):
                 return store.get_run(run_id).status
-            return execute(store, run_id, stop=stop)
+            return execute(store, run_id, stop=stop, claimed=True)
     finally:
         store.close()
 
@@ -219,12 +219,10 @@ class RayRuns:
             reason = "its Ray worker process died (killed, out of memory or its node went away)"
         except self.ray.exceptions.RayError as exc:
             reason = f"its Ray task failed: {(str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]}"
-        info = self.store.get_run(run_id)
-        if info.status == "running":
-            self.store.set_status(run_id, "failed",
-                                  error=f"process gone: {reason or 'its Ray task ended without recording an end'} "
-                                        f"(host {info.host}, pid {info.pid})")
-        return self.store.get_run(run_id).status
+        from backend.jobs.child import fail_if_running
+
+        return fail_if_running(self.store, run_id, lambda info: (
+            f"process gone: {reason or 'its Ray task ended without recording an end'} (host {info.host}, pid {info.pid})"))
 
     def cancel_orphans(self) -> None:
         """Tasks still waiting in Ray's queue for a run cancelled meanwhile (in the store) give their place up."""

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 from typing import Any, Protocol
 
-from backend.jobs.child import DB_ENV
+from backend.jobs.child import DB_ENV, fail_if_running
 from backend.openmp import sleeping_waits
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -94,8 +94,7 @@ def exit_reason(code: int) -> str:
     return f"the run's process exited with status {code}"
 
 
-def reap(store: Any, run_id: int, code: int) -> None:
-    """After a child exits: a run it left 'running' failed, and we say how it died."""
-    info = store.get_run(run_id)
-    if info.status == "running":
-        store.set_status(run_id, "failed", error=exit_reason(code))
+def reap(store: Any, run_id: int, code: int) -> str:
+    """After a child exits: a run it left 'running' failed, and we say how it died; returns the run's
+    status (another process's end stands: ``fail_if_running``)."""
+    return fail_if_running(store, run_id, lambda _info: exit_reason(code))

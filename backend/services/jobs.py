@@ -88,6 +88,7 @@ class JobRunner:
             self.worker = _studio_worker(store, concurrency=concurrency, log_dir=log_dir)
         self._stop = threading.Event()
         self._wake = threading.Event()
+        self._wait_s = 30.0    # how long stop() lets children checkpoint before they are killed
         self._thread: threading.Thread | None = None
         self._db_files = sqlite_files(getattr(store, "url", ""))
         self.wakeups = 0       # loop iterations (each at most two stat calls when idle)
@@ -101,6 +102,23 @@ class JobRunner:
         return self
 
     def _loop(self) -> None:
+        try:
+            self._claim_and_watch()
+        finally:
+            self._end_children()
+
+    def _end_children(self) -> None:
+        """SIGTERM the children and wait for their runs' ends, from this thread, before it returns.
+
+        Why here: a cold child's ``PR_SET_PDEATHSIG`` fires when the *thread* that forked it ends, and
+        this thread forked it; ended first, it would SIGKILL the children before any SIGTERM (their runs
+        failed "killed by SIGKILL", not cancelled after a last checkpoint)."""
+        try:
+            self.worker.stop(self._wait_s)
+        except Exception:  # noqa: BLE001 - shutting down: say it, the reaper fails what is left
+            log.exception("stopping the job runner's children failed")
+
+    def _claim_and_watch(self) -> None:
         last_poll, stamp, woken = float("-inf"), None, True
         while not self._stop.is_set():
             self.wakeups += 1
@@ -151,10 +169,15 @@ class JobRunner:
             return []
         return [ln for ln in text.replace("\r", "\n").splitlines() if ln.strip()][-lines:]
 
-    def stop(self) -> None:
-        """Stop claiming runs and end the running children (their runs can be resumed later)."""
+    def stop(self, wait_s: float = 30.0) -> None:
+        """Stop claiming runs and end the running children: SIGTERM, then ``wait_s`` seconds for each to
+        checkpoint and record ``cancelled`` (their runs can be resumed later), then SIGKILL.
+
+        The worker thread does that itself as it ends (``_end_children``); this waits for it."""
+        self._wait_s = wait_s
         self._stop.set()
         self._wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-        self.worker.stop()
+        if self._thread is None:
+            self._end_children()
+        else:
+            self._thread.join(timeout=wait_s + 30)   # a poll in flight, then the children's ends (and kills)

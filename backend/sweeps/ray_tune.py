@@ -308,6 +308,8 @@ def _watch_callback(tune: Any, store: Any, name: str, stop: Callable[[], bool] |
 
 
 def _settle(store: Any, run_id: int, reason: str) -> None:
-    info = store.get_run(run_id)
-    if info.status == "running":
-        store.set_status(run_id, "failed", error=f"process gone: {reason} (host {info.host}, pid {info.pid})")
+    """A trial's run left ``running`` is failed with ``reason``; an end another process recorded meanwhile
+    stands (``fail_if_running``: raising here would stop Ray Tune's callbacks)."""
+    from backend.jobs.child import fail_if_running
+
+    fail_if_running(store, run_id, lambda info: f"process gone: {reason} (host {info.host}, pid {info.pid})")

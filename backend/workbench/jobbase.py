@@ -12,12 +12,16 @@ from __future__ import annotations
 
 import importlib
 import json
+import logging
 import time
 import traceback
 from dataclasses import dataclass
 from typing import Any, Callable
 
 from backend.errors import ConfigError
+from backend.liveness import keep_alive
+
+log = logging.getLogger(__name__)
 
 SPEC_WAIT_S = 30.0       # a child may claim the run between its creation and the spec's attachment
 ENDED = ("succeeded", "failed", "cancelled")
@@ -110,14 +114,17 @@ def run_here(store: Any, run_id: int, runner: Callable[..., str], **kwargs: Any)
     its final status, or None when another process had claimed it.
 
     Why the claim first (queued -> running in one write): a job runner or worker on the same database
-    claims queued runs too, and a job run by both would be recorded twice; whoever claims first runs it."""
+    claims queued runs too, and a job run by both would be recorded twice; whoever claims first runs it.
+    Why heartbeats (``keep_alive``): any worker's reaper fails a running run whose heartbeat is stale, and
+    a job of minutes in this process would otherwise look like a dead one."""
     from storage import InvalidTransition
 
     try:
         store.set_status(run_id, "running")
     except InvalidTransition:
         return None
-    return runner(store, run_id, **kwargs)
+    with keep_alive(store, run_id):
+        return runner(store, run_id, **kwargs)
 
 
 def wait_for_spec(store: Any, run_id: int, parent: int | None, kind: str, name: str, what: str) -> dict[str, Any]:
@@ -185,20 +192,35 @@ def run_as_job(store: Any, run_id: int, work: Callable[[Any], dict[str, Any]], *
     try:
         out = work(info)
     except InterruptedError:
-        store.set_status(run_id, "cancelled", note="cancel requested: stopped between two batches")
-        return "cancelled"
+        return _end(store, run_id, "cancelled", note="cancel requested: stopped between two batches")
     except (StudioError, StorageError) as exc:
-        store.set_status(run_id, "failed", error=getattr(exc, "message", str(exc)))
-        return "failed"
+        return _end(store, run_id, "failed", error=getattr(exc, "message", str(exc)))
     except Exception as exc:  # noqa: BLE001 - a crash is recorded on the run, with where it happened
-        store.set_status(run_id, "failed", error=f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=5)}")
-        return "failed"
+        return _end(store, run_id, "failed", error=f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=5)}")
+    now = store.get_run(run_id).status
+    if now != "running":     # ended by another process meanwhile: no result on a run that did not succeed
+        log.warning("%s job %s was %s by another process before its end: its result is not recorded",
+                    info.method, run_id, now)
+        return now
     store.attach_artifact(run_id, result[0], result[1], json.dumps(out, ensure_ascii=False).encode())
     figures = summary(out)
     if figures:
         store.append_metrics(run_id, [{"key": k, "step": 0, "value": float(v)} for k, v in figures.items()])
-    store.set_status(run_id, "succeeded")
-    return "succeeded"
+    return _end(store, run_id, "succeeded")
+
+
+def _end(store: Any, run_id: int, status: str, **why: Any) -> str:
+    """Record job ``run_id``'s end as ``status``; returns the status the run ends with. Why the
+    InvalidTransition is caught: another process (a reaper) may have ended the run meanwhile; its end
+    stands, the record being the truth, and the caller is told that one rather than crashing."""
+    from storage import InvalidTransition
+
+    try:
+        return store.set_status(run_id, status, **why).status
+    except InvalidTransition:
+        now = store.get_run(run_id).status
+        log.warning("job %s was %s by another process before it could record %s", run_id, now, status)
+        return now
 
 
 def progress_of(store: Any, info: Any, keys: tuple[str, str], result: tuple[str, str]) -> dict[str, Any]:
