@@ -68,7 +68,8 @@ def cmd_show(store: Store, a: argparse.Namespace) -> None:
         print(f"error: {run.error}")
     print("history:")
     for h in run.history:
-        print(f"  {_when(h.at)}  {h.status:<10} {h.host}:{h.pid}  {h.note or ''}")
+        where = f"{h.host}:{h.pid}" if h.host else "-"     # an import records no process of this machine
+        print(f"  {_when(h.at)}  {h.status:<10} {where}  {h.note or ''}")
     print(f"metrics: {_fmt_metrics(run.metrics) or '-'}")
     for art in run.artifacts:
         print(f"artifact: {art.kind}/{art.name}  {art.size} bytes  {art.sha256[:12]}")

@@ -176,6 +176,24 @@ def test_an_end_recorded_elsewhere_between_the_read_and_the_write_stands(store, 
     assert info.status == "failed" and info.error == "process gone: reaped elsewhere"
 
 
+def test_a_failed_poll_does_not_end_the_worker_loop(store):
+    # a database hiccup (PostgreSQL restarting) raised out of Worker.run: the worker process died, and its
+    # children with it (PR_SET_PDEATHSIG)
+    from backend.jobs.worker import Worker
+
+    worker, calls = Worker(store, concurrency=1), []
+
+    def poll():
+        calls.append(1)
+        if len(calls) == 1:
+            raise ConnectionError("the database went away")
+        return []
+
+    worker.poll = poll
+    worker.run(poll_s=0, stop=lambda: len(calls) >= 2)
+    assert len(calls) == 2
+
+
 @pytest.mark.slow
 def test_stopping_the_studio_cancels_its_cold_childs_run_after_sigterm(store, assets, tmp_path, monkeypatch):
     """A cold child dies (PR_SET_PDEATHSIG) when the thread that forked it ends: the studio's runner

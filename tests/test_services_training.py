@@ -141,6 +141,18 @@ def test_train_progress_queue_and_playground(trained):
     # ...but never on the rows it trained on
     on_train = evaluate.trained_run(ctx, run_id, "train")
     assert "evaluation rows are also training rows" in on_train["error"]["message"]
+    # ...nor when its training rows no longer read as recorded (a file edited since): nothing to check against
+    from storage.models import DatasetSnapshot
+
+    snap_id = ctx.store.get_run(run_id).dataset_snapshot_id
+    with ctx.store.write() as s:
+        snap = s.get(DatasetSnapshot, snap_id)
+        kept = dict(snap.row_counts)
+        snap.row_counts = dict(kept, train_rows=[[0, 3]])
+    changed = evaluate.trained_run(ctx, run_id, "dev", 10)
+    assert "reads differently now than when it trained" in changed["error"]["message"]
+    with ctx.store.write() as s:
+        s.get(DatasetSnapshot, snap_id).row_counts = kept
     # the run says which rows it used
     assert detail["data"].endswith("train 8 / dev 64 (separate splits, checked disjoint)")
 

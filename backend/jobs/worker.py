@@ -84,7 +84,10 @@ class Worker:
         """Loop forever (or, with ``once``, until the queue is empty and every child has finished; or until
         ``stop()`` is true)."""
         while not (stop is not None and stop()):
-            self.poll()
+            try:
+                self.poll()
+            except Exception:  # noqa: BLE001 - a database hiccup: dying here would take the children with us
+                log.exception("worker poll failed; its runs go on, retrying in %.0f s", poll_s)
             if once and not self.children and not self.store.list_runs(status="queued", limit=1):
                 return
             time.sleep(poll_s)

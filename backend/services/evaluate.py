@@ -99,13 +99,31 @@ def learned_rows(ctx: StudioContext, info: Any, own: list[Any]) -> list[Any]:
     from backend.workbench import softensemble_job
     from backend.workbench.softensemble import trained_rows
 
-    if info.method != softensemble_job.JOB.method:
-        return own
-    members = softensemble_job.JOB.read_spec(ctx.store, info)["runs"]
-    from backend.services.data import confine_config
+    rows = own
+    if info.method == softensemble_job.JOB.method:
+        from backend.services.data import confine_config
 
-    return trained_rows([load_split(confine_config(ctx, RunConfig.from_dict(ctx.store.get_run(int(i)).config)),
-                                    "train").examples for i in members])
+        members = softensemble_job.JOB.read_spec(ctx.store, info)["runs"]
+        rows = trained_rows([load_split(confine_config(ctx, RunConfig.from_dict(ctx.store.get_run(int(i)).config)),
+                                        "train").examples for i in members])
+    _check_as_recorded(ctx, info, rows)
+    return rows
+
+
+def _check_as_recorded(ctx: StudioContext, info: Any, rows: list[Any]) -> None:
+    """The rows read again must be the rows the run's record lists: read from a file edited since (rows
+    added, removed, or a K-shot sample drawn from a different pool), they are not what it learned, and a
+    check against them proves nothing."""
+    from backend.errors import DatasetError
+    from backend.recording import row_ids
+
+    if info.dataset_snapshot_id is None:      # recorded before runs listed their rows
+        return
+    recorded = ctx.store.get_dataset_snapshot(info.dataset_snapshot_id).row_counts.get("train_rows")
+    if recorded is not None and recorded != row_ids(rows):
+        raise DatasetError(f"run #{info.id}'s training data reads differently now than when it trained (the file "
+                           "changed since, or its sampling did): the rows it learned from cannot be checked "
+                           "against the rows to score, so it is not scored; restore the data it trained on")
 
 
 @service("evaluate")
