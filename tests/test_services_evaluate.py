@@ -43,6 +43,13 @@ def test_zero_shot_is_recorded_and_rebuilt_from_predictions(ctx):
 def test_calibration_is_an_option_and_limit_samples(ctx):
     res = evaluate.zero_shot(ctx, _cfg(ctx, calibrate=True, limit=10))
     assert res["calibration"] == "content-free" and res["metrics"]["n"] == 10
+    assert evaluate.run_result(ctx, res["run_id"])["calibration"] == "content-free"
+    # a trained run is scored uncalibrated: a config copied from a calibrated zero-shot run must not say otherwise
+    trained = ctx.store.create_run(dict(_cfg(ctx, calibrate=True).to_dict(), method={"name": "lora"}),
+                                   method="lora", status="running", project=ctx.project)
+    ctx.store.add_predictions(trained, [{"index": 0, "gold": "negative", "predicted": "negative",
+                                         "probs": {"negative": 0.9, "positive": 0.1}}])
+    assert evaluate.run_result(ctx, trained)["calibration"] == "none"
 
 
 def test_cell_lists_examples_with_wrapped_input_and_probabilities(ctx):

@@ -141,7 +141,10 @@ def run_result(ctx: StudioContext, run_id: int) -> dict[str, Any]:
     gold = [pos[str(p["gold"])] for p in preds]
     pred = [pos[str(p["predicted"])] for p in preds]
     metrics = classification_metrics(gold, pred, classes)
-    metrics["calibration"] = (run.config.get("eval") or {}).get("calibration") or "none"
+    # what ran: only a zero-shot evaluation applies eval.calibration (a trained run's dev and final scores, and
+    # its evaluations, are uncalibrated, whatever a config copied from a zero-shot run still says)
+    said = (run.config.get("eval") or {}).get("calibration") if run.method == "zero-shot" else None
+    metrics["calibration"] = said or "none"
     return result_view(metrics, run.id)
 
 
