@@ -229,7 +229,9 @@ def materialize_run(store: Any, run_id: int, dest: Path) -> Path:
 
     Artifact names come from the database (and so from imported bundles): ``safe_join`` refuses any
     that would land outside the run's folder."""
-    out = Path(dest) / f"run-{int(run_id)}"
+    from backend.jobs.paths import folder_name
+
+    out = Path(dest) / folder_name(run_id, store.get_run(run_id).uid)   # ids repeat across databases
     for art in store.list_artifacts(run_id):
         if art.kind not in ("config", "weights", "adapter"):
             continue

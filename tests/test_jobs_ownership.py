@@ -211,3 +211,27 @@ def test_stopping_the_studio_cancels_its_cold_childs_run_after_sigterm(store, as
     info = store.get_run(run_id)
     assert info.status == "cancelled", (info.error, log.read_text()[-3000:])
     assert info.history[-1].note == "stopped by SIGTERM"
+
+
+def test_two_databases_sharing_a_folder_never_share_a_runs_files(tmp_path):
+    # run ids count up per database: two SQLite files in one folder both have a run 1, and with folders named
+    # run-<id> the second's run attached the first's leftover weights as its own (and resumed from them)
+    from backend.jobs.paths import existing_run_dir, run_dir
+    from backend.serving import materialize_run
+
+    a = open_store(f"sqlite:///{tmp_path / 'a.db'}", tmp_path / "artifacts")
+    b = open_store(f"sqlite:///{tmp_path / 'b.db'}", tmp_path / "artifacts")
+    try:
+        ra, rb = a.create_run(CFG, method="lora"), b.create_run(CFG, method="lora")
+        assert ra == rb == 1 and run_dir(a, ra) != run_dir(b, rb)
+        assert run_dir(a, ra).parent == run_dir(b, rb).parent == tmp_path / "runs"
+        a.attach_artifact(ra, "config", "run.json", b"{}")
+        assert materialize_run(a, ra, tmp_path / "serving") != tmp_path / "serving" / "run-1"
+        with pytest.raises(Exception, match="no trained artifacts"):     # b's run 1 never sees a's files
+            materialize_run(b, rb, tmp_path / "serving")
+        legacy = tmp_path / "runs" / "run-1"                   # a folder from before the uid was in the name
+        legacy.mkdir(parents=True)
+        assert existing_run_dir(a, ra) == legacy and run_dir(a, ra) != legacy
+    finally:
+        a.close()
+        b.close()

@@ -265,7 +265,8 @@ def _loss_steps(store, run_id: int) -> list[int]:
 
 def _checkpoint_step(out: Path, run_id: int) -> int | None:
     try:
-        return json.loads((out / f"run-{run_id}" / "checkpoint" / "state.json").read_text())["loop"]["step"]
+        (folder,) = out.glob(f"run-{run_id}-*")          # run-<id>-<uid>: one run's folder
+        return json.loads((folder / "checkpoint" / "state.json").read_text())["loop"]["step"]
     except (OSError, ValueError):
         return None
 

@@ -162,11 +162,12 @@ def test_the_job_copies_its_members_inside_the_store_and_removes_the_copies(trai
     real = serving.materialize_run
     monkeypatch.setattr(serving, "materialize_run", lambda store, rid, dest: copied.append(Path(dest)) or real(store, rid, dest))
     res = _done(workbench.soft_ensemble(ctx, ids[:2], "mean"))
-    runs_root = Path(ctx.store.artifacts.root).parent / "runs"
-    inside = [d for d in copied if d.is_relative_to(runs_root / f"run-{res['run_id']}")]
+    from backend.jobs.paths import run_dir
+
+    inside = [d for d in copied if d.is_relative_to(run_dir(ctx.store, res["run_id"]))]
     assert len(inside) == 2 and not inside[0].exists()         # the job's own copies, gone once it ended
     first_output = Path(ctx.store.get_run(ids[0]).config["train"]["output_dir"])
-    assert not (first_output / f"run-{res['run_id']}").exists()   # nothing written into a member's folder
+    assert not list(first_output.glob(f"run-{res['run_id']}*"))   # nothing written into a member's folder
 
 
 def test_the_studio_queues_the_ensemble_and_reads_it_back(trained):

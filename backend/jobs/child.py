@@ -93,7 +93,7 @@ def execute(store: Any, run_id: int, *, terminal: bool = False, stop: StopOnSign
 def _execute(store: Any, run_id: int, info: Any, terminal: bool, stop: StopOnSignal) -> str:
     from backend.config import RunConfig
     from backend.errors import StudioError
-    from backend.jobs.paths import run_dir
+    from backend.jobs.paths import existing_run_dir, run_dir
     from backend.training import TerminalSink
 
     from backend.workbench.jobbase import job_runner
@@ -104,7 +104,7 @@ def _execute(store: Any, run_id: int, info: Any, terminal: bool, stop: StopOnSig
     out_dir = run_dir(store, run_id, info.config)
     resume = None
     if info.parent_run_id is not None and "resume" in info.tags:
-        parent = run_dir(store, info.parent_run_id, store.get_run(info.parent_run_id).config)
+        parent = existing_run_dir(store, info.parent_run_id, store.get_run(info.parent_run_id).config)
         if parent.exists() and not out_dir.exists():
             shutil.copytree(parent, out_dir)
         resume = out_dir
