@@ -115,7 +115,8 @@ def write_markdown(report: dict) -> None:
              "|---|---|---|---|---|"]
     for name, s in report["methods"].items():
         acc = s["accuracy"]
-        lines.append(f"| {name} | {acc['mean']:.4f} ± {acc['std']:.4f} | "
+        spread = "n/a (1 seed)" if acc["std"] is None else f"{acc['std']:.4f}"
+        lines.append(f"| {name} | {acc['mean']:.4f} ± {spread} | "
                      f"{', '.join(f'{v:.3f}' for v in acc['values'])} | {int(s['params']['trainable']):,} "
                      f"({s['params']['percent']:.3f}%) | {s['wall_s']['mean']:.0f} |")
     (RESULTS / "training_sst2.md").write_text("\n".join(lines) + "\n")

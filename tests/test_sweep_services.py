@@ -178,8 +178,8 @@ def test_a_configuration_says_why_its_runs_stopped_in_the_sweep_metric(studio):
     ctx.store.set_status(run, "succeeded")
     table = sweeps.table(ctx, "by-f1")
     assert table["rows"][0]["metric"] == "macro_f1" and table["rows"][0]["mean"] == pytest.approx(0.4)
-    assert "macro_f1: mean ± std" in table_headers(table["rows"]) and "best dev macro_f1" in table_headers(table["rows"])
-    assert "macro_f1 0.4000 ± 0.0000" in status_html(table)
+    assert "macro_f1: mean ± std" in table_headers(table["rows"]) and "last dev macro_f1 (top seed)" in table_headers(table["rows"])
+    assert "macro_f1 0.4000 ± n/a (1 seed)" in status_html(table)   # one seed: no spread to show
 
 
 def test_configurations_differing_in_learning_rate_share_one_cost_card(studio, monkeypatch):
@@ -202,3 +202,32 @@ def test_configurations_differing_in_learning_rate_share_one_cost_card(studio, m
     for row in card["rows"]:
         by_method.setdefault(row["key"].split(",")[0], set()).add(row["estimated_s"])
     assert all(len(times) == 1 for times in by_method.values()), by_method
+
+
+def test_configurations_past_the_measured_ones_get_their_own_steps(studio, monkeypatch):
+    """A configuration that is not timed is estimated from the measured ones' mean time per step, but
+    with its OWN step count: by epochs, 8 shots a class train twice the steps of 4 (not the previous
+    row's), and the card calls it an estimate."""
+    from html import unescape
+
+    from backend.services import cost
+    from studio.views.sweep import cost_html
+
+    ctx, opening = studio
+    monkeypatch.setattr(sweeps, "PLANNED", 1)
+    base = runconfig.build(ctx, template=opening["template"], label_words=opening["label_words"],
+                           selection=dict(data.default_selection(), shots=4), method="prompt-tuning",
+                           options={"num_tokens": 2}, train_split="train",
+                           train={"epochs": 1, "batch_size": 4, "eval_limit": 8})
+    spec = sweeps.form_spec(base, name="shots", methods=["prompt-tuning"], shots="4, 8", seeds="13")
+    card = sweeps.plan(ctx, spec)
+    assert "error" not in card, card
+    measured, guessed = card["rows"]
+    from backend.sweeps.expand import expand
+
+    eight = next(t.config for t in expand(spec) if t.key == guessed["key"])
+    assert guessed["steps"] == cost.plan(ctx, eight)["steps"] == 2 * measured["steps"]
+    assert guessed["estimated_s"] == pytest.approx(measured["estimated_s"] * 2)
+    assert measured["measured"] and not guessed["measured"]
+    html = unescape(cost_html(card))
+    assert "estimated from the measured configurations' mean time per step" in html and "(estimated)" in html

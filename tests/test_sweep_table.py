@@ -48,10 +48,11 @@ def test_table_groups_seeds_best_first_and_exports_csv(store):
     finish(store, ids[1], 0.9, trainable=1000)
     finish(store, ids[2], 0.85, trainable=10, step_s=0.2)
     table = rows(store.list_runs(tag="sweep:t", limit=None))
-    assert [r["key"] for r in table] == ["method=prompt-tuning", "method=lora"]
-    pt, lora = table
-    assert pt["finished"] == 1 and pt["queued"] == 1 and pt["seeds"] == 2 and pt["active"]
-    assert pt["mean"] == pytest.approx(0.85) and pt["std"] == 0.0
+    # prompt-tuning's 0.85 is one seed of two: lora, with both seeds in, ranks first
+    assert [r["key"] for r in table] == ["method=lora", "method=prompt-tuning"]
+    lora, pt = table
+    assert pt["finished"] == 1 and pt["queued"] == 1 and pt["seeds"] == 2 and pt["active"] and not pt["complete"]
+    assert pt["mean"] == pytest.approx(0.85) and pt["std"] is None and lora["complete"]
     assert lora["mean"] == pytest.approx(0.8) and lora["std"] == pytest.approx(0.1414, abs=1e-4)
     assert lora["macro_f1"] == pytest.approx(0.7) and not lora["active"] and lora["run_ids"] == ids[:2]
     assert lora["trainable"] == 1000 and lora["seconds_per_step"] == 0.5 and lora["peak_memory_mb"] == 300.0
@@ -76,7 +77,7 @@ def test_table_groups_seeds_best_first_and_exports_csv(store):
 
 def test_csv_quotes_what_a_spreadsheet_would_run():
     row = {"rank": 1, "key": "=cmd()", "method": "lora", "metric": "accuracy", "mean": None, "std": None,
-           "finished": 0, "seeds": 1, "stopped": 0, "failed": 0, "macro_f1": None, "best_eval": None,
+           "finished": 0, "seeds": 1, "stopped": 0, "failed": 0, "macro_f1": None, "last_eval": None,
            "trainable": None, "seconds_per_step": None, "peak_memory_mb": None, "run_ids": [1], "reasons": [],
            "params": {"method.init_text": "@SUM(A1)"}}
     line = to_csv([row]).splitlines()[1]
@@ -109,7 +110,7 @@ def test_supervisor_stops_the_losing_configuration_at_the_rung_with_its_reason(s
     assert store.get_run(b).history[-1].note == note
     table = rows(store.list_runs(tag=f"sweep:{spec.name}", limit=None))
     stopped = next(r for r in table if b in r["run_ids"])
-    assert stopped["stopped"] == 2 and note in stopped["reasons"] and stopped["best_eval"] == 0.4
+    assert stopped["stopped"] == 2 and note in stopped["reasons"] and stopped["last_eval"] == 0.4
 
 
 def test_a_configuration_is_judged_by_the_mean_of_its_seeds(store):
@@ -159,3 +160,59 @@ def test_a_configuration_with_a_stopped_seed_ranks_after_the_complete_ones(store
     table = rows(store.list_runs(tag="sweep:t", limit=None))
     assert [(r["key"], r["mean"], r["stopped"]) for r in table] == [
         ("train.lr=0.001", pytest.approx(0.8), 0), ("train.lr=0.003", pytest.approx(0.95), 1)]
+
+
+def test_one_surviving_seed_has_no_std_and_ranks_after_a_complete_configuration(store):
+    """A: 1 of 5 seeds succeeded (0.95), 4 failed. B: 5/5 at 0.936 ± 0.003. A's 0.95 is one lucky number:
+    B ranks first, A shows no spread ("n/a (1 seed)", not "± 0.0000") and stays off the Pareto front."""
+    _spec, trials, ids = queued(store, grid={"train.lr": [0.001, 0.003]}, seeds=[13, 21, 42, 87, 100])
+    a = [i for i, t in zip(ids, trials) if t.key == "train.lr=0.001"]
+    b = [i for i, t in zip(ids, trials) if t.key == "train.lr=0.003"]
+    finish(store, a[0], 0.95, trainable=10)
+    for run_id in a[1:]:
+        store.set_status(run_id, "running")
+        store.set_status(run_id, "failed", error="CUDA out of memory")
+    for run_id, acc in zip(b, (0.933, 0.934, 0.936, 0.938, 0.939)):
+        finish(store, run_id, acc, trainable=1000)
+    table = rows(store.list_runs(tag="sweep:t", limit=None))
+    assert [r["key"] for r in table] == ["train.lr=0.003", "train.lr=0.001"]
+    best, lucky = table
+    assert best["complete"] and best["std"] == pytest.approx(0.0026, abs=1e-4)
+    assert not lucky["complete"] and lucky["failed"] == 4 and lucky["std"] is None
+    from backend.cli.sweep import _line
+    from backend.sweeps.table import score_text
+
+    assert score_text(lucky) == "0.9500 ± n/a (1 seed)" and "± 0.0000" not in _line(lucky)
+    assert "n/a (1 seed)" in _line(lucky)
+    # cheaper and "better", but a survivors' mean: not on the front
+    assert front(table, "trainable") == ["train.lr=0.003"]
+    assert to_csv(table).splitlines()[2].split(",")[5] == ""        # A's std: empty, not 0.0
+
+
+def test_a_stopped_configuration_is_off_the_front(store):
+    _spec, _trials, ids = queued(store, grid={"train.lr": [0.001, 0.003]})
+    finish(store, ids[0], 0.8, trainable=1000)
+    finish(store, ids[1], 0.8, trainable=1000)
+    finish(store, ids[2], 0.9, trainable=10)
+    store.set_status(ids[3], "running")
+    store.set_status(ids[3], "cancelled", note="stopped")
+    table = rows(store.list_runs(tag="sweep:t", limit=None))
+    assert front(table, "trainable") == ["train.lr=0.001"]
+
+
+def test_the_dev_column_is_the_last_evaluation_and_says_so(store):
+    """RunInfo.metrics keeps each key's value at its highest step: after early stopping that is the last
+    dev evaluation, ``patience`` evaluations past the best. The column must not call it the best."""
+    from studio.views.sweep import table_headers
+
+    _spec, _trials, ids = queued(store, grid={"train.lr": [0.001]})
+    store.set_status(ids[0], "running")
+    store.append_metrics(ids[0], [{"key": "eval/accuracy", "value": 0.9, "step": 2},
+                                  {"key": "eval/accuracy", "value": 0.7, "step": 4},
+                                  {"key": "eval/accuracy", "value": 0.6, "step": 6}])
+    store.set_status(ids[0], "cancelled", note="stopped")
+    table = rows(store.list_runs(tag="sweep:t", limit=None))
+    assert table[0]["last_eval"] == 0.6 and "best_eval" not in table[0]
+    headers = table_headers(table)
+    assert "last dev accuracy (top seed)" in headers and not any("best" in h for h in headers)
+    assert "last_eval" in to_csv(table).splitlines()[0].split(",")

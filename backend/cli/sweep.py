@@ -77,12 +77,15 @@ def _check_data(trials: list[Any]) -> None:
 
 
 def _echo(table: list[dict[str, Any]]) -> None:
-    """One line a configuration: mean ± std of the finished seeds, and what is still going."""
+    """One line a configuration: mean ± std of the finished seeds (n/a below two), and what is still going."""
     sys.stderr.write("\n".join(_line(row) for row in table) + "\n---\n")
     sys.stderr.flush()
 
 
 def _line(row: dict[str, Any]) -> str:
-    score = f"{row['mean']:.4f} ± {row['std']:.4f}" if row["mean"] is not None else "   -   "
+    """One row as text; one seed shows no std (``score_text``: a "± 0.0000" would pass for stability)."""
+    from backend.sweeps.table import score_text
+
+    score = score_text(row) if row["mean"] is not None else "   -   "
     state = ", ".join(f"{row[k]} {k}" for k in ("running", "queued", "stopped", "failed") if row[k])
     return f"{row['rank']:>3}. {score}  ({row['finished']}/{row['seeds']} seeds{', ' + state if state else ''})  {row['key']}"

@@ -161,11 +161,33 @@ def _cost_key(cfg: RunConfig) -> str:
     return json.dumps(d, sort_keys=True, default=str)
 
 
+def _steps(ctx: StudioContext, cfg: RunConfig, train_rows: dict[str, int]) -> int:
+    """A configuration's training steps as its run will resolve them (``training.options.resolve``, what
+    the measured cost cards use): by epochs they follow its own training rows, which ``data.shots``
+    changes from one configuration to the next, so its data is loaded (once per distinct data setting,
+    kept in ``train_rows``). With ``train.steps`` set nothing is loaded."""
+    import json
+
+    from backend.services.data import confine_config
+    from backend.training.options import resolve
+    from backend.training.run import load_run_data
+
+    n_train = 0
+    if cfg.train.steps is None:
+        key = json.dumps(cfg.to_dict()["data"], sort_keys=True, default=str)
+        if key not in train_rows:
+            train_rows[key] = len(load_run_data(confine_config(ctx, copy.deepcopy(cfg))).train)
+        n_train = train_rows[key]
+    return resolve(cfg.train, cfg.method.name, n_train).total_steps
+
+
 @service("sweep")
 def plan(ctx: StudioContext, spec: SweepSpec) -> dict[str, Any]:
-    """The whole sweep's cost before it starts: runs, configurations, steps and the time on this machine
-    (each configuration's cost card, ``services.cost.plan``, for the first ``PLANNED``; the others
-    at the mean time per step of those)."""
+    """The whole sweep's cost before it starts: runs, configurations, steps and the time on this machine.
+    The first ``PLANNED`` configurations get their own cost card (``services.cost.plan``: timed); the
+    others are an extrapolation, their own step count times the measured configurations' mean time per
+    step, and their rows say so (``measured`` False): timing every configuration of a large grid would
+    cost minutes before the sweep starts."""
     from backend.services.cost import plan as run_plan
     from backend.sweeps.expand import expand
 
@@ -175,6 +197,7 @@ def plan(ctx: StudioContext, spec: SweepSpec) -> dict[str, Any]:
         configs.setdefault(t.key, t.config)
     rows, per_step = [], []
     cards: dict[str, dict[str, Any]] = {}
+    train_rows: dict[str, int] = {}
     for i, (key, cfg) in enumerate(configs.items()):
         if i < PLANNED:
             same_work = _cost_key(cfg)
@@ -184,12 +207,12 @@ def plan(ctx: StudioContext, spec: SweepSpec) -> dict[str, Any]:
                 return card
             cards[same_work] = card
             rows.append({"key": key, "steps": card["steps"], "trainable": card["trainable"],
-                         "estimated_s": card["estimated_s"]})
+                         "estimated_s": card["estimated_s"], "measured": True})
             if card["estimated_s"] is not None:
                 per_step.append(card["estimated_s"] / max(card["steps"], 1))
         else:
-            steps = cfg.train.steps or (rows[-1]["steps"] if rows else 0)
-            rows.append({"key": key, "steps": steps, "trainable": None,
+            steps = _steps(ctx, cfg, train_rows)
+            rows.append({"key": key, "steps": steps, "trainable": None, "measured": False,
                          "estimated_s": (sum(per_step) / len(per_step)) * steps if per_step else None})
     seeds = len(spec.seeds)
     known = [r["estimated_s"] for r in rows if r["estimated_s"] is not None]

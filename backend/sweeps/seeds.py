@@ -40,12 +40,20 @@ def parse_seeds(text: str | Sequence[int]) -> list[int]:
 
 
 def summarize(results: Sequence[TrainResult], keys: Sequence[str] = ("accuracy", "macro_f1")) -> dict[str, Any]:
-    out: dict[str, Any] = {"n": len(results), "seeds": [r.seed for r in results]}
+    """Mean ± std per metric over the seeds that have a score. ``n`` and ``seeds`` count only those: a
+    seed cancelled before its final evaluation has no metrics, and counting it would claim a spread over
+    more samples than were measured (``unscored`` names it). ``std`` is None below two values: one seed
+    has no spread, and "± 0.0" would read as a perfectly stable result."""
+    has_score = [r.status == "succeeded" and any(k in r.metrics for k in keys) for r in results]
+    scored = [r for r, ok in zip(results, has_score) if ok]
+    out: dict[str, Any] = {"n": len(scored), "seeds": [r.seed for r in scored],
+                           "unscored": [{"seed": r.seed, "status": r.status}
+                                        for r, ok in zip(results, has_score) if not ok]}
     for k in keys:
-        vals = [r.metrics[k] for r in results if k in r.metrics]
+        vals = [r.metrics[k] for r in scored if k in r.metrics]
         if vals:
-            out[k] = {"mean": statistics.fmean(vals), "std": statistics.stdev(vals) if len(vals) > 1 else 0.0,
-                      "values": vals}
+            out[k] = {"mean": statistics.fmean(vals), "std": statistics.stdev(vals) if len(vals) > 1 else None,
+                      "n": len(vals), "values": vals}
     out["wall_s"] = {"total": sum(r.wall_s for r in results),
                      "mean": statistics.fmean(r.wall_s for r in results) if results else 0.0}
     return out

@@ -11,10 +11,12 @@ from typing import Any, Sequence
 
 import plotly.graph_objects as go
 
+from backend.sweeps.pareto import survivors_only
+from backend.sweeps.table import score_text
 from studio.views.tables import html_table, kv_card
 from studio.views.training import duration
 
-TABLE_COLUMNS = ["#", "configuration", "mean ± std", "seeds done", "state", "best dev", "trainable params",
+TABLE_COLUMNS = ["#", "configuration", "mean ± std", "seeds done", "state", "last dev", "trainable params",
                  "s / step", "peak MB"]
 AXES = {"trainable": "trainable parameters", "seconds_per_step": "seconds per training step (dev evaluations included)",
         "peak_memory_mb": "peak memory (MB)"}
@@ -32,17 +34,19 @@ def cost_html(plan: dict[str, Any]) -> str:
     items = [("runs", f"{plan['runs']} ({plan['configurations']} configurations x {plan['seeds']} seeds)"),
              ("training steps in all", f"{plan['steps']:,}"), ("estimated time on this machine", time_text)]
     if plan["measured"] < plan["configurations"]:
-        items.append(("measured", f"the first {plan['measured']} configurations; the others at their time per step"))
+        items.append(("measured", f"the first {plan['measured']} configurations; the other "
+                                  f"{plan['configurations'] - plan['measured']} estimated from the measured "
+                                  "configurations' mean time per step (an extrapolation: not timed)"))
     per = html_table(["configuration", "steps", "trainable params", "time per seed"],
                      [[r["key"], r["steps"], f"{r['trainable']:,}" if r["trainable"] is not None else "",
-                       duration(r["estimated_s"])] for r in plan["rows"]], "ps-sweep-cost-rows")
+                       _seed_time(r)] for r in plan["rows"]], "ps-sweep-cost-rows")
     return kv_card(items, f"Sweep {plan['name']}: cost before starting") + per
 
 
-def _score(row: dict[str, Any]) -> str:
-    if row["mean"] is None:
-        return "-"
-    return f"{row['mean']:.4f} ± {row['std']:.4f}"
+def _seed_time(row: dict[str, Any]) -> str:
+    """A row's time per seed; an extrapolated one says so (it was never timed on this configuration)."""
+    return duration(row["estimated_s"]) + ("" if row.get("measured", True) or row["estimated_s"] is None
+                                           else " (estimated)")
 
 
 def _state(row: dict[str, Any]) -> str:
@@ -55,15 +59,16 @@ def _num(value: Any, fmt: str) -> Any:
 
 
 def table_headers(rows: Sequence[dict[str, Any]]) -> list[str]:
-    """TABLE_COLUMNS with the metric the sweep ranks by named (macro-F1 is not accuracy)."""
+    """TABLE_COLUMNS with the metric the sweep ranks by named (macro-F1 is not accuracy). "last dev": each
+    seed's last dev evaluation (the highest over the seeds), which after early stopping is not its best."""
     metric = rows[0]["metric"] if rows else "accuracy"
-    named = {"mean ± std": f"{metric}: mean ± std", "best dev": f"best dev {metric}"}
+    named = {"mean ± std": f"{metric}: mean ± std", "last dev": f"last dev {metric} (top seed)"}
     return [named.get(c, c) for c in TABLE_COLUMNS]
 
 
 def table_rows(rows: Sequence[dict[str, Any]]) -> list[list[Any]]:
     """The live table (best first): one line per configuration."""
-    return [[r["rank"], r["key"], _score(r), f"{r['finished']}/{r['seeds']}", _state(r), _num(r["best_eval"], ".4f"),
+    return [[r["rank"], r["key"], score_text(r), f"{r['finished']}/{r['seeds']}", _state(r), _num(r["last_eval"], ".4f"),
              _num(r["trainable"], ",.0f"), _num(r["seconds_per_step"], ".3f"), _num(r["peak_memory_mb"], ",.0f")]
             for r in rows]
 
@@ -74,7 +79,7 @@ def status_html(res: dict[str, Any]) -> str:
     done = sum(r["finished"] + r["stopped"] + r["failed"] for r in rows)
     state = "running" if res["active"] else "finished"
     best = rows[0] if rows and rows[0]["mean"] is not None else None
-    lead = f" · best so far: <b>{escape(best['key'])}</b> {escape(best['metric'])} {_score(best)}" if best else ""
+    lead = f" · best so far: <b>{escape(best['key'])}</b> {escape(best['metric'])} {score_text(best)}" if best else ""
     return (f"<div class='ps-card' id='ps-sweep-state' data-state='{state}'>Sweep <b>{escape(res['name'])}</b> · "
             f"{len(rows)} configurations · {done}/{runs} runs ended · <b>{state}</b>{lead}</div>")
 
@@ -94,7 +99,9 @@ def configuration_html(conf: dict[str, Any]) -> str:
 
 def pareto_figure(rows: Sequence[dict[str, Any]], axis: str, front_keys: Sequence[str]) -> go.Figure:
     """Mean ± std of the metric against ``axis``, one colour per method; the front joined by a line.
-    Configurations without a finished seed or without the cost are left out (said in the title)."""
+    Configurations without a finished seed or without the cost are left out (said in the title); one seed
+    has no error bar (no spread to show); a configuration with a failed or stopped seed is drawn hollow
+    and kept off the front (its mean is over the survivors), which the title and its hover say."""
     label = AXES.get(axis, axis)
     shown = [r for r in rows if r.get(axis) is not None and r["mean"] is not None]
     fig = go.Figure()
@@ -103,19 +110,24 @@ def pareto_figure(rows: Sequence[dict[str, Any]], axis: str, front_keys: Sequenc
         pts = [r for r in shown if r["method"] == method]
         fig.add_trace(go.Scatter(
             x=[r[axis] for r in pts], y=[r["mean"] for r in pts], mode="markers", name=method,
-            error_y={"type": "data", "array": [r["std"] or 0.0 for r in pts], "visible": True},
-            marker={"size": 12, "color": PALETTE[i % len(PALETTE)], "line": {"width": 1, "color": "#111"}},
+            error_y={"type": "data", "array": [r["std"] for r in pts], "visible": True},
+            marker={"size": 12, "color": PALETTE[i % len(PALETTE)], "line": {"width": 1, "color": "#111"},
+                    "symbol": ["circle-open" if survivors_only(r) else "circle" for r in pts]},
             customdata=[r["key"] for r in pts],
-            text=[f"{r['key']}<br>{_score(r)} ({r['finished']}/{r['seeds']} seeds)<br>runs "
-                  + " ".join(f"#{i}" for i in r["run_ids"]) for r in pts],
+            text=[f"{r['key']}<br>{score_text(r)} ({r['finished']}/{r['seeds']} seeds)<br>"
+                  + (f"not on the front: {r['failed']} failed, {r['stopped']} stopped; mean of the seeds left<br>"
+                     if survivors_only(r) else "")
+                  + "runs " + " ".join(f"#{i}" for i in r["run_ids"]) for r in pts],
             hovertemplate="%{text}<extra></extra>"))
     on_front = sorted((r for r in shown if r["key"] in set(front_keys)), key=lambda r: r[axis])
     if len(on_front) > 1:
         fig.add_trace(go.Scatter(x=[r[axis] for r in on_front], y=[r["mean"] for r in on_front], mode="lines",
                                  name="Pareto front", line={"dash": "dot", "color": "#555"}, hoverinfo="skip"))
     left_out = len(rows) - len(shown)
+    partial = sum(1 for r in shown if survivors_only(r))
     title = f"{rows[0]['metric'] if rows else 'accuracy'} against {label}" + \
         (f" ({left_out} configurations without a finished seed not shown)" if left_out else "") + \
+        (f" · {partial} hollow: failed or stopped seeds, mean of the rest, not on the front" if partial else "") + \
         " · click a point for its runs"
     fig.update_layout(title={"text": title, "font": {"size": 13}}, height=380, margin={"l": 50, "r": 20, "t": 50, "b": 45},
                       xaxis_title=label, yaxis_title=f"dev {rows[0]['metric'] if rows else 'accuracy'} (mean ± std)",
