@@ -44,7 +44,12 @@ def gold_indices(examples: Sequence[Example], classes: Sequence[str]) -> list[in
 
 
 def classification_metrics(gold: Sequence[int], pred: Sequence[int], classes: Sequence[str]) -> dict[str, Any]:
-    """Accuracy, macro-F1, per-class precision/recall/F1/support and the confusion matrix (rows = gold)."""
+    """Accuracy, macro-F1, per-class precision/recall/F1/support and the confusion matrix (rows = gold).
+
+    Macro-F1 averages over the classes present in gold or predictions (scikit-learn's default): a class
+    no row has and none was predicted as says nothing about the prompt, and counting it as F1=0 would
+    score a perfect classifier on rows of one of two classes 0.5. Such a class keeps its per-class row
+    (support 0), so the table still lists every class."""
     c = len(classes)
     conf = [[0] * c for _ in range(c)]
     for g, p in zip(gold, pred):
@@ -59,10 +64,11 @@ def classification_metrics(gold: Sequence[int], pred: Sequence[int], classes: Se
         rec = tp / support if support else 0.0
         f1 = 2 * prec * rec / (prec + rec) if prec + rec else 0.0
         per_class[name] = {"precision": prec, "recall": rec, "f1": f1, "support": support}
-        f1s.append(f1)
+        if predicted or support:
+            f1s.append(f1)
     n = len(gold)
     return {"n": n, "accuracy": (sum(conf[k][k] for k in range(c)) / n) if n else 0.0,
-            "macro_f1": sum(f1s) / c if c else 0.0, "per_class": per_class, "confusion": conf,
+            "macro_f1": sum(f1s) / len(f1s) if f1s else 0.0, "per_class": per_class, "confusion": conf,
             "classes": list(classes)}
 
 
@@ -73,13 +79,16 @@ def recorded_scalars(metrics: dict[str, Any]) -> dict[str, float]:
 
 
 def interval_scalars(metrics: dict[str, Any]) -> dict[str, float]:
-    """``accuracy_ci_low`` / ``_high`` (and macro-F1's): the 95% bootstrap interval over the rows scored,
-    as scalars a run records beside the metric, so a stored 0.97 on 64 rows says it could be 0.92."""
+    """``accuracy_ci_low`` / ``_high`` (accuracy's 95% Wilson interval) and macro-F1's (95% bootstrap)
+    over the rows scored, as scalars a run records beside the metric, so a stored 0.97 on 64 rows says it
+    could be 0.89. A metric with no interval (macro-F1 on too few rows, or all right) has no keys at all:
+    a recorded 0 or a zero-width pair would read as a certainty."""
     from backend.workbench.stats import confusion_intervals
 
     out: dict[str, float] = {}
-    for key, (lo, hi) in confusion_intervals(metrics.get("confusion") or []).items():
-        out[f"{key}_ci_low"], out[f"{key}_ci_high"] = lo, hi
+    for key, lo_hi in confusion_intervals(metrics.get("confusion") or []).items():
+        if lo_hi is not None:
+            out[f"{key}_ci_low"], out[f"{key}_ci_high"] = lo_hi
     return out
 
 

@@ -13,8 +13,8 @@ CELL_LIMIT = 25
 
 def result_view(metrics: dict[str, Any], run_id: int | None) -> dict[str, Any]:
     """The metrics the Evaluate tab draws, JSON-able (per-class table, confusion matrix, scalars), with
-    95% bootstrap intervals of accuracy and macro-F1: 0.91 on 64 rows is anything from ~0.83 to ~0.97,
-    and a single number would say more than the rows do."""
+    95% intervals of accuracy (Wilson) and macro-F1 (bootstrap; None where it has none): 0.91 on 64 rows
+    is anything from ~0.81 to ~0.96, and a single number would say more than the rows do."""
     from backend.workbench.stats import CONFIDENCE, confusion_intervals
 
     scalars = {k: v for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
@@ -22,7 +22,8 @@ def result_view(metrics: dict[str, Any], run_id: int | None) -> dict[str, Any]:
     return {"run_id": run_id, "metrics": scalars, "classes": metrics.get("classes", []),
             "confusion": metrics.get("confusion", []), "per_class": metrics.get("per_class", {}),
             "calibration": metrics.get("calibration", "none"),
-            "intervals": {k: list(v) for k, v in intervals.items()}, "confidence": CONFIDENCE}
+            "intervals": {k: None if v is None else list(v) for k, v in intervals.items()},
+            "confidence": CONFIDENCE}
 
 
 @service("evaluate")

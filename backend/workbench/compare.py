@@ -60,8 +60,9 @@ class Comparison:
 
     def table(self, baseline: int = 0, calibrated: bool = False, n_boot: int = 1000,
               seed: int = 0) -> list[dict[str, Any]]:
-        """One row per combination: accuracy and macro-F1 with 95% bootstrap intervals (paired
-        resamples), and McNemar's exact test against combination ``baseline``."""
+        """One row per combination: accuracy with its 95% Wilson interval, macro-F1 with its 95% bootstrap
+        interval (paired resamples; None where the resamples cannot spread: too few rows, or all right),
+        and McNemar's exact test against combination ``baseline`` (uncorrected for the table's many tests)."""
         if not self.scored:
             return []
         if not 0 <= baseline < len(self.scored):
@@ -73,12 +74,11 @@ class Comparison:
         rows = []
         for i, (s, pred) in enumerate(zip(self.scored, preds)):
             m = classification_metrics(self.gold, pred.tolist(), self.classes)
-            acc = stats.accuracy_samples(self.gold, pred, idx)
             f1 = stats.macro_f1_samples(self.gold, pred, len(self.classes), idx)
             test = stats.mcnemar_exact((pred == gold).tolist(), base_ok.tolist())
             rows.append({"template": s.template, "verbalizer": s.verbalizer, "calibrated": calibrated,
-                         "accuracy": m["accuracy"], "accuracy_ci": stats.interval(acc),
-                         "macro_f1": m["macro_f1"], "macro_f1_ci": stats.interval(f1),
+                         "accuracy": m["accuracy"], "accuracy_ci": stats.accuracy_interval(gold, pred),
+                         "macro_f1": m["macro_f1"], "macro_f1_ci": stats.bootstrap_interval(f1, len(gold)),
                          "vs_baseline": None if i == baseline else test.to_dict(), "n": len(self.gold)})
         return rows
 

@@ -96,8 +96,8 @@ def record_ensemble(store: Any, cfg: RunConfig, loaded: Any, ensemble: Ensemble,
     pred = dev_scores.argmax(-1)
     m = classification_metrics(cmp.gold, pred.tolist(), cmp.classes)
     idx = stats.resample_indices(len(cmp.gold), n_boot, 0)
-    acc_ci = stats.interval(stats.accuracy_samples(cmp.gold, pred, idx))
-    f1_ci = stats.interval(stats.macro_f1_samples(cmp.gold, pred, len(cmp.classes), idx))
+    acc_ci = stats.accuracy_interval(cmp.gold, pred)          # Wilson: honest at all rows right
+    f1_ci = stats.bootstrap_interval(stats.macro_f1_samples(cmp.gold, pred, len(cmp.classes), idx), len(cmp.gold))
     store.append_metrics(run_id, [{"key": "eval/accuracy", "step": 0, "value": m["accuracy"]},
                                   {"key": "eval/macro_f1", "step": 0, "value": m["macro_f1"]},
                                   {"key": "eval/accuracy_ci_low", "step": 0, "value": acc_ci[0]},

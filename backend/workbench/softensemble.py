@@ -183,8 +183,8 @@ def plan_ensemble(store: Any, folders: dict[int, Any], combine_by: str) -> Plan:
 
 
 def score_into(store: Any, run_id: int, plan: Plan, folders: dict[int, Any], combine_by: str, loaded: Any, *,
-               should_stop: Callable[[], bool] | None = None, progress: Callable[[int, int], None] | None = None,
-               n_boot: int = 1000) -> dict[str, Any]:
+               should_stop: Callable[[], bool] | None = None, progress: Callable[[int, int], None] | None = None
+               ) -> dict[str, Any]:
     """Score ``plan``'s members as one ensemble in one batch over the replicated dev rows and record it
     on run ``run_id`` (its lineage, the stacked vectors and spec it serves from, metrics, predictions);
     returns the result the page shows. The caller records the run's end."""
@@ -218,7 +218,6 @@ def score_into(store: Any, run_id: int, plan: Plan, folders: dict[int, Any], com
     scores = combine(member, combine_by)
     pred = scores.argmax(-1)
     m = classification_metrics(gold, pred.tolist(), classes)
-    idx = stats.resample_indices(len(gold), n_boot, 0)
     members = [{"run_id": i, "uid": store.get_run(i).uid, "accuracy": float((member[k].argmax(-1) == np.asarray(gold)).mean())}
                for k, i in enumerate(ids)]
     spec = {"combine": combine_by, "prompts": ens.prompts, "tokens": ens.tokens, "members": members,
@@ -236,5 +235,5 @@ def score_into(store: Any, run_id: int, plan: Plan, folders: dict[int, Any], com
                                     "probs": {c: float(probs[r, k]) for k, c in enumerate(classes)}}
                                    for r, g in enumerate(gold)])
     return {"run_id": run_id, "combine": combine_by, "accuracy": m["accuracy"], "macro_f1": m["macro_f1"],
-            "accuracy_ci": stats.interval(stats.accuracy_samples(gold, pred, idx)), "members": members,
+            "accuracy_ci": stats.accuracy_interval(gold, pred), "members": members,
             "n": len(gold), "prompts": ens.prompts}

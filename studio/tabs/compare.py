@@ -22,8 +22,9 @@ from studio.views.workbench import COMPARE_HEADERS, compare_rows, ensembles_html
 
 HELP = ("Pick saved versions (or the editors' drafts) on both sides: every template is scored with every set "
         "of label words on **the same dev rows**, one forward pass per template, as one job (it runs in the "
-        "background; leave or refresh the page, it keeps going). Intervals are 95% bootstrap intervals; *p* is "
-        "McNemar's exact test against the baseline row. Each combination is recorded as a run, grouped by a "
+        "background; leave or refresh the page, it keeps going). Intervals are 95%: Wilson for accuracy, bootstrap "
+        "for macro-F1; *p* is McNemar's exact test against the baseline row, uncorrected (Holm's adjusted p "
+        "beside it: with many rows, some p < 0.05 come by chance). Each combination is recorded as a run, grouped by a "
         "tag; ticked ensembles are fitted on the **training** rows and recorded as runs the Playground serves.")
 
 

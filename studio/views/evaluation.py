@@ -6,6 +6,8 @@ from typing import Any
 
 from studio.views.tables import html_table, kv_card, prob_bars
 
+NO_INTERVAL = "no interval: under 10 rows, or no spread"   # what a metric whose interval is None shows beside it
+
 
 def metrics_card(res: dict[str, Any]) -> str:
     m = res["metrics"]
@@ -21,10 +23,15 @@ def metrics_card(res: dict[str, Any]) -> str:
 
 
 def _with_interval(value: Any, res: dict[str, Any], key: str) -> Any:
-    """``0.9062 (95% CI 0.8281-0.9688)``: the metric with its bootstrap interval over the rows scored."""
-    lo_hi = (res.get("intervals") or {}).get(key)
-    if value is None or not lo_hi:
+    """``0.9062 (95% CI 0.8281-0.9688)``: the metric with its interval over the rows scored; where the
+    backend found none (``None``: too few rows, or every row right) it says so, so the bare number is not
+    read as exact, and never shows a made-up 0 or zero-width interval."""
+    intervals = res.get("intervals") or {}
+    if value is None or key not in intervals:
         return value
+    lo_hi = intervals[key]
+    if not lo_hi:
+        return f"{value:.4f} ({NO_INTERVAL})"
     return f"{value:.4f} ({round(100 * res.get('confidence', 0.95))}% CI {lo_hi[0]:.4f}-{lo_hi[1]:.4f})"
 
 

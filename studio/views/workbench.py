@@ -5,17 +5,28 @@ from __future__ import annotations
 from html import escape
 from typing import Any, Callable
 
+from backend.workbench.stats import holm
+from studio.views.evaluation import NO_INTERVAL
+
 COMPARE_HEADERS = ["#", "run", "template", "label words", "accuracy [95% CI]", "macro-F1 [95% CI]",
                    "calibrated accuracy [95% CI]", "calibrated macro-F1 [95% CI]",
-                   "vs baseline: only it / only baseline right, p", "calibrated vs baseline"]
+                   "vs baseline: only it / only baseline right, p (uncorrected; Holm over the table)",
+                   "calibrated vs baseline"]
 
 
-def _ci(value: float, ci: list[float] | tuple[float, float]) -> str:
-    return f"{value:.3f} [{ci[0]:.3f}–{ci[1]:.3f}]"
+def _ci(value: float, ci: list[float] | tuple[float, float] | None) -> str:
+    """``0.950 [0.764–0.991]``; an interval of None (too few rows, or every row right) is said, not drawn
+    as a zero-width one that would read as a certainty."""
+    return f"{value:.3f} [{NO_INTERVAL}]" if ci is None else f"{value:.3f} [{ci[0]:.3f}–{ci[1]:.3f}]"
 
 
-def _vs(test: dict[str, Any] | None) -> str:
-    return "baseline" if test is None else f"{test['only_a']} / {test['only_b']}, p={test['p_value']:.3g}"
+def _vs(test: dict[str, Any] | None, holm_p: float | None = None) -> str:
+    """McNemar against the baseline. Its p is uncorrected: a table of hundreds of combinations shows a few
+    p < 0.05 by chance, so it is labelled so, beside Holm's adjusted p over every test in the table."""
+    if test is None:
+        return "baseline"
+    adjusted = "" if holm_p is None else f", Holm p={holm_p:.3g}"
+    return f"{test['only_a']} / {test['only_b']}, p={test['p_value']:.3g} uncorrected{adjusted}"
 
 
 def short(text: str, limit: int = 48) -> str:
@@ -27,13 +38,16 @@ def short(text: str, limit: int = 48) -> str:
 def compare_rows(res: dict[str, Any]) -> list[list[Any]]:
     """One table row per combination, in the order compared (the table sorts by any column)."""
     rows = []
+    tests = [r[side]["vs_baseline"] for r in res["rows"] for side in ("uncalibrated", "calibrated")]
+    adjusted = iter(holm([None if t is None else t["p_value"] for t in tests]))
     for i, r in enumerate(res["rows"]):
         u, c = r["uncalibrated"], r["calibrated"]
+        holm_u, holm_c = next(adjusted), next(adjusted)
         rows.append([i + 1, r["run_id"], f"{r['template']}: {short(res['templates'][r['template']])}",
                      f"{r['label_words']}: {short(res['label_words'][r['label_words']], 40)}",
                      _ci(u["accuracy"], u["accuracy_ci"]), _ci(u["macro_f1"], u["macro_f1_ci"]),
                      _ci(c["accuracy"], c["accuracy_ci"]), _ci(c["macro_f1"], c["macro_f1_ci"]),
-                     _vs(u["vs_baseline"]), _vs(c["vs_baseline"])])
+                     _vs(u["vs_baseline"], holm_u), _vs(c["vs_baseline"], holm_c)])
     return rows
 
 
