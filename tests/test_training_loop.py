@@ -127,6 +127,28 @@ def test_test_split_gets_the_final_metrics_and_dev_picks_the_checkpoint(bert_tok
     assert res.metrics["n"] == 5                                     # final: the test split
     assert [h["step"] for h in res.history] == [2, 4] and res.best_step in (2, 4)   # selection: dev
     assert sink.values("eval/n") == [8, 8]
+    assert "chosen_among" not in res.metrics                          # held out from the choice: no caveat
+
+
+def test_a_final_score_on_the_rows_that_chose_the_checkpoint_says_so(bert_tok, tmp_path):
+    from types import SimpleNamespace
+
+    from backend.services.runs import caveats
+
+    sink = MemorySink()
+    res = run_training(train_config("masked", {"name": "soft-prompt"}, tmp_path, steps=4, eval_every=2),
+                       sink=sink, loaded=tiny_model("masked", bert_tok), data=DATA)
+    assert res.metrics["n"] == 8 and res.metrics["chosen_among"] == 2 == sink.values("final/chosen_among")[0]
+    said = caveats(SimpleNamespace(tags=[], metrics={f"final/{k}": v for k, v in res.metrics.items()}))
+    assert "the best of 2 dev evaluations" in said[0] and "optimistic" in said[0]
+    plain, _, _ = train_tiny("masked", bert_tok, {"name": "soft-prompt"}, tmp_path / "plain")   # no dev choice
+    assert "chosen_among" not in plain.metrics
+    from studio.views.training import progress_html
+
+    shown = progress_html({"run_id": 1, "method": "soft-prompt", "status": "succeeded", "step": 4,
+                           "total_steps": 4, "fraction": 1.0,
+                           "final": {"accuracy": 0.5, "chosen_among": 2.0}})
+    assert "on the dev rows that chose its checkpoint (best of 2 evaluations: optimistic)" in shown
 
 
 def test_learning_rate_of_soft_tokens():

@@ -106,9 +106,14 @@ def detail(ctx: StudioContext, run_id: int) -> dict[str, Any]:
 
 
 def caveats(r: RunInfo) -> list[str]:
-    """What a score shown with the run cannot be taken for. A sweep's configuration trained on all data is
-    scored on the dev rows the sweep chose it by: its dev figure is optimistic, not a held-out estimate."""
+    """What a score shown with the run cannot be taken for. A training that kept its best dev checkpoint is
+    scored on the same dev rows; a sweep's configuration trained on all data is scored on the dev rows the
+    sweep chose it by: either figure is optimistic, not a held-out estimate."""
     out = []
+    among = r.metrics.get("final/chosen_among")
+    if among:
+        out.append(f"Its final score is on the dev rows that chose its checkpoint (the best of {int(among)} dev "
+                   "evaluations): optimistic; score it on rows it never saw (another split) for a fair figure.")
     for t in r.tags:
         if t.startswith("from-sweep:"):
             out.append(f"Chosen by sweep {t[len('from-sweep:'):]!r} on these dev rows: its dev score is optimistic "

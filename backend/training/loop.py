@@ -40,6 +40,8 @@ class LoopResult:
     best_step: int | None = None
     best_metric: float | None = None
     history: list[dict[str, Any]] = field(default_factory=list)
+    start_step: int = 0              # where this process began (a resumed run: its checkpoint's step)
+    best_loaded: bool = False        # the weights returned are the best dev evaluation's, not the last step's
 
 
 @dataclass
@@ -108,6 +110,7 @@ def train_loop(tuned: TunedModel, tokenizer: Any, data: TrainData, opts: Resolve
     state: dict[str, Any] = {"step": 0, "best_metric": None, "best_step": None, "bad_evals": 0, "history": []}
     if resume and has_checkpoint(out_dir):
         state = load_checkpoint(out_dir, pm, optimizer, scheduler)
+    start_step = state["step"]
     pm_prepared, optimizer_prepared = accelerator.prepare(pm, optimizer)
     labels = torch.tensor(data.labels, dtype=torch.long)
     progress = Progress(sink, opts.total_steps, state["step"])
@@ -173,11 +176,13 @@ def train_loop(tuned: TunedModel, tokenizer: Any, data: TrainData, opts: Resolve
     progress.close(state["step"])
     sink.flush()
     accelerator.wait_for_everyone()     # the main process has written the best weights
-    if state["best_step"] is not None and (Path(out_dir) / BEST).exists():
+    best_loaded = state["best_step"] is not None and (Path(out_dir) / BEST).exists()
+    if best_loaded:
         load_trainable_state(pm, load_file(str(Path(out_dir) / BEST)))
     pm.eval()
     return LoopResult(status=status, steps=state["step"], best_step=state["best_step"],
-                      best_metric=state["best_metric"], history=state["history"])
+                      best_metric=state["best_metric"], history=state["history"], start_step=start_step,
+                      best_loaded=best_loaded)
 
 
 def _timed(progress: Progress, write: Callable[..., Path | None], *args: Any) -> None:

@@ -204,7 +204,9 @@ def run_training(config: RunConfig, *, sink: Sink | None = None, cancel_check: C
         status, steps, best_step, best_metric, history = (res.status, res.steps, res.best_step, res.best_metric,
                                                           res.history)
         # what a sweep's Pareto plot compares besides accuracy (the loop's steps, not the final evaluation)
-        sink.emit("train/seconds_per_step", (time.perf_counter() - t_loop) / max(res.steps, 1), res.steps)
+        # per step this process ran: a resumed run's loop starts at its checkpoint's step
+        sink.emit("train/seconds_per_step", (time.perf_counter() - t_loop) / max(res.steps - res.start_step, 1),
+                  res.steps)
         sink.emit("train/peak_memory_mb", peak_memory_mb(loaded.device), res.steps)
     tuned.pm.eval()
     # A cancelled run stops now (whoever sent SIGTERM may follow with SIGKILL): its last checkpoint and
@@ -215,6 +217,10 @@ def run_training(config: RunConfig, *, sink: Sink | None = None, cancel_check: C
             final = evaluate(tuned.pm, loaded.tokenizer, data.test if data.test is not None else data.dev,
                              settings=settings, batch_size=config.eval.batch_size)
     metrics = recorded_scalars(final.metrics) if final is not None else {}
+    if final is not None and data.test is None and res.best_loaded:
+        # the final score is on the dev rows that chose the checkpoint among this many evaluations: said with
+        # the score (runs.caveats), since the best of several on the same rows is optimistic
+        metrics["chosen_among"] = float(len(res.history))      # one history entry per dev evaluation
     for k, v in metrics.items():
         sink.emit(f"final/{k}", v, steps)
     sink.flush()

@@ -76,7 +76,9 @@ def progress_html(res: dict[str, Any]) -> str:
     if "accuracy" in final:
         bits.append(f"final accuracy {final['accuracy']:.4f}"
                     + (f" (95% CI {final['accuracy_ci_low']:.4f}-{final['accuracy_ci_high']:.4f})"
-                       if "accuracy_ci_low" in final and "accuracy_ci_high" in final else ""))
+                       if "accuracy_ci_low" in final and "accuracy_ci_high" in final else "")
+                    + (f" on the dev rows that chose its checkpoint (best of {int(final['chosen_among'])} "
+                       "evaluations: optimistic)" if final.get("chosen_among") else ""))
     bar = f"<div class='ps-progress'><div style='width:{pct}%'></div></div>"
     err = f"<div class='ps-msg ps-error'>{escape(res['run_error'])}</div>" if res.get("run_error") else ""
     return f"<div class='ps-card' id='ps-train-card'>{' · '.join(bits)}{bar}{err}</div>"
