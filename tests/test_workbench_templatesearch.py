@@ -221,6 +221,9 @@ def test_service_ranks_as_a_recorded_job_and_queues_the_best_into_the_comparison
         snap.row_counts["split"]                                           # how they were chosen, on the record
     assert not snap.row_counts.get("train") and read_lineage(studio.store, info.id)["template_version_id"]
     assert info.metrics["search/candidates"] == out["candidates"] >= 3
+    # the recorded best is the winner's, on the rows it reached (not a candidate dropped after a lucky few)
+    assert (info.metrics["search/best_accuracy"], info.metrics["search/best_rows"]) == \
+        (out["ranking"][0]["accuracy"], out["ranking"][0]["rows"])
     cmp = res["comparison"]
     assert cmp["status"] == "succeeded" and cmp["result"]["n"] == 20, cmp
     assert studio.store.get_run(cmp["job"]).parent_run_id == info.id       # lineage: the search it came from
