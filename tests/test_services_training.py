@@ -191,13 +191,16 @@ def test_cost_card_adds_every_dev_evaluation_to_the_training_time(trained):
     assert few["writes"] == 3 * 1 + 1 + 1 and many["writes"] == 3 * 4 + 4 + 1
 
 
-def _run_record(run_id, *, wall, loop, final, trainable, model="m", cold=None, server_s=0.0):
+def _run_record(run_id, *, wall, loop, final, trainable, model="m", cold=None, server_s=0.0, host=None):
     from types import SimpleNamespace
+
+    from storage.runs import machine
 
     m = {"train/loop_s": loop, "final/seconds": final, "params/trainable": trainable, "train/saving_s": 0.1}
     if cold is not None:
         m["run/cold_start"], m["run/job_server_s"] = float(cold), server_s
-    return SimpleNamespace(id=run_id, model_id=model, started_at=100.0, finished_at=100.0 + wall, metrics=m)
+    return SimpleNamespace(id=run_id, model_id=model, started_at=100.0, finished_at=100.0 + wall, metrics=m,
+                           host=host or machine())
 
 
 def test_start_and_finish_are_what_earlier_runs_spent_outside_their_loop_and_final_evaluation():
@@ -207,7 +210,10 @@ def test_start_and_finish_are_what_earlier_runs_spent_outside_their_loop_and_fin
             _run_record(8, wall=40.0, loop=20.0, final=4.0, trainable=1000),            # 16 s
             _run_record(7, wall=32.0, loop=20.0, final=4.0, trainable=250_000_000),     # a gigabyte written at the end
             _run_record(6, wall=99.0, loop=1.0, final=1.0, trainable=10, model="another model"),
-            SimpleNamespace(id=5, model_id="m", started_at=1.0, finished_at=2.0, metrics={"eval/accuracy": 1.0})]
+            SimpleNamespace(id=5, model_id="m", started_at=1.0, finished_at=2.0, metrics={"eval/accuracy": 1.0},
+                            host=None),
+            # a worker elsewhere on the shared database (a GPU's seconds would price this machine's run)
+            _run_record(4, wall=5.0, loop=4.0, final=0.5, trainable=10, host="gpu-node (0123abcd)")]
     ctx = SimpleNamespace(store=SimpleNamespace(list_runs=lambda **kw: runs))
     # run 7's final weights (1e9 bytes at 6e-9 s a byte: 6 s) are its method's, not the next run's
     seconds, source, alike = cost._start_finish(ctx, "m", final_per_byte=6e-9)

@@ -103,10 +103,21 @@ def _throughput(ctx: StudioContext, cfg: RunConfig, model_id: str) -> tuple[floa
     return (float(r.metrics["train/step_tokens_per_s"]), f"run #{r.id} on this machine") if r else (None, "")
 
 
+def ran_here(r: Any) -> bool:
+    """Whether run ``r`` ran on this machine: a card says "on this machine", and a shared database also
+    holds runs of CLI or Ray workers elsewhere (a GPU's rate would price a CPU run). A run recorded before
+    hosts carried their pid namespace says the bare hostname."""
+    import socket
+
+    from storage.runs import machine
+
+    return r.host in (machine(), socket.gethostname())
+
+
 def _earlier_run(ctx: StudioContext, cfg: RunConfig, model_id: str, recorded: Callable[[dict[str, Any]], bool]) -> Any:
     """The latest finished run of this method and model here whose metrics ``recorded`` accepts, or None."""
     for r in ctx.store.list_runs(status="succeeded", method=cfg.method.name, limit=20):
-        if r.model_id == model_id and recorded(r.metrics):
+        if r.model_id == model_id and ran_here(r) and recorded(r.metrics):
             return r
     return None
 
@@ -212,7 +223,8 @@ def _start_finish(ctx: StudioContext, model_id: str, final_per_byte: float,
     seen: list[tuple[int, float, float | None]] = []
     for r in ctx.store.list_runs(status="succeeded", limit=50):
         m = r.metrics
-        if r.model_id != model_id or "train/loop_s" not in m or not r.started_at or not r.finished_at:
+        if r.model_id != model_id or not ran_here(r) or "train/loop_s" not in m or not r.started_at \
+                or not r.finished_at:
             continue
         final_write = m.get("params/trainable", 0.0) * 4 * final_per_byte
         outside = (r.finished_at - r.started_at) - m["train/loop_s"] - m.get("final/seconds", 0.0) - final_write
