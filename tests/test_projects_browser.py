@@ -70,3 +70,25 @@ def test_start_screen_demo_path_create_and_switch(studio):
         page.reload()
         page.wait_for_selector("#ps-model-state[data-state='ready']", timeout=60_000)
         _project_is(page, "beta")
+
+
+def test_a_new_browser_opens_the_projects_own_data_and_saves_nothing_over_it(studio):
+    # a browser with nothing remembered used to start on the demo data, and its first Data-tab action saved
+    # that over the project's source, mapping and seed
+    from backend.services import data as data_service
+    from backend.services import project as project_service
+
+    url, ctx = studio
+    here = ctx.scoped("demo")
+    kept = dict(project_service.settings(here).get("data") or data_service.default_selection())
+    project_service.save_selection(here, {**data_service.default_selection(), "source": "builtin:nli-mini"})
+    try:
+        with browser_page(url) as page:                 # a fresh browser: no project or data remembered
+            _project_is(page, "demo")
+            page.get_by_role("tab", name="Data").click()
+            page.wait_for_function("document.querySelector('#ps-data-summary')?.innerText.includes('nli-mini')",
+                                   timeout=30_000)
+            page.wait_for_timeout(1500)
+        assert project_service.settings(here)["data"]["source"] == "builtin:nli-mini"
+    finally:
+        project_service.save_selection(here, kept)

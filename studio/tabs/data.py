@@ -191,12 +191,18 @@ def build(ctx: StudioContext, shared: Shared) -> None:
         return _frame(res)
 
     @guard
-    def show(sel: dict[str, Any], mine: dict[str, Any] | None) -> tuple[Any, ...]:
-        """Page load: the data this browser had picked (if it still loads), else the default."""
-        if mine and mine != sel:
-            res = data_service.load(ctx, mine)
-            if "error" not in res:
-                return _views(mine, res, "")
+    def show(sel: dict[str, Any], mine: dict[str, Any] | None, pj: str | None = None) -> tuple[Any, ...]:
+        """Page load: the data this browser had picked (if it still loads), else the project's saved choice,
+        else the default. Why the project's: a new browser (or cleared storage) started on the demo data,
+        and its first Data-tab action saved that over the project's own source, mapping, split and seed."""
+        from backend.services import project as project_service
+
+        saved = project_service.settings(ctx.scoped(pj)).get("data")
+        for want in (mine, saved):
+            if want and want != sel:
+                res = data_service.load(ctx, want)
+                if "error" not in res:
+                    return _views(want, res, "")
         return _views(sel, data_service.load(ctx, sel), "")
 
     def show_source(k: str) -> tuple[Any, Any, Any]:
@@ -218,7 +224,7 @@ def build(ctx: StudioContext, shared: Shared) -> None:
     query.change(do_browse, [shared.data_sel, query, page], [table], api_name="browse",
                  trigger_mode="always_last", show_progress="hidden")
     page.change(do_browse, [shared.data_sel, query, page], [table], api_visibility="private")
-    shared.on_load.append((show, [shared.data_sel, shared.kept_data], outputs))
+    shared.on_load.append((show, [shared.data_sel, shared.kept_data, shared.project], outputs))
 
 
 def _fraction(value: Any) -> Any:
