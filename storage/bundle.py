@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import tempfile
 import time
 import zipfile
 import zlib
@@ -110,9 +112,12 @@ def export_run(store: Any, run_id: int, out_zip: Path) -> Path:
         "files": {name: {"sha256": hashlib.sha256(data).hexdigest(), "size": len(data)}
                   for name, data in files.items()}}
     out_zip.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out_zip.with_name(out_zip.name + ".partial")
+    # A unique temp file beside the target: two exports of one run never write one inode or rename each
+    # other's file away, and the bundle appears under its name whole or not at all.
+    fd, tmp_name = tempfile.mkstemp(dir=out_zip.parent, prefix=f".{out_zip.name}.", suffix=".partial")
+    tmp = Path(tmp_name)
     try:
-        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        with os.fdopen(fd, "w+b") as raw, zipfile.ZipFile(raw, "w", compression=zipfile.ZIP_DEFLATED) as zf:
             for name, data in files.items():
                 zf.writestr(name, data)
             for sha in sorted({a["sha256"] for a in arts}):
@@ -120,7 +125,11 @@ def export_run(store: Any, run_id: int, out_zip: Path) -> Path:
                 zf.write(path, f"blobs/{sha}", compress_type=zipfile.ZIP_STORED)
                 manifest["files"][f"blobs/{sha}"] = {"sha256": sha, "size": path.stat().st_size}
             zf.writestr("manifest.json", json.dumps(manifest, sort_keys=True, indent=1))
-        tmp.replace(out_zip)
+            zf.close()   # writes the central directory, so the fsync below covers the whole zip
+            os.fchmod(raw.fileno(), 0o644)   # mkstemp makes 0600; a bundle is meant to be shared
+            raw.flush()
+            os.fsync(raw.fileno())
+        os.replace(tmp, out_zip)
     except BaseException:
         tmp.unlink(missing_ok=True)  # a failed export (corrupt blob, full disk) leaves nothing behind
         raise

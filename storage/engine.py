@@ -19,7 +19,7 @@ from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.pool import StaticPool
 
-from .errors import StorageError
+from .errors import SchemaTooNew, StorageError
 from .paths import redact_url
 
 BEGIN_OPTION = "storage_begin_immediate"
@@ -89,7 +89,8 @@ def upgrade_schema(engine: Engine) -> None:
 
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
-    head = ScriptDirectory.from_config(cfg).get_current_head()
+    scripts = ScriptDirectory.from_config(cfg)
+    head = scripts.get_current_head()
     with engine.connect() as conn:
         sqlite = conn.dialect.name == "sqlite"
         if sqlite:   # outside any transaction, where SQLite honours it (see _foreign_keys)
@@ -98,8 +99,13 @@ def upgrade_schema(engine: Engine) -> None:
             with conn.execution_options(**{BEGIN_OPTION: True}).begin():
                 if conn.dialect.name == "postgresql":
                     conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_MIGRATION_LOCK})
-                if MigrationContext.configure(conn).get_current_revision() == head:
+                current = MigrationContext.configure(conn).get_current_revision()
+                if current == head:
                     return
+                if current is not None and current not in {r.revision for r in scripts.walk_revisions()}:
+                    # Alembic would fail with a traceback; leaving the transaction by raising changes nothing
+                    raise SchemaTooNew(f"this database was written by a newer Prompt Studio (schema {current}); "
+                                       f"upgrade Prompt Studio to open it, nothing was changed")
                 cfg.attributes["connection"] = conn
                 command.upgrade(cfg, "head")
                 if sqlite:

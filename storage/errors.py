@@ -30,3 +30,8 @@ class InvalidTransition(StorageError):
 
 class InvalidInput(StorageError):
     """A malformed argument: a metric event without a key, an unknown kind, a non-numeric value."""
+
+
+class SchemaTooNew(StorageError):
+    """The database's schema revision is unknown here: a newer Prompt Studio wrote it. Opening refuses
+    (and changes nothing) rather than guess, since an older program cannot know what that schema means."""

@@ -46,6 +46,9 @@ def open_store(url: str | None = None, artifacts_dir: Path | None = None) -> Sto
         engine.dispose()
         reason = " ".join(str(exc.orig).split())  # drivers' messages span lines; ours are one
         raise StorageError(f"cannot open database {redact_url(url)}: {reason}") from None
+    except StorageError:
+        engine.dispose()   # e.g. SchemaTooNew: the caller gets one line and no pooled connection lingers
+        raise
     store = Store(engine, Path(artifacts_dir) if artifacts_dir else default_artifacts_dir(url), url)
     if store.identity is not None:  # the artifact folder learns who uses it, so gc never deletes another's
         store.artifacts.register_owner(store.identity, redact_url(url), sqlite_file(url))

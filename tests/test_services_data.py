@@ -1,7 +1,10 @@
 """Data service: built-in data, column mapping, browsing, K-shot, uploads (type and size checked)."""
 from __future__ import annotations
 
+import errno
 import json
+import shutil
+from pathlib import Path
 
 import pytest
 
@@ -93,3 +96,39 @@ def test_a_selection_that_is_not_an_object_counts_as_none(ctx, selection):
     for res in (data.load(ctx, selection), data.columns(ctx, selection)):
         assert res["error"]["field"] == "data" and "no dataset loaded" in res["error"]["message"]
     assert data.row_choices(ctx, selection) == []
+
+
+def _csv(tmp_path):
+    path = tmp_path / "rows.csv"
+    path.write_text("text,label\n" + "".join(f"row number {i},{'ab'[i % 2]}\n" for i in range(200)))
+    return path
+
+
+def test_a_truncated_upload_under_the_right_name_is_replaced_whole(ctx, tmp_path):
+    src = _csv(tmp_path)
+    first = data.save_upload(ctx, src)
+    dest = Path(first["source"])
+    dest.write_bytes(src.read_bytes()[:100])   # what a killed, non-atomic copy left behind
+    assert data.save_upload(ctx, src)["source"] == str(dest)
+    assert dest.read_bytes() == src.read_bytes()
+
+
+def test_an_upload_copy_that_fails_midway_leaves_no_file_under_the_name(ctx, tmp_path, monkeypatch):
+    src = _csv(tmp_path)
+
+    def half_then_enospc(fsrc, fdst, *a, **k):
+        fdst.write(fsrc.read()[:50])
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    def copyfile(s, d, *a, **k):   # the pre-fix code path copied with shutil.copyfile
+        with open(s, "rb") as fs, open(d, "wb") as fd:
+            half_then_enospc(fs, fd)
+
+    monkeypatch.setattr(shutil, "copyfileobj", half_then_enospc)
+    monkeypatch.setattr(shutil, "copyfile", copyfile)
+    res = data.save_upload(ctx, src)
+    assert res["error"]["field"] == "upload" and "No space left" in res["error"]["message"]
+    assert list(ctx.uploads_dir.iterdir()) == []   # neither the final name nor a temp file
+    monkeypatch.undo()
+    saved = data.save_upload(ctx, src)
+    assert Path(saved["source"]).read_bytes() == src.read_bytes()

@@ -129,3 +129,30 @@ def test_export_refuses_a_corrupt_artifact(store, tmp_path):
         store.export_run(rid, tmp_path / "x.zip")
     assert not (tmp_path / "x.zip").exists()
     assert list(tmp_path.glob("*.partial")) == [], "a failed export left its temp file"
+
+
+def test_two_concurrent_exports_of_one_run_to_one_path_both_succeed(store, tmp_path):
+    import threading
+
+    rid = _make_run(store)
+    out = tmp_path / "run.zip"
+    errors: list[BaseException] = []
+    start = threading.Barrier(2)
+
+    def export() -> None:
+        start.wait()
+        try:
+            for _ in range(5):
+                store.export_run(rid, out)
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=export) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".run.zip")] == []  # no temp left
+    with open_store(f"sqlite:///{tmp_path / 'other.db'}", tmp_path / "other-artifacts") as other:
+        assert _portable(other, other.import_bundle(out)) == _portable(store, rid)

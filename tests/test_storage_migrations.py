@@ -123,3 +123,21 @@ def test_a_file_that_is_not_a_database_is_a_clear_error(tmp_path):
     notes.write_text("not a database " * 100)
     with pytest.raises(StorageError, match="cannot open database .*file is not a database"):
         open_store(f"sqlite:///{notes}")
+
+
+def test_a_database_from_a_newer_version_is_one_clear_error_and_untouched(tmp_path):
+    from storage.errors import SchemaTooNew
+
+    db = tmp_path / "s.db"
+    open_store(f"sqlite:///{db}", tmp_path / "a").close()
+    with sqlite3.connect(db) as conn:
+        conn.execute("UPDATE alembic_version SET version_num = 'ffff_from_the_future'")
+    conn.close()
+    before = db.read_bytes()
+    with pytest.raises(SchemaTooNew, match=r"newer Prompt Studio \(schema ffff_from_the_future\); upgrade "
+                                           r"Prompt Studio to open it, nothing was changed"):
+        open_store(f"sqlite:///{db}", tmp_path / "a")
+    assert db.read_bytes() == before
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT version_num FROM alembic_version").fetchall() == [("ffff_from_the_future",)]
+    conn.close()

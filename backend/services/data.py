@@ -265,7 +265,13 @@ def row_choices(ctx: StudioContext, selection: dict[str, Any], limit: int = 200)
 
 @service("upload")
 def save_upload(ctx: StudioContext, path: str | Path) -> dict[str, Any]:
-    """Copy an uploaded file into the data dir (size and type checked) so a run can read it later."""
+    """Copy an uploaded file into the data dir (size and type checked) so a run can read it later.
+
+    The name carries the content's sha256, so a file already under that name is trusted only after its
+    size and hash are checked: a copy killed mid-way (or an older, non-atomic version) may have left it
+    truncated, and every run would then read short data. A missing or wrong file is written afresh."""
+    import hashlib
+
     src = Path(path)
     if src.suffix.lower() not in UPLOAD_SUFFIXES:
         raise DatasetError(f"{src.name}: unsupported file type; upload {', '.join(UPLOAD_SUFFIXES)}",
@@ -274,13 +280,44 @@ def save_upload(ctx: StudioContext, path: str | Path) -> dict[str, Any]:
     if size_mb > ctx.max_upload_mb:
         raise DatasetError(f"{src.name} is {size_mb:.1f} MB; the limit is {ctx.max_upload_mb:g} MB "
                            "(--max-upload-mb)", field="upload")
-    import hashlib
-
-    digest = hashlib.sha256(src.read_bytes()).hexdigest()[:12]
-    dest = ctx.uploads_dir / f"{src.stem}-{digest}{src.suffix.lower()}"
-    if not dest.exists():
-        shutil.copyfile(src, dest)
+    blob = src.read_bytes()   # hash and copy the same bytes, so the name always matches the content
+    sha = hashlib.sha256(blob).hexdigest()
+    dest = ctx.uploads_dir / f"{src.stem}-{sha[:12]}{src.suffix.lower()}"
+    try:
+        if not (dest.is_file() and dest.stat().st_size == len(blob)
+                and hashlib.sha256(dest.read_bytes()).hexdigest() == sha):
+            _write_atomically(dest, blob)
+    except OSError as exc:
+        raise DatasetError(f"{src.name}: could not save the upload ({exc.strerror or exc}); nothing was "
+                           "kept", field="upload") from None
     return {"source": str(dest), "name": src.name, "size_mb": round(size_mb, 3)}
+
+
+def _write_atomically(dest: Path, blob: bytes) -> None:
+    """Write ``blob`` to a unique temp file beside ``dest``, fsync it, then rename it into place.
+
+    Why: readers (and the next upload of the same file) only ever see no file or the whole file, even
+    when the copy dies on a full disk or a kill, and two concurrent uploads never share one inode."""
+    import io
+    import os
+    import tempfile
+
+    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".partial")
+    try:
+        with os.fdopen(fd, "wb") as out:
+            shutil.copyfileobj(io.BytesIO(blob), out)
+            out.flush()
+            os.fchmod(out.fileno(), 0o644)   # mkstemp makes 0600; an upload is ordinary shared data
+            os.fsync(out.fileno())
+        os.replace(tmp, dest)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    dir_fd = os.open(dest.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)   # make the rename itself durable
+    finally:
+        os.close(dir_fd)
 
 
 NO_COLUMN = "(none)"

@@ -2,8 +2,9 @@
 
 A checkpoint holds the trainable tensors (the whole P-tuning encoder, not just its output), AdamW's
 per-parameter state, the scheduler's step, the loop position and the RNG state, so a resumed run takes
-the same steps the uninterrupted run would have taken. It is written to a temporary folder and renamed
-into place: a process killed mid-write leaves the previous checkpoint intact.
+the same steps the uninterrupted run would have taken. It is written to a temporary folder, fsynced, and
+swapped in by two renames (current -> ``.checkpoint.old``, temp -> current): a process killed at any point
+leaves a complete checkpoint under one of those two names, and loading reads whichever exists.
 """
 from __future__ import annotations
 
@@ -68,24 +69,51 @@ def save_checkpoint(out_dir: Path, module: nn.Module, optimizer: torch.optim.Opt
     save_file(rng, str(tmp / "rng.safetensors"))
     meta = {"loop": loop_state, "optimizer_scalars": scalars,
             "scheduler": scheduler.state_dict() if scheduler is not None else None}
-    (tmp / "state.json").write_text(json.dumps(meta, default=float))
+    (tmp / "state.json").write_text(json.dumps(meta, default=float))   # last: its presence marks "complete"
+    for f in tmp.iterdir():
+        _fsync(f)
+    _fsync(tmp)
     old = out_dir / f".{CKPT}.old"
+    if not final.exists() and (old / "state.json").exists():
+        os.replace(old, final)   # an earlier save died between its renames: old is the live checkpoint
     shutil.rmtree(old, ignore_errors=True)
     if final.exists():
-        os.replace(final, old)
+        os.replace(final, old)   # a kill from here to the next rename leaves old, which _current() reads
     os.replace(tmp, final)
+    _fsync(out_dir)
     shutil.rmtree(old, ignore_errors=True)
     return final
 
 
+def _fsync(path: Path) -> None:
+    """Flush a file's or folder's contents to disk, so a rename never publishes bytes still in cache."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _current(out_dir: Path) -> Path | None:
+    """The complete checkpoint to resume from: ``checkpoint/``, or ``.checkpoint.old/`` when a save was
+    killed between its two renames (without this fallback such a run would restart from step 0 while its
+    record says it resumed)."""
+    for path in (Path(out_dir) / CKPT, Path(out_dir) / f".{CKPT}.old"):
+        if (path / "state.json").exists():
+            return path
+    return None
+
+
 def has_checkpoint(out_dir: Path) -> bool:
-    return (Path(out_dir) / CKPT / "state.json").exists()
+    return _current(out_dir) is not None
 
 
 def load_checkpoint(out_dir: Path, module: nn.Module, optimizer: torch.optim.Optimizer,
                     scheduler: Any) -> dict[str, Any]:
     """Restore everything ``save_checkpoint`` wrote; returns the loop state."""
-    ckpt = Path(out_dir) / CKPT
+    ckpt = _current(out_dir)
+    if ckpt is None:
+        raise FileNotFoundError(f"no complete checkpoint under {out_dir}")
     load_trainable_state(module, load_file(str(ckpt / "trainable.safetensors")))
     meta = json.loads((ckpt / "state.json").read_text())
     tensors = load_file(str(ckpt / "optimizer.safetensors"))
