@@ -24,7 +24,7 @@ import gradio as gr  # noqa: E402  (the environment above must be set before gra
 from backend.errors import StudioError  # noqa: E402
 from backend.services.context import StudioContext  # noqa: E402
 from studio.idle_queue import calm_queue, calm_server  # noqa: E402
-from studio.shared import Shared  # noqa: E402
+from studio.shared import Shared, drafts_for  # noqa: E402
 from studio.style import CSS, HEAD_JS  # noqa: E402
 from studio.tabs import compare, data, evaluate, playground, runs, start, template, train, verbalizer  # noqa: E402
 
@@ -51,7 +51,7 @@ def build_app(ctx: StudioContext) -> gr.Blocks:
         shared.check_placed()
         shared.wire_load(demo)
         shared.keep_drafts_in_browser()
-        demo.load(_opening(ctx), inputs=[shared.kept_drafts],
+        demo.load(_opening(ctx), inputs=[shared.kept_drafts, shared.kept_project],
                   outputs=[shared.template_text, shared.label_words, shared.max_length], api_visibility="private")
     return demo
 
@@ -61,12 +61,17 @@ def _opening(ctx: StudioContext) -> Any:
     template and label words (a version saved from another browser included)."""
     from backend.services import project
 
-    def fill(kept: dict[str, Any] | None) -> tuple[Any, ...]:
+    def fill(kept: dict[str, Any] | None, remembered: str | None = None) -> tuple[Any, ...]:
         # The editors are built read-only and only this answer makes them editable: an answer landing
         # after the user had started typing would otherwise replace what they typed.
         editable = gr.update(interactive=True)
         try:
-            kept = kept if isinstance(kept, dict) else {}
+            if remembered and remembered != ctx.project and \
+                    remembered in {p.name for p in ctx.store.list_projects()}:
+                # the Start tab brings this browser back to its project with that project's drafts; filled
+                # here too, whichever answer came last would decide which project's text the editors show
+                return editable, editable, gr.skip()
+            kept = drafts_for(kept, ctx.project)
             res = project.opening(ctx, ctx.project)
         except Exception:  # noqa: BLE001 - whatever went wrong, the user must be able to type
             res = {"error": {"message": "no opening drafts"}}

@@ -43,6 +43,18 @@ def browser_secret(folder: Path) -> str:
 EDITORS = ("template_name", "template_text", "max_length", "truncate", "verbalizer_name", "label_words")
 
 
+def drafts_for(kept: Any, project: str | None) -> dict[str, Any]:
+    """The unsaved editor text this browser kept for ``project``: ``{"template": ..., "label_words": ...}``
+    or ``{}``. A browser that kept one flat draft (before drafts were per project) gets it for any project
+    until its next keystroke rewrites the entry per project."""
+    if not isinstance(kept, dict):
+        return {}
+    if "template" in kept or "label_words" in kept:
+        return kept
+    mine = kept.get(project or "")
+    return mine if isinstance(mine, dict) else {}
+
+
 def _editors(ctx: StudioContext, opening: dict[str, Any]) -> dict[str, Any]:
     """The shared editors, unrendered. The template and label-word editors are read-only until the page
     load fills them (``studio.app._opening``): a fill landing after typing began would replace the typing."""
@@ -69,7 +81,7 @@ class Shared:
     data_sel: gr.State
     # kept in the browser's storage; two separate entries, so their writers never overwrite each other
     kept_data: gr.BrowserState       # the data selection
-    kept_drafts: gr.BrowserState     # {"template": draft, "label_words": draft}
+    kept_drafts: gr.BrowserState     # {project: {"template": draft, "label_words": draft}} (drafts_for)
     model_state: gr.Textbox          # "loading" / "ready" / "failed": tabs refresh on its change
     banner: gr.HTML
     timer: gr.Timer
@@ -88,6 +100,7 @@ class Shared:
     tabs: gr.Tabs | None = None      # the page's tabs, for buttons that move to another tab
     # "Train this prompt": placed by the Evaluate tab, wired by the Train tab (its settings start the run)
     train_now: gr.Button | None = None
+    kept_project: gr.BrowserState | None = None   # the project this browser last opened (the Start tab's)
     on_load: list[tuple[Callable[..., Any], list[Any], list[Any]]] = field(default_factory=list)
 
     @classmethod
@@ -131,8 +144,14 @@ class Shared:
         request) when typing pauses — the page script clicks this hidden button — so leaving or refreshing
         the page keeps unsaved work without adding anything to each keystroke."""
         trigger = gr.Button("keep drafts", elem_id="ps-draft-trigger")
-        trigger.click(None, [self.template_text, self.label_words], [self.kept_drafts],
-                      js="(t, w) => ({template: t, label_words: w})")
+        # one entry per project: a single slot let opening project B discard A's unsaved draft, and a reload
+        # in a second tab restore B's draft into A (then saved as A's template)
+        # (the project is read from the page: a gr.State's value lives on the server, not in the page)
+        trigger.click(None, [self.template_text, self.label_words, self.kept_drafts], [self.kept_drafts],
+                      js="(t, w, d) => { const p = document.querySelector('#ps-current-project')?.dataset.project"
+                         " || ''; const flat = !d || typeof d !== 'object' || 'template' in d"
+                         " || 'label_words' in d; const out = flat ? {} : {...d};"
+                         " out[p] = {template: t, label_words: w}; return out; }")
 
     def wire_load(self, demo: gr.Blocks) -> None:
         """Page load: show the model's current state and start polling it while it loads; keep the data

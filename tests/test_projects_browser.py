@@ -92,3 +92,37 @@ def test_a_new_browser_opens_the_projects_own_data_and_saves_nothing_over_it(stu
         assert project_service.settings(here)["data"]["source"] == "builtin:nli-mini"
     finally:
         project_service.save_selection(here, kept)
+
+
+def test_an_unsaved_draft_stays_with_its_project(studio):
+    # one draft slot for the whole browser: opening another project discarded the draft, and a reload could
+    # restore one project's draft into another (then saved there)
+    url, _ = studio
+    draft = "Unsaved in demo: {text_a} Verdict: {mask}"
+    with browser_page(url) as page:
+        _project_is(page, "demo")
+        page.get_by_role("tab", name="Template").click()
+        page.locator("#ps-template textarea").fill(draft)
+        page.wait_for_function("document.querySelector('#ps-preview')?.innerHTML.includes('Unsaved in demo')",
+                               timeout=15_000)
+        page.wait_for_timeout(1500)                     # the draft is kept when typing pauses
+        page.get_by_role("tab", name="Start").click()
+        page.locator("#ps-new-project textarea, #ps-new-project input").first.fill("gamma")
+        page.locator("#ps-create-project").click()
+        _project_is(page, "gamma")
+        page.get_by_role("tab", name="Template").click()
+        assert page.locator("#ps-template textarea").input_value() != draft      # gamma's own editors
+        page.reload()
+        page.wait_for_selector("#ps-model-state[data-state='ready']", timeout=60_000)
+        _project_is(page, "gamma")
+        page.get_by_role("tab", name="Template").click()
+        page.wait_for_timeout(1000)
+        assert page.locator("#ps-template textarea").input_value() != draft      # not demo's draft after a reload
+        page.get_by_role("tab", name="Start").click()
+        page.locator("#ps-project-pick input").fill("demo")
+        page.keyboard.press("Enter")
+        page.locator("#ps-open-project").click()
+        _project_is(page, "demo")
+        page.get_by_role("tab", name="Template").click()
+        page.wait_for_function(f"document.querySelector('#ps-template textarea')?.value === {draft!r}",
+                               timeout=30_000)

@@ -14,7 +14,7 @@ import gradio as gr
 
 from backend.services import project as project_service
 from backend.services.context import StudioContext
-from studio.shared import Shared, browser_secret
+from studio.shared import Shared, browser_secret, drafts_for
 from studio.tabs.common import guard
 from studio.views.messages import error_html, info_html
 from studio.views.projects import PROJECT_HEADERS, current_html, project_rows
@@ -59,6 +59,7 @@ def build(ctx: StudioContext, shared: Shared) -> None:
                 steps.append((gr.Button(f"Go to {label}", elem_id=f"ps-guide-{tab_id}", scale=0, min_width=140),
                               tab_id))
     kept_project = gr.BrowserState(None, storage_key="prompt-studio-project", secret=browser_secret(ctx.data_dir))
+    shared.kept_project = kept_project
 
     def catalogue() -> tuple[Any, Any]:
         res = project_service.catalogue(ctx)
@@ -76,13 +77,13 @@ def build(ctx: StudioContext, shared: Shared) -> None:
         res = project_service.opening(ctx.scoped(name))
         if "error" in res:
             return (gr.skip(),) * 9 + (error_html(res),) + (gr.skip(),) * 3
-        drafts = drafts if isinstance(drafts, dict) else {}
+        drafts = drafts_for(drafts, name)      # this project's own, never another's
         template = drafts.get("template") or res["template"]
         words = drafts.get("label_words") or res["label_words"]
         editor = {"interactive": True}
         return (name, current_html(name), gr.update(value=res["name"]), gr.update(value=template, **editor),
                 gr.update(value=res["verbalizer_name"]), gr.update(value=words, **editor),
-                res["selection"], res["selection"], {"template": template, "label_words": words},
+                res["selection"], res["selection"], gr.skip(),   # other projects' drafts stay kept
                 info_html(note, "ok") if note else "") + catalogue() + (gr.skip(),)
 
     @guard
@@ -142,10 +143,18 @@ def build(ctx: StudioContext, shared: Shared) -> None:
     tabs = shared.tabs
     opened = [shared.project, current, shared.template_name, shared.template_text, shared.verbalizer_name,
               shared.label_words, shared.data_sel, shared.kept_data, shared.kept_drafts, msg, table, pick, tabs]
-    open_btn.click(do_open, [pick], opened, api_name="open_project")
+    def drafts_back(pj: str | None, drafts: dict[str, Any] | None) -> tuple[Any, Any]:
+        """After a project opens: the unsaved text this browser kept for it, if any, back in the editors (a
+        follow-up, so the named endpoints keep their parameters: a browser's storage is no API argument)."""
+        mine = drafts_for(drafts, pj)
+        return (mine.get("template") or gr.skip()), (mine.get("label_words") or gr.skip())
+
+    back = dict(fn=drafts_back, inputs=[shared.project, shared.kept_drafts],
+                outputs=[shared.template_text, shared.label_words], api_visibility="private")
+    open_btn.click(do_open, [pick], opened, api_name="open_project").then(**back)
     create_btn.click(do_create, [new_name], opened, api_name="create_project")
     new_name.submit(do_create, [new_name], opened, api_visibility="private")
-    demo_btn.click(do_demo, None, opened, api_name="open_demo").then(
+    demo_btn.click(do_demo, None, opened, api_name="open_demo").then(**back).then(
         lambda: gr.Tabs(selected="data"), None, [tabs], api_visibility="private", queue=False)
     upload_btn.click(do_my_data, [shared.project], opened, api_name="upload_my_data").then(
         None, None, None, js="() => setTimeout(() => document.querySelector("
