@@ -187,6 +187,7 @@ def run_training(config: RunConfig, *, sink: Sink | None = None, cancel_check: C
     info = describe_tokenizer(loaded.tokenizer)
     accelerator = _accelerator(precision, loaded.device)
     status, steps, best_step, best_metric, history = "succeeded", 0, None, None, []
+    best_loaded = False      # a run that trains nothing (zero-shot, no trainable parameters) chose no checkpoint
     if tuned.method.trains and counts["trainable"] > 0:
         opts = resolve(config.train, config.method.name, len(data.train), loaded.device.type)
         encoded = encode_examples(tuned.pm.template, data.train, loaded.tokenizer, settings, info)
@@ -203,6 +204,7 @@ def run_training(config: RunConfig, *, sink: Sink | None = None, cancel_check: C
                              accelerator=accelerator, cancel_check=cancel_check, resume=resume_from is not None)
         status, steps, best_step, best_metric, history = (res.status, res.steps, res.best_step, res.best_metric,
                                                           res.history)
+        best_loaded = res.best_loaded
         # what a sweep's Pareto plot compares besides accuracy (the loop's steps, not the final evaluation)
         # per step this process ran: a resumed run's loop starts at its checkpoint's step
         sink.emit("train/seconds_per_step", (time.perf_counter() - t_loop) / max(res.steps - res.start_step, 1),
@@ -217,10 +219,10 @@ def run_training(config: RunConfig, *, sink: Sink | None = None, cancel_check: C
             final = evaluate(tuned.pm, loaded.tokenizer, data.test if data.test is not None else data.dev,
                              settings=settings, batch_size=config.eval.batch_size)
     metrics = recorded_scalars(final.metrics) if final is not None else {}
-    if final is not None and data.test is None and res.best_loaded:
+    if final is not None and data.test is None and best_loaded:
         # the final score is on the dev rows that chose the checkpoint among this many evaluations: said with
         # the score (runs.caveats), since the best of several on the same rows is optimistic
-        metrics["chosen_among"] = float(len(res.history))      # one history entry per dev evaluation
+        metrics["chosen_among"] = float(len(history))      # one history entry per dev evaluation
     for k, v in metrics.items():
         sink.emit(f"final/{k}", v, steps)
     sink.flush()
