@@ -34,7 +34,9 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
-def _fsync_dir(path: Path) -> None:
+def fsync_path(path: Path | str) -> None:
+    """Flush a file's or folder's contents to disk (a folder: its entries, so a rename in it is durable).
+    One helper for every atomic write: the artifact store's, uploads', checkpoints'."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -92,7 +94,7 @@ class ArtifactStore:
             else:
                 final.parent.mkdir(parents=True, exist_ok=True)
                 os.replace(tmp, final)
-                _fsync_dir(final.parent)
+                fsync_path(final.parent)
             return sha, size
         except BaseException:
             tmp.unlink(missing_ok=True)

@@ -302,6 +302,8 @@ def _write_atomically(dest: Path, blob: bytes) -> None:
     import os
     import tempfile
 
+    from storage.artifacts import fsync_path
+
     fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".partial")
     try:
         with os.fdopen(fd, "wb") as out:
@@ -313,11 +315,7 @@ def _write_atomically(dest: Path, blob: bytes) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    dir_fd = os.open(dest.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)   # make the rename itself durable
-    finally:
-        os.close(dir_fd)
+    fsync_path(dest.parent)   # make the rename itself durable
 
 
 NO_COLUMN = "(none)"

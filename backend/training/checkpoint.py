@@ -18,6 +18,8 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from storage.artifacts import fsync_path
+
 CKPT = "checkpoint"
 
 
@@ -71,8 +73,8 @@ def save_checkpoint(out_dir: Path, module: nn.Module, optimizer: torch.optim.Opt
             "scheduler": scheduler.state_dict() if scheduler is not None else None}
     (tmp / "state.json").write_text(json.dumps(meta, default=float))   # last: its presence marks "complete"
     for f in tmp.iterdir():
-        _fsync(f)
-    _fsync(tmp)
+        fsync_path(f)
+    fsync_path(tmp)
     old = out_dir / f".{CKPT}.old"
     if not final.exists() and (old / "state.json").exists():
         os.replace(old, final)   # an earlier save died between its renames: old is the live checkpoint
@@ -80,18 +82,9 @@ def save_checkpoint(out_dir: Path, module: nn.Module, optimizer: torch.optim.Opt
     if final.exists():
         os.replace(final, old)   # a kill from here to the next rename leaves old, which _current() reads
     os.replace(tmp, final)
-    _fsync(out_dir)
+    fsync_path(out_dir)
     shutil.rmtree(old, ignore_errors=True)
     return final
-
-
-def _fsync(path: Path) -> None:
-    """Flush a file's or folder's contents to disk, so a rename never publishes bytes still in cache."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _current(out_dir: Path) -> Path | None:
