@@ -172,3 +172,16 @@ def test_predict_text_that_is_not_valid_unicode_exits_2_before_loading():
     # an argv byte that is not UTF-8 arrives as a lone surrogate (surrogateescape)
     err = _one_line_error(_cli("predict", "--run", "1", "--text", "a \udcff film", "--db", "sqlite://"))
     assert "--text[0]: character 2 is a lone surrogate" in err
+
+
+def test_a_nul_or_surrogate_nested_in_a_meta_cell_is_refused():
+    """A JSONL meta cell may be a list or an object; the strings inside it reach the template as text."""
+    mapping = ColumnMap(text_a="text", meta={"tags": "tags"})
+    for bad in (["ok", "b\0d"], {"k": ["x", {"deep": "\0"}]}, {"k\0": 1}, [["\udc00"]]):
+        with pytest.raises(DatasetError, match="row 0, column 'tags'"):
+            rows_to_examples([{"text": "x", "label": "p", "tags": bad}], mapping, typed=True)
+    deep: object = "fine"
+    for _ in range(5000):
+        deep = [deep]
+    [ex] = rows_to_examples([{"text": "x", "label": "p", "tags": deep}], mapping, typed=True)
+    assert ex.meta["tags"] is deep

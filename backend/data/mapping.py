@@ -96,12 +96,24 @@ def check_columns(mapping: ColumnMap, columns: list[str], origin: str) -> None:
 
 
 def _cell(value: Any, row: int, column: str) -> Any:
-    """``check_cell`` (no lone surrogate), and no NUL: a cell's text reaches a run's predictions and label
-    names, which its exported bundle stores, and a bundle with a NUL is refused on import."""
-    if isinstance(value, str) and "\0" in value:
-        raise DatasetError(f"row {row}, column {column!r}: character {value.index(chr(0))} is a NUL (U+0000), "
-                           "not text; remove it from the file", row=row, column=column)
-    return check_cell(value, row, column)
+    """``check_cell`` (no lone surrogate), and no NUL, in the cell and in every string nested in it (a
+    JSONL meta cell may be a list or an object): a cell's text reaches a run's predictions and label names,
+    which its exported bundle stores, and a bundle with a NUL is refused on import."""
+    stack = [value]
+    while stack:  # a loop, not recursion: a cell nested as deep as the JSON reader allows is still checked
+        item = stack.pop()
+        if isinstance(item, str):
+            if "\0" in item:
+                raise DatasetError(f"row {row}, column {column!r}: character {item.index(chr(0))}"
+                                   f"{' of a nested value' if item is not value else ''} is a NUL (U+0000), "
+                                   "not text; remove it from the file", row=row, column=column)
+            check_cell(item, row, column)
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, (list, tuple)):
+            stack.extend(item)
+    return value
 
 
 def _text(value: Any, row: int, column: str, required: bool) -> str:
