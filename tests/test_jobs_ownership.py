@@ -15,6 +15,7 @@ from backend.liveness import keep_alive
 from storage import open_store
 from tests.job_helpers import assets, job_config  # noqa: F401 - assets: the tiny model and data on disk
 from tests.storage_helpers import sqlite_store, wait_for  # noqa: F401 - sqlite_store: a fresh SQLite store
+from backend.jobs.paths import log_file
 
 
 @pytest.fixture
@@ -205,7 +206,7 @@ def test_stopping_the_studio_cancels_its_cold_childs_run_after_sigterm(store, as
     monkeypatch.setattr(backend.jobs.warm, "available", lambda: False)     # a cold start
     run_id = submit(store, job_config(assets, 100_000, tmp_path / "out"))
     runner = JobRunner(store, poll_s=0.2, log_dir=tmp_path / "logs").start()
-    log = tmp_path / "logs" / f"run-{run_id}.log"
+    log = log_file(tmp_path / "logs", store, run_id)
     assert wait_for(lambda: store.get_metrics(run_id, keys=["train/loss"]), timeout=180), log.read_text()[-3000:]
     runner.stop()
     info = store.get_run(run_id)
@@ -232,6 +233,27 @@ def test_two_databases_sharing_a_folder_never_share_a_runs_files(tmp_path):
         legacy = tmp_path / "runs" / "run-1"                   # a folder from before the uid was in the name
         legacy.mkdir(parents=True)
         assert existing_run_dir(a, ra) == legacy and run_dir(a, ra) != legacy
+    finally:
+        a.close()
+        b.close()
+
+
+def test_a_run_card_never_shows_another_databases_run_log(tmp_path):
+    # the studio's home keeps one logs folder; a database deleted and started again has a run 1 again, whose
+    # card showed the old run 1's traceback as its own (logs were named run-<id>.log)
+    from backend.services.jobs import JobRunner
+
+    a = open_store(f"sqlite:///{tmp_path / 'a.db'}", tmp_path / "artifacts")
+    b = open_store(f"sqlite:///{tmp_path / 'b.db'}", tmp_path / "artifacts")
+    try:
+        ra, rb = a.create_run(CFG, method="lora"), b.create_run(CFG, method="lora")
+        assert ra == rb == 1
+        ja, jb = (JobRunner(s, log_dir=tmp_path / "logs") for s in (a, b))
+        log_file(tmp_path / "logs", a, ra).parent.mkdir()
+        log_file(tmp_path / "logs", a, ra).write_text("Traceback: a's run 1 failed\n")
+        assert ja.log_tail(ra) == ["Traceback: a's run 1 failed"]
+        assert jb.log_tail(rb) == []
+        assert log_file(tmp_path / "logs", a, ra) != log_file(tmp_path / "logs", b, rb)
     finally:
         a.close()
         b.close()

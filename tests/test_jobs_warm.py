@@ -24,8 +24,9 @@ from tests.test_jobs_warm import studio_child_then_sleep
 secret, tmp = sys.argv[1], Path(sys.argv[2])
 out = {"starts": []}
 said = lambda run_id, events: out["starts"].extend([run_id, e["key"], e["value"]] for e in events)
+run = lambda run_id: SimpleNamespace(uid="a1b2c3d4e5f6" * 3)
 store = SimpleNamespace(url=f"postgresql://ps:{secret}@127.0.0.1:9/runs", artifacts=SimpleNamespace(root=tmp),
-                        append_metrics=said)
+                        append_metrics=said, get_run=run)
 child = runner.spawn(store, 7, tmp / "logs", preexec_fn=studio_child_then_sleep)
 out["warm"] = isinstance(child, warm.WarmChild)
 deadline = time.monotonic() + 60       # forked at once; its preexec_fn runs once it has unpickled its work
@@ -41,12 +42,12 @@ child.kill()
 out["killed"] = child.wait(timeout=30)
 out["reason"] = runner.exit_reason(out["killed"])
 sqlite = SimpleNamespace(url=f"sqlite:///{tmp / 'runs.db'}", artifacts=SimpleNamespace(root=tmp / "artifacts"),
-                         append_metrics=said)
+                         append_metrics=said, get_run=run)
 os.chdir(tmp)                                          # a log folder named from the caller's own folder
 ended = runner.spawn(sqlite, 8, Path("logs"))         # no run 8 in that database: the child fails at once
 out["ended_warm"] = isinstance(ended, warm.WarmChild)
 out["ended"] = ended.wait(timeout=120)
-out["log"] = (tmp / "logs" / "run-8.log").read_text()
+out["log"] = (tmp / "logs" / "run-8-a1b2c3d4e5f6.log").read_text()
 os.environ["PS_SOMETHING_NEW"] = "1"
 out["after_change"] = warm.start(9, sqlite.url, str(tmp), None)
 out["cold_ended"] = runner.spawn(sqlite, 11, None).wait(timeout=120)   # started cold: no run 11 either

@@ -14,6 +14,7 @@ from backend.jobs.paths import run_dir
 from storage import open_store
 from tests.job_helpers import assets, job_config  # noqa: F401 - assets: the tiny model and data on disk
 from tests.storage_helpers import wait_for
+from backend.jobs.paths import log_file
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -38,7 +39,7 @@ def test_worker_runs_queued_runs_each_in_its_own_process(store, assets, tmp_path
     worker.run(once=True, poll_s=0.2)
     for run_id in ids:
         info = store.get_run(run_id)
-        assert info.status == "succeeded", (info.error, (tmp_path / "logs" / f"run-{run_id}.log").read_text()[-2000:])
+        assert info.status == "succeeded", (info.error, log_file(tmp_path / "logs", store, run_id).read_text()[-2000:])
         assert info.pid != os.getpid()
         assert _loss_steps(store, run_id) == [1, 2, 3]
         names = {a.name for a in store.list_artifacts(run_id)}

@@ -25,6 +25,7 @@ from storage.models import Run
 from tests.job_helpers import assets, job_config  # noqa: F401 - assets: the tiny model and data on disk
 from tests.storage_helpers import wait_for
 from tests.tiny import tiny_model
+from backend.jobs.paths import log_file
 
 ROOT = Path(__file__).resolve().parents[1]
 CFG = {"model": "tiny", "template": "{text_a} It was {mask}.", "verbalizer": {"a": ["a"], "b": ["b"]},
@@ -331,11 +332,11 @@ def test_sigterm_to_a_job_child_cancels_its_run_after_a_last_checkpoint(assets, 
     worker = Worker(store, concurrency=1, log_dir=tmp_path / "logs")
     worker.poll()
     assert wait_for(lambda: len(_loss_steps(store, run_id)) >= 7, timeout=180), \
-        (tmp_path / "logs" / f"run-{run_id}.log").read_text()[-3000:]
+        log_file(tmp_path / "logs", store, run_id).read_text()[-3000:]
     worker.stop()
     assert not worker.children
     info = store.get_run(run_id)
-    assert info.status == "cancelled", (info.error, (tmp_path / "logs" / f"run-{run_id}.log").read_text()[-3000:])
+    assert info.status == "cancelled", (info.error, log_file(tmp_path / "logs", store, run_id).read_text()[-3000:])
     assert info.history[-1].note == "stopped by SIGTERM"
     assert _checkpoint_step(out, run_id) == max(_loss_steps(store, run_id))
     store.close()

@@ -27,6 +27,13 @@ def run_dir(store: Any, run_id: int, config: dict[str, Any] | None = None) -> Pa
     return runs_root(store, config) / folder_name(run_id, store.get_run(run_id).uid)
 
 
+def log_file(log_dir: Path, store: Any, run_id: int) -> Path:
+    """``<log_dir>/run-<id>-<uid>.log``: what its process printed. The uid for the same reason as the run's
+    folder: a database deleted and started again would otherwise append run 1's output to the old run 1's
+    log, and the run card would show the old run's traceback as this one's."""
+    return Path(log_dir) / f"{folder_name(run_id, store.get_run(run_id).uid)}.log"
+
+
 def existing_run_dir(store: Any, run_id: int, config: dict[str, Any] | None = None) -> Path:
     """The folder run ``run_id`` trained in: its own, else the ``run-<id>`` of a run from before folders
     carried the uid (what a resume of such a run continues from)."""

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from backend.jobs.child import DB_ENV, fail_if_running
+from backend.jobs.paths import log_file
 from backend.openmp import sleeping_waits
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -34,11 +35,11 @@ def spawn(store: Any, run_id: int, log_dir: Path | None = None, preexec_fn: Any 
           warm: bool = True) -> RunProcess:
     """The process of ``run_id``: forked from the warm job server where it can be (``backend.jobs.warm``),
     else ``python -m backend.jobs.child``; ``preexec_fn`` runs in it first. Output goes to
-    ``<log_dir>/run-<id>.log``."""
+    ``paths.log_file``."""
     log_path = None
     if log_dir is not None:
         log_dir.mkdir(parents=True, exist_ok=True)
-        log_path = log_dir / f"run-{run_id}.log"
+        log_path = log_file(log_dir, store, run_id)
     if warm:
         from backend.jobs import warm as warm_start
 

@@ -162,7 +162,9 @@ class JobRunner:
         """The last lines its process printed (warnings, tracebacks); empty if it wrote nothing here."""
         if self.worker.log_dir is None:
             return []
-        path = Path(self.worker.log_dir) / f"run-{run_id}.log"
+        from backend.jobs.paths import log_file
+
+        path = log_file(Path(self.worker.log_dir), self.store, run_id)
         try:
             text = path.read_text(errors="replace")
         except OSError:
