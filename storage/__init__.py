@@ -11,8 +11,9 @@ from .paths import default_db_url, default_home
 from .projects import DEFAULT_PROJECT
 from .projects import check_name as check_project_name
 from .store import Store, open_store
+from .versions import CURRENT as CURRENT_VERSION
 from .types import ArtifactInfo, DatasetSnapshotInfo, ProjectInfo, RunInfo, StatusChange, VersionInfo
 
-__all__ = ["DEFAULT_PROJECT", "ArtifactInfo", "DatasetSnapshotInfo", "IntegrityError", "InvalidInput",
+__all__ = ["CURRENT_VERSION", "DEFAULT_PROJECT", "ArtifactInfo", "DatasetSnapshotInfo", "IntegrityError", "InvalidInput",
            "InvalidTransition", "NotFound", "ProjectInfo", "RunInfo", "StatusChange", "StorageError", "Store",
            "VersionInfo", "check_project_name", "default_db_url", "default_home", "open_store"]

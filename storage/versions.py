@@ -7,6 +7,10 @@ text is hashed as given, after the same line-ending normalisation. Saving conten
 version of the same name returns that version unchanged: versions are never duplicated nor rewritten.
 Names live in a project (``project=None``: the default one): the same name in two projects is two
 independent histories, and a lookup never crosses into another project.
+
+``current`` is the version the editor opens: the newest one, unless content equal to an earlier version
+was saved since (a revert), which then becomes current. It is kept as the alias ``current`` only while it
+differs from the newest, so the history shows it exactly when it matters; a user may also move it.
 """
 from __future__ import annotations
 
@@ -21,6 +25,8 @@ from .errors import InvalidInput, NotFound
 from . import projects
 from .models import Alias, Entity, Project, Version
 from .types import KINDS, VersionInfo
+
+CURRENT = "current"   # the alias that marks a saved revert (see the module docstring)
 
 
 def canonical(content: str) -> str:
@@ -82,7 +88,8 @@ def save(s: Session, kind: str, name: str, content: str, message: str = "", auth
          project: str | None = None) -> VersionInfo:
     """Create the next version, or return the existing one with identical content.
 
-    ``parent`` (a number or alias) defaults to the latest version: the lineage the editor started from.
+    ``parent`` (a number or alias) defaults to the current version (the latest, or a revert saved since):
+    the lineage the editor started from. Content equal to an earlier version makes that one current.
     Must run in a write transaction (numbers are assigned by max+1 under the write lock). The project is
     created when missing.
     """
@@ -99,12 +106,12 @@ def save(s: Session, kind: str, name: str, content: str, message: str = "", auth
     else:  # PostgreSQL: serialise saves of one name (SQLite's BEGIN IMMEDIATE already does)
         s.execute(select(Entity.id).where(Entity.id == ent.id).with_for_update())
     existing = s.scalar(select(Version).where(Version.entity_id == ent.id, Version.sha256 == sha))
+    latest = s.scalar(select(func.max(Version.number)).where(Version.entity_id == ent.id)) or 0
+    current = resolve(s, ent, CURRENT) if latest else None   # what the editor started from
+    _mark_current(s, ent, existing if existing is not None and existing.number != latest else None)
     if existing is not None:
         return to_info(s, existing, ent)
-    latest = s.scalar(select(func.max(Version.number)).where(Version.entity_id == ent.id)) or 0
-    parent_row = resolve(s, ent, parent) if parent is not None else (
-        s.scalar(select(Version).where(Version.entity_id == ent.id, Version.number == latest))
-        if latest else None)
+    parent_row = resolve(s, ent, parent) if parent is not None else current
     v = Version(entity_id=ent.id, number=latest + 1, sha256=sha, content=text,
                 parent_id=parent_row.id if parent_row is not None else None, message=message or "",
                 author=author or "", created_at=created_at if created_at is not None else time.time())
@@ -114,9 +121,28 @@ def save(s: Session, kind: str, name: str, content: str, message: str = "", auth
     return to_info(s, v, ent)
 
 
+def _mark_current(s: Session, ent: Entity, version: Version | None) -> None:
+    """Point ``current`` at ``version``, or (None: the newest is current) remove it."""
+    row = _current_alias(s, ent)
+    if version is None:
+        if row is not None:
+            s.delete(row)
+    elif row is None:
+        s.add(Alias(entity_id=ent.id, alias=CURRENT, version_id=version.id, updated_at=time.time()))
+    else:
+        row.version_id, row.updated_at = version.id, time.time()
+
+
+def _current_alias(s: Session, ent: Entity) -> Alias | None:
+    return s.scalar(select(Alias).where(Alias.entity_id == ent.id, Alias.alias == CURRENT))
+
+
 def resolve(s: Session, ent: Entity, ref: int | str | None) -> Version:
-    """A version of ``ent`` by number, alias, numeric string, or (``None``) the latest."""
+    """A version of ``ent`` by number, alias, numeric string, or (``None``) the latest; ``"current"``
+    without its alias is the latest too."""
     q = select(Version).where(Version.entity_id == ent.id)
+    if ref == CURRENT and _current_alias(s, ent) is None:
+        ref = None
     if ref is None:
         v = s.scalar(q.order_by(Version.number.desc()).limit(1))
         if v is None:

@@ -66,6 +66,27 @@ def test_opening_a_project_gives_its_own_editors_and_data(ctx):
     assert project.opening(ctx)["selection"]["source"] == data.default_selection()["source"]   # demo unchanged
 
 
+def test_a_saved_revert_is_what_the_project_opens_with(ctx):
+    """Saving an earlier version's text again stores nothing new; the project used to reopen on the newest
+    version anyway, as if the revert had never been saved."""
+    project.create(ctx, "t")
+    t = ctx.scoped("t")
+    one, two = "{text_a} One {mask}", "{text_a} Two {mask}"
+    versions.save(t, "template", "t", one, "")
+    versions.save(t, "template", "t", two, "")
+    assert project.opening(t)["template"] == two
+    back = versions.save(t, "template", "t", one, "")
+    assert not back["created"] and back["now_current"] and back["version"]["version"] == 1
+    assert project.opening(t)["template"] == one
+    three = versions.save(t, "template", "t", "{text_a} Three {mask}", "")   # edited from the revert
+    assert three["version"]["parent"] == 1 and not three["now_current"]
+    assert project.opening(t)["template"] == "{text_a} Three {mask}"
+    assert versions.save(t, "verbalizer", "t", "negative: bad\npositive: good", "")["created"]
+    versions.save(t, "verbalizer", "t", "negative: awful\npositive: great", "")
+    versions.save(t, "verbalizer", "t", "negative: bad\npositive: good", "")
+    assert project.opening(t)["label_words"] == "negative: bad\npositive: good"
+
+
 def test_one_seed_drives_sampling_split_and_training(ctx):
     sel = dict(data.default_selection(), seed=7, shots=4)
     cfg = runconfig.build(ctx, template="{text_a} It was {mask}", label_words="negative: bad\npositive: good",

@@ -108,3 +108,20 @@ def test_concurrent_saves_get_distinct_numbers(store):
     for v in saved:
         assert by_content.setdefault(v.content, v.number) == v.number  # duplicates share a version
     assert sorted(by_content.values()) == list(range(1, 13))
+
+
+def test_a_saved_revert_becomes_current_until_a_newer_save(store):
+    """``current`` (what the editor opens) is shown as an alias only while it is not the newest version."""
+    store.save_version("template", "t", "one")
+    store.save_version("template", "t", "two")
+    assert store.get_version("template", "t", "current").number == 2
+    assert store.get_version("template", "t", 2).aliases == ()
+    again = store.save_version("template", "t", "one")
+    assert again.number == 1 and again.aliases == ("current",)
+    assert store.get_version("template", "t", "current").number == 1
+    assert store.save_version("template", "t", "two").aliases == ()          # the newest again: no alias
+    assert store.get_version("template", "t", 1).aliases == ()
+    store.save_version("template", "t", "one")
+    v3 = store.save_version("template", "t", "three")
+    assert (v3.number, v3.parent, v3.aliases) == (3, 1, ())                   # branched from the revert
+    assert store.get_version("template", "t", "current").number == 3

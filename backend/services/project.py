@@ -16,6 +16,7 @@ from typing import Any
 from backend.services.context import StudioContext
 from backend.services.results import service
 from backend.services.versions import canonical_verbalizer, label_words_text
+from storage import CURRENT_VERSION as CURRENT
 
 # What of a data selection a project keeps (the Data tab's choice, including the one seed).
 SELECTION_KEYS = ("source", "columns", "split", "limit", "shots", "seed", "dev_fraction")
@@ -53,7 +54,7 @@ def _name_in(ctx: StudioContext, kind: str, preferred: str) -> str | None:
 
 @service("project")
 def opening(ctx: StudioContext, name: str | None = None) -> dict[str, Any]:
-    """The editors' content for the session's project: its latest template and label words under the
+    """The editors' content for the session's project: its current template and label words under the
     name ``name`` (default: the project's name; else its first saved name; else the demo prompt as an
     unsaved draft), its saved data selection (else the demo data) and its one seed."""
     from backend.services.data import default_selection, seed_of
@@ -62,9 +63,9 @@ def opening(ctx: StudioContext, name: str | None = None) -> dict[str, Any]:
     cfg = demo_config()
     preferred = name or ctx.project
     t_name, v_name = _name_in(ctx, "template", preferred), _name_in(ctx, "verbalizer", preferred)
-    template = ctx.store.get_version("template", t_name, project=ctx.project).content if t_name \
+    template = ctx.store.get_version("template", t_name, CURRENT, project=ctx.project).content if t_name \
         else cfg["template"]
-    words = ctx.store.get_version("verbalizer", v_name, project=ctx.project).content if v_name \
+    words = ctx.store.get_version("verbalizer", v_name, CURRENT, project=ctx.project).content if v_name \
         else canonical_verbalizer(cfg["verbalizer"], None)
     selection = settings(ctx).get("data") or default_selection()
     return {"name": t_name or preferred, "verbalizer_name": v_name or preferred, "template": template,

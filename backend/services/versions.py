@@ -11,7 +11,7 @@ from typing import Any, Sequence
 from backend.prompts.template import parse_template
 from backend.services.context import StudioContext
 from backend.services.results import service, user_error
-from storage import VersionInfo
+from storage import CURRENT_VERSION, VersionInfo
 
 KINDS = ("template", "verbalizer")
 
@@ -85,7 +85,9 @@ def save(ctx: StudioContext, kind: str, name: str, content: str, message: str = 
         stored = canonical_verbalizer(content, classes)
     before = {v.id for v in _versions_or_empty(ctx, kind, name.strip())}
     v = ctx.store.save_version(kind, name.strip(), stored, message=message or "", project=ctx.project)
-    return {"version": version_row(v), "created": v.id not in before, "content": v.content}
+    # an earlier version saved again (a revert) is now the one the project opens with (storage: CURRENT)
+    return {"version": version_row(v), "created": v.id not in before, "content": v.content,
+            "now_current": CURRENT_VERSION in v.aliases}
 
 
 def _versions_or_empty(ctx: StudioContext, kind: str, name: str) -> list[VersionInfo]:

@@ -68,7 +68,9 @@ def versions_panel(ctx: StudioContext, kind: str, name: gr.Textbox, content: gr.
             return (error_html(res, text if kind == "template" else None),) + refresh(nm, pj)
         v = res["version"]
         note = f"Saved as {v['name']} v{v['version']}." if res["created"] else \
-            f"Unchanged: identical to {v['name']} v{v['version']} (nothing new saved)."
+            f"Unchanged: identical to {v['name']} v{v['version']} (nothing new saved)" + (
+                "; it is now the current version, the one this project opens with." if res["now_current"]
+                else ".")
         return (info_html(note, "ok"),) + refresh(nm, pj)
 
     @guard
