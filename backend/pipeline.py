@@ -93,7 +93,11 @@ def load_train_dev(cfg: RunConfig) -> tuple[Split, Split]:
     return train, dev
 
 
-def build_verbalizer(spec: Any, classes: Sequence[str], examples: Sequence[Example] = ()) -> Verbalizer:
+def build_verbalizer(spec: Any, classes: Sequence[str], examples: Sequence[Example] = (), *,
+                     files: bool = False) -> Verbalizer:
+    """``files``: ``spec`` is a run config's verbalizer, which may name a label-word file (the studio
+    refuses one in the configs it queues, ``services.data.confine_config``); label words from anywhere
+    else (a comparison's extra label-word sets) are inline (see ``parse_verbalizer``)."""
     if spec == WHOLE_VOCAB:
         # The model scores every vocabulary row; this stand-in verbalizer only sizes the PromptModel.
         return parse_verbalizer({"*": ["the"]}, ["*"])
@@ -102,13 +106,13 @@ def build_verbalizer(spec: Any, classes: Sequence[str], examples: Sequence[Examp
         if not labels:
             raise DatasetError("open-vocabulary probing needs labelled examples")
         return parse_verbalizer({lab: [lab] for lab in labels}, labels)
-    return parse_verbalizer(spec, list(classes) if classes else None)
+    return parse_verbalizer(spec, list(classes) if classes else None, files=files)
 
 
 def build_prompt_model(loaded: Any, cfg: RunConfig, classes: Sequence[str], examples: Sequence[Example] = (),
                        seed: int = 0) -> tuple[PromptModel, Template, CompiledVerbalizer]:
     template = compile_template(cfg.template, loaded.tokenizer)
-    verb = build_verbalizer(cfg.verbalizer, classes, examples)
+    verb = build_verbalizer(cfg.verbalizer, classes, examples, files=True)
     compiled = compile_verbalizer(verb, loaded.tokenizer, prefix=mask_prefix(template))
     pm = PromptModel(loaded.model, loaded.kind, template, compiled, seed=seed)
     return pm, template, compiled

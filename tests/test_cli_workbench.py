@@ -74,6 +74,16 @@ def test_mistakes_are_one_line_and_exit_2(config_file, capsys):
     assert "--verbalizer is not valid JSON" in capsys.readouterr().err
     assert main(["compare", str(config_file), "--no-db", "--baseline", "5"]) == 2
     assert "--baseline must be between 0 and 0" in capsys.readouterr().err
+    assert main(["compare", str(config_file), "--no-db", "--verbalizer", "missing.txt"]) == 2
+    assert "label-word file 'missing.txt' not found" in capsys.readouterr().err
+
+
+def test_a_label_word_file_on_the_command_line_is_read_there(tmp_path):
+    # the comparison's job scores (and records) the words; its label words are never a path to follow
+    from backend.cli.workbench import _verbalizer_arg
+
+    (tmp_path / "w.txt").write_text("bad, awful\ngood\n")
+    assert _verbalizer_arg(str(tmp_path / "w.txt")) == [["bad", "awful"], ["good"]]
 
 
 @pytest.mark.parametrize("command", ["compare", "search-words", "kpt", "search-templates"])

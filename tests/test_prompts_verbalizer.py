@@ -13,10 +13,26 @@ def test_forms_agree(tmp_path):
     d = parse_verbalizer({"neg": ["bad"], "pos": ["good", "great"]}, ["neg", "pos"])
     lst = parse_verbalizer([["bad"], ["good", "great"]], ["neg", "pos"])
     (tmp_path / "w.txt").write_text("bad\ngood,great\n")
-    txt = parse_verbalizer(str(tmp_path / "w.txt"), ["neg", "pos"])
+    txt = parse_verbalizer(str(tmp_path / "w.txt"), ["neg", "pos"], files=True)
     (tmp_path / "w.json").write_text(json.dumps({"pos": ["good", "great"], "neg": "bad"}))
-    js = parse_verbalizer(str(tmp_path / "w.json"), ["neg", "pos"])
+    js = parse_verbalizer(str(tmp_path / "w.json"), ["neg", "pos"], files=True)
     assert d.words == lst.words == txt.words == js.words
+
+
+def test_label_words_name_a_file_only_where_a_command_line_config_is_read(tmp_path):
+    """The studio's label-word editor, comparisons and the sweep designer parse typed text with this
+    function: a file name there used to be read, listing a server file's lines as label words."""
+    secret = tmp_path / "secret.csv"
+    secret.write_text("hunter2\nroot\n")
+    for spec in (str(secret), {"label_words": str(secret)}, {"label_words": str(secret), "multi_token": "mean"}):
+        with pytest.raises(VerbalizerError) as err:
+            parse_verbalizer(spec)
+        assert "hunter2" not in str(err.value) and "file" in err.value.message
+    with pytest.raises(VerbalizerError, match="not a file name"):
+        parse_verbalizer({"label_words": str(secret)}, files=True)     # the saved form is always inline
+    with pytest.raises(VerbalizerError, match="label-word file") as err:
+        parse_verbalizer("a" * 300 + ".txt", files=True)                # too long a name: a message, no OSError
+    assert parse_verbalizer(str(secret), files=True).words == (("hunter2",), ("root",))
 
 
 @pytest.mark.parametrize("spec, fragment", [
@@ -54,7 +70,7 @@ def test_a_bom_is_not_part_of_the_first_label_word(tmp_path):
     (tmp_path / "w.csv").write_bytes(BOM + b"bad\ngood,great\n")
     (tmp_path / "w.json").write_bytes(BOM + json.dumps({"neg": ["bad"], "pos": ["good", "great"]}).encode())
     for name in ("w.txt", "w.csv", "w.json"):
-        assert parse_verbalizer(str(tmp_path / name), ["neg", "pos"]).words == (("bad",), ("good", "great")), name
+        assert parse_verbalizer(str(tmp_path / name), ["neg", "pos"], files=True).words == (("bad",), ("good", "great")), name
 
 
 @pytest.mark.parametrize("name, raw, expected", [
@@ -65,5 +81,5 @@ def test_a_bom_is_not_part_of_the_first_label_word(tmp_path):
 def test_label_word_files_past_pythons_limits_are_verbalizer_errors(tmp_path, name, raw, expected):
     (tmp_path / name).write_bytes(raw)
     with pytest.raises(VerbalizerError) as err:
-        parse_verbalizer(str(tmp_path / name))
+        parse_verbalizer(str(tmp_path / name), files=True)
     assert err.value.message.startswith(expected), err.value.message

@@ -180,3 +180,17 @@ def test_rerun_of_a_config_that_is_not_text_says_so(ctx, config):
 
     res = training.submit_json(ctx, config)
     assert res["error"]["field"] == "config" and "must be JSON text" in res["error"]["message"]
+
+
+def test_label_words_typed_in_the_studio_never_read_a_server_file(ctx, tmp_path):
+    """``{"label_words": "/path/x.csv"}`` in the label-word editor used to list that file's lines in the
+    coverage table and store them with a save."""
+    from backend.services import verbalizer, versions
+
+    secret = tmp_path / "secret.csv"
+    secret.write_text("hunter2\nroot\n")
+    for typed in (f'{{"label_words": "{secret}"}}', f'"{secret}"', f'{{"label_words": "{"a" * 300}.txt"}}'):
+        for res in (verbalizer.coverage(ctx, typed, "{text_a} It was {mask}"),
+                    versions.save(ctx, "verbalizer", "v", typed, "")):
+            assert "error" in res and "hunter2" not in str(res), res
+            assert "file" in res["error"]["message"] or not typed.startswith("{")

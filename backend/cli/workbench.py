@@ -26,13 +26,16 @@ from backend.errors import ConfigError, StudioError
 
 
 def _verbalizer_arg(text: str) -> Any:
-    """A verbalizer given on the command line: JSON ({class: [words]}) or a .json/.txt/.csv file."""
+    """A verbalizer given on the command line: JSON ({class: [words]}) or a .json/.txt/.csv file, read here
+    (the comparison records and scores the words themselves, wherever its job runs)."""
+    from backend.prompts.verbalizer import read_label_word_file
+
     if text.lstrip().startswith(("{", "[")):
         try:
             return json.loads(text)
         except json.JSONDecodeError as exc:
             raise ConfigError(f"--verbalizer is not valid JSON: {exc.msg} (character {exc.pos})") from None
-    return text
+    return read_label_word_file(text)
 
 
 def _loaded(cfg: Any) -> Any:
@@ -147,7 +150,7 @@ def cmd_kpt(args: argparse.Namespace) -> int:
     from backend.workbench.kpt import knowledgeable_verbalizer
 
     train = load_split(cfg, "train")
-    seeds = build_verbalizer(cfg.verbalizer, train.label_names)
+    seeds = build_verbalizer(cfg.verbalizer, train.label_names, files=True)
     loaded = _loaded(cfg)
     res = knowledgeable_verbalizer(loaded, cfg.template, dict(zip(seeds.classes, seeds.words)), train.examples,
                                    settings=settings_for(cfg, loaded.kind), neighbours=args.neighbours)

@@ -39,7 +39,7 @@ def _versions(store: Any, cfg: RunConfig, project: str | None) -> tuple[int | No
     from backend.recording import save_versions
 
     try:
-        verb = build_verbalizer(cfg.verbalizer, cfg.data.label_names or [])
+        verb = build_verbalizer(cfg.verbalizer, cfg.data.label_names or [], files=True)
     except StudioError:
         return None, None
     return save_versions(store, cfg, verb, project=project)

@@ -42,6 +42,9 @@ class Verbalizer:
         return json.dumps(self.to_dict(), sort_keys=True, ensure_ascii=False)
 
 
+LABEL_WORD_FILES = (".txt", ".csv", ".json")
+
+
 def _read_file(path: Path) -> Any:
     """A label-word file's value. Read as utf-8-sig: a BOM (what Notepad writes) would otherwise become
     part of the first word, a word no tokenizer turns into the one the user wrote. Python's own limits
@@ -99,19 +102,44 @@ def _as_words(value: Any, where: str) -> list[str]:
     return out
 
 
+def read_label_word_file(path: str | Path) -> Any:
+    """A label-word file's value (a dict per class or a list per class), for the command line, which reads
+    a file it was given at its edge so that what is recorded and run is the words, not a server path."""
+    spec = Path(path)
+    if spec.suffix not in LABEL_WORD_FILES:
+        raise VerbalizerError(f"label-word file {str(path)!r}: expected a {', '.join(LABEL_WORD_FILES)} file")
+    try:
+        found = spec.is_file()
+    except OSError as exc:      # a name too long for the file system, say
+        raise VerbalizerError(f"label-word file {str(path)!r}: {exc.strerror or exc}") from None
+    if not found:
+        raise VerbalizerError(f"label-word file {str(path)!r} not found")
+    return _read_file(spec)
+
+
 def parse_verbalizer(spec: Any, classes: Sequence[str] | None = None, *, multi_token: str = "first",
-                     aggregate: str = "logsumexp") -> Verbalizer:
-    """Build a Verbalizer from a dict / list / nested list / file path, matched to ``classes``.
+                     aggregate: str = "logsumexp", files: bool = False) -> Verbalizer:
+    """Build a Verbalizer from a dict / list / nested list, matched to ``classes``.
 
     A dict may also carry ``label_words`` with ``multi_token`` / ``aggregate`` beside it (our saved form).
+    ``files``: the spec may name a label-word file (a run config read by the command line). Only there:
+    label words typed in the studio reach this function too, and naming a file there would show the
+    server's files to whoever can reach the studio (a file read as label words is listed by the coverage
+    table and stored by a save). A ``label_words`` inside the saved form is always inline.
     """
     if isinstance(spec, dict) and "label_words" in spec:
         multi_token = spec.get("multi_token", multi_token)
         aggregate = spec.get("aggregate", aggregate)
         spec = spec["label_words"]
-    if isinstance(spec, Path) or (isinstance(spec, str) and Path(spec).suffix in (".txt", ".csv", ".json")
-                                  and Path(spec).exists()):
-        spec = _read_file(Path(spec))
+        if isinstance(spec, (str, Path)):
+            raise VerbalizerError("label_words must be {class: [words]} or a list of words per class, not a "
+                                  "file name (a label-word file is given as the whole verbalizer)")
+    if isinstance(spec, (str, Path)):
+        if not files:
+            raise VerbalizerError("give the label words themselves (e.g. {\"negative\": [\"bad\"], \"positive\": "
+                                  "[\"good\"]}), not a file name: only a run config read by the command line "
+                                  "may name a label-word file")
+        spec = read_label_word_file(spec)
     if multi_token not in MULTI_TOKEN:
         raise VerbalizerError(f"multi_token must be one of {', '.join(MULTI_TOKEN)}, not {multi_token!r}")
     if aggregate not in AGGREGATE:
@@ -138,8 +166,6 @@ def parse_verbalizer(spec: Any, classes: Sequence[str] | None = None, *, multi_t
         if len(spec) != len(cls_names):
             raise VerbalizerError(f"{len(spec)} lists of label words for {len(cls_names)} classes {cls_names}")
         words = [_as_words(v, repr(c)) for v, c in zip(spec, cls_names)]
-    elif isinstance(spec, str):
-        raise VerbalizerError(f"label-word file {spec!r} not found (expected .txt, .csv or .json)")
     else:
         raise VerbalizerError("label words must be a dict {class: [words]}, a list per class, or a file")
     return Verbalizer(classes=tuple(cls_names), words=tuple(tuple(w) for w in words),

@@ -40,7 +40,8 @@ def plan(ctx: StudioContext, cfg: RunConfig) -> dict[str, Any]:
     check_model(cfg, loaded)
     data = load_run_data(cfg)
 
-    verb = build_verbalizer(cfg.verbalizer, data.classes or [], list(data.train) + list(data.dev))
+    verb = build_verbalizer(cfg.verbalizer, data.classes or [], list(data.train) + list(data.dev),
+                            files=True)
     with ctx.model.lock:  # the copy must not catch another request's temporary hooks
         plm = copy.deepcopy(loaded.model)
     tuned = build_tuned_model(plm, loaded.tokenizer, loaded.kind, cfg.template, verb, cfg.method.name,

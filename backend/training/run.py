@@ -258,7 +258,7 @@ def _build(config: RunConfig, loaded: Any, data: RunData, seed: int) -> TunedMod
     from backend.pipeline import build_verbalizer
 
     examples: Sequence[Example] = list(data.train) + list(data.dev)
-    verb = build_verbalizer(config.verbalizer, data.classes or [], examples)
+    verb = build_verbalizer(config.verbalizer, data.classes or [], examples, files=True)
     texts = [e.text_a for e in data.train[:8] if e.text_a]
     return build_tuned_model(loaded.model, loaded.tokenizer, loaded.kind, config.template, verb,
                              config.method.name, config.method.options, seed=seed, sample_texts=texts)

@@ -116,7 +116,7 @@ def _run(store: Any, run_id: int, info: Any, loaded: Any, should_stop: Callable[
                               "and dev on the Data tab)", field="ensemble")
         train = load_split(cfg, "train")
         check_disjoint(train.examples, dev.examples)   # fitted on rows it is then scored on: refused
-    record_started(store, run_id, cfg, loaded=loaded, verbalizer=build_verbalizer(cfg.verbalizer, dev.label_names),
+    record_started(store, run_id, cfg, loaded=loaded, verbalizer=build_verbalizer(cfg.verbalizer, dev.label_names, files=True),
                    train=train.examples if train else [], eval=dev.examples, classes=dev.label_names,
                    how=(train or dev).how, counts=(train or dev).counts)
     progress = EventProgress(store, run_id, JOB.progress)

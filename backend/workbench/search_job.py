@@ -117,7 +117,7 @@ def _run(store: Any, info: Any, loaded: Any, should_stop: Callable[[], bool] | N
             raise ConfigError(f"{len(full.examples)} dev row(s) cannot be split into rows to search on and rows "
                               "to compare the winners on: use more dev rows", field="template_search")
         dev = rows_of(full, ranked, RANKED_ON)
-    record_started(store, info.id, cfg, loaded=loaded, verbalizer=build_verbalizer(cfg.verbalizer, dev.label_names),
+    record_started(store, info.id, cfg, loaded=loaded, verbalizer=build_verbalizer(cfg.verbalizer, dev.label_names, files=True),
                    train=[], eval=dev.examples, classes=dev.label_names, how=dev.how, counts=dev.counts)
     with EventProgress(store, info.id, JOB.progress) as progress, \
             cpu_buffers(mode_for(loaded.model, loaded.device.type, cfg.train.cpu_memory)):

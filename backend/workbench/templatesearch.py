@@ -139,7 +139,7 @@ class ModelScorer:
                  should_stop: Callable[[], bool] | None = None,
                  on_forwards: Callable[[int], None] | None = None) -> None:
         self.loaded, self.rows, self.classes = loaded, list(rows), list(classes)
-        self.verbalizer = build_verbalizer(verbalizer, self.classes, self.rows)
+        self.verbalizer = build_verbalizer(verbalizer, self.classes, self.rows, files=True)
         self.settings, self.batch_size, self.calibrate = settings, batch_size, calibrate
         self.should_stop, self.on_forwards = should_stop, on_forwards
         self.info = describe_tokenizer(loaded.tokenizer)
