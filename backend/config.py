@@ -239,7 +239,7 @@ def load_config(path: str | Path) -> RunConfig:
         import yaml
 
         try:
-            raw = yaml.safe_load(text)
+            raw = yaml.load(text, Loader=yaml_loader())     # noqa: S506 - a SafeLoader subclass
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
             raise ConfigError(f"{p.name} is not valid YAML: {getattr(exc, 'problem', exc)}",
@@ -284,3 +284,23 @@ def _build(cls: type, raw: dict[str, Any], prefix: str) -> Any:
         else:
             kwargs[name] = check(value, tp, path, meta[name])
     return cls(**kwargs)
+
+
+def yaml_loader() -> Any:
+    """PyYAML's SafeLoader, reading ``1e-3`` as the number YAML 1.2 says it is (YAML 1.1 wants ``1.0e-3``
+    and reads the way everyone writes a learning rate as text). Every YAML the product reads (run
+    configs, sweep specs, the sweep designer's option values) goes through it, so ``lr: 1e-3`` means
+    the same number everywhere."""
+    import re
+
+    import yaml
+
+    class Loader(yaml.SafeLoader):
+        pass
+
+    Loader.add_implicit_resolver(
+        "tag:yaml.org,2002:float",
+        re.compile(r"^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?|[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)"
+                   r"|\.[0-9_]+(?:[eE][-+]?[0-9]+)?|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"),
+        list("-+0123456789."))
+    return Loader

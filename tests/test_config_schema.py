@@ -4,6 +4,7 @@ the field's dotted path."""
 from __future__ import annotations
 
 import copy
+import json
 from dataclasses import fields
 
 import pytest
@@ -193,3 +194,16 @@ def test_a_config_file_with_a_bom_loads(tmp_path):
         path = tmp_path / f"run{suffix}"
         path.write_bytes(b"\xef\xbb\xbf" + json.dumps(DEMO_CONFIG).encode())
         assert load_config(path).to_dict() == RunConfig.from_dict(DEMO_CONFIG).to_dict(), suffix
+
+
+def test_a_yaml_config_reads_1e_3_as_the_number_a_sweep_spec_reads(tmp_path):
+    """``lr: 1e-3`` is text to YAML 1.1 (PyYAML's safe_load): a run config said "expected a number" about
+    it while a sweep spec, through its own loader, read 0.001."""
+    from backend.config import DEMO_CONFIG, load_config
+    from backend.sweeps.spec import parse_text
+
+    path = tmp_path / "run.yaml"
+    path.write_text(json.dumps(dict(DEMO_CONFIG, train=dict(DEMO_CONFIG.get("train") or {}, lr="LR")))
+                    .replace('"LR"', "1e-3"))
+    assert load_config(path).train.lr == 0.001
+    assert parse_text("train.lr: [1e-3]") == {"train.lr": [0.001]}

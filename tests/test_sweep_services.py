@@ -51,6 +51,7 @@ def test_form_makes_the_spec_the_cli_reads(studio):
                             (dict(methods=["nope"]), "grid.method.name[0]: unknown method"),
                             (dict(verbalizers="negative: bad\npositive: good\n---\nnegative: awful\npositive:"),
                              "more label words, block 2: class 'positive' has no label words"),
+                            (dict(options="r=" + "[" * 3000), "method options: r: cannot read the value"),
                             (dict(verbalizers="bad: awful\ngood: great"),
                              "more label words, block 1: classes ['bad', 'good'] are not the Verbalizer tab's")):
         with pytest.raises(Exception) as info:

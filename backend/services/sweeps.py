@@ -13,7 +13,7 @@ import math
 import re
 from typing import Any
 
-from backend.config import RunConfig
+from backend.config import RunConfig, yaml_loader
 from backend.errors import ConfigError, StudioError
 from backend.services.context import StudioContext
 from backend.services.results import service, user_error
@@ -64,9 +64,12 @@ def _options(text: Any) -> dict[str, list[Any]]:
         items = []
         for v in (v.strip() for v in values.split(",") if v.strip()):
             try:
-                items.append(yaml.safe_load(v))
+                items.append(yaml.load(v, Loader=yaml_loader()))     # noqa: S506 - a SafeLoader subclass
             except yaml.YAMLError:
                 items.append(v)
+            except (ValueError, RecursionError):    # a 5,000-digit number; brackets deeper than the stack
+                raise ConfigError(f"method options: {key.strip()}: cannot read the value {v[:40]!r}",
+                                  field="sweep") from None
         out[f"method.{key.strip()}"] = items
     return out
 

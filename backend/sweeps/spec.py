@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, get_type_hints
 
-from backend.config import METRICS, SEED, RunConfig
+from backend.config import METRICS, SEED, RunConfig, yaml_loader
 from backend.errors import ConfigError, StudioError
 from backend.schema import check, check_text, unknown_key
 
@@ -142,31 +142,13 @@ def parse_text(text: str, what: str = "the sweep spec", *, yaml_ok: bool = True)
     import yaml
 
     try:
-        return yaml.load(text, Loader=_loader())     # noqa: S506 - a SafeLoader subclass
+        return yaml.load(text, Loader=yaml_loader())     # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         raise ConfigError(f"{what} is not valid YAML: {getattr(exc, 'problem', None) or exc}",
                           row=(mark.line + 1) if mark else None) from None
     except (ValueError, RecursionError) as exc:
         raise ConfigError(f"{what} cannot be read: {str(exc)[:200]}") from None
-
-
-def _loader() -> Any:
-    """PyYAML's SafeLoader, reading ``1e-3`` as the number YAML 1.2 says it is (YAML 1.1 wants ``1.0e-3``
-    and reads the way everyone writes a learning rate as text)."""
-    import re
-
-    import yaml
-
-    class Loader(yaml.SafeLoader):
-        pass
-
-    Loader.add_implicit_resolver(
-        "tag:yaml.org,2002:float",
-        re.compile(r"^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?|[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)"
-                   r"|\.[0-9_]+(?:[eE][-+]?[0-9]+)?|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"),
-        list("-+0123456789."))
-    return Loader
 
 
 def _name(raw: Any) -> str:
