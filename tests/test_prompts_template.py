@@ -108,3 +108,17 @@ def test_arbitrary_unicode_raises_only_template_error(text):
         parse_template(text)
     except TemplateError:
         pass
+
+
+def test_a_block_written_as_json_reads_and_unreadable_ones_say_why():
+    """``true``/``null`` (JSON) used to be "cannot read this {...} block (ValueError)"."""
+    json_form = parse_template('{"placeholder": "text_a", "shortenable": false} It was {"mask"}.')
+    python_form = parse_template('{"placeholder": "text_a", "shortenable": False} It was {"mask"}.')
+    assert json_form.segments == python_form.segments and json_form.segments[0].shortenable is False
+    assert parse_template('{"soft": null} {text_a} {mask}').segments == \
+        parse_template('{"soft": None} {text_a} {mask}').segments
+    for text, why, span in (('{text_a} It was {{mask}}.', "doubled braces: write {mask}, not {{mask}}", (16, 24)),
+                            ('{"placeholder": text_a} {mask}', "'text_a' is not in quotes", (0, 23))):
+        with pytest.raises(TemplateError) as err:
+            parse_template(text)
+        assert why in err.value.message and "ValueError" not in err.value.message and err.value.span == span

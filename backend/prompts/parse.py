@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import difflib
+import json
 import re
 from dataclasses import dataclass
 from typing import Any, Iterable
@@ -173,11 +174,10 @@ def _literal(body: str, span: tuple[int, int]) -> dict[str, Any]:
     try:
         val = ast.literal_eval("{" + body + "}")
     except Exception as exc:  # SyntaxError, ValueError, RecursionError, MemoryError, TypeError...
-        reason = getattr(exc, "msg", None) or type(exc).__name__
-        if "integer string conversion" in str(exc):
-            reason = "a number with thousands of digits"
-        raise TemplateError(f"cannot read this {{...}} block ({reason}); write it like "
-                            "{\"placeholder\": \"text_a\"} or {\"mask\"}", span=span) from None
+        val = _json_block(body)     # OpenPrompt's blocks are Python; one written as JSON (true, null) reads too
+        if val is None:
+            raise TemplateError(f"cannot read this {{...}} block ({_why_unreadable(body, exc)}); write it like "
+                                "{\"placeholder\": \"text_a\"} or {\"mask\"}", span=span) from None
     if isinstance(val, (set, frozenset)):
         if not all(isinstance(k, str) for k in val):
             raise TemplateError("a {...} set may only hold key names such as \"mask\"", span=span)
@@ -185,6 +185,32 @@ def _literal(body: str, span: tuple[int, int]) -> dict[str, Any]:
     if not isinstance(val, dict) or not all(isinstance(k, str) for k in val):
         raise TemplateError("a {...} block must hold key/value pairs with string keys", span=span)
     return val
+
+
+def _json_block(body: str) -> dict[str, Any] | None:
+    try:
+        val = json.loads("{" + body + "}")
+    except (ValueError, RecursionError):
+        return None
+    return val if isinstance(val, dict) else None
+
+
+def _why_unreadable(body: str, exc: BaseException) -> str:
+    """What is wrong with a block neither Python nor JSON reads, in the user's terms, not an exception's
+    name: doubled braces, an unquoted word, a huge number."""
+    if "integer string conversion" in str(exc):
+        return "a number with thousands of digits"
+    inner = body.strip()
+    if inner.startswith("{") and inner.endswith("}"):
+        return "doubled braces: write {mask}, not {{mask}}"
+    try:
+        tree = ast.parse("{" + body + "}", mode="eval")
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return getattr(exc, "msg", None) or "not a Python or JSON literal"
+    bare = next((n.id for n in ast.walk(tree) if isinstance(n, ast.Name)), None)
+    if bare is not None:
+        return f"{brief(bare)} is not in quotes; write \"{bare[:40]}\""
+    return getattr(exc, "msg", None) or "only quoted text, numbers, true/false and lists may appear"
 
 
 def _build_segment(d: dict[str, Any], aps: str, span: tuple[int, int]) -> Segment:
