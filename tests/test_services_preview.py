@@ -43,6 +43,11 @@ def test_template_error_carries_the_exact_span(ctx):
 def test_bad_max_length_is_reported_on_that_field(ctx):
     res = preview.preview(ctx, "{text_a} {mask}", [_ex(0, "x")], "lots")
     assert res["error"]["field"] == "max_length"
+    # inf used to raise OverflowError; 2.7 was previewed at 2; 10**9 at a length no run may use
+    for bad in (float("inf"), float("nan"), 2.7, 10 ** 9, 0, True):
+        res = preview.preview(ctx, "{text_a} {mask}", [_ex(0, "x")], bad)
+        assert res["error"]["field"] == "max_length" and "Error" not in res["error"]["message"], (bad, res)
+    assert "error" not in preview.preview(ctx, "{text_a} {mask}", [_ex(0, "x")], 64.0)
 
 
 def test_missing_meta_field_stays_on_its_example(ctx):

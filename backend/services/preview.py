@@ -22,19 +22,27 @@ from backend.prompts.template import ParsedTemplate, Template, compile_template,
 from backend.prompts.wrap import Wrapped, wrap
 from backend.services.context import StudioContext
 from backend.services.results import error_result, service
+from backend.textcheck import brief
 
 MAX_PREVIEW_EXAMPLES = 8
 HISTOGRAM_LIMIT = 2000   # examples measured for the length histogram (a deterministic prefix)
 
 
 def _check_settings(max_length: Any, truncate: str) -> int:
-    try:
-        n = int(max_length)
-    except (TypeError, ValueError):
-        raise EncodingError(f"max length must be a whole number, got {max_length!r}", field="max_length") \
-            from None
-    if n < 1:
-        raise EncodingError("max length must be at least 1", field="max_length")
+    """The preview's length, in the run config's range (above it no run could use what the preview shows);
+    1 to 7 are allowed here to watch truncation at work."""
+    from dataclasses import fields
+
+    from backend.config import RunConfig
+
+    most = next(f.metadata["max"] for f in fields(RunConfig) if f.name == "max_length")
+    whole = isinstance(max_length, int) or (isinstance(max_length, float) and max_length.is_integer()) or (
+        isinstance(max_length, str) and max_length.strip().isascii() and max_length.strip().isdigit())
+    if isinstance(max_length, bool) or not whole:
+        raise EncodingError(f"max length must be a whole number, got {brief(max_length)}", field="max_length")
+    n = int(max_length)
+    if not 1 <= n <= most:
+        raise EncodingError(f"max length must be between 1 and {most:,}, got {brief(n)}", field="max_length")
     if truncate not in TRUNCATE_METHODS:
         raise EncodingError(f"truncation must be one of {', '.join(TRUNCATE_METHODS)}", field="truncate")
     return n
