@@ -27,6 +27,9 @@ from .models import Alias, Entity, Project, Version
 from .types import KINDS, VersionInfo
 
 CURRENT = "current"   # the alias that marks a saved revert (see the module docstring)
+# the largest number ``versions.number`` (an Integer column) holds on every backend: PostgreSQL's INTEGER is
+# 32-bit and refuses a larger value even in a lookup ("integer out of range"); SQLite's limit is 2**63 - 1
+MAX_VERSION_NUMBER = 2**31 - 1
 
 
 def canonical(content: str) -> str:
@@ -150,15 +153,34 @@ def resolve(s: Session, ent: Entity, ref: int | str | None) -> Version:
         return v
     if isinstance(ref, bool) or not isinstance(ref, (int, str)):
         raise InvalidInput(f"version reference must be a number or an alias, not {ref!r}")
-    if isinstance(ref, str) and not ref.isdigit():
+    if isinstance(ref, str) and not (ref.isascii() and ref.isdigit()):   # "²" and "-1" are names too
         alias = s.scalar(select(Alias).where(Alias.entity_id == ent.id, Alias.alias == ref))
         if alias is None:
             raise NotFound(f"{ent.kind} {ent.name!r} has no alias {ref!r}")
         return s.get(Version, alias.version_id)
-    v = s.scalar(q.where(Version.number == int(ref)))
+    number = _version_number(ref)
+    v = s.scalar(q.where(Version.number == number)) if number is not None else None
     if v is None:
-        raise NotFound(f"{ent.kind} {ent.name!r} has no version {int(ref)}")
+        raise NotFound(f"{ent.kind} {ent.name!r} has no version {_shown_number(ref)}")
     return v
+
+
+def _version_number(ref: int | str) -> int | None:
+    """The number an int or ASCII-digit string names, or None outside 1..MAX_VERSION_NUMBER: no version
+    has it, and handing it to the database would raise (SQLite: OverflowError) instead of "not found"."""
+    if isinstance(ref, str):
+        digits = ref.lstrip("0")
+        if len(digits) > len(str(MAX_VERSION_NUMBER)):   # before int(): Python refuses over 4,300 digits
+            return None
+        ref = int(digits or "0")
+    return ref if 1 <= ref <= MAX_VERSION_NUMBER else None
+
+
+def _shown_number(ref: int | str) -> str:
+    """``ref`` for a message, shortened (a pasted 5,000-digit number should not fill the screen; str() of
+    an int that long even raises)."""
+    text = ref if isinstance(ref, str) else str(ref) if ref.bit_length() < 10_000 else "too large to write"
+    return text if len(text) <= 24 else f"{text[:20]}… ({len(text)} digits)"
 
 
 def get(s: Session, kind: str, name: str, ref: int | str | None = None,

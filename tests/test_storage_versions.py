@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -125,3 +126,42 @@ def test_a_saved_revert_becomes_current_until_a_newer_save(store):
     v3 = store.save_version("template", "t", "three")
     assert (v3.number, v3.parent, v3.aliases) == (3, 1, ())                   # branched from the revert
     assert store.get_version("template", "t", "current").number == 3
+
+
+
+def test_out_of_range_and_non_ascii_numbers_are_not_found(store):
+    """Every reference a picker can receive is a version or a NotFound naming it: never SQLite's
+    OverflowError, PostgreSQL's "integer out of range" or int()'s ValueError."""
+    cases = [   # (label, ref, what the message says)
+        ("20 digits", "99999999999999999999", "has no version 99999999999999999999"),   # SQLite: OverflowError
+        ("20-digit int", 99999999999999999999, "has no version 99999999999999999999"),
+        ("2**63", 2**63, "has no version 9223372036854775808"),
+        ("2**63 - 1", 2**63 - 1, "has no version 9223372036854775807"),   # PostgreSQL: integer out of range
+        ("2**31", 2**31, "has no version 2147483648"),
+        ("'2147483647'", "2147483647", "has no version 2147483647"),
+        ("5000 digits", "9" * 5000, "has no version 99999999999999999999… (5000 digits)"),  # int() refuses
+        ("10**5000", 10**5000, "has no version too large to write"),   # even str() refuses
+        ("'0'", "0", "has no version 0"), ("0", 0, "has no version 0"), ("-1", -1, "has no version -1"),
+        ("'²'", "²", "has no alias '²'"),    # isdigit() yet int() refuses: a name, not a number
+        ("'١'", "١", "has no alias '١'"),    # an Arabic-Indic one, which int() reads as 1: a name too
+        ("'-1'", "-1", "has no alias '-1'"),
+    ]
+    calls = [("get", lambda ref: store.get_version("template", "t", ref)),
+             ("diff", lambda ref: store.diff_versions("template", "t", 1, ref)),
+             ("set_alias", lambda ref: store.set_alias("template", "t", "prod", ref))]
+    store.save_version("template", "t", "one")
+    failures = []
+    for label, ref, message in cases:
+        for what, call in calls:
+            try:
+                call(ref)
+            except NotFound as exc:
+                if message not in exc.message:
+                    failures.append(f"{what}({label}): {exc.message!r}")
+            except Exception as exc:  # noqa: BLE001  (the bug: any other error)
+                failures.append(f"{what}({label}): {type(exc).__name__}: {str(exc)[:120]}")
+            else:
+                failures.append(f"{what}({label}): no error")
+    assert failures == []
+    assert store.get_version("template", "t", 1).aliases == ()
+    assert store.get_version("template", "t", "01").number == 1   # ASCII digits still name versions

@@ -6,12 +6,13 @@ saved (a version must be usable by a run later) and turns records into plain row
 from __future__ import annotations
 
 import json
+import math
 from typing import Any, Sequence
 
 from backend.prompts.template import parse_template
 from backend.services.context import StudioContext
 from backend.services.results import service, user_error
-from storage import CURRENT_VERSION, VersionInfo
+from storage import CURRENT_VERSION, InvalidInput, VersionInfo
 
 KINDS = ("template", "verbalizer")
 
@@ -64,10 +65,31 @@ def parse_label_words(text: str) -> Any:
 
 
 def label_words_text(canonical: str) -> str:
-    """A stored verbalizer back into the editor's one-line-per-class form."""
-    data = json.loads(canonical)
-    words = data.get("label_words", data)
-    return "\n".join(f"{c}: {', '.join(ws)}" for c, ws in words.items())
+    """A stored verbalizer as the editor's text: the friendly ``class: word, word`` lines when they read
+    back as exactly the same verbalizer, else its JSON, indented.
+
+    Why the check: the editor saves what it shows, so a lossy form silently changes a saved verbalizer on
+    the next save — the line form has no room for settings (``multi_token`` / ``aggregate``), splits a
+    word at its commas, drops a class named ``#...`` as a comment, cuts a class name at its first ``:``
+    and strips spaces around words. JSON (which ``parse_label_words`` reads) keeps all of it.
+    """
+    from backend.errors import VerbalizerError
+    from backend.prompts.verbalizer import parse_verbalizer
+
+    try:
+        data = json.loads(canonical)
+    except (ValueError, RecursionError):
+        return canonical          # not JSON (never saved by this layer): shown as is, for the user to fix
+    pretty = json.dumps(data, indent=2, ensure_ascii=False)
+    if not isinstance(data, (dict, list)):
+        return pretty
+    try:
+        verb = parse_verbalizer(data)
+        lines = "\n".join(f"{c}: {', '.join(ws)}" for c, ws in zip(verb.classes, verb.words))
+        same = canonical_verbalizer(parse_label_words(lines), None) == verb.canonical_json()
+    except VerbalizerError:
+        return pretty
+    return lines if same else pretty
 
 
 @service("versions")
@@ -122,10 +144,14 @@ def set_alias(ctx: StudioContext, kind: str, name: str, alias: str, version: int
     return {"version": version_row(v)}
 
 
-def _ref(ref: int | str | None) -> int | str | None:
-    """A version number (int or numeric text), an alias, or None/'' for the latest."""
+def _ref(ref: int | str | float | None) -> int | str | None:
+    """A version number (int, whole float or numeric text), an alias, or None/'' for the latest.
+
+    A float that is not a whole number is refused rather than truncated: 2.7 must not quietly mean v2."""
     if ref is None or (isinstance(ref, str) and not ref.strip()):
         return None
-    if isinstance(ref, float):
+    if isinstance(ref, float):   # a number box: 3.0 is version 3; 2.7, NaN or inf name no version
+        if not (math.isfinite(ref) and ref.is_integer()):
+            raise InvalidInput(f"a version number must be a whole number, not {ref!r}")
         return int(ref)
     return ref.strip() if isinstance(ref, str) else ref
