@@ -48,9 +48,20 @@ def check_kind(kind: str) -> str:
     return kind
 
 
+MAX_NAME = 200   # a template / label-word name or an alias: shown in pickers, run tags and messages
+
+
 def check_name(name: str, what: str = "name") -> str:
+    """A name a new version or alias may take: one printable line (a tab, line break or control character
+    would break the pickers' ``name vN`` labels and the ``template:NAME`` tags), at most MAX_NAME long."""
     if not isinstance(name, str) or not name.strip():
-        raise InvalidInput(f"{what} must be a non-empty string, got {name!r}")
+        raise InvalidInput(f"{what} must be a non-empty string, got {name!r}"[:200])
+    if len(name) > MAX_NAME:
+        raise InvalidInput(f"{what} is {len(name):,} characters long; at most {MAX_NAME}")
+    bad = next((i for i, c in enumerate(name) if not c.isprintable()), None)
+    if bad is not None:
+        raise InvalidInput(f"{what} {name[:40]!r}: character {bad} ({ascii(name[bad])}) is not printable; "
+                           "use one line of text")
     return name
 
 

@@ -165,3 +165,13 @@ def test_out_of_range_and_non_ascii_numbers_are_not_found(store):
     assert failures == []
     assert store.get_version("template", "t", 1).aliases == ()
     assert store.get_version("template", "t", "01").number == 1   # ASCII digits still name versions
+
+
+def test_a_new_name_or_alias_is_one_printable_line_of_reasonable_length(store):
+    for bad, fragment in (("a\tb", "not printable"), ("two\nlines", "not printable"), ("x" * 201, "at most 200"),
+                          ("bad\ud800", "not printable")):
+        with pytest.raises(InvalidInput, match=fragment):
+            store.save_version("template", bad, "{text_a} {mask}")
+    store.save_version("template", "Sentiment — v2 (ünïcode) ../x", "{text_a} {mask}")
+    with pytest.raises(InvalidInput, match="not printable"):
+        store.set_alias("template", "Sentiment — v2 (ünïcode) ../x", "pr\x07od", 1)
