@@ -45,6 +45,7 @@ from . import versions as versions_repo
 from .bundle_zip import check_directory
 from .errors import IntegrityError, InvalidInput, InvalidTransition, NotFound, StorageError
 from .models import Artifact, Entity, Run, StatusEvent, Version
+from .paths import check_not_store_file
 from .types import TERMINAL_STATUSES
 
 FORMAT = "prompt-studio-run-bundle"
@@ -76,11 +77,56 @@ def _lineage(s: Any, version_id: int | None) -> dict[str, Any] | None:
                           if k not in ("id", "kind", "name", "aliases")} for r in rows]}
 
 
-def export_run(store: Any, run_id: int, out_zip: Path) -> Path:
+def _check_target(store: Any, out_zip: Path, overwrite: bool) -> None:
+    """Refuse, before any work, a target that is one of the store's own files (the database, its
+    companions, the artifact folder: the export would destroy what it reads), a folder (say which name
+    to give), and, unless ``overwrite``, an existing file (a bundle is a deliverable: replacing someone's
+    file because of a typo must not be silent)."""
+    check_not_store_file(out_zip, store.url, store.artifacts.root, "bundle")
+    if out_zip.is_dir():
+        raise InvalidInput(f"bundle: {out_zip} is a folder; give the bundle's file name, such as "
+                           f"{out_zip / 'run.zip'}")
+    if not overwrite:
+        _refuse_existing(out_zip)
+
+
+def _place(tmp: Path, out_zip: Path, overwrite: bool) -> None:
+    """Move the finished bundle to its name. Without ``overwrite`` a hard link makes the name, which fails
+    if the name appeared meanwhile (no window between a check and a rename); a file system without hard
+    links falls back to check-then-rename."""
+    if overwrite:
+        os.replace(tmp, out_zip)
+        return
+    try:
+        os.link(tmp, out_zip)
+    except FileExistsError:
+        raise _exists(out_zip) from None
+    except OSError:  # no hard links here (some network and FUSE file systems)
+        _refuse_existing(out_zip)
+        os.replace(tmp, out_zip)
+        return
+    tmp.unlink()
+
+
+def _refuse_existing(out_zip: Path) -> None:
+    if out_zip.exists() or out_zip.is_symlink():
+        raise _exists(out_zip)
+
+
+def _exists(out_zip: Path) -> InvalidInput:
+    return InvalidInput(f"bundle: {out_zip} already exists; refusing to replace it (python -m storage "
+                        f"export: --force replaces it)")
+
+
+def export_run(store: Any, run_id: int, out_zip: Path, overwrite: bool = True) -> Path:
     """Write run ``run_id`` to ``out_zip`` (atomically: a temp file renamed into place).
 
     Refused for a run that has not finished: its bundle would carry a half-written record, and a job
-    for whichever studio imported it (see the module's docstring)."""
+    for whichever studio imported it (see the module's docstring). Refused too, before any work, when
+    ``out_zip`` is one of the store's own files or a folder, or exists and ``overwrite`` is false (the
+    CLI's default; the studio writes fresh names in its own exports folder and keeps ``overwrite``)."""
+    out_zip = Path(out_zip)
+    _check_target(store, out_zip, overwrite)
     files: dict[str, bytes] = {}
     with store.read() as s:
         run = runs_repo.get_row(s, run_id)
@@ -129,7 +175,7 @@ def export_run(store: Any, run_id: int, out_zip: Path) -> Path:
             os.fchmod(raw.fileno(), 0o644)   # mkstemp makes 0600; a bundle is meant to be shared
             raw.flush()
             os.fsync(raw.fileno())
-        os.replace(tmp, out_zip)
+        _place(tmp, out_zip, overwrite)
     except BaseException:
         tmp.unlink(missing_ok=True)  # a failed export (corrupt blob, full disk) leaves nothing behind
         raise

@@ -77,7 +77,11 @@ def cmd_show(store: Store, a: argparse.Namespace) -> None:
 
 
 def cmd_export(store: Store, a: argparse.Namespace) -> None:
-    out = store.export_run(a.run, Path(a.out))
+    """Refuses OUT when it exists (unless ``--force``), is a folder, or is one of the store's own files
+    (``bundle.export_run``): a typo must not replace a deliverable, let alone the database, silently."""
+    from .bundle import export_run
+
+    out = export_run(store, a.run, Path(a.out), overwrite=a.force)
     print(f"exported run {a.run} to {out}")
 
 
@@ -159,7 +163,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_show)
     e = sub.add_parser("export", parents=[common], help="write a run bundle (zip)")
     e.add_argument("run", type=int)
-    e.add_argument("out")
+    e.add_argument("out", help="the bundle's file name; never the database's or its artifact folder's")
+    e.add_argument("--force", action="store_true", help="replace OUT if it exists (default: refuse)")
     e.set_defaults(func=cmd_export)
     i = sub.add_parser("import", parents=[common], help="import a run bundle (zip)")
     i.add_argument("file")

@@ -3,7 +3,8 @@
 One place decides this so the studio, the job runner and the CLI all open the same store unless told
 otherwise (``PROMPT_STUDIO_HOME`` moves everything, e.g. for tests or a second workspace). Also the one
 place where an untrusted name (an artifact's, from a database row or a bundle) becomes a path
-(:func:`safe_join`), and where a database URL is made fit to print (:func:`redact_url`).
+(:func:`safe_join`), where a database URL is made fit to print (:func:`redact_url`), and where a path a
+command would write is refused when it is one of the store's own files (:func:`check_not_store_file`).
 """
 from __future__ import annotations
 
@@ -62,6 +63,65 @@ def db_identity(url: str) -> str | None:
     if u.get_backend_name() == "sqlite":
         return None if u.database in (None, "", ":memory:") else u.render_as_string(hide_password=True)
     return u.set(drivername=u.get_backend_name(), password=None, query={}).render_as_string()
+
+
+# -- the store's own files ---------------------------------------------------------------------------
+# Why: a command that writes a file the user names (``storage export RUN OUT``, ``backend eval
+# --predictions``, ``backend sweep --csv``) must never write over the database it records into or the
+# artifact files its runs point at; a typo there (``export 1 studio.db``) destroyed every project, version
+# and run without a word. One helper decides it, for every such flag.
+SQLITE_COMPANIONS = ("-wal", "-shm", "-journal")   # SQLite's files beside the database file
+
+
+def _same(a: Path, b: Path) -> bool:
+    """One file or folder: equal resolved paths, or (both existing) one inode, which also catches a hard
+    link or another spelling on a case-insensitive file system."""
+    if a == b:
+        return True
+    try:
+        return a.exists() and b.exists() and os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def store_file_reason(path: str | Path, url: str | None, artifacts_root: str | Path | None) -> str | None:
+    """Why ``path`` is one of the store's own files, or None when it is not.
+
+    The store's files: the SQLite database of ``url`` and its companions (``-wal``, ``-shm``,
+    ``-journal``), and anything in ``artifacts_root`` (the folder itself included). Compared after
+    :meth:`Path.resolve`, so a relative path or a symlink to one of them counts as that file.
+    """
+    target = Path(path).expanduser().resolve()
+    db = None
+    if url:
+        try:
+            db = sqlite_file(url)
+        except Exception:  # noqa: BLE001 - a malformed URL has no file here; opening it reports the fault
+            db = None
+    if db is not None:
+        for suffix in ("", *SQLITE_COMPANIONS):
+            companion = Path(f"{db}{suffix}")
+            if _same(target, companion):
+                what = "database file" if not suffix else f"database's {suffix[1:]} file"
+                return f"it is the store's {what} {companion}; writing there would destroy its projects, " \
+                       f"versions and runs"
+    if artifacts_root is not None:
+        root = Path(artifacts_root).expanduser().resolve()
+        if any(_same(p, root) for p in (target, *target.parents)):
+            return f"it is in the store's artifact folder {root}, which holds the runs' verified files"
+    return None
+
+
+def check_not_store_file(path: str | Path, url: str | None, artifacts_root: str | Path | None,
+                         what: str = "output") -> Path:
+    """``path`` as given, or :class:`InvalidInput` naming ``what``, the path and why, when it is one of the
+    store's own files (see :func:`store_file_reason`)."""
+    why = store_file_reason(path, url, artifacts_root)
+    if why:
+        resolved = Path(path).expanduser().resolve()
+        shown = f"{path}" + (f" (resolves to {resolved})" if str(resolved) != str(path) else "")
+        raise InvalidInput(f"{what}: refusing to write {shown}: {why}")
+    return Path(path)
 
 
 # -- names that become paths ------------------------------------------------------------------------

@@ -66,7 +66,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     ev = sub.add_parser("eval", help="zero-shot evaluation of a RunConfig (JSON/YAML); prints metrics JSON")
     ev.add_argument("config", help="config file, or 'demo' for the built-in demo")
-    ev.add_argument("--predictions", help="write per-example predictions (JSONL) here")
+    ev.add_argument("--predictions", help="write per-example predictions (JSONL) here; replaces an existing "
+                    "file (a derived output), never the run database's own files")
     ev.add_argument("--limit", type=_at_least(1), help="evaluate only the first N examples")
     ev.add_argument("--db", help="SQLAlchemy URL of the run database (default: the studio's)")
     ev.add_argument("--no-db", action="store_true", help="do not record the run")
@@ -112,7 +113,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--db")
     sp.add_argument("--concurrency", type=_at_least(1), default=1, help="runs at a time (default 1)")
     sp.add_argument("--queue-only", action="store_true", help="queue the runs for the studio or a worker; exit")
-    sp.add_argument("--csv", help="also write the final table as CSV here")
+    sp.add_argument("--csv", help="also write the final table as CSV here; replaces an existing file, never "
+                    "the database's own files")
     add_executor_options(sp, "through Ray Tune with its ASHA scheduler")
     kp = sub.add_parser("kpt", help="knowledgeable verbalizer: the config's words expanded and refined")
     kp.add_argument("config")

@@ -24,6 +24,20 @@ def open_store(args: argparse.Namespace) -> Any:
     return store
 
 
+def refuse_store_file(args: argparse.Namespace, path: str, field: str) -> None:
+    """Refuse (storage's InvalidInput: one ``error:`` line, exit 2) an output path that is one of the files
+    of the store this command records into: its SQLite database with its companions, or its artifact
+    folder, chosen as :func:`open_store` will choose them. Checked before the store is opened, so a
+    refusal creates and records nothing. With ``--no-db`` nothing is recorded and there is no store here
+    to protect: no check (any other existing file may be overwritten: these are derived outputs)."""
+    if getattr(args, "no_db", False):
+        return
+    from storage.paths import check_not_store_file, default_artifacts_dir, default_db_url
+
+    url = args.db or default_db_url()
+    check_not_store_file(path, url, default_artifacts_dir(url), field)
+
+
 # Commands whose runs are recorded, and whose template / verbalizer names are looked up, in one project.
 PROJECT_COMMANDS = ("eval", "train", "compare", "sweep", "search-templates", "search-words")
 

@@ -1,4 +1,8 @@
-"""``python -m backend eval CONFIG``: zero-shot evaluation of a RunConfig; prints the metrics JSON."""
+"""``python -m backend eval CONFIG``: zero-shot evaluation of a RunConfig; prints the metrics JSON.
+
+``--predictions FILE`` is a derived output (like ``-o``): an existing file there is replaced, except one
+of the run database's own files (its SQLite file and companions, its artifact folder), which is refused.
+"""
 from __future__ import annotations
 
 import argparse
@@ -7,7 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from backend.cli.common import open_store, print_json, with_project
+from backend.cli.common import open_store, print_json, refuse_store_file, with_project
 
 
 def _config_from(args: argparse.Namespace) -> Any:
@@ -28,6 +32,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         from backend.outputs import check_output_file
 
         check_output_file(args.predictions, "--predictions")
+        refuse_store_file(args, args.predictions, "--predictions")
     from backend.pipeline import run_zero_shot
 
     if args.predictions and not cfg.eval.top_k:

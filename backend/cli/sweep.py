@@ -3,8 +3,9 @@
 Queues the sweep's trials as recorded runs tagged ``sweep:<name>`` (the studio's sweep designer writes
 the same records) and, unless ``--queue-only``, works the queue here until the sweep has ended, with ASHA
 early stopping when the spec asks for it. One line per change of the table on stderr; the final table
-as JSON on stdout (and as CSV with ``--csv``). Ctrl-C / SIGTERM: the running trials end cancelled after a
-last checkpoint, the queued ones are cancelled; the exit status is then 128 + the signal.
+as JSON on stdout (and as CSV with ``--csv``: a derived output that replaces an existing file, except one
+of the database's own files, refused before anything is queued). Ctrl-C / SIGTERM: the running trials end
+cancelled after a last checkpoint, the queued ones are cancelled; the exit status is then 128 + the signal.
 """
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from backend.cli.common import open_store, print_json
+from backend.cli.common import open_store, print_json, refuse_store_file
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
@@ -33,6 +34,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     trials = expand(spec)                  # every configuration parses before anything is queued
     if args.csv:
         check_output_dir(str(Path(args.csv).parent), "--csv")
+        refuse_store_file(args, args.csv, "--csv")
     _check_data(trials)
     store = open_store(args)
     check_new(store, spec)
