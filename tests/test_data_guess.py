@@ -58,3 +58,41 @@ def test_loading_a_csv_uses_the_guess_and_a_missing_column_names_the_file_not_it
     with pytest.raises(DatasetError) as err:
         load_examples(str(path), columns={"text_a": "review", "label": "label"})
     assert "my reviews.csv does not have" in err.value.message and str(tmp_path) not in err.value.message
+
+
+def test_a_one_column_file_is_unlabelled_text_not_a_label(tmp_path):
+    """guess_mapping(["text"], rows) gave text_a='text_a' (no such column) and label='text'."""
+    m, line = guess_mapping(["text"], [{"text": "a great movie"}, {"text": "dull"}])
+    assert (m.text_a, m.text_b, m.label) == ("text", None, None) and "no label column" in line
+    path = tmp_path / "onecol.csv"
+    path.write_text("text\na great movie\ndull\n")
+    data = load_examples(str(path))
+    assert [e.text_a for e in data.examples] == ["a great movie", "dull"] and data.label_names == []
+
+
+def test_a_column_named_like_text_is_never_the_label():
+    """Two short reviews look like two classes; 'review' was taken as the label and 'stars' as the text."""
+    m, _ = guess_mapping(["review", "stars"], [{"review": "ok", "stars": "five stars"},
+                                               {"review": "meh", "stars": "one star"}])
+    assert (m.text_a, m.label) == ("review", "stars")
+    m, line = guess_mapping(["review", "stars"], [{"review": "ok", "stars": "5"}, {"review": "meh", "stars": "5"}])
+    assert m.text_a == "review" and m.label != "review" and "no column looks like a label" in line
+
+
+def test_names_with_spaces_around_them_are_still_known():
+    rows = [{"Text ": f"a long enough review of film number {i}", " label": "abcd"[i]} for i in range(4)]
+    m, _ = guess_mapping(["Text ", " label"], rows)
+    assert (m.text_a, m.label) == ("Text ", " label")
+
+
+@pytest.mark.parametrize("content, shown", [
+    ('{"id": 1, "score": 2}\n{"id": 2, "score": 3}\n', "'id', 'score'"),
+    ("{}\n{}\n", "none"),
+])
+def test_no_text_column_is_said_so_with_the_columns_not_mapped_to_a_made_up_one(tmp_path, content, shown):
+    path = tmp_path / "numbers.jsonl"
+    path.write_text(content)
+    with pytest.raises(DatasetError) as err:
+        load_examples(str(path))
+    assert "could not guess the text column" in err.value.message and f"the columns are: {shown}" in err.value.message
+    assert "is mapped to column" not in err.value.message

@@ -263,3 +263,28 @@ def test_json_past_pythons_limits_is_a_dataset_error(tmp_path, name, raw, expect
     with pytest.raises(DatasetError) as err:
         load_examples(str(tmp_path / name))
     assert err.value.message == expected
+
+
+def test_a_comma_space_csv_reads_clean_while_an_ordinary_csv_keeps_every_space(tmp_path):
+    """``text, label`` files gave classes ' negative' / ' positive', which no label words can name; the
+    ", " dialect is read as such, and only it: any other CSV keeps its cells (and so its fingerprint)."""
+    import pandas as pd
+
+    from backend.prompts.verbalizer import parse_verbalizer
+
+    spaced = tmp_path / "spaced.csv"
+    spaced.write_text('text, label\na great movie, positive\n"a bad, bad movie", negative\n')
+    rows, columns = load_rows(str(spaced))
+    assert columns == ["text", "label"]
+    assert rows == [{"text": "a great movie", "label": "positive"}, {"text": "a bad, bad movie", "label": "negative"}]
+    data = load_examples(str(spaced))
+    assert data.label_names == ["negative", "positive"]
+    parse_verbalizer({"positive": ["good"], "negative": ["bad"]}, data.label_names)   # nameable classes
+
+    for header in ("text,label,id", "text,label, id"):   # no dialect: not every separator has a space after it
+        plain = tmp_path / "plain.csv"
+        plain.write_text(f"{header}\n a cell that starts with a space,positive,1\nplain, negative, 2\n")
+        rows, _ = load_rows(str(plain))
+        assert rows[0]["text"] == " a cell that starts with a space" and rows[1]["label"] == " negative"
+        as_before = pd.read_csv(plain, sep=",", dtype=str, keep_default_na=False, encoding="utf-8-sig")
+        assert rows == as_before.to_dict(orient="records")   # byte for byte what the reader always gave

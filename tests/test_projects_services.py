@@ -125,3 +125,14 @@ def test_a_run_of_another_project_is_not_reachable_by_its_id(ctx):
             (name, res)
     assert ctx.store.get_run(ra).cancel_requested is False     # refused before anything was done
     assert "error" not in runs.compare(ctx, [rd, rd])
+
+
+@pytest.mark.parametrize("bad", [{"shots": "x"}, {"shots": float("nan")}, {"limit": -5}, {"shots": 2.7},
+                                 {"seed": 10 ** 30}, {"dev_fraction": 1.5}])
+def test_a_selection_with_numbers_that_cannot_be_used_is_not_saved(ctx, bad):
+    """Kept, a bad value broke every later opening of the project."""
+    before = project.opening(ctx)["selection"]
+    res = project.save_selection(ctx, dict(data.default_selection(), **bad))
+    key = next(iter(bad))
+    assert "saved" not in res and key.split("_")[-1] in res["error"]["message"]
+    assert project.opening(ctx)["selection"] == before

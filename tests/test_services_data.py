@@ -132,3 +132,36 @@ def test_an_upload_copy_that_fails_midway_leaves_no_file_under_the_name(ctx, tmp
     monkeypatch.undo()
     saved = data.save_upload(ctx, src)
     assert Path(saved["source"]).read_bytes() == src.read_bytes()
+
+
+@pytest.mark.parametrize("key, value", [("shots", "x"), ("shots", float("nan")), ("shots", 2.7), ("shots", -1),
+                                        ("limit", -5), ("limit", "x"), ("limit", 2.5)])
+def test_a_selection_number_that_is_not_a_whole_count_is_a_data_error_naming_it(ctx, key, value):
+    """shots "x" or NaN was a ValueError traceback, and 2.7 silently became 2."""
+    res = data.load(ctx, dict(data.default_selection(), **{key: value}))
+    assert res["error"]["field"] == "data" and res["error"]["message"].startswith(f"{key}: expected a whole number")
+    assert repr(value)[:20] in res["error"]["message"]
+
+
+def test_counts_of_zero_or_empty_mean_all_rows_and_whole_floats_or_text_are_fine(ctx):
+    sel = data.default_selection()
+    everything = data.load(ctx, sel)["n"]
+    for empty in (None, "", 0, "0"):
+        assert data.load(ctx, dict(sel, shots=empty, limit=empty))["n"] == everything
+    assert data.load(ctx, dict(sel, shots=3.0))["n"] == data.load(ctx, dict(sel, shots="3"))["n"] == 6
+    assert data.load(ctx, dict(sel, limit=4.0))["total"] == 4
+
+
+def test_browse_checks_offset_and_limit_by_name(ctx):
+    sel = data.default_selection()
+    assert data.browse(ctx, sel, "", "x", 5)["error"]["message"].startswith("offset: expected a whole number")
+    assert "'x'" in data.browse(ctx, sel, "", 0, "x")["error"]["message"]
+    assert data.browse(ctx, sel, "", -1, 5)["error"]["message"].startswith("offset:")
+    assert data.browse(ctx, sel, "", 0, -5)["error"]["message"].startswith("limit:")
+    assert data.browse(ctx, sel, "", 0, 2.5)["error"]["message"].startswith("limit:")
+    assert data.browse(ctx, sel, "", 0, 0)["error"]["message"].startswith("limit: a page holds 1 to")
+    assert data.browse(ctx, sel, "", 0, 10 ** 6)["error"]["message"].startswith("limit: a page holds 1 to")
+    for default in (None, ""):   # a page of 50
+        page = data.browse(ctx, sel, "", 2, default)
+        assert len(page["rows"]) == min(50, data.load(ctx, sel)["n"] - 2) and page["offset"] == 2
+    assert len(data.browse(ctx, sel, "", "", 5.0)["rows"]) == 5

@@ -6,7 +6,9 @@ Sources: local ``.jsonl`` / ``.json`` / ``.csv`` / ``.tsv`` / ``.parquet`` files
 
 Local files are read with the stdlib (JSON), pandas (CSV/TSV) and pyarrow (Parquet) rather than through
 ``datasets``: that skips its arrow cache (a second or more per file, and files written to disk) and lets
-every error name the exact line. Each failure is a DatasetError saying what is wrong and where.
+every error name the exact line. Each failure is a DatasetError saying what is wrong and where. A CSV
+whose header is written "``text, label``" is read in that dialect (``spaced_separators``); any other
+CSV keeps every cell exactly as written.
 
 A split is a plain name (``SPLIT_NAME``), never a path: it becomes the file name ``<split>.<ext>`` in a
 folder, and a studio page sends it, so ``../`` or an absolute split would read any data file on the server.
@@ -124,27 +126,43 @@ def _read_json(path: Path, limit: int | None) -> list[dict[str, Any]]:
     return [_object_or_error(v, f"item {i} of {path.name}") for i, v in enumerate(value)]
 
 
-def _check_header(path: Path, sep: str) -> None:
+def _check_header(path: Path, sep: str, spaced: bool = False) -> None:
     """pandas silently renames a repeated column to ``name.1``; a mapping would then pick the wrong one."""
     with _open_text(path) as fh:
-        header = next(csv.reader(fh, delimiter=sep), [])
+        header = next(csv.reader(fh, delimiter=sep, skipinitialspace=spaced), [])
     repeated = sorted({c for c in header if header.count(c) > 1})
     if repeated:
         raise DatasetError(f"{path.name} has duplicate column names: {', '.join(repeated)}")
+
+
+def spaced_separators(path: Path, sep: str) -> bool:
+    """Whether ``path`` is written in the "``, ``" dialect: a header of two or more names, every one after
+    the first preceded by a space (``text, label``). Such a file is read with ``skipinitialspace``, so its
+    names and cells come out without the space (else the classes would be ``' negative'``, which no label
+    words can name). Why only then: stripping every CSV would change cells of ordinary files, and with them
+    the fingerprints of datasets that runs were recorded on."""
+    try:
+        with _open_text(path) as fh:
+            header = next(csv.reader(fh, delimiter=sep), [])
+    except (csv.Error, UnicodeDecodeError):   # reported by the reader itself, with the line
+        return False
+    return len(header) >= 2 and all(name.startswith(" ") and name.strip() for name in header[1:])
 
 
 def _csv_reader(sep: str) -> Callable[[Path, int | None], list[dict[str, Any]]]:
     def read(path: Path, limit: int | None) -> list[dict[str, Any]]:
         import pandas as pd
 
+        spaced = spaced_separators(path, sep)
+        options = {"skipinitialspace": True} if spaced else {}   # ordinary files: exactly the old call
         try:
             frame = pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False, nrows=limit,
-                                encoding="utf-8-sig")
+                                encoding="utf-8-sig", **options)
         except pd.errors.EmptyDataError:
             return []
         except pd.errors.ParserError as exc:
             raise DatasetError(f"cannot parse {path.name}: {str(exc).strip()}") from None
-        _check_header(path, sep)
+        _check_header(path, sep, spaced)
         return frame.to_dict(orient="records")
     return read
 

@@ -5,7 +5,8 @@ A *selection* is the plain dict a browser keeps (``{"source", "columns", "split"
 "seed", "dev_fraction"}``); the rows it names are loaded once into the context's DatasetCache and shared
 by every tab. A source without separate split files (an upload, one hub split) is divided into train and
 dev by ``dev_fraction`` (stratified, seeded), so no run scores rows it trained on; K-shot samples come
-from the train part only.
+from the train part only. Its numbers are checked (``whole_number``): a limit or shots of 0, None or ""
+means all rows.
 
 Every source goes through ``studio_source`` first: the studio reads built-in data, its own uploads, files
 under its data folder and cached hub datasets, never another file on the server.
@@ -87,10 +88,47 @@ def confine_output(ctx: StudioContext, cfg: RunConfig) -> RunConfig:
     return cfg
 
 
+ALL_ROWS = "0 or empty: all rows"   # what a selection's limit and shots of 0, None or "" mean
+MAX_PAGE = 1000                     # rows one browse call returns at most
+
+
+def whole_number(value: Any, name: str, empty: str, zero_is_empty: bool = True) -> int | None:
+    """``value`` as a whole number ≥ 0; None for None, "" and (``zero_is_empty``) 0, which ``empty`` says
+    the meaning of; else a DatasetError naming the setting and the value. Why: a selection comes back
+    from the browser or an API caller, where "x" or NaN was a ValueError and 2.7 silently became 2."""
+    number = value.strip() if isinstance(value, str) else value
+    if number is None or number == "":
+        return None
+    if isinstance(number, str):
+        try:
+            number = float(number)
+        except ValueError:
+            pass
+    if isinstance(number, float) and number.is_integer():
+        number = int(number)
+    if isinstance(number, bool) or not isinstance(number, int) or number < 0:
+        raise DatasetError(f"{name}: expected a whole number, 0 or more ({empty}), got {brief(value)}")
+    return None if number == 0 and zero_is_empty else number
+
+
+def check_selection(selection: dict[str, Any]) -> None:
+    """DatasetError / ConfigError naming the first of limit, shots, seed, dev fraction that cannot be used;
+    so a bad value is refused when the selection is saved, not when the project is next opened."""
+    from backend.data.splitting import check_fraction
+
+    for key in ("limit", "shots"):
+        whole_number(selection.get(key), key, ALL_ROWS)
+    if selection.get("seed") is not None and (bad := seed_error(selection["seed"])):
+        raise DatasetError(bad["error"]["message"])
+    if selection.get("dev_fraction") is not None:
+        check_fraction(selection["dev_fraction"])
+
+
 def _base(ctx: StudioContext, selection: dict[str, Any]) -> dict[str, Any]:
     """What identifies the loaded rows (the dev split and K-shot sampling are applied on top, per browser)."""
-    base = {k: selection.get(k) for k in ("source", "columns", "split", "limit")}
+    base = {k: selection.get(k) for k in ("source", "columns", "split")}
     base["source"] = studio_source(ctx, base["source"])
+    base["limit"] = whole_number(selection.get("limit"), "limit", ALL_ROWS)
     return base
 
 
@@ -147,12 +185,12 @@ def examples(ctx: StudioContext, selection: dict[str, Any]) -> list[Example]:
     """The selection's examples: all rows, or a K-shot sample (of the train part, when the source is
     split) when ``shots`` is set; raises DatasetError."""
     rows = list(loaded(ctx, selection).examples)
-    shots = selection.get("shots")
+    shots = whole_number(selection.get("shots"), "shots", ALL_ROWS)
     if shots:
         from backend.data import sample_k_shot
 
         parts = train_dev(ctx, selection)
-        rows = list(sample_k_shot(parts[0] if parts else rows, int(shots), seed_of(selection)))
+        rows = list(sample_k_shot(parts[0] if parts else rows, shots, seed_of(selection)))
     return rows
 
 
@@ -234,15 +272,18 @@ def distribution_of(rows: list[Example], names: Any = ()) -> dict[str, int]:
 @service("data")
 def browse(ctx: StudioContext, selection: dict[str, Any], query: str = "", offset: int = 0,
            limit: int = 50) -> dict[str, Any]:
-    """One page of rows, optionally only those whose text or label contains ``query``."""
+    """One page of rows whose text or label contains ``query`` (all when empty): from ``offset`` (None or ""
+    is 0), ``limit`` rows (None or "" is 50; at most MAX_PAGE, as a page goes to a browser)."""
+    first = whole_number(offset, "offset", "empty: from the first row", zero_is_empty=False) or 0
+    size = whole_number(limit, "limit", f"1 to {MAX_PAGE}", zero_is_empty=False)
+    if size is not None and not 1 <= size <= MAX_PAGE:
+        raise DatasetError(f"limit: a page holds 1 to {MAX_PAGE} rows, got {brief(limit)}")
     rows = examples(ctx, selection)
     q = (query or "").strip().lower()
     hits = [(i, ex) for i, ex in enumerate(rows)
             if not q or q in ex.text_a.lower() or q in ex.text_b.lower() or q in str(ex.label).lower()]
-    offset = max(0, int(offset or 0))
-    page = hits[offset:offset + int(limit)]
-    return {"rows": [example_row(i, ex) for i, ex in page], "matched": len(hits), "n": len(rows),
-            "offset": offset}
+    page = hits[first:first + (50 if size is None else size)]
+    return {"rows": [example_row(i, ex) for i, ex in page], "matched": len(hits), "n": len(rows), "offset": first}
 
 
 def pick(ctx: StudioContext, selection: dict[str, Any], rows: list[int]) -> list[tuple[int, Example]]:

@@ -88,9 +88,14 @@ def settings(ctx: StudioContext) -> dict[str, Any]:
 @service("project")
 def save_selection(ctx: StudioContext, selection: dict[str, Any]) -> dict[str, Any]:
     """Keep the Data tab's choice (source, columns, split, dev fraction, shots, the one seed) in the
-    project, so opening it again, in any browser, starts from the same data."""
+    project, so opening it again, in any browser, starts from the same data. A selection whose numbers
+    cannot be used (shots "x", a negative limit...) is refused with the data service's error and nothing
+    is saved: kept, it would break every later opening of the project."""
+    from backend.services.data import check_selection
+
     if not isinstance(selection, dict) or not selection.get("source"):
         return {"saved": False}
+    check_selection(selection)
     kept = {k: selection.get(k) for k in SELECTION_KEYS if k in selection}
     ctx.store.ensure_project(ctx.project)
     ctx.store.update_project_settings(ctx.project, {"data": kept})
