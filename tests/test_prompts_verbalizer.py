@@ -83,3 +83,8 @@ def test_label_word_files_past_pythons_limits_are_verbalizer_errors(tmp_path, na
     with pytest.raises(VerbalizerError) as err:
         parse_verbalizer(str(tmp_path / name), files=True)
     assert err.value.message.startswith(expected), err.value.message
+
+
+def test_a_class_that_differs_only_by_spaces_is_named_as_such():
+    with pytest.raises(VerbalizerError, match=r"' positive' differs from 'positive' only by spaces around it"):
+        parse_verbalizer({"negative": ["bad"], "positive": ["good"]}, [" negative", " positive"])

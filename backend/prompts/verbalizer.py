@@ -154,7 +154,11 @@ def parse_verbalizer(spec: Any, classes: Sequence[str] | None = None, *, multi_t
         missing = [c for c in cls_names if c not in mapping]
         extra = [c for c in mapping if c not in cls_names]
         if extra:
-            raise VerbalizerError(f"label words given for unknown class(es) {extra}; the classes are {cls_names}")
+            near = [f"{c!r} differs from {k!r} only by spaces around it" for k in extra for c in cls_names
+                    if c != k and c.strip() == k.strip()]
+            raise VerbalizerError(f"label words given for unknown class(es) {extra}; the classes are {cls_names}"
+                                  + (f" ({'; '.join(near)}: remove the spaces from the labels in the data file)"
+                                     if near else ""))
         if missing:
             raise VerbalizerError(f"class(es) {missing} have no label words")
         words = [mapping[c] for c in cls_names]
