@@ -321,7 +321,8 @@ def import_bundle(store: Any, zip_path: Path) -> int:
     Every error the bundle can cause is a StorageError whose message starts with the bundle's path.
     """
     if not zip_path.is_file():
-        raise NotFound(f"bundle {zip_path} does not exist")
+        raise NotFound(f"bundle {zip_path} " + ("is a folder; give the bundle's .zip file" if zip_path.is_dir()
+                                                 else "does not exist"))
     try:
         return _import(store, zip_path)
     except StorageError as exc:

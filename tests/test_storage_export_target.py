@@ -160,3 +160,10 @@ def test_backend_sweep_refuses_csv_onto_the_database(studio, capsys):
     with open_store(url) as st:
         assert [r.id for r in st.list_runs(limit=None)] == [rid]     # nothing was queued
     _intact(url, rid)
+
+
+def test_importing_a_folder_says_it_is_a_folder(studio, capsys):
+    url, _, folder = studio
+    assert storage_main(["import", str(folder), "--db", url]) != 0
+    err = capsys.readouterr().err
+    assert "is a folder; give the bundle's .zip file" in err and "does not exist" not in err
