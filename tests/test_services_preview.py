@@ -88,6 +88,10 @@ def test_lint_finds_unknown_fields_text_after_mask_and_blank_renders():
     first = preview.lint(parse_template("{mask} is the answer to {text_a}"), exs, "causal")
     assert any(f["level"] == "error" and "mask comes first" in f["message"] for f in first)
     assert not preview.lint(parse_template("{text_a} It was {mask}"), exs[:1], "causal")
+    two = "{text_a} It was {mask} and {mask}."
+    [found] = preview.lint(parse_template(two), exs[:1], "masked")    # a masked model read the first silently
+    assert "read at the first one only" in found["message"] and two[slice(*found["span"])] == "{mask}"
+    assert found["span"][0] == two.rindex("{mask}")
 
 
 def test_lint_counts_blank_renders():

@@ -138,6 +138,9 @@ def lint(parsed: ParsedTemplate, examples: Sequence[Example], profile: str | Non
         if after:
             add("warning", "causal models read the label right after the text before the mask; "
                 "everything after the mask is dropped", (after[0].span[0], after[-1].span[1]))
+    if profile != "causal" and len(masks) > 1:   # causal: said above (everything after the first is dropped)
+        add("warning", f"{len(masks)} masks: the label is read at the first one only; the model sees the "
+            "others as mask tokens in its input", masks[1].span)
     if examples:
         blank = sum(1 for ex in examples if _renders_blank(parsed, ex))
         if blank:
