@@ -16,9 +16,24 @@ from .errors import InvalidInput
 
 
 def default_home() -> Path:
-    """``$PROMPT_STUDIO_HOME`` if set, else ``~/.prompt-studio``."""
+    """``$PROMPT_STUDIO_HOME`` if set, else ``~/.prompt-studio``; always absolute (a relative home would
+    name another folder in a run's process, which starts in the source checkout)."""
     env = os.environ.get("PROMPT_STUDIO_HOME")
-    return Path(env).expanduser() if env else Path.home() / ".prompt-studio"
+    return Path(env).expanduser().absolute() if env else Path.home() / ".prompt-studio"
+
+
+def absolute_url(url: str) -> str:
+    """``url`` with a relative SQLite file made absolute, anything else unchanged. Why: the URL is handed to
+    job processes, which start in the source checkout; ``sqlite:///runs.db`` there is another, empty
+    database (the run then fails "no run with id 1", and a stray database appears in the checkout)."""
+    from sqlalchemy.engine import make_url
+
+    path = sqlite_file(url)
+    if path is None:
+        return url
+    u = make_url(url)
+    return url if Path(u.database).is_absolute() and "~" not in u.database else \
+        u.set(database=str(path)).render_as_string(hide_password=False)
 
 
 def default_db_url() -> str:

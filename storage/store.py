@@ -28,8 +28,8 @@ from .artifacts import ArtifactStore
 from .engine import dispose_after_fork, make_engine, upgrade_schema, writer
 from .errors import InvalidInput, StorageError
 from .models import Artifact
-from .paths import (check_artifact_name, db_identity, default_artifacts_dir, default_db_url, redact_url,
-                    sqlite_file)
+from .paths import (absolute_url, check_artifact_name, db_identity, default_artifacts_dir, default_db_url,
+                    redact_url, sqlite_file)
 from .maintenance import ORPHAN_MIN_AGE_S
 from .types import ArtifactInfo, DatasetSnapshotInfo, ProjectInfo, RunInfo, VersionInfo
 
@@ -38,7 +38,7 @@ T = TypeVar("T")
 
 def open_store(url: str | None = None, artifacts_dir: Path | None = None) -> Store:
     """Open (creating and upgrading as needed) the store at ``url`` (default: the studio's)."""
-    url = url or default_db_url()
+    url = absolute_url(url or default_db_url())
     engine = make_engine(url)
     try:
         upgrade_schema(engine)

@@ -103,6 +103,18 @@ def test_default_locations_follow_prompt_studio_home(tmp_path, monkeypatch):
     assert str(default_home()) == os.path.expanduser("~/.prompt-studio")
 
 
+def test_a_relative_home_or_database_is_made_absolute(tmp_path, monkeypatch):
+    """A job's process starts in the source checkout: a relative home or ``sqlite:///runs.db`` handed to it
+    named another, empty database there (the run failed "no run with id 1")."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("PROMPT_STUDIO_HOME", "relhome")
+    assert default_home() == tmp_path / "relhome" and default_db_url() == f"sqlite:///{tmp_path}/relhome/studio.db"
+    with open_store("sqlite:///rel.db", tmp_path / "a") as st:
+        assert st.url == f"sqlite:///{tmp_path}/rel.db"
+    with open_store() as st:
+        assert st.url == f"sqlite:///{tmp_path}/relhome/studio.db"
+
+
 def test_in_memory_database_works(tmp_path):
     with open_store("sqlite://", tmp_path / "a") as st:
         st.save_version("template", "t", "x")
