@@ -75,7 +75,10 @@ def main(argv: list[str]) -> int:
     if os.environ.get("PROMPT_STUDIO_NO_BOOTSTRAP") != "1" and not _in_venv():
         py = ensure_environment()
         env = dict(os.environ, PROMPT_STUDIO_NO_BOOTSTRAP="1")
-        return subprocess.call([str(py), str(ROOT / "launch.py"), *argv], env=env, cwd=str(ROOT))
+        # the tests run from the checkout; the studio from the caller's folder, where its relative
+        # options (--data-dir, a sqlite:/// path) were meant
+        cwd = str(ROOT) if argv[:1] == ["test"] else None
+        return subprocess.call([str(py), str(ROOT / "launch.py"), *argv], env=env, cwd=cwd)
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
     sys.path.insert(0, str(ROOT))

@@ -38,7 +38,9 @@ TABS = (("Start", start), ("Data", data), ("Template", template), ("Verbalizer",
 def build_app(ctx: StudioContext) -> gr.Blocks:
     """The whole studio for ``ctx``; nothing is loaded here (the model loads in the background)."""
     ctx.model.start()
-    with gr.Blocks(title=TITLE, analytics_enabled=False) as demo:
+    # delete_cache: Gradio removes the files it copied for this app an hour on, and all at shutdown (ours
+    # are in the data folder already: an upload is stored under uploads/, an export under exports/)
+    with gr.Blocks(title=TITLE, analytics_enabled=False, delete_cache=(3600, 3600)) as demo:
         shared = Shared.create(ctx, demo)
         with gr.Tabs(elem_id="ps-tabs") as tabs:
             shared.tabs = tabs   # the start screen's buttons move to other tabs
@@ -156,7 +158,7 @@ def make_context(args: argparse.Namespace) -> StudioContext:
 
     from storage import default_home
 
-    home = Path(args.data_dir).expanduser() if args.data_dir else default_home()
+    home = Path(args.data_dir).expanduser().absolute() if args.data_dir else default_home()
     home.mkdir(parents=True, exist_ok=True)
     url = args.db or f"sqlite:///{home / 'studio.db'}"
     # artifacts live beside a SQLite file (storage's rule); with a server database, in the data dir
@@ -253,6 +255,7 @@ def main(argv: Sequence[str]) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     log.setLevel(logging.INFO)
     ctx = make_context(args)
+    gradio_tmp_in(ctx.data_dir)
     demo = build_app(ctx)
     try:
         launch(demo, ctx, host=args.host, port=args.port, auth=auth, block=False)
@@ -265,6 +268,17 @@ def main(argv: Sequence[str]) -> int:
     finally:
         ctx.close()
     return 0
+
+
+def gradio_tmp_in(home: Path) -> str:
+    """Gradio's copies of uploads and downloads (a bundle, the sweep CSV) in ``home/gradio-tmp``, private
+    (0700), unless ``GRADIO_TEMP_DIR`` names a place already; returns the folder used. Why: by default
+    they go to ``/tmp/gradio``, world-readable and kept after the studio stops. Gradio reads the variable
+    as the app is built, so this runs before ``build_app``."""
+    if "GRADIO_TEMP_DIR" not in os.environ:
+        (home / "gradio-tmp").mkdir(mode=0o700, parents=True, exist_ok=True)
+        os.environ["GRADIO_TEMP_DIR"] = str(home / "gradio-tmp")
+    return os.environ["GRADIO_TEMP_DIR"]
 
 
 def _serve_until_stopped(demo: gr.Blocks) -> None:

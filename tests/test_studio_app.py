@@ -23,7 +23,7 @@ def studio(tmp_path_factory, smol_tok):
     ctx = make_context(tmp_path_factory.mktemp("studio"), tiny_model("causal", smol_tok))
     demo = build_app(ctx)
     launch(demo, ctx, port=None, block=False)
-    yield demo.local_url, ctx
+    yield demo.local_url, ctx, demo
     demo.close()
 
 
@@ -211,3 +211,16 @@ def test_while_the_model_loads_controls_say_so(loading_client):
     assert "loading model..." in out[0]
     _, coverage = loading_client.predict("a: x\nb: y", "{text_a} {mask}", api_name="/coverage")
     assert "loading model..." in coverage
+
+
+def test_gradio_keeps_its_copies_private_in_the_data_folder(tmp_path, monkeypatch, studio):
+    """Uploads and downloads were copied to /tmp/gradio (a bundle world-readable) and kept forever."""
+    from studio.app import gradio_tmp_in
+
+    monkeypatch.delenv("GRADIO_TEMP_DIR", raising=False)
+    used = gradio_tmp_in(tmp_path)
+    assert used == os.environ["GRADIO_TEMP_DIR"] == str(tmp_path / "gradio-tmp")
+    assert (tmp_path / "gradio-tmp").stat().st_mode & 0o777 == 0o700
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "chosen"))     # the user's own choice stands
+    assert gradio_tmp_in(tmp_path / "other") == str(tmp_path / "chosen") and not (tmp_path / "other").exists()
+    assert studio[2].delete_cache == (3600, 3600)     # Gradio removes its copies an hour on, and at shutdown
