@@ -102,7 +102,10 @@ def test_default_cache_dir_env(monkeypatch, tmp_path):
     monkeypatch.setenv("PROMPT_STUDIO_CACHE", str(tmp_path))
     assert default_cache_dir() == tmp_path
     monkeypatch.delenv("PROMPT_STUDIO_CACHE")
+    monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
     assert default_cache_dir().parts[-2:] == (".cache", "prompt-studio")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert default_cache_dir() == tmp_path / "xdg" / "prompt-studio"
 
 
 @pytest.mark.slow

@@ -12,6 +12,12 @@ CACHE_ENV = "PROMPT_STUDIO_CACHE"
 
 
 def default_cache_dir() -> Path:
-    """``$PROMPT_STUDIO_CACHE`` if set, else ``~/.cache/prompt-studio`` (not created here)."""
+    """``$PROMPT_STUDIO_CACHE`` if set, else ``$XDG_CACHE_HOME/prompt-studio`` (``~/.cache/prompt-studio``);
+    not created here. A cache, not the store: what is in it is derived again when it is deleted, and
+    several studio homes share it rather than convert the embedded model once each. Absolute: a job's
+    process starts in another folder."""
     env = os.environ.get(CACHE_ENV)
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "prompt-studio"
+    if env:
+        return Path(env).expanduser().absolute()
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return (Path(xdg).expanduser().absolute() if xdg else Path.home() / ".cache") / "prompt-studio"
