@@ -7,6 +7,7 @@ and the terminal must show only what the user needs. Each command runs in a subp
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import warnings
 from pathlib import Path
@@ -64,6 +65,12 @@ def test_train_stdout_is_exactly_the_result_json_and_stderr_only_progress(config
     assert result["status"] == "succeeded" and result["steps"] == 2
     _assert_quiet(proc.stderr)
     assert "2/2" in proc.stderr                 # the progress is there, on stderr
+    # unrecorded and no train.output_dir: the weights go to the studio's home (they went to a /tmp folder
+    # nobody named or cleaned), and stderr says where
+    home = Path(os.environ["PROMPT_STUDIO_HOME"])
+    [out] = [line.split(" go to ", 1)[1] for line in proc.stderr.splitlines()
+             if "weights and checkpoints go to" in line]
+    assert Path(out).parent == home / "runs" and (Path(out) / "result.json").exists()
 
 
 def test_quiet_hf_restores_the_bar_setting_and_keeps_other_warnings():

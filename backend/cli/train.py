@@ -6,9 +6,12 @@ database (the default), the run is recorded like a worker's run: status, metric 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
+import secrets
 import sys
+import time
 from typing import Any
 
 from backend.cli.common import open_store, with_project
@@ -36,6 +39,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     if seeds and ray:
         raise ConfigError("several seeds on Ray run as a sweep: python -m backend sweep SPEC --executor ray "
                           "(seeds: [...] in the spec)", field="--seeds")
+    if args.no_db and not distributed and not cfg.train.output_dir:
+        cfg = _unrecorded_output(cfg)
     if seeds:
         seeds = check(parse_seeds(seeds), list[int], "--seeds", SEED)
         store = None if args.no_db or distributed else open_store(args)   # each seed a recorded run
@@ -55,6 +60,18 @@ def cmd_train(args: argparse.Namespace) -> int:
         if ray:        # the Ray task claims it (queued -> running) from its own process
             return _execute_on_ray(store, submit(store, cfg), args, stop)
         return _execute(store, submit(store, cfg, status="running"), stop)
+
+
+def _unrecorded_output(cfg: Any) -> Any:
+    """An unrecorded run (``--no-db``) without ``train.output_dir`` writes in the studio's home
+    (``runs/unrecorded-<time>-<random>``), said on stderr: its weights are its only trace, and a temp
+    folder would keep them, unnamed, where nobody looks or cleans."""
+    from storage import default_home
+
+    name = f"unrecorded-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}"
+    out = default_home() / "runs" / name
+    sys.stderr.write(f"weights and checkpoints go to {out}\n")
+    return dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, output_dir=str(out)))
 
 
 def _train_seeds(cfg: Any, seeds: list[int], store: Any) -> int:
