@@ -35,6 +35,17 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _own_studio_home(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """The suite never writes in the user's own studio home (``~/.prompt-studio``): a test (or a CLI child
+    it starts) that opens the default store gets a throwaway one. A test of the default itself sets or
+    unsets ``PROMPT_STUDIO_HOME`` with monkeypatch."""
+    with pytest.MonkeyPatch.context() as mp:
+        if "PROMPT_STUDIO_HOME" not in os.environ:
+            mp.setenv("PROMPT_STUDIO_HOME", str(tmp_path_factory.mktemp("studio-home")))
+        yield
+
+
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "slow: takes more than ~10 s (still runs in CI)")
 
