@@ -56,7 +56,9 @@ def test_wrong_column_lists_available(tmp_path):
 
 def test_label_column_missing(tmp_path):
     with pytest.raises(DatasetError, match="label is mapped to column 'label'.*set label to none"):
-        load_examples(_jsonl(tmp_path, [{"text_a": "x"}]))
+        load_examples(_jsonl(tmp_path, [{"text_a": "x", "source": "web"}]))
+    # one column has nothing to classify by: it is read as unlabelled text (backend.data.guess)
+    assert [e.label for e in load_examples(_jsonl(tmp_path, [{"text_a": "x"}])).examples] == [None]
 
 
 @pytest.mark.parametrize("bad,message", [
