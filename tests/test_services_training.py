@@ -321,3 +321,14 @@ def test_cost_card_times_a_training_pass_after_an_untimed_first_one(trained, mon
     card = cost.plan(ctx, _cfg(ctx, opening))
     assert calls and card["speed_source"] == "measured on one batch now"
     assert card["tokens_per_s"] > plain / 10    # the slow pass timed would make it ~100x lower
+
+
+def test_a_run_trained_on_another_revision_of_the_base_is_neither_served_nor_scored(trained):
+    """Same model name, other weights (a folder rewritten since): the run's weights were scored on a model
+    they never learned on, and the evaluation recorded the new revision as if nothing had changed."""
+    ctx, opening = trained
+    rid = ctx.store.create_run(_cfg(ctx, opening).to_dict(), method="prompt-tuning", model_revision="0" * 64,
+                               status="running", project=ctx.project)
+    ctx.store.set_status(rid, "succeeded")
+    for res in (playground.predict(ctx, "A wonderful film.", [rid]), evaluate.trained_run(ctx, rid)):
+        assert "error" in res and "revision 000000000000" in res["error"]["message"], res

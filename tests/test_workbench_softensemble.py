@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from backend.config import RunConfig
+from backend.errors import ConfigError
 from backend.services import data, evaluate, playground, project, runconfig, workbench
 from backend.services.testing import make_context
 from backend.workbench.softensemble import combine
@@ -192,3 +193,13 @@ def test_the_studio_queues_the_ensemble_and_reads_it_back(trained):
         assert "no soft-prompt ensemble to cancel" in c.predict(None, api_name="/soft_ensemble_cancel")
     finally:
         demo.close()
+
+
+def test_members_trained_on_another_revision_of_the_base_are_refused():
+    from backend.workbench.softensemble import check_members
+
+    meta = {"method": "prompt-tuning", "options": {}, "template_text": "t", "verbalizer": "v", "classes": ["a"],
+            "kind": "causal", "config": {"model": "m"}}
+    check_members([dict(meta, run_id=1, model_revision="a" * 64), dict(meta, run_id=2, model_revision="a" * 64)])
+    with pytest.raises(ConfigError, match="run 2 was trained on another revision of the base model"):
+        check_members([dict(meta, run_id=1, model_revision="a" * 64), dict(meta, run_id=2, model_revision="b" * 64)])

@@ -63,6 +63,11 @@ def attach(ctx: StudioContext, rs: RunsServer, run_id: int) -> None:
     if (info.config or {}).get("model") != ctx.model.spec:
         raise ConfigError(f"run #{run_id} was trained on {info.config.get('model')!r}, not on the loaded base "
                           f"model {ctx.model.spec!r}", field="run")
+    base = ctx.model.get().revision
+    if info.model_revision and base and info.model_revision != base:   # same name, other weights since
+        raise ConfigError(f"run #{run_id} was trained on revision {info.model_revision[:12]} of "
+                          f"{ctx.model.spec!r}; the loaded one is {base[:12]} (its files changed since): its "
+                          "weights would be scored on another model than they learned on", field="run")
     spec = read_ensemble(ctx.store, run_id) if info.method == "ensemble" else None
     if spec is not None:   # a recorded ensemble: its members are prompts on the same base, nothing to copy
         rs.server.attach_ensemble(str(run_id), spec)

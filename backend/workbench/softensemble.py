@@ -51,6 +51,10 @@ def check_members(metas: Sequence[dict[str, Any]]) -> None:
                                   " members may differ only in their soft prompts", field="runs")
         if m["config"].get("model") != first["config"].get("model"):
             raise ConfigError(f"{who} was trained on another base model", field="runs")
+        if m.get("model_revision") != first.get("model_revision"):   # same name, other weights (a folder rewritten)
+            raise ConfigError(f"{who} was trained on another revision of the base model "
+                              f"({str(m.get('model_revision'))[:12]}, not {str(first.get('model_revision'))[:12]})",
+                              field="runs")
 
 
 def stack_vectors(pms: Sequence[PromptModel]) -> torch.Tensor:
@@ -167,7 +171,8 @@ def plan_ensemble(store: Any, folders: dict[int, Any], combine_by: str) -> Plan:
     if combine_by not in COMBINE:
         raise ConfigError(f"combine by {' or '.join(COMBINE)}, not {combine_by!r}", field="combine")
     ids = list(folders)
-    metas = [read_run_meta(Path(folders[i])) | {"run_id": i} for i in ids]
+    metas = [read_run_meta(Path(folders[i])) | {"run_id": i, "model_revision": store.get_run(i).model_revision}
+             for i in ids]
     check_members(metas)
     cfgs = [RunConfig.from_dict(store.get_run(i).config) for i in ids]
     dev = load_split(cfgs[0], "eval")
