@@ -194,3 +194,22 @@ def test_label_words_typed_in_the_studio_never_read_a_server_file(ctx, tmp_path)
                     versions.save(ctx, "verbalizer", "v", typed, "")):
             assert "error" in res and "hunter2" not in str(res), res
             assert "file" in res["error"]["message"] or not typed.startswith("{")
+
+
+def test_suggested_label_words_are_never_mined_from_rows_the_evaluate_tab_scores(ctx):
+    """They come from the probed rows' gold labels: mined from dev rows, then scored on them, the words make
+    an optimistic number. The demo's split is what the Evaluate tab scores; a dev fraction leaves a train part."""
+    from backend.data.fingerprint import input_key
+    from backend.services import verbalizer
+
+    args = ("{text_a} It was {mask}", "negative: bad\npositive: good")
+    sel = data.default_selection()
+    res = verbalizer.probe(ctx, *args, data.pick(ctx, sel, [0, 1, 2]), ["negative", "positive"], 64, "tail", 5,
+                           selection=sel)
+    assert (res["mined_from"], res["left_out"], res["suggestions"]) == (0, 3, {})
+    split = dict(sel, dev_fraction=0.5)
+    dev = {input_key(e) for e in data.train_dev(ctx, split)[1]}
+    picked = data.pick(ctx, split, list(range(8)))
+    res = verbalizer.probe(ctx, *args, picked, ["negative", "positive"], 64, "tail", 5, selection=split)
+    in_dev = sum(input_key(ex) in dev for _, ex in picked)
+    assert 0 < in_dev < 8 and (res["mined_from"], res["left_out"]) == (8 - in_dev, in_dev) and res["suggestions"]

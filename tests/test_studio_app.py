@@ -127,7 +127,9 @@ def test_verbalizer_coverage_and_probe(client):
     assert "ps-error" in feedback
     msg, probe, suggestions = client.predict("{text_a} It was {mask}", "negative: bad\npositive: good",
                                              [0, 1], 5, 64, "tail", api_name="/probe")
-    assert msg == "" and probe.count("class='ps-example'") == 2 and "Top tokens at the mask" in probe
+    assert probe.count("class='ps-example'") == 2 and "Top tokens at the mask" in probe
+    # the demo's rows are the rows the Evaluate tab scores: their labels are not mined for label words
+    assert "2 probed rows are scored by the Evaluate tab" in msg and suggestions == ""
 
 
 def _evaluate(client, template="Review: {text_a} Verdict: {mask}"):

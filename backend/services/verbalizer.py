@@ -33,11 +33,28 @@ def coverage(ctx: StudioContext, label_words: str, template: str, classes: Seque
     return {"rows": rows, "classes": list(verb.classes), "problems": len(problems), "prefix": prefix}
 
 
+def scored_inputs(ctx: StudioContext, selection: dict[str, Any] | None) -> set[str]:
+    """The inputs (``input_key``) of the rows the Evaluate tab scores for ``selection``: its dev part when a
+    dev fraction splits it, else its split's rows (what ``runconfig.build`` makes ``data.eval``)."""
+    from backend.data.fingerprint import input_key
+    from backend.services.data import loaded, train_dev
+
+    if not selection or not selection.get("source"):
+        return set()
+    parts = train_dev(ctx, selection)
+    return {input_key(e) for e in (parts[1] if parts else loaded(ctx, selection).examples)}
+
+
 @service("probe")
 def probe(ctx: StudioContext, template: str, label_words: str, examples: Sequence[tuple[int, Example]],
-          classes: Sequence[str] | None, max_length: Any = 256, truncate: str = "tail", top_k: int = 10
-          ) -> dict[str, Any]:
-    """Run the base model on a few examples: what it puts at the mask, and how the label words fare."""
+          classes: Sequence[str] | None, max_length: Any = 256, truncate: str = "tail", top_k: int = 10,
+          selection: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Run the base model on a few examples: what it puts at the mask, and how the label words fare.
+
+    The suggested label words are mined from the probed rows' gold labels, so only rows the Evaluate tab
+    does not score (``selection``'s) are mined: words chosen by looking at a row's label, then scored on
+    that row, make an optimistic number. The others are still probed and shown."""
+    from backend.data.fingerprint import input_key
     from backend.pipeline import build_prompt_model, settings_for
     from backend.services import runconfig
 
@@ -52,8 +69,11 @@ def probe(ctx: StudioContext, template: str, label_words: str, examples: Sequenc
         pm, _, _ = build_prompt_model(loaded, cfg, list(classes or []), exs)
         results = engine_probe(pm, ctx.model.tokenizer, exs, settings=settings_for(cfg, loaded.kind),
                                top_k=int(top_k))
-    gold = [str(ex.label) for ex in exs]
-    labelled = [(r, g) for r, g, ex in zip(results, gold, exs) if ex.label is not None]
+    scored = scored_inputs(ctx, selection)
+    labelled = [(r, str(ex.label)) for r, ex in zip(results, exs)
+                if ex.label is not None and input_key(ex) not in scored]
     suggestions = suggest_label_words([r for r, _ in labelled], [g for _, g in labelled]) if labelled else {}
     rows = [{"row": row, "gold": ex.label, "text": ex.text_a, **res} for (row, ex), res in zip(chosen, results)]
-    return {"examples": rows, "suggestions": suggestions, "classes": list(pm.verbalizer.classes)}
+    left_out = sum(1 for ex in exs if ex.label is not None and input_key(ex) in scored)
+    return {"examples": rows, "suggestions": suggestions, "classes": list(pm.verbalizer.classes),
+            "mined_from": len(labelled), "left_out": left_out}

@@ -14,7 +14,7 @@ from studio.shared import Shared
 from studio.tabs.common import as_int, guard, row_picker
 from studio.tabs.versioning import versions_panel
 from studio.views.messages import error_html, info_html
-from studio.views.verbalizer import coverage_html, probe_html, suggestions_text
+from studio.views.verbalizer import coverage_html, probe_html, suggestions_note, suggestions_text
 
 HELP = ("Say which words the model should produce at the mask for each class, one line per class: "
         "`positive: great, good`. A class scores high when its words are likely at the mask.")
@@ -76,10 +76,10 @@ def build(ctx: StudioContext, shared: Shared) -> None:
         if not chosen:
             return error_html({"error": {"message": "pick at least one example to probe"}}), "", ""
         res = verbalizer_service.probe(ctx, template or "", text or "", chosen, classes_of(ctx, sel),
-                                       max_len, trunc, as_int(k, 10))
+                                       max_len, trunc, as_int(k, 10), selection=sel)
         if "error" in res:
             return error_html(res), "", ""
-        return "", probe_html(res), suggestions_text(res["suggestions"])
+        return suggestions_note(res), probe_html(res), suggestions_text(res["suggestions"])
 
     @guard
     def refresh_rows(sel: dict[str, Any], picked: list[Any]) -> Any:

@@ -4,6 +4,7 @@ from __future__ import annotations
 from html import escape
 from typing import Any, Sequence
 
+from studio.views.messages import info_html
 from studio.views.tables import html_table, prob_bars
 from studio.views.tokens import readable
 
@@ -42,3 +43,18 @@ def probe_html(res: dict[str, Any]) -> str:
 
 def suggestions_text(suggestions: dict[str, Sequence[str]]) -> str:
     return "\n".join(f"{c}: {', '.join(ws)}" for c, ws in suggestions.items() if ws)
+
+
+def suggestions_note(res: dict[str, Any]) -> str:
+    """Which probed rows the suggestions were mined from; empty when every labelled row was used."""
+    left = int(res.get("left_out") or 0)
+    if not left:
+        return ""
+    used = int(res.get("mined_from") or 0)
+    rows = "row is" if left == 1 else "rows are"
+    labels = "its label was" if left == 1 else "their labels were"
+    why = (f"{left} probed {rows} scored by the Evaluate tab, so {labels} not used for the suggestions "
+           "(words picked by looking at a row's label make its score optimistic)")
+    then = f"; suggestions from the other {used}." if used else \
+        ": probe training rows (set a dev fraction on the Data tab, or pick the training split) to get suggestions."
+    return info_html(why + then)
