@@ -189,19 +189,38 @@ def check_dtype(cfg: RunConfig, loaded: Any) -> None:
                               field="eval.dtype")
 
 
+def _support_rows(cfg: RunConfig, scored: Sequence[Example]) -> list[Example] | None:
+    """The training rows ``eval.calibration: support`` takes its class priors from (None without it),
+    refused (``check_disjoint``) when one is the input of a row being scored: priors computed on the very
+    rows they correct would be fitted on the evaluation."""
+    if cfg.eval.calibration != "support":
+        return None
+    from backend.data.splitting import check_disjoint
+
+    support = load_split(cfg, "train").examples
+    try:
+        check_disjoint(support, scored)
+    except DatasetError as exc:
+        raise DatasetError(f"support calibration takes its priors from the training rows, but {exc.message}",
+                           field=exc.field) from None
+    return support
+
+
 def run_zero_shot(cfg: RunConfig, *, loaded: Any = None, store: Any = None,
                   progress: Callable[[int, int], None] | None = None, parent_run_id: int | None = None
                   ) -> tuple[EvalResult, int | None]:
     """Evaluate the config's template + verbalizer zero-shot; record everything when a store is given
-    (``parent_run_id``: the run this one re-runs with changes)."""
+    (``parent_run_id``: the run this one re-runs with changes). The rows are read, and a support set that
+    shares a row with them refused, before the model is loaded or run."""
+    data = load_split(cfg, "eval")
+    support = _support_rows(cfg, data.examples)
     loaded = loaded if loaded is not None else load_for_eval(cfg)
     check_model(cfg, loaded)
-    data = load_split(cfg, "eval")
     pm, template, compiled = build_prompt_model(loaded, cfg, data.label_names, data.examples)
     wants_demos = cfg.demos.k if cfg.demos.k is not None else getattr(template.parsed.demos, "value", 0)
-    train_rows = load_split(cfg, "train").examples \
-        if cfg.eval.calibration == "support" or (wants_demos and (cfg.data.train or cfg.data.dev_fraction)) else []
-    support = train_rows if cfg.eval.calibration == "support" else None
+    train_rows = support if support is not None else []
+    if support is None and wants_demos and (cfg.data.train or cfg.data.dev_fraction):
+        train_rows = load_split(cfg, "train").examples
     demos = plan_demos(cfg, template, compiled, train_rows, data.examples)
     run_id, beating = None, contextlib.ExitStack()
     if store is not None:

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from backend.config import RunConfig
-from backend.errors import ConfigError
+from backend.errors import ConfigError, DatasetError
 from backend.models.embed import SentenceEmbedder
 from backend.pipeline import run_zero_shot
 from backend.prompts.demos import DemoChooser, build_pool, input_key, select_demos
@@ -33,8 +33,8 @@ def setup(tmp_path_factory, smol_tok):
     store.close()
 
 
-def _cfg(folder, **extra):
-    raw = {"model": "tiny-causal", "data": {"train": str(folder / "train.jsonl"), "eval": str(folder / "dev.jsonl")},
+def _cfg(folder, dev="dev.jsonl", **extra):
+    raw = {"model": "tiny-causal", "data": {"train": str(folder / "train.jsonl"), "eval": str(folder / dev)},
            "template": "{demos:2}Review: {text_a}\nSentiment:{mask}", "verbalizer": WORDS, **extra}
     return RunConfig.from_dict(raw)
 
@@ -73,8 +73,14 @@ def test_demos_change_the_scores_and_k0_turns_them_off(setup):
 @pytest.mark.parametrize("calibration", ["content-free", "support"])
 def test_calibration_inputs_get_demonstrations_too(setup, calibration):
     folder, lm, _ = setup
-    shown, _ = run_zero_shot(_cfg(folder, eval={"calibration": calibration}), loaded=lm)
-    plain, _ = run_zero_shot(_cfg(folder, eval={"calibration": calibration}, demos={"k": 0}), loaded=lm)
+    dev = "dev.jsonl"
+    if calibration == "support":   # its priors come from the training rows: none may be a scored row
+        with pytest.raises(DatasetError, match="support calibration takes its priors from the training rows"):
+            run_zero_shot(_cfg(folder, eval={"calibration": calibration}), loaded=lm)
+        dev = "dev-without-a-training-row.jsonl"
+        (folder / dev).write_text("\n".join(json.dumps(r) for r in DEV[:-1]) + "\n")
+    shown, _ = run_zero_shot(_cfg(folder, dev, eval={"calibration": calibration}), loaded=lm)
+    plain, _ = run_zero_shot(_cfg(folder, dev, eval={"calibration": calibration}, demos={"k": 0}), loaded=lm)
     assert shown.metrics["calibration"] == calibration and shown.metrics["demos_shown"] == 4
     assert [p["probs"] for p in shown.predictions] != [p["probs"] for p in plain.predictions]
 

@@ -135,3 +135,36 @@ def test_data_tab_shows_the_split_and_the_cost_card_counts_it(client, tmp_path):
     tiny.write_text("text,label\ngood film,positive\nbad film,negative\n")
     out = client.predict("Upload", None, handle_file(str(tiny)), "", None, 0, 0.2, api_name="/load_data")
     assert "cannot split 2 rows" in out[0] and "Choose the columns" not in out[0]
+
+
+def test_support_calibration_never_takes_its_priors_from_the_rows_it_scores(studio_ctx, monkeypatch):
+    """``eval.calibration: support`` divides out class priors measured on the training rows: on one file read
+    as both train and eval they are the scored rows themselves. Refused before the model is loaded, from
+    the engine and from the studio's re-run JSON (as a message, nothing recorded); with a dev fraction the
+    priors come from the train part and the run scores the dev part only."""
+    from backend import pipeline
+    from backend.data import load_examples
+    from backend.data.fingerprint import input_key
+    from backend.errors import DatasetError
+    from backend.recording import expand_rows
+
+    ctx, source, opening = studio_ctx
+    cfg = _build(ctx, opening, _selection(source, dev_fraction=None)).to_dict()
+    same = dict(cfg, data=dict(cfg["data"], train=source, eval=source), eval={"calibration": "support"})
+    before = len(ctx.store.list_runs(limit=None))
+    monkeypatch.setattr(pipeline, "load_for_eval", lambda cfg: pytest.fail("the model was loaded"))
+    refused = r"^data: support calibration takes its priors from the training rows, but 40 of the 40 evaluation rows"
+    with pytest.raises(DatasetError, match=refused):
+        pipeline.run_zero_shot(runconfig.RunConfig.from_dict(same), store=ctx.store)
+    out = training.submit_json(ctx, json.dumps(same))
+    assert out["error"]["field"] == "data" and "40 of the 40 evaluation rows" in out["error"]["message"], out
+    assert len(ctx.store.list_runs(limit=None)) == before
+    split = dict(same, data=dict(same["data"], dev_fraction=0.2))
+    done = training.submit_json(ctx, json.dumps(split))
+    assert "error" not in done, done
+    run = ctx.store.get_run(done["run_id"])
+    snap = ctx.store.get_dataset_snapshot(run.dataset_snapshot_id)
+    support, scored = expand_rows(snap.row_counts["train_rows"]), expand_rows(snap.row_counts["eval_rows"])
+    assert (len(support), len(scored)) == (32, 8) and run.metrics["eval/n"] == 8
+    by_guid = {ex.guid: input_key(ex) for ex in load_examples(source, columns=cfg["data"]["columns"]).examples}
+    assert not {by_guid[g] for g in support} & {by_guid[g] for g in scored}

@@ -217,3 +217,96 @@ def test_without_a_runner_the_studio_runs_a_job_only_if_no_other_worker_claimed_
     res = workbench.search_words(studio, template="{text_a} It was {mask}", selection=sel, max_length=64)
     assert res["status"] == "running" and not res["done"] and res["rows_scored"] == 0
     studio.store.set_status(res["job"], "cancelled")
+
+
+def _one_file(folder):
+    """A single uploaded JSONL file (no split files): read as both train and eval unless a dev fraction
+    splits it."""
+    import json
+
+    rows = [{"text": f"a {'great' if i % 2 else 'dull'} film, take {i}", "label": "positive" if i % 2 else "negative"}
+            for i in range(16)]
+    path = folder / "reviews.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    return path
+
+
+def _rows_read(store, run_id):
+    from backend.recording import expand_rows
+
+    snap = store.get_dataset_snapshot(store.get_run(run_id).dataset_snapshot_id)
+    return expand_rows(snap.row_counts["train_rows"]), expand_rows(snap.row_counts["eval_rows"])
+
+
+def test_the_search_never_reads_the_rows_the_evaluation_scores(studio, tmp_path):
+    """One file, no dev fraction: its train and eval are the same rows, so the words would be chosen on
+    the rows they are then scored on. Refused before anything is queued; with a dev fraction the search
+    reads the train part only, and an evaluation of the found words scores none of the rows searched."""
+    from backend.config import RunConfig
+    from backend.data import load_examples
+    from backend.data.fingerprint import input_key
+    from backend.services import data, evaluate, runconfig, workbench
+
+    source = data.save_upload(studio, _one_file(tmp_path))["source"]
+    sel = {"source": source, "columns": {}, "split": None, "limit": None, "shots": None, "seed": 13}
+    before = len(studio.store.list_runs(limit=None))
+    res = workbench.search_words(studio, template="{text_a} It was {mask}", selection=sel, max_length=64)
+    msg = res["error"]["message"]
+    assert msg.startswith("label words would be searched on the rows the evaluation scores (16 of the 16 "), res
+    assert "set a dev fraction on the Data tab" in msg and "reads only training rows" in msg
+    assert len(studio.store.list_runs(limit=None)) == before                  # nothing queued nor recorded
+
+    split = dict(sel, dev_fraction=0.25)
+    res = workbench.search_words(studio, template="{text_a} It was {mask}", selection=split, max_length=64, keep=2)
+    assert res["status"] == "succeeded" and res["result"]["rows"] == 12, res
+    searched, _ = _rows_read(studio.store, res["job"])
+    words = res["result"]["label_words"]
+    scored = evaluate.zero_shot(studio, runconfig.build(studio, template="{text_a} It was {mask}", label_words=words,
+                                                        selection=split, max_length=64))
+    _, evaluated = _rows_read(studio.store, scored["run_id"])
+    assert len(searched) == 12 and len(evaluated) == 4
+    rows = load_examples(source, columns=RunConfig.from_dict(studio.run(res["job"]).config).data.columns).examples
+    by_guid = {ex.guid: input_key(ex) for ex in rows}
+    assert not {by_guid[g] for g in searched} & {by_guid[g] for g in evaluated}   # by input, not by row id
+    dev = {input_key(ex) for ex in data.train_dev(studio, split)[1]}
+    assert {by_guid[g] for g in evaluated} == dev
+
+
+def test_a_queued_search_whose_rows_the_evaluation_scores_fails_with_the_reason(studio, tmp_path):
+    """The job checks its rows again when it runs (it may have been queued by another client, or its data
+    changed since): it fails, saying why, and reads no row."""
+    from backend.config import RunConfig
+    from backend.pipeline import WHOLE_VOCAB
+    from backend.workbench.labelsearch_job import LabelSearchSpec, run_label_search_job, submit_label_search
+
+    path = _one_file(tmp_path)
+    cfg = RunConfig.from_dict({"model": studio.model.spec, "template": "{text_a} It was {mask}",
+                               "verbalizer": WHOLE_VOCAB, "data": {"train": str(path), "eval": str(path),
+                                                                   "columns": {"text_a": "text", "label": "label"}}})
+    job = submit_label_search(studio.store, cfg, LabelSearchSpec(pool=10, keep=2), project=studio.project)
+    assert run_label_search_job(studio.store, job, loaded=studio.model.get()) == "failed"
+    info = studio.store.get_run(job)
+    assert "label words would be searched on the rows the evaluation scores" in info.error
+    assert info.dataset_snapshot_id is None
+
+
+def test_the_cli_search_refuses_the_rows_the_evaluation_scores_before_the_model_loads(tmp_path, capsys):
+    import json
+
+    from backend.cli import main
+
+    path = _one_file(tmp_path)
+    cfg = {"model": str(tmp_path / "no-model-here"), "template": "{text_a} It was {mask}.",
+           "verbalizer": {"negative": ["bad"], "positive": ["good"]},
+           "data": {"train": str(path), "eval": str(path), "columns": {"text_a": "text", "label": "label"}}}
+    (tmp_path / "run.json").write_text(json.dumps(cfg))
+    db = tmp_path / "words.db"
+    for where in (["--no-db"], ["--db", f"sqlite:///{db}"]):
+        assert main(["search-words", str(tmp_path / "run.json"), *where]) == 2
+        err = capsys.readouterr().err
+        assert "label words would be searched on the rows the evaluation scores (16 of the 16 " in err, err
+        assert "Traceback" not in err
+    from storage import open_store
+
+    with open_store(f"sqlite:///{db}") as store:
+        assert store.list_runs(limit=None) == []                           # nothing queued

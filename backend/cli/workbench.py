@@ -122,12 +122,14 @@ def cmd_search_words(args: argparse.Namespace) -> int:
     cfg = _config_from(args)
     from dataclasses import asdict
 
-    from backend.pipeline import WHOLE_VOCAB, load_split, settings_for
+    from backend.pipeline import WHOLE_VOCAB, settings_for
     from backend.workbench.labelsearch import search_label_words
-    from backend.workbench.labelsearch_job import JOB, SAVED_NAME, LabelSearchSpec, submit_label_search
+    from backend.workbench.labelsearch_job import (JOB, SAVED_NAME, LabelSearchSpec, rows_to_search,
+                                                   submit_label_search)
 
     spec = LabelSearchSpec(pool=args.pool, keep=args.keep).check()
-    train = load_split(cfg, "train")      # a missing column or an empty split: said before the model loads
+    # a missing column, an empty split, or training rows the evaluation scores: said before the model loads
+    train, _ = rows_to_search(cfg)
     store = open_store(args)
     loaded = _loaded(cfg)
     if store is None:

@@ -148,17 +148,19 @@ def search_words(ctx: StudioContext, *, template: str, selection: dict[str, Any]
     """Queue a search for one label word per class on the selection's *training* rows (the words are then
     compared on dev rows they were never chosen on) as one job; without a job runner it runs here, to the
     end. Returns ``label_search``'s answer for the job: poll that for progress and the words."""
-    from backend.pipeline import WHOLE_VOCAB, load_split
+    from backend.pipeline import WHOLE_VOCAB
     from backend.prompts.template import parse_template
-    from backend.workbench.labelsearch_job import (SAVED_NAME, LabelSearchSpec, run_label_search_job,
-                                                   submit_label_search)
+    from backend.workbench.labelsearch_job import (SAVED_NAME, LabelSearchSpec, rows_to_search,
+                                                   run_label_search_job, submit_label_search)
 
     if not isinstance(template, str) or not template.strip():
         return user_error("write a template with a {mask} first", "template")
     parse_template(template)     # TemplateError with the span: said now, not by a job that fails later
     cfg = _comparison_config(ctx, template, "x: x", selection, max_length, truncate, None, True)
     cfg.verbalizer, cfg.name = WHOLE_VOCAB, SAVED_NAME     # the search reads the whole vocabulary at the mask
-    load_split(cfg, "train")     # no training rows, or a missing column: said now too
+    # no training rows, a missing column, or training rows the evaluation scores (a one-file source
+    # without a dev fraction): said now too, before anything is queued
+    rows_to_search(cfg)
     job = submit_label_search(ctx.store, cfg, LabelSearchSpec(pool=pool, keep=keep), project=ctx.project)
     if ctx.jobs is None:
         with ctx.model.lock:

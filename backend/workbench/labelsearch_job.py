@@ -8,15 +8,25 @@ reads (the run's dataset snapshot) before it starts, runs the model over them (`
 events per batch), then records the rest of the run's lineage with the words it found as the run's
 verbalizer (under the name ``searched``, the name the page offers for saving them: saving the same words
 again returns that version).
+
+The words are chosen by how well they separate the rows searched, so those rows must never be the rows an
+evaluation then scores: ``rows_to_search`` refuses a search whose rows share an input with the config's
+evaluation rows (a one-file source read as both train and eval), and the studio, the CLI and the job all
+read their rows through it.
 """
 from __future__ import annotations
 
+import copy
 from dataclasses import asdict, dataclass
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from backend.config import RunConfig
-from backend.errors import ConfigError
+from backend.errors import ConfigError, DatasetError
 from backend.workbench.jobbase import EventProgress, JobKind
+
+if TYPE_CHECKING:   # annotations only: the pipeline (and torch) load when a search runs, not on import
+    from backend.pipeline import Split
+    from backend.prompts.example import Example
 
 JOB = JobKind("label-search", "label-word search", spec="label_search.json", result="label_search.json",
               progress=("labels/rows_scored", "labels/rows_total"), field="search")
@@ -48,6 +58,40 @@ class LabelSearchSpec:
         return cls(pool=int(raw.get("pool", 50)), keep=int(raw.get("keep", 5))).check()
 
 
+def rows_to_search(cfg: RunConfig) -> tuple[Split, list[Example]]:
+    """The config's training split and the rows of it a search reads (``search_rows``: what the job records
+    as its rows), refused with a DatasetError when any of those rows is an input the config's evaluation
+    scores: words chosen on a row make its score meaningless. Checked by input (``input_key``), against
+    every evaluation row (``data.limit`` dropped: a later evaluation of the same data may score them all)."""
+    from backend.pipeline import load_split
+    from backend.workbench.labelsearch import search_rows
+
+    train = load_split(cfg, "train")
+    read = [train.examples[i] for i in search_rows(train.examples, train.label_names)]
+    if cfg.data.eval or cfg.data.dev_fraction is not None:    # no evaluation rows named: none to keep apart
+        every = copy.deepcopy(cfg)
+        every.data.limit = None
+        _refuse_scored_rows(read, load_split(every, "eval").examples)
+    return train, read
+
+
+def _refuse_scored_rows(read: Sequence[Example], scored: Sequence[Example]) -> None:
+    """``check_disjoint`` (the check every run makes), its refusal said as what the search would do and
+    how to give it rows of its own."""
+    from backend.data.fingerprint import input_key
+    from backend.data.splitting import check_disjoint
+
+    try:
+        check_disjoint(read, scored)
+    except DatasetError:
+        searched = {input_key(ex) for ex in read}
+        shared = sum(input_key(ex) in searched for ex in scored)
+        raise DatasetError(f"label words would be searched on the rows the evaluation scores ({shared} of the "
+                           f"{len(scored)} evaluation rows are among the {len(read)} rows searched): set a dev "
+                           "fraction on the Data tab (or give data.eval its own split) so the search reads only "
+                           "training rows") from None
+
+
 def submit_label_search(store: Any, cfg: RunConfig, spec: LabelSearchSpec, *, project: str | None = None) -> int:
     """Queue the search (checked first: a job that cannot start is never queued); returns the job's run id."""
     from backend.workbench.compare import refuse_demos
@@ -67,14 +111,13 @@ def run_label_search_job(store: Any, run_id: int, *, loaded: Any = None,
 
 
 def _run(store: Any, info: Any, loaded: Any, should_stop: Callable[[], bool] | None) -> dict[str, Any]:
-    from backend.pipeline import build_verbalizer, load_split, settings_for
+    from backend.pipeline import build_verbalizer, settings_for
     from backend.recording import record_started, save_snapshot
-    from backend.workbench.labelsearch import search_label_words, search_rows
+    from backend.workbench.labelsearch import search_label_words
 
     cfg, raw, loaded = JOB.open(store, info, loaded)
     spec = LabelSearchSpec.from_dict(raw)
-    train = load_split(cfg, "train")
-    read = [train.examples[i] for i in search_rows(train.examples, train.label_names)]
+    train, read = rows_to_search(cfg)     # checked again here: a queued job's data may have changed since
     # the rows first: a search cancelled or failed before it found its words still says what it read
     store.set_rows(info.id, save_snapshot(store, cfg, train=read, eval=[], classes=train.label_names, how=train.how,
                                           counts=train.counts))
