@@ -213,3 +213,110 @@ def test_suggested_label_words_are_never_mined_from_rows_the_evaluate_tab_scores
     res = verbalizer.probe(ctx, *args, picked, ["negative", "positive"], 64, "tail", 5, selection=split)
     in_dev = sum(input_key(ex) in dev for _, ex in picked)
     assert 0 < in_dev < 8 and (res["mined_from"], res["left_out"]) == (8 - in_dev, in_dev) and res["suggestions"]
+
+
+# ------------------------------------------------------------- scoring rows that chose a checkpoint or a configuration
+
+WORDS = ["great fun", "awful mess", "lovely film", "boring junk", "fine acting", "dull plot", "sharp script",
+         "weak ending"]
+
+
+def _texts(tag: str, n: int) -> list[dict]:
+    return [{"text_a": f"a {WORDS[i % 8]}, {tag} {i}", "label": ("positive", "negative")[i % 2]} for i in range(n)]
+
+
+@pytest.fixture(scope="module")
+def chosen(tmp_path_factory, smol_tok):
+    """A studio whose data folder holds disjoint train / dev / test splits and a ``mixed`` split that repeats
+    two dev inputs (one under the other label); a run that kept the best of two dev evaluations (on the first
+    6 dev rows, its ``eval_limit``) and a sweep's configuration trained on all data (one evaluation at most)."""
+    import json
+
+    from backend.jobs import submit
+    from backend.jobs.child import train_recorded
+    from tests.tiny import tiny_model
+
+    tmp = tmp_path_factory.mktemp("chosen")
+    ctx = make_context(tmp / "studio", tiny_model("causal", smol_tok))
+    project.bootstrap(ctx)
+    folder = ctx.data_dir / "reviews"
+    folder.mkdir()
+    dev = _texts("dev", 8)
+    mixed = [dev[0], dict(dev[1], label="positive" if dev[1]["label"] == "negative" else "negative"),
+             *_texts("mixed", 4)]
+    for split, rows in (("train", _texts("train", 12)), ("dev", dev), ("test", _texts("test", 6)), ("mixed", mixed)):
+        (folder / f"{split}.jsonl").write_text("\n".join(json.dumps(r) for r in rows))
+    ids = {}
+    for name, train, tags in (("best", {"eval_every": 1, "eval_limit": 6}, []),
+                              ("swept", {}, ["from-sweep:grid"])):
+        cfg = runconfig.build(ctx, template="{text_a} It was {mask}", label_words="negative: bad\npositive: good",
+                              selection={"source": str(folder), "split": "dev", "columns": {}}, train_split="train",
+                              max_length=64, method="prompt-tuning", options={"num_tokens": 2}, tags=tags,
+                              train={"steps": 2, "batch_size": 4, "output_dir": str(tmp / name), **train})
+        ids[name] = submit(ctx.store, cfg, status="running")
+        assert train_recorded(ctx.store, ids[name], cfg, out_dir=tmp / name, loaded=ctx.model.get()).status == "succeeded"
+    assert ctx.store.get_run(ids["best"]).metrics["final/chosen_among"] == 2
+    assert (ctx.store.get_run(ids["swept"]).metrics.get("final/chosen_among") or 0) <= 1
+    yield ctx, ids
+    ctx.close()
+
+
+def test_scoring_a_run_again_on_the_dev_rows_that_chose_its_checkpoint_says_so(chosen):
+    """The default split is the dev split: its first 6 rows (the dev evaluations' ``eval_limit``) chose the
+    checkpoint, so 6 of the 8 scored rows are no held-out figure; the caveat names the run and the count."""
+    ctx, ids = chosen
+    res = evaluate.trained_run(ctx, ids["best"])
+    assert "error" not in res, res
+    info = ctx.store.get_run(res["run_id"])
+    assert info.metrics["eval/selected_on_scored_rows"] == 6 and info.metrics["eval/n"] == 8
+    said = runs.detail(ctx, res["run_id"])["caveats"]
+    assert said == res["caveats"] == [
+        f"6 of its 8 scored rows are dev rows that chose a checkpoint of run #{ids['best']}: this score is "
+        "optimistic; score it on rows it never saw (a test split) for a fair figure."]
+    from studio.views.evaluation import metrics_card
+
+    assert "6 of its 8 scored rows are dev rows" in metrics_card(res)    # the Evaluate tab shows it by the number
+
+
+def test_rows_are_compared_by_input_and_a_separate_test_split_has_no_caveat(chosen):
+    ctx, ids = chosen
+    test = evaluate.trained_run(ctx, ids["best"], "test")
+    assert ctx.store.get_run(test["run_id"]).metrics["eval/selected_on_scored_rows"] == 0    # checked: none
+    assert test["caveats"] == [] and runs.detail(ctx, test["run_id"])["caveats"] == []
+    mixed = evaluate.trained_run(ctx, ids["best"], "mixed")   # another file, two dev inputs (one relabelled)
+    assert ctx.store.get_run(mixed["run_id"]).metrics["eval/selected_on_scored_rows"] == 2
+    assert mixed["caveats"][0].startswith(f"2 of its 6 scored rows are dev rows that chose a checkpoint of "
+                                          f"run #{ids['best']}")
+
+
+def test_a_sweeps_choice_is_carried_to_an_evaluation_on_its_dev_rows(chosen):
+    ctx, ids = chosen
+    res = evaluate.trained_run(ctx, ids["swept"])
+    assert ctx.store.get_run(res["run_id"]).metrics["eval/sweep_selected_on_scored_rows"] == 8
+    assert runs.detail(ctx, res["run_id"])["caveats"] == [
+        f"8 of its 8 scored rows are the dev rows a sweep chose run #{ids['swept']}'s configuration by: this score "
+        "is optimistic; score it on a split the sweep never saw for a fair figure."]
+    assert evaluate.trained_run(ctx, ids["swept"], "test")["caveats"] == []
+
+
+def test_dev_rows_that_read_differently_than_recorded_leave_the_overlap_unknown_not_zero(chosen):
+    """Its dev file changed since: the rows that chose the checkpoint cannot be read again, so "no overlap"
+    would be a guess; the evaluation says it could not check."""
+    from storage.models import DatasetSnapshot
+
+    ctx, ids = chosen
+    snap_id = ctx.store.get_run(ids["best"]).dataset_snapshot_id
+    with ctx.store.write() as s:
+        snap = s.get(DatasetSnapshot, snap_id)
+        kept = dict(snap.row_counts)
+        snap.row_counts = dict(kept, eval_rows=[[0, 2]])
+    try:
+        res = evaluate.trained_run(ctx, ids["best"], "test")
+    finally:
+        with ctx.store.write() as s:
+            s.get(DatasetSnapshot, snap_id).row_counts = kept
+    metrics = ctx.store.get_run(res["run_id"]).metrics
+    assert metrics["eval/selection_unchecked"] == 1 and "eval/selected_on_scored_rows" not in metrics
+    assert res["caveats"] == [f"The dev rows on which run #{ids['best']} chose a checkpoint or configuration read "
+                              "differently now than when recorded: whether this score is on them cannot be checked, "
+                              "so it may be optimistic."]

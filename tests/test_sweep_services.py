@@ -179,7 +179,7 @@ def test_a_configuration_says_why_its_runs_stopped_in_the_sweep_metric(studio):
     ctx.store.set_status(run, "succeeded")
     table = sweeps.table(ctx, "by-f1")
     assert table["rows"][0]["metric"] == "macro_f1" and table["rows"][0]["mean"] == pytest.approx(0.4)
-    assert "macro_f1: mean ± std" in table_headers(table["rows"]) and "last dev macro_f1 (top seed)" in table_headers(table["rows"])
+    assert "macro_f1: mean ± std (dev rows that chose each checkpoint: optimistic)" in table_headers(table["rows"]) and "last dev macro_f1 (top seed)" in table_headers(table["rows"])
     assert "macro_f1 0.4000 ± n/a (1 seed)" in status_html(table)   # one seed: no spread to show
 
 

@@ -38,3 +38,24 @@ def test_the_cost_card_calls_extrapolated_rows_estimates():
     assert "the other 2 estimated from the measured configurations' mean time per step" in html
     assert "at their time per step" not in html
     assert "1 min 40 s (estimated)" in html and "50 s (estimated)" not in html
+
+
+def test_a_score_measured_on_the_rows_that_chose_each_checkpoint_is_called_optimistic():
+    """Runs that kept the best of several dev evaluations are scored (``final/``) on the rows that chose
+    that checkpoint: the column and the plot say so; runs evaluated once (or never) before the end are not."""
+    from studio.views.sweep import table_headers
+
+    def with_train(row, **train):
+        return dict(row, config={"train": {"steps": 4, **train}})
+
+    picked = with_train(_row("B", 0.9, 0.01, [0.89, 0.91]), eval_every=1)
+    once = with_train(_row("A", 0.8, 0.01, [0.79, 0.81]), eval_every=4)
+    never = with_train(_row("C", 0.7, 0.01, [0.69, 0.71]))
+    headers = table_headers([picked, once])
+    assert "accuracy: mean ± std (dev rows that chose each checkpoint: optimistic)" in headers
+    assert "accuracy: mean ± std" in table_headers([once, never])          # nothing chosen: as before
+    fig = pareto_figure([picked, once], "trainable", ["B"])
+    assert fig.layout.yaxis.title.text == "dev accuracy, optimistic (mean ± std)"
+    assert "final dev accuracy on the dev rows that chose each checkpoint: optimistic, not held out" in fig.layout.title.text
+    plain = pareto_figure([once, never], "trainable", ["A"])
+    assert plain.layout.yaxis.title.text == "dev accuracy (mean ± std)" and "optimistic" not in plain.layout.title.text

@@ -203,3 +203,37 @@ def test_members_trained_on_another_revision_of_the_base_are_refused():
     check_members([dict(meta, run_id=1, model_revision="a" * 64), dict(meta, run_id=2, model_revision="a" * 64)])
     with pytest.raises(ConfigError, match="run 2 was trained on another revision of the base model"):
         check_members([dict(meta, run_id=1, model_revision="a" * 64), dict(meta, run_id=2, model_revision="b" * 64)])
+
+
+def test_an_ensemble_scored_on_the_dev_rows_that_chose_its_members_checkpoints_says_so(trained, tmp_path):
+    """Members that kept the best of several dev evaluations (on the first 8 dev rows, their ``eval_limit``)
+    chose their checkpoints on rows the ensemble is then scored on (its first member's 12 dev rows): the
+    ensemble run, and an evaluation of it on those rows, count them and carry the caveat; members that chose
+    nothing leave the ensemble without one."""
+    from backend.jobs import submit
+    from backend.jobs.child import train_recorded
+    from backend.services import runs
+
+    ctx, ids = trained
+    picky = []
+    for seed in (5, 6):
+        out = tmp_path / f"picky-{seed}"
+        cfg = runconfig.build(ctx, template="{text_a} It was {mask}", label_words=WORDS, selection=data.default_selection(),
+                              max_length=64, method="prompt-tuning", options={"num_tokens": 3, "init": "vocab"},
+                              train={"steps": 3, "batch_size": 4, "lr": 0.3, "seed": seed, "eval_every": 1,
+                                     "eval_limit": 8, "output_dir": str(out)})
+        cfg.data.limit = 12
+        run_id = submit(ctx.store, cfg, status="running")
+        assert train_recorded(ctx.store, run_id, cfg, out_dir=out, loaded=ctx.model.get()).status == "succeeded"
+        assert ctx.store.get_run(run_id).metrics["final/chosen_among"] == 3
+        picky.append(run_id)
+    res = _done(workbench.soft_ensemble(ctx, picky, "mean"))
+    info = ctx.store.get_run(res["run_id"])
+    assert info.metrics["eval/selected_on_scored_rows"] == 8 and info.metrics["eval/n"] == 12
+    assert runs.caveats(info) == ["8 of its 12 scored rows are dev rows that chose a checkpoint of one of its members: "
+                                  "this score is optimistic; score it on rows it never saw (a test split) for a fair "
+                                  "figure."]
+    again = evaluate.trained_run(ctx, res["run_id"], limit=4)
+    assert again["caveats"][0].startswith(f"4 of its 4 scored rows are dev rows that chose a checkpoint of run #{info.id}")
+    plain = _done(workbench.soft_ensemble(ctx, ids[:2], "mean"))
+    assert runs.caveats(ctx.store.get_run(plain["run_id"])) == []

@@ -46,14 +46,18 @@ def trained_run(ctx: StudioContext, run_id: int, split: str | None = None, limit
                 ) -> dict[str, Any]:
     """Score a finished trained run on a split (or its first ``limit`` examples) with the runs server
     (the base model is not reloaded), and record it as an ``evaluation`` run whose parent is the trained
-    one, so its confusion matrix drills down like any other run's."""
+    one, so its confusion matrix drills down like any other run's. Rows scored that chose the parent's
+    checkpoint (or an ensemble member's), or that a sweep chose its configuration by, are counted on the
+    new run (``backend.workbench.selection``): its caveats say the score is optimistic, and how."""
     from backend.data.splitting import check_disjoint
     from backend.evaluate import classification_metrics, gold_indices, recorded_scalars
     from backend.pipeline import load_split
     from backend.recording import create_run
     from backend.services.data import confine_config
     from backend.services.playground import attach, server_for
-    from backend.services.runs import EVALUATION, is_trained
+    from backend.services.runs import EVALUATION, caveats, is_trained
+    from backend.workbench import softensemble_job
+    from backend.workbench.selection import selection_metrics
 
     info = ctx.run(run_id)
     if not is_trained(info.method):
@@ -68,6 +72,12 @@ def trained_run(ctx: StudioContext, run_id: int, split: str | None = None, limit
     train = load_split(cfg, "train")
     learned = learned_rows(ctx, info, train.examples)
     check_disjoint(learned, examples)   # never score a run on what it learned
+    # ...and count the scored rows that chose its checkpoint or configuration (an ensemble's: its members')
+    choosers = [info.id, *(softensemble_job.JOB.read_spec(ctx.store, info)["runs"]
+                           if info.method == softensemble_job.JOB.method else [])]
+    chosen_on = selection_metrics(
+        ctx.store, choosers, examples,
+        lambda run: eval_examples(ctx, confine_config(ctx, RunConfig.from_dict(run.config))))
     rs = server_for(ctx)
     with rs.lock:
         attach(ctx, rs, info.id)
@@ -84,12 +94,13 @@ def trained_run(ctx: StudioContext, run_id: int, split: str | None = None, limit
                         train=learned, eval=examples, classes=classes, parent_run_id=info.id,
                         tags=[EVALUATION], project=info.project, how=train.how, counts=train.counts)
     ctx.store.append_metrics(new_id, [{"key": f"eval/{k}", "step": 0, "value": v}   # as a zero-shot run's are
-                                      for k, v in recorded_scalars(metrics).items()])
+                                      for k, v in recorded_scalars(metrics).items()]
+                             + [{"key": k, "step": 0, "value": v} for k, v in chosen_on.items()])
     ctx.store.add_predictions(new_id, [{"index": i, "gold": classes[g], "predicted": classes[p],
                                         "probs": {c: float(probs[i, k]) for k, c in enumerate(classes)}}
                                        for i, (g, p) in enumerate(zip(gold, pred))])
     ctx.store.set_status(new_id, "succeeded")
-    return result_view(metrics, new_id)
+    return dict(result_view(metrics, new_id), caveats=caveats(ctx.store.get_run(new_id)))
 
 
 def learned_rows(ctx: StudioContext, info: Any, own: list[Any]) -> list[Any]:

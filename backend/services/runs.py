@@ -108,7 +108,12 @@ def detail(ctx: StudioContext, run_id: int) -> dict[str, Any]:
 def caveats(r: RunInfo) -> list[str]:
     """What a score shown with the run cannot be taken for. A training that kept its best dev checkpoint is
     scored on the same dev rows; a sweep's configuration trained on all data is scored on the dev rows the
-    sweep chose it by: either figure is optimistic, not a held-out estimate."""
+    sweep chose it by: either figure is optimistic, not a held-out estimate. The same holds for a later
+    evaluation of such a run (or a soft-prompt ensemble of such runs) on those rows: it records how many
+    of its scored rows they are (``backend.workbench.selection``), said here with the run named."""
+    from backend.workbench.selection import SELECTED_ON, SELECTION_UNCHECKED, SWEEP_SELECTED_ON
+    from backend.workbench.softensemble_job import JOB
+
     out = []
     among = r.metrics.get("final/chosen_among")
     if among:
@@ -118,6 +123,20 @@ def caveats(r: RunInfo) -> list[str]:
         if t.startswith("from-sweep:"):
             out.append(f"Chosen by sweep {t[len('from-sweep:'):]!r} on these dev rows: its dev score is optimistic "
                        "(the rows that picked it); evaluate it on a split the sweep never saw for a fair figure.")
+    ensemble, n = r.method == JOB.method, r.metrics.get("eval/n")
+    of = f"of its {int(n)} scored rows" if n is not None else "of its scored rows"
+    if r.metrics.get(SELECTED_ON):
+        whose = "one of its members" if ensemble else f"run #{r.parent_run_id}"
+        out.append(f"{int(r.metrics[SELECTED_ON])} {of} are dev rows that chose a checkpoint of {whose}: this "
+                   "score is optimistic; score it on rows it never saw (a test split) for a fair figure.")
+    if r.metrics.get(SWEEP_SELECTED_ON):
+        whose = "one of its members'" if ensemble else f"run #{r.parent_run_id}'s"
+        out.append(f"{int(r.metrics[SWEEP_SELECTED_ON])} {of} are the dev rows a sweep chose {whose} configuration "
+                   "by: this score is optimistic; score it on a split the sweep never saw for a fair figure.")
+    if r.metrics.get(SELECTION_UNCHECKED):
+        whose = "its members" if ensemble else f"run #{r.parent_run_id}"
+        out.append(f"The dev rows on which {whose} chose a checkpoint or configuration read differently now than "
+                   "when recorded: whether this score is on them cannot be checked, so it may be optimistic.")
     return out
 
 

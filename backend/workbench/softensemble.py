@@ -188,11 +188,13 @@ def plan_ensemble(store: Any, folders: dict[int, Any], combine_by: str) -> Plan:
 
 
 def score_into(store: Any, run_id: int, plan: Plan, folders: dict[int, Any], combine_by: str, loaded: Any, *,
-               should_stop: Callable[[], bool] | None = None, progress: Callable[[int, int], None] | None = None
-               ) -> dict[str, Any]:
+               should_stop: Callable[[], bool] | None = None, progress: Callable[[int, int], None] | None = None,
+               selection: dict[str, float] | None = None) -> dict[str, Any]:
     """Score ``plan``'s members as one ensemble in one batch over the replicated dev rows and record it
     on run ``run_id`` (its lineage, the stacked vectors and spec it serves from, metrics, predictions);
-    returns the result the page shows. The caller records the run's end."""
+    returns the result the page shows. The caller records the run's end. ``selection``: how many of these
+    dev rows chose a member's checkpoint or configuration (``backend.workbench.selection``), recorded
+    with the score (with ``eval/n``, the rows scored) so the run's caveats say the score is optimistic."""
     import json
     from pathlib import Path
 
@@ -232,8 +234,10 @@ def score_into(store: Any, run_id: int, plan: Plan, folders: dict[int, Any], com
     store.attach_artifact(run_id, "weights", VECTORS, save_tensors({"soft_prompts": vectors.contiguous()}))
     store.append_metrics(run_id, [{"key": "eval/accuracy", "step": 0, "value": m["accuracy"]},
                                   {"key": "eval/macro_f1", "step": 0, "value": m["macro_f1"]},
+                                  {"key": "eval/n", "step": 0, "value": float(len(gold))},
                                   *[{"key": f"eval/member_{k + 1}_accuracy", "step": 0, "value": x["accuracy"]}
-                                    for k, x in enumerate(members)]])
+                                    for k, x in enumerate(members)],
+                                  *[{"key": k, "step": 0, "value": v} for k, v in (selection or {}).items()]])
     probs = np.exp(scores)
     store.add_predictions(run_id, [{"index": r, "guid": str(dev.examples[r].guid), "gold": classes[g],
                                     "predicted": classes[int(pred[r])],

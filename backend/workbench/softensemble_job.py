@@ -6,6 +6,8 @@ artifacts (the stacked soft vectors, ``soft_ensemble.json``, the first member's 
 serves from, with its lineage (every row any member trained on, the dev rows it was scored on), metrics
 and predictions. ``soft_ensemble_members.json`` (kind ``config``) names the members and how they are
 combined; the members are checked when it is queued and again when it runs.
+
+Its score records how many of the rows it scored chose a member's checkpoint (``backend.workbench.selection``).
 """
 from __future__ import annotations
 
@@ -55,8 +57,11 @@ def _run(store: Any, info: Any, loaded: Any, should_stop: Callable[[], bool] | N
 
                 raise ConfigError(f"the members were trained on revision {trained_on[:12]} of the base model; "
                                   f"the loaded one is {loaded.revision[:12]} (its files changed since)", field="runs")
+            from backend.workbench.selection import selection_metrics
+
+            chosen_on = selection_metrics(store, plan.ids, plan.dev.examples, _dev_rows)
             return score_into(store, info.id, plan, folders, str(spec["combine"]), loaded, should_stop=should_stop,
-                              progress=progress)
+                              progress=progress, selection=chosen_on)
     finally:
         shutil.rmtree(members, ignore_errors=True)
 
@@ -67,3 +72,11 @@ def ensemble_status(store: Any, info: Any) -> dict[str, Any]:
     out = JOB.status(store, info)
     out.update(rows_scored=out["done_count"], rows_total=out["total_count"])
     return out
+
+
+def _dev_rows(run: Any) -> list[Any]:
+    """The dev rows run ``run`` was scored on, read again from its config (as ``plan_ensemble`` reads them)."""
+    from backend.config import RunConfig
+    from backend.pipeline import load_split
+
+    return load_split(RunConfig.from_dict(run.config), "eval").examples

@@ -19,7 +19,9 @@ def metrics_card(res: dict[str, Any]) -> str:
     if m.get("truncated"):
         items.append(("inputs truncated", m["truncated"]))
     title = f"Run {res['run_id']}" if res.get("run_id") is not None else "Result"
-    return kv_card(items, title)
+    # what the score cannot be taken for (scored on rows that chose its checkpoint...), beside the number
+    return kv_card(items, title) + "".join(f"<div class='ps-msg ps-warning'>{escape(c)}</div>"
+                                           for c in res.get("caveats") or [])
 
 
 def _with_interval(value: Any, res: dict[str, Any], key: str) -> Any:

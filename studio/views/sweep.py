@@ -1,5 +1,7 @@
 """Sweep renderers: the whole sweep's cost card, the live table, its status line, one configuration's
-runs, and the Pareto plot (the metric against trainable parameters, time per step or peak memory).
+runs, and the Pareto plot (the metric against trainable parameters, time per step or peak memory). Where
+the runs kept their best dev checkpoint, the score shown is on the rows that chose it, and the column
+header and the plot say "optimistic" (``chose_checkpoints``).
 
 Pure: service results in, HTML / table rows / a plotly figure out. Each point of the plot carries its
 configuration's key (``customdata``), which the page's click handler puts into the configuration box.
@@ -58,11 +60,28 @@ def _num(value: Any, fmt: str) -> Any:
     return "" if value is None else format(value, fmt)
 
 
+OPTIMISTIC = "dev rows that chose each checkpoint: optimistic"
+
+
+def chose_checkpoints(rows: Sequence[dict[str, Any]]) -> bool:
+    """Whether a configuration's runs kept the best of several dev evaluations (``train.eval_every`` below
+    its steps): their ``final/`` score, which the table and the plot show, is then on the dev rows that chose
+    each checkpoint, the best of several tries on the same rows, not a held-out figure."""
+    for row in rows:
+        train = (row.get("config") or {}).get("train") or {}
+        every, steps = train.get("eval_every"), train.get("steps")
+        if every and (steps is None or every < steps):
+            return True
+    return False
+
+
 def table_headers(rows: Sequence[dict[str, Any]]) -> list[str]:
-    """TABLE_COLUMNS with the metric the sweep ranks by named (macro-F1 is not accuracy). "last dev": each
+    """TABLE_COLUMNS with the metric the sweep ranks by named (macro-F1 is not accuracy), and called
+    optimistic where the runs chose their checkpoints on the rows it is measured on. "last dev": each
     seed's last dev evaluation (the highest over the seeds), which after early stopping is not its best."""
     metric = rows[0]["metric"] if rows else "accuracy"
-    named = {"mean ± std": f"{metric}: mean ± std", "last dev": f"last dev {metric} (top seed)"}
+    mean = f"{metric}: mean ± std" + (f" ({OPTIMISTIC})" if chose_checkpoints(rows) else "")
+    named = {"mean ± std": mean, "last dev": f"last dev {metric} (top seed)"}
     return [named.get(c, c) for c in TABLE_COLUMNS]
 
 
@@ -125,12 +144,16 @@ def pareto_figure(rows: Sequence[dict[str, Any]], axis: str, front_keys: Sequenc
                                  name="Pareto front", line={"dash": "dot", "color": "#555"}, hoverinfo="skip"))
     left_out = len(rows) - len(shown)
     partial = sum(1 for r in shown if survivors_only(r))
-    title = f"{rows[0]['metric'] if rows else 'accuracy'} against {label}" + \
+    metric = rows[0]["metric"] if rows else "accuracy"
+    optimistic = chose_checkpoints(shown)
+    title = f"{metric} against {label}" + \
         (f" ({left_out} configurations without a finished seed not shown)" if left_out else "") + \
         (f" · {partial} hollow: failed or stopped seeds, mean of the rest, not on the front" if partial else "") + \
-        " · click a point for its runs"
-    fig.update_layout(title={"text": title, "font": {"size": 13}}, height=380, margin={"l": 50, "r": 20, "t": 50, "b": 45},
-                      xaxis_title=label, yaxis_title=f"dev {rows[0]['metric'] if rows else 'accuracy'} (mean ± std)",
+        " · click a point for its runs" + \
+        (f"<br>final dev {metric} on the {OPTIMISTIC}, not held out" if optimistic else "")
+    fig.update_layout(title={"text": title, "font": {"size": 13}}, height=380,
+                      margin={"l": 50, "r": 20, "t": 70 if optimistic else 50, "b": 45}, xaxis_title=label,
+                      yaxis_title=f"dev {metric}{', optimistic' if optimistic else ''} (mean ± std)",
                       clickmode="event", hovermode="closest", legend={"orientation": "h", "y": -0.2})
     if axis == "trainable" and shown and min(r[axis] for r in shown) > 0:
         fig.update_xaxes(type="log")
