@@ -139,7 +139,8 @@ def test_a_final_score_on_the_rows_that_chose_the_checkpoint_says_so(bert_tok, t
     res = run_training(train_config("masked", {"name": "soft-prompt"}, tmp_path, steps=4, eval_every=2),
                        sink=sink, loaded=tiny_model("masked", bert_tok), data=DATA)
     assert res.metrics["n"] == 8 and res.metrics["chosen_among"] == 2 == sink.values("final/chosen_among")[0]
-    said = caveats(SimpleNamespace(tags=[], metrics={f"final/{k}": v for k, v in res.metrics.items()}))
+    said = caveats(SimpleNamespace(tags=[], method="prompt-tuning", parent_run_id=None,
+                                   metrics={f"final/{k}": v for k, v in res.metrics.items()}))
     assert "the best of 2 dev evaluations" in said[0] and "optimistic" in said[0]
     plain, _, _ = train_tiny("masked", bert_tok, {"name": "soft-prompt"}, tmp_path / "plain")   # no dev choice
     assert "chosen_among" not in plain.metrics
