@@ -83,11 +83,35 @@ def recorder(store: Any, run_id: int, cfg: RunConfig) -> Recorder:
     from backend.recording import record_started
 
     def record(loaded: Any, data: RunData, verb: Verbalizer) -> None:
+        check_resumed(store, store.get_run(run_id), loaded, data.train)
         record_started(store, run_id, cfg, loaded=loaded, verbalizer=verb, train=data.train,
                        eval=data.test if data.test is not None else data.dev, classes=list(verb.classes),
                        how=data.how, counts=data.counts, autocast=mixed_precision(cfg, loaded.device))
 
     return record
+
+
+def check_resumed(store: Any, info: Any, loaded: Any, train: Sequence[Example]) -> None:
+    """A resumed run continues its parent's checkpoint only on what the parent learned from: the same
+    revision of the base model and the same training rows (read again from the config, they may differ:
+    a file edited since). Else its record would list rows and weights the checkpoint never saw, and every
+    later "not trained on this row" check would run against the wrong rows."""
+    from backend.recording import row_ids
+
+    if info.parent_run_id is None or "resume" not in info.tags:
+        return
+    parent = store.get_run(info.parent_run_id)
+    if parent.model_revision and loaded.revision and parent.model_revision != loaded.revision:
+        model = (parent.config or {}).get("model", "the base model")
+        raise ConfigError(f"run #{parent.id} trained on revision {parent.model_revision[:12]} of {model!r}; the one "
+                          f"loaded now is {loaded.revision[:12]} (its files changed since): its checkpoint cannot be "
+                          "continued on another model", field="model")
+    snap = store.get_dataset_snapshot(parent.dataset_snapshot_id) if parent.dataset_snapshot_id is not None else None
+    recorded = snap.row_counts.get("train_rows") if snap is not None else None
+    if recorded is not None and recorded != row_ids(list(train)):
+        raise DatasetError(f"run #{parent.id}'s training data reads differently now than when it trained (the file "
+                           "changed since, or its sampling did): its checkpoint is not continued on other rows; "
+                           "restore the data it trained on, or start a new run")
 
 
 def _load_model(cfg: RunConfig) -> Any:
