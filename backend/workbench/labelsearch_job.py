@@ -76,20 +76,15 @@ def rows_to_search(cfg: RunConfig) -> tuple[Split, list[Example]]:
 
 
 def _refuse_scored_rows(read: Sequence[Example], scored: Sequence[Example]) -> None:
-    """``check_disjoint`` (the check every run makes), its refusal said as what the search would do and
-    how to give it rows of its own."""
-    from backend.data.fingerprint import input_key
+    """``check_disjoint`` (the check every run makes), its refusal said as what the search would do."""
     from backend.data.splitting import check_disjoint
 
     try:
         check_disjoint(read, scored)
-    except DatasetError:
-        searched = {input_key(ex) for ex in read}
-        shared = sum(input_key(ex) in searched for ex in scored)
-        raise DatasetError(f"label words would be searched on the rows the evaluation scores ({shared} of the "
-                           f"{len(scored)} evaluation rows are among the {len(read)} rows searched): set a dev "
-                           "fraction on the Data tab (or give data.eval its own split) so the search reads only "
-                           "training rows") from None
+    except DatasetError as exc:
+        raise DatasetError(f"label words would be searched on the rows the evaluation scores ({exc.message}); "
+                           "in the studio: set a dev fraction on the Data tab so the search reads only training "
+                           "rows") from None
 
 
 def submit_label_search(store: Any, cfg: RunConfig, spec: LabelSearchSpec, *, project: str | None = None) -> int:
