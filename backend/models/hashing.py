@@ -78,3 +78,15 @@ def combined_digest(named_digests: dict[str, str]) -> str:
     for name in sorted(named_digests):
         h.update(f"{name}\0{named_digests[name]}\n".encode())
     return h.hexdigest()
+
+
+def refuse_other_revision(trained_on: str | None, loaded: str | None, who: str, model: str, why: str,
+                          field: str = "model") -> None:
+    """ConfigError when what ``who`` learned on (``trained_on``, a recorded revision) is not the base model
+    loaded now: the same name (``model``) with other weights, e.g. a model folder rewritten since. ``why``
+    says what would go wrong. Unknown revisions (either None) are not refused: nothing to compare."""
+    if trained_on and loaded and trained_on != loaded:
+        from backend.errors import ConfigError
+
+        raise ConfigError(f"{who} trained on revision {trained_on[:12]} of {model!r}; the one loaded now is "
+                          f"{loaded[:12]} (its files changed since): {why}", field=field)

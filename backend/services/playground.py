@@ -52,6 +52,7 @@ def runs(ctx: StudioContext) -> list[str]:
 
 def attach(ctx: StudioContext, rs: RunsServer, run_id: int) -> None:
     """Attach a finished trained run of this base model to the server (once; later calls reuse it)."""
+    from backend.models.hashing import refuse_other_revision
     from backend.serving import materialize_run
     from backend.workbench.record import read_ensemble
 
@@ -63,11 +64,8 @@ def attach(ctx: StudioContext, rs: RunsServer, run_id: int) -> None:
     if (info.config or {}).get("model") != ctx.model.spec:
         raise ConfigError(f"run #{run_id} was trained on {info.config.get('model')!r}, not on the loaded base "
                           f"model {ctx.model.spec!r}", field="run")
-    base = ctx.model.get().revision
-    if info.model_revision and base and info.model_revision != base:   # same name, other weights since
-        raise ConfigError(f"run #{run_id} was trained on revision {info.model_revision[:12]} of "
-                          f"{ctx.model.spec!r}; the loaded one is {base[:12]} (its files changed since): its "
-                          "weights would be scored on another model than they learned on", field="run")
+    refuse_other_revision(info.model_revision, ctx.model.get().revision, f"run #{run_id}", ctx.model.spec,
+                          "its weights would be scored on another model than they learned on", field="run")
     spec = read_ensemble(ctx.store, run_id) if info.method == "ensemble" else None
     if spec is not None:   # a recorded ensemble: its members are prompts on the same base, nothing to copy
         rs.server.attach_ensemble(str(run_id), spec)

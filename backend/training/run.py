@@ -100,12 +100,12 @@ def check_resumed(store: Any, info: Any, loaded: Any, train: Sequence[Example]) 
 
     if info.parent_run_id is None or "resume" not in info.tags:
         return
+    from backend.models.hashing import refuse_other_revision
+
     parent = store.get_run(info.parent_run_id)
-    if parent.model_revision and loaded.revision and parent.model_revision != loaded.revision:
-        model = (parent.config or {}).get("model", "the base model")
-        raise ConfigError(f"run #{parent.id} trained on revision {parent.model_revision[:12]} of {model!r}; the one "
-                          f"loaded now is {loaded.revision[:12]} (its files changed since): its checkpoint cannot be "
-                          "continued on another model", field="model")
+    refuse_other_revision(parent.model_revision, loaded.revision, f"run #{parent.id}",
+                          (parent.config or {}).get("model", "the base model"),
+                          "its checkpoint cannot be continued on another model")
     snap = store.get_dataset_snapshot(parent.dataset_snapshot_id) if parent.dataset_snapshot_id is not None else None
     recorded = snap.row_counts.get("train_rows") if snap is not None else None
     if recorded is not None and recorded != row_ids(list(train)):

@@ -51,13 +51,13 @@ def _run(store: Any, info: Any, loaded: Any, should_stop: Callable[[], bool] | N
         with EventProgress(store, info.id, JOB.progress) as progress:
             folders = {int(i): materialize_run(store, int(i), members) for i in spec["runs"]}
             plan = plan_ensemble(store, folders, str(spec["combine"]))
-            trained_on = plan.metas[0].get("model_revision")
-            if trained_on and getattr(loaded, "revision", None) and loaded.revision != trained_on:
-                from backend.errors import ConfigError
-
-                raise ConfigError(f"the members were trained on revision {trained_on[:12]} of the base model; "
-                                  f"the loaded one is {loaded.revision[:12]} (its files changed since)", field="runs")
+            from backend.models.hashing import refuse_other_revision
             from backend.workbench.selection import selection_metrics
+
+            refuse_other_revision(plan.metas[0].get("model_revision"), getattr(loaded, "revision", None),
+                                  "its members", info.config.get("model", "the base model"),
+                                  "their soft prompts would be scored on another model than they learned on",
+                                  field="runs")
 
             chosen_on = selection_metrics(store, plan.ids, plan.dev.examples, _dev_rows)
             return score_into(store, info.id, plan, folders, str(spec["combine"]), loaded, should_stop=should_stop,
