@@ -74,6 +74,6 @@ def probe(ctx: StudioContext, template: str, label_words: str, examples: Sequenc
                 if ex.label is not None and input_key(ex) not in scored]
     suggestions = suggest_label_words([r for r, _ in labelled], [g for _, g in labelled]) if labelled else {}
     rows = [{"row": row, "gold": ex.label, "text": ex.text_a, **res} for (row, ex), res in zip(chosen, results)]
-    left_out = sum(1 for ex in exs if ex.label is not None and input_key(ex) in scored)
+    left_out = sum(ex.label is not None for ex in exs) - len(labelled)   # labelled rows the Evaluate tab scores
     return {"examples": rows, "suggestions": suggestions, "classes": list(pm.verbalizer.classes),
             "mined_from": len(labelled), "left_out": left_out}
